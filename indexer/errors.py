@@ -1,0 +1,20 @@
+"""Errors raised by the indexer layer."""
+
+
+class IndexerError(Exception):
+    """Base class for indexer failures."""
+
+
+class ExtractionUnavailableError(IndexerError):
+    """The extraction service cannot be used now (transient: retry later).
+
+    A bad *document* never raises this: it yields an `Extraction` with a failure status.
+    """
+
+
+class SearchUnavailableError(IndexerError):
+    """The search index cannot be reached now (transient: retry later)."""
+
+
+class InvalidQueryError(IndexerError):
+    """The search request is out of range or malformed (maps to HTTP 400)."""

@@ -1,0 +1,75 @@
+"""The object store port.
+
+Blobs are content-addressed: the key of a blob is derived from the SHA-256 of its
+bytes, so the same bytes are stored once, a key never changes meaning and a blob
+is never overwritten. Every document version points at one blob; old versions
+keep their blobs. Nothing in Crossdoc deletes a blob (deletes are soft, in the
+catalog): losing an accepted document is the worst bug this product can have.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def blob_key_for(sha256: str) -> str:
+    """The object key of the blob with this SHA-256 (lower-case hex)."""
+    if not _SHA256_HEX.match(sha256):
+        raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+    return f"blobs/sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """Where a blob lives and what it is."""
+
+    key: str
+    sha256: str
+    size: int
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """Durable, content-addressed storage of original document bytes."""
+
+    def put_file(self, path: Path, *, sha256: str, size: int) -> StoredBlob:
+        """Store the bytes of the local file `path` under `blob_key_for(sha256)`.
+
+        Preconditions: the caller computed `sha256` and `size` while writing `path`.
+        The adapter verifies both before the blob becomes visible and raises
+        `IntegrityError` on a mismatch. Idempotent: if the blob already exists with
+        the same size, nothing is written. Durable when it returns (fsync'd, or
+        acknowledged by the S3 server). Raises `StorageUnavailableError` when the
+        store cannot be reached. Never overwrites or truncates an existing blob.
+        """
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """Open a blob for reading, as a binary file object the caller closes.
+
+        Raises `BlobNotFoundError` if there is no such blob and
+        `StorageUnavailableError` when the store cannot be reached.
+        """
+        ...
+
+    def iter_chunks(self, key: str, chunk_size: int = 1 << 16) -> Iterator[bytes]:
+        """Stream a blob's bytes in chunks (for downloads), closing what it opened."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether a blob with this key exists. Raises `StorageUnavailableError`."""
+        ...
+
+    def size(self, key: str) -> int:
+        """The stored size in bytes. Raises `BlobNotFoundError`, `StorageUnavailableError`."""
+        ...
+
+    def ping(self) -> None:
+        """Raise `StorageUnavailableError` unless the store answers (for /readyz)."""
+        ...
