@@ -1,0 +1,184 @@
+"""Who may do what to a document: pure functions over plain data.
+
+A document's *readers* are principal tokens; a caller's *principal* is the set of
+tokens that identify them, resolved from the live catalog on every request (never
+from token claims, so a move or a disable takes effect at once). A caller may
+read a document when the two sets intersect. The same function computes the
+readers stored in the search index and answers the late re-check against the
+catalog, so the two can only disagree when the index is stale.
+
+Tokens:
+    user:NAME        the user NAME
+    dept:CODE        members of department CODE
+    deptadmin:CODE   the `dept_admin`s of department CODE (they manage its documents)
+    ministry:CODE    members of ministry CODE
+    gov              every signed-in, enabled user
+
+Fail closed: a disabled user has no tokens; a document always has at least its
+owner and its department's admins as readers; an unknown visibility grants
+nothing beyond those.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+GOV = "gov"
+
+
+class Visibility(enum.StrEnum):
+    PRIVATE = "private"
+    DEPARTMENT = "department"
+    MINISTRY = "ministry"
+    GOVERNMENT = "government"
+
+
+class Permission(enum.IntEnum):
+    """Ordered: each permission includes the ones below it."""
+
+    READ = 1
+    WRITE = 2
+    MANAGE = 3
+
+    @classmethod
+    def parse(cls, value: str) -> Permission:
+        try:
+            return cls[value.upper()]
+        except KeyError:
+            raise ValueError(f"unknown permission {value!r}") from None
+
+
+class Role(enum.StrEnum):
+    MEMBER = "member"
+    DEPT_ADMIN = "dept_admin"
+    ADMIN = "admin"
+    AUDITOR = "auditor"
+
+
+PRINCIPAL_KINDS = ("user", "dept", "ministry")
+
+
+def user_token(username: str) -> str:
+    return f"user:{username}"
+
+
+def dept_token(code: str) -> str:
+    return f"dept:{code}"
+
+
+def dept_admin_token(code: str) -> str:
+    return f"deptadmin:{code}"
+
+
+def ministry_token(code: str) -> str:
+    return f"ministry:{code}"
+
+
+def validate_grant_principal(principal: str) -> str:
+    """Check the `user:…`/`dept:…`/`ministry:…` form of a grant principal; return it."""
+    kind, sep, name = principal.partition(":")
+    if not sep or kind not in PRINCIPAL_KINDS or not name or any(c.isspace() for c in name):
+        raise ValueError("principal must be user:NAME, dept:CODE or ministry:CODE")
+    return principal
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller, as resolved from the catalog for this request."""
+
+    username: str
+    department: str | None
+    ministry: str | None
+    roles: frozenset[str] = frozenset()
+    disabled: bool = False
+
+    @property
+    def tokens(self) -> frozenset[str]:
+        """Reader tokens this caller holds. Empty for a disabled user: they see nothing."""
+        if self.disabled or not self.username:
+            return frozenset()
+        tokens = {user_token(self.username), GOV}
+        if self.department:
+            tokens.add(dept_token(self.department))
+            if Role.DEPT_ADMIN in self.roles:
+                tokens.add(dept_admin_token(self.department))
+        if self.ministry:
+            tokens.add(ministry_token(self.ministry))
+        return frozenset(tokens)
+
+    def has_role(self, *roles: str) -> bool:
+        return not self.disabled and any(role in self.roles for role in roles)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """An explicit permission on one document (or from a policy) for a principal."""
+
+    principal: str
+    permission: Permission
+    expires_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.expires_at is None or now < self.expires_at
+
+
+@dataclass(frozen=True)
+class DocumentAccess:
+    """The facts about a document that decide who may access it."""
+
+    owner: str
+    department: str
+    ministry: str
+    visibility: str
+    grants: tuple[Grant, ...] = field(default_factory=tuple)
+
+
+def _visibility_tokens(doc: DocumentAccess) -> set[str]:
+    match doc.visibility:
+        case Visibility.DEPARTMENT:
+            return {dept_token(doc.department)}
+        case Visibility.MINISTRY:
+            return {ministry_token(doc.ministry)}
+        case Visibility.GOVERNMENT:
+            return {GOV}
+        case _:  # private, or anything unknown: nobody beyond the managers
+            return set()
+
+
+def _manager_tokens(doc: DocumentAccess) -> set[str]:
+    tokens = {dept_admin_token(doc.department)}
+    if doc.owner:
+        tokens.add(user_token(doc.owner))
+    return tokens
+
+
+def holders_of(doc: DocumentAccess, permission: Permission, now: datetime) -> frozenset[str]:
+    """Tokens that hold at least `permission` on the document at time `now`."""
+    tokens = _manager_tokens(doc)
+    if permission is Permission.READ:
+        tokens |= _visibility_tokens(doc)
+    tokens.update(
+        grant.principal
+        for grant in doc.grants
+        if grant.permission >= permission and grant.active(now)
+    )
+    return frozenset(tokens)
+
+
+def readers_of(doc: DocumentAccess, now: datetime) -> frozenset[str]:
+    """The reader tokens stored in the index for this document."""
+    return holders_of(doc, Permission.READ, now)
+
+
+def can(principal: Principal, doc: DocumentAccess, permission: Permission, now: datetime) -> bool:
+    """Whether the caller holds `permission` on the document now."""
+    return not principal.tokens.isdisjoint(holders_of(doc, permission, now))
+
+
+def next_expiry(grants: Iterable[Grant], now: datetime) -> datetime | None:
+    """The earliest future expiry among the grants (when the readers will change next)."""
+    future = [g.expires_at for g in grants if g.expires_at is not None and g.expires_at > now]
+    return min(future) if future else None

@@ -1,0 +1,156 @@
+"""Plain, immutable records the catalog returns and accepts (no ORM objects leak out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class MinistryRecord:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class DepartmentRecord:
+    code: str
+    name: str
+    ministry: str
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    username: str
+    display_name: str
+    department: str | None
+    ministry: str | None
+    roles: tuple[str, ...]
+    disabled: bool
+    password_hash: str = field(repr=False, default="")
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    principal: str
+    permission: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PolicyRecord:
+    id: int
+    name: str
+    match: dict[str, str]
+    principal: str
+    permission: str
+    expires_at: datetime | None
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    id: str
+    title: str
+    filename: str
+    declared_type: str
+    content_type: str
+    size: int
+    sha256: str
+    blob_key: str
+    department: str
+    ministry: str
+    owner: str
+    visibility: str
+    tags: tuple[str, ...]
+    status: str
+    status_detail: str
+    version: int
+    revision: int
+    acl_revision: int
+    indexed_revision: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    grants: tuple[GrantRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    document_id: str
+    version: int
+    blob_key: str
+    sha256: str
+    size: int
+    filename: str
+    declared_type: str
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewBlob:
+    """A blob already durable in the object store, to attach to a document version."""
+
+    blob_key: str
+    sha256: str
+    size: int
+    filename: str
+    declared_type: str
+    content_type: str  # sniffed from the first bytes; the extractor refines it
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    blob: NewBlob
+    title: str
+    department: str
+    owner: str
+    visibility: str
+    tags: tuple[str, ...] = ()
+    grants: tuple[GrantRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboxClaim:
+    id: int
+    document_id: str
+    revision: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ExtractionRecord:
+    sha256: str
+    extractor_version: str
+    status: str
+    detail: str
+    content_type: str
+    metadata: dict[str, str]
+    text: str
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    address: str
+    outcome: str
+    detail: dict[str, object]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class NewAuditEvent:
+    actor: str
+    action: str
+    target: str = ""
+    address: str = ""
+    outcome: str = "ok"
+    detail: dict[str, object] = field(default_factory=dict)

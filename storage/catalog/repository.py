@@ -1,0 +1,811 @@
+"""The catalog repository: every read and write of the catalog goes through `Catalog`.
+
+Transactions are short and explicit. On SQLite, write transactions start with
+`BEGIN IMMEDIATE` (one writer at a time, no lock upgrades that fail mid-way) and
+the database runs in WAL mode with `synchronous=FULL`, so a committed upload
+survives a power cut. On PostgreSQL, the outbox is claimed with `SKIP LOCKED`
+and the audit chain head is locked `FOR UPDATE`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from storage.catalog import models as m
+from storage.catalog.records import (
+    AuditRecord,
+    DepartmentRecord,
+    DocumentRecord,
+    ExtractionRecord,
+    GrantRecord,
+    MinistryRecord,
+    NewAuditEvent,
+    NewBlob,
+    NewDocument,
+    OutboxClaim,
+    PolicyRecord,
+    UserRecord,
+    VersionRecord,
+)
+from storage.errors import ConflictError, NotFoundError, StorageUnavailableError
+
+GENESIS_HASH = "0" * 64
+_WRITE = "crossdoc_write"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _install_sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Autocommit at the driver level: SQLAlchemy's "begin" hook below issues
+        # BEGIN itself, so that write transactions can be IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _chain_hash(prev_hash: str, fields: dict[str, object]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+def audit_fields(
+    at: datetime, actor: str, action: str, target: str, address: str, outcome: str,
+    detail: dict[str, object],
+) -> dict[str, object]:
+    """The fields an audit record's hash covers, in canonical form."""
+    return {
+        "at": at.astimezone(UTC).isoformat(),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "address": address,
+        "outcome": outcome,
+        "detail": detail,
+    }
+
+
+class Catalog:
+    """Typed access to the catalog database."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+        self.engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            _install_sqlite_pragmas(self.engine)
+
+    # -- plumbing -----------------------------------------------------------------
+
+    @contextmanager
+    def _session(self, write: bool = False) -> Iterator[Session]:
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn = conn.execution_options(**{_WRITE: True})
+                with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
+                    yield session
+                    session.flush()
+        except sa_exc.IntegrityError as err:
+            raise ConflictError(str(err.orig)) from err
+        except sa_exc.OperationalError as err:
+            raise StorageUnavailableError(f"catalog unavailable: {err.orig}") from err
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        from storage.catalog.migrate import upgrade_to_head
+
+        upgrade_to_head(self.engine)
+
+    def ping(self) -> None:
+        with self._session() as s:
+            s.execute(select(1))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- organisation ---------------------------------------------------------------
+
+    def create_ministry(self, code: str, name: str) -> MinistryRecord:
+        with self._session(write=True) as s:
+            if s.get(m.Ministry, code) is not None:
+                raise ConflictError(f"ministry {code} exists")
+            s.add(m.Ministry(code=code, name=name, created_at=_now()))
+        return MinistryRecord(code, name)
+
+    def list_ministries(self) -> list[MinistryRecord]:
+        with self._session() as s:
+            rows = s.scalars(select(m.Ministry).order_by(m.Ministry.code))
+            return [MinistryRecord(r.code, r.name) for r in rows]
+
+    def get_ministry(self, code: str) -> MinistryRecord | None:
+        with self._session() as s:
+            r = s.get(m.Ministry, code)
+            return MinistryRecord(r.code, r.name) if r else None
+
+    def create_department(self, code: str, name: str, ministry: str) -> DepartmentRecord:
+        with self._session(write=True) as s:
+            if s.get(m.Ministry, ministry) is None:
+                raise NotFoundError(f"no ministry {ministry}")
+            if s.get(m.Department, code) is not None:
+                raise ConflictError(f"department {code} exists")
+            s.add(m.Department(code=code, name=name, ministry_code=ministry, created_at=_now()))
+        return DepartmentRecord(code, name, ministry)
+
+    def list_departments(self) -> list[DepartmentRecord]:
+        with self._session() as s:
+            rows = s.scalars(select(m.Department).order_by(m.Department.code))
+            return [DepartmentRecord(r.code, r.name, r.ministry_code) for r in rows]
+
+    def get_department(self, code: str) -> DepartmentRecord | None:
+        with self._session() as s:
+            r = s.get(m.Department, code)
+            return DepartmentRecord(r.code, r.name, r.ministry_code) if r else None
+
+    def _user_record(self, s: Session, u: m.User) -> UserRecord:
+        ministry = None
+        if u.department_code:
+            dept = s.get(m.Department, u.department_code)
+            ministry = dept.ministry_code if dept else None
+        return UserRecord(
+            username=u.username,
+            display_name=u.display_name,
+            department=u.department_code,
+            ministry=ministry,
+            roles=tuple(u.roles),
+            disabled=u.disabled,
+            password_hash=u.password_hash,
+        )
+
+    def create_user(
+        self,
+        username: str,
+        password_hash: str,
+        display_name: str,
+        department: str | None,
+        roles: Sequence[str],
+    ) -> UserRecord:
+        with self._session(write=True) as s:
+            if department is not None and s.get(m.Department, department) is None:
+                raise NotFoundError(f"no department {department}")
+            if s.get(m.User, username) is not None:
+                raise ConflictError(f"user {username} exists")
+            now = _now()
+            user = m.User(
+                username=username,
+                password_hash=password_hash,
+                display_name=display_name,
+                department_code=department,
+                roles=sorted(set(roles)),
+                disabled=False,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(user)
+            s.flush()
+            return self._user_record(s, user)
+
+    def get_user(self, username: str) -> UserRecord | None:
+        with self._session() as s:
+            u = s.get(m.User, username)
+            return self._user_record(s, u) if u else None
+
+    def list_users(self) -> list[UserRecord]:
+        with self._session() as s:
+            users = list(s.scalars(select(m.User).order_by(m.User.username)))
+            return [self._user_record(s, u) for u in users]
+
+    def update_user(
+        self,
+        username: str,
+        *,
+        department: str | None = None,
+        roles: Sequence[str] | None = None,
+        disabled: bool | None = None,
+        password_hash: str | None = None,
+    ) -> UserRecord:
+        with self._session(write=True) as s:
+            u = s.get(m.User, username)
+            if u is None:
+                raise NotFoundError(f"no user {username}")
+            if department is not None:
+                if s.get(m.Department, department) is None:
+                    raise NotFoundError(f"no department {department}")
+                u.department_code = department
+            if roles is not None:
+                u.roles = sorted(set(roles))
+            if disabled is not None:
+                u.disabled = disabled
+            if password_hash is not None:
+                u.password_hash = password_hash
+            u.updated_at = _now()
+            s.flush()
+            return self._user_record(s, u)
+
+    # -- documents -------------------------------------------------------------------
+
+    @staticmethod
+    def _grants(s: Session, document_ids: Sequence[str]) -> dict[str, list[GrantRecord]]:
+        out: dict[str, list[GrantRecord]] = {i: [] for i in document_ids}
+        if not document_ids:
+            return out
+        rows = s.scalars(
+            select(m.DocumentGrant)
+            .where(m.DocumentGrant.document_id.in_(document_ids))
+            .order_by(m.DocumentGrant.id)
+        )
+        for g in rows:
+            out[g.document_id].append(GrantRecord(g.principal, g.permission, g.expires_at))
+        return out
+
+    @staticmethod
+    def _document_record(d: m.Document, grants: Sequence[GrantRecord]) -> DocumentRecord:
+        return DocumentRecord(
+            id=d.id,
+            title=d.title,
+            filename=d.filename,
+            declared_type=d.declared_type,
+            content_type=d.content_type,
+            size=d.size,
+            sha256=d.sha256,
+            blob_key=d.blob_key,
+            department=d.department,
+            ministry=d.ministry,
+            owner=d.owner,
+            visibility=d.visibility,
+            tags=tuple(d.tags),
+            status=d.status,
+            status_detail=d.status_detail,
+            version=d.version,
+            revision=d.revision,
+            acl_revision=d.acl_revision,
+            indexed_revision=d.indexed_revision,
+            created_at=d.created_at,
+            updated_at=d.updated_at,
+            deleted_at=d.deleted_at,
+            grants=tuple(grants),
+        )
+
+    @staticmethod
+    def _enqueue(s: Session, document_id: str, revision: int, now: datetime) -> None:
+        s.add(
+            m.OutboxItem(
+                document_id=document_id,
+                revision=revision,
+                created_at=now,
+                available_at=now,
+                attempts=0,
+                last_error="",
+            )
+        )
+
+    @staticmethod
+    def _replace_grants(
+        s: Session, document_id: str, grants: Sequence[GrantRecord], actor: str, now: datetime
+    ) -> None:
+        s.execute(delete(m.DocumentGrant).where(m.DocumentGrant.document_id == document_id))
+        seen: set[str] = set()
+        for g in grants:
+            if g.principal in seen:
+                raise ConflictError(f"principal {g.principal} appears twice")
+            seen.add(g.principal)
+            s.add(
+                m.DocumentGrant(
+                    document_id=document_id,
+                    principal=g.principal,
+                    permission=g.permission,
+                    expires_at=g.expires_at,
+                    created_at=now,
+                    created_by=actor,
+                )
+            )
+
+    def create_document(
+        self, new: NewDocument, *, idempotency_key: str | None = None
+    ) -> tuple[DocumentRecord, bool]:
+        """Record a new document, its first version and its outbox row in one transaction.
+
+        Returns (document, created). With an idempotency key already used by the
+        same owner, returns the existing document and created=False.
+        """
+        with self._session(write=True) as s:
+            if idempotency_key:
+                existing = s.get(m.IdempotencyKey, (new.owner, idempotency_key))
+                if existing is not None:
+                    d = s.get(m.Document, existing.document_id)
+                    if d is not None:
+                        grants = self._grants(s, [d.id])[d.id]
+                        return self._document_record(d, grants), False
+            dept = s.get(m.Department, new.department)
+            if dept is None:
+                raise NotFoundError(f"no department {new.department}")
+            now = _now()
+            doc_id = uuid.uuid4().hex
+            d = m.Document(
+                id=doc_id,
+                title=new.title,
+                filename=new.blob.filename,
+                declared_type=new.blob.declared_type,
+                content_type=new.blob.content_type,
+                size=new.blob.size,
+                sha256=new.blob.sha256,
+                blob_key=new.blob.blob_key,
+                department=new.department,
+                ministry=dept.ministry_code,
+                owner=new.owner,
+                visibility=new.visibility,
+                tags=list(new.tags),
+                status="pending",
+                status_detail="",
+                version=1,
+                revision=1,
+                acl_revision=1,
+                indexed_revision=0,
+                created_at=now,
+                updated_at=now,
+                deleted_at=None,
+            )
+            s.add(d)
+            s.add(
+                m.DocumentVersion(
+                    document_id=doc_id,
+                    version=1,
+                    blob_key=new.blob.blob_key,
+                    sha256=new.blob.sha256,
+                    size=new.blob.size,
+                    filename=new.blob.filename,
+                    declared_type=new.blob.declared_type,
+                    created_by=new.owner,
+                    created_at=now,
+                )
+            )
+            self._replace_grants(s, doc_id, new.grants, new.owner, now)
+            self._enqueue(s, doc_id, 1, now)
+            if idempotency_key:
+                s.add(
+                    m.IdempotencyKey(
+                        username=new.owner, key=idempotency_key, document_id=doc_id, created_at=now
+                    )
+                )
+            s.flush()
+            return self._document_record(d, new.grants), True
+
+    def get_document(self, document_id: str, *, include_deleted: bool = False) -> DocumentRecord:
+        """Raises NotFoundError for a missing (or, by default, deleted) document."""
+        docs = self.get_documents([document_id], include_deleted=include_deleted)
+        if not docs:
+            raise NotFoundError(f"no document {document_id}")
+        return docs[0]
+
+    def get_documents(
+        self, document_ids: Sequence[str], *, include_deleted: bool = False
+    ) -> list[DocumentRecord]:
+        """The documents with these ids that exist, in the order given."""
+        ids = list(dict.fromkeys(document_ids))
+        if not ids:
+            return []
+        with self._session() as s:
+            query = select(m.Document).where(m.Document.id.in_(ids))
+            if not include_deleted:
+                query = query.where(m.Document.deleted_at.is_(None))
+            rows = {d.id: d for d in s.scalars(query)}
+            grants = self._grants(s, list(rows))
+            return [self._document_record(rows[i], grants[i]) for i in ids if i in rows]
+
+    def add_version(self, document_id: str, blob: NewBlob, actor: str) -> DocumentRecord:
+        with self._session(write=True) as s:
+            d = s.get(m.Document, document_id)
+            if d is None or d.deleted_at is not None:
+                raise NotFoundError(f"no document {document_id}")
+            now = _now()
+            d.version += 1
+            d.revision += 1
+            d.filename = blob.filename
+            d.declared_type = blob.declared_type
+            d.content_type = blob.content_type
+            d.size = blob.size
+            d.sha256 = blob.sha256
+            d.blob_key = blob.blob_key
+            d.status = "pending"
+            d.status_detail = ""
+            d.updated_at = now
+            s.add(
+                m.DocumentVersion(
+                    document_id=document_id,
+                    version=d.version,
+                    blob_key=blob.blob_key,
+                    sha256=blob.sha256,
+                    size=blob.size,
+                    filename=blob.filename,
+                    declared_type=blob.declared_type,
+                    created_by=actor,
+                    created_at=now,
+                )
+            )
+            self._enqueue(s, document_id, d.revision, now)
+            s.flush()
+            return self._document_record(d, self._grants(s, [document_id])[document_id])
+
+    def list_versions(self, document_id: str) -> list[VersionRecord]:
+        with self._session() as s:
+            rows = s.scalars(
+                select(m.DocumentVersion)
+                .where(m.DocumentVersion.document_id == document_id)
+                .order_by(m.DocumentVersion.version)
+            )
+            return [
+                VersionRecord(
+                    r.document_id, r.version, r.blob_key, r.sha256, r.size, r.filename,
+                    r.declared_type, r.created_by, r.created_at,
+                )
+                for r in rows
+            ]
+
+    def update_metadata(
+        self,
+        document_id: str,
+        *,
+        title: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> DocumentRecord:
+        with self._session(write=True) as s:
+            d = s.get(m.Document, document_id)
+            if d is None or d.deleted_at is not None:
+                raise NotFoundError(f"no document {document_id}")
+            if title is not None:
+                d.title = title
+            if tags is not None:
+                d.tags = list(tags)
+            d.revision += 1
+            d.updated_at = _now()
+            self._enqueue(s, document_id, d.revision, d.updated_at)
+            s.flush()
+            return self._document_record(d, self._grants(s, [document_id])[document_id])
+
+    def set_acl(
+        self, document_id: str, visibility: str, grants: Sequence[GrantRecord], actor: str
+    ) -> DocumentRecord:
+        """Replace visibility and grants. Marks the index entry stale until re-indexed."""
+        with self._session(write=True) as s:
+            d = s.get(m.Document, document_id)
+            if d is None or d.deleted_at is not None:
+                raise NotFoundError(f"no document {document_id}")
+            now = _now()
+            d.visibility = visibility
+            d.revision += 1
+            d.acl_revision = d.revision
+            d.updated_at = now
+            self._replace_grants(s, document_id, grants, actor, now)
+            self._enqueue(s, document_id, d.revision, now)
+            s.flush()
+            return self._document_record(d, tuple(grants))
+
+    def soft_delete(self, document_id: str) -> None:
+        """Hide a document everywhere. Its versions and blobs are kept (nothing is lost)."""
+        with self._session(write=True) as s:
+            d = s.get(m.Document, document_id)
+            if d is None or d.deleted_at is not None:
+                raise NotFoundError(f"no document {document_id}")
+            now = _now()
+            d.deleted_at = now
+            d.revision += 1
+            d.acl_revision = d.revision
+            d.updated_at = now
+            self._enqueue(s, document_id, d.revision, now)
+
+    def stale_access_ids(self) -> set[str]:
+        """Documents whose index entry may grant access the catalog no longer does.
+
+        That is every document whose access changed after it was last indexed
+        (including deletes), plus every document holding a grant that has expired
+        since (its index entry still lists the grantee).
+        """
+        now = _now()
+        with self._session() as s:
+            stale = set(
+                s.scalars(
+                    select(m.Document.id).where(m.Document.indexed_revision < m.Document.acl_revision)
+                )
+            )
+            stale.update(
+                s.scalars(
+                    select(m.DocumentGrant.document_id).where(m.DocumentGrant.expires_at <= now)
+                )
+            )
+            return stale
+
+    def expire_grants(self) -> list[str]:
+        """Delete grants past their expiry; re-index the documents they were on."""
+        now = _now()
+        with self._session(write=True) as s:
+            doc_ids = sorted(
+                set(
+                    s.scalars(
+                        select(m.DocumentGrant.document_id).where(
+                            m.DocumentGrant.expires_at <= now
+                        )
+                    )
+                )
+            )
+            if not doc_ids:
+                return []
+            s.execute(delete(m.DocumentGrant).where(m.DocumentGrant.expires_at <= now))
+            for d in s.scalars(select(m.Document).where(m.Document.id.in_(doc_ids))):
+                d.revision += 1
+                d.acl_revision = d.revision
+                self._enqueue(s, d.id, d.revision, now)
+            return doc_ids
+
+    def mark_indexed(
+        self,
+        document_id: str,
+        revision: int,
+        *,
+        version: int,
+        status: str,
+        status_detail: str,
+        content_type: str | None,
+    ) -> None:
+        """Record that the index holds `revision`; set the extraction status of `version`."""
+        with self._session(write=True) as s:
+            s.execute(
+                update(m.Document)
+                .where(m.Document.id == document_id, m.Document.indexed_revision < revision)
+                .values(indexed_revision=revision)
+            )
+            values: dict[str, Any] = {"status": status, "status_detail": status_detail}
+            if content_type:
+                values["content_type"] = content_type
+            s.execute(
+                update(m.Document)
+                .where(m.Document.id == document_id, m.Document.version == version)
+                .values(**values)
+            )
+            s.execute(
+                delete(m.OutboxItem).where(
+                    m.OutboxItem.document_id == document_id, m.OutboxItem.revision <= revision
+                )
+            )
+
+    def all_document_ids(self, *, include_deleted: bool = False, batch: int = 1000) -> Iterator[list[str]]:
+        """Every document id, in batches (for reindex and reconciliation)."""
+        last = ""
+        while True:
+            with self._session() as s:
+                query = select(m.Document.id).where(m.Document.id > last)
+                if not include_deleted:
+                    query = query.where(m.Document.deleted_at.is_(None))
+                ids = list(s.scalars(query.order_by(m.Document.id).limit(batch)))
+            if not ids:
+                return
+            yield ids
+            last = ids[-1]
+
+    def count_documents(self) -> int:
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).select_from(m.Document).where(m.Document.deleted_at.is_(None))) or 0)
+
+    def find_by_sha256(self, sha256: str, department: str) -> DocumentRecord | None:
+        """A live document of this department whose current version has these bytes."""
+        with self._session() as s:
+            d = s.scalars(
+                select(m.Document)
+                .where(
+                    m.Document.sha256 == sha256,
+                    m.Document.department == department,
+                    m.Document.deleted_at.is_(None),
+                )
+                .limit(1)
+            ).first()
+            return self._document_record(d, self._grants(s, [d.id])[d.id]) if d else None
+
+    def mark_all_for_reindex(self) -> int:
+        """Reset every document's index state and queue it (after the index was cleared)."""
+        now = _now()
+        with self._session(write=True) as s:
+            s.execute(update(m.Document).values(indexed_revision=0))
+            s.execute(delete(m.OutboxItem))
+            ids = list(s.scalars(select(m.Document.id)))
+            for doc_id, revision in s.execute(select(m.Document.id, m.Document.revision)):
+                self._enqueue(s, doc_id, revision, now)
+            return len(ids)
+
+    # -- outbox --------------------------------------------------------------------
+
+    def claim_outbox(self, limit: int, lease: timedelta) -> list[OutboxClaim]:
+        """Claim up to `limit` due outbox rows for `lease`; a lapsed claim is claimable again."""
+        now = _now()
+        with self._session(write=True) as s:
+            rows = list(
+                s.scalars(
+                    select(m.OutboxItem)
+                    .where(m.OutboxItem.available_at <= now)
+                    .order_by(m.OutboxItem.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            claims = []
+            for row in rows:
+                row.available_at = now + lease
+                row.attempts += 1
+                claims.append(OutboxClaim(row.id, row.document_id, row.revision, row.attempts))
+            return claims
+
+    def release_outbox(self, claim: OutboxClaim, error: str, retry_in: timedelta) -> None:
+        """Give a claimed row back after a transient failure, due again after `retry_in`."""
+        with self._session(write=True) as s:
+            row = s.get(m.OutboxItem, claim.id)
+            if row is not None:
+                row.available_at = _now() + retry_in
+                row.last_error = error[:2000]
+
+    def complete_outbox(self, claim: OutboxClaim) -> None:
+        with self._session(write=True) as s:
+            s.execute(delete(m.OutboxItem).where(m.OutboxItem.id == claim.id))
+
+    def outbox_backlog(self) -> int:
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).select_from(m.OutboxItem)) or 0)
+
+    def due_outbox_ids(self, limit: int = 1000) -> list[int]:
+        now = _now()
+        with self._session() as s:
+            return list(
+                s.scalars(
+                    select(m.OutboxItem.id)
+                    .where(m.OutboxItem.available_at <= now)
+                    .order_by(m.OutboxItem.id)
+                    .limit(limit)
+                )
+            )
+
+    # -- extraction cache ---------------------------------------------------------------
+
+    def get_extraction(self, sha256: str, extractor_version: str) -> ExtractionRecord | None:
+        with self._session() as s:
+            r = s.get(m.ExtractedText, (sha256, extractor_version))
+            if r is None:
+                return None
+            return ExtractionRecord(
+                r.sha256, r.extractor_version, r.status, r.detail, r.content_type,
+                dict(r.doc_metadata), zlib.decompress(r.text_zlib).decode("utf-8"), r.truncated,
+            )
+
+    def put_extraction(self, rec: ExtractionRecord) -> None:
+        with self._session(write=True) as s:
+            existing = s.get(m.ExtractedText, (rec.sha256, rec.extractor_version))
+            if existing is not None:
+                s.delete(existing)
+                s.flush()
+            s.add(
+                m.ExtractedText(
+                    sha256=rec.sha256,
+                    extractor_version=rec.extractor_version,
+                    status=rec.status,
+                    detail=rec.detail,
+                    content_type=rec.content_type,
+                    doc_metadata=rec.metadata,
+                    text_zlib=zlib.compress(rec.text.encode("utf-8"), 6),
+                    truncated=rec.truncated,
+                    created_at=_now(),
+                )
+            )
+
+    # -- audit -------------------------------------------------------------------------
+
+    def append_audit(self, events: Sequence[NewAuditEvent]) -> None:
+        """Append events to the hash chain (serialised: one writer extends the chain)."""
+        if not events:
+            return
+        with self._session(write=True) as s:
+            last = s.scalars(
+                select(m.AuditEvent).order_by(m.AuditEvent.id.desc()).limit(1).with_for_update()
+            ).first()
+            prev = last.hash if last else GENESIS_HASH
+            for ev in events:
+                at = _now()
+                digest = _chain_hash(
+                    prev,
+                    audit_fields(at, ev.actor, ev.action, ev.target, ev.address, ev.outcome, ev.detail),
+                )
+                s.add(
+                    m.AuditEvent(
+                        at=at, actor=ev.actor, action=ev.action, target=ev.target,
+                        address=ev.address, outcome=ev.outcome, detail=ev.detail,
+                        prev_hash=prev, hash=digest,
+                    )
+                )
+                prev = digest
+
+    def list_audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        with self._session() as s:
+            query = select(m.AuditEvent).where(m.AuditEvent.id > after_id)
+            if actor:
+                query = query.where(m.AuditEvent.actor == actor)
+            if action:
+                query = query.where(m.AuditEvent.action == action)
+            if target:
+                query = query.where(m.AuditEvent.target == target)
+            if since:
+                query = query.where(m.AuditEvent.at >= since)
+            rows = s.scalars(query.order_by(m.AuditEvent.id).limit(limit))
+            return [
+                AuditRecord(
+                    r.id, r.at, r.actor, r.action, r.target, r.address, r.outcome,
+                    dict(r.detail), r.prev_hash, r.hash,
+                )
+                for r in rows
+            ]
+
+    def verify_audit_chain(self) -> tuple[bool, int, str]:
+        """Re-hash the whole chain. Returns (ok, records checked, first problem)."""
+        prev = GENESIS_HASH
+        checked = 0
+        after = 0
+        while True:
+            batch = self.list_audit(after_id=after, limit=1000)
+            if not batch:
+                return True, checked, ""
+            for r in batch:
+                expected = _chain_hash(
+                    prev,
+                    audit_fields(r.at, r.actor, r.action, r.target, r.address, r.outcome, r.detail),
+                )
+                if r.prev_hash != prev:
+                    return False, checked, f"record {r.id}: chain broken (a record before it was removed or altered)"
+                if r.hash != expected:
+                    return False, checked, f"record {r.id}: contents do not match its hash"
+                prev = r.hash
+                checked += 1
+            after = batch[-1].id
+
+    # -- policies ----------------------------------------------------------------------
+
+    def list_policies(self) -> list[PolicyRecord]:
+        with self._session() as s:
+            rows = s.scalars(select(m.Policy).order_by(m.Policy.id))
+            return [
+                PolicyRecord(
+                    r.id, r.name, dict(r.match), r.principal, r.permission, r.expires_at,
+                    r.created_at, r.created_by,
+                )
+                for r in rows
+            ]
