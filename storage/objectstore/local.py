@@ -41,7 +41,8 @@ _CHUNK_SIZE = 1 << 20
 # (by us or an operator's tool). No access for "other": these are official papers.
 _BLOB_MODE = 0o440
 
-_BLOB_KEY = re.compile(r"^blobs/sha256/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})$")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_BLOB_KEY = re.compile(r"blobs/sha256/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})")
 
 # Errors the operator can fix without touching code (full disk, flaky mount):
 # reported as "unavailable, retry later"; anything else is a plain StorageError.
@@ -68,7 +69,7 @@ def _sha256_of_key(key: str) -> str:
     Matching the full pattern (not just "no '..'") is what keeps a key from
     naming any path outside `root/blobs/sha256/`.
     """
-    match = _BLOB_KEY.match(key) if isinstance(key, str) else None
+    match = _BLOB_KEY.fullmatch(key) if isinstance(key, str) else None
     if match is None or not match.group(3).startswith(match.group(1) + match.group(2)):
         raise ValueError(f"not a blob key: {key!r}")
     return match.group(3)
@@ -129,6 +130,9 @@ class LocalObjectStore:
         Errors reading `path` itself (the caller's file) propagate as `OSError`.
         Raises `ValueError` for a malformed `sha256` or a negative `size`.
         """
+        # fullmatch: base's `$` would also accept a digest followed by a newline.
+        if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
+            raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
         key = blob_key_for(sha256)
         if size < 0:
             raise ValueError(f"negative size: {size}")

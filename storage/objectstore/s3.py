@@ -47,7 +47,8 @@ _log = logging.getLogger(__name__)
 _CHUNK_SIZE = 1 << 20
 _SHA256_META = "x-amz-meta-sha256"
 
-_BLOB_KEY = re.compile(r"^blobs/sha256/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})$")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_BLOB_KEY = re.compile(r"blobs/sha256/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})")
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject"})
 # S3 error codes that mean "try again later" even though their status is 4xx.
@@ -56,7 +57,7 @@ _TRANSIENT_CODES = frozenset({"RequestTimeout", "SlowDown", "RequestTimeTooSkewe
 
 def _sha256_of_key(key: str) -> str:
     """The SHA-256 a blob key names; `ValueError` for anything that is not a blob key."""
-    match = _BLOB_KEY.match(key) if isinstance(key, str) else None
+    match = _BLOB_KEY.fullmatch(key) if isinstance(key, str) else None
     if match is None or not match.group(3).startswith(match.group(1) + match.group(2)):
         raise ValueError(f"not a blob key: {key!r}")
     return match.group(3)
@@ -284,6 +285,9 @@ class S3ObjectStore:
         a time. Errors reading `path` itself propagate as `OSError`. Raises `ValueError`
         for a malformed `sha256` or a negative `size`.
         """
+        # fullmatch: base's `$` would also accept a digest followed by a newline.
+        if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
+            raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
         key = blob_key_for(sha256)
         if size < 0:
             raise ValueError(f"negative size: {size}")
