@@ -1,0 +1,86 @@
+"""Fixtures for the contract suites: one fixture per port, parametrised over its adapters.
+
+Live legs (a real server named in the environment) skip with the variable to set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from minio import Minio
+from moto.server import ThreadedMotoServer
+
+from storage.objectstore.base import ObjectStore
+from storage.objectstore.local import LocalObjectStore
+from storage.objectstore.s3 import S3ObjectStore
+
+# -- object store ------------------------------------------------------------------
+
+_MOTO_KEYS = ("crossdoc-test", "crossdoc-test-secret")
+
+
+@pytest.fixture(scope="session")
+def moto_s3_endpoint() -> Iterator[str]:
+    """`host:port` of an in-process S3 protocol server (moto) on 127.0.0.1, one per session."""
+    # werkzeug logs every request at INFO; the test output does not need it.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"{host}:{port}"
+    server.stop()
+
+
+def _live_minio() -> tuple[str, str, str, bool, str | None] | None:
+    endpoint = os.environ.get("CROSSDOC_TEST_S3_ENDPOINT")
+    if not endpoint:
+        return None
+    secure = os.environ.get("CROSSDOC_TEST_S3_SECURE", "false").strip().lower()
+    return (
+        endpoint,
+        os.environ.get("CROSSDOC_TEST_S3_ACCESS_KEY", ""),
+        os.environ.get("CROSSDOC_TEST_S3_SECRET_KEY", ""),
+        secure in {"1", "true", "yes", "on"},
+        os.environ.get("CROSSDOC_TEST_S3_REGION") or None,
+    )
+
+
+def _remove_test_bucket(client: Minio, bucket: str) -> None:
+    """Drop a bucket this test created (test data only; the product never deletes)."""
+    if not client.bucket_exists(bucket):
+        return
+    for obj in client.list_objects(bucket, recursive=True):
+        if obj.object_name is not None:
+            client.remove_object(bucket, obj.object_name)
+    client.remove_bucket(bucket)
+
+
+@pytest.fixture(params=["local", "s3-moto", "s3-minio"])
+def object_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
+    """Every ObjectStore adapter, each empty: local dir, S3 on moto, real MinIO if configured.
+
+    Each S3 test gets its own bucket, created by the adapter (`create_bucket=True`).
+    """
+    if request.param == "local":
+        yield LocalObjectStore(tmp_path / "objects")
+        return
+    if request.param == "s3-moto":
+        endpoint = request.getfixturevalue("moto_s3_endpoint")
+        access_key, secret_key = _MOTO_KEYS
+        secure = False
+        region: str | None = "us-east-1"
+    else:
+        live = _live_minio()
+        if live is None:
+            pytest.skip("set CROSSDOC_TEST_S3_ENDPOINT to run against real MinIO")
+        endpoint, access_key, secret_key, secure, region = live
+    bucket = f"crossdoc-test-{uuid.uuid4().hex[:16]}"
+    yield S3ObjectStore(endpoint, access_key, secret_key, bucket, secure=secure, region=region)
+    _remove_test_bucket(
+        Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure), bucket
+    )
