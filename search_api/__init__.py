@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI) and the web UI: the outermost layer, composing everything else."""

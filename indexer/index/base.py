@@ -70,6 +70,11 @@ class SearchRequest:
     only_ids: frozenset[str] | None = None
     #: Never return these ids (documents whose index entry is known to be stale).
     exclude_ids: frozenset[str] = frozenset()
+    #: Ids the caller has already checked readable against the catalog, because
+    #: their index entry (and its readers) is stale. When set, the search is
+    #: restricted to exactly these ids and the reader filter is not applied.
+    #: Only the search service sets it, never from user input.
+    prechecked_ids: frozenset[str] | None = None
     with_facets: bool = True
     with_highlights: bool = True
 

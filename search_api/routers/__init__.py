@@ -1,0 +1,1 @@
+"""One router per resource; handlers stay thin over the plain functions they call."""

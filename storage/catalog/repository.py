@@ -564,36 +564,39 @@ class Catalog:
                 self._enqueue(s, d.id, d.revision, now)
             return doc_ids
 
-    def mark_indexed(
-        self,
-        document_id: str,
-        revision: int,
-        *,
-        version: int,
-        status: str,
-        status_detail: str,
-        content_type: str | None,
+    def mark_indexed_many(
+        self, outcomes: Sequence[tuple[str, int, int, str | None, str, str | None]]
     ) -> None:
-        """Record that the index holds `revision`; set the extraction status of `version`."""
+        """Record index outcomes in one transaction.
+
+        Each outcome is (document id, revision now in the index, version extracted,
+        status or None to leave it, status detail, detected content type or None).
+        The indexed revision only moves forward; the status is set only if the
+        version is still the current one; outbox rows up to the revision are done.
+        """
+        if not outcomes:
+            return
         with self._session(write=True) as s:
-            s.execute(
-                update(m.Document)
-                .where(m.Document.id == document_id, m.Document.indexed_revision < revision)
-                .values(indexed_revision=revision)
-            )
-            values: dict[str, Any] = {"status": status, "status_detail": status_detail}
-            if content_type:
-                values["content_type"] = content_type
-            s.execute(
-                update(m.Document)
-                .where(m.Document.id == document_id, m.Document.version == version)
-                .values(**values)
-            )
-            s.execute(
-                delete(m.OutboxItem).where(
-                    m.OutboxItem.document_id == document_id, m.OutboxItem.revision <= revision
+            for document_id, revision, version, status, detail, content_type in outcomes:
+                s.execute(
+                    update(m.Document)
+                    .where(m.Document.id == document_id, m.Document.indexed_revision < revision)
+                    .values(indexed_revision=revision)
                 )
-            )
+                if status is not None:
+                    values: dict[str, Any] = {"status": status, "status_detail": detail}
+                    if content_type:
+                        values["content_type"] = content_type
+                    s.execute(
+                        update(m.Document)
+                        .where(m.Document.id == document_id, m.Document.version == version)
+                        .values(**values)
+                    )
+                s.execute(
+                    delete(m.OutboxItem).where(
+                        m.OutboxItem.document_id == document_id, m.OutboxItem.revision <= revision
+                    )
+                )
 
     def all_document_ids(self, *, include_deleted: bool = False, batch: int = 1000) -> Iterator[list[str]]:
         """Every document id, in batches (for reindex and reconciliation)."""

@@ -1,0 +1,221 @@
+"""The `crossdoc` command: serve, import, reindex, worker."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from crossdoc.settings import Settings
+from crossdoc.wiring import ConfigurationError, Services, build_services
+
+app = typer.Typer(
+    help="Crossdoc: cross-ministry document cloud (범정부 문서 클라우드).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+IMPORT_OWNER = "@import"  # not a valid username: imported documents are owned by no person
+VISIBILITIES = ("private", "department", "ministry", "government")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _services(settings: Settings) -> Services:
+    try:
+        return build_services(settings)
+    except ConfigurationError as err:
+        console.print(f"[red]configuration error:[/red] {err}")
+        raise typer.Exit(2) from err
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Run the API (and the in-process indexer on the embedded default)."""
+    import uvicorn
+
+    from search_api.app import create_app
+    from search_api.bootstrap import bootstrap
+
+    _setup_logging()
+    settings = Settings()
+    services = _services(settings)
+    report = bootstrap(
+        services,
+        admin_password=settings.admin_password.get_secret_value() if settings.admin_password else None,
+        demo=settings.demo,
+    )
+    if report.admin_password:
+        console.print(
+            f"[bold]관리자 계정 생성 · created user 'admin' with password:[/bold] "
+            f"{report.admin_password}\n(shown once; set CROSSDOC_ADMIN_PASSWORD to choose it)"
+        )
+    if report.demo_password:
+        console.print(
+            f"[bold]데모 조직 생성 · demo organisation created.[/bold] Users "
+            f"{', '.join(report.demo_users)} share the password: {report.demo_password} (shown once)"
+        )
+    console.print(f"Crossdoc: http://{host}:{port}/docs  (data: {settings.data_dir.resolve()})")
+    uvicorn.run(create_app(settings, services), host=host, port=port, log_level="info",
+                proxy_headers=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run an indexing worker (Celery) for the scale-out deployment."""
+    settings = Settings()
+    if not settings.broker_url:
+        console.print(
+            "[red]no broker configured.[/red] On the embedded default, `crossdoc serve` indexes "
+            "in-process; set CROSSDOC_BROKER_URL (Redis) to run separate workers."
+        )
+        raise typer.Exit(2)
+    console.print("[red]Celery workers are not available in this build yet.[/red]")
+    raise typer.Exit(2)
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.is_file() and not path.is_symlink():
+                yield path
+
+
+def _hash_file(path: Path) -> tuple[str, int, bytes]:
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            if not head:
+                head = chunk[:8192]
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size, head
+
+
+def _drain_if_possible(services: Services, quiet: bool = False) -> None:
+    """Index queued documents in this process; fine to skip when a server holds the index."""
+    from indexer.worker import drain_once
+
+    backlog = services.catalog.outbox_backlog()
+    if not backlog:
+        return
+    try:
+        with Progress(TextColumn("색인 · indexing"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=console, disable=quiet) as progress:
+            task = progress.add_task("index", total=backlog)
+            while (n := drain_once(services.catalog, services.pipeline,
+                                   services.settings.worker_batch_size)):
+                progress.advance(task, n)
+    except Exception as err:  # noqa: BLE001 - a running server will index them instead
+        console.print(
+            f"[yellow]documents are queued; the running server indexes them ({err})[/yellow]"
+        )
+
+
+@app.command("import")
+def import_(
+    directory: Annotated[Path, typer.Argument(exists=True, file_okay=False, readable=True)],
+    department: Annotated[str, typer.Option("--department", help="owning department code")],
+    visibility: Annotated[str, typer.Option(help="private|department|ministry|government")] = "department",
+    tags: Annotated[str, typer.Option(help="comma-separated tags for every document")] = "",
+    index: Annotated[bool, typer.Option(help="index now, unless a running server will")] = True,
+) -> None:
+    """Import a folder tree. Resumable: files already stored for the department are skipped."""
+    from storage.ingest import StagedFile, accept_document
+
+    _setup_logging()
+    logging.getLogger().setLevel(logging.WARNING)
+    if visibility not in VISIBILITIES:
+        console.print(f"[red]--visibility must be one of {', '.join(VISIBILITIES)}[/red]")
+        raise typer.Exit(2)
+    settings = Settings()
+    services = _services(settings)
+    if services.catalog.get_department(department) is None:
+        console.print(f"[red]no department {department!r}[/red]")
+        raise typer.Exit(2)
+    tag_list = tuple(t.strip() for t in tags.split(",") if t.strip())
+    files = list(_walk(directory))
+    imported = skipped = failed = 0
+    start = time.monotonic()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task("가져오기 · importing", total=len(files))
+        for path in files:
+            try:
+                sha256, size, head = _hash_file(path)
+                if services.catalog.find_by_sha256(sha256, department) is not None:
+                    skipped += 1
+                else:
+                    rel = path.relative_to(directory)
+                    accept_document(
+                        services.catalog, services.store, StagedFile(path, sha256, size, head),
+                        filename=path.name, declared_type="", title=None, department=department,
+                        owner=IMPORT_OWNER, visibility=visibility,
+                        tags=tag_list + ((str(rel.parent),) if str(rel.parent) != "." else ()),
+                    )
+                    imported += 1
+            except OSError as err:
+                failed += 1
+                console.print(f"[red]cannot read {path}: {err}[/red]")
+            progress.advance(task)
+    elapsed = time.monotonic() - start
+    console.print(
+        f"imported {imported}, skipped {skipped} already stored, {failed} unreadable "
+        f"in {elapsed:.1f}s"
+    )
+    if index:
+        _drain_if_possible(services)
+    services.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild the search index from the object store and the catalog."""
+    _setup_logging()
+    logging.getLogger().setLevel(logging.WARNING)
+    settings = Settings()
+    services = _services(settings)
+    try:
+        services.index.clear()
+    except Exception as err:  # noqa: BLE001 - explain the usual cause
+        console.print(
+            f"[red]cannot write the index ({err}).[/red] Stop `crossdoc serve` first: the embedded "
+            "index has one writer."
+        )
+        services.close()
+        raise typer.Exit(1) from err
+    queued = services.catalog.mark_all_for_reindex()
+    console.print(f"{queued} documents queued for re-indexing")
+    _drain_if_possible(services)
+    console.print(f"index holds {services.index.count()} documents")
+    services.close()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,99 @@
+"""Settings, read from `CROSSDOC_*` environment variables (see shared API.md) and validated at start.
+
+This is the only module that reads the environment. Everything else receives the
+values it needs through constructors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CROSSDOC_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./crossdoc-data")
+
+    admin_password: SecretStr | None = None
+    #: Create a small demo organisation (ministries, departments, users) on first start.
+    demo: bool = True
+
+    database_url: str | None = None  # default: SQLite in the data dir
+    storage_url: str | None = None  # default: file:// in the data dir; or s3://BUCKET
+    s3_endpoint: str | None = None
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_secure: bool = True
+    s3_region: str | None = None
+    search_url: str = "embedded"
+    tika_url: str | None = None
+    broker_url: str | None = None
+
+    jwt_secret: SecretStr | None = None  # default: generated once and kept in the data dir
+    access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    refresh_token_hours: int = Field(default=12, ge=1, le=24 * 30)
+
+    max_upload_bytes: int = Field(default=512 * MiB, ge=1)
+    extraction_timeout_seconds: float = Field(default=60.0, gt=0)
+    extraction_memory_bytes: int = Field(default=2048 * MiB, ge=64 * MiB)
+    extraction_max_text_chars: int = Field(default=5_000_000, ge=1000)
+    extraction_workers: int = Field(default=1, ge=1, le=16)
+    worker_batch_size: int = Field(default=64, ge=1, le=1000)
+
+    max_page_size: int = Field(default=100, ge=1, le=1000)
+    max_result_window: int = Field(default=10_000, ge=100)
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("file://", "s3://")):
+            raise ValueError("CROSSDOC_STORAGE_URL must start with file:// or s3://")
+        return value
+
+    # -- derived locations ---------------------------------------------------------
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'catalog.sqlite3').resolve()}"
+
+    @property
+    def objects_dir(self) -> Path:
+        if self.storage_url and self.storage_url.startswith("file://"):
+            return Path(self.storage_url.removeprefix("file://"))
+        return self.data_dir / "objects"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where uploads are staged while they stream in (same disk as the data)."""
+        return self.data_dir / "spool"
+
+    @property
+    def uses_s3(self) -> bool:
+        return bool(self.storage_url and self.storage_url.startswith("s3://"))
+
+    @property
+    def s3_bucket(self) -> str:
+        return (self.storage_url or "").removeprefix("s3://").strip("/")
+
+    def check_for_production(self) -> list[str]:
+        """Problems that make this configuration unfit outside development."""
+        problems = []
+        if self.environment == "production":
+            if self.jwt_secret is None:
+                problems.append("set CROSSDOC_JWT_SECRET from your secret store")
+            elif len(self.jwt_secret.get_secret_value()) < 32:
+                problems.append("CROSSDOC_JWT_SECRET must be at least 32 characters")
+            if self.demo:
+                problems.append("set CROSSDOC_DEMO=false: no demo users in production")
+        return problems

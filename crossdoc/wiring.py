@@ -1,0 +1,158 @@
+"""Building the adapters from settings: the one place that chooses engines.
+
+`search_api.app.create_app` (the API process) and the worker bootstrap each call
+`build_services` once; every other module receives what it needs explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from auth.passwords import Passwords
+from auth.tokens import TokenService
+from crossdoc.settings import Settings
+from indexer.dispatch import Dispatcher
+from indexer.extraction.base import TextExtractor
+from indexer.index.base import SearchIndex
+from indexer.pipeline import IndexingPipeline
+from storage.catalog.repository import Catalog
+from storage.objectstore.base import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(Exception):
+    """The settings name an engine or combination Crossdoc cannot run with."""
+
+
+@dataclass
+class Services:
+    """Everything a Crossdoc process works with, built once at start-up."""
+
+    settings: Settings
+    catalog: Catalog
+    store: ObjectStore
+    extractor: TextExtractor
+    index: SearchIndex
+    tokens: TokenService
+    passwords: Passwords
+    pipeline: IndexingPipeline
+    dispatcher: Dispatcher | None = None
+    closers: list[object] = field(default_factory=list)
+
+    def close(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.close()
+        self.extractor.close()
+        self.index.close()
+        self.catalog.close()
+
+
+def _secret_file(path: Path) -> str:
+    """A secret generated once and kept (mode 0600) in the data dir."""
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(secret, encoding="utf-8")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return secret
+
+
+def build_object_store(settings: Settings) -> ObjectStore:
+    if settings.uses_s3:
+        from storage.objectstore.s3 import S3ObjectStore
+
+        if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
+            raise ConfigurationError(
+                "s3:// storage needs CROSSDOC_S3_ENDPOINT, CROSSDOC_S3_ACCESS_KEY "
+                "and CROSSDOC_S3_SECRET_KEY"
+            )
+        return S3ObjectStore(
+            settings.s3_endpoint,
+            settings.s3_access_key.get_secret_value(),
+            settings.s3_secret_key.get_secret_value(),
+            settings.s3_bucket,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+        )
+    from storage.objectstore.local import LocalObjectStore
+
+    return LocalObjectStore(settings.objects_dir)
+
+
+def build_extractor(settings: Settings) -> TextExtractor:
+    if settings.tika_url:
+        raise ConfigurationError(
+            "CROSSDOC_TIKA_URL (Tika server) is not supported by this build yet; "
+            "unset it to use the embedded extractor"
+        )
+    from indexer.extraction.native import NativeTikaExtractor
+
+    return NativeTikaExtractor(
+        timeout_seconds=settings.extraction_timeout_seconds,
+        memory_limit_bytes=settings.extraction_memory_bytes,
+        max_text_chars=settings.extraction_max_text_chars,
+        pool_size=settings.extraction_workers,
+    )
+
+
+def build_index(settings: Settings) -> SearchIndex:
+    if settings.search_url != "embedded":
+        raise ConfigurationError(
+            "CROSSDOC_SEARCH_URL other than 'embedded' (Elasticsearch) is not supported by "
+            "this build yet"
+        )
+    from indexer.analysis.korean import KoreanAnalyzer
+    from indexer.index.tantivy_index import TantivyIndex
+
+    return TantivyIndex(settings.index_dir, KoreanAnalyzer())
+
+
+def build_tokens(settings: Settings) -> TokenService:
+    secret = (
+        settings.jwt_secret.get_secret_value()
+        if settings.jwt_secret is not None
+        else _secret_file(settings.data_dir / "jwt-secret")
+    )
+    return TokenService(
+        {"k1": secret},
+        "k1",
+        access_ttl=timedelta(minutes=settings.access_token_minutes),
+        refresh_ttl=timedelta(hours=settings.refresh_token_hours),
+    )
+
+
+def build_services(settings: Settings, *, passwords: Passwords | None = None) -> Services:
+    """Build and start every adapter the settings ask for (the catalog is migrated)."""
+    problems = settings.check_for_production()
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.broker_url:
+        raise ConfigurationError(
+            "CROSSDOC_BROKER_URL (Celery) is not supported by this build yet; unset it to "
+            "index in-process"
+        )
+    catalog = Catalog(settings.resolved_database_url)
+    catalog.migrate()
+    store = build_object_store(settings)
+    extractor = build_extractor(settings)
+    index = build_index(settings)
+    pipeline = IndexingPipeline(catalog, store, extractor, index, settings.spool_dir)
+    return Services(
+        settings=settings,
+        catalog=catalog,
+        store=store,
+        extractor=extractor,
+        index=index,
+        tokens=build_tokens(settings),
+        passwords=passwords or Passwords(),
+        pipeline=pipeline,
+    )

@@ -1,0 +1,172 @@
+"""The indexing pipeline: from a document id to an up-to-date index entry.
+
+Plain functions over the ports, called by every kind of worker (the in-process
+worker, Celery tasks, `crossdoc reindex`). Work is idempotent and always uses
+the *current* catalog state of a document, so duplicate, late or out-of-order
+deliveries are harmless: the index stores the revision it was built from and
+ignores anything older.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from auth.access import readers_of
+from indexer.access import document_access
+from indexer.errors import ExtractionUnavailableError, SearchUnavailableError
+from indexer.extraction.base import Extraction, ExtractionStatus, TextExtractor
+from indexer.index.base import IndexDocument, SearchIndex
+from storage.catalog.records import DocumentRecord, ExtractionRecord, PolicyRecord
+from storage.catalog.repository import Catalog
+from storage.errors import BlobNotFoundError, StorageUnavailableError
+from storage.objectstore.base import ObjectStore
+
+log = logging.getLogger(__name__)
+
+#: Faults of the infrastructure (not of a document): the work is retried later.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    ExtractionUnavailableError,
+    SearchUnavailableError,
+    StorageUnavailableError,
+)
+
+
+@dataclass
+class BatchReport:
+    indexed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # stored and searchable by name, no text
+    deleted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # unknown ids, or already up to date
+
+
+def _document_status(extraction: Extraction) -> tuple[str, str]:
+    if extraction.status is ExtractionStatus.OK:
+        return "indexed", ""
+    return "failed", extraction.status_detail
+
+
+class IndexingPipeline:
+    """Extracts, analyses and indexes documents, and records the outcome in the catalog."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: ObjectStore,
+        extractor: TextExtractor,
+        index: SearchIndex,
+        spool_dir: Path,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.extractor = extractor
+        self.index = index
+        self.spool_dir = spool_dir
+
+    # -- extraction, cached per blob ---------------------------------------------------
+
+    def extract(self, doc: DocumentRecord) -> Extraction:
+        """The extraction of the document's current blob, from the cache when possible."""
+        cached = self.catalog.get_extraction(doc.sha256, self.extractor.version)
+        if cached is not None:
+            return Extraction(
+                status=ExtractionStatus(cached.status),
+                text=cached.text,
+                content_type=cached.content_type,
+                detail=cached.detail,
+                metadata=cached.metadata,
+                truncated=cached.truncated,
+            )
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="extract-") as tmp:
+            try:
+                with self.store.open(doc.blob_key) as blob:
+                    shutil.copyfileobj(blob, tmp, 1 << 20)
+            except BlobNotFoundError:
+                # The record says the bytes exist. Do not mark the document failed
+                # for good: this is an operational emergency, retried and reported.
+                raise StorageUnavailableError(f"blob {doc.blob_key} of {doc.id} is missing") from None
+            tmp.flush()
+            extraction = self.extractor.extract(
+                Path(tmp.name), filename=doc.filename, declared_type=doc.declared_type
+            )
+        self.catalog.put_extraction(
+            ExtractionRecord(
+                sha256=doc.sha256,
+                extractor_version=self.extractor.version,
+                status=extraction.status.value,
+                detail=extraction.detail,
+                content_type=extraction.content_type,
+                metadata=dict(extraction.metadata),
+                text=extraction.text,
+                truncated=extraction.truncated,
+            )
+        )
+        return extraction
+
+    # -- indexing ------------------------------------------------------------------
+
+    @staticmethod
+    def index_document(
+        doc: DocumentRecord,
+        extraction: Extraction,
+        policies: Sequence[PolicyRecord],
+        now: datetime,
+    ) -> IndexDocument:
+        content_type = extraction.content_type or doc.content_type
+        return IndexDocument(
+            id=doc.id,
+            revision=doc.revision,
+            title=doc.title,
+            filename=doc.filename,
+            body=extraction.text if extraction.status is ExtractionStatus.OK else "",
+            department=doc.department,
+            ministry=doc.ministry,
+            content_type=content_type,
+            tags=doc.tags,
+            owner=doc.owner,
+            readers=readers_of(document_access(doc, policies), now),
+            created_at=doc.created_at,
+            updated_at=doc.updated_at,
+        )
+
+    def process(self, document_ids: Sequence[str]) -> BatchReport:
+        """Bring the index up to date for these documents, as one batch.
+
+        Raises one of TRANSIENT_ERRORS when the infrastructure fails; nothing is
+        recorded as done then, and the caller retries the whole batch later.
+        """
+        report = BatchReport()
+        docs = self.catalog.get_documents(document_ids, include_deleted=True)
+        known = {d.id for d in docs}
+        report.skipped.extend(i for i in document_ids if i not in known)
+        now = datetime.now(UTC)
+        policies = self.catalog.list_policies()
+
+        to_delete = [d for d in docs if d.deleted_at is not None]
+        to_index: list[tuple[DocumentRecord, Extraction]] = []
+        for doc in docs:
+            if doc.deleted_at is None:
+                to_index.append((doc, self.extract(doc)))
+
+        if to_delete:
+            self.index.delete([d.id for d in to_delete])
+        if to_index:
+            self.index.upsert([self.index_document(d, e, policies, now) for d, e in to_index])
+        self.index.refresh()
+
+        outcomes = []
+        for doc in to_delete:
+            outcomes.append((doc.id, doc.revision, doc.version, None, "", None))
+            report.deleted.append(doc.id)
+        for doc, extraction in to_index:
+            status, detail = _document_status(extraction)
+            outcomes.append((doc.id, doc.revision, doc.version, status, detail, extraction.content_type))
+            (report.indexed if status == "indexed" else report.failed).append(doc.id)
+        self.catalog.mark_indexed_many(outcomes)
+        return report

@@ -1,0 +1,144 @@
+"""The in-process worker: drains the catalog outbox on a background thread.
+
+Used by the embedded deployment (`crossdoc serve` with no broker). Celery workers
+run the same `drain_once` through their tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+
+from indexer.pipeline import TRANSIENT_ERRORS, IndexingPipeline
+from storage.catalog.records import OutboxClaim
+from storage.catalog.repository import Catalog
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=10)
+MAX_BACKOFF_SECONDS = 300.0
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential backoff with full jitter, capped (Celery's guide; AWS's "full jitter")."""
+    ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** min(attempts, 16))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311 (not crypto)
+
+
+def _settle(catalog: Catalog, claims: Sequence[OutboxClaim], done: set[str]) -> None:
+    for claim in claims:
+        if claim.document_id in done:
+            catalog.complete_outbox(claim)
+        else:
+            # Still there means the document changed while we worked: due again now.
+            catalog.release_outbox(claim, "", timedelta(0))
+
+
+def drain_once(catalog: Catalog, pipeline: IndexingPipeline, batch_size: int) -> int:
+    """Claim one batch of due outbox rows and process it. Returns how many rows were claimed."""
+    claims = catalog.claim_outbox(batch_size, LEASE)
+    if not claims:
+        return 0
+    ids = list(dict.fromkeys(c.document_id for c in claims))
+    try:
+        report = pipeline.process(ids)
+    except TRANSIENT_ERRORS as err:
+        log.warning("indexing deferred for %d documents: %s", len(ids), err)
+        for claim in claims:
+            catalog.release_outbox(claim, str(err), backoff(claim.attempts))
+        return len(claims)
+    except Exception:
+        # A bug, not a fault: isolate the document that triggers it so the
+        # others keep flowing, and keep retrying it slowly (it is logged).
+        if len(ids) == 1:
+            log.exception("indexing failed for document %s", ids[0])
+            for claim in claims:
+                catalog.release_outbox(claim, "internal error (see logs)", backoff(claim.attempts + 4))
+            return len(claims)
+        for claim in claims:
+            catalog.release_outbox(claim, "", timedelta(0))
+        for document_id in ids:
+            drain_document(catalog, pipeline, document_id)
+        return len(claims)
+    done = set(report.indexed) | set(report.failed) | set(report.deleted) | set(report.skipped)
+    _settle(catalog, claims, done)
+    return len(claims)
+
+
+def drain_document(catalog: Catalog, pipeline: IndexingPipeline, document_id: str) -> None:
+    """Process one document on its own (used to isolate a failing one)."""
+    try:
+        pipeline.process([document_id])
+    except Exception as err:  # noqa: BLE001 - isolated; logged and retried via the outbox
+        log.exception("indexing failed for document %s", document_id)
+        del err
+
+
+class InProcessWorker:
+    """A daemon thread that drains the outbox, woken early by `notify`."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        pipeline: IndexingPipeline,
+        *,
+        batch_size: int = 64,
+        idle_seconds: float = 2.0,
+        maintenance_seconds: float = 5.0,
+    ) -> None:
+        self.catalog = catalog
+        self.pipeline = pipeline
+        self.batch_size = batch_size
+        self.idle_seconds = idle_seconds
+        self.maintenance_seconds = maintenance_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_maintenance = 0.0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="crossdoc-worker", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def notify(self, document_ids: Sequence[str] = ()) -> None:
+        del document_ids
+        self._wake.set()
+
+    def ping(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            raise RuntimeError("the in-process worker is not running")
+
+    def close(self) -> None:
+        self.stop()
+
+    def maintenance(self) -> None:
+        """Periodic chores: expire grants (their documents are re-indexed)."""
+        expired = self.catalog.expire_grants()
+        if expired:
+            log.info("expired grants on %d documents", len(expired))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                now = time.monotonic()
+                if now - self._last_maintenance >= self.maintenance_seconds:
+                    self._last_maintenance = now
+                    self.maintenance()
+                if drain_once(self.catalog, self.pipeline, self.batch_size):
+                    continue
+            except Exception:  # noqa: BLE001 - the loop must survive anything (catalog down…)
+                log.exception("worker pass failed; retrying shortly")
+            self._wake.wait(self.idle_seconds)
+            self._wake.clear()

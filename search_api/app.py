@@ -1,0 +1,79 @@
+"""The API process's composition root: `create_app(settings)`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import RedirectResponse
+
+from crossdoc import __version__
+from crossdoc.settings import Settings
+from crossdoc.wiring import Services, build_services
+from indexer.worker import InProcessWorker
+from search_api.audit import Auditor
+from search_api.bootstrap import BootstrapReport, bootstrap
+from search_api.errors import install_error_handlers
+from search_api.routers import admin, auth, documents, health, search
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """Build the application. Adapters are built from `settings` unless `services` is given."""
+    services = services or build_services(settings)
+    worker: InProcessWorker | None = None
+    if services.dispatcher is None:
+        # Embedded: no broker, so this process drains the outbox itself.
+        worker = InProcessWorker(
+            services.catalog, services.pipeline, batch_size=settings.worker_batch_size
+        )
+        services.dispatcher = worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        report: BootstrapReport = bootstrap(
+            services,
+            admin_password=(settings.admin_password.get_secret_value()
+                            if settings.admin_password else None),
+            demo=settings.demo,
+        )
+        app.state.bootstrap = report
+        auditor = Auditor(services.catalog)
+        app.state.auditor = auditor
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            auditor.close()
+            services.close()
+
+    app = FastAPI(
+        title="Crossdoc",
+        version=__version__,
+        description="범정부 문서 클라우드 · Cross-ministry document cloud with permission-aware search",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    app.state.services = services
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (auth.router, admin.router, documents.router, search.router, health.router):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(health.router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

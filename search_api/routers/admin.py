@@ -1,0 +1,122 @@
+"""/admin: the organisation (role `admin`) and the audit log (roles `auditor`, `admin`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from search_api.audit import Auditor
+from search_api.deps import AddressDep, AdminDep, AuditorDep, AuditorRoleDep, ServicesDep
+from search_api.errors import ApiError
+from search_api.schemas import (
+    AuditOut,
+    DepartmentIn,
+    DepartmentOut,
+    MinistryIn,
+    MinistryOut,
+    UserIn,
+    UserOut,
+    UserPatch,
+)
+from storage.catalog.records import UserRecord
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+def user_out(user: UserRecord) -> UserOut:
+    return UserOut(
+        username=user.username,
+        display_name=user.display_name,
+        department=user.department,
+        ministry=user.ministry,
+        roles=list(user.roles),
+        disabled=user.disabled,
+    )
+
+
+@router.post("/ministries", status_code=201, response_model=MinistryOut)
+def create_ministry(body: MinistryIn, services: ServicesDep, admin: AdminDep,
+                    auditor: AuditorDep, address: AddressDep) -> MinistryOut:
+    record = services.catalog.create_ministry(body.code, body.name)
+    auditor.record(Auditor.event(admin.username, "org_change", f"ministry:{body.code}", address,
+                                 detail={"op": "create", **body.model_dump()}))
+    return MinistryOut(code=record.code, name=record.name)
+
+
+@router.get("/ministries", response_model=list[MinistryOut])
+def list_ministries(services: ServicesDep, _: AdminDep) -> list[MinistryOut]:
+    return [MinistryOut(code=m.code, name=m.name) for m in services.catalog.list_ministries()]
+
+
+@router.post("/departments", status_code=201, response_model=DepartmentOut)
+def create_department(body: DepartmentIn, services: ServicesDep, admin: AdminDep,
+                      auditor: AuditorDep, address: AddressDep) -> DepartmentOut:
+    if services.catalog.get_ministry(body.ministry) is None:
+        raise ApiError(422, "validation_error", f"ministry: no ministry {body.ministry}")
+    record = services.catalog.create_department(body.code, body.name, body.ministry)
+    auditor.record(Auditor.event(admin.username, "org_change", f"dept:{body.code}", address,
+                                 detail={"op": "create", **body.model_dump()}))
+    return DepartmentOut(code=record.code, name=record.name, ministry=record.ministry)
+
+
+@router.get("/departments", response_model=list[DepartmentOut])
+def list_departments(services: ServicesDep, _: AdminDep) -> list[DepartmentOut]:
+    return [DepartmentOut(code=d.code, name=d.name, ministry=d.ministry)
+            for d in services.catalog.list_departments()]
+
+
+@router.post("/users", status_code=201, response_model=UserOut)
+def create_user(body: UserIn, services: ServicesDep, admin: AdminDep, auditor: AuditorDep,
+                address: AddressDep) -> UserOut:
+    if body.department is not None and services.catalog.get_department(body.department) is None:
+        raise ApiError(422, "validation_error", f"department: no department {body.department}")
+    password_hash = services.passwords.hash(body.password)
+    roles = sorted({"member", *body.roles})
+    record = services.catalog.create_user(
+        body.username, password_hash, body.display_name, body.department, roles
+    )
+    auditor.record(Auditor.event(admin.username, "org_change", f"user:{body.username}", address,
+                                 detail={"op": "create", "department": body.department,
+                                         "roles": roles}))
+    return user_out(record)
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(services: ServicesDep, _: AdminDep) -> list[UserOut]:
+    return [user_out(u) for u in services.catalog.list_users()]
+
+
+@router.patch("/users/{username}", response_model=UserOut)
+def update_user(username: str, body: UserPatch, services: ServicesDep, admin: AdminDep,
+                auditor: AuditorDep, address: AddressDep) -> UserOut:
+    if body.department is not None and services.catalog.get_department(body.department) is None:
+        raise ApiError(422, "validation_error", f"department: no department {body.department}")
+    roles = sorted({"member", *body.roles}) if body.roles is not None else None
+    if username == admin.username and body.disabled:
+        raise ApiError(409, "conflict", "you cannot disable yourself")
+    record = services.catalog.update_user(
+        username, department=body.department, roles=roles, disabled=body.disabled
+    )
+    auditor.record(Auditor.event(admin.username, "org_change", f"user:{username}", address,
+                                 detail={"op": "update", **body.model_dump(exclude_none=True)}))
+    return user_out(record)
+
+
+@router.get("/audit", response_model=list[AuditOut])
+def list_audit(
+    services: ServicesDep,
+    _: AuditorRoleDep,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    document: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditOut]:
+    rows = services.catalog.list_audit(
+        actor=actor, action=action, target=document, since=since, after_id=after_id, limit=limit
+    )
+    return [AuditOut(id=r.id, at=r.at, actor=r.actor, action=r.action, target=r.target,
+                     address=r.address, outcome=r.outcome, detail=r.detail) for r in rows]

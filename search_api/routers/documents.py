@@ -1,0 +1,302 @@
+"""/documents: upload, metadata, content, versions, ACL, delete."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from auth.access import Permission, Principal, Visibility, can
+from indexer.access import document_access
+from search_api.audit import Auditor
+from search_api.deps import (
+    AddressDep,
+    AuditorDep,
+    ManagedDoc,
+    PrincipalDep,
+    ReadableDoc,
+    ServicesDep,
+    WritableDoc,
+)
+from search_api.errors import ApiError, forbidden, not_found
+from search_api.http import DOWNLOAD_HEADERS, content_disposition
+from search_api.schemas import (
+    VISIBILITIES,
+    AclIO,
+    DocumentOut,
+    DocumentPatch,
+    GrantIO,
+    VersionOut,
+)
+from search_api.uploads import ParsedUpload, receive_upload
+from storage.catalog.records import DocumentRecord, GrantRecord
+from storage.ingest import SpoolWriter, accept_document, store_blob
+
+router = APIRouter(prefix="/documents", tags=["documents"])
+
+MAX_TAGS = 50
+MAX_TAG_CHARS = 64
+
+_MULTIPART_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "title": {"type": "string", "maxLength": 500},
+                        "visibility": {"type": "string", "enum": list(VISIBILITIES)},
+                        "tags": {"type": "string", "description": "comma-separated"},
+                    },
+                }
+            }
+        },
+    }
+}
+_FILE_ONLY_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+def document_out(doc: DocumentRecord) -> DocumentOut:
+    return DocumentOut(
+        id=doc.id,
+        title=doc.title,
+        filename=doc.filename,
+        content_type=doc.content_type,
+        size=doc.size,
+        sha256=doc.sha256,
+        department=doc.department,
+        ministry=doc.ministry,
+        owner=doc.owner,
+        visibility=doc.visibility,
+        tags=list(doc.tags),
+        status=doc.status,  # type: ignore[arg-type]
+        status_detail=doc.status_detail,
+        created_at=doc.created_at,
+        updated_at=doc.updated_at,
+        version=doc.version,
+    )
+
+
+def parse_tags(raw: str | None) -> tuple[str, ...]:
+    tags = tuple(dict.fromkeys(t.strip() for t in (raw or "").split(",") if t.strip()))
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in tags):
+        raise ApiError(422, "validation_error", f"tags: at most {MAX_TAGS} of {MAX_TAG_CHARS} chars")
+    return tags
+
+
+def _visibility(raw: str | None) -> str:
+    value = (raw or Visibility.DEPARTMENT.value).strip()
+    if value not in VISIBILITIES:
+        raise ApiError(422, "validation_error", f"visibility: one of {', '.join(VISIBILITIES)}")
+    return value
+
+
+def _require_department(principal: Principal) -> str:
+    if not principal.department:
+        raise forbidden("you belong to no department, so you cannot upload documents")
+    return principal.department
+
+
+async def _receive(request: Request, spool: SpoolWriter) -> ParsedUpload:
+    parsed = await receive_upload(request, spool)
+    assert parsed.staged is not None
+    return parsed
+
+
+@router.post("", status_code=202, response_model=DocumentOut, openapi_extra=_MULTIPART_BODY,
+             summary="Upload a document (multipart: file, title, visibility, tags)")
+async def upload_document(
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> DocumentOut:
+    department = _require_department(principal)
+    settings = services.settings
+    with SpoolWriter(settings.spool_dir, settings.max_upload_bytes) as spool:
+        parsed = await _receive(request, spool)
+        assert parsed.staged is not None
+        title = parsed.fields.get("title")
+        if title is not None and len(title) > 500:
+            raise ApiError(422, "validation_error", "title: at most 500 characters")
+        visibility = _visibility(parsed.fields.get("visibility"))
+        tags = parse_tags(parsed.fields.get("tags"))
+        doc, created = await run_in_threadpool(
+            accept_document,
+            services.catalog,
+            services.store,
+            parsed.staged,
+            filename=parsed.filename,
+            declared_type=parsed.content_type,
+            title=title,
+            department=department,
+            owner=principal.username,
+            visibility=visibility,
+            tags=tags,
+            idempotency_key=idempotency_key,
+        )
+    if created and services.dispatcher is not None:
+        services.dispatcher.notify([doc.id])
+    await run_in_threadpool(
+        auditor.record,
+        Auditor.event(
+            principal.username, "upload", doc.id, address,
+            detail={"filename": doc.filename, "size": doc.size, "sha256": doc.sha256,
+                    "replayed": not created},
+        ),
+    )
+    return document_out(doc)
+
+
+@router.get("/{document_id}", response_model=DocumentOut)
+def get_document(doc: ReadableDoc, principal: PrincipalDep, auditor: AuditorDep,
+                 address: AddressDep) -> DocumentOut:
+    auditor.record_later(Auditor.event(principal.username, "read", doc.id, address))
+    return document_out(doc)
+
+
+@router.patch("/{document_id}", response_model=DocumentOut)
+def update_document(body: DocumentPatch, doc: WritableDoc, services: ServicesDep,
+                    principal: PrincipalDep, auditor: AuditorDep, address: AddressDep) -> DocumentOut:
+    tags = None
+    if body.tags is not None:
+        tags = parse_tags(",".join(body.tags))
+    updated = services.catalog.update_metadata(
+        doc.id, title=" ".join(body.title.split()) if body.title else None, tags=tags
+    )
+    if services.dispatcher is not None:
+        services.dispatcher.notify([doc.id])
+    auditor.record(Auditor.event(principal.username, "update_metadata", doc.id, address,
+                                 detail=body.model_dump(exclude_none=True)))
+    return document_out(updated)
+
+
+def _stream(services: ServicesDep, key: str, filename: str, content_type: str) -> StreamingResponse:
+    headers = {"Content-Disposition": content_disposition(filename), **DOWNLOAD_HEADERS}
+    size = services.store.size(key)
+    headers["Content-Length"] = str(size)
+    return StreamingResponse(
+        services.store.iter_chunks(key), media_type=content_type or "application/octet-stream",
+        headers=headers,
+    )
+
+
+@router.get("/{document_id}/content", response_class=StreamingResponse,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def download_content(doc: ReadableDoc, services: ServicesDep, principal: PrincipalDep,
+                     auditor: AuditorDep, address: AddressDep) -> StreamingResponse:
+    auditor.record_later(Auditor.event(principal.username, "download", doc.id, address,
+                                       detail={"version": doc.version, "size": doc.size}))
+    return _stream(services, doc.blob_key, doc.filename, doc.content_type)
+
+
+@router.put("/{document_id}/content", response_model=DocumentOut, status_code=202,
+            openapi_extra=_FILE_ONLY_BODY, summary="Upload a new version")
+async def put_content(request: Request, services: ServicesDep, principal: PrincipalDep,
+                      auditor: AuditorDep, address: AddressDep, doc: WritableDoc) -> DocumentOut:
+    settings = services.settings
+    with SpoolWriter(settings.spool_dir, settings.max_upload_bytes) as spool:
+        parsed = await _receive(request, spool)
+        assert parsed.staged is not None
+        blob = await run_in_threadpool(
+            store_blob, services.store, parsed.staged, parsed.filename or doc.filename,
+            parsed.content_type,
+        )
+        updated = await run_in_threadpool(services.catalog.add_version, doc.id, blob,
+                                          principal.username)
+    if services.dispatcher is not None:
+        services.dispatcher.notify([doc.id])
+    await run_in_threadpool(auditor.record, Auditor.event(
+        principal.username, "new_version", doc.id, address,
+        detail={"version": updated.version, "sha256": updated.sha256, "size": updated.size}))
+    return document_out(updated)
+
+
+@router.get("/{document_id}/versions", response_model=list[VersionOut])
+def list_versions(doc: ReadableDoc, services: ServicesDep) -> list[VersionOut]:
+    return [
+        VersionOut(version=v.version, filename=v.filename, size=v.size, sha256=v.sha256,
+                   created_by=v.created_by, created_at=v.created_at)
+        for v in services.catalog.list_versions(doc.id)
+    ]
+
+
+@router.get("/{document_id}/versions/{version}/content", response_class=StreamingResponse,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def download_version(version: int, doc: ReadableDoc, services: ServicesDep,
+                     principal: PrincipalDep, auditor: AuditorDep,
+                     address: AddressDep) -> StreamingResponse:
+    match = [v for v in services.catalog.list_versions(doc.id) if v.version == version]
+    if not match:
+        raise not_found("version")
+    auditor.record_later(Auditor.event(principal.username, "download", doc.id, address,
+                                       detail={"version": version}))
+    return _stream(services, match[0].blob_key, match[0].filename, doc.content_type)
+
+
+@router.delete("/{document_id}", status_code=204, response_class=Response)
+def delete_document(doc: ManagedDoc, services: ServicesDep, principal: PrincipalDep,
+                    auditor: AuditorDep, address: AddressDep) -> Response:
+    services.catalog.soft_delete(doc.id)
+    if services.dispatcher is not None:
+        services.dispatcher.notify([doc.id])
+    auditor.record(Auditor.event(principal.username, "delete", doc.id, address))
+    return Response(status_code=204)
+
+
+def _acl_out(doc: DocumentRecord) -> AclIO:
+    return AclIO(
+        visibility=doc.visibility,  # type: ignore[arg-type]
+        grants=[
+            GrantIO(principal=g.principal, permission=g.permission,  # type: ignore[arg-type]
+                    expires_at=g.expires_at)
+            for g in doc.grants
+        ],
+    )
+
+
+@router.get("/{document_id}/acl", response_model=AclIO)
+def get_acl(doc: ReadableDoc, services: ServicesDep, principal: PrincipalDep) -> AclIO:
+    # Readers see that the document exists; only managers see who else may read it.
+    access = document_access(doc, services.catalog.list_policies())
+    if not can(principal, access, Permission.MANAGE, datetime.now(UTC)):
+        raise forbidden("you need 'manage' permission to see this document's access list")
+    return _acl_out(doc)
+
+
+@router.put("/{document_id}/acl", response_model=AclIO)
+def put_acl(body: AclIO, doc: ManagedDoc, services: ServicesDep, principal: PrincipalDep,
+            auditor: AuditorDep, address: AddressDep) -> AclIO:
+    principals = [g.principal for g in body.grants]
+    if len(set(principals)) != len(principals):
+        raise ApiError(422, "validation_error", "grants: each principal at most once")
+    grants = [GrantRecord(g.principal, g.permission, g.expires_at) for g in body.grants]
+    updated = services.catalog.set_acl(doc.id, body.visibility, grants, principal.username)
+    if services.dispatcher is not None:
+        services.dispatcher.notify([doc.id])
+    auditor.record(Auditor.event(
+        principal.username, "acl_change", doc.id, address,
+        detail={"before": _acl_out(doc).model_dump(mode="json"),
+                "after": body.model_dump(mode="json")}))
+    return _acl_out(updated)

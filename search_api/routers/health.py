@@ -1,0 +1,36 @@
+"""/healthz (the process runs) and /readyz (every configured dependency answers)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from search_api.deps import ServicesDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(services: ServicesDep) -> JSONResponse:
+    checks = {
+        "catalog": services.catalog.ping,
+        "object_store": services.store.ping,
+        "search_index": services.index.ping,
+        "extractor": services.extractor.ping,
+    }
+    if services.dispatcher is not None:
+        checks["worker"] = services.dispatcher.ping
+    for name, check in checks.items():
+        try:
+            check()
+        except Exception as err:  # noqa: BLE001 - any failure means "not ready"
+            return JSONResponse(
+                {"error": {"code": "not_ready", "message": f"{name} is not available: {err}"}},
+                status_code=503,
+            )
+    return JSONResponse({"status": "ready", "checks": sorted(checks)})

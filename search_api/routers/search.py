@@ -1,0 +1,96 @@
+"""/search: permission-aware full-text search with facets and highlights."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query
+
+from indexer.index.base import SearchRequest, SortOrder
+from indexer.query import MAX_QUERY_CHARS, parse_user_query
+from search_api.audit import Auditor
+from search_api.deps import AddressDep, AuditorDep, PrincipalDep, ServicesDep
+from search_api.errors import ApiError
+from search_api.schemas import FacetOut, HitOut, SearchOut
+from search_api.search import search_documents
+
+router = APIRouter(tags=["search"])
+
+# Dates without a time are days in Korea.
+KST = ZoneInfo("Asia/Seoul")
+
+
+def _day_start(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        if "T" in value:
+            parsed = datetime.fromisoformat(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=KST)
+        return datetime.combine(date.fromisoformat(value), time(), KST)
+    except ValueError:
+        raise ApiError(400, "invalid_query", f"{name}: use YYYY-MM-DD or an ISO 8601 time") from None
+
+
+@router.get("/search", response_model=SearchOut)
+def search(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "",
+    department: Annotated[str | None, Query(max_length=64)] = None,
+    ministry: Annotated[str | None, Query(max_length=64)] = None,
+    content_type: Annotated[str | None, Query(max_length=200)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    to: Annotated[str | None, Query(max_length=40)] = None,
+    sort: Literal["relevance", "newest", "oldest"] = "relevance",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> SearchOut:
+    settings = services.settings
+    if size > settings.max_page_size:
+        raise ApiError(400, "invalid_query", f"size: at most {settings.max_page_size}")
+    created_from = _day_start(from_, "from")
+    created_to = _day_start(to, "to")
+    if created_to is not None and to and "T" not in to:
+        created_to += timedelta(days=1)  # `to` is an inclusive day
+    request = SearchRequest(
+        query=parse_user_query(q),
+        readers=frozenset(),
+        department=department or None,
+        ministry=ministry or None,
+        content_type=content_type or None,
+        tag=tag or None,
+        created_from=created_from,
+        created_to=created_to,
+        sort=SortOrder(sort),
+        offset=(page - 1) * size,
+        limit=size,
+    )
+    results = search_documents(
+        services.catalog, services.index, principal, request,
+        max_window=settings.max_result_window,
+    )
+    auditor.record_later(Auditor.event(
+        principal.username, "search", "", address,
+        detail={"q": q, "filters": {k: v for k, v in {
+            "department": department, "ministry": ministry, "content_type": content_type,
+            "tag": tag, "from": from_, "to": to}.items() if v}, "total": results.total,
+            "page": page}))
+    return SearchOut(
+        total=results.total,
+        page=page,
+        size=size,
+        hits=[
+            HitOut(id=h.id, title=h.title, filename=h.filename, department=h.department,
+                   ministry=h.ministry, content_type=h.content_type, created_at=h.created_at,
+                   score=h.score, highlights=list(h.highlights))
+            for h in results.hits
+        ],
+        facets={name: [FacetOut(value=f.value, count=f.count) for f in buckets]
+                for name, buckets in results.facets.items()},
+    )

@@ -1,0 +1,180 @@
+"""Request and response bodies of the HTTP API (shared API.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from auth.access import Role, Visibility, validate_grant_principal
+
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+VisibilityName = Literal["private", "department", "ministry", "government"]
+PermissionName = Literal["read", "write", "manage"]
+RoleName = Literal["member", "dept_admin", "admin", "auditor"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    refresh_token: str | None = None
+
+
+class RefreshRequest(Strict):
+    refresh_token: str = Field(max_length=4096)
+
+
+class Me(BaseModel):
+    username: str
+    display_name: str
+    department: str | None
+    ministry: str | None
+    roles: list[str]
+
+
+class MinistryIn(Strict):
+    code: str = Field(pattern=CODE_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class MinistryOut(BaseModel):
+    code: str
+    name: str
+
+
+class DepartmentIn(Strict):
+    code: str = Field(pattern=CODE_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    ministry: str = Field(pattern=CODE_PATTERN)
+
+
+class DepartmentOut(BaseModel):
+    code: str
+    name: str
+    ministry: str
+
+
+class UserIn(Strict):
+    username: str = Field(pattern=USERNAME_PATTERN)
+    password: str = Field(min_length=8, max_length=1024)
+    display_name: str = Field(min_length=1, max_length=200)
+    department: str | None = Field(default=None, pattern=CODE_PATTERN)
+    roles: list[RoleName] = Field(default_factory=lambda: [Role.MEMBER.value])
+
+
+class UserPatch(Strict):
+    department: str | None = Field(default=None, pattern=CODE_PATTERN)
+    roles: list[RoleName] | None = None
+    disabled: bool | None = None
+
+
+class UserOut(BaseModel):
+    username: str
+    display_name: str
+    department: str | None
+    ministry: str | None
+    roles: list[str]
+    disabled: bool
+
+
+class GrantIO(Strict):
+    principal: str = Field(max_length=140)
+    permission: PermissionName = "read"
+    expires_at: datetime | None = None
+
+    @field_validator("principal")
+    @classmethod
+    def _principal(cls, value: str) -> str:
+        return validate_grant_principal(value)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("expires_at needs a time zone (e.g. 2026-12-31T00:00:00+09:00)")
+        return value
+
+
+class AclIO(Strict):
+    visibility: VisibilityName
+    grants: list[GrantIO] = Field(default_factory=list, max_length=500)
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    department: str
+    ministry: str
+    owner: str
+    visibility: str
+    tags: list[str]
+    status: Literal["pending", "indexed", "failed"]
+    status_detail: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class DocumentPatch(Strict):
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    tags: list[str] | None = Field(default=None, max_length=50)
+
+
+class VersionOut(BaseModel):
+    version: int
+    filename: str
+    size: int
+    sha256: str
+    created_by: str
+    created_at: datetime
+
+
+class FacetOut(BaseModel):
+    value: str
+    count: int
+
+
+class HitOut(BaseModel):
+    id: str
+    title: str
+    filename: str
+    department: str
+    ministry: str
+    content_type: str
+    created_at: datetime
+    score: float
+    highlights: list[str]
+
+
+class SearchOut(BaseModel):
+    total: int
+    page: int
+    size: int
+    hits: list[HitOut]
+    facets: dict[str, list[FacetOut]]
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    address: str
+    outcome: str
+    detail: dict[str, object]
+
+
+VISIBILITIES = tuple(v.value for v in Visibility)

@@ -1,0 +1,126 @@
+"""Permission-aware search: the index query, corrected by the live catalog.
+
+1. The caller's reader tokens come from the catalog (a disabled user has none and
+   gets nothing).
+2. Documents whose index entry is stale on access (ACL or visibility changed,
+   deleted, a grant expired, not yet re-indexed) are excluded from the index
+   query, decided against the catalog instead, and searched by id: so a
+   revocation is effective in the very next search, totals and facets included.
+3. The hits of the page are re-checked against the catalog before they are
+   returned; anything the catalog denies is dropped (and counted out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from auth.access import Permission, Principal, can
+from indexer.access import document_access
+from indexer.errors import InvalidQueryError
+from indexer.index.base import (
+    FACET_FIELDS,
+    FacetCount,
+    SearchHit,
+    SearchIndex,
+    SearchRequest,
+    SearchResults,
+    SortOrder,
+)
+from storage.catalog.repository import Catalog
+
+
+def _sort_key(request: SearchRequest, hit: SearchHit) -> tuple[float, str]:
+    if request.sort is SortOrder.NEWEST:
+        return (-hit.created_at.timestamp(), hit.id)
+    if request.sort is SortOrder.OLDEST:
+        return (hit.created_at.timestamp(), hit.id)
+    return (-hit.score, hit.id)
+
+
+def _merge_facets(
+    a: dict[str, list[FacetCount]], b: dict[str, list[FacetCount]]
+) -> dict[str, list[FacetCount]]:
+    merged: dict[str, list[FacetCount]] = {}
+    for name in FACET_FIELDS:
+        counts: dict[str, int] = {}
+        for source in (a, b):
+            for bucket in source.get(name, []):
+                counts[bucket.value] = counts.get(bucket.value, 0) + bucket.count
+        merged[name] = [
+            FacetCount(value, count)
+            for value, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            if count > 0
+        ]
+    return merged
+
+
+def search_documents(
+    catalog: Catalog,
+    index: SearchIndex,
+    principal: Principal,
+    request: SearchRequest,
+    *,
+    max_window: int = 10_000,
+) -> SearchResults:
+    """Search as `principal`. `request.readers` is ignored: it is set from the principal here."""
+    if request.offset < 0 or request.limit < 1:
+        raise InvalidQueryError("page and size must be positive")
+    if request.offset + request.limit > max_window:
+        raise InvalidQueryError(f"results beyond the first {max_window} are not available")
+    tokens = principal.tokens
+    if not tokens:
+        return SearchResults(total=0, hits=[], facets={name: [] for name in FACET_FIELDS})
+
+    now = datetime.now(UTC)
+    stale_ids = frozenset(catalog.stale_access_ids())
+    window = request.offset + request.limit
+    main = index.search(
+        replace(
+            request,
+            readers=tokens,
+            exclude_ids=request.exclude_ids | stale_ids,
+            prechecked_ids=None,
+            offset=0,
+            limit=window,
+        )
+    )
+    results = main
+    if stale_ids:
+        policies = catalog.list_policies()
+        readable_stale = frozenset(
+            doc.id
+            for doc in catalog.get_documents(sorted(stale_ids))
+            if can(principal, document_access(doc, policies), Permission.READ, now)
+        )
+        if request.only_ids is not None:
+            readable_stale &= request.only_ids
+        if readable_stale:
+            extra = index.search(
+                replace(
+                    request,
+                    readers=tokens,
+                    prechecked_ids=readable_stale,
+                    exclude_ids=request.exclude_ids,
+                    offset=0,
+                    limit=window,
+                )
+            )
+            hits = sorted(main.hits + extra.hits, key=lambda h: _sort_key(request, h))
+            results = SearchResults(
+                total=main.total + extra.total,
+                hits=hits,
+                facets=_merge_facets(main.facets, extra.facets),
+            )
+
+    page = results.hits[request.offset : request.offset + request.limit]
+    # Late check: the catalog has the last word on every hit we return.
+    policies = catalog.list_policies()
+    docs = {d.id: d for d in catalog.get_documents([h.id for h in page])}
+    allowed = [
+        h
+        for h in page
+        if h.id in docs and can(principal, document_access(docs[h.id], policies), Permission.READ, now)
+    ]
+    denied = len(page) - len(allowed)
+    return SearchResults(total=max(0, results.total - denied), hits=allowed, facets=results.facets)
