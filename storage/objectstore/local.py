@@ -145,11 +145,7 @@ class LocalObjectStore:
             self._sync_dirs(target.parent)
             return StoredBlob(key=key, sha256=sha256, size=size)
 
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise _store_error(err, f"cannot create directory for {key}") from err
-
+        self._make_dirs(target.parent)
         tmp = self._write_temp(path, target, sha256, size)
         try:
             self._publish(tmp, target, key, size)
@@ -158,6 +154,29 @@ class LocalObjectStore:
                 tmp.unlink()
         self._sync_dirs(target.parent)
         return StoredBlob(key=key, sha256=sha256, size=size)
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create the fan-out directories below root, never root itself or above.
+
+        A missing root (an unmounted volume) must fail, not be recreated on the
+        disk beneath the mount point.
+        """
+        missing: list[Path] = []
+        current = directory
+        while current != self._root and not current.is_dir():
+            missing.append(current)
+            current = current.parent
+        for path in reversed(missing):
+            try:
+                path.mkdir()
+            except FileExistsError:
+                pass  # a concurrent writer made it
+            except OSError as err:
+                if isinstance(err, FileNotFoundError):
+                    raise StorageUnavailableError(
+                        f"object store root {self._root} is missing"
+                    ) from err
+                raise _store_error(err, f"cannot create directory {path}") from err
 
     def _write_temp(self, source: Path, target: Path, sha256: str, size: int) -> Path:
         """Copy `source` to a fsync'd temp file next to `target`, verifying it on the way.
