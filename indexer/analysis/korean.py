@@ -1,0 +1,328 @@
+"""Korean + English analysis with mecab-ko (the dictionary Elasticsearch's `nori` uses).
+
+`KoreanAnalyzer.analyze` turns text into index terms with positions and character
+offsets into the caller's text:
+
+* content morphemes are kept (nouns, pronouns, numerals, roots, foreign words,
+  numbers, hanja, determiners, general adverbs, and verb/adjective stems as their
+  lemma); particles, endings, affixes, copulas, auxiliaries, punctuation and
+  symbols are dropped without leaving position gaps, so `출생 신고를` and
+  `출생신고` give the same phrase;
+* Latin words are lowercased and Snowball-stemmed (`running` → `run`);
+* dictionary compounds are indexed whole and decomposed (nori's `mixed` mode):
+  the parts take consecutive positions and the whole shares the first part's
+  position. At query time only the parts are used (nori's `discard`), so a
+  query for `도서관` finds `국립중앙도서관` and `국립 중앙 도서관` alike;
+* `user_words` are kept whole (found in the text before mecab sees it).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import mecab_ko
+import tantivy
+
+from indexer.analysis.unicode_offsets import to_nfc
+from indexer.errors import IndexerError
+
+#: mecab-ko-dic tags of morphemes worth indexing as they are.
+_KEEP_TAGS = frozenset(
+    {
+        "NNG",  # general noun
+        "NNP",  # proper noun
+        "NNB",  # bound noun
+        "NNBC",  # unit noun
+        "NR",  # numeral
+        "NP",  # pronoun
+        "XR",  # root
+        "SL",  # foreign word
+        "SN",  # number
+        "SH",  # hanja
+        "MM",  # determiner (also mecab's reading of 저 in 저장소)
+        "MAG",  # general adverb
+    }
+)
+#: Verb and adjective stems: indexed as their lemma from the expression.
+_STEM_TAGS = frozenset({"VV", "VA"})
+_CONTENT_TAGS = _KEEP_TAGS | _STEM_TAGS
+
+#: Characters mecab must never see: NUL ends its C string, the other controls and
+#: lone surrogates break its input encoding. Each becomes one space, so offsets hold.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_ASCII_WORD = re.compile(r"[a-z]+")
+
+#: Longer "words" are blobs (base64, hashes, run-together URLs): useless as terms,
+#: and tantivy refuses terms over 64 KB anyway.
+MAX_TOKEN_CHARS = 80
+#: Text goes to mecab in pieces of at most this many characters (cut at a line
+#: break or space when possible) to bound its lattice memory.
+DEFAULT_CHUNK_CHARS = 4000
+_STEM_CACHE_LIMIT = 50_000
+
+
+class AnalysisMode(enum.Enum):
+    """How compounds are emitted."""
+
+    #: Whole compound and its parts (documents).
+    INDEX = "index"
+    #: Parts only (queries), so a query never requires the whole-compound term.
+    QUERY = "query"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One term with its position and its character span in the analysed text."""
+
+    text: str
+    position: int
+    start: int
+    end: int
+
+
+class KoreanAnalyzer:
+    """Morphological analyser for Korean and English text (thread-safe).
+
+    One mecab tagger per instance, used under a lock (mecab taggers are not
+    thread-safe); create one analyser per process and share it.
+    """
+
+    def __init__(
+        self,
+        user_words: Iterable[str] = (),
+        *,
+        chunk_chars: int = DEFAULT_CHUNK_CHARS,
+    ) -> None:
+        """Load mecab-ko-dic. Raises `IndexerError` when the tagger cannot start.
+
+        `user_words` are terms kept whole (e.g. `국민디자인단`, `정부3.0`), matched
+        case-insensitively wherever they occur, even inside a longer word.
+        """
+        if chunk_chars < 100:
+            raise ValueError("chunk_chars must be at least 100")
+        self._chunk_chars = chunk_chars
+        try:
+            self._tagger = mecab_ko.Tagger()
+        except RuntimeError as err:
+            raise IndexerError(f"cannot start mecab-ko: {err}") from err
+        self._lock = threading.Lock()
+        self._stemmer = (
+            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+            .filter(tantivy.Filter.lowercase())
+            .filter(tantivy.Filter.stemmer("english"))
+            .build()
+        )
+        self._stems: dict[str, str] = {}
+        words = sorted(
+            {to_nfc(w.strip())[0].lower() for w in user_words if w.strip()},
+            key=len,
+            reverse=True,  # longest first, so the regex prefers the longest entry
+        )
+        self._user_words: re.Pattern[str] | None = (
+            re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE) if words else None
+        )
+
+    def analyze(self, text: str, mode: AnalysisMode = AnalysisMode.INDEX) -> list[Token]:
+        """Analyse `text`; offsets index into `text` itself, whatever its normal form."""
+        if not text:
+            return []
+        nfc, offset_map = to_nfc(text)
+        if _UNSAFE.search(nfc):
+            nfc = _UNSAFE.sub(" ", nfc)
+        user = _UserSpans(
+            []
+            if self._user_words is None
+            else [(m.start(), m.end()) for m in self._user_words.finditer(nfc)]
+        )
+        tokens: list[Token] = []
+        position = 0
+        # The tagger and the stemmer are not thread-safe; the work is GIL-bound
+        # anyway, so one lock around the whole call costs nothing.
+        with self._lock:
+            for chunk_start, chunk_end in _chunks(nfc, 0, len(nfc), self._chunk_chars):
+                position = self._tag(nfc, chunk_start, chunk_end, mode, position, tokens, user)
+        user.flush(nfc, len(nfc), position, tokens)
+        if offset_map is not None:
+            remapped: list[Token] = []
+            for tok in tokens:
+                start, end = offset_map.span(tok.start, tok.end)
+                remapped.append(Token(tok.text, tok.position, start, end))
+            tokens = remapped
+        return tokens
+
+    def terms(self, text: str) -> list[str]:
+        """Query-mode terms of `text`, in order (duplicates kept)."""
+        return [tok.text for tok in self.analyze(text, AnalysisMode.QUERY)]
+
+    # -- internals ---------------------------------------------------------------
+
+    def _tag(
+        self,
+        text: str,
+        chunk_start: int,
+        chunk_end: int,
+        mode: AnalysisMode,
+        position: int,
+        out: list[Token],
+        user: _UserSpans,
+    ) -> int:
+        """Append the tokens of text[chunk_start:chunk_end]; return the next position.
+
+        mecab sees the whole chunk, user words included (so the words around
+        them are analysed in context); its tokens overlapping a user word are
+        replaced by the user word.
+        """
+        chunk = text[chunk_start:chunk_end]
+        if chunk.isspace():
+            return position
+        cursor = 0
+        parsed: str = self._tagger.parse(chunk)
+        for line in parsed.split("\n"):
+            tab = line.find("\t")
+            if tab <= 0:
+                continue  # "EOS" and blank lines
+            surface = line[:tab]
+            # mecab drops whitespace and otherwise echoes the input, so the
+            # surface is next after the cursor; anything else is skipped rather
+            # than given a wrong offset.
+            found = chunk.find(surface, cursor)
+            if found < 0 or (found - cursor > 8 and not chunk[cursor:found].isspace()):
+                continue
+            cursor = found + len(surface)
+            start = chunk_start + found
+            end = start + len(surface)
+            position = user.flush(text, start, position, out)
+            if user.overlaps(start, end):
+                continue
+            features = line[tab + 1 :].split(",")
+            tag = features[0]
+            kind = features[4] if len(features) > 7 else "*"
+            if kind == "*":
+                if tag in _KEEP_TAGS:
+                    term = self._normalise(surface, tag)
+                    if term:
+                        out.append(Token(term, position, start, end))
+                        position += 1
+                elif tag in _STEM_TAGS:
+                    out.append(Token(surface, position, start, end))
+                    position += 1
+                continue
+            parts = _content_parts(features[7])
+            if kind == "Compound":
+                position = self._emit_compound(surface, tag, parts, start, mode, position, out)
+            else:  # Inflect, Preanalysis: contracted forms, parts share the span
+                for part, part_tag in parts:
+                    term = self._normalise(part, part_tag)
+                    if term:
+                        out.append(Token(term, position, start, end))
+                        position += 1
+        return position
+
+    def _emit_compound(
+        self,
+        surface: str,
+        tag: str,
+        parts: list[tuple[str, str]],
+        start: int,
+        mode: AnalysisMode,
+        position: int,
+        out: list[Token],
+    ) -> int:
+        end = start + len(surface)
+        whole = surface.lower() if tag in _CONTENT_TAGS else ""
+        if len(whole) > MAX_TOKEN_CHARS:
+            whole = ""
+        if not parts or (len(parts) == 1 and parts[0][0].lower() == whole):
+            if whole:
+                out.append(Token(whole, position, start, end))
+                return position + 1
+            return position
+        if mode is AnalysisMode.INDEX and whole:
+            out.append(Token(whole, position, start, end))
+        cursor = 0
+        for part, part_tag in parts:
+            term = self._normalise(part, part_tag)
+            if not term:
+                continue
+            found = surface.find(part, cursor)
+            if found >= 0:
+                cursor = found + len(part)
+                out.append(Token(term, position, start + found, start + found + len(part)))
+            else:
+                out.append(Token(term, position, start, end))
+            position += 1
+        return position
+
+    def _normalise(self, surface: str, tag: str) -> str:
+        """The index term of one kept morpheme ('' to drop it)."""
+        if len(surface) > MAX_TOKEN_CHARS:
+            return ""
+        if tag != "SL":
+            return surface
+        lowered = surface.lower()
+        if not _ASCII_WORD.fullmatch(lowered):
+            return lowered
+        stem = self._stems.get(lowered)
+        if stem is None:
+            stems = self._stemmer.analyze(lowered)
+            stem = stems[0] if stems else lowered
+            if len(self._stems) < _STEM_CACHE_LIMIT:
+                self._stems[lowered] = stem
+        return stem
+
+
+class _UserSpans:
+    """The user-word matches of one text, emitted in order among mecab's tokens."""
+
+    __slots__ = ("_next", "_spans")
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        self._spans = spans
+        self._next = 0
+
+    def flush(self, text: str, before: int, position: int, out: list[Token]) -> int:
+        """Emit the user words starting at or before `before`; return the next position."""
+        spans = self._spans
+        while self._next < len(spans) and spans[self._next][0] <= before:
+            start, end = spans[self._next]
+            out.append(Token(text[start:end].lower(), position, start, end))
+            position += 1
+            self._next += 1
+        return position
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Whether [start, end) overlaps the last emitted or the next user word."""
+        spans = self._spans
+        if self._next > 0 and spans[self._next - 1][1] > start:
+            return True
+        return self._next < len(spans) and spans[self._next][0] < end
+
+
+def _content_parts(expression: str) -> list[tuple[str, str]]:
+    """The (surface, tag) content morphemes of a mecab expression like `국립/NNG/*+중앙/NNG/*`."""
+    parts: list[tuple[str, str]] = []
+    if expression == "*":
+        return parts
+    for item in expression.split("+"):
+        fields = item.split("/")
+        if len(fields) >= 2 and fields[0] and fields[1] in _CONTENT_TAGS:
+            parts.append((fields[0], fields[1]))
+    return parts
+
+
+def _chunks(text: str, start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
+    """Cut text[start:end] into pieces of at most `size` chars, at a line break or space if any."""
+    while end - start > size:
+        limit = start + size
+        cut = text.rfind("\n", start + size // 2, limit)
+        if cut < 0:
+            cut = text.rfind(" ", start + size // 2, limit)
+        cut = limit if cut < 0 else cut + 1
+        yield start, cut
+        start = cut
+    if end > start:
+        yield start, end
