@@ -1,0 +1,528 @@
+"""The embedded search index: Tantivy with our Korean analyser.
+
+Layout of an index document:
+
+* text fields `title`, `filename`, `body`, `tags`, indexed with positions from
+  `KoreanAnalyzer` (pre-tokenized; tantivy never tokenizes our text) and not
+  stored, because a stored pre-tokenized value would store every token too;
+* `src_title`, `src_filename`, `src_body`: the NFC text as stored bytes, for hits
+  and highlights (the body cut at `max_body_chars`);
+* keyword fields (raw, untokenized) `id`, `department`, `ministry`,
+  `content_type`, `tag` (one value per tag) and `readers` (one value per
+  principal token); the first five are fast fields for aggregations;
+* integer fast fields `revision` and `created_at` (microseconds since the epoch,
+  UTC, so ranges and sorting are exact; tantivy's date fields are second-precise).
+
+Search = user text (scoring) AND the filter (a zero-scoring clause: readers term
+set, keyword filters, date range, id restrictions). Facets are one terms
+aggregation per facet field over that same query, run on the fast fields by
+tantivy (no Python loop over matches); the exact total comes from the count
+collector of the top-hits search.
+
+Writes: one writer per index directory (tantivy takes a lock file), created on
+the first write, guarded by a lock. Each `upsert`/`delete`/`clear` call is one
+commit, followed by a reader reload, so batches commit once and a returned call
+is durable and visible. An upsert whose revision is lower than the stored one is
+ignored; an equal revision replaces the stored document (so a rebuild can
+re-apply the same revision after an analyser change).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+from indexer.analysis.highlight import highlight
+from indexer.analysis.korean import KoreanAnalyzer, Token
+from indexer.analysis.query_terms import AnalyzedQuery, PositionedTerms, analyze_query
+from indexer.errors import InvalidQueryError, SearchUnavailableError
+from indexer.index.base import (
+    FACET_FIELDS,
+    FacetCount,
+    IndexDocument,
+    SearchHit,
+    SearchRequest,
+    SearchResults,
+    SortOrder,
+)
+
+#: Text fields and their boosts: a match in the title counts most.
+TEXT_FIELD_BOOSTS: dict[str, float] = {"title": 3.0, "filename": 2.0, "tags": 1.5, "body": 1.0}
+#: Fields where a multi-morpheme word scores higher when its parts are adjacent.
+_ADJACENCY_FIELDS = frozenset({"title", "body"})
+_KEYWORD_FIELDS = ("id", "department", "ministry", "content_type")
+
+DEFAULT_WRITER_HEAP_BYTES = 64_000_000
+DEFAULT_MAX_BODY_CHARS = 1_000_000
+#: Largest page and deepest page reachable, as in Elasticsearch's max_result_window.
+MAX_LIMIT = 1000
+MAX_RESULT_WINDOW = 10_000
+#: Buckets returned per facet; segments report more so merged counts stay exact
+#: for any value that makes the top list in practice.
+FACET_SIZE = 50
+_FACET_SEGMENT_SIZE = 1000
+#: ids per aggregation when looking up stored revisions.
+_REVISION_BATCH = 1000
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Filename separators that mecab would otherwise glue to neighbouring words.
+_FILENAME_PUNCT = re.compile(r"[_.\-+~()\[\]{}]")
+
+
+class TantivyIndex:
+    """`SearchIndex` on a local Tantivy directory (embedded deployments and tests)."""
+
+    def __init__(
+        self,
+        path: Path,
+        analyzer: KoreanAnalyzer,
+        *,
+        writer_heap_bytes: int = DEFAULT_WRITER_HEAP_BYTES,
+        writer_threads: int = 1,
+        max_body_chars: int = DEFAULT_MAX_BODY_CHARS,
+    ) -> None:
+        """Open (or create) the index in directory `path`.
+
+        `max_body_chars` bounds the indexed, stored and highlighted part of each
+        body. Raises `SearchUnavailableError` when the directory cannot be used
+        (not writable, or built with another schema: delete it and reindex).
+        """
+        if writer_heap_bytes < 15_000_000 * writer_threads:
+            raise ValueError("tantivy needs at least 15 MB of writer heap per thread")
+        if max_body_chars < 1:
+            raise ValueError("max_body_chars must be positive")
+        self._path = path
+        self._analyzer = analyzer
+        self._heap = writer_heap_bytes
+        self._threads = writer_threads
+        self._max_body_chars = max_body_chars
+        self._schema = _schema()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            self._index = tantivy.Index(self._schema, str(path), reuse=True)
+        except (OSError, ValueError) as err:
+            raise SearchUnavailableError(f"cannot open the search index at {path}: {err}") from err
+        self._write_lock = threading.Lock()
+        self._writer: tantivy.IndexWriter | None = None
+        self._closed = False
+
+    # -- writes --------------------------------------------------------------------
+
+    def upsert(self, docs: Sequence[IndexDocument]) -> None:
+        """Add or replace documents, skipping any older than the stored revision (one commit)."""
+        latest: dict[str, IndexDocument] = {}
+        for doc in docs:
+            if not doc.id:
+                raise ValueError("an index document needs an id")
+            held = latest.get(doc.id)
+            if held is None or doc.revision >= held.revision:
+                latest[doc.id] = doc
+        if not latest:
+            return
+        with self._write_lock:
+            writer = self._open_writer()
+            stored = self._stored_revisions(list(latest))
+            try:
+                for doc in latest.values():
+                    if stored.get(doc.id, -1) > doc.revision:
+                        continue  # an older task must not restore older text or ACL
+                    writer.delete_documents_by_term("id", doc.id)
+                    writer.add_document(self._to_tantivy(doc))
+                self._commit(writer)
+            except (ValueError, RuntimeError, OSError) as err:
+                self._rollback(writer)
+                raise SearchUnavailableError(f"cannot write to the search index: {err}") from err
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove documents by id (one commit; missing ids are ignored)."""
+        if not ids:
+            return
+        with self._write_lock:
+            writer = self._open_writer()
+            try:
+                for doc_id in set(ids):
+                    writer.delete_documents_by_term("id", doc_id)
+                self._commit(writer)
+            except (ValueError, RuntimeError, OSError) as err:
+                self._rollback(writer)
+                raise SearchUnavailableError(
+                    f"cannot remove documents from the search index: {err}"
+                ) from err
+
+    def clear(self) -> None:
+        """Remove every document (one commit)."""
+        with self._write_lock:
+            writer = self._open_writer()
+            try:
+                writer.delete_all_documents()
+                self._commit(writer)
+            except (ValueError, RuntimeError, OSError) as err:
+                self._rollback(writer)
+                raise SearchUnavailableError(f"cannot clear the search index: {err}") from err
+
+    def refresh(self) -> None:
+        """Reload the reader (writes of this process are already committed and visible;
+        this picks up commits made by another process sooner than the file watcher)."""
+        self._check_open()
+        try:
+            self._index.reload()
+        except ValueError as err:
+            raise SearchUnavailableError(f"cannot reload the search index: {err}") from err
+
+    # -- reads ---------------------------------------------------------------------
+
+    def revisions(self, ids: Sequence[str]) -> dict[str, int]:
+        """The stored revision of each of `ids` that is in the index."""
+        self._check_open()
+        return self._stored_revisions(list(dict.fromkeys(ids)))
+
+    def count(self) -> int:
+        """How many (live) documents the index holds."""
+        self._check_open()
+        try:
+            return self._index.searcher().num_docs
+        except ValueError as err:
+            raise SearchUnavailableError(f"cannot read the search index: {err}") from err
+
+    def ping(self) -> None:
+        """Raise `SearchUnavailableError` unless the index can be read."""
+        self.count()
+
+    def search(self, request: SearchRequest) -> SearchResults:
+        """Run `request`: its text AND its access filter; see the module docstring."""
+        self._check_open()
+        _validate(request)
+        empty = SearchResults(
+            total=0, hits=[], facets={f: [] for f in FACET_FIELDS} if request.with_facets else {}
+        )
+        if not request.readers or (request.only_ids is not None and not request.only_ids):
+            return empty  # fail closed: no principal, or an empty id restriction
+        if (
+            request.created_from is not None
+            and request.created_to is not None
+            and request.created_from >= request.created_to
+        ):
+            return empty
+        analyzed = analyze_query(self._analyzer, request.query)
+        if analyzed.matches_nothing:
+            return empty
+        query = self._build_query(analyzed, request)
+        try:
+            searcher = self._index.searcher()
+            hits, total = self._top_hits(searcher, query, request, analyzed)
+            facets = self._facets(searcher, query) if request.with_facets else {}
+        except ValueError as err:
+            raise SearchUnavailableError(f"search failed: {err}") from err
+        return SearchResults(total=total, hits=hits, facets=facets)
+
+    def close(self) -> None:
+        """Let merges finish and release the writer's lock; further calls raise."""
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                try:
+                    writer.wait_merging_threads()
+                except ValueError as err:
+                    raise SearchUnavailableError(f"cannot close the search index: {err}") from err
+
+    # -- internals: writing ---------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SearchUnavailableError("the search index is closed")
+
+    def _open_writer(self) -> tantivy.IndexWriter:
+        """The writer, created on first use (so read-only processes never take the lock)."""
+        self._check_open()
+        if self._writer is None:
+            try:
+                self._writer = self._index.writer(self._heap, self._threads)
+            except ValueError as err:
+                raise SearchUnavailableError(
+                    f"cannot open a writer on {self._path} (another process writing?): {err}"
+                ) from err
+        return self._writer
+
+    def _commit(self, writer: tantivy.IndexWriter) -> None:
+        writer.commit()
+        # Make the commit visible now rather than after the reader's file watcher.
+        self._index.reload()
+
+    def _rollback(self, writer: tantivy.IndexWriter) -> None:
+        try:
+            writer.rollback()
+        except ValueError:
+            # The writer is unusable; drop it so the next write opens a new one.
+            self._writer = None
+
+    def _stored_revisions(self, ids: list[str]) -> dict[str, int]:
+        """Revisions by id via a terms aggregation on fast fields (no stored-document reads)."""
+        found: dict[str, int] = {}
+        try:
+            searcher = self._index.searcher()
+            for i in range(0, len(ids), _REVISION_BATCH):
+                batch = ids[i : i + _REVISION_BATCH]
+                query = tantivy.Query.term_set_query(self._schema, "id", batch)
+                agg = {
+                    "ids": {
+                        "terms": {"field": "id", "size": len(batch)},
+                        "aggs": {"revision": {"max": {"field": "revision"}}},
+                    }
+                }
+                result = searcher.aggregate(query, agg)
+                for bucket in result["ids"]["buckets"]:
+                    found[str(bucket["key"])] = int(bucket["revision"]["value"])
+        except ValueError as err:
+            raise SearchUnavailableError(f"cannot read the search index: {err}") from err
+        return found
+
+    def _to_tantivy(self, doc: IndexDocument) -> tantivy.Document:
+        title = _nfc(doc.title)
+        filename = _nfc(doc.filename)
+        body = _nfc(doc.body)[: self._max_body_chars]
+        out = tantivy.Document()
+        out.add_text("id", doc.id)
+        out.add_integer("revision", doc.revision)
+        out.add_integer("created_at", _micros(doc.created_at))
+        for name in ("department", "ministry", "content_type"):
+            value: str = getattr(doc, name)
+            if value:  # no empty keyword, so no empty facet bucket
+                out.add_text(name, value)
+        for reader in doc.readers:
+            out.add_text("readers", reader)
+        self._add_analysed(out, "title", title, title)
+        # Mecab glues some separators to words; spaces cut `출생신고_양식.hwp`
+        # into its words while keeping offsets into the filename itself.
+        self._add_analysed(out, "filename", filename, _FILENAME_PUNCT.sub(" ", filename))
+        self._add_analysed(out, "body", body, body)
+        for tag in doc.tags:
+            if tag:
+                out.add_text("tag", tag)
+                self._add_analysed(out, "tags", _nfc(tag), _nfc(tag))
+        out.add_bytes("src_title", title.encode())
+        out.add_bytes("src_filename", filename.encode())
+        out.add_bytes("src_body", body.encode())
+        return out
+
+    def _add_analysed(self, doc: tantivy.Document, field: str, text: str, analysed: str) -> None:
+        tokens = self._analyzer.analyze(analysed)
+        if tokens:
+            doc.add_pre_tokenized_text(field, _pretokenized(text, tokens))
+
+    # -- internals: searching --------------------------------------------------------
+
+    def _build_query(self, analyzed: AnalyzedQuery, request: SearchRequest) -> tantivy.Query:
+        occur = tantivy.Occur
+        clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        for terms in analyzed.words:
+            clauses.append((occur.Must, self._word_query(terms)))
+        for terms in analyzed.phrases:
+            clauses.append((occur.Must, self._phrase_query(terms)))
+        for terms in analyzed.excluded:
+            clauses.append((occur.MustNot, self._phrase_query(terms)))
+        access = self._filter_query(request)
+        if analyzed.has_positive:
+            # The filter must not score: the user's text ranks, the filter only restricts.
+            clauses.append((occur.Must, tantivy.Query.const_score_query(access, 0.0)))
+        else:
+            clauses.append((occur.Must, access))
+        return tantivy.Query.boolean_query(clauses)
+
+    def _word_query(self, terms: PositionedTerms) -> tantivy.Query:
+        """Some text field holds all of the word's terms (adjacent ones score higher)."""
+        unique = list(dict.fromkeys(term for _, term in terms))
+        per_field: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        for field, boost in TEXT_FIELD_BOOSTS.items():
+            if len(unique) == 1:
+                query = self._term(field, unique[0])
+            else:
+                parts = [(tantivy.Occur.Must, self._term(field, term)) for term in unique]
+                if field in _ADJACENCY_FIELDS:
+                    phrase = tantivy.Query.phrase_query(self._schema, field, list(terms))
+                    parts.append((tantivy.Occur.Should, phrase))
+                query = tantivy.Query.boolean_query(parts)
+            per_field.append((tantivy.Occur.Should, _boost(query, boost)))
+        return tantivy.Query.boolean_query(per_field)
+
+    def _phrase_query(self, terms: PositionedTerms) -> tantivy.Query:
+        """Some text field holds the terms at their relative positions."""
+        per_field: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        for field, boost in TEXT_FIELD_BOOSTS.items():
+            if len(terms) == 1:
+                query = self._term(field, terms[0][1])
+            else:
+                query = tantivy.Query.phrase_query(self._schema, field, list(terms))
+            per_field.append((tantivy.Occur.Should, _boost(query, boost)))
+        return tantivy.Query.boolean_query(per_field)
+
+    def _term(self, field: str, term: str) -> tantivy.Query:
+        return tantivy.Query.term_query(self._schema, field, term, index_option="freq")
+
+    def _filter_query(self, request: SearchRequest) -> tantivy.Query:
+        """The non-scoring restriction: readable, and every requested filter."""
+        schema = self._schema
+        occur = tantivy.Occur
+        clauses = [
+            (occur.Must, tantivy.Query.term_set_query(schema, "readers", sorted(request.readers)))
+        ]
+        for name in ("department", "ministry", "content_type", "tag"):
+            value: str | None = getattr(request, name)
+            if value:
+                clauses.append(
+                    (
+                        occur.Must,
+                        tantivy.Query.term_query(schema, name, value, index_option="basic"),
+                    )
+                )
+        if request.created_from is not None or request.created_to is not None:
+            clauses.append(
+                (
+                    occur.Must,
+                    tantivy.Query.range_query(
+                        schema,
+                        "created_at",
+                        tantivy.FieldType.Integer,
+                        lower_bound=_micros_or_none(request.created_from),
+                        upper_bound=_micros_or_none(request.created_to),
+                        include_lower=True,
+                        include_upper=False,
+                    ),
+                )
+            )
+        if request.only_ids is not None:
+            ids = sorted(request.only_ids)
+            clauses.append((occur.Must, tantivy.Query.term_set_query(schema, "id", ids)))
+        if request.exclude_ids:
+            ids = sorted(request.exclude_ids)
+            clauses.append((occur.MustNot, tantivy.Query.term_set_query(schema, "id", ids)))
+        return tantivy.Query.boolean_query(clauses)
+
+    def _top_hits(
+        self,
+        searcher: tantivy.Searcher,
+        query: tantivy.Query,
+        request: SearchRequest,
+        analyzed: AnalyzedQuery,
+    ) -> tuple[list[SearchHit], int]:
+        limit = request.limit
+        sort = request.sort
+        if sort is SortOrder.RELEVANCE and not analyzed.has_positive:
+            sort = SortOrder.NEWEST  # nothing to rank by: list the newest first
+        kwargs: dict[str, Any] = {}
+        if sort is not SortOrder.RELEVANCE:
+            kwargs["order_by_field"] = "created_at"
+            kwargs["order"] = tantivy.Order.Desc if sort is SortOrder.NEWEST else tantivy.Order.Asc
+        # tantivy refuses a limit of 0 (it panics), so fetch one hit and drop it.
+        result = searcher.search(query, max(limit, 1), count=True, offset=request.offset, **kwargs)
+        total = int(getattr(result, "count", 0) or 0)
+        if limit == 0:
+            return [], total
+        terms = analyzed.highlight_terms if request.with_highlights else frozenset()
+        hits = []
+        for value, address in result.hits:
+            score = float(value) if sort is SortOrder.RELEVANCE else 0.0
+            hits.append(self._hit(searcher.doc(address), score, terms))
+        return hits, total
+
+    def _hit(self, doc: tantivy.Document, score: float, terms: frozenset[str]) -> SearchHit:
+        title = _bytes_field(doc, "src_title")
+        fragments: list[str] = []
+        if terms:
+            fragments = highlight(self._analyzer, _bytes_field(doc, "src_body"), terms)
+            if not fragments:
+                fragments = highlight(self._analyzer, title, terms, max_fragments=1)
+        created = doc.get_first("created_at")
+        return SearchHit(
+            id=str(doc.get_first("id")),
+            score=score,
+            title=title,
+            filename=_bytes_field(doc, "src_filename"),
+            department=str(doc.get_first("department") or ""),
+            ministry=str(doc.get_first("ministry") or ""),
+            content_type=str(doc.get_first("content_type") or ""),
+            created_at=_EPOCH + timedelta(microseconds=int(created or 0)),
+            highlights=tuple(fragments),
+        )
+
+    def _facets(
+        self, searcher: tantivy.Searcher, query: tantivy.Query
+    ) -> dict[str, list[FacetCount]]:
+        agg = {
+            name: {
+                "terms": {"field": name, "size": FACET_SIZE, "segment_size": _FACET_SEGMENT_SIZE}
+            }
+            for name in FACET_FIELDS
+        }
+        result = searcher.aggregate(query, agg)
+        facets: dict[str, list[FacetCount]] = {}
+        for name in FACET_FIELDS:
+            buckets = result.get(name, {}).get("buckets", [])
+            counts = [FacetCount(str(b["key"]), int(b["doc_count"])) for b in buckets]
+            facets[name] = sorted(counts, key=lambda c: (-c.count, c.value))
+        return facets
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    for name in _KEYWORD_FIELDS:
+        builder.add_text_field(
+            name, stored=True, fast=True, tokenizer_name="raw", index_option="basic"
+        )
+    builder.add_text_field("tag", fast=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("readers", tokenizer_name="raw", index_option="basic")
+    for name in TEXT_FIELD_BOOSTS:
+        builder.add_text_field(name, stored=False, index_option="position")
+    builder.add_integer_field("revision", fast=True)
+    builder.add_integer_field("created_at", stored=True, indexed=True, fast=True)
+    for name in ("src_title", "src_filename", "src_body"):
+        builder.add_bytes_field(name, stored=True)
+    return builder.build()
+
+
+def _validate(request: SearchRequest) -> None:
+    if request.offset < 0 or request.limit < 0:
+        raise InvalidQueryError("offset and limit must not be negative")
+    if request.limit > MAX_LIMIT:
+        raise InvalidQueryError(f"limit must be at most {MAX_LIMIT}")
+    if request.offset + request.limit > MAX_RESULT_WINDOW:
+        raise InvalidQueryError(f"offset + limit must be at most {MAX_RESULT_WINDOW}")
+
+
+def _pretokenized(text: str, tokens: Iterable[Token]) -> tantivy.PreTokenizedString:
+    return tantivy.PreTokenizedString(
+        text, [tantivy.Token(t.text, t.position, t.start, t.end) for t in tokens]
+    )
+
+
+def _boost(query: tantivy.Query, boost: float) -> tantivy.Query:
+    return query if boost == 1.0 else tantivy.Query.boost_query(query, boost)
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _micros(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # the port promises UTC; be lenient
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _micros_or_none(moment: datetime | None) -> int | None:
+    return None if moment is None else _micros(moment)
+
+
+def _bytes_field(doc: tantivy.Document, name: str) -> str:
+    value = doc.get_first(name)
+    return bytes(value).decode() if value else ""
