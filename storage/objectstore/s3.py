@@ -195,9 +195,11 @@ class S3ObjectStore:
 
     `endpoint` is `host:port` (no scheme; `secure` chooses https). Every request has
     bounded time: `connect_timeout` and `read_timeout` seconds per attempt and
-    `max_retries` retries (connection errors and 5xx answers, with backoff), so an
-    unreachable server fails in seconds with `StorageUnavailableError`. `ca_certs`
-    is a CA bundle for a private certificate authority (system CAs otherwise).
+    `max_retries` retries (connection errors and 5xx answers, with backoff; a read
+    timeout is retried once), so an unreachable server fails in seconds with
+    `StorageUnavailableError`: at once if refused, after about
+    (max_retries + 1) x connect_timeout if packets are dropped. `ca_certs` is a CA
+    bundle for a private certificate authority (system CAs otherwise).
 
     With `create_bucket` the bucket is created on first use if missing (tests,
     single-node installs). Production should create it beforehand (with versioning)
@@ -216,7 +218,7 @@ class S3ObjectStore:
         region: str | None = None,
         create_bucket: bool = True,
         connect_timeout: float = 2.0,
-        read_timeout: float = 60.0,
+        read_timeout: float = 30.0,
         max_retries: int = 2,
         ca_certs: str | None = None,
     ) -> None:
@@ -228,6 +230,9 @@ class S3ObjectStore:
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             retries=urllib3.Retry(
                 total=max_retries,
+                # A server that accepted the request and went silent rarely answers
+                # a second time: one more try, then fail instead of hanging a worker.
+                read=min(1, max_retries),
                 backoff_factor=0.2,
                 status_forcelist=(500, 502, 503, 504),
             ),
