@@ -100,6 +100,10 @@ class Principal:
         """Reader tokens this caller holds. Empty for a disabled user: they see nothing."""
         if self.disabled or not self.username:
             return frozenset()
+        if Role.ADMIN in self.roles:
+            # Separation of duties: administrators manage the organisation and
+            # policies, and read only what is granted to them by name.
+            return frozenset({user_token(self.username)})
         tokens = {user_token(self.username), GOV}
         if self.department:
             tokens.add(dept_token(self.department))

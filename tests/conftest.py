@@ -1,0 +1,153 @@
+"""Shared fixtures: a real Crossdoc server over HTTP on the embedded default."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from auth.passwords import Passwords
+from crossdoc.settings import Settings
+from crossdoc.wiring import Services, build_services
+from search_api.app import create_app
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+ADMIN_PASSWORD = "admin-password-for-tests"
+PASSWORD = "password-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fast_passwords() -> Passwords:
+    # Tests sign in hundreds of times; production cost is the default.
+    return Passwords(time_cost=1, memory_cost=8 * 1024)
+
+
+@dataclass
+class Server:
+    """A running Crossdoc server and an HTTP client helper bound to it."""
+
+    base_url: str
+    services: Services
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def client(self, username: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = {}
+        if username is not None:
+            headers["Authorization"] = f"Bearer {self.token(username)}"
+        return httpx.Client(base_url=self.base_url + "/api/v1", headers=headers, timeout=60,
+                            **kwargs)
+
+    def token(self, username: str, password: str | None = None) -> str:
+        if username not in self.tokens:
+            pw = password or (ADMIN_PASSWORD if username == "admin" else PASSWORD)
+            r = httpx.post(f"{self.base_url}/api/v1/auth/token",
+                           data={"username": username, "password": pw}, timeout=30)
+            assert r.status_code == 200, r.text
+            self.tokens[username] = r.json()["access_token"]
+        return self.tokens[username]
+
+    # -- factories -------------------------------------------------------------------
+
+    def ensure_org(self, ministry: str, department: str) -> None:
+        with self.client("admin") as c:
+            r = c.post("/admin/ministries", json={"code": ministry, "name": ministry})
+            assert r.status_code in (201, 409), r.text
+            r = c.post("/admin/departments",
+                       json={"code": department, "name": department, "ministry": ministry})
+            assert r.status_code in (201, 409), r.text
+
+    def user(self, username: str, department: str | None, roles: list[str] | None = None,
+             ministry: str | None = None) -> str:
+        if department is not None:
+            self.ensure_org(ministry or department.split("-")[0], department)
+        with self.client("admin") as c:
+            r = c.post("/admin/users", json={
+                "username": username, "password": PASSWORD, "display_name": username,
+                "department": department, "roles": roles or ["member"]})
+            assert r.status_code in (201, 409), r.text
+        return username
+
+    def upload(self, username: str, content: bytes, filename: str = "doc.txt", *,
+               title: str | None = None, visibility: str | None = None,
+               tags: str | None = None, grants: list[dict[str, Any]] | None = None,
+               wait: bool = True) -> dict[str, Any]:
+        data = {k: v for k, v in {"title": title, "visibility": visibility, "tags": tags}.items()
+                if v is not None}
+        with self.client(username) as c:
+            r = c.post("/documents", files={"file": (filename, content)}, data=data)
+            assert r.status_code == 202, r.text
+            doc: dict[str, Any] = r.json()
+            if grants is not None:
+                r = c.put(f"/documents/{doc['id']}/acl",
+                          json={"visibility": visibility or "department", "grants": grants})
+                assert r.status_code == 200, r.text
+        if wait:
+            doc = self.wait_indexed(username, doc["id"])
+        return doc
+
+    def wait_indexed(self, username: str, doc_id: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.client(username) as c:
+            while True:
+                doc: dict[str, Any] = c.get(f"/documents/{doc_id}").json()
+                stale = self.services.catalog.stale_access_ids()
+                if doc.get("status") != "pending" and doc_id not in stale:
+                    backlog = [i for i in self.services.catalog.due_outbox_ids()]
+                    if not backlog:
+                        return doc
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"document {doc_id} not indexed in {timeout}s: {doc}")
+                time.sleep(0.05)
+
+    def search(self, username: str, **params: Any) -> dict[str, Any]:
+        with self.client(username) as c:
+            r = c.get("/search", params=params)
+            assert r.status_code == 200, r.text
+            result: dict[str, Any] = r.json()
+            return result
+
+
+def start_server(tmp_path: Path, **overrides: Any) -> Iterator[Server]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
+        demo=False,
+        **overrides,
+    )
+    services = build_services(settings, passwords=fast_passwords())
+    app = create_app(settings, services)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", services)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server per test module (fresh data dir), small upload limit for the 413 tests."""
+    yield from start_server(tmp_path_factory.mktemp("crossdoc"), max_upload_bytes=8 * 1024 * 1024)

@@ -1,0 +1,135 @@
+"""The catalog repository on SQLite (PostgreSQL runs the same tests in the scale-out issue)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from storage.catalog import Catalog
+from storage.catalog.records import GrantRecord, NewAuditEvent, NewBlob, NewDocument
+from storage.errors import ConflictError, NotFoundError
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    c = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    c.migrate()
+    c.create_ministry("M1", "부")
+    c.create_department("D1", "과", "M1")
+    c.create_user("kim", "hash", "김", "D1", ["member"])
+    return c
+
+
+def new_doc(sha: str = "a" * 64, **kw: object) -> NewDocument:
+    blob = NewBlob(f"blobs/sha256/{sha[:2]}/{sha[2:4]}/{sha}", sha, 3, "a.txt", "text/plain",
+                   "text/plain")
+    fields: dict[str, object] = {"title": "t", "department": "D1", "owner": "kim",
+                                 "visibility": "department"}
+    fields.update(kw)
+    return NewDocument(blob=blob, **fields)  # type: ignore[arg-type]
+
+
+def test_migrations_are_idempotent(catalog: Catalog) -> None:
+    catalog.migrate()
+    assert catalog.get_user("kim") is not None
+
+
+def test_duplicates_conflict(catalog: Catalog) -> None:
+    with pytest.raises(ConflictError):
+        catalog.create_ministry("M1", "again")
+    with pytest.raises(ConflictError):
+        catalog.create_user("kim", "h", "k", "D1", [])
+    with pytest.raises(NotFoundError):
+        catalog.create_department("D9", "x", "M9")
+
+
+def test_document_row_version_and_outbox_in_one_transaction(catalog: Catalog) -> None:
+    doc, created = catalog.create_document(new_doc())
+    assert created and doc.status == "pending" and doc.version == 1
+    assert doc.ministry == "M1"
+    assert catalog.list_versions(doc.id)[0].sha256 == "a" * 64
+    claims = catalog.claim_outbox(10, timedelta(minutes=1))
+    assert [c.document_id for c in claims] == [doc.id]
+    assert catalog.claim_outbox(10, timedelta(minutes=1)) == []  # leased
+
+
+def test_failed_transaction_leaves_nothing(catalog: Catalog) -> None:
+    with pytest.raises(NotFoundError):
+        catalog.create_document(new_doc(department="NOPE"))
+    assert catalog.count_documents() == 0
+    assert catalog.outbox_backlog() == 0
+    with pytest.raises(ConflictError):
+        catalog.create_document(new_doc(grants=(GrantRecord("user:x", "read"),
+                                                GrantRecord("user:x", "write"))))
+    assert catalog.count_documents() == 0
+
+
+def test_lapsed_claims_are_claimable_again(catalog: Catalog) -> None:
+    catalog.create_document(new_doc())
+    assert catalog.claim_outbox(10, timedelta(seconds=-1))
+    assert catalog.claim_outbox(10, timedelta(minutes=1))
+
+
+def test_acl_change_marks_stale_until_indexed(catalog: Catalog) -> None:
+    doc, _ = catalog.create_document(new_doc())
+    catalog.mark_indexed_many([(doc.id, 1, 1, "indexed", "", "text/plain")])
+    assert catalog.stale_access_ids() == set()
+    changed = catalog.set_acl(doc.id, "private", [GrantRecord("user:lee", "read")], "kim")
+    assert catalog.stale_access_ids() == {doc.id}
+    # An older revision landing late does not clear the stale mark.
+    catalog.mark_indexed_many([(doc.id, 1, 1, "indexed", "", None)])
+    assert catalog.stale_access_ids() == {doc.id}
+    catalog.mark_indexed_many([(doc.id, changed.revision, 1, "indexed", "", None)])
+    assert catalog.stale_access_ids() == set()
+    assert catalog.outbox_backlog() == 0
+
+
+def test_expired_grants_are_stale_then_swept(catalog: Catalog) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    doc, _ = catalog.create_document(new_doc(grants=(GrantRecord("user:lee", "read", past),)))
+    catalog.mark_indexed_many([(doc.id, doc.revision, 1, "indexed", "", None)])
+    assert doc.id in catalog.stale_access_ids()
+    assert catalog.expire_grants() == [doc.id]
+    assert catalog.get_document(doc.id).grants == ()
+    assert doc.id in catalog.stale_access_ids()  # until the new revision is indexed
+
+
+def test_idempotency_key(catalog: Catalog) -> None:
+    first, created1 = catalog.create_document(new_doc(), idempotency_key="k")
+    second, created2 = catalog.create_document(new_doc(), idempotency_key="k")
+    assert created1 and not created2 and first.id == second.id
+    assert catalog.count_documents() == 1
+
+
+def test_soft_delete_keeps_the_record(catalog: Catalog) -> None:
+    doc, _ = catalog.create_document(new_doc())
+    catalog.soft_delete(doc.id)
+    with pytest.raises(NotFoundError):
+        catalog.get_document(doc.id)
+    assert catalog.get_document(doc.id, include_deleted=True).deleted_at is not None
+    assert doc.id in catalog.stale_access_ids()
+
+
+def test_timestamps_are_aware_utc(catalog: Catalog) -> None:
+    doc, _ = catalog.create_document(new_doc())
+    again = catalog.get_document(doc.id)
+    assert again.created_at.tzinfo is not None
+    assert abs((again.created_at - datetime.now(UTC)).total_seconds()) < 60
+
+
+def test_audit_chain_detects_edits_and_deletions(catalog: Catalog) -> None:
+    catalog.append_audit([NewAuditEvent("kim", "sign_in"),
+                          NewAuditEvent("kim", "search", detail={"q": "예산\n\x1b[31m"}),
+                          NewAuditEvent("lee", "download", "doc1")])
+    assert catalog.verify_audit_chain() == (True, 3, "")
+    with catalog.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_events SET actor='mallory' WHERE id=2")
+    ok, _, problem = catalog.verify_audit_chain()
+    assert not ok and "record 2" in problem
+    with catalog.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_events SET actor='kim' WHERE id=2")
+        conn.exec_driver_sql("DELETE FROM audit_events WHERE id=2")
+    ok, _, problem = catalog.verify_audit_chain()
+    assert not ok and "record 3" in problem
