@@ -223,7 +223,6 @@ class S3ObjectStore:
         ca_certs: str | None = None,
     ) -> None:
         self._bucket = bucket
-        self._create_bucket = create_bucket
         self._bucket_ready = not create_bucket
         self._bucket_lock = threading.Lock()
         http = urllib3.PoolManager(
