@@ -98,9 +98,11 @@ class TokenService:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
 
-    def issue(self, subject: str, token_type: TokenType, now: datetime | None = None) -> IssuedToken:
+    def issue(
+        self, subject: str, token_type: TokenType, now: datetime | None = None
+    ) -> IssuedToken:
         now = (now or datetime.now(UTC)).replace(microsecond=0)
-        ttl = self.access_ttl if token_type == "access" else self.refresh_ttl
+        ttl = self.access_ttl if token_type == "access" else self.refresh_ttl  # noqa: S105
         claims = TokenClaims(
             subject=subject,
             token_id=uuid.uuid4().hex,

@@ -59,7 +59,9 @@ def serve(
     services = _services(settings)
     report = bootstrap(
         services,
-        admin_password=settings.admin_password.get_secret_value() if settings.admin_password else None,
+        admin_password=settings.admin_password.get_secret_value()
+        if settings.admin_password
+        else None,
         demo=settings.demo,
     )
     if report.admin_password:
@@ -70,11 +72,13 @@ def serve(
     if report.demo_password:
         console.print(
             f"[bold]데모 조직 생성 · demo organisation created.[/bold] Users "
-            f"{', '.join(report.demo_users)} share the password: {report.demo_password} (shown once)"
+            f"{', '.join(report.demo_users)} share the password: {report.demo_password} "
+            "(shown once)"
         )
     console.print(f"Crossdoc: http://{host}:{port}/docs  (data: {settings.data_dir.resolve()})")
-    uvicorn.run(create_app(settings, services), host=host, port=port, log_level="info",
-                proxy_headers=False)
+    uvicorn.run(
+        create_app(settings, services), host=host, port=port, log_level="info", proxy_headers=False
+    )
 
 
 @app.command()
@@ -121,11 +125,18 @@ def _drain_if_possible(services: Services, quiet: bool = False) -> None:
     if not backlog:
         return
     try:
-        with Progress(TextColumn("색인 · indexing"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=console, disable=quiet) as progress:
+        with Progress(
+            TextColumn("색인 · indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+        ) as progress:
             task = progress.add_task("index", total=backlog)
-            while (n := drain_once(services.catalog, services.pipeline,
-                                   services.settings.worker_batch_size)):
+            while n := drain_once(
+                services.catalog, services.pipeline, services.settings.worker_batch_size
+            ):
                 progress.advance(task, n)
     except Exception as err:  # noqa: BLE001 - a running server will index them instead
         console.print(
@@ -137,7 +148,9 @@ def _drain_if_possible(services: Services, quiet: bool = False) -> None:
 def import_(
     directory: Annotated[Path, typer.Argument(exists=True, file_okay=False, readable=True)],
     department: Annotated[str, typer.Option("--department", help="owning department code")],
-    visibility: Annotated[str, typer.Option(help="private|department|ministry|government")] = "department",
+    visibility: Annotated[
+        str, typer.Option(help="private|department|ministry|government")
+    ] = "department",
     tags: Annotated[str, typer.Option(help="comma-separated tags for every document")] = "",
     index: Annotated[bool, typer.Option(help="index now, unless a running server will")] = True,
 ) -> None:
@@ -158,8 +171,13 @@ def import_(
     files = list(_walk(directory))
     imported = skipped = failed = 0
     start = time.monotonic()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("가져오기 · importing", total=len(files))
         for path in files:
             try:
@@ -169,9 +187,15 @@ def import_(
                 else:
                     rel = path.relative_to(directory)
                     accept_document(
-                        services.catalog, services.store, StagedFile(path, sha256, size, head),
-                        filename=path.name, declared_type="", title=None, department=department,
-                        owner=IMPORT_OWNER, visibility=visibility,
+                        services.catalog,
+                        services.store,
+                        StagedFile(path, sha256, size, head),
+                        filename=path.name,
+                        declared_type="",
+                        title=None,
+                        department=department,
+                        owner=IMPORT_OWNER,
+                        visibility=visibility,
                         tags=tag_list + ((str(rel.parent),) if str(rel.parent) != "." else ()),
                     )
                     imported += 1
@@ -200,7 +224,7 @@ def reindex() -> None:
     services = _services(settings)
     try:
         services.index.clear()
-    except Exception as err:  # noqa: BLE001 - explain the usual cause
+    except Exception as err:
         console.print(
             f"[red]cannot write the index ({err}).[/red] Stop `crossdoc serve` first: the embedded "
             "index has one writer."

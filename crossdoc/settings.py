@@ -1,4 +1,4 @@
-"""Settings, read from `CROSSDOC_*` environment variables (see shared API.md) and validated at start.
+"""Settings, read from `CROSSDOC_*` environment variables (shared API.md), validated at start.
 
 This is the only module that reads the environment. Everything else receives the
 values it needs through constructors.

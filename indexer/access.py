@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from auth.access import DocumentAccess, Grant, Permission
 from storage.catalog.records import DocumentRecord, PolicyRecord
@@ -11,26 +10,26 @@ from storage.catalog.records import DocumentRecord, PolicyRecord
 
 def policy_matches(policy: PolicyRecord, doc: DocumentRecord) -> bool:
     """A policy applies when every attribute it names matches the document."""
-    match = policy.match
-    if not match:
+    if not policy.match:
         return False  # an empty match would grant on everything: refuse (fail closed)
-    checks = {
-        "ministry": lambda v: doc.ministry == v,
-        "department": lambda v: doc.department == v,
-        "tag": lambda v: v in doc.tags,
-        "visibility": lambda v: doc.visibility == v,
-    }
-    for key, value in match.items():
-        check = checks.get(key)
-        if check is None or not check(value):
+    for key, value in policy.match.items():
+        if key == "ministry":
+            ok = doc.ministry == value
+        elif key == "department":
+            ok = doc.department == value
+        elif key == "tag":
+            ok = value in doc.tags
+        elif key == "visibility":
+            ok = doc.visibility == value
+        else:
+            ok = False  # an attribute we do not know never matches
+        if not ok:
             return False
     return True
 
 
 def document_access(doc: DocumentRecord, policies: Sequence[PolicyRecord] = ()) -> DocumentAccess:
-    grants = [
-        Grant(g.principal, Permission.parse(g.permission), g.expires_at) for g in doc.grants
-    ]
+    grants = [Grant(g.principal, Permission.parse(g.permission), g.expires_at) for g in doc.grants]
     grants.extend(
         Grant(p.principal, Permission.parse(p.permission), p.expires_at)
         for p in policies
@@ -43,5 +42,3 @@ def document_access(doc: DocumentRecord, policies: Sequence[PolicyRecord] = ()) 
         visibility=doc.visibility,
         grants=tuple(grants),
     )
-
-

@@ -90,7 +90,9 @@ class IndexingPipeline:
             except BlobNotFoundError:
                 # The record says the bytes exist. Do not mark the document failed
                 # for good: this is an operational emergency, retried and reported.
-                raise StorageUnavailableError(f"blob {doc.blob_key} of {doc.id} is missing") from None
+                raise StorageUnavailableError(
+                    f"blob {doc.blob_key} of {doc.id} is missing"
+                ) from None
             tmp.flush()
             extraction = self.extractor.extract(
                 Path(tmp.name), filename=doc.filename, declared_type=doc.declared_type
@@ -160,13 +162,15 @@ class IndexingPipeline:
             self.index.upsert([self.index_document(d, e, policies, now) for d, e in to_index])
         self.index.refresh()
 
-        outcomes = []
+        outcomes: list[tuple[str, int, int, str | None, str, str | None]] = []
         for doc in to_delete:
             outcomes.append((doc.id, doc.revision, doc.version, None, "", None))
             report.deleted.append(doc.id)
         for doc, extraction in to_index:
             status, detail = _document_status(extraction)
-            outcomes.append((doc.id, doc.revision, doc.version, status, detail, extraction.content_type))
+            outcomes.append(
+                (doc.id, doc.revision, doc.version, status, detail, extraction.content_type)
+            )
             (report.indexed if status == "indexed" else report.failed).append(doc.id)
         self.catalog.mark_indexed_many(outcomes)
         return report

@@ -57,7 +57,9 @@ def drain_once(catalog: Catalog, pipeline: IndexingPipeline, batch_size: int) ->
         if len(ids) == 1:
             log.exception("indexing failed for document %s", ids[0])
             for claim in claims:
-                catalog.release_outbox(claim, "internal error (see logs)", backoff(claim.attempts + 4))
+                catalog.release_outbox(
+                    claim, "internal error (see logs)", backoff(claim.attempts + 4)
+                )
             return len(claims)
         for claim in claims:
             catalog.release_outbox(claim, "", timedelta(0))
@@ -73,7 +75,7 @@ def drain_document(catalog: Catalog, pipeline: IndexingPipeline, document_id: st
     """Process one document on its own (used to isolate a failing one)."""
     try:
         pipeline.process([document_id])
-    except Exception as err:  # noqa: BLE001 - isolated; logged and retried via the outbox
+    except Exception as err:
         log.exception("indexing failed for document %s", document_id)
         del err
 
@@ -138,7 +140,7 @@ class InProcessWorker:
                     self.maintenance()
                 if drain_once(self.catalog, self.pipeline, self.batch_size):
                     continue
-            except Exception:  # noqa: BLE001 - the loop must survive anything (catalog down…)
+            except Exception:
                 log.exception("worker pass failed; retrying shortly")
             self._wake.wait(self.idle_seconds)
             self._wake.clear()

@@ -38,8 +38,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         report: BootstrapReport = bootstrap(
             services,
-            admin_password=(settings.admin_password.get_secret_value()
-                            if settings.admin_password else None),
+            admin_password=(
+                settings.admin_password.get_secret_value() if settings.admin_password else None
+            ),
             demo=settings.demo,
         )
         app.state.bootstrap = report
@@ -58,7 +59,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app = FastAPI(
         title="Crossdoc",
         version=__version__,
-        description="범정부 문서 클라우드 · Cross-ministry document cloud with permission-aware search",
+        description=(
+            "범정부 문서 클라우드 · Cross-ministry document cloud with permission-aware search"
+        ),
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url=f"{API_PREFIX}/openapi.json",

@@ -56,8 +56,12 @@ class Auditor:
         clipped = _clip(dict(detail or {}))
         assert isinstance(clipped, dict)
         return NewAuditEvent(
-            actor=actor[:64], action=action, target=target[:200], address=address[:64],
-            outcome=outcome, detail=clipped,
+            actor=actor[:64],
+            action=action,
+            target=target[:200],
+            address=address[:64],
+            outcome=outcome,
+            detail=clipped,
         )
 
     def record(self, event: NewAuditEvent) -> None:
@@ -89,7 +93,7 @@ class Auditor:
         while not self._stop.wait(self.flush_seconds):
             try:
                 self.flush()
-            except Exception:  # noqa: BLE001 - the flusher must survive a catalog outage
+            except Exception:
                 log.exception("audit flush failed")
 
     def close(self) -> None:

@@ -42,8 +42,13 @@ def bootstrap(services: Services, *, admin_password: str | None, demo: bool) -> 
     if catalog.get_user("admin") is None:
         password = admin_password or secrets.token_urlsafe(12)
         try:
-            catalog.create_user("admin", services.passwords.hash(password), "관리자 (Administrator)",
-                                None, ["member", "admin"])
+            catalog.create_user(
+                "admin",
+                services.passwords.hash(password),
+                "관리자 (Administrator)",
+                None,
+                ["member", "admin"],
+            )
             if admin_password is None:
                 report.admin_password = password
         except ConflictError:

@@ -77,7 +77,11 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
         if not principal.has_role(*roles):
             auditor.record(
                 Auditor.event(
-                    principal.username, "denied", request.url.path, address, "denied",
+                    principal.username,
+                    "denied",
+                    request.url.path,
+                    address,
+                    "denied",
                     {"method": request.method, "needs": list(roles)},
                 )
             )
@@ -97,7 +101,9 @@ class DocumentAccessContext:
     document: DocumentRecord
 
 
-def _load(services: Services, principal: Principal, document_id: str, permission: Permission) -> DocumentRecord:
+def _load(
+    services: Services, principal: Principal, document_id: str, permission: Permission
+) -> DocumentRecord:
     # Missing, deleted and unreadable documents answer the same 404, so that ids
     # of documents one may not read cannot be probed.
     if not _DOCUMENT_ID.match(document_id):

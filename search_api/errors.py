@@ -49,7 +49,9 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
-def _json(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _json(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
@@ -76,11 +78,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidTokenError)
     async def _token(_: Request, err: InvalidTokenError) -> JSONResponse:
-        return _json(401, "invalid_token", "missing, invalid or expired token", _UNAUTHORIZED_HEADERS)
+        return _json(
+            401, "invalid_token", "missing, invalid or expired token", _UNAUTHORIZED_HEADERS
+        )
 
     @app.exception_handler(InvalidCredentialsError)
     async def _credentials(_: Request, err: InvalidCredentialsError) -> JSONResponse:
-        return _json(401, "invalid_credentials", "wrong username or password", _UNAUTHORIZED_HEADERS)
+        return _json(
+            401, "invalid_credentials", "wrong username or password", _UNAUTHORIZED_HEADERS
+        )
 
     @app.exception_handler(NotFoundError)
     async def _missing(_: Request, err: NotFoundError) -> JSONResponse:
@@ -105,14 +111,22 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StorageUnavailableError)
     async def _storage_down(_: Request, err: StorageUnavailableError) -> JSONResponse:
         log.error("storage unavailable: %s", err)
-        return _json(503, "storage_unavailable", "storage is unavailable; try again shortly",
-                     {"Retry-After": "5"})
+        return _json(
+            503,
+            "storage_unavailable",
+            "storage is unavailable; try again shortly",
+            {"Retry-After": "5"},
+        )
 
     @app.exception_handler(SearchUnavailableError)
     async def _search_down(_: Request, err: SearchUnavailableError) -> JSONResponse:
         log.error("search unavailable: %s", err)
-        return _json(503, "search_unavailable", "search is unavailable; try again shortly",
-                     {"Retry-After": "5"})
+        return _json(
+            503,
+            "search_unavailable",
+            "search is unavailable; try again shortly",
+            {"Retry-After": "5"},
+        )
 
     @app.exception_handler(StorageError)
     async def _storage(_: Request, err: StorageError) -> JSONResponse:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from auth.access import Role, Visibility, validate_grant_principal
+from auth.access import Visibility, validate_grant_principal
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -23,7 +23,7 @@ class Strict(BaseModel):
 
 class TokenResponse(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (OAuth2 token type)
     expires_in: int
     refresh_token: str | None = None
 
@@ -62,12 +62,16 @@ class DepartmentOut(BaseModel):
     ministry: str
 
 
+def _member_role() -> list[RoleName]:
+    return ["member"]
+
+
 class UserIn(Strict):
     username: str = Field(pattern=USERNAME_PATTERN)
     password: str = Field(min_length=8, max_length=1024)
     display_name: str = Field(min_length=1, max_length=200)
     department: str | None = Field(default=None, pattern=CODE_PATTERN)
-    roles: list[RoleName] = Field(default_factory=lambda: [Role.MEMBER.value])
+    roles: list[RoleName] = Field(default_factory=_member_role)
 
 
 class UserPatch(Strict):

@@ -120,7 +120,8 @@ def search_documents(
     allowed = [
         h
         for h in page
-        if h.id in docs and can(principal, document_access(docs[h.id], policies), Permission.READ, now)
+        if h.id in docs
+        and can(principal, document_access(docs[h.id], policies), Permission.READ, now)
     ]
     denied = len(page) - len(allowed)
     return SearchResults(total=max(0, results.total - denied), hits=allowed, facets=results.facets)

@@ -116,8 +116,13 @@ async def receive_upload(
     callbacks = {
         name: getattr(collector, name)
         for name in (
-            "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
-            "on_headers_finished", "on_part_data", "on_part_end",
+            "on_part_begin",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_part_data",
+            "on_part_end",
         )
     }
     parser = MultipartParser(params[b"boundary"], callbacks)  # type: ignore[arg-type]

@@ -10,8 +10,19 @@ import unicodedata
 
 MAX_FILENAME_CHARS = 255
 _BIDI_AND_INVISIBLE = {
-    "\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
-    "\u2066", "\u2067", "\u2068", "\u2069", "\u200b", "\ufeff",
+    "\u200e",
+    "\u200f",
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\u200b",
+    "\ufeff",
 }
 
 
@@ -22,9 +33,7 @@ def sanitize_filename(name: str | None, fallback: str = "unnamed") -> str:
     name = unicodedata.normalize("NFC", name)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = "".join(
-        ch
-        for ch in name
-        if ch not in _BIDI_AND_INVISIBLE and unicodedata.category(ch)[0] != "C"
+        ch for ch in name if ch not in _BIDI_AND_INVISIBLE and unicodedata.category(ch)[0] != "C"
     )
     cleaned = " ".join(cleaned.split()).strip(" .")
     if not cleaned:

@@ -91,7 +91,9 @@ class SpoolWriter:
         self.discard()
 
 
-def store_blob(store: ObjectStore, staged: StagedFile, filename: str, declared_type: str) -> NewBlob:
+def store_blob(
+    store: ObjectStore, staged: StagedFile, filename: str, declared_type: str
+) -> NewBlob:
     """Make the staged bytes durable in the object store; return what the catalog records."""
     blob = store.put_file(staged.path, sha256=staged.sha256, size=staged.size)
     return NewBlob(

@@ -47,14 +47,18 @@ class Server:
         headers = {}
         if username is not None:
             headers["Authorization"] = f"Bearer {self.token(username)}"
-        return httpx.Client(base_url=self.base_url + "/api/v1", headers=headers, timeout=60,
-                            **kwargs)
+        return httpx.Client(
+            base_url=self.base_url + "/api/v1", headers=headers, timeout=60, **kwargs
+        )
 
     def token(self, username: str, password: str | None = None) -> str:
         if username not in self.tokens:
             pw = password or (ADMIN_PASSWORD if username == "admin" else PASSWORD)
-            r = httpx.post(f"{self.base_url}/api/v1/auth/token",
-                           data={"username": username, "password": pw}, timeout=30)
+            r = httpx.post(
+                f"{self.base_url}/api/v1/auth/token",
+                data={"username": username, "password": pw},
+                timeout=30,
+            )
             assert r.status_code == 200, r.text
             self.tokens[username] = r.json()["access_token"]
         return self.tokens[username]
@@ -65,34 +69,61 @@ class Server:
         with self.client("admin") as c:
             r = c.post("/admin/ministries", json={"code": ministry, "name": ministry})
             assert r.status_code in (201, 409), r.text
-            r = c.post("/admin/departments",
-                       json={"code": department, "name": department, "ministry": ministry})
+            r = c.post(
+                "/admin/departments",
+                json={"code": department, "name": department, "ministry": ministry},
+            )
             assert r.status_code in (201, 409), r.text
 
-    def user(self, username: str, department: str | None, roles: list[str] | None = None,
-             ministry: str | None = None) -> str:
+    def user(
+        self,
+        username: str,
+        department: str | None,
+        roles: list[str] | None = None,
+        ministry: str | None = None,
+    ) -> str:
         if department is not None:
             self.ensure_org(ministry or department.split("-")[0], department)
         with self.client("admin") as c:
-            r = c.post("/admin/users", json={
-                "username": username, "password": PASSWORD, "display_name": username,
-                "department": department, "roles": roles or ["member"]})
+            r = c.post(
+                "/admin/users",
+                json={
+                    "username": username,
+                    "password": PASSWORD,
+                    "display_name": username,
+                    "department": department,
+                    "roles": roles or ["member"],
+                },
+            )
             assert r.status_code in (201, 409), r.text
         return username
 
-    def upload(self, username: str, content: bytes, filename: str = "doc.txt", *,
-               title: str | None = None, visibility: str | None = None,
-               tags: str | None = None, grants: list[dict[str, Any]] | None = None,
-               wait: bool = True) -> dict[str, Any]:
-        data = {k: v for k, v in {"title": title, "visibility": visibility, "tags": tags}.items()
-                if v is not None}
+    def upload(
+        self,
+        username: str,
+        content: bytes,
+        filename: str = "doc.txt",
+        *,
+        title: str | None = None,
+        visibility: str | None = None,
+        tags: str | None = None,
+        grants: list[dict[str, Any]] | None = None,
+        wait: bool = True,
+    ) -> dict[str, Any]:
+        data = {
+            k: v
+            for k, v in {"title": title, "visibility": visibility, "tags": tags}.items()
+            if v is not None
+        }
         with self.client(username) as c:
             r = c.post("/documents", files={"file": (filename, content)}, data=data)
             assert r.status_code == 202, r.text
             doc: dict[str, Any] = r.json()
             if grants is not None:
-                r = c.put(f"/documents/{doc['id']}/acl",
-                          json={"visibility": visibility or "department", "grants": grants})
+                r = c.put(
+                    f"/documents/{doc['id']}/acl",
+                    json={"visibility": visibility or "department", "grants": grants},
+                )
                 assert r.status_code == 200, r.text
         if wait:
             doc = self.wait_indexed(username, doc["id"])
@@ -130,8 +161,7 @@ def start_server(tmp_path: Path, **overrides: Any) -> Iterator[Server]:
     services = build_services(settings, passwords=fast_passwords())
     app = create_app(settings, services)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

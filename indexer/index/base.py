@@ -126,7 +126,10 @@ class SearchIndex(Protocol):
         ...
 
     def search(self, request: SearchRequest) -> SearchResults:
-        """Run a permission-filtered search. Raises `InvalidQueryError`, `SearchUnavailableError`."""
+        """Run a permission-filtered search.
+
+        Raises `InvalidQueryError`, `SearchUnavailableError`.
+        """
         ...
 
     def revisions(self, ids: Sequence[str]) -> dict[str, int]:

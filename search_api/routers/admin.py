@@ -37,11 +37,23 @@ def user_out(user: UserRecord) -> UserOut:
 
 
 @router.post("/ministries", status_code=201, response_model=MinistryOut)
-def create_ministry(body: MinistryIn, services: ServicesDep, admin: AdminDep,
-                    auditor: AuditorDep, address: AddressDep) -> MinistryOut:
+def create_ministry(
+    body: MinistryIn,
+    services: ServicesDep,
+    admin: AdminDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+) -> MinistryOut:
     record = services.catalog.create_ministry(body.code, body.name)
-    auditor.record(Auditor.event(admin.username, "org_change", f"ministry:{body.code}", address,
-                                 detail={"op": "create", **body.model_dump()}))
+    auditor.record(
+        Auditor.event(
+            admin.username,
+            "org_change",
+            f"ministry:{body.code}",
+            address,
+            detail={"op": "create", **body.model_dump()},
+        )
+    )
     return MinistryOut(code=record.code, name=record.name)
 
 
@@ -51,25 +63,40 @@ def list_ministries(services: ServicesDep, _: AdminDep) -> list[MinistryOut]:
 
 
 @router.post("/departments", status_code=201, response_model=DepartmentOut)
-def create_department(body: DepartmentIn, services: ServicesDep, admin: AdminDep,
-                      auditor: AuditorDep, address: AddressDep) -> DepartmentOut:
+def create_department(
+    body: DepartmentIn,
+    services: ServicesDep,
+    admin: AdminDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+) -> DepartmentOut:
     if services.catalog.get_ministry(body.ministry) is None:
         raise ApiError(422, "validation_error", f"ministry: no ministry {body.ministry}")
     record = services.catalog.create_department(body.code, body.name, body.ministry)
-    auditor.record(Auditor.event(admin.username, "org_change", f"dept:{body.code}", address,
-                                 detail={"op": "create", **body.model_dump()}))
+    auditor.record(
+        Auditor.event(
+            admin.username,
+            "org_change",
+            f"dept:{body.code}",
+            address,
+            detail={"op": "create", **body.model_dump()},
+        )
+    )
     return DepartmentOut(code=record.code, name=record.name, ministry=record.ministry)
 
 
 @router.get("/departments", response_model=list[DepartmentOut])
 def list_departments(services: ServicesDep, _: AdminDep) -> list[DepartmentOut]:
-    return [DepartmentOut(code=d.code, name=d.name, ministry=d.ministry)
-            for d in services.catalog.list_departments()]
+    return [
+        DepartmentOut(code=d.code, name=d.name, ministry=d.ministry)
+        for d in services.catalog.list_departments()
+    ]
 
 
 @router.post("/users", status_code=201, response_model=UserOut)
-def create_user(body: UserIn, services: ServicesDep, admin: AdminDep, auditor: AuditorDep,
-                address: AddressDep) -> UserOut:
+def create_user(
+    body: UserIn, services: ServicesDep, admin: AdminDep, auditor: AuditorDep, address: AddressDep
+) -> UserOut:
     if body.department is not None and services.catalog.get_department(body.department) is None:
         raise ApiError(422, "validation_error", f"department: no department {body.department}")
     password_hash = services.passwords.hash(body.password)
@@ -77,9 +104,15 @@ def create_user(body: UserIn, services: ServicesDep, admin: AdminDep, auditor: A
     record = services.catalog.create_user(
         body.username, password_hash, body.display_name, body.department, roles
     )
-    auditor.record(Auditor.event(admin.username, "org_change", f"user:{body.username}", address,
-                                 detail={"op": "create", "department": body.department,
-                                         "roles": roles}))
+    auditor.record(
+        Auditor.event(
+            admin.username,
+            "org_change",
+            f"user:{body.username}",
+            address,
+            detail={"op": "create", "department": body.department, "roles": roles},
+        )
+    )
     return user_out(record)
 
 
@@ -89,8 +122,14 @@ def list_users(services: ServicesDep, _: AdminDep) -> list[UserOut]:
 
 
 @router.patch("/users/{username}", response_model=UserOut)
-def update_user(username: str, body: UserPatch, services: ServicesDep, admin: AdminDep,
-                auditor: AuditorDep, address: AddressDep) -> UserOut:
+def update_user(
+    username: str,
+    body: UserPatch,
+    services: ServicesDep,
+    admin: AdminDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+) -> UserOut:
     if body.department is not None and services.catalog.get_department(body.department) is None:
         raise ApiError(422, "validation_error", f"department: no department {body.department}")
     roles = sorted({"member", *body.roles}) if body.roles is not None else None
@@ -99,8 +138,15 @@ def update_user(username: str, body: UserPatch, services: ServicesDep, admin: Ad
     record = services.catalog.update_user(
         username, department=body.department, roles=roles, disabled=body.disabled
     )
-    auditor.record(Auditor.event(admin.username, "org_change", f"user:{username}", address,
-                                 detail={"op": "update", **body.model_dump(exclude_none=True)}))
+    auditor.record(
+        Auditor.event(
+            admin.username,
+            "org_change",
+            f"user:{username}",
+            address,
+            detail={"op": "update", **body.model_dump(exclude_none=True)},
+        )
+    )
     return user_out(record)
 
 
@@ -118,5 +164,16 @@ def list_audit(
     rows = services.catalog.list_audit(
         actor=actor, action=action, target=document, since=since, after_id=after_id, limit=limit
     )
-    return [AuditOut(id=r.id, at=r.at, actor=r.actor, action=r.action, target=r.target,
-                     address=r.address, outcome=r.outcome, detail=r.detail) for r in rows]
+    return [
+        AuditOut(
+            id=r.id,
+            at=r.at,
+            actor=r.actor,
+            action=r.action,
+            target=r.target,
+            address=r.address,
+            outcome=r.outcome,
+            detail=r.detail,
+        )
+        for r in rows
+    ]

@@ -41,8 +41,10 @@ async def sign_in(
     )
     if user is None or not valid or user.disabled:
         reason = "disabled" if user is not None and valid else "bad_credentials"
-        await run_in_threadpool(auditor.record, Auditor.event(
-            username, "sign_in", username, address, "denied", {"reason": reason}))
+        await run_in_threadpool(
+            auditor.record,
+            Auditor.event(username, "sign_in", username, address, "denied", {"reason": reason}),
+        )
         raise InvalidCredentialsError("sign-in failed")
     await run_in_threadpool(auditor.record, Auditor.event(username, "sign_in", username, address))
     return _tokens(services, username)

@@ -99,7 +99,9 @@ def document_out(doc: DocumentRecord) -> DocumentOut:
 def parse_tags(raw: str | None) -> tuple[str, ...]:
     tags = tuple(dict.fromkeys(t.strip() for t in (raw or "").split(",") if t.strip()))
     if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in tags):
-        raise ApiError(422, "validation_error", f"tags: at most {MAX_TAGS} of {MAX_TAG_CHARS} chars")
+        raise ApiError(
+            422, "validation_error", f"tags: at most {MAX_TAGS} of {MAX_TAG_CHARS} chars"
+        )
     return tags
 
 
@@ -122,8 +124,13 @@ async def _receive(request: Request, spool: SpoolWriter) -> ParsedUpload:
     return parsed
 
 
-@router.post("", status_code=202, response_model=DocumentOut, openapi_extra=_MULTIPART_BODY,
-             summary="Upload a document (multipart: file, title, visibility, tags)")
+@router.post(
+    "",
+    status_code=202,
+    response_model=DocumentOut,
+    openapi_extra=_MULTIPART_BODY,
+    summary="Upload a document (multipart: file, title, visibility, tags)",
+)
 async def upload_document(
     request: Request,
     services: ServicesDep,
@@ -161,24 +168,38 @@ async def upload_document(
     await run_in_threadpool(
         auditor.record,
         Auditor.event(
-            principal.username, "upload", doc.id, address,
-            detail={"filename": doc.filename, "size": doc.size, "sha256": doc.sha256,
-                    "replayed": not created},
+            principal.username,
+            "upload",
+            doc.id,
+            address,
+            detail={
+                "filename": doc.filename,
+                "size": doc.size,
+                "sha256": doc.sha256,
+                "replayed": not created,
+            },
         ),
     )
     return document_out(doc)
 
 
 @router.get("/{document_id}", response_model=DocumentOut)
-def get_document(doc: ReadableDoc, principal: PrincipalDep, auditor: AuditorDep,
-                 address: AddressDep) -> DocumentOut:
+def get_document(
+    doc: ReadableDoc, principal: PrincipalDep, auditor: AuditorDep, address: AddressDep
+) -> DocumentOut:
     auditor.record_later(Auditor.event(principal.username, "read", doc.id, address))
     return document_out(doc)
 
 
 @router.patch("/{document_id}", response_model=DocumentOut)
-def update_document(body: DocumentPatch, doc: WritableDoc, services: ServicesDep,
-                    principal: PrincipalDep, auditor: AuditorDep, address: AddressDep) -> DocumentOut:
+def update_document(
+    body: DocumentPatch,
+    doc: WritableDoc,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+) -> DocumentOut:
     tags = None
     if body.tags is not None:
         tags = parse_tags(",".join(body.tags))
@@ -187,8 +208,15 @@ def update_document(body: DocumentPatch, doc: WritableDoc, services: ServicesDep
     )
     if services.dispatcher is not None:
         services.dispatcher.notify([doc.id])
-    auditor.record(Auditor.event(principal.username, "update_metadata", doc.id, address,
-                                 detail=body.model_dump(exclude_none=True)))
+    auditor.record(
+        Auditor.event(
+            principal.username,
+            "update_metadata",
+            doc.id,
+            address,
+            detail=body.model_dump(exclude_none=True),
+        )
+    )
     return document_out(updated)
 
 
@@ -197,67 +225,125 @@ def _stream(services: ServicesDep, key: str, filename: str, content_type: str) -
     size = services.store.size(key)
     headers["Content-Length"] = str(size)
     return StreamingResponse(
-        services.store.iter_chunks(key), media_type=content_type or "application/octet-stream",
+        services.store.iter_chunks(key),
+        media_type=content_type or "application/octet-stream",
         headers=headers,
     )
 
 
-@router.get("/{document_id}/content", response_class=StreamingResponse,
-            responses={200: {"content": {"application/octet-stream": {}}}})
-def download_content(doc: ReadableDoc, services: ServicesDep, principal: PrincipalDep,
-                     auditor: AuditorDep, address: AddressDep) -> StreamingResponse:
-    auditor.record_later(Auditor.event(principal.username, "download", doc.id, address,
-                                       detail={"version": doc.version, "size": doc.size}))
+@router.get(
+    "/{document_id}/content",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_content(
+    doc: ReadableDoc,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+) -> StreamingResponse:
+    auditor.record_later(
+        Auditor.event(
+            principal.username,
+            "download",
+            doc.id,
+            address,
+            detail={"version": doc.version, "size": doc.size},
+        )
+    )
     return _stream(services, doc.blob_key, doc.filename, doc.content_type)
 
 
-@router.put("/{document_id}/content", response_model=DocumentOut, status_code=202,
-            openapi_extra=_FILE_ONLY_BODY, summary="Upload a new version")
-async def put_content(request: Request, services: ServicesDep, principal: PrincipalDep,
-                      auditor: AuditorDep, address: AddressDep, doc: WritableDoc) -> DocumentOut:
+@router.put(
+    "/{document_id}/content",
+    response_model=DocumentOut,
+    status_code=202,
+    openapi_extra=_FILE_ONLY_BODY,
+    summary="Upload a new version",
+)
+async def put_content(
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    doc: WritableDoc,
+) -> DocumentOut:
     settings = services.settings
     with SpoolWriter(settings.spool_dir, settings.max_upload_bytes) as spool:
         parsed = await _receive(request, spool)
         assert parsed.staged is not None
         blob = await run_in_threadpool(
-            store_blob, services.store, parsed.staged, parsed.filename or doc.filename,
+            store_blob,
+            services.store,
+            parsed.staged,
+            parsed.filename or doc.filename,
             parsed.content_type,
         )
-        updated = await run_in_threadpool(services.catalog.add_version, doc.id, blob,
-                                          principal.username)
+        updated = await run_in_threadpool(
+            services.catalog.add_version, doc.id, blob, principal.username
+        )
     if services.dispatcher is not None:
         services.dispatcher.notify([doc.id])
-    await run_in_threadpool(auditor.record, Auditor.event(
-        principal.username, "new_version", doc.id, address,
-        detail={"version": updated.version, "sha256": updated.sha256, "size": updated.size}))
+    await run_in_threadpool(
+        auditor.record,
+        Auditor.event(
+            principal.username,
+            "new_version",
+            doc.id,
+            address,
+            detail={"version": updated.version, "sha256": updated.sha256, "size": updated.size},
+        ),
+    )
     return document_out(updated)
 
 
 @router.get("/{document_id}/versions", response_model=list[VersionOut])
 def list_versions(doc: ReadableDoc, services: ServicesDep) -> list[VersionOut]:
     return [
-        VersionOut(version=v.version, filename=v.filename, size=v.size, sha256=v.sha256,
-                   created_by=v.created_by, created_at=v.created_at)
+        VersionOut(
+            version=v.version,
+            filename=v.filename,
+            size=v.size,
+            sha256=v.sha256,
+            created_by=v.created_by,
+            created_at=v.created_at,
+        )
         for v in services.catalog.list_versions(doc.id)
     ]
 
 
-@router.get("/{document_id}/versions/{version}/content", response_class=StreamingResponse,
-            responses={200: {"content": {"application/octet-stream": {}}}})
-def download_version(version: int, doc: ReadableDoc, services: ServicesDep,
-                     principal: PrincipalDep, auditor: AuditorDep,
-                     address: AddressDep) -> StreamingResponse:
+@router.get(
+    "/{document_id}/versions/{version}/content",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_version(
+    version: int,
+    doc: ReadableDoc,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+) -> StreamingResponse:
     match = [v for v in services.catalog.list_versions(doc.id) if v.version == version]
     if not match:
         raise not_found("version")
-    auditor.record_later(Auditor.event(principal.username, "download", doc.id, address,
-                                       detail={"version": version}))
+    auditor.record_later(
+        Auditor.event(principal.username, "download", doc.id, address, detail={"version": version})
+    )
     return _stream(services, match[0].blob_key, match[0].filename, doc.content_type)
 
 
 @router.delete("/{document_id}", status_code=204, response_class=Response)
-def delete_document(doc: ManagedDoc, services: ServicesDep, principal: PrincipalDep,
-                    auditor: AuditorDep, address: AddressDep) -> Response:
+def delete_document(
+    doc: ManagedDoc,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+) -> Response:
     services.catalog.soft_delete(doc.id)
     if services.dispatcher is not None:
         services.dispatcher.notify([doc.id])
@@ -269,8 +355,11 @@ def _acl_out(doc: DocumentRecord) -> AclIO:
     return AclIO(
         visibility=doc.visibility,  # type: ignore[arg-type]
         grants=[
-            GrantIO(principal=g.principal, permission=g.permission,  # type: ignore[arg-type]
-                    expires_at=g.expires_at)
+            GrantIO(
+                principal=g.principal,
+                permission=g.permission,  # type: ignore[arg-type]
+                expires_at=g.expires_at,
+            )
             for g in doc.grants
         ],
     )
@@ -286,8 +375,14 @@ def get_acl(doc: ReadableDoc, services: ServicesDep, principal: PrincipalDep) ->
 
 
 @router.put("/{document_id}/acl", response_model=AclIO)
-def put_acl(body: AclIO, doc: ManagedDoc, services: ServicesDep, principal: PrincipalDep,
-            auditor: AuditorDep, address: AddressDep) -> AclIO:
+def put_acl(
+    body: AclIO,
+    doc: ManagedDoc,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+) -> AclIO:
     principals = [g.principal for g in body.grants]
     if len(set(principals)) != len(principals):
         raise ApiError(422, "validation_error", "grants: each principal at most once")
@@ -295,8 +390,16 @@ def put_acl(body: AclIO, doc: ManagedDoc, services: ServicesDep, principal: Prin
     updated = services.catalog.set_acl(doc.id, body.visibility, grants, principal.username)
     if services.dispatcher is not None:
         services.dispatcher.notify([doc.id])
-    auditor.record(Auditor.event(
-        principal.username, "acl_change", doc.id, address,
-        detail={"before": _acl_out(doc).model_dump(mode="json"),
-                "after": body.model_dump(mode="json")}))
+    auditor.record(
+        Auditor.event(
+            principal.username,
+            "acl_change",
+            doc.id,
+            address,
+            detail={
+                "before": _acl_out(doc).model_dump(mode="json"),
+                "after": body.model_dump(mode="json"),
+            },
+        )
+    )
     return _acl_out(updated)

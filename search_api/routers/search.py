@@ -31,7 +31,9 @@ def _day_start(value: str | None, name: str) -> datetime | None:
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=KST)
         return datetime.combine(date.fromisoformat(value), time(), KST)
     except ValueError:
-        raise ApiError(400, "invalid_query", f"{name}: use YYYY-MM-DD or an ISO 8601 time") from None
+        raise ApiError(
+            400, "invalid_query", f"{name}: use YYYY-MM-DD or an ISO 8601 time"
+        ) from None
 
 
 @router.get("/search", response_model=SearchOut)
@@ -72,25 +74,57 @@ def search(
         limit=size,
     )
     results = search_documents(
-        services.catalog, services.index, principal, request,
+        services.catalog,
+        services.index,
+        principal,
+        request,
         max_window=settings.max_result_window,
     )
-    auditor.record_later(Auditor.event(
-        principal.username, "search", "", address,
-        detail={"q": q, "filters": {k: v for k, v in {
-            "department": department, "ministry": ministry, "content_type": content_type,
-            "tag": tag, "from": from_, "to": to}.items() if v}, "total": results.total,
-            "page": page}))
+    auditor.record_later(
+        Auditor.event(
+            principal.username,
+            "search",
+            "",
+            address,
+            detail={
+                "q": q,
+                "filters": {
+                    k: v
+                    for k, v in {
+                        "department": department,
+                        "ministry": ministry,
+                        "content_type": content_type,
+                        "tag": tag,
+                        "from": from_,
+                        "to": to,
+                    }.items()
+                    if v
+                },
+                "total": results.total,
+                "page": page,
+            },
+        )
+    )
     return SearchOut(
         total=results.total,
         page=page,
         size=size,
         hits=[
-            HitOut(id=h.id, title=h.title, filename=h.filename, department=h.department,
-                   ministry=h.ministry, content_type=h.content_type, created_at=h.created_at,
-                   score=h.score, highlights=list(h.highlights))
+            HitOut(
+                id=h.id,
+                title=h.title,
+                filename=h.filename,
+                department=h.department,
+                ministry=h.ministry,
+                content_type=h.content_type,
+                created_at=h.created_at,
+                score=h.score,
+                highlights=list(h.highlights),
+            )
             for h in results.hits
         ],
-        facets={name: [FacetOut(value=f.value, count=f.count) for f in buckets]
-                for name, buckets in results.facets.items()},
+        facets={
+            name: [FacetOut(value=f.value, count=f.count) for f in buckets]
+            for name, buckets in results.facets.items()
+        },
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -15,8 +16,8 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
-    UniqueConstraint,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -44,7 +45,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
 
 
 class Ministry(Base):
@@ -140,9 +141,7 @@ class DocumentGrant(Base):
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
     principal: Mapped[str] = mapped_column(String(140))
     permission: Mapped[str] = mapped_column(String(16))
-    expires_at: Mapped[datetime | None] = mapped_column(
-        nullable=True, index=True
-    )
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(64))
     __table_args__ = (UniqueConstraint("document_id", "principal"),)

@@ -73,7 +73,12 @@ def _chain_hash(prev_hash: str, fields: dict[str, object]) -> str:
 
 
 def audit_fields(
-    at: datetime, actor: str, action: str, target: str, address: str, outcome: str,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    address: str,
+    outcome: str,
     detail: dict[str, object],
 ) -> dict[str, object]:
     """The fields an audit record's hash covers, in canonical form."""
@@ -463,8 +468,15 @@ class Catalog:
             )
             return [
                 VersionRecord(
-                    r.document_id, r.version, r.blob_key, r.sha256, r.size, r.filename,
-                    r.declared_type, r.created_by, r.created_at,
+                    r.document_id,
+                    r.version,
+                    r.blob_key,
+                    r.sha256,
+                    r.size,
+                    r.filename,
+                    r.declared_type,
+                    r.created_by,
+                    r.created_at,
                 )
                 for r in rows
             ]
@@ -532,7 +544,9 @@ class Catalog:
         with self._session() as s:
             stale = set(
                 s.scalars(
-                    select(m.Document.id).where(m.Document.indexed_revision < m.Document.acl_revision)
+                    select(m.Document.id).where(
+                        m.Document.indexed_revision < m.Document.acl_revision
+                    )
                 )
             )
             stale.update(
@@ -549,9 +563,7 @@ class Catalog:
             doc_ids = sorted(
                 set(
                     s.scalars(
-                        select(m.DocumentGrant.document_id).where(
-                            m.DocumentGrant.expires_at <= now
-                        )
+                        select(m.DocumentGrant.document_id).where(m.DocumentGrant.expires_at <= now)
                     )
                 )
             )
@@ -598,7 +610,9 @@ class Catalog:
                     )
                 )
 
-    def all_document_ids(self, *, include_deleted: bool = False, batch: int = 1000) -> Iterator[list[str]]:
+    def all_document_ids(
+        self, *, include_deleted: bool = False, batch: int = 1000
+    ) -> Iterator[list[str]]:
         """Every document id, in batches (for reindex and reconciliation)."""
         last = ""
         while True:
@@ -614,7 +628,14 @@ class Catalog:
 
     def count_documents(self) -> int:
         with self._session() as s:
-            return int(s.scalar(select(func.count()).select_from(m.Document).where(m.Document.deleted_at.is_(None))) or 0)
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(m.Document)
+                    .where(m.Document.deleted_at.is_(None))
+                )
+                or 0
+            )
 
     def find_by_sha256(self, sha256: str, department: str) -> DocumentRecord | None:
         """A live document of this department whose current version has these bytes."""
@@ -699,8 +720,14 @@ class Catalog:
             if r is None:
                 return None
             return ExtractionRecord(
-                r.sha256, r.extractor_version, r.status, r.detail, r.content_type,
-                dict(r.doc_metadata), zlib.decompress(r.text_zlib).decode("utf-8"), r.truncated,
+                r.sha256,
+                r.extractor_version,
+                r.status,
+                r.detail,
+                r.content_type,
+                dict(r.doc_metadata),
+                zlib.decompress(r.text_zlib).decode("utf-8"),
+                r.truncated,
             )
 
     def put_extraction(self, rec: ExtractionRecord) -> None:
@@ -738,13 +765,21 @@ class Catalog:
                 at = _now()
                 digest = _chain_hash(
                     prev,
-                    audit_fields(at, ev.actor, ev.action, ev.target, ev.address, ev.outcome, ev.detail),
+                    audit_fields(
+                        at, ev.actor, ev.action, ev.target, ev.address, ev.outcome, ev.detail
+                    ),
                 )
                 s.add(
                     m.AuditEvent(
-                        at=at, actor=ev.actor, action=ev.action, target=ev.target,
-                        address=ev.address, outcome=ev.outcome, detail=ev.detail,
-                        prev_hash=prev, hash=digest,
+                        at=at,
+                        actor=ev.actor,
+                        action=ev.action,
+                        target=ev.target,
+                        address=ev.address,
+                        outcome=ev.outcome,
+                        detail=ev.detail,
+                        prev_hash=prev,
+                        hash=digest,
                     )
                 )
                 prev = digest
@@ -772,8 +807,16 @@ class Catalog:
             rows = s.scalars(query.order_by(m.AuditEvent.id).limit(limit))
             return [
                 AuditRecord(
-                    r.id, r.at, r.actor, r.action, r.target, r.address, r.outcome,
-                    dict(r.detail), r.prev_hash, r.hash,
+                    r.id,
+                    r.at,
+                    r.actor,
+                    r.action,
+                    r.target,
+                    r.address,
+                    r.outcome,
+                    dict(r.detail),
+                    r.prev_hash,
+                    r.hash,
                 )
                 for r in rows
             ]
@@ -793,7 +836,11 @@ class Catalog:
                     audit_fields(r.at, r.actor, r.action, r.target, r.address, r.outcome, r.detail),
                 )
                 if r.prev_hash != prev:
-                    return False, checked, f"record {r.id}: chain broken (a record before it was removed or altered)"
+                    return (
+                        False,
+                        checked,
+                        f"record {r.id}: chain broken (a record before it was removed or altered)",
+                    )
                 if r.hash != expected:
                     return False, checked, f"record {r.id}: contents do not match its hash"
                 prev = r.hash
@@ -807,8 +854,14 @@ class Catalog:
             rows = s.scalars(select(m.Policy).order_by(m.Policy.id))
             return [
                 PolicyRecord(
-                    r.id, r.name, dict(r.match), r.principal, r.permission, r.expires_at,
-                    r.created_at, r.created_by,
+                    r.id,
+                    r.name,
+                    dict(r.match),
+                    r.principal,
+                    r.permission,
+                    r.expires_at,
+                    r.created_at,
+                    r.created_by,
                 )
                 for r in rows
             ]

@@ -45,9 +45,24 @@ def test_upload_answers_202_with_pending_or_later(server: Server, users: dict[st
     assert r.status_code == 202
     body = r.json()
     assert body["status"] in ("pending", "indexed")
-    assert set(body) >= {"id", "title", "filename", "content_type", "size", "sha256", "department",
-                         "ministry", "owner", "visibility", "tags", "status", "status_detail",
-                         "created_at", "updated_at", "version"}
+    assert set(body) >= {
+        "id",
+        "title",
+        "filename",
+        "content_type",
+        "size",
+        "sha256",
+        "department",
+        "ministry",
+        "owner",
+        "visibility",
+        "tags",
+        "status",
+        "status_detail",
+        "created_at",
+        "updated_at",
+        "version",
+    }
     # Durable before the answer: the catalog row and the blob exist right now.
     record = server.services.catalog.get_document(body["id"])
     assert server.services.store.exists(record.blob_key)
@@ -62,19 +77,20 @@ def test_idempotency_key_makes_one_document(server: Server, users: dict[str, str
 
 
 @pytest.mark.parametrize(
-    "evil,expected",
+    ("evil", "expected"),
     [
         ("../../etc/passwd", "passwd"),
         ("a\x00.pdf", "a.pdf"),
         ("report\u202egnp.exe", "reportgnp.exe"),
         ("line\r\nInjected: yes.txt", "lineInjected: yes.txt"),
-        ('quo"te\'s.txt', 'quo"te\'s.txt'),
+        ("quo\"te's.txt", "quo\"te's.txt"),
         ("x" * 300 + ".pdf", "x" * 251 + ".pdf"),
         ("C:\\Users\\kim\\문서.hwp", "문서.hwp"),
     ],
 )
-def test_hostile_filenames_are_sanitised(server: Server, users: dict[str, str], evil: str,
-                                         expected: str) -> None:
+def test_hostile_filenames_are_sanitised(
+    server: Server, users: dict[str, str], evil: str, expected: str
+) -> None:
     doc = server.upload("owner", b"content of a file", evil, wait=False)
     assert doc["filename"] == expected
     with server.client("owner") as c:
@@ -99,14 +115,17 @@ def test_too_large_upload_is_413_and_stores_nothing(server: Server, users: dict[
     assert not list(spool.glob("upload-*"))
 
 
-def test_chunked_upload_without_length_is_cut_at_the_limit(server: Server,
-                                                           users: dict[str, str]) -> None:
+def test_chunked_upload_without_length_is_cut_at_the_limit(
+    server: Server, users: dict[str, str]
+) -> None:
     limit = server.services.settings.max_upload_bytes
     boundary = "crossdocboundary"
 
     def body() -> Iterator[bytes]:
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-               f"filename=\"endless.bin\"\r\n\r\n").encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="endless.bin"\r\n\r\n'
+        ).encode()
         sent = 0
         chunk = b"\1" * 65536
         while sent < limit * 3:  # far more than allowed; the server must stop reading
@@ -117,8 +136,11 @@ def test_chunked_upload_without_length_is_cut_at_the_limit(server: Server,
     before = server.services.catalog.count_documents()
     with server.client("owner") as c:
         try:
-            r = c.post("/documents", content=body(),
-                       headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+            r = c.post(
+                "/documents",
+                content=body(),
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
             assert r.status_code == 413
         except httpx.HTTPError:
             pass  # the server may close the connection once it has answered 413
@@ -164,12 +186,15 @@ def test_new_version_keeps_the_old_one(server: Server, users: dict[str, str]) ->
         assert r.status_code == 404
 
 
-def test_readers_cannot_write_and_only_managers_delete(server: Server,
-                                                       users: dict[str, str]) -> None:
+def test_readers_cannot_write_and_only_managers_delete(
+    server: Server, users: dict[str, str]
+) -> None:
     doc = server.upload("owner", b"team document", "team.txt")
     with server.client("colleague") as c:
-        assert c.put(f"/documents/{doc['id']}/content",
-                     files={"file": ("t.txt", b"x")}).status_code == 403
+        assert (
+            c.put(f"/documents/{doc['id']}/content", files={"file": ("t.txt", b"x")}).status_code
+            == 403
+        )
         assert c.delete(f"/documents/{doc['id']}").status_code == 403
         assert c.get(f"/documents/{doc['id']}/acl").status_code == 403
     with server.client("deptadmin") as c:
@@ -182,15 +207,21 @@ def test_readers_cannot_write_and_only_managers_delete(server: Server,
     assert server.services.store.exists(record.blob_key)
 
 
-def test_unreadable_and_missing_answer_the_same_404(server: Server,
-                                                    users: dict[str, str]) -> None:
+def test_unreadable_and_missing_answer_the_same_404(server: Server, users: dict[str, str]) -> None:
     doc = server.upload("owner", b"secret plan", "plan.txt", visibility="private")
     missing = "0" * 32
     with server.client("outsider") as c:
         for doc_id in (doc["id"], missing, "not-an-id"):
-            for method, path in (("GET", ""), ("GET", "/content"), ("GET", "/acl"),
-                                 ("GET", "/versions"), ("GET", "/versions/1/content"),
-                                 ("PUT", "/acl"), ("DELETE", ""), ("PATCH", "")):
+            for method, path in (
+                ("GET", ""),
+                ("GET", "/content"),
+                ("GET", "/acl"),
+                ("GET", "/versions"),
+                ("GET", "/versions/1/content"),
+                ("PUT", "/acl"),
+                ("DELETE", ""),
+                ("PATCH", ""),
+            ):
                 kwargs: dict[str, object] = {}
                 if method == "PUT":
                     kwargs["json"] = {"visibility": "government", "grants": []}

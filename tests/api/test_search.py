@@ -32,8 +32,13 @@ def facet_values(result: dict[str, Any]) -> dict[str, set[str]]:
 
 
 def test_korean_particles_and_spacing(server: Server, org: dict[str, str]) -> None:
-    doc = server.upload("kim", "공공 저장소에서 출생 신고를 처리하는 출생신고체계 개편안".encode(),
-                        "plan.txt", title="개편안", visibility="government")
+    doc = server.upload(
+        "kim",
+        "공공 저장소에서 출생 신고를 처리하는 출생신고체계 개편안".encode(),
+        "plan.txt",
+        title="개편안",
+        visibility="government",
+    )
     for q in ("저장소", "출생신고", "출생 신고", "신고를", "개편안을"):
         assert doc["id"] in ids(server.search("choi", q=q)), q
     hit = next(h for h in server.search("choi", q="저장소")["hits"] if h["id"] == doc["id"])
@@ -41,8 +46,9 @@ def test_korean_particles_and_spacing(server: Server, org: dict[str, str]) -> No
 
 
 def test_phrase_and_exclusion(server: Server, org: dict[str, str]) -> None:
-    a = server.upload("kim", b"budget review for the digital archive", "a.txt",
-                      visibility="government")
+    a = server.upload(
+        "kim", b"budget review for the digital archive", "a.txt", visibility="government"
+    )
     b = server.upload("kim", b"archive digital budget, reviewed", "b.txt", visibility="government")
     r = server.search("kim", q='"digital archive"')
     assert a["id"] in ids(r) and b["id"] not in ids(r)
@@ -54,8 +60,10 @@ def test_phrase_and_exclusion(server: Server, org: dict[str, str]) -> None:
 
 def test_visibility_levels(server: Server, org: dict[str, str]) -> None:
     word = "가시성검사용어"
-    docs = {v: server.upload("kim", f"{word} {v}".encode(), f"{v}.txt", visibility=v)
-            for v in ("private", "department", "ministry", "government")}
+    docs = {
+        v: server.upload("kim", f"{word} {v}".encode(), f"{v}.txt", visibility=v)
+        for v in ("private", "department", "ministry", "government")
+    }
     expect = {
         "kim": {"private", "department", "ministry", "government"},
         "boss": {"private", "department", "ministry", "government"},  # dept_admin manages
@@ -72,28 +80,43 @@ def test_visibility_levels(server: Server, org: dict[str, str]) -> None:
         assert depts == ({"MOIS-DX"} if visible else set()), user
 
 
-def test_term_only_in_unreadable_document_leaks_nothing(server: Server,
-                                                        org: dict[str, str]) -> None:
-    secret = server.upload("choi", "극비단어 보건복지부 내부 메모".encode(), "memo.txt",
-                           visibility="private")
+def test_term_only_in_unreadable_document_leaks_nothing(
+    server: Server, org: dict[str, str]
+) -> None:
+    secret = server.upload(
+        "choi", "극비단어 보건복지부 내부 메모".encode(), "memo.txt", visibility="private"
+    )
     r = server.search("kim", q="극비단어")
     assert r["total"] == 0 and r["hits"] == []
     assert all(not buckets for buckets in r["facets"].values())
     assert server.search("choi", q="극비단어")["total"] == 1
     # Syntax aimed at the access fields is just text.
-    for q in ("*:*", "readers:gov", "readers:user:choi", '{"match_all": {}}', "id:" + secret["id"],
-              "극비단어 OR *", "title:memo"):
+    for q in (
+        "*:*",
+        "readers:gov",
+        "readers:user:choi",
+        '{"match_all": {}}',
+        "id:" + secret["id"],
+        "극비단어 OR *",
+        "title:memo",
+    ):
         r = server.search("kim", q=q)
         assert secret["id"] not in ids(r), q
 
 
-def test_grant_then_revoke_is_reflected_in_the_next_search(server: Server,
-                                                           org: dict[str, str]) -> None:
+def test_grant_then_revoke_is_reflected_in_the_next_search(
+    server: Server, org: dict[str, str]
+) -> None:
     doc = server.upload("kim", "공유대상문서 협업".encode(), "share.txt", visibility="private")
     assert server.search("choi", q="공유대상문서")["total"] == 0
     with server.client("kim") as c:
-        r = c.put(f"/documents/{doc['id']}/acl", json={
-            "visibility": "private", "grants": [{"principal": "user:choi", "permission": "read"}]})
+        r = c.put(
+            f"/documents/{doc['id']}/acl",
+            json={
+                "visibility": "private",
+                "grants": [{"principal": "user:choi", "permission": "read"}],
+            },
+        )
         assert r.status_code == 200
     # No waiting for the indexer: the very next search reflects it.
     r = server.search("choi", q="공유대상문서")
@@ -112,8 +135,13 @@ def test_grant_then_revoke_is_reflected_in_the_next_search(server: Server,
 
 
 def test_department_and_ministry_grants(server: Server, org: dict[str, str]) -> None:
-    doc = server.upload("kim", "부처간협업문서".encode(), "x.txt", visibility="private",
-                        grants=[{"principal": "ministry:MOHW", "permission": "read"}])
+    doc = server.upload(
+        "kim",
+        "부처간협업문서".encode(),
+        "x.txt",
+        visibility="private",
+        grants=[{"principal": "ministry:MOHW", "permission": "read"}],
+    )
     server.wait_indexed("kim", doc["id"])
     assert doc["id"] in ids(server.search("moon", q="부처간협업문서"))
     assert doc["id"] not in ids(server.search("park", q="부처간협업문서"))
@@ -121,9 +149,13 @@ def test_department_and_ministry_grants(server: Server, org: dict[str, str]) -> 
 
 def test_expired_grant_stops_counting(server: Server, org: dict[str, str]) -> None:
     soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
-    doc = server.upload("kim", "기한부공유문서".encode(), "t.txt", visibility="private",
-                        grants=[{"principal": "user:park", "permission": "read",
-                                 "expires_at": soon}])
+    doc = server.upload(
+        "kim",
+        "기한부공유문서".encode(),
+        "t.txt",
+        visibility="private",
+        grants=[{"principal": "user:park", "permission": "read", "expires_at": soon}],
+    )
     server.wait_indexed("kim", doc["id"])
     assert server.search("park", q="기한부공유문서")["total"] == 1
     import time
@@ -155,9 +187,16 @@ def test_delete_is_gone_from_search_at_once(server: Server, org: dict[str, str])
 
 def test_filters_facets_sort_and_paging(server: Server, org: dict[str, str]) -> None:
     word = "필터검사"
-    made = [server.upload("kim", f"{word} 문서 {i}".encode(), f"f{i}.txt",
-                          visibility="government", tags="예산" if i % 2 else "인사")
-            for i in range(5)]
+    made = [
+        server.upload(
+            "kim",
+            f"{word} 문서 {i}".encode(),
+            f"f{i}.txt",
+            visibility="government",
+            tags="예산" if i % 2 else "인사",
+        )
+        for i in range(5)
+    ]
     made.append(server.upload("choi", f"{word} 복지".encode(), "c.txt", visibility="government"))
     r = server.search("lee", q=word)
     assert r["total"] == 6
@@ -197,9 +236,9 @@ def test_blank_query_lists_readable_documents(server: Server, org: dict[str, str
 
 def test_search_is_audited(server: Server, org: dict[str, str]) -> None:
     server.search("lee", q="감사추적검색어")
-    server.services  # the read-event queue flushes within a second
     import time
 
+    deadline = time.monotonic() + 5  # the read-event queue flushes within a second
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         events = server.services.catalog.list_audit(actor="lee", action="search", limit=1000)

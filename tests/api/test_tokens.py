@@ -22,8 +22,9 @@ def b64(data: bytes) -> str:
 
 
 def forge(header: dict[str, object], payload: dict[str, object], signature: bytes = b"") -> str:
-    return ".".join([b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()),
-                     b64(signature)])
+    return ".".join(
+        [b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()), b64(signature)]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +38,24 @@ def secret_of(server: Server) -> str:
 
 def claims(sub: str = "alice", **extra: object) -> dict[str, object]:
     now = int(time.time())
-    base: dict[str, object] = {"sub": sub, "jti": "j1", "typ": "access", "iat": now, "nbf": now,
-                               "exp": now + 600, "iss": "crossdoc", "aud": "crossdoc-api"}
+    base: dict[str, object] = {
+        "sub": sub,
+        "jti": "j1",
+        "typ": "access",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "iss": "crossdoc",
+        "aud": "crossdoc-api",
+    }
     base.update(extra)
     return {k: v for k, v in base.items() if v is not None}
 
 
 def me(server: Server, token: str) -> httpx.Response:
-    return httpx.get(f"{server.base_url}/api/v1/me",
-                     headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    return httpx.get(
+        f"{server.base_url}/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
 
 
 def test_valid_token_works(server: Server, alice: str) -> None:
@@ -56,34 +66,60 @@ def test_valid_token_works(server: Server, alice: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name,make",
+    ("name", "make"),
     [
         ("alg none", lambda s: forge({"alg": "none", "kid": "k1"}, claims())),
         ("alg None capitalised", lambda s: forge({"alg": "None", "kid": "k1"}, claims())),
-        ("HS512 not pinned", lambda s: jwt.encode(claims(), s, algorithm="HS512",
-                                                  headers={"kid": "k1"})),
-        ("no exp", lambda s: jwt.encode(claims(exp=None), s, algorithm="HS256",
-                                        headers={"kid": "k1"})),
-        ("expired", lambda s: jwt.encode(claims(exp=int(time.time()) - 5), s, algorithm="HS256",
-                                         headers={"kid": "k1"})),
-        ("wrong aud", lambda s: jwt.encode(claims(aud="other"), s, algorithm="HS256",
-                                           headers={"kid": "k1"})),
-        ("wrong iss", lambda s: jwt.encode(claims(iss="evil"), s, algorithm="HS256",
-                                           headers={"kid": "k1"})),
-        ("no iat", lambda s: jwt.encode(claims(iat=None), s, algorithm="HS256",
-                                        headers={"kid": "k1"})),
-        ("no jti", lambda s: jwt.encode(claims(jti=None), s, algorithm="HS256",
-                                        headers={"kid": "k1"})),
-        ("refresh as access", lambda s: jwt.encode(claims(typ="refresh"), s, algorithm="HS256",
-                                                   headers={"kid": "k1"})),
-        ("wrong key", lambda s: jwt.encode(claims(), "x" * 48, algorithm="HS256",
-                                           headers={"kid": "k1"})),
-        ("unknown kid", lambda s: jwt.encode(claims(), s, algorithm="HS256",
-                                             headers={"kid": "k9"})),
+        (
+            "HS512 not pinned",
+            lambda s: jwt.encode(claims(), s, algorithm="HS512", headers={"kid": "k1"}),
+        ),
+        (
+            "no exp",
+            lambda s: jwt.encode(claims(exp=None), s, algorithm="HS256", headers={"kid": "k1"}),
+        ),
+        (
+            "expired",
+            lambda s: jwt.encode(
+                claims(exp=int(time.time()) - 5), s, algorithm="HS256", headers={"kid": "k1"}
+            ),
+        ),
+        (
+            "wrong aud",
+            lambda s: jwt.encode(claims(aud="other"), s, algorithm="HS256", headers={"kid": "k1"}),
+        ),
+        (
+            "wrong iss",
+            lambda s: jwt.encode(claims(iss="evil"), s, algorithm="HS256", headers={"kid": "k1"}),
+        ),
+        (
+            "no iat",
+            lambda s: jwt.encode(claims(iat=None), s, algorithm="HS256", headers={"kid": "k1"}),
+        ),
+        (
+            "no jti",
+            lambda s: jwt.encode(claims(jti=None), s, algorithm="HS256", headers={"kid": "k1"}),
+        ),
+        (
+            "refresh as access",
+            lambda s: jwt.encode(
+                claims(typ="refresh"), s, algorithm="HS256", headers={"kid": "k1"}
+            ),
+        ),
+        (
+            "wrong key",
+            lambda s: jwt.encode(claims(), "x" * 48, algorithm="HS256", headers={"kid": "k1"}),
+        ),
+        (
+            "unknown kid",
+            lambda s: jwt.encode(claims(), s, algorithm="HS256", headers={"kid": "k9"}),
+        ),
         ("garbage", lambda s: "not-a-token"),
         ("empty parts", lambda s: ".."),
-        ("huge header", lambda s: forge({"alg": "HS256", "kid": "k1", "x": "A" * 100_000},
-                                        claims())),
+        (
+            "huge header",
+            lambda s: forge({"alg": "HS256", "kid": "k1", "x": "A" * 100_000}, claims()),
+        ),
     ],
 )
 def test_hostile_tokens_are_refused(server: Server, alice: str, name: str, make: object) -> None:
@@ -105,8 +141,9 @@ def test_tampered_payload_is_refused(server: Server, alice: str) -> None:
 def test_hmac_signed_with_public_key_is_refused(server: Server, alice: str) -> None:
     # CVE-2024-33663: an attacker signs HS256 with a public key the server trusts.
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     header = {"alg": "HS256", "kid": "k1"}
     import hashlib
     import hmac
@@ -114,10 +151,16 @@ def test_hmac_signed_with_public_key_is_refused(server: Server, alice: str) -> N
     signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims()).encode())}"
     sig = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
     assert me(server, f"{signing_input}.{b64(sig)}").status_code == 401
-    rs = jwt.encode(claims(), key.private_bytes(serialization.Encoding.PEM,
-                                                serialization.PrivateFormat.PKCS8,
-                                                serialization.NoEncryption()).decode(),
-                    algorithm="RS256", headers={"kid": "k1"})
+    rs = jwt.encode(
+        claims(),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+        algorithm="RS256",
+        headers={"kid": "k1"},
+    )
     assert me(server, rs).status_code == 401
 
 
@@ -140,30 +183,38 @@ def test_disabled_user_loses_access_with_unexpired_token(server: Server) -> None
     with server.client("admin") as c:
         assert c.patch("/admin/users/bob", json={"disabled": True}).status_code == 200
     assert me(server, token).status_code == 401
-    r = httpx.post(f"{server.base_url}/api/v1/auth/token",
-                   data={"username": "bob", "password": "password-for-tests"})
+    r = httpx.post(
+        f"{server.base_url}/api/v1/auth/token",
+        data={"username": "bob", "password": "password-for-tests"},
+    )
     assert r.status_code == 401
 
 
 def test_refresh_token_flow(server: Server, alice: str) -> None:
-    r = httpx.post(f"{server.base_url}/api/v1/auth/token",
-                   data={"username": "alice", "password": "password-for-tests"})
+    r = httpx.post(
+        f"{server.base_url}/api/v1/auth/token",
+        data={"username": "alice", "password": "password-for-tests"},
+    )
     body = r.json()
     assert body["token_type"] == "bearer" and body["expires_in"] > 0
     assert me(server, body["refresh_token"]).status_code == 401  # not an access token
-    r = httpx.post(f"{server.base_url}/api/v1/auth/refresh",
-                   json={"refresh_token": body["refresh_token"]})
+    r = httpx.post(
+        f"{server.base_url}/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]}
+    )
     assert r.status_code == 200
     assert me(server, r.json()["access_token"]).status_code == 200
-    r = httpx.post(f"{server.base_url}/api/v1/auth/refresh",
-                   json={"refresh_token": body["access_token"]})
+    r = httpx.post(
+        f"{server.base_url}/api/v1/auth/refresh", json={"refresh_token": body["access_token"]}
+    )
     assert r.status_code == 401
 
 
 def test_failed_sign_ins_are_audited(server: Server, alice: str) -> None:
     for _ in range(3):
-        r = httpx.post(f"{server.base_url}/api/v1/auth/token",
-                       data={"username": "alice", "password": "wrong-password"})
+        r = httpx.post(
+            f"{server.base_url}/api/v1/auth/token",
+            data={"username": "alice", "password": "wrong-password"},
+        )
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "invalid_credentials"
     events = server.services.catalog.list_audit(actor="alice", action="sign_in", limit=1000)
@@ -171,6 +222,7 @@ def test_failed_sign_ins_are_audited(server: Server, alice: str) -> None:
 
 
 def test_token_expiry_is_enforced_by_the_service(server: Server) -> None:
-    issued = server.services.tokens.issue("alice", "access",
-                                          now=datetime.now(UTC) - timedelta(hours=2))
+    issued = server.services.tokens.issue(
+        "alice", "access", now=datetime.now(UTC) - timedelta(hours=2)
+    )
     assert me(server, issued.token).status_code == 401

@@ -20,17 +20,23 @@ NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
 
 def doc(visibility: str = "department", *grants: Grant, owner: str = "kim") -> DocumentAccess:
-    return DocumentAccess(owner=owner, department="D1", ministry="M1", visibility=visibility,
-                          grants=tuple(grants))
+    return DocumentAccess(
+        owner=owner, department="D1", ministry="M1", visibility=visibility, grants=tuple(grants)
+    )
 
 
-def user(name: str = "lee", dept: str | None = "D1", ministry: str | None = "M1",
-         roles: tuple[str, ...] = ("member",), disabled: bool = False) -> Principal:
+def user(
+    name: str = "lee",
+    dept: str | None = "D1",
+    ministry: str | None = "M1",
+    roles: tuple[str, ...] = ("member",),
+    disabled: bool = False,
+) -> Principal:
     return Principal(name, dept, ministry, frozenset(roles), disabled)
 
 
 @pytest.mark.parametrize(
-    "visibility,who,expected",
+    ("visibility", "who", "expected"),
     [
         ("private", user("kim"), True),
         ("private", user("lee"), False),
@@ -52,8 +58,12 @@ def test_read_by_visibility(visibility: str, who: Principal, expected: bool) -> 
 
 
 def test_grants_and_their_expiry() -> None:
-    d = doc("private", Grant("user:lee", Permission.READ, NOW + timedelta(hours=1)),
-            Grant("dept:D2", Permission.WRITE), Grant("ministry:M3", Permission.MANAGE))
+    d = doc(
+        "private",
+        Grant("user:lee", Permission.READ, NOW + timedelta(hours=1)),
+        Grant("dept:D2", Permission.WRITE),
+        Grant("ministry:M3", Permission.MANAGE),
+    )
     assert can(user("lee"), d, Permission.READ, NOW)
     assert not can(user("lee"), d, Permission.READ, NOW + timedelta(hours=1))
     assert not can(user("lee"), d, Permission.WRITE, NOW)

@@ -23,10 +23,15 @@ def catalog(tmp_path: Path) -> Catalog:
 
 
 def new_doc(sha: str = "a" * 64, **kw: object) -> NewDocument:
-    blob = NewBlob(f"blobs/sha256/{sha[:2]}/{sha[2:4]}/{sha}", sha, 3, "a.txt", "text/plain",
-                   "text/plain")
-    fields: dict[str, object] = {"title": "t", "department": "D1", "owner": "kim",
-                                 "visibility": "department"}
+    blob = NewBlob(
+        f"blobs/sha256/{sha[:2]}/{sha[2:4]}/{sha}", sha, 3, "a.txt", "text/plain", "text/plain"
+    )
+    fields: dict[str, object] = {
+        "title": "t",
+        "department": "D1",
+        "owner": "kim",
+        "visibility": "department",
+    }
     fields.update(kw)
     return NewDocument(blob=blob, **fields)  # type: ignore[arg-type]
 
@@ -61,8 +66,9 @@ def test_failed_transaction_leaves_nothing(catalog: Catalog) -> None:
     assert catalog.count_documents() == 0
     assert catalog.outbox_backlog() == 0
     with pytest.raises(ConflictError):
-        catalog.create_document(new_doc(grants=(GrantRecord("user:x", "read"),
-                                                GrantRecord("user:x", "write"))))
+        catalog.create_document(
+            new_doc(grants=(GrantRecord("user:x", "read"), GrantRecord("user:x", "write")))
+        )
     assert catalog.count_documents() == 0
 
 
@@ -120,9 +126,13 @@ def test_timestamps_are_aware_utc(catalog: Catalog) -> None:
 
 
 def test_audit_chain_detects_edits_and_deletions(catalog: Catalog) -> None:
-    catalog.append_audit([NewAuditEvent("kim", "sign_in"),
-                          NewAuditEvent("kim", "search", detail={"q": "예산\n\x1b[31m"}),
-                          NewAuditEvent("lee", "download", "doc1")])
+    catalog.append_audit(
+        [
+            NewAuditEvent("kim", "sign_in"),
+            NewAuditEvent("kim", "search", detail={"q": "예산\n\x1b[31m"}),
+            NewAuditEvent("lee", "download", "doc1"),
+        ]
+    )
     assert catalog.verify_audit_chain() == (True, 3, "")
     with catalog.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE audit_events SET actor='mallory' WHERE id=2")
