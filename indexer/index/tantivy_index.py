@@ -395,7 +395,8 @@ class TantivyIndex:
                         lower_bound=_micros_or_none(request.created_from),
                         upper_bound=_micros_or_none(request.created_to),
                         include_lower=True,
-                        include_upper=False,
+                        # tantivy wants an unbounded side marked inclusive.
+                        include_upper=request.created_to is None,
                     ),
                 )
             )
