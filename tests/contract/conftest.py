@@ -15,6 +15,9 @@ import pytest
 from minio import Minio
 from moto.server import ThreadedMotoServer
 
+from indexer.analysis.korean import KoreanAnalyzer
+from indexer.index.base import SearchIndex
+from indexer.index.tantivy_index import TantivyIndex
 from storage.objectstore.base import ObjectStore
 from storage.objectstore.local import LocalObjectStore
 from storage.objectstore.s3 import S3ObjectStore
@@ -84,3 +87,50 @@ def object_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Obj
     _remove_test_bucket(
         Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure), bucket
     )
+
+
+# -- search index ------------------------------------------------------------------
+
+#: Behaviour an engine does not support, by engine: {engine: {feature: why}}. A
+#: contract test for such a feature calls `skip_if_gap` so the gap is declared here,
+#: never silent.
+SEARCH_INDEX_GAPS: dict[str, dict[str, str]] = {
+    "tantivy": {},
+    "elasticsearch": {},
+}
+
+
+def skip_if_gap(engine: str, feature: str) -> None:
+    """Skip the calling test when `engine` declares `feature` as a gap."""
+    reason = SEARCH_INDEX_GAPS.get(engine, {}).get(feature)
+    if reason is not None:
+        pytest.skip(f"{engine} does not support {feature}: {reason}")
+
+
+@pytest.fixture(scope="session")
+def korean_analyzer() -> KoreanAnalyzer:
+    """One mecab-backed analyser for the session (loading the dictionary takes a moment)."""
+    return KoreanAnalyzer()
+
+
+@pytest.fixture(params=["tantivy", "elasticsearch"])
+def search_engine(request: pytest.FixtureRequest) -> str:
+    """The name of the search engine under test (a key of SEARCH_INDEX_GAPS)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def search_index(
+    search_engine: str, tmp_path: Path, korean_analyzer: KoreanAnalyzer
+) -> Iterator[SearchIndex]:
+    """Every SearchIndex adapter, each empty: Tantivy in a temp dir, Elasticsearch if configured."""
+    if search_engine == "tantivy":
+        index = TantivyIndex(tmp_path / "search-index", korean_analyzer)
+        yield index
+        index.close()
+        return
+    if not os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL"):
+        pytest.skip("set CROSSDOC_TEST_ELASTICSEARCH_URL to run against real Elasticsearch")
+    # When the adapter lands: build it on a fresh, uniquely named index here,
+    # yield it, then drop that index.
+    pytest.skip("no ElasticsearchIndex adapter yet")

@@ -1,0 +1,508 @@
+"""The SearchIndex contract: every adapter (fixture `search_index`) must pass all of it.
+
+Written against the port only (indexer/index/base.py), so a new engine joins by
+adding a param to the fixture; a behaviour it lacks is declared in
+`SEARCH_INDEX_GAPS` (tests/contract/conftest.py), never silently skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from indexer.errors import InvalidQueryError
+from indexer.index.base import (
+    FACET_FIELDS,
+    IndexDocument,
+    SearchIndex,
+    SearchRequest,
+    SearchResults,
+    SortOrder,
+)
+from indexer.query import parse_user_query
+
+GOV = frozenset({"gov"})
+T0 = datetime(2024, 3, 1, 9, 0, 0, tzinfo=UTC)
+
+
+def doc(
+    doc_id: str,
+    body: str = "",
+    *,
+    readers: Iterable[str] = ("gov",),
+    title: str = "문서",
+    filename: str | None = None,
+    revision: int = 1,
+    department: str = "dept-a",
+    ministry: str = "ministry-a",
+    content_type: str = "application/pdf",
+    tags: tuple[str, ...] = (),
+    created_at: datetime = T0,
+) -> IndexDocument:
+    """An index document readable by `readers` (a permission case is one argument)."""
+    return IndexDocument(
+        id=doc_id,
+        revision=revision,
+        title=title,
+        filename=filename if filename is not None else f"{doc_id}.pdf",
+        body=body,
+        department=department,
+        ministry=ministry,
+        content_type=content_type,
+        tags=tags,
+        owner="user:owner",
+        readers=frozenset(readers),
+        created_at=created_at,
+        updated_at=created_at,
+    )
+
+
+def put(index: SearchIndex, *docs: IndexDocument) -> None:
+    index.upsert(list(docs))
+    index.refresh()
+
+
+def search(
+    index: SearchIndex, q: str = "", readers: frozenset[str] = GOV, **kwargs: object
+) -> SearchResults:
+    return index.search(SearchRequest(query=parse_user_query(q), readers=readers, **kwargs))  # type: ignore[arg-type]
+
+
+def ids(results: SearchResults) -> list[str]:
+    return [hit.id for hit in results.hits]
+
+
+def facet(results: SearchResults, name: str) -> dict[str, int]:
+    return {f.value: f.count for f in results.facets[name]}
+
+
+# -- access ------------------------------------------------------------------------
+
+
+def test_a_term_only_in_an_unreadable_document_finds_nothing(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("secret", "극비 청사진 문서", readers=["dept:intel"], department="intel"),
+        doc("public", "공개 보도자료", readers=["gov"], department="press"),
+    )
+    results = search(search_index, "청사진")
+    assert results.total == 0
+    assert results.hits == []
+    assert all(results.facets[name] == [] for name in FACET_FIELDS)
+
+    listing = search(search_index, "")
+    assert ids(listing) == ["public"]
+    assert facet(listing, "department") == {"press": 1}
+
+    allowed = search(search_index, "청사진", readers=frozenset({"dept:intel"}))
+    assert ids(allowed) == ["secret"]
+    assert any("<mark>청사진</mark>" in h for h in allowed.hits[0].highlights)
+
+
+def test_any_shared_reader_token_grants_access(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("mine", "예산 보고서", readers=["user:kim"]),
+        doc("team", "예산 보고서", readers=["dept:budget", "user:lee"]),
+        doc("other", "예산 보고서", readers=["ministry:defense"]),
+    )
+    results = search(search_index, "예산", readers=frozenset({"user:kim", "dept:budget"}))
+    assert sorted(ids(results)) == ["mine", "team"]
+    assert results.total == 2
+
+
+def test_empty_readers_see_nothing(search_index: SearchIndex) -> None:
+    put(search_index, doc("a", "예산 보고서"), doc("b", "예산 계획"))
+    for q in ("", "예산", "*:*"):
+        results = search(search_index, q, readers=frozenset())
+        assert results.total == 0
+        assert results.hits == []
+        assert all(not results.facets.get(name) for name in FACET_FIELDS)
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "*:*",
+        "*",
+        "readers:gov",
+        "readers:dept\\:intel",
+        "title:청사진",
+        "id:secret OR *:*",
+        '{"query": {"match_all": {}}}',
+        "청사진 OR readers:*",
+        "(청사진) || gov",
+    ],
+)
+def test_query_syntax_never_widens_access(search_index: SearchIndex, q: str) -> None:
+    put(
+        search_index,
+        doc("secret", "청사진 readers gov title id", readers=["dept:intel"]),
+        doc("public", "공개 자료", readers=["gov"]),
+    )
+    for readers in (GOV, frozenset({"user:nobody"})):
+        results = search(search_index, q, readers=readers)
+        assert "secret" not in ids(results)
+        if readers != GOV:
+            assert results.total == 0
+
+
+def test_query_syntax_is_searched_as_plain_words(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("plain", "the readers of gov documents"),
+        doc("other", "공개 자료"),
+    )
+    assert ids(search(search_index, "readers:gov")) == ["plain"]
+    assert search(search_index, "*:*").total == 0  # nothing to search for: no match
+
+
+# -- text matching -------------------------------------------------------------------
+
+
+def test_korean_particles_spacing_and_compounds(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("storage", "자료는 저장소에서 관리합니다"),
+        doc("spaced", "출생 신고를 온라인으로 하세요"),
+        doc("system", "출생신고체계 개편 방안"),
+        doc("library", "국립중앙도서관에 기증"),
+        doc("unrelated", "예산 집행 현황"),
+    )
+    assert ids(search(search_index, "저장소")) == ["storage"]
+    assert ids(search(search_index, "저장소를")) == ["storage"]
+    assert sorted(ids(search(search_index, "출생신고"))) == ["spaced", "system"]
+    assert sorted(ids(search(search_index, "출생 신고"))) == ["spaced", "system"]
+    assert ids(search(search_index, "도서관")) == ["library"]
+    assert ids(search(search_index, "국립중앙도서관")) == ["library"]
+
+
+def test_english_words_are_stemmed(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("runs", "The service runs every night"),
+        doc("policy", "New POLICIES were published"),
+        doc("other", "nothing relevant"),
+    )
+    assert ids(search(search_index, "running")) == ["runs"]
+    assert ids(search(search_index, "policy")) == ["policy"]
+
+
+def test_every_word_must_match(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("both", "예산 결산 보고"),
+        doc("one", "예산 계획"),
+    )
+    assert ids(search(search_index, "예산 결산")) == ["both"]
+    assert sorted(ids(search(search_index, "예산"))) == ["both", "one"]
+    assert search(search_index, "예산 없는단어").total == 0
+
+
+def test_a_word_may_match_in_any_text_field(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("in-title", "본문", title="감사 결과"),
+        doc("in-file", "본문", filename="감사_결과보고.hwp"),
+        doc("in-tags", "본문", tags=("감사",)),
+        doc("in-body", "정기 감사 일정"),
+        doc("none", "본문"),
+    )
+    found = sorted(ids(search(search_index, "감사")))
+    assert found == ["in-body", "in-file", "in-tags", "in-title"]
+    assert ids(search(search_index, "결과보고")) == ["in-file"]
+    assert ids(search(search_index, "hwp")) == ["in-file"]
+
+
+def test_phrases_need_adjacent_words(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("adjacent", "출생 신고를 마쳤다"),
+        doc("apart", "신고 절차와 출생 증명"),
+    )
+    assert ids(search(search_index, '"출생 신고"')) == ["adjacent"]
+    assert ids(search(search_index, '"출생신고"')) == ["adjacent"]
+    assert sorted(ids(search(search_index, "출생 신고"))) == ["adjacent", "apart"]
+
+
+def test_excluded_words_and_phrases(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("a", "예산 보고서 초안"),
+        doc("b", "예산 보고서 최종"),
+        doc("c", "예산 출생 신고 안내"),
+    )
+    assert sorted(ids(search(search_index, "예산 -초안"))) == ["b", "c"]
+    assert sorted(ids(search(search_index, '예산 -"출생 신고"'))) == ["a", "b"]
+    assert sorted(ids(search(search_index, "-최종"))) == ["a", "c"]
+
+
+def test_blank_query_lists_readable_documents(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("old", "가", created_at=T0),
+        doc("new", "나", created_at=T0 + timedelta(days=1)),
+        doc("hidden", "다", readers=["user:x"]),
+    )
+    results = search(search_index, "")
+    assert ids(results) == ["new", "old"]
+    assert results.total == 2
+
+
+def test_a_query_that_analyses_to_nothing_matches_nothing(search_index: SearchIndex) -> None:
+    put(search_index, doc("a", "예산 보고서"))
+    for q in ("!!!", "... ---", '"..."'):
+        assert search(search_index, q).total == 0
+
+
+# -- filters, sorting, paging, facets ------------------------------------------------
+
+
+def test_keyword_filters(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("a", "예산", department="d1", ministry="m1", content_type="text/plain", tags=("회계",)),
+        doc("b", "예산", department="d2", ministry="m1", content_type="application/pdf"),
+        doc("c", "예산", department="d1", ministry="m2", content_type="application/pdf"),
+    )
+    assert sorted(ids(search(search_index, "예산", department="d1"))) == ["a", "c"]
+    assert sorted(ids(search(search_index, "예산", ministry="m1"))) == ["a", "b"]
+    assert ids(search(search_index, "예산", content_type="text/plain")) == ["a"]
+    assert ids(search(search_index, "", tag="회계")) == ["a"]
+    assert ids(search(search_index, "", department="d1", ministry="m2")) == ["c"]
+    assert search(search_index, "", department="nope").total == 0
+
+
+def test_created_range_is_inclusive_exclusive(search_index: SearchIndex) -> None:
+    exact = T0 + timedelta(microseconds=1)
+    put(
+        search_index,
+        doc("before", "가", created_at=T0),
+        doc("from", "가", created_at=exact),
+        doc("inside", "가", created_at=T0 + timedelta(hours=1)),
+        doc("to", "가", created_at=T0 + timedelta(days=1)),
+    )
+    results = search(search_index, "", created_from=exact, created_to=T0 + timedelta(days=1))
+    assert sorted(ids(results)) == ["from", "inside"]
+    assert sorted(ids(search(search_index, "", created_to=exact))) == ["before"]
+    assert sorted(ids(search(search_index, "", created_from=T0 + timedelta(days=1)))) == ["to"]
+
+
+def test_sort_orders(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("body", "예산 안내", title="안내", created_at=T0 + timedelta(days=2)),
+        doc("title", "일반 안내", title="예산 편성", created_at=T0),
+        doc("mid", "예산", title="공지", created_at=T0 + timedelta(days=1)),
+    )
+    relevance = search(search_index, "예산")
+    assert relevance.hits[0].id == "title"  # a title match ranks first
+    assert all(a.score >= b.score for a, b in zip(relevance.hits, relevance.hits[1:], strict=False))
+    assert ids(search(search_index, "예산", sort=SortOrder.NEWEST)) == ["body", "mid", "title"]
+    assert ids(search(search_index, "예산", sort=SortOrder.OLDEST)) == ["title", "mid", "body"]
+
+
+def test_pagination(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        *(doc(f"d{i:02}", "공지", created_at=T0 + timedelta(minutes=i)) for i in range(25)),
+    )
+    oldest = SortOrder.OLDEST
+    pages = [search(search_index, "공지", sort=oldest, offset=o, limit=10) for o in (0, 10, 20)]
+    assert [len(p.hits) for p in pages] == [10, 10, 5]
+    assert all(p.total == 25 for p in pages)
+    assert [i for p in pages for i in ids(p)] == [f"d{i:02}" for i in range(25)]
+    counted = search(search_index, "공지", limit=0)
+    assert counted.total == 25
+    assert counted.hits == []
+
+
+def test_invalid_paging_is_rejected(search_index: SearchIndex) -> None:
+    with pytest.raises(InvalidQueryError):
+        search(search_index, "공지", offset=-1)
+    with pytest.raises(InvalidQueryError):
+        search(search_index, "공지", limit=-5)
+
+
+def test_facets_count_the_filtered_query(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("a", "예산", department="d1", ministry="m1", content_type="application/pdf"),
+        doc("b", "예산", department="d1", ministry="m2", content_type="text/plain"),
+        doc("c", "예산", department="d2", ministry="m2", content_type="application/pdf"),
+        doc("d", "결산", department="d3", ministry="m3", content_type="application/pdf"),
+        doc("e", "예산", department="d4", ministry="m4", readers=["user:other"]),
+    )
+    results = search(search_index, "예산")
+    assert results.total == 3
+    assert facet(results, "department") == {"d1": 2, "d2": 1}
+    assert [f.value for f in results.facets["department"]] == ["d1", "d2"]  # counts descending
+    assert facet(results, "ministry") == {"m2": 2, "m1": 1}
+    assert facet(results, "content_type") == {"application/pdf": 2, "text/plain": 1}
+    filtered = search(search_index, "예산", ministry="m2")
+    assert facet(filtered, "department") == {"d1": 1, "d2": 1}
+    assert search(search_index, "예산", with_facets=False).facets == {}
+
+
+# -- highlights ------------------------------------------------------------------------
+
+
+def test_highlights_mark_inflected_korean(search_index: SearchIndex) -> None:
+    put(search_index, doc("a", "관련 자료는 저장소에서 확인할 수 있습니다."))
+    (hit,) = search(search_index, "저장소").hits
+    assert hit.highlights == ("관련 자료는 <mark>저장소</mark>에서 확인할 수 있습니다.",)
+
+
+def test_highlights_escape_html(search_index: SearchIndex) -> None:
+    put(search_index, doc("x", '<script>alert("예산")</script> 예산 & <b>결산</b>'))
+    (hit,) = search(search_index, "예산").hits
+    assert hit.highlights
+    text = "".join(hit.highlights)
+    assert "<script>" not in text and "<b>" not in text
+    assert "&lt;script&gt;" in text
+    assert "<mark>예산</mark>" in text
+    stripped = text.replace("<mark>", "").replace("</mark>", "")
+    assert "<" not in stripped and ">" not in stripped
+
+
+def test_highlights_fall_back_to_the_title(search_index: SearchIndex) -> None:
+    put(search_index, doc("t", "본문에는 없음", title="2024년 <감사> 계획"))
+    (hit,) = search(search_index, "감사").hits
+    assert hit.highlights == ("2024년 &lt;<mark>감사</mark>&gt; 계획",)
+    assert hit.title == "2024년 <감사> 계획"  # the title itself is returned raw
+
+
+def test_highlights_can_be_turned_off_and_blank_queries_have_none(
+    search_index: SearchIndex,
+) -> None:
+    put(search_index, doc("a", "예산 보고"))
+    assert search(search_index, "예산", with_highlights=False).hits[0].highlights == ()
+    assert search(search_index, "").hits[0].highlights == ()
+
+
+def test_hits_carry_the_stored_metadata(search_index: SearchIndex) -> None:
+    created = datetime(2023, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    put(
+        search_index,
+        doc(
+            "meta",
+            "예산",
+            title="예산서",
+            filename="예산서_2023.hwp",
+            department="기획재정부 예산실",
+            ministry="기획재정부",
+            content_type="application/x-hwp",
+            created_at=created,
+        ),
+    )
+    (hit,) = search(search_index, "예산").hits
+    assert (hit.id, hit.title, hit.filename) == ("meta", "예산서", "예산서_2023.hwp")
+    assert (hit.department, hit.ministry) == ("기획재정부 예산실", "기획재정부")
+    assert hit.content_type == "application/x-hwp"
+    assert hit.created_at == created
+
+
+# -- writes ----------------------------------------------------------------------------
+
+
+def test_an_older_revision_never_overwrites_a_newer_one(search_index: SearchIndex) -> None:
+    put(search_index, doc("a", "최신 본문", revision=5, readers=["dept:new"]))
+    put(search_index, doc("a", "옛날 본문", revision=4, readers=["gov"]))
+    assert search_index.revisions(["a"]) == {"a": 5}
+    assert search(search_index, "옛날").total == 0
+    assert search(search_index, "").total == 0  # the old, wider ACL did not come back
+    assert ids(search(search_index, "최신", readers=frozenset({"dept:new"}))) == ["a"]
+    put(search_index, doc("a", "다음 본문", revision=6, readers=["gov"]))
+    assert ids(search(search_index, "다음")) == ["a"]
+    assert search_index.count() == 1
+
+
+def test_upsert_is_idempotent(search_index: SearchIndex) -> None:
+    put(search_index, doc("a", "본문", revision=3))
+    put(search_index, doc("a", "본문", revision=3))
+    put(search_index, doc("a", "본문", revision=3), doc("a", "본문", revision=2))
+    assert search_index.count() == 1
+    assert search_index.revisions(["a", "missing"]) == {"a": 3}
+    assert search(search_index, "본문").total == 1
+
+
+def test_a_batch_keeps_the_highest_revision_per_id(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("a", "둘째", revision=2),
+        doc("a", "셋째", revision=3),
+        doc("a", "첫째", revision=1),
+        *(doc(f"bulk{i}", "대량") for i in range(200)),
+    )
+    assert search_index.revisions(["a"]) == {"a": 3}
+    assert ids(search(search_index, "셋째")) == ["a"]
+    assert search(search_index, "대량").total == 200
+    assert search_index.count() == 201
+
+
+def test_delete(search_index: SearchIndex) -> None:
+    put(search_index, doc("a", "예산"), doc("b", "예산"))
+    search_index.delete(["a", "never-existed"])
+    search_index.refresh()
+    assert ids(search(search_index, "예산")) == ["b"]
+    assert search_index.revisions(["a", "b"]) == {"b": 1}
+    search_index.delete([])
+    assert search_index.count() == 1
+
+
+def test_only_ids_and_exclude_ids(search_index: SearchIndex) -> None:
+    put(search_index, *(doc(i, "예산") for i in "abc"), doc("z", "예산", readers=["x"]))
+    only = search(search_index, "예산", only_ids=frozenset({"a", "c", "z"}))
+    assert sorted(ids(only)) == ["a", "c"]
+    assert search(search_index, "예산", only_ids=frozenset()).total == 0
+    assert sorted(ids(search(search_index, "예산", exclude_ids=frozenset({"b"})))) == ["a", "c"]
+    results = search(search_index, "", only_ids=frozenset({"a", "b"}), exclude_ids=frozenset({"a"}))
+    assert ids(results) == ["b"]
+    assert facet(results, "department") == {"dept-a": 1}
+
+
+def test_clear_and_count(search_index: SearchIndex) -> None:
+    assert search_index.count() == 0
+    put(search_index, *(doc(f"d{i}", "내용") for i in range(5)))
+    assert search_index.count() == 5
+    search_index.clear()
+    search_index.refresh()
+    assert search_index.count() == 0
+    assert search(search_index, "").total == 0
+    put(search_index, doc("again", "내용"))
+    assert search_index.count() == 1
+
+
+def test_ping_answers(search_index: SearchIndex) -> None:
+    search_index.ping()
+
+
+def test_searches_run_while_documents_are_written(search_index: SearchIndex) -> None:
+    put(search_index, *(doc(f"seed{i}", "공통 예산") for i in range(20)))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                results = search(search_index, "예산")
+                assert results.total >= 20
+        except BaseException as err:  # collected and re-raised in the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for batch in range(5):
+            search_index.upsert([doc(f"w{batch}-{i}", "공통 예산") for i in range(10)])
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    search_index.refresh()
+    assert search(search_index, "예산").total == 70
