@@ -50,6 +50,8 @@ _KEEP_TAGS = frozenset(
 #: Verb and adjective stems: indexed as their lemma from the expression.
 _STEM_TAGS = frozenset({"VV", "VA"})
 _CONTENT_TAGS = _KEEP_TAGS | _STEM_TAGS
+#: Tags of character runs that mecab splits by length, not by meaning.
+_RUN_TAGS = frozenset({"SL", "SN"})
 
 #: Characters mecab must never see: NUL ends its C string, the other controls and
 #: lone surrogates break its input encoding. Each becomes one space, so offsets hold.
@@ -179,7 +181,42 @@ class KoreanAnalyzer:
         chunk = text[chunk_start:chunk_end]
         if chunk.isspace():
             return position
+        for found, surface, tag, kind, expression in self._morphemes(chunk):
+            start = chunk_start + found
+            end = start + len(surface)
+            position = user.flush(text, start, position, out)
+            if user.overlaps(start, end):
+                continue
+            if kind == "*":
+                if tag in _KEEP_TAGS:
+                    term = self._normalise(surface, tag)
+                    if term:
+                        out.append(Token(term, position, start, end))
+                        position += 1
+                elif tag in _STEM_TAGS:
+                    out.append(Token(surface, position, start, end))
+                    position += 1
+                continue
+            parts = _content_parts(expression)
+            if kind == "Compound":
+                position = self._emit_compound(surface, tag, parts, start, mode, position, out)
+            else:  # Inflect, Preanalysis: contracted forms, parts share the span
+                for part, part_tag in parts:
+                    term = self._normalise(part, part_tag)
+                    if term:
+                        out.append(Token(term, position, start, end))
+                        position += 1
+        return position
+
+    def _morphemes(self, chunk: str) -> Iterator[tuple[int, str, str, str, str]]:
+        """mecab's morphemes of `chunk` as (offset, surface, tag, type, expression).
+
+        mecab cuts unknown Latin and digit runs longer than about 24 characters
+        into pieces; contiguous pieces are joined back into one morpheme.
+        """
         cursor = 0
+        run_start = run_end = -1
+        run_tag = ""
         parsed: str = self._tagger.parse(chunk)
         for line in parsed.split("\n"):
             tab = line.find("\t")
@@ -193,34 +230,25 @@ class KoreanAnalyzer:
             if found < 0 or (found - cursor > 8 and not chunk[cursor:found].isspace()):
                 continue
             cursor = found + len(surface)
-            start = chunk_start + found
-            end = start + len(surface)
-            position = user.flush(text, start, position, out)
-            if user.overlaps(start, end):
-                continue
             features = line[tab + 1 :].split(",")
             tag = features[0]
-            kind = features[4] if len(features) > 7 else "*"
-            if kind == "*":
-                if tag in _KEEP_TAGS:
-                    term = self._normalise(surface, tag)
-                    if term:
-                        out.append(Token(term, position, start, end))
-                        position += 1
-                elif tag in _STEM_TAGS:
-                    out.append(Token(surface, position, start, end))
-                    position += 1
+            if tag in _RUN_TAGS:
+                if tag == run_tag and found == run_end:
+                    run_end = cursor
+                    continue
+                if run_tag:
+                    yield run_start, chunk[run_start:run_end], run_tag, "*", "*"
+                run_start, run_end, run_tag = found, cursor, tag
                 continue
-            parts = _content_parts(features[7])
-            if kind == "Compound":
-                position = self._emit_compound(surface, tag, parts, start, mode, position, out)
-            else:  # Inflect, Preanalysis: contracted forms, parts share the span
-                for part, part_tag in parts:
-                    term = self._normalise(part, part_tag)
-                    if term:
-                        out.append(Token(term, position, start, end))
-                        position += 1
-        return position
+            if run_tag:
+                yield run_start, chunk[run_start:run_end], run_tag, "*", "*"
+                run_tag = ""
+            if len(features) > 7:
+                yield found, surface, tag, features[4], features[7]
+            else:
+                yield found, surface, tag, "*", "*"
+        if run_tag:
+            yield run_start, chunk[run_start:run_end], run_tag, "*", "*"
 
     def _emit_compound(
         self,
