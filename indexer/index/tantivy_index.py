@@ -2,29 +2,38 @@
 
 Layout of an index document:
 
-* text fields `title`, `filename`, `body`, `tags`, indexed with positions from
-  `KoreanAnalyzer` (pre-tokenized; tantivy never tokenizes our text) and not
-  stored, because a stored pre-tokenized value would store every token too;
+* `text`: every analysed token of the title, filename, tags and body in one
+  field with positions (pre-tokenized by `KoreanAnalyzer`; tantivy never
+  tokenizes our text), parts separated by a position gap so a phrase cannot
+  span two of them. Matching, phrases and exclusions run on this one field: a
+  conjunction over one field is about twice as fast as a union of per-field
+  conjunctions (and its p99 five times lower) at 100k documents. A word thus
+  matches when the document holds all its terms in any of its text fields;
+* `title`, `filename`, `tags`: the same tokens again, per field, without
+  positions, only to boost documents whose title (filename, tags) matches;
 * `src_title`, `src_filename`, `src_body`: the NFC text as stored bytes, for hits
-  and highlights (the body cut at `max_body_chars`);
+  and highlights (the body cut at `max_body_chars`). The analysed fields are not
+  stored, because a stored pre-tokenized value stores every token too;
 * keyword fields (raw, untokenized) `id`, `department`, `ministry`,
   `content_type`, `tag` (one value per tag) and `readers` (one value per
-  principal token); the first five are fast fields for aggregations;
+  principal token); all but `readers` are fast fields for aggregations;
 * integer fast fields `revision` and `created_at` (microseconds since the epoch,
   UTC, so ranges and sorting are exact; tantivy's date fields are second-precise).
 
 Search = user text (scoring) AND the filter (a zero-scoring clause: readers term
 set, keyword filters, date range, id restrictions). Facets are one terms
-aggregation per facet field over that same query, run on the fast fields by
+aggregation per facet field over that same query, run on the fast fields inside
 tantivy (no Python loop over matches); the exact total comes from the count
-collector of the top-hits search.
+collector of the top-hits search. Highlights re-analyse only the few words of
+each hit that can match (see `indexer.analysis.highlight`).
 
 Writes: one writer per index directory (tantivy takes a lock file), created on
-the first write, guarded by a lock. Each `upsert`/`delete`/`clear` call is one
-commit, followed by a reader reload, so batches commit once and a returned call
-is durable and visible. An upsert whose revision is lower than the stored one is
-ignored; an equal revision replaces the stored document (so a rebuild can
-re-apply the same revision after an analyser change).
+the first write, guarded by a lock; searches never take it and may run from any
+number of threads. Each `upsert`/`delete`/`clear` call is one commit, followed by
+a reader reload, so a batch commits once and a returned call is durable and
+visible. An upsert whose revision is lower than the stored one is ignored; an
+equal revision replaces the stored document (so a rebuild can re-apply the same
+revision, e.g. after an analyser change).
 """
 
 from __future__ import annotations
@@ -53,10 +62,12 @@ from indexer.index.base import (
     SortOrder,
 )
 
-#: Text fields and their boosts: a match in the title counts most.
-TEXT_FIELD_BOOSTS: dict[str, float] = {"title": 3.0, "filename": 2.0, "tags": 1.5, "body": 1.0}
-#: Fields where a multi-morpheme word scores higher when its parts are adjacent.
-_ADJACENCY_FIELDS = frozenset({"title", "body"})
+#: The field every analysed token goes to; all matching happens there.
+TEXT_FIELD = "text"
+#: Extra score for a word that also matches in one of these fields.
+BOOST_FIELDS: dict[str, float] = {"title": 2.0, "filename": 1.0, "tags": 1.0}
+#: Positions left empty between the parts of `text` so phrases stay inside one.
+_PART_GAP = 100
 _KEYWORD_FIELDS = ("id", "department", "ministry", "content_type")
 
 DEFAULT_WRITER_HEAP_BYTES = 64_000_000
@@ -300,24 +311,33 @@ class TantivyIndex:
                 out.add_text(name, value)
         for reader in doc.readers:
             out.add_text("readers", reader)
-        self._add_analysed(out, "title", title, title)
         # Mecab glues some separators to words; spaces cut `출생신고_양식.hwp`
         # into its words while keeping offsets into the filename itself.
-        self._add_analysed(out, "filename", filename, _FILENAME_PUNCT.sub(" ", filename))
-        self._add_analysed(out, "body", body, body)
+        parts = [
+            ("title", title, self._analyzer.analyze(title)),
+            ("filename", filename, self._analyzer.analyze(_FILENAME_PUNCT.sub(" ", filename))),
+        ]
         for tag in doc.tags:
             if tag:
                 out.add_text("tag", tag)
-                self._add_analysed(out, "tags", _nfc(tag), _nfc(tag))
+                parts.append(("tags", _nfc(tag), self._analyzer.analyze(_nfc(tag))))
+        parts.append(("body", body, self._analyzer.analyze(body)))
+        combined: list[tantivy.Token] = []
+        base = 0
+        for field, text, tokens in parts:
+            if not tokens:
+                continue
+            if field != "body":
+                out.add_pre_tokenized_text(field, _pretokenized(text, tokens))
+            for tok in tokens:
+                combined.append(tantivy.Token(tok.text, base + tok.position, tok.start, tok.end))
+            base += tokens[-1].position + 1 + _PART_GAP
+        if combined:
+            out.add_pre_tokenized_text(TEXT_FIELD, tantivy.PreTokenizedString("", combined))
         out.add_bytes("src_title", title.encode())
         out.add_bytes("src_filename", filename.encode())
         out.add_bytes("src_body", body.encode())
         return out
-
-    def _add_analysed(self, doc: tantivy.Document, field: str, text: str, analysed: str) -> None:
-        tokens = self._analyzer.analyze(analysed)
-        if tokens:
-            doc.add_pre_tokenized_text(field, _pretokenized(text, tokens))
 
     # -- internals: searching --------------------------------------------------------
 
@@ -339,31 +359,25 @@ class TantivyIndex:
         return tantivy.Query.boolean_query(clauses)
 
     def _word_query(self, terms: PositionedTerms) -> tantivy.Query:
-        """Some text field holds all of the word's terms (adjacent ones score higher)."""
+        """The document holds all of the word's terms; more score if its title etc. does."""
         unique = list(dict.fromkeys(term for _, term in terms))
-        per_field: list[tuple[tantivy.Occur, tantivy.Query]] = []
-        for field, boost in TEXT_FIELD_BOOSTS.items():
-            if len(unique) == 1:
-                query = self._term(field, unique[0])
-            else:
-                parts = [(tantivy.Occur.Must, self._term(field, term)) for term in unique]
-                if field in _ADJACENCY_FIELDS:
-                    phrase = tantivy.Query.phrase_query(self._schema, field, list(terms))
-                    parts.append((tantivy.Occur.Should, phrase))
-                query = tantivy.Query.boolean_query(parts)
-            per_field.append((tantivy.Occur.Should, _boost(query, boost)))
-        return tantivy.Query.boolean_query(per_field)
+        clauses = [(tantivy.Occur.Must, self._all_of(TEXT_FIELD, unique))]
+        for field, boost in BOOST_FIELDS.items():
+            clauses.append((tantivy.Occur.Should, _boost(self._all_of(field, unique), boost)))
+        return tantivy.Query.boolean_query(clauses)
+
+    def _all_of(self, field: str, terms: list[str]) -> tantivy.Query:
+        if len(terms) == 1:
+            return self._term(field, terms[0])
+        return tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, self._term(field, t)) for t in terms]
+        )
 
     def _phrase_query(self, terms: PositionedTerms) -> tantivy.Query:
-        """Some text field holds the terms at their relative positions."""
-        per_field: list[tuple[tantivy.Occur, tantivy.Query]] = []
-        for field, boost in TEXT_FIELD_BOOSTS.items():
-            if len(terms) == 1:
-                query = self._term(field, terms[0][1])
-            else:
-                query = tantivy.Query.phrase_query(self._schema, field, list(terms))
-            per_field.append((tantivy.Occur.Should, _boost(query, boost)))
-        return tantivy.Query.boolean_query(per_field)
+        """The document holds the terms at their relative positions in one text field."""
+        if len(terms) == 1:
+            return self._term(TEXT_FIELD, terms[0][1])
+        return tantivy.Query.phrase_query(self._schema, TEXT_FIELD, list(terms))
 
     def _term(self, field: str, term: str) -> tantivy.Query:
         return tantivy.Query.term_query(self._schema, field, term, index_option="freq")
@@ -481,8 +495,9 @@ def _schema() -> tantivy.Schema:
         )
     builder.add_text_field("tag", fast=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("readers", tokenizer_name="raw", index_option="basic")
-    for name in TEXT_FIELD_BOOSTS:
-        builder.add_text_field(name, stored=False, index_option="position")
+    builder.add_text_field(TEXT_FIELD, index_option="position")
+    for name in BOOST_FIELDS:
+        builder.add_text_field(name, index_option="freq")
     builder.add_integer_field("revision", fast=True)
     builder.add_integer_field("created_at", stored=True, indexed=True, fast=True)
     for name in ("src_title", "src_filename", "src_body"):
