@@ -228,6 +228,11 @@ def test_phrases_need_adjacent_words(search_index: SearchIndex) -> None:
     assert sorted(ids(search(search_index, "출생 신고"))) == ["adjacent", "apart"]
 
 
+def test_a_phrase_does_not_span_two_fields(search_index: SearchIndex) -> None:
+    put(search_index, doc("split", "신고 안내", title="출생"), doc("whole", "출생 신고 안내"))
+    assert ids(search(search_index, '"출생 신고"')) == ["whole"]
+
+
 def test_excluded_words_and_phrases(search_index: SearchIndex) -> None:
     put(
         search_index,

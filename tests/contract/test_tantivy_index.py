@@ -1,0 +1,111 @@
+"""TantivyIndex behaviour outside the SearchIndex contract: its directory, writer and limits."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import tantivy
+
+from indexer.analysis.korean import KoreanAnalyzer
+from indexer.errors import InvalidQueryError, SearchUnavailableError
+from indexer.index.base import IndexDocument, SearchRequest
+from indexer.index.tantivy_index import MAX_LIMIT, MAX_RESULT_WINDOW, TantivyIndex
+from indexer.query import parse_user_query
+
+GOV = frozenset({"gov"})
+
+
+def doc(doc_id: str, body: str, *, revision: int = 1, title: str = "제목") -> IndexDocument:
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    return IndexDocument(
+        id=doc_id,
+        revision=revision,
+        title=title,
+        filename=f"{doc_id}.txt",
+        body=body,
+        department="d",
+        ministry="m",
+        content_type="text/plain",
+        tags=(),
+        owner="user:o",
+        readers=GOV,
+        created_at=moment,
+        updated_at=moment,
+    )
+
+
+def request(q: str, **kwargs: object) -> SearchRequest:
+    return SearchRequest(query=parse_user_query(q), readers=GOV, **kwargs)  # type: ignore[arg-type]
+
+
+def test_documents_survive_reopening(tmp_path: Path, korean_analyzer: KoreanAnalyzer) -> None:
+    index = TantivyIndex(tmp_path / "ix", korean_analyzer)
+    index.upsert([doc("a", "예산 보고서", revision=7)])
+    index.close()
+    reopened = TantivyIndex(tmp_path / "ix", korean_analyzer)
+    assert reopened.count() == 1
+    assert reopened.revisions(["a"]) == {"a": 7}
+    assert [h.id for h in reopened.search(request("예산")).hits] == ["a"]
+    reopened.close()
+
+
+def test_a_second_writer_on_the_same_directory_is_unavailable(
+    tmp_path: Path, korean_analyzer: KoreanAnalyzer
+) -> None:
+    first = TantivyIndex(tmp_path / "ix", korean_analyzer)
+    first.upsert([doc("a", "예산")])
+    second = TantivyIndex(tmp_path / "ix", korean_analyzer)  # reading needs no lock
+    second.refresh()
+    assert second.count() == 1
+    with pytest.raises(SearchUnavailableError):
+        second.upsert([doc("b", "예산")])
+    first.close()
+    second.upsert([doc("b", "예산")])  # the lock is released on close
+    assert second.count() == 2
+    second.close()
+
+
+def test_a_directory_with_another_schema_is_refused(
+    tmp_path: Path, korean_analyzer: KoreanAnalyzer
+) -> None:
+    (tmp_path / "ix").mkdir()
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("something_else", stored=True)
+    tantivy.Index(builder.build(), str(tmp_path / "ix"))
+    with pytest.raises(SearchUnavailableError, match="cannot open"):
+        TantivyIndex(tmp_path / "ix", korean_analyzer)
+
+
+def test_a_closed_index_is_unavailable(tmp_path: Path, korean_analyzer: KoreanAnalyzer) -> None:
+    index = TantivyIndex(tmp_path / "ix", korean_analyzer)
+    index.close()
+    index.close()  # idempotent
+    with pytest.raises(SearchUnavailableError):
+        index.ping()
+    with pytest.raises(SearchUnavailableError):
+        index.upsert([doc("a", "x")])
+
+
+def test_paging_limits(tmp_path: Path, korean_analyzer: KoreanAnalyzer) -> None:
+    index = TantivyIndex(tmp_path / "ix", korean_analyzer)
+    with pytest.raises(InvalidQueryError):
+        index.search(request("x", limit=MAX_LIMIT + 1))
+    with pytest.raises(InvalidQueryError):
+        index.search(request("x", offset=MAX_RESULT_WINDOW, limit=1))
+    index.close()
+
+
+def test_long_bodies_are_cut_and_text_is_stored_as_nfc(
+    tmp_path: Path, korean_analyzer: KoreanAnalyzer
+) -> None:
+    index = TantivyIndex(tmp_path / "ix", korean_analyzer, max_body_chars=200)
+    body = unicodedata.normalize("NFD", "저장소에서 확인. ") + "채움 " * 200 + "끝부분단어"
+    index.upsert([doc("a", body, title=unicodedata.normalize("NFD", "한글 제목"))])
+    (hit,) = index.search(request("저장소")).hits
+    assert hit.title == "한글 제목"  # NFC
+    assert hit.highlights[0].startswith("<mark>저장소</mark>에서 확인.")
+    assert index.search(request("끝부분단어")).total == 0  # beyond max_body_chars
+    index.close()
