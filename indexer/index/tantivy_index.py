@@ -215,17 +215,15 @@ class TantivyIndex:
         )
         if not request.readers or (request.only_ids is not None and not request.only_ids):
             return empty  # fail closed: no principal, or an empty id restriction
-        if (
-            request.created_from is not None
-            and request.created_to is not None
-            and request.created_from >= request.created_to
-        ):
+        lower = _micros_or_none(request.created_from)
+        upper = _micros_or_none(request.created_to)
+        if lower is not None and upper is not None and lower >= upper:
             return empty
         analyzed = analyze_query(self._analyzer, request.query)
         if analyzed.matches_nothing:
             return empty
-        query = self._build_query(analyzed, request)
         try:
+            query = self._build_query(analyzed, request)
             searcher = self._index.searcher()
             hits, total = self._top_hits(searcher, query, request, analyzed)
             facets = self._facets(searcher, query) if request.with_facets else {}
