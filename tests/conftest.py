@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 
 from auth.passwords import Passwords
+from crossdoc.cli import uvicorn_options
 from crossdoc.settings import Settings
 from crossdoc.wiring import Services, build_services
 from search_api.app import create_app
@@ -161,7 +162,8 @@ def start_server(tmp_path: Path, **overrides: Any) -> Iterator[Server]:
     services = build_services(settings, passwords=fast_passwords())
     app = create_app(settings, services)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    options = uvicorn_options("127.0.0.1", port) | {"log_level": "warning"}
+    config = uvicorn.Config(app, lifespan="on", **options)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

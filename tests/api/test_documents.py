@@ -82,7 +82,7 @@ def test_idempotency_key_makes_one_document(server: Server, users: dict[str, str
         ("../../etc/passwd", "passwd"),
         ("a\x00.pdf", "a.pdf"),
         ("report\u202egnp.exe", "reportgnp.exe"),
-        ("line\r\nInjected: yes.txt", "lineInjected: yes.txt"),
+        ("line\r\nInjected: yes.txt", '"line'),  # a raw CRLF ends the part's header
         ("quo\"te's.txt", "quo\"te's.txt"),
         ("x" * 300 + ".pdf", "x" * 251 + ".pdf"),
         ("C:\\Users\\kim\\문서.hwp", "문서.hwp"),
@@ -91,7 +91,19 @@ def test_idempotency_key_makes_one_document(server: Server, users: dict[str, str
 def test_hostile_filenames_are_sanitised(
     server: Server, users: dict[str, str], evil: str, expected: str
 ) -> None:
-    doc = server.upload("owner", b"content of a file", evil, wait=False)
+    # Built by hand: HTTP clients would percent-encode the control characters,
+    # and an attacker's client would not.
+    boundary = "hostileboundary"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"".encode()
+        + evil.replace('"', '\\"').encode("utf-8")
+        + f"\"\r\n\r\ncontent of a file\r\n--{boundary}--\r\n".encode()
+    )
+    with server.client("owner") as c:
+        r = c.post("/documents", content=body,
+                   headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 202, r.text
+    doc = r.json()
     assert doc["filename"] == expected
     with server.client("owner") as c:
         r = c.get(f"/documents/{doc['id']}/content")
