@@ -1,0 +1,339 @@
+"""Embedded text extraction: Apache Tika compiled to native code (`iscc-tika`), out of process.
+
+Tika runs in long-lived child processes (`indexer.extraction._child`), never in
+the caller's process: a hostile file (zip bomb, billion laughs, a parser that
+loops or crashes) can at worst take down one child, which is killed and
+replaced, and the file ends with a non-OK `Extraction`. Children are reused
+across files because starting one costs a few hundred milliseconds, and are
+recycled after a number of files so that slow leaks in the parser cannot pile
+up.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from indexer.errors import ExtractionUnavailableError
+from indexer.extraction._childproc import ChildProcess, Reply
+from indexer.extraction.base import Extraction, ExtractionStatus
+from indexer.extraction.classify import (
+    ParserReport,
+    classify,
+    classify_child_failure,
+)
+from indexer.extraction.sniff import SNIFF_BYTES, sniff_content_type
+
+logger = logging.getLogger(__name__)
+
+#: Bumped when our post-processing of Tika's output changes (part of `version`).
+_ADAPTER_REVISION = 1
+# The package root, put on the child's sys.path: the child imports our modules
+# whether or not the project is installed.
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from indexer.extraction._child import main; main(sys.argv[2:])"
+)
+_MIB = 1024 * 1024
+
+
+def _tika_version() -> str:
+    try:
+        return importlib_metadata.version("iscc-tika")
+    except importlib_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class NativeTikaExtractor:
+    """`TextExtractor` running native Tika in a small pool of child processes.
+
+    Thread-safe: each call borrows one child for the duration of one file, so
+    up to `pool_size` files are parsed at once and further callers wait for a
+    free child (at most `queue_timeout_seconds`).
+
+    Limits, per file:
+
+    - `timeout_seconds`: wall-clock time; the child is killed and replaced,
+      the file ends LIMIT_EXCEEDED "timeout: …".
+    - `memory_limit_bytes`: the child's `RLIMIT_DATA` (Java then raises
+      OutOfMemoryError) and, as a backstop, the parent kills the child when
+      its resident memory (VmRSS, ~130 MiB at rest) exceeds it: LIMIT_EXCEEDED
+      "memory: …". 0 disables both.
+    - `max_text_chars`: longer text is cut and marked `truncated`.
+
+    A child that dies (segfault, kernel OOM killer, native panic) is replaced;
+    the file ends PARSE_ERROR or LIMIT_EXCEEDED with the reason.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float = 60.0,
+        memory_limit_bytes: int = 1024 * _MIB,
+        max_text_chars: int = 1_000_000,
+        pool_size: int = 1,
+        recycle_after: int = 1000,
+        startup_timeout_seconds: float = 30.0,
+        queue_timeout_seconds: float | None = None,
+        _test_hooks: bool = False,
+    ) -> None:
+        """Configure the pool; children start lazily, on first use.
+
+        `queue_timeout_seconds` bounds how long a caller waits for a free
+        child (default: twice `timeout_seconds` plus the start-up time);
+        `_test_hooks` (tests only) lets specially named files make the child
+        hang, allocate or crash.
+        """
+        if timeout_seconds <= 0 or startup_timeout_seconds <= 0:
+            raise ValueError("timeouts must be positive")
+        if memory_limit_bytes < 0 or max_text_chars < 1 or pool_size < 1 or recycle_after < 1:
+            raise ValueError("invalid extractor limits")
+        self.version = f"iscc-tika-{_tika_version()}+crossdoc.{_ADAPTER_REVISION}"
+        self._timeout = timeout_seconds
+        self._memory_limit = memory_limit_bytes
+        self._max_text_chars = max_text_chars
+        self._recycle_after = recycle_after
+        self._startup_timeout = startup_timeout_seconds
+        self._queue_timeout = (
+            queue_timeout_seconds
+            if queue_timeout_seconds is not None
+            else 2 * timeout_seconds + startup_timeout_seconds
+        )
+        command = [
+            sys.executable,
+            "-P",  # do not put the working directory on the child's sys.path
+            "-c",
+            _BOOTSTRAP,
+            str(_PACKAGE_ROOT),
+            str(memory_limit_bytes),
+            str(max_text_chars),
+            repr(timeout_seconds),
+            "1" if _test_hooks else "0",
+        ]
+        # JSON escapes control characters as 6 bytes; leave room for metadata.
+        max_reply = max_text_chars * 6 + 8 * _MIB
+        self._children: list[ChildProcess] = [
+            ChildProcess(command, memory_limit_bytes=memory_limit_bytes, max_reply_bytes=max_reply)
+            for _ in range(pool_size)
+        ]
+        self._idle: queue.Queue[ChildProcess] = queue.Queue()
+        for child in self._children:
+            self._idle.put(child)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._starts = 0
+        self._startup_seconds: list[float] = []
+
+    # -- TextExtractor -----------------------------------------------------
+
+    def extract(self, path: Path, *, filename: str = "", declared_type: str = "") -> Extraction:
+        """Extract text from the local file `path` (see `TextExtractor.extract`).
+
+        `filename` is used in log lines only; `declared_type` is ignored (the
+        detected type wins). Raises `FileNotFoundError` if `path` does not
+        exist (the caller's bug, not a bad document) and
+        `ExtractionUnavailableError` if no child can be started or none frees
+        up in time.
+        """
+        target = Path(path).resolve(strict=True)
+        label = filename or target.name
+        child = self._acquire()
+        try:
+            return self._extract_with(child, target, label)
+        finally:
+            self._release(child)
+
+    def ping(self) -> None:
+        """Raise `ExtractionUnavailableError` unless a child starts and answers.
+
+        When every child is busy parsing, the extractor is evidently working
+        and `ping` returns at once.
+        """
+        if self._closed:
+            raise ExtractionUnavailableError("the extractor is closed")
+        try:
+            child = self._idle.get(timeout=1.0)
+        except queue.Empty:
+            return
+        try:
+            self._ensure_started(child)
+            reply = child.request({"op": "ping"}, self._startup_timeout)
+            if reply.kind != "ok" or not reply.payload.get("pong"):
+                child.kill()
+                raise ExtractionUnavailableError(
+                    f"the extraction child did not answer ({reply.kind})"
+                )
+        finally:
+            self._release(child)
+
+    def close(self) -> None:
+        """Stop the children; a child busy with a file stops when that file is done."""
+        with self._lock:
+            self._closed = True
+        while True:
+            try:
+                child = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            child.stop()
+
+    def __enter__(self) -> NativeTikaExtractor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- observability -----------------------------------------------------
+
+    @property
+    def children_started(self) -> int:
+        """How many child processes were started so far (first starts, restarts, recycles)."""
+        return self._starts
+
+    @property
+    def startup_seconds(self) -> list[float]:
+        """Start-up time of each child started so far, in order."""
+        return list(self._startup_seconds)
+
+    def child_pids(self) -> list[int]:
+        """Process ids of the running children (for tests and diagnostics)."""
+        return [child.pid for child in self._children if child.alive and child.pid is not None]
+
+    # -- internals ---------------------------------------------------------
+
+    def _acquire(self) -> ChildProcess:
+        if self._closed:
+            raise ExtractionUnavailableError("the extractor is closed")
+        try:
+            return self._idle.get(timeout=self._queue_timeout)
+        except queue.Empty:
+            raise ExtractionUnavailableError(
+                f"no extraction child free within {self._queue_timeout:g} s"
+            ) from None
+
+    def _release(self, child: ChildProcess) -> None:
+        if self._closed:
+            child.stop()
+        self._idle.put(child)
+
+    def _ensure_started(self, child: ChildProcess) -> None:
+        if child.alive:
+            return
+        child.start(self._startup_timeout)
+        with self._lock:
+            self._starts += 1
+            self._startup_seconds.append(child.startup_seconds)
+
+    def _extract_with(self, child: ChildProcess, target: Path, label: str) -> Extraction:
+        reply: Reply | None = None
+        # A child that died while idle never saw the file: start a fresh one
+        # and send it again, once.
+        for _attempt in range(2):
+            self._ensure_started(child)
+            reply = child.request({"path": str(target)}, self._timeout)
+            if reply.kind != "unsent":
+                break
+        assert reply is not None
+        if reply.kind == "unsent":
+            raise ExtractionUnavailableError("the extraction child dies before taking work")
+        if reply.kind != "ok":
+            child.kill()
+            extraction = self._failure(reply, target)
+            logger.warning(
+                "extraction child %s on %r: %s; stderr tail %r",
+                reply.kind,
+                label,
+                extraction.detail,
+                reply.messages[-300:],
+            )
+            return extraction
+
+        report = _report_from(reply.payload, reply.messages)
+        if report is None:
+            child.kill()
+            return Extraction(
+                status=ExtractionStatus.PARSE_ERROR,
+                content_type=_sniff(target),
+                detail="the extraction child sent a malformed reply",
+            )
+        extraction = classify(report, max_text_chars=self._max_text_chars)
+        child.jobs += 1
+        # After an OutOfMemoryError or a native error the parser's state is
+        # unknown: start the next file on a fresh child. Otherwise recycle
+        # every `recycle_after` files to shed slow leaks.
+        if (
+            extraction.status is ExtractionStatus.LIMIT_EXCEEDED
+            or "JniError" in report.error
+            or child.jobs >= self._recycle_after
+        ):
+            child.stop()
+        return extraction
+
+    def _failure(self, reply: Reply, target: Path) -> Extraction:
+        content_type = _sniff(target)
+        if reply.kind == "timeout":
+            reason = f"timeout: no result within {self._timeout:g} s"
+        elif reply.kind == "memory":
+            reason = f"memory: the parser used more than {self._memory_limit // _MIB} MiB"
+        elif reply.kind == "garbled":
+            return Extraction(
+                status=ExtractionStatus.PARSE_ERROR,
+                content_type=content_type,
+                detail="the extraction child sent an unreadable reply",
+            )
+        else:
+            reason = ""
+        return classify_child_failure(
+            reason=reason,
+            returncode=reply.returncode,
+            parser_messages=reply.messages,
+            content_type=content_type,
+        )
+
+
+def _sniff(target: Path) -> str:
+    """Content type from the magic bytes, for files whose parse never finished."""
+    try:
+        with open(target, "rb") as handle:
+            return sniff_content_type(handle.read(SNIFF_BYTES))
+    except OSError:
+        return "application/octet-stream"
+
+
+def _report_from(payload: dict[str, Any], messages: str) -> ParserReport | None:
+    """Build a `ParserReport` from the child's JSON reply, None if it is malformed."""
+    try:
+        raw_metadata = payload.get("metadata") or {}
+        metadata = {
+            str(key): [str(value) for value in values]
+            for key, values in raw_metadata.items()
+            if isinstance(values, list)
+        }
+        return ParserReport(
+            size=int(payload.get("size", -1)),
+            text=str(payload.get("text", "")),
+            metadata=metadata,
+            error=str(payload.get("error", "")),
+            sniffed_type=str(payload.get("sniffed_type", "application/octet-stream")),
+            text_charset=str(payload.get("text_charset", "")),
+            source_truncated=bool(payload.get("source_truncated", False)),
+            hwp3=bool(payload.get("hwp3", False)),
+            hwp5_in_ole2=bool(payload.get("hwp5_in_ole2", False)),
+            zip_entries=int(payload.get("zip_entries", 0)),
+            zip_encrypted_entries=int(payload.get("zip_encrypted_entries", 0)),
+            parser_messages=messages,
+        )
+    except (TypeError, ValueError, AttributeError):
+        return None
