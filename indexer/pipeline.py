@@ -10,6 +10,7 @@ ignores anything older.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ from storage.errors import BlobNotFoundError, StorageUnavailableError
 from storage.objectstore.base import ObjectStore
 
 log = logging.getLogger(__name__)
+
+_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 
 #: Faults of the infrastructure (not of a document): the work is retried later.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
@@ -83,7 +86,13 @@ class IndexingPipeline:
                 truncated=cached.truncated,
             )
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="extract-") as tmp:
+        # Keep the extension: Tika uses the resource name as a detection hint.
+        suffix = Path(doc.filename).suffix
+        if not _SAFE_SUFFIX.match(suffix):
+            suffix = ""
+        with tempfile.NamedTemporaryFile(
+            dir=self.spool_dir, prefix="extract-", suffix=suffix
+        ) as tmp:
             try:
                 with self.store.open(doc.blob_key) as blob:
                     shutil.copyfileobj(blob, tmp, 1 << 20)
