@@ -43,6 +43,8 @@ _HWP5_SCAN_BYTES = 1024 * 1024
 #: Worst-case UTF-8/UTF-32 bytes per character, to size the prefix of a text file.
 _MAX_BYTES_PER_CHAR = 4
 _UTF8_BOM = b"\xef\xbb\xbf"
+#: signal.alarm takes a C unsigned int; a week is "no deadline" for our purpose.
+_MAX_ALARM_SECONDS = 7 * 24 * 3600
 
 # Test hooks, honoured only when the parent starts the child in test mode:
 # a file whose name starts with one of these makes the child misbehave.
@@ -115,7 +117,7 @@ class _Worker:
         if size == 0:
             return reply  # Tika refuses empty input; there is nothing to parse
         try:
-            text, metadata = self.extractor.extract_file_to_string(path)
+            text, metadata = self._parse(path)
         except MemoryError:
             reply["error"] = "MemoryError"
             return reply
@@ -146,6 +148,21 @@ class _Worker:
         elif kind in ZIP_TYPES and _mentions_encryption(kept):
             reply["zip_entries"], reply["zip_encrypted_entries"] = _count_zip_entries(path)
         return reply
+
+    def _parse(self, path: str) -> tuple[str, dict[str, list[str]]]:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            # The native library takes UTF-8 paths only; a name with undecodable
+            # bytes is read through our own descriptor instead (its extension,
+            # a detection hint, is lost, the magic bytes still decide).
+            with open(path, "rb") as handle:
+                result: tuple[str, dict[str, list[str]]] = self.extractor.extract_file_to_string(
+                    f"/proc/self/fd/{handle.fileno()}"
+                )
+                return result
+        parsed: tuple[str, dict[str, list[str]]] = self.extractor.extract_file_to_string(path)
+        return parsed
 
     def _decode_text_file(
         self, path: str, size: int, tika_text: str, tika_charset: str, reply: dict[str, Any]
@@ -246,7 +263,7 @@ def _run_hook(name: str, settings: _Settings) -> dict[str, Any] | None:
 
 
 def _serve(channel: IO[bytes], worker: _Worker, settings: _Settings) -> None:
-    alarm_seconds = math.ceil(settings.timeout_seconds * 2) + 5
+    alarm_seconds = min(math.ceil(settings.timeout_seconds * 2) + 5, _MAX_ALARM_SECONDS)
     read_line: Callable[[], bytes] = sys.stdin.buffer.readline
     while True:
         line = read_line()

@@ -141,7 +141,8 @@ class ChildProcess:
         if proc is None or proc.poll() is not None or proc.stdin is None:
             return Reply("unsent", returncode=proc.returncode if proc else None)
         self._stderr_tail.clear()
-        line = json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
+        # ASCII-escaped: a path with undecodable bytes (surrogate escapes) survives.
+        line = json.dumps(message).encode("ascii") + b"\n"
         try:
             proc.stdin.write(line)
             proc.stdin.flush()

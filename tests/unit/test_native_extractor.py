@@ -485,6 +485,14 @@ def test_waiting_for_a_busy_pool_is_bounded(files: dict[str, Path]) -> None:
         assert_still_works(busy, files)
 
 
+def test_file_name_with_undecodable_bytes(extractor: NativeTikaExtractor, tmp_path: Path) -> None:
+    path = tmp_path / os.fsdecode(b"\xff\xfe-\xc3(name.docx")
+    path.write_bytes(docx_bytes(NOTICE))
+    result = extractor.extract(path)
+    assert result.status is ExtractionStatus.OK
+    assert result.text == NOTICE
+
+
 def test_missing_file_is_the_callers_error(extractor: NativeTikaExtractor, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         extractor.extract(tmp_path / "missing.pdf")
