@@ -21,6 +21,8 @@ DEFAULT_FRAGMENT_CHARS = 150
 DEFAULT_MAX_FRAGMENTS = 3
 #: At most this many candidate words are analysed per text.
 DEFAULT_MAX_CANDIDATES = 48
+#: Only this much of a text is searched for matches (bounds the work on huge bodies).
+_SCAN_CHARS = 200_000
 #: A candidate word longer than this is cut (blobs without spaces).
 _MAX_WORD_CHARS = 64
 _SPACE = re.compile(r"\s+")
@@ -107,7 +109,7 @@ def match_spans(
 
 
 def _candidates(text: str, terms: frozenset[str], limit: int) -> list[tuple[int, int]]:
-    """Sorted, disjoint spans of the words that may hold one of `terms`."""
+    """Sorted, disjoint spans of the words (in the first _SCAN_CHARS) that may hold a term."""
     long_probes: set[str] = set()
     short_probes: set[str] = set()
     for term in terms:
@@ -115,19 +117,21 @@ def _candidates(text: str, terms: frozenset[str], limit: int) -> list[tuple[int,
         # happi → happy); shorter terms are searched as they are.
         probe = term[:-1] if len(term) > 2 else term
         (long_probes if len(probe) > 1 else short_probes).add(probe)
+    scan_end = min(len(text), _SCAN_CHARS)
     found: dict[int, int] = {}
     # Single-letter probes (저, 관) occur in many words; look for the longer
     # ones first so they cannot use up the budget.
     for probes in (long_probes, short_probes):
         if not probes or len(found) >= limit:
             continue
-        ordered = sorted(probes, key=len, reverse=True)
-        pattern = re.compile("|".join(re.escape(p) for p in ordered), re.IGNORECASE)
+        hits = sorted(
+            {pos for probe in probes for pos in _occurrences(text, probe, scan_end, limit)}
+        )
         last_end = -1
-        for match in pattern.finditer(text):
-            if match.start() < last_end:
+        for pos in hits:
+            if pos < last_end:
                 continue  # inside a word already taken
-            start, end = _word_around(text, match.start(), match.end())
+            start, end = _word_around(text, pos, pos + 1)
             last_end = end
             found.setdefault(start, end)
             if len(found) >= limit:
@@ -138,6 +142,23 @@ def _candidates(text: str, terms: frozenset[str], limit: int) -> list[tuple[int,
             continue
         spans.append((start, end))
     return spans
+
+
+def _occurrences(text: str, probe: str, end: int, limit: int) -> list[int]:
+    """The first `limit` places of `probe` in text[:end], as written, in capitals or capitalised.
+
+    str.find runs at memory speed; a case-insensitive regex alternation or a
+    lowercased copy of a long text costs ten times more.
+    """
+    found: list[int] = []
+    for variant in {probe, probe.upper(), probe.capitalize()}:
+        pos = text.find(variant, 0, end)
+        count = 0
+        while pos >= 0 and count < limit:
+            found.append(pos)
+            count += 1
+            pos = text.find(variant, pos + len(variant), end)
+    return found
 
 
 def _word_around(text: str, start: int, end: int) -> tuple[int, int]:
