@@ -243,6 +243,9 @@ def test_highlight_marks_the_inflected_surface(analyzer: KoreanAnalyzer) -> None
     assert highlight(analyzer, "The dogs were running", analyzer.terms("runs")) == [
         "The dogs were <mark>running</mark>"
     ]
+    assert highlight(analyzer, "COVID-19 대응과 Covid 현황", analyzer.terms("covid")) == [
+        "<mark>COVID</mark>-19 대응과 <mark>Covid</mark> 현황"
+    ]
 
 
 def test_highlight_escapes_html(analyzer: KoreanAnalyzer) -> None:
