@@ -52,7 +52,7 @@ _HOOK_PREFIX = "__crossdoc_hook_"
 
 
 class _Settings:
-    """Command-line settings from the parent (see `NativeTikaExtractor._child_command`)."""
+    """Command-line settings from the parent (the arguments after the package root)."""
 
     def __init__(self, argv: list[str]) -> None:
         self.memory_limit_bytes = int(argv[0])
@@ -227,7 +227,7 @@ def _count_zip_entries(path: str) -> tuple[int, int]:
     return len(files), sum(1 for info in files if info.flag_bits & 0x1)
 
 
-def _run_hook(name: str, settings: _Settings) -> dict[str, Any] | None:
+def _run_hook(name: str) -> dict[str, Any] | None:
     """Misbehave on purpose (test mode only) so the parent's kill paths can be tested."""
     hook = name[len(_HOOK_PREFIX) :].split(".", 1)[0]
     if hook == "sleep":
@@ -281,7 +281,7 @@ def _serve(channel: IO[bytes], worker: _Worker, settings: _Settings) -> None:
         try:
             reply = None
             if settings.test_hooks and os.path.basename(path).startswith(_HOOK_PREFIX):
-                reply = _run_hook(os.path.basename(path), settings)
+                reply = _run_hook(os.path.basename(path))
             if reply is None:
                 reply = worker.extract(path)
         except OSError as err:
@@ -289,6 +289,8 @@ def _serve(channel: IO[bytes], worker: _Worker, settings: _Settings) -> None:
         except MemoryError:
             # Our own post-processing hit RLIMIT_DATA; the parent recycles us.
             reply = {"size": -1, "error": "MemoryError"}
+        except Exception as err:  # noqa: BLE001 - a bug here must not cost a restart
+            reply = {"size": -1, "error": f"{type(err).__name__}: {err}"[:4000]}
         finally:
             signal.alarm(0)
         _send(channel, reply)

@@ -42,6 +42,7 @@ _BOOTSTRAP = (
     "from indexer.extraction._child import main; main(sys.argv[2:])"
 )
 _MIB = 1024 * 1024
+_MIN_MEMORY_LIMIT = 256 * _MIB
 
 
 def _tika_version() -> str:
@@ -95,6 +96,9 @@ class NativeTikaExtractor:
             raise ValueError("timeouts must be positive")
         if memory_limit_bytes < 0 or max_text_chars < 1 or pool_size < 1 or recycle_after < 1:
             raise ValueError("invalid extractor limits")
+        if 0 < memory_limit_bytes < _MIN_MEMORY_LIMIT:
+            # The child needs ~130 MiB at rest (Python and the native image).
+            raise ValueError(f"memory_limit_bytes below {_MIN_MEMORY_LIMIT // _MIB} MiB")
         self.version = f"iscc-tika-{_tika_version()}+crossdoc.{_ADAPTER_REVISION}"
         self._timeout = timeout_seconds
         self._memory_limit = memory_limit_bytes
@@ -224,9 +228,14 @@ class NativeTikaExtractor:
             ) from None
 
     def _release(self, child: ChildProcess) -> None:
-        if self._closed:
+        # Under the lock, so that `close` either drains this child or we see
+        # that it ran: no child is left running after `close`.
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._idle.put(child)
+        if closed:
             child.stop()
-        self._idle.put(child)
 
     def _ensure_started(self, child: ChildProcess) -> None:
         if child.alive:

@@ -516,3 +516,5 @@ def test_invalid_configuration_is_refused() -> None:
         NativeTikaExtractor(timeout_seconds=0)
     with pytest.raises(ValueError, match="limits"):
         NativeTikaExtractor(pool_size=0)
+    with pytest.raises(ValueError, match="MiB"):
+        NativeTikaExtractor(memory_limit_bytes=64 * MIB)
