@@ -190,6 +190,30 @@ def _release(response: urllib3.BaseHTTPResponse) -> None:
     response.release_conn()
 
 
+class _SingleFlight:
+    """One lock per key, held only while some thread uses it (so the map stays small)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
 class S3ObjectStore:
     """Content-addressed blobs in one bucket of MinIO or another S3-compatible server.
 
@@ -225,6 +249,7 @@ class S3ObjectStore:
         self._bucket = bucket
         self._bucket_ready = not create_bucket
         self._bucket_lock = threading.Lock()
+        self._uploads = _SingleFlight()
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             retries=urllib3.Retry(
@@ -296,7 +321,12 @@ class S3ObjectStore:
         if size < 0:
             raise ValueError(f"negative size: {size}")
         self._ensure_bucket()
+        # Threads of this process putting the same blob take turns: the first uploads,
+        # the rest find it there instead of sending the same bytes again.
+        with self._uploads.lock(key):
+            return self._put_file(path, key, sha256, size)
 
+    def _put_file(self, path: Path, key: str, sha256: str, size: int) -> StoredBlob:
         existing = self._stat(key)
         if existing is not None:
             self._check_stored(key, existing, sha256, size)

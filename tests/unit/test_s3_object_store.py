@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -315,3 +316,30 @@ def test_open_releases_the_connection_on_close(store: S3ObjectStore, tmp_path: P
 
     with store.open(blob.key) as file:
         assert file.read() == data
+
+
+def test_threads_putting_the_same_blob_upload_it_once(
+    store: S3ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(MIB)
+    sources = [write_source(tmp_path, data) for _ in range(8)]
+    real_put = Minio.put_object
+    uploads = 0
+
+    def counting_put(self: Minio, *args: Any, **kwargs: Any) -> Any:
+        nonlocal uploads
+        uploads += 1
+        return real_put(self, *args, **kwargs)
+
+    monkeypatch.setattr(Minio, "put_object", counting_put)
+    start = threading.Barrier(len(sources))
+
+    def upload(source: tuple[Path, str]) -> str:
+        start.wait()
+        return store.put_file(source[0], sha256=source[1], size=len(data)).key
+
+    with ThreadPoolExecutor(len(sources)) as pool:
+        keys = set(pool.map(upload, sources))
+
+    assert keys == {blob_key_for(sources[0][1])}
+    assert uploads == 1
