@@ -53,7 +53,7 @@ def uvicorn_options(host: str, port: int) -> dict[str, object]:
     return {
         "host": host,
         "port": port,
-        "http": "h11",
+        "http": "httptools",
         "h11_max_incomplete_event_size": 160 * 1024,
         "proxy_headers": False,
         "log_level": "info",
@@ -258,3 +258,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Search latency through HTTP with the access filter, at N generated documents.
+
+    python -m bench.search_latency --docs 100000
+    python -m bench.search_latency --docs 1000000 --queries 2000
+
+Builds (or reuses, with --reuse) a data dir with a generated organisation and N
+catalog rows + index entries (generated directly, without blobs: this measures
+search, not ingest), starts `crossdoc serve` in a child process, signs in as
+many different users and sends queries one at a time (then with two clients),
+and prints p50/p90/p99 latency, hits, and the server's memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import insert, update
+
+from auth.access import readers_of
+from auth.passwords import Passwords
+from bench import korean
+from indexer.access import document_access
+from indexer.analysis.korean import KoreanAnalyzer
+from indexer.index.base import IndexDocument
+from indexer.index.tantivy_index import TantivyIndex
+from storage.catalog import Catalog
+from storage.catalog import models as m
+from storage.catalog.records import DocumentRecord, GrantRecord
+
+PASSWORD = "bench-password-1"
+VISIBILITIES = ("private", "department", "department", "ministry", "government")
+
+
+def build(data_dir: Path, n_docs: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(f"sqlite:///{(data_dir / 'catalog.sqlite3').resolve()}")
+    catalog.migrate()
+    now = datetime.now(UTC)
+    ministries = [f"M{i:02d}" for i in range(18)]
+    departments = [(f"{mi}-D{j}", mi) for mi in ministries for j in range(6)]
+    hashed = Passwords().hash(PASSWORD)
+    users = [(f"user{i:04d}", rng.choice(departments)[0]) for i in range(2000)]
+    with catalog.engine.begin() as conn:
+        conn.execute(insert(m.Ministry), [{"code": c, "name": c, "created_at": now}
+                                          for c in ministries])
+        conn.execute(insert(m.Department), [{"code": d, "name": d, "ministry_code": mi,
+                                             "created_at": now} for d, mi in departments])
+        conn.execute(insert(m.User), [{"username": u, "password_hash": hashed,
+                                       "display_name": u, "department_code": d,
+                                       "roles": ["member"], "disabled": False,
+                                       "created_at": now, "updated_at": now}
+                                      for u, d in users])
+    ministry_of = dict(departments)
+    index = TantivyIndex(data_dir / "index", KoreanAnalyzer())
+    batch = 5000
+    started = time.monotonic()
+    for first in range(0, n_docs, batch):
+        rows, grants, index_docs = [], [], []
+        for _ in range(min(batch, n_docs - first)):
+            doc_id = uuid.uuid4().hex
+            owner, dept = rng.choice(users)
+            created = now - timedelta(days=rng.randint(0, 3650), seconds=rng.randint(0, 86400))
+            sha = uuid.uuid4().hex * 2
+            visibility = rng.choice(VISIBILITIES)
+            doc_grants: tuple[GrantRecord, ...] = ()
+            if rng.random() < 0.05:
+                doc_grants = (GrantRecord(f"user:{rng.choice(users)[0]}", "read"),)
+            title = korean.title(rng)
+            row = {
+                "id": doc_id, "title": title, "filename": f"{doc_id[:8]}.txt",
+                "declared_type": "text/plain", "content_type": "text/plain", "size": 300,
+                "sha256": sha, "blob_key": f"blobs/sha256/{sha[:2]}/{sha[2:4]}/{sha}",
+                "department": dept, "ministry": ministry_of[dept], "owner": owner,
+                "visibility": visibility, "tags": [], "status": "indexed", "status_detail": "",
+                "version": 1, "revision": 1, "acl_revision": 1, "indexed_revision": 1,
+                "created_at": created, "updated_at": created, "deleted_at": None,
+            }
+            rows.append(row)
+            grants.extend({"document_id": doc_id, "principal": g.principal,
+                           "permission": g.permission, "expires_at": None, "created_at": now,
+                           "created_by": owner} for g in doc_grants)
+            record = DocumentRecord(
+                id=doc_id, title=title, filename=row["filename"], declared_type="text/plain",
+                content_type="text/plain", size=300, sha256=sha, blob_key=row["blob_key"],
+                department=dept, ministry=ministry_of[dept], owner=owner, visibility=visibility,
+                tags=(), status="indexed", status_detail="", version=1, revision=1,
+                acl_revision=1, indexed_revision=1, created_at=created, updated_at=created,
+                deleted_at=None, grants=doc_grants)
+            index_docs.append(IndexDocument(
+                id=doc_id, revision=1, title=title, filename=row["filename"],
+                body=korean.document_text(rng, 300), department=dept,
+                ministry=ministry_of[dept], content_type="text/plain", tags=(), owner=owner,
+                readers=readers_of(document_access(record), now), created_at=created,
+                updated_at=created))
+        with catalog.engine.begin() as conn:
+            conn.execute(insert(m.Document), rows)
+            if grants:
+                conn.execute(insert(m.DocumentGrant), grants)
+        index.upsert(index_docs)
+        done = first + len(rows)
+        rate = done / (time.monotonic() - started)
+        print(f"  generated {done}/{n_docs} ({rate:.0f} docs/s)", file=sys.stderr, flush=True)
+    with catalog.engine.begin() as conn:
+        conn.execute(update(m.Document).values(indexed_revision=m.Document.revision))
+    index.close()
+    catalog.close()
+    (data_dir / "bench-users.json").write_text(json.dumps([u for u, _ in users]))
+    return [u for u, _ in users]
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def run_queries(base: str, tokens: list[str], n: int, seed: int,
+                latencies: list[float], totals: list[int]) -> None:
+    rng = random.Random(seed)
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for _ in range(n):
+            params: dict[str, object] = {"q": korean.query(rng)}
+            if rng.random() < 0.2:
+                params["sort"] = "newest"
+            if rng.random() < 0.1:
+                params["from"] = "2020-01-01"
+            token = rng.choice(tokens)
+            start = time.perf_counter()
+            r = client.get("/api/v1/search", params=params,
+                           headers={"Authorization": f"Bearer {token}"})
+            latencies.append((time.perf_counter() - start) * 1000)
+            r.raise_for_status()
+            totals.append(r.json()["total"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true", help="reuse a data dir built before")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    data_dir = args.data_dir or Path(f"bench/results/search-{args.docs}")
+    if args.reuse and (data_dir / "bench-users.json").exists():
+        users = json.loads((data_dir / "bench-users.json").read_text())
+    else:
+        if data_dir.exists():
+            raise SystemExit(f"{data_dir} exists: pass --reuse or remove it")
+        t0 = time.monotonic()
+        users = build(data_dir, args.docs, args.seed)
+        print(f"built {args.docs} documents in {time.monotonic() - t0:.0f}s")
+
+    env = dict(os.environ, CROSSDOC_DATA_DIR=str(data_dir), CROSSDOC_DEMO="false",
+               CROSSDOC_ADMIN_PASSWORD="bench-admin-password")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "crossdoc.cli", "serve", "--port", str(args.port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("server did not start")
+            time.sleep(0.2)
+        rng = random.Random(args.seed)
+        tokens = []
+        for user in rng.sample(users, 50):
+            r = httpx.post(f"{base}/api/v1/auth/token",
+                           data={"username": user, "password": PASSWORD}, timeout=30)
+            r.raise_for_status()
+            tokens.append(r.json()["access_token"])
+        warm: list[float] = []
+        run_queries(base, tokens, 100, args.seed + 1, warm, [])
+        for clients in (1, 2):
+            latencies: list[float] = []
+            totals: list[int] = []
+            threads = [threading.Thread(target=run_queries, args=(
+                base, tokens, args.queries // clients, args.seed + 10 + i, latencies, totals))
+                for i in range(clients)]
+            start = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - start
+            rss, hwm = rss_kib(server.pid)
+            print(
+                f"docs={args.docs} clients={clients} queries={len(latencies)} "
+                f"p50={percentile(latencies, 50):.1f}ms p90={percentile(latencies, 90):.1f}ms "
+                f"p99={percentile(latencies, 99):.1f}ms mean={statistics.mean(latencies):.1f}ms "
+                f"throughput={len(latencies) / elapsed:.0f}/s "
+                f"median_total={statistics.median(totals):.0f} "
+                f"server_rss={rss / 1024:.0f}MiB peak_rss={hwm / 1024:.0f}MiB"
+            )
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`python -m crossdoc` runs the command line."""
+
+from crossdoc.cli import main
+
+main()
