@@ -42,7 +42,7 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = Field(default=512 * MiB, ge=1)
     extraction_timeout_seconds: float = Field(default=60.0, gt=0)
-    extraction_memory_bytes: int = Field(default=2048 * MiB, ge=64 * MiB)
+    extraction_memory_bytes: int = Field(default=2048 * MiB, ge=256 * MiB)
     extraction_max_text_chars: int = Field(default=5_000_000, ge=1000)
     extraction_workers: int = Field(default=1, ge=1, le=16)
     worker_batch_size: int = Field(default=64, ge=1, le=1000)

@@ -22,6 +22,7 @@ from auth.access import readers_of
 from indexer.access import document_access
 from indexer.errors import ExtractionUnavailableError, SearchUnavailableError
 from indexer.extraction.base import Extraction, ExtractionStatus, TextExtractor
+from indexer.extraction.classify import base_type
 from indexer.index.base import IndexDocument, SearchIndex
 from storage.catalog.records import DocumentRecord, ExtractionRecord, PolicyRecord
 from storage.catalog.repository import Catalog
@@ -129,7 +130,7 @@ class IndexingPipeline:
         policies: Sequence[PolicyRecord],
         now: datetime,
     ) -> IndexDocument:
-        content_type = extraction.content_type or doc.content_type
+        content_type = base_type(extraction.content_type) or doc.content_type
         return IndexDocument(
             id=doc.id,
             revision=doc.revision,
@@ -178,7 +179,14 @@ class IndexingPipeline:
         for doc, extraction in to_index:
             status, detail = _document_status(extraction)
             outcomes.append(
-                (doc.id, doc.revision, doc.version, status, detail, extraction.content_type)
+                (
+                    doc.id,
+                    doc.revision,
+                    doc.version,
+                    status,
+                    detail,
+                    base_type(extraction.content_type) or None,
+                )
             )
             (report.indexed if status == "indexed" else report.failed).append(doc.id)
         self.catalog.mark_indexed_many(outcomes)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def blob_key_for(sha256: str) -> str:
     """The object key of the blob with this SHA-256 (lower-case hex)."""
-    if not _SHA256_HEX.match(sha256):
+    if not _SHA256_HEX.fullmatch(sha256):
         raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
     return f"blobs/sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
