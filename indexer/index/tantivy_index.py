@@ -72,9 +72,8 @@ _KEYWORD_FIELDS = ("id", "department", "ministry", "content_type")
 
 DEFAULT_WRITER_HEAP_BYTES = 64_000_000
 DEFAULT_MAX_BODY_CHARS = 1_000_000
-#: Largest page and deepest page reachable, as in Elasticsearch's max_result_window.
-MAX_LIMIT = 1000
-MAX_RESULT_WINDOW = 10_000
+#: Default deepest result reachable (offset + limit), as Elasticsearch's max_result_window.
+DEFAULT_MAX_RESULT_WINDOW = 10_000
 #: Buckets returned per facet; segments report more so merged counts stay exact
 #: for any value that makes the top list in practice.
 FACET_SIZE = 50
@@ -100,12 +99,15 @@ class TantivyIndex:
         writer_heap_bytes: int = DEFAULT_WRITER_HEAP_BYTES,
         writer_threads: int = 1,
         max_body_chars: int = DEFAULT_MAX_BODY_CHARS,
+        max_result_window: int = DEFAULT_MAX_RESULT_WINDOW,
     ) -> None:
         """Open (or create) the index in directory `path`.
 
+        `writer_heap_bytes` and `writer_threads` size tantivy's writer;
         `max_body_chars` bounds the indexed, stored and highlighted part of each
-        body. Raises `SearchUnavailableError` when the directory cannot be used
-        (not writable, or built with another schema: delete it and reindex).
+        body; `max_result_window` bounds offset + limit of a search. Raises
+        `SearchUnavailableError` when the directory cannot be used (not
+        writable, or built with another schema: delete it and reindex).
         """
         if writer_heap_bytes < 15_000_000 * writer_threads:
             raise ValueError("tantivy needs at least 15 MB of writer heap per thread")
@@ -116,6 +118,7 @@ class TantivyIndex:
         self._heap = writer_heap_bytes
         self._threads = writer_threads
         self._max_body_chars = max_body_chars
+        self._max_window = max_result_window
         self._schema = _schema()
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -211,11 +214,18 @@ class TantivyIndex:
     def search(self, request: SearchRequest) -> SearchResults:
         """Run `request`: its text AND its access filter; see the module docstring."""
         self._check_open()
-        _validate(request)
+        if request.offset < 0 or request.limit < 0:
+            raise InvalidQueryError("offset and limit must not be negative")
+        if request.offset + request.limit > self._max_window:
+            raise InvalidQueryError(f"offset + limit must be at most {self._max_window}")
         empty = SearchResults(
             total=0, hits=[], facets={f: [] for f in FACET_FIELDS} if request.with_facets else {}
         )
-        if not request.readers or (request.only_ids is not None and not request.only_ids):
+        if (
+            not request.readers
+            or (request.only_ids is not None and not request.only_ids)
+            or (request.prechecked_ids is not None and not request.prechecked_ids)
+        ):
             return empty  # fail closed: no principal, or an empty id restriction
         lower = _micros_or_none(request.created_from)
         upper = _micros_or_none(request.created_to)
@@ -400,7 +410,11 @@ class TantivyIndex:
         schema = self._schema
         occur = tantivy.Occur
         readers = sorted(request.readers)
-        if len(readers) <= _READERS_UNION_MAX:
+        if request.prechecked_ids is not None:
+            # The search service checked these against the catalog because
+            # their indexed readers are stale: they replace the reader filter.
+            readable = tantivy.Query.term_set_query(schema, "id", sorted(request.prechecked_ids))
+        elif len(readers) <= _READERS_UNION_MAX:
             # A union of term queries can skip through postings, which makes a
             # caller with few documents (user:…) much faster than a term set,
             # which first collects every match of every token into a bitset.
@@ -519,15 +533,6 @@ def _schema() -> tantivy.Schema:
     for name in ("src_title", "src_filename", "src_body"):
         builder.add_bytes_field(name, stored=True)
     return builder.build()
-
-
-def _validate(request: SearchRequest) -> None:
-    if request.offset < 0 or request.limit < 0:
-        raise InvalidQueryError("offset and limit must not be negative")
-    if request.limit > MAX_LIMIT:
-        raise InvalidQueryError(f"limit must be at most {MAX_LIMIT}")
-    if request.offset + request.limit > MAX_RESULT_WINDOW:
-        raise InvalidQueryError(f"offset + limit must be at most {MAX_RESULT_WINDOW}")
 
 
 def _pretokenized(text: str, tokens: Iterable[Token]) -> tantivy.PreTokenizedString:

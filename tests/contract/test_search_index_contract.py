@@ -469,6 +469,29 @@ def test_only_ids_and_exclude_ids(search_index: SearchIndex) -> None:
     assert facet(results, "department") == {"dept-a": 1}
 
 
+def test_prechecked_ids_replace_the_reader_filter(search_index: SearchIndex) -> None:
+    # The search service checked these against the catalog: their indexed
+    # readers are stale (here: still the old owner only).
+    put(
+        search_index,
+        doc("stale", "예산", readers=["user:old"], department="d1"),
+        doc("stale2", "예산", readers=["user:old"], department="d2"),
+        doc("fresh", "예산", readers=["gov"]),
+    )
+    results = search(search_index, "예산", prechecked_ids=frozenset({"stale", "stale2"}))
+    assert sorted(ids(results)) == ["stale", "stale2"]  # only these, though gov reads fresh
+    assert facet(results, "department") == {"d1": 1, "d2": 1}
+    narrowed = search(
+        search_index, "예산", prechecked_ids=frozenset({"stale", "stale2"}), department="d2"
+    )
+    assert ids(narrowed) == ["stale2"]
+    assert search(search_index, "예산", prechecked_ids=frozenset()).total == 0
+    assert (
+        search(search_index, "예산", readers=frozenset(), prechecked_ids=frozenset({"stale"})).total
+        == 0
+    )
+
+
 def test_clear_and_count(search_index: SearchIndex) -> None:
     assert search_index.count() == 0
     put(search_index, *(doc(f"d{i}", "내용") for i in range(5)))

@@ -12,7 +12,7 @@ import tantivy
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.errors import InvalidQueryError, SearchUnavailableError
 from indexer.index.base import IndexDocument, SearchRequest
-from indexer.index.tantivy_index import MAX_LIMIT, MAX_RESULT_WINDOW, TantivyIndex
+from indexer.index.tantivy_index import TantivyIndex
 from indexer.query import parse_user_query
 
 GOV = frozenset({"gov"})
@@ -90,11 +90,13 @@ def test_a_closed_index_is_unavailable(tmp_path: Path, korean_analyzer: KoreanAn
 
 
 def test_paging_limits(tmp_path: Path, korean_analyzer: KoreanAnalyzer) -> None:
-    index = TantivyIndex(tmp_path / "ix", korean_analyzer)
+    index = TantivyIndex(tmp_path / "ix", korean_analyzer, max_result_window=100)
+    index.upsert([doc(f"d{i}", "공지") for i in range(120)])
+    assert len(index.search(request("공지", offset=90, limit=10)).hits) == 10
     with pytest.raises(InvalidQueryError):
-        index.search(request("x", limit=MAX_LIMIT + 1))
+        index.search(request("공지", limit=101))
     with pytest.raises(InvalidQueryError):
-        index.search(request("x", offset=MAX_RESULT_WINDOW, limit=1))
+        index.search(request("공지", offset=100, limit=1))
     index.close()
 
 
