@@ -22,10 +22,11 @@ Layout of an index document:
 
 Search = user text (scoring) AND the filter (a zero-scoring clause: readers term
 set, keyword filters, date range, id restrictions). Facets are one terms
-aggregation per facet field over that same query, run on the fast fields inside
-tantivy (no Python loop over matches); the exact total comes from the count
-collector of the top-hits search. Highlights re-analyse only the few words of
-each hit that can match (see `indexer.analysis.highlight`).
+aggregation per facet field over that same query (without the boost clauses),
+run on the fast fields inside tantivy (no Python loop over matches); the same
+pass counts the exact total, so the ranking pass only keeps the top hits.
+Highlights re-analyse only the few words of each hit that can match (see
+`indexer.analysis.highlight`).
 
 Writes: one writer per index directory (tantivy takes a lock file), created on
 the first write, guarded by a lock; searches never take it and may run from any
@@ -78,6 +79,7 @@ DEFAULT_MAX_RESULT_WINDOW = 10_000
 #: for any value that makes the top list in practice.
 FACET_SIZE = 50
 _FACET_SEGMENT_SIZE = 1000
+_TOTAL_AGG = "_total"
 #: Up to this many reader tokens, the access filter is a union of term queries.
 _READERS_UNION_MAX = 64
 #: ids per aggregation when looking up stored revisions.
@@ -237,11 +239,15 @@ class TantivyIndex:
         try:
             searcher = self._index.searcher()
             query = self._build_query(analyzed, request)
-            hits, total = self._top_hits(searcher, query, request, analyzed)
             facets: dict[str, list[FacetCount]] = {}
+            total: int | None = None
             if request.with_facets:
+                # The aggregation pass counts too, so the ranking pass need not.
                 matching = self._build_query(analyzed, request, scoring=False)
-                facets = self._facets(searcher, matching)
+                facets, total = self._facets(searcher, matching)
+            hits, counted = self._top_hits(searcher, query, request, analyzed, total is None)
+            if total is None:
+                total = counted
         except ValueError as err:
             raise SearchUnavailableError(f"search failed: {err}") from err
         return SearchResults(total=total, hits=hits, facets=facets)
@@ -458,7 +464,9 @@ class TantivyIndex:
         query: tantivy.Query,
         request: SearchRequest,
         analyzed: AnalyzedQuery,
+        count: bool,
     ) -> tuple[list[SearchHit], int]:
+        """The page of hits, and the total when `count` (else 0)."""
         limit = request.limit
         sort = request.sort
         if sort is SortOrder.RELEVANCE and not analyzed.has_positive:
@@ -467,8 +475,11 @@ class TantivyIndex:
         if sort is not SortOrder.RELEVANCE:
             kwargs["order_by_field"] = "created_at"
             kwargs["order"] = tantivy.Order.Desc if sort is SortOrder.NEWEST else tantivy.Order.Asc
+        if limit == 0 and not count:
+            return [], 0
         # tantivy refuses a limit of 0 (it panics), so fetch one hit and drop it.
-        result = searcher.search(query, max(limit, 1), count=True, offset=request.offset, **kwargs)
+        result = searcher.search(query, max(limit, 1), count=count, offset=request.offset, **kwargs)
+        # `count` is missing from tantivy's type stubs.
         total = int(getattr(result, "count", 0) or 0)
         if limit == 0:
             return [], total
@@ -501,20 +512,24 @@ class TantivyIndex:
 
     def _facets(
         self, searcher: tantivy.Searcher, query: tantivy.Query
-    ) -> dict[str, list[FacetCount]]:
-        agg = {
+    ) -> tuple[dict[str, list[FacetCount]], int]:
+        """The facet counts and the total of `query`, in one aggregation pass."""
+        agg: dict[str, Any] = {
             name: {
                 "terms": {"field": name, "size": FACET_SIZE, "segment_size": _FACET_SEGMENT_SIZE}
             }
             for name in FACET_FIELDS
         }
+        # Every document has exactly one revision, so counting them counts matches.
+        agg[_TOTAL_AGG] = {"value_count": {"field": "revision"}}
         result = searcher.aggregate(query, agg)
+        total = int(result.get(_TOTAL_AGG, {}).get("value") or 0)
         facets: dict[str, list[FacetCount]] = {}
         for name in FACET_FIELDS:
             buckets = result.get(name, {}).get("buckets", [])
             counts = [FacetCount(str(b["key"]), int(b["doc_count"])) for b in buckets]
             facets[name] = sorted(counts, key=lambda c: (-c.count, c.value))
-        return facets
+        return facets, total
 
 
 def _schema() -> tantivy.Schema:

@@ -349,7 +349,10 @@ def test_facets_count_the_filtered_query(search_index: SearchIndex) -> None:
     assert facet(results, "content_type") == {"application/pdf": 2, "text/plain": 1}
     filtered = search(search_index, "예산", ministry="m2")
     assert facet(filtered, "department") == {"d1": 1, "d2": 1}
-    assert search(search_index, "예산", with_facets=False).facets == {}
+    unfaceted = search(search_index, "예산", with_facets=False)
+    assert unfaceted.facets == {}
+    assert unfaceted.total == 3
+    assert search(search_index, "예산", with_facets=False, limit=0).total == 3
 
 
 # -- highlights ------------------------------------------------------------------------
