@@ -74,8 +74,14 @@ class IndexingPipeline:
 
     # -- extraction, cached per blob ---------------------------------------------------
 
-    def extract(self, doc: DocumentRecord) -> Extraction:
-        """The extraction of the document's current blob, from the cache when possible."""
+    def extract(
+        self, doc: DocumentRecord, fresh: list[ExtractionRecord] | None = None
+    ) -> Extraction:
+        """The extraction of the document's current blob, from the cache when possible.
+
+        A new extraction is appended to `fresh` for the caller to cache in one
+        transaction with the rest of the batch (or cached now when `fresh` is None).
+        """
         cached = self.catalog.get_extraction(doc.sha256, self.extractor.version)
         if cached is not None:
             return Extraction(
@@ -107,18 +113,20 @@ class IndexingPipeline:
             extraction = self.extractor.extract(
                 Path(tmp.name), filename=doc.filename, declared_type=doc.declared_type
             )
-        self.catalog.put_extraction(
-            ExtractionRecord(
-                sha256=doc.sha256,
-                extractor_version=self.extractor.version,
-                status=extraction.status.value,
-                detail=extraction.detail,
-                content_type=extraction.content_type,
-                metadata=dict(extraction.metadata),
-                text=extraction.text,
-                truncated=extraction.truncated,
-            )
+        record = ExtractionRecord(
+            sha256=doc.sha256,
+            extractor_version=self.extractor.version,
+            status=extraction.status.value,
+            detail=extraction.detail,
+            content_type=extraction.content_type,
+            metadata=dict(extraction.metadata),
+            text=extraction.text,
+            truncated=extraction.truncated,
         )
+        if fresh is None:
+            self.catalog.put_extractions([record])
+        else:
+            fresh.append(record)
         return extraction
 
     # -- indexing ------------------------------------------------------------------
@@ -162,9 +170,11 @@ class IndexingPipeline:
 
         to_delete = [d for d in docs if d.deleted_at is not None]
         to_index: list[tuple[DocumentRecord, Extraction]] = []
+        fresh: list[ExtractionRecord] = []
         for doc in docs:
             if doc.deleted_at is None:
-                to_index.append((doc, self.extract(doc)))
+                to_index.append((doc, self.extract(doc, fresh)))
+        self.catalog.put_extractions(fresh)
 
         if to_delete:
             self.index.delete([d.id for d in to_delete])

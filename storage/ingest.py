@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from storage.catalog.records import DocumentRecord, GrantRecord, NewBlob, NewDocument
+from storage.catalog.records import (
+    DocumentRecord,
+    GrantRecord,
+    NewAuditEvent,
+    NewBlob,
+    NewDocument,
+)
 from storage.catalog.repository import Catalog
 from storage.errors import StorageError
 from storage.filenames import sanitize_filename
@@ -120,8 +126,13 @@ def accept_document(
     tags: tuple[str, ...] = (),
     grants: tuple[GrantRecord, ...] = (),
     idempotency_key: str | None = None,
+    audit: NewAuditEvent | None = None,
 ) -> tuple[DocumentRecord, bool]:
-    """Store and record a new document. Returns (document, created)."""
+    """Store and record a new document. Returns (document, created).
+
+    `audit`, if given, is recorded in the same transaction (its target becomes
+    the new document's id), so an upload and its audit record exist together.
+    """
     blob = store_blob(store, staged, filename, declared_type)
     clean_title = " ".join((title or "").split())[:500] or blob.filename
     return catalog.create_document(
@@ -135,4 +146,5 @@ def accept_document(
             grants=grants,
         ),
         idempotency_key=idempotency_key,
+        audit=audit,
     )

@@ -33,6 +33,7 @@ from search_api.schemas import (
 )
 from search_api.uploads import ParsedUpload, receive_upload
 from storage.catalog.records import DocumentRecord, GrantRecord
+from storage.filenames import sanitize_filename
 from storage.ingest import SpoolWriter, accept_document, store_blob
 
 router = APIRouter(prefix="/documents", tags=["documents"])
@@ -162,24 +163,25 @@ async def upload_document(
             visibility=visibility,
             tags=tags,
             idempotency_key=idempotency_key,
+            audit=Auditor.event(
+                principal.username,
+                "upload",
+                "",
+                address,
+                detail={
+                    "filename": sanitize_filename(parsed.filename),
+                    "size": parsed.staged.size,
+                    "sha256": parsed.staged.sha256,
+                },
+            ),
         )
     if created and services.dispatcher is not None:
         services.dispatcher.notify([doc.id])
-    await run_in_threadpool(
-        auditor.record,
-        Auditor.event(
-            principal.username,
-            "upload",
-            doc.id,
-            address,
-            detail={
-                "filename": doc.filename,
-                "size": doc.size,
-                "sha256": doc.sha256,
-                "replayed": not created,
-            },
-        ),
-    )
+    if not created:  # a retry with the same Idempotency-Key: audited on its own
+        await run_in_threadpool(
+            auditor.record,
+            Auditor.event(principal.username, "upload", doc.id, address, detail={"replayed": True}),
+        )
     return document_out(doc)
 
 

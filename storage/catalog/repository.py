@@ -15,6 +15,7 @@ import uuid
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -312,11 +313,22 @@ class Catalog:
             )
         )
 
-    @staticmethod
+    @classmethod
     def _replace_grants(
-        s: Session, document_id: str, grants: Sequence[GrantRecord], actor: str, now: datetime
+        cls,
+        s: Session,
+        document_id: str,
+        grants: Sequence[GrantRecord],
+        actor: str,
+        now: datetime,
     ) -> None:
         s.execute(delete(m.DocumentGrant).where(m.DocumentGrant.document_id == document_id))
+        cls._add_grants(s, document_id, grants, actor, now)
+
+    @staticmethod
+    def _add_grants(
+        s: Session, document_id: str, grants: Sequence[GrantRecord], actor: str, now: datetime
+    ) -> None:
         seen: set[str] = set()
         for g in grants:
             if g.principal in seen:
@@ -334,7 +346,11 @@ class Catalog:
             )
 
     def create_document(
-        self, new: NewDocument, *, idempotency_key: str | None = None
+        self,
+        new: NewDocument,
+        *,
+        idempotency_key: str | None = None,
+        audit: NewAuditEvent | None = None,
     ) -> tuple[DocumentRecord, bool]:
         """Record a new document, its first version and its outbox row in one transaction.
 
@@ -392,8 +408,10 @@ class Catalog:
                     created_at=now,
                 )
             )
-            self._replace_grants(s, doc_id, new.grants, new.owner, now)
+            self._add_grants(s, doc_id, new.grants, new.owner, now)
             self._enqueue(s, doc_id, 1, now)
+            if audit is not None:
+                self._append_audit(s, [replace(audit, target=doc_id)])
             if idempotency_key:
                 s.add(
                     m.IdempotencyKey(
@@ -730,25 +748,32 @@ class Catalog:
                 r.truncated,
             )
 
-    def put_extraction(self, rec: ExtractionRecord) -> None:
+    def put_extractions(self, records: Sequence[ExtractionRecord]) -> None:
+        """Cache extraction results (one transaction for the batch; replaces older rows)."""
+        if not records:
+            return
         with self._session(write=True) as s:
-            existing = s.get(m.ExtractedText, (rec.sha256, rec.extractor_version))
-            if existing is not None:
-                s.delete(existing)
-                s.flush()
-            s.add(
-                m.ExtractedText(
-                    sha256=rec.sha256,
-                    extractor_version=rec.extractor_version,
-                    status=rec.status,
-                    detail=rec.detail,
-                    content_type=rec.content_type,
-                    doc_metadata=rec.metadata,
-                    text_zlib=zlib.compress(rec.text.encode("utf-8"), 6),
-                    truncated=rec.truncated,
-                    created_at=_now(),
-                )
+            for rec in {(r.sha256, r.extractor_version): r for r in records}.values():
+                self._put_extraction(s, rec)
+
+    def _put_extraction(self, s: Session, rec: ExtractionRecord) -> None:
+        existing = s.get(m.ExtractedText, (rec.sha256, rec.extractor_version))
+        if existing is not None:
+            s.delete(existing)
+            s.flush()
+        s.add(
+            m.ExtractedText(
+                sha256=rec.sha256,
+                extractor_version=rec.extractor_version,
+                status=rec.status,
+                detail=rec.detail,
+                content_type=rec.content_type,
+                doc_metadata=rec.metadata,
+                text_zlib=zlib.compress(rec.text.encode("utf-8"), 6),
+                truncated=rec.truncated,
+                created_at=_now(),
             )
+        )
 
     # -- audit -------------------------------------------------------------------------
 
@@ -757,32 +782,34 @@ class Catalog:
         if not events:
             return
         with self._session(write=True) as s:
-            last = s.scalars(
-                select(m.AuditEvent).order_by(m.AuditEvent.id.desc()).limit(1).with_for_update()
-            ).first()
-            prev = last.hash if last else GENESIS_HASH
-            for ev in events:
-                at = _now()
-                digest = _chain_hash(
-                    prev,
-                    audit_fields(
-                        at, ev.actor, ev.action, ev.target, ev.address, ev.outcome, ev.detail
-                    ),
+            self._append_audit(s, events)
+
+    @staticmethod
+    def _append_audit(s: Session, events: Sequence[NewAuditEvent]) -> None:
+        last = s.scalars(
+            select(m.AuditEvent).order_by(m.AuditEvent.id.desc()).limit(1).with_for_update()
+        ).first()
+        prev = last.hash if last else GENESIS_HASH
+        for ev in events:
+            at = _now()
+            digest = _chain_hash(
+                prev,
+                audit_fields(at, ev.actor, ev.action, ev.target, ev.address, ev.outcome, ev.detail),
+            )
+            s.add(
+                m.AuditEvent(
+                    at=at,
+                    actor=ev.actor,
+                    action=ev.action,
+                    target=ev.target,
+                    address=ev.address,
+                    outcome=ev.outcome,
+                    detail=ev.detail,
+                    prev_hash=prev,
+                    hash=digest,
                 )
-                s.add(
-                    m.AuditEvent(
-                        at=at,
-                        actor=ev.actor,
-                        action=ev.action,
-                        target=ev.target,
-                        address=ev.address,
-                        outcome=ev.outcome,
-                        detail=ev.detail,
-                        prev_hash=prev,
-                        hash=digest,
-                    )
-                )
-                prev = digest
+            )
+            prev = digest
 
     def list_audit(
         self,
