@@ -41,7 +41,7 @@ PASSWORD = "bench-password-1"
 def make_docx(text: str, padding_bytes: int = 0) -> bytes:
     """A minimal valid DOCX with `text` as paragraphs and optional incompressible media."""
     paragraphs = "".join(
-        f"<w:p><w:r><w:t xml:space=\"preserve\">{escape(line)}</w:t></w:r></w:p>"
+        f'<w:p><w:r><w:t xml:space="preserve">{escape(line)}</w:t></w:r></w:p>'
         for line in text.splitlines()
     )
     document = (
@@ -51,23 +51,28 @@ def make_docx(text: str, padding_bytes: int = 0) -> bytes:
     )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("[Content_Types].xml",
-                   '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.'
-                   'openxmlformats.org/package/2006/content-types"><Default Extension="rels" '
-                   'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-                   '<Default Extension="xml" ContentType="application/xml"/><Default '
-                   'Extension="png" ContentType="image/png"/><Override PartName="/word/'
-                   'document.xml" ContentType="application/vnd.openxmlformats-officedocument.'
-                   'wordprocessingml.document.main+xml"/></Types>')
-        z.writestr("_rels/.rels",
-                   '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
-                   'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" '
-                   'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
-                   'officeDocument" Target="word/document.xml"/></Relationships>')
+        z.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.'
+            'openxmlformats.org/package/2006/content-types"><Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/><Default '
+            'Extension="png" ContentType="image/png"/><Override PartName="/word/'
+            'document.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+            'wordprocessingml.document.main+xml"/></Types>',
+        )
+        z.writestr(
+            "_rels/.rels",
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+            'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" '
+            'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+            'officeDocument" Target="word/document.xml"/></Relationships>',
+        )
         z.writestr("word/document.xml", document)
         if padding_bytes:
-            z.writestr("word/media/image1.png", os.urandom(padding_bytes),
-                       compress_type=zipfile.ZIP_STORED)
+            z.writestr(
+                "word/media/image1.png", os.urandom(padding_bytes), compress_type=zipfile.ZIP_STORED
+            )
     return buffer.getvalue()
 
 
@@ -75,11 +80,18 @@ class Bench:
     def __init__(self, port: int) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="crossdoc-bench-"))
         self.base = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, CROSSDOC_DATA_DIR=str(self.data_dir), CROSSDOC_DEMO="false",
-                   CROSSDOC_ADMIN_PASSWORD=ADMIN_PASSWORD)
+        env = dict(
+            os.environ,
+            CROSSDOC_DATA_DIR=str(self.data_dir),
+            CROSSDOC_DEMO="false",
+            CROSSDOC_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        )
         self.server = subprocess.Popen(
             [sys.executable, "-m", "crossdoc", "serve", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -91,26 +103,42 @@ class Bench:
                 raise SystemExit("server did not start")
             time.sleep(0.2)
         admin = self.sign_in("admin", ADMIN_PASSWORD)
-        with httpx.Client(base_url=self.base + "/api/v1",
-                          headers={"Authorization": f"Bearer {admin}"}) as c:
+        with httpx.Client(
+            base_url=self.base + "/api/v1", headers={"Authorization": f"Bearer {admin}"}
+        ) as c:
             c.post("/admin/ministries", json={"code": "MOIS", "name": "행정안전부"})
-            c.post("/admin/departments", json={"code": "MOIS-REC", "name": "기록관리과",
-                                               "ministry": "MOIS"})
-            c.post("/admin/users", json={"username": "uploader", "password": PASSWORD,
-                                         "display_name": "업로더", "department": "MOIS-REC"})
+            c.post(
+                "/admin/departments",
+                json={"code": "MOIS-REC", "name": "기록관리과", "ministry": "MOIS"},
+            )
+            c.post(
+                "/admin/users",
+                json={
+                    "username": "uploader",
+                    "password": PASSWORD,
+                    "display_name": "업로더",
+                    "department": "MOIS-REC",
+                },
+            )
         self.token = self.sign_in("uploader", PASSWORD)
         self.catalog = Catalog(f"sqlite:///{self.data_dir / 'catalog.sqlite3'}")
 
     def sign_in(self, username: str, password: str) -> str:
-        r = httpx.post(f"{self.base}/api/v1/auth/token",
-                       data={"username": username, "password": password}, timeout=30)
+        r = httpx.post(
+            f"{self.base}/api/v1/auth/token",
+            data={"username": username, "password": password},
+            timeout=30,
+        )
         r.raise_for_status()
         token: str = r.json()["access_token"]
         return token
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base + "/api/v1", timeout=120,
-                            headers={"Authorization": f"Bearer {self.token}"})
+        return httpx.Client(
+            base_url=self.base + "/api/v1",
+            timeout=120,
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
 
     def pending(self) -> int:
         return self.catalog.outbox_backlog()
@@ -162,13 +190,16 @@ class Bench:
 
 def report(label: str, n: int, seconds: tuple[float, float]) -> None:
     uploaded, total = seconds
-    print(f"{label}: n={n} upload={n / uploaded:.0f} docs/s "
-          f"end_to_end={n / total:.0f} docs/s ({total:.1f}s)")
+    print(
+        f"{label}: n={n} upload={n / uploaded:.0f} docs/s "
+        f"end_to_end={n / total:.0f} docs/s ({total:.1f}s)"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--docx", type=int, default=300)
     parser.add_argument("--latency-runs", type=int, default=5)
@@ -177,21 +208,28 @@ def main() -> None:
     rng = random.Random(11)
     bench = Bench(args.port)
     try:
-        texts = [(f"문서{i}.txt", korean.document_text(rng, 1024).encode()) for i in range(args.texts)]
+        texts = [
+            (f"문서{i}.txt", korean.document_text(rng, 1024).encode()) for i in range(args.texts)
+        ]
         report("korean_text_1KB", len(texts), bench.upload_many(texts))
-        docx = [(f"보고서{i}.docx", make_docx(korean.document_text(rng, 3000)))
-                for i in range(args.docx)]
+        docx = [
+            (f"보고서{i}.docx", make_docx(korean.document_text(rng, 3000)))
+            for i in range(args.docx)
+        ]
         report(f"docx_{len(docx[0][1]) // 1024}KB", len(docx), bench.upload_many(docx))
         latencies = []
         make: Callable[[str], bytes] = lambda marker: make_docx(  # noqa: E731
-            korean.document_text(rng, 250_000) + f"\n{marker}", padding_bytes=900_000)
+            korean.document_text(rng, 250_000) + f"\n{marker}", padding_bytes=900_000
+        )
         for _ in range(args.latency_runs):
             marker = "표식" + uuid.uuid4().hex[:8]
             content = make(marker)
             latencies.append(bench.searchable_after("큰보고서.docx", content, marker))
-        print(f"docx_{len(content) / 1e6:.1f}MB upload_to_searchable: median="
-              f"{statistics.median(latencies):.2f}s min={min(latencies):.2f}s "
-              f"max={max(latencies):.2f}s runs={len(latencies)}")
+        print(
+            f"docx_{len(content) / 1e6:.1f}MB upload_to_searchable: median="
+            f"{statistics.median(latencies):.2f}s min={min(latencies):.2f}s "
+            f"max={max(latencies):.2f}s runs={len(latencies)}"
+        )
     finally:
         bench.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-NOUNS = (
+NOUNS = (  # noqa: SIM905 (a word list reads better as text)
     "예산 정책 보고서 계획 회의 안건 사업 추진 현황 개선 방안 검토 결과 지원 제도 운영 관리 "
     "점검 평가 협의 조정 시행 공고 입찰 계약 용역 민원 처리 행정 정보 시스템 데이터 보안 "
     "개인정보 보호 출생신고 주민등록 복지 급여 주택 공급 도로 교통 안전 재난 대응 훈련 "

@@ -54,15 +54,32 @@ def build(data_dir: Path, n_docs: int, seed: int) -> list[str]:
     hashed = Passwords().hash(PASSWORD)
     users = [(f"user{i:04d}", rng.choice(departments)[0]) for i in range(2000)]
     with catalog.engine.begin() as conn:
-        conn.execute(insert(m.Ministry), [{"code": c, "name": c, "created_at": now}
-                                          for c in ministries])
-        conn.execute(insert(m.Department), [{"code": d, "name": d, "ministry_code": mi,
-                                             "created_at": now} for d, mi in departments])
-        conn.execute(insert(m.User), [{"username": u, "password_hash": hashed,
-                                       "display_name": u, "department_code": d,
-                                       "roles": ["member"], "disabled": False,
-                                       "created_at": now, "updated_at": now}
-                                      for u, d in users])
+        conn.execute(
+            insert(m.Ministry), [{"code": c, "name": c, "created_at": now} for c in ministries]
+        )
+        conn.execute(
+            insert(m.Department),
+            [
+                {"code": d, "name": d, "ministry_code": mi, "created_at": now}
+                for d, mi in departments
+            ],
+        )
+        conn.execute(
+            insert(m.User),
+            [
+                {
+                    "username": u,
+                    "password_hash": hashed,
+                    "display_name": u,
+                    "department_code": d,
+                    "roles": ["member"],
+                    "disabled": False,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for u, d in users
+            ],
+        )
     ministry_of = dict(departments)
     index = TantivyIndex(data_dir / "index", KoreanAnalyzer())
     batch = 5000
@@ -80,31 +97,83 @@ def build(data_dir: Path, n_docs: int, seed: int) -> list[str]:
                 doc_grants = (GrantRecord(f"user:{rng.choice(users)[0]}", "read"),)
             title = korean.title(rng)
             row = {
-                "id": doc_id, "title": title, "filename": f"{doc_id[:8]}.txt",
-                "declared_type": "text/plain", "content_type": "text/plain", "size": 300,
-                "sha256": sha, "blob_key": f"blobs/sha256/{sha[:2]}/{sha[2:4]}/{sha}",
-                "department": dept, "ministry": ministry_of[dept], "owner": owner,
-                "visibility": visibility, "tags": [], "status": "indexed", "status_detail": "",
-                "version": 1, "revision": 1, "acl_revision": 1, "indexed_revision": 1,
-                "created_at": created, "updated_at": created, "deleted_at": None,
+                "id": doc_id,
+                "title": title,
+                "filename": f"{doc_id[:8]}.txt",
+                "declared_type": "text/plain",
+                "content_type": "text/plain",
+                "size": 300,
+                "sha256": sha,
+                "blob_key": f"blobs/sha256/{sha[:2]}/{sha[2:4]}/{sha}",
+                "department": dept,
+                "ministry": ministry_of[dept],
+                "owner": owner,
+                "visibility": visibility,
+                "tags": [],
+                "status": "indexed",
+                "status_detail": "",
+                "version": 1,
+                "revision": 1,
+                "acl_revision": 1,
+                "indexed_revision": 1,
+                "created_at": created,
+                "updated_at": created,
+                "deleted_at": None,
             }
             rows.append(row)
-            grants.extend({"document_id": doc_id, "principal": g.principal,
-                           "permission": g.permission, "expires_at": None, "created_at": now,
-                           "created_by": owner} for g in doc_grants)
+            grants.extend(
+                {
+                    "document_id": doc_id,
+                    "principal": g.principal,
+                    "permission": g.permission,
+                    "expires_at": None,
+                    "created_at": now,
+                    "created_by": owner,
+                }
+                for g in doc_grants
+            )
             record = DocumentRecord(
-                id=doc_id, title=title, filename=row["filename"], declared_type="text/plain",
-                content_type="text/plain", size=300, sha256=sha, blob_key=row["blob_key"],
-                department=dept, ministry=ministry_of[dept], owner=owner, visibility=visibility,
-                tags=(), status="indexed", status_detail="", version=1, revision=1,
-                acl_revision=1, indexed_revision=1, created_at=created, updated_at=created,
-                deleted_at=None, grants=doc_grants)
-            index_docs.append(IndexDocument(
-                id=doc_id, revision=1, title=title, filename=row["filename"],
-                body=korean.document_text(rng, 300), department=dept,
-                ministry=ministry_of[dept], content_type="text/plain", tags=(), owner=owner,
-                readers=readers_of(document_access(record), now), created_at=created,
-                updated_at=created))
+                id=doc_id,
+                title=title,
+                filename=row["filename"],
+                declared_type="text/plain",
+                content_type="text/plain",
+                size=300,
+                sha256=sha,
+                blob_key=row["blob_key"],
+                department=dept,
+                ministry=ministry_of[dept],
+                owner=owner,
+                visibility=visibility,
+                tags=(),
+                status="indexed",
+                status_detail="",
+                version=1,
+                revision=1,
+                acl_revision=1,
+                indexed_revision=1,
+                created_at=created,
+                updated_at=created,
+                deleted_at=None,
+                grants=doc_grants,
+            )
+            index_docs.append(
+                IndexDocument(
+                    id=doc_id,
+                    revision=1,
+                    title=title,
+                    filename=row["filename"],
+                    body=korean.document_text(rng, 300),
+                    department=dept,
+                    ministry=ministry_of[dept],
+                    content_type="text/plain",
+                    tags=(),
+                    owner=owner,
+                    readers=readers_of(document_access(record), now),
+                    created_at=created,
+                    updated_at=created,
+                )
+            )
         with catalog.engine.begin() as conn:
             conn.execute(insert(m.Document), rows)
             if grants:
@@ -131,11 +200,12 @@ def rss_kib(pid: int) -> tuple[int, int]:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run_queries(base: str, tokens: list[str], n: int, seed: int,
-                latencies: list[float], totals: list[int]) -> None:
+def run_queries(
+    base: str, tokens: list[str], n: int, seed: int, latencies: list[float], totals: list[int]
+) -> None:
     rng = random.Random(seed)
     with httpx.Client(base_url=base, timeout=60) as client:
         for _ in range(n):
@@ -146,16 +216,18 @@ def run_queries(base: str, tokens: list[str], n: int, seed: int,
                 params["from"] = "2020-01-01"
             token = rng.choice(tokens)
             start = time.perf_counter()
-            r = client.get("/api/v1/search", params=params,
-                           headers={"Authorization": f"Bearer {token}"})
+            r = client.get(
+                "/api/v1/search", params=params, headers={"Authorization": f"Bearer {token}"}
+            )
             latencies.append((time.perf_counter() - start) * 1000)
             r.raise_for_status()
             totals.append(r.json()["total"])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--data-dir", type=Path, default=None)
@@ -173,11 +245,18 @@ def main() -> None:
         users = build(data_dir, args.docs, args.seed)
         print(f"built {args.docs} documents in {time.monotonic() - t0:.0f}s")
 
-    env = dict(os.environ, CROSSDOC_DATA_DIR=str(data_dir), CROSSDOC_DEMO="false",
-               CROSSDOC_ADMIN_PASSWORD="bench-admin-password")
+    env = dict(
+        os.environ,
+        CROSSDOC_DATA_DIR=str(data_dir),
+        CROSSDOC_DEMO="false",
+        CROSSDOC_ADMIN_PASSWORD="bench-admin-password",
+    )
     server = subprocess.Popen(
         [sys.executable, "-m", "crossdoc.cli", "serve", "--port", str(args.port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{args.port}"
     try:
         deadline = time.monotonic() + 120
@@ -193,8 +272,11 @@ def main() -> None:
         rng = random.Random(args.seed)
         tokens = []
         for user in rng.sample(users, 50):
-            r = httpx.post(f"{base}/api/v1/auth/token",
-                           data={"username": user, "password": PASSWORD}, timeout=30)
+            r = httpx.post(
+                f"{base}/api/v1/auth/token",
+                data={"username": user, "password": PASSWORD},
+                timeout=30,
+            )
             r.raise_for_status()
             tokens.append(r.json()["access_token"])
         warm: list[float] = []
@@ -202,9 +284,20 @@ def main() -> None:
         for clients in (1, 2):
             latencies: list[float] = []
             totals: list[int] = []
-            threads = [threading.Thread(target=run_queries, args=(
-                base, tokens, args.queries // clients, args.seed + 10 + i, latencies, totals))
-                for i in range(clients)]
+            threads = [
+                threading.Thread(
+                    target=run_queries,
+                    args=(
+                        base,
+                        tokens,
+                        args.queries // clients,
+                        args.seed + 10 + i,
+                        latencies,
+                        totals,
+                    ),
+                )
+                for i in range(clients)
+            ]
             start = time.perf_counter()
             for t in threads:
                 t.start()
