@@ -46,12 +46,38 @@ class AnalyzedQuery:
 
 
 def analyze_query(analyzer: KoreanAnalyzer, query: UserQuery) -> AnalyzedQuery:
-    """Analyse every word and phrase of `query` in query mode (compound parts only)."""
-    words = tuple(t for t in (_positioned(analyzer, w) for w in query.words) if t)
+    """Analyse every word and phrase of `query` in query mode (compound parts only).
+
+    The positive words are analysed together, as the sentence the user typed:
+    morphological analysis depends on context (`빈 파일` is 비+파일, `빈` alone
+    is the noun 빈), and documents are analysed in context too.
+    """
+    words = tuple(t for t in _words_in_context(analyzer, query.words) if t)
     phrases = tuple(t for t in (_positioned(analyzer, p) for p in query.phrases) if t)
     excluded = tuple(t for t in (_positioned(analyzer, e) for e in query.excluded) if t)
     matches_nothing = query.has_positive and not (words or phrases)
     return AnalyzedQuery(words, phrases, excluded, matches_nothing)
+
+
+def _words_in_context(analyzer: KoreanAnalyzer, words: tuple[str, ...]) -> list[PositionedTerms]:
+    """Each word's terms, from one analysis of all the words joined by spaces."""
+    spans: list[tuple[int, int]] = []
+    offset = 0
+    for word in words:
+        spans.append((offset, offset + len(word)))
+        offset += len(word) + 1
+    tokens = analyzer.analyze(" ".join(words), AnalysisMode.QUERY)
+    grouped: list[list[tuple[int, str]]] = [[] for _ in words]
+    for tok in tokens:
+        for i, (start, end) in enumerate(spans):
+            if start <= tok.start < end:
+                grouped[i].append((tok.position, tok.text))
+                break
+    out: list[PositionedTerms] = []
+    for group in grouped:
+        first = group[0][0] if group else 0
+        out.append(tuple((position - first, text) for position, text in group))
+    return out
 
 
 def _positioned(analyzer: KoreanAnalyzer, text: str) -> PositionedTerms:
