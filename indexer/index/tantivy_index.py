@@ -42,7 +42,8 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -144,46 +145,26 @@ class TantivyIndex:
                 latest[doc.id] = doc
         if not latest:
             return
-        with self._write_lock:
-            writer = self._open_writer()
+        with self._writing("write to the search index") as writer:
             stored = self._stored_revisions(list(latest))
-            try:
-                for doc in latest.values():
-                    if stored.get(doc.id, -1) > doc.revision:
-                        continue  # an older task must not restore older text or ACL
-                    writer.delete_documents_by_term("id", doc.id)
-                    writer.add_document(self._to_tantivy(doc))
-                self._commit(writer)
-            except (ValueError, RuntimeError, OSError) as err:
-                self._rollback(writer)
-                raise SearchUnavailableError(f"cannot write to the search index: {err}") from err
+            for doc in latest.values():
+                if stored.get(doc.id, -1) > doc.revision:
+                    continue  # an older task must not restore older text or ACL
+                writer.delete_documents_by_term("id", doc.id)
+                writer.add_document(self._to_tantivy(doc))
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove documents by id (one commit; missing ids are ignored)."""
         if not ids:
             return
-        with self._write_lock:
-            writer = self._open_writer()
-            try:
-                for doc_id in set(ids):
-                    writer.delete_documents_by_term("id", doc_id)
-                self._commit(writer)
-            except (ValueError, RuntimeError, OSError) as err:
-                self._rollback(writer)
-                raise SearchUnavailableError(
-                    f"cannot remove documents from the search index: {err}"
-                ) from err
+        with self._writing("remove documents from the search index") as writer:
+            for doc_id in set(ids):
+                writer.delete_documents_by_term("id", doc_id)
 
     def clear(self) -> None:
         """Remove every document (one commit)."""
-        with self._write_lock:
-            writer = self._open_writer()
-            try:
-                writer.delete_all_documents()
-                self._commit(writer)
-            except (ValueError, RuntimeError, OSError) as err:
-                self._rollback(writer)
-                raise SearchUnavailableError(f"cannot clear the search index: {err}") from err
+        with self._writing("clear the search index") as writer:
+            writer.delete_all_documents()
 
     def refresh(self) -> None:
         """Reload the reader (writes of this process are already committed and visible;
@@ -283,10 +264,26 @@ class TantivyIndex:
                 ) from err
         return self._writer
 
-    def _commit(self, writer: tantivy.IndexWriter) -> None:
-        writer.commit()
-        # Make the commit visible now rather than after the reader's file watcher.
-        self._index.reload()
+    @contextmanager
+    def _writing(self, action: str) -> Iterator[tantivy.IndexWriter]:
+        """The writer, under the write lock; committed (and made visible) on success.
+
+        On any error the pending operations are rolled back, so a half-applied
+        batch never rides along with the next commit.
+        """
+        with self._write_lock:
+            writer = self._open_writer()
+            try:
+                yield writer
+                writer.commit()
+                # Visible now, rather than after the reader's file watcher fires.
+                self._index.reload()
+            except (ValueError, RuntimeError, OSError) as err:
+                self._rollback(writer)
+                raise SearchUnavailableError(f"cannot {action}: {err}") from err
+            except BaseException:
+                self._rollback(writer)
+                raise
 
     def _rollback(self, writer: tantivy.IndexWriter) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -110,4 +111,17 @@ def test_long_bodies_are_cut_and_text_is_stored_as_nfc(
     assert hit.title == "한글 제목"  # NFC
     assert hit.highlights[0].startswith("<mark>저장소</mark>에서 확인.")
     assert index.search(request("끝부분단어")).total == 0  # beyond max_body_chars
+    index.close()
+
+
+def test_a_failed_batch_is_rolled_back_whole(
+    tmp_path: Path, korean_analyzer: KoreanAnalyzer
+) -> None:
+    index = TantivyIndex(tmp_path / "ix", korean_analyzer)
+    broken = replace(doc("bad", "본문"), created_at="not a date")
+    with pytest.raises(AttributeError):
+        index.upsert([doc("good", "예산"), broken])
+    index.upsert([doc("later", "예산")])  # must not carry "good" along
+    assert index.count() == 1
+    assert [h.id for h in index.search(request("예산")).hits] == ["later"]
     index.close()
