@@ -1,0 +1,120 @@
+"""The command line: import (resumable, skips duplicates) and reindex (rebuild from the record)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from auth.access import Principal
+from crossdoc.settings import Settings
+from crossdoc.wiring import build_services
+from indexer.index.base import SearchRequest
+from indexer.query import parse_user_query
+from search_api.bootstrap import bootstrap
+from search_api.search import search_documents
+from tests.conftest import fast_passwords
+
+
+def crossdoc(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(
+        os.environ,
+        CROSSDOC_DATA_DIR=str(data_dir),
+        CROSSDOC_DEMO="true",
+        CROSSDOC_ADMIN_PASSWORD="admin-password-for-tests",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "crossdoc", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    services = build_services(Settings(data_dir=data), passwords=fast_passwords())
+    bootstrap(services, admin_password="admin-password-for-tests", demo=True)
+    services.close()
+    return data
+
+
+def search(data_dir: Path, username: str, q: str) -> set[str]:
+    services = build_services(Settings(data_dir=data_dir))
+    try:
+        user = services.catalog.get_user(username)
+        assert user is not None
+        principal = Principal(user.username, user.department, user.ministry, frozenset(user.roles))
+        results = search_documents(
+            services.catalog,
+            services.index,
+            principal,
+            SearchRequest(parse_user_query(q), frozenset(), limit=100),
+        )
+        return {h.filename for h in results.hits}
+    finally:
+        services.close()
+
+
+def make_tree(root: Path) -> Path:
+    (root / "2024" / "예산").mkdir(parents=True)
+    (root / "2024" / "예산" / "편성안.txt").write_text("내년도 예산 편성안 초안", encoding="utf-8")
+    (root / "2024" / "회의록.txt").write_text("주간 회의록: 기록물 이관 일정", encoding="utf-8")
+    (root / "copy-of-회의록.txt").write_text("주간 회의록: 기록물 이관 일정", encoding="utf-8")
+    (root / "scan.bin").write_bytes(b"\x00\x01binary")
+    return root
+
+
+def test_import_then_search_then_resume(data_dir: Path, tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "old-drive")
+    r = crossdoc(data_dir, "import", str(tree), "--department", "MOIS-REC")
+    assert r.returncode == 0, r.stderr
+    assert "imported 3, skipped 1" in r.stderr  # the copy has the same bytes
+    assert search(data_dir, "lee.jiyoung", "편성안") == {"편성안.txt"}
+    found = search(data_dir, "lee.jiyoung", "회의록")  # one of the two identical files
+    assert len(found) == 1
+    assert next(iter(found)).endswith("회의록.txt")
+    assert search(data_dir, "park.seojun", "편성안") == set()  # another ministry
+    (tree / "new.txt").write_text("새로 추가된 공문", encoding="utf-8")
+    r = crossdoc(data_dir, "import", str(tree), "--department", "MOIS-REC")
+    assert r.returncode == 0, r.stderr
+    assert "imported 1, skipped 4" in r.stderr
+
+
+def test_import_refuses_unknown_department(data_dir: Path, tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "d")
+    r = crossdoc(data_dir, "import", str(tree), "--department", "NOPE")
+    assert r.returncode == 2
+    assert "no department" in r.stderr
+
+
+def test_reindex_rebuilds_a_lost_index(data_dir: Path, tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "old-drive")
+    assert (
+        crossdoc(
+            data_dir, "import", str(tree), "--department", "MOIS-REC", "--visibility", "government"
+        ).returncode
+        == 0
+    )
+    before = search(data_dir, "park.seojun", "기록물")
+    assert len(before) == 1
+
+    shutil.rmtree(data_dir / "index")  # the index is derived data: lose it
+    assert search(data_dir, "park.seojun", "기록물") == set()
+    r = crossdoc(data_dir, "reindex")
+    assert r.returncode == 0, r.stderr
+    assert "index holds 3 documents" in r.stderr
+    assert search(data_dir, "park.seojun", "기록물") == before
+
+
+def test_worker_without_broker_explains(data_dir: Path) -> None:
+    r = crossdoc(data_dir, "worker")
+    assert r.returncode == 2
+    assert "CROSSDOC_BROKER_URL" in r.stderr
