@@ -13,7 +13,9 @@ offsets into the caller's text:
   the parts take consecutive positions and the whole shares the first part's
   position. At query time only the parts are used (nori's `discard`), so a
   query for `도서관` finds `국립중앙도서관` and `국립 중앙 도서관` alike;
-* `user_words` are kept whole (found in the text before mecab sees it).
+* `user_words` are kept whole: found in the text first, they replace whatever
+  mecab's tokens overlap them (mecab still sees the whole text, so the words
+  around them are analysed in context).
 """
 
 from __future__ import annotations
