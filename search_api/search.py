@@ -75,6 +75,8 @@ def search_documents(
     now = datetime.now(UTC)
     stale_ids = frozenset(catalog.stale_access_ids())
     window = request.offset + request.limit
+    # Beyond the first page, highlight only the page returned (second pass below).
+    deep = request.offset > 0 and request.with_highlights
     main = index.search(
         replace(
             request,
@@ -83,6 +85,7 @@ def search_documents(
             prechecked_ids=None,
             offset=0,
             limit=window,
+            with_highlights=not deep,
         )
     )
     results = main
@@ -104,6 +107,7 @@ def search_documents(
                     exclude_ids=request.exclude_ids,
                     offset=0,
                     limit=window,
+                    with_highlights=not deep,
                 )
             )
             hits = sorted(main.hits + extra.hits, key=lambda h: _sort_key(request, h))
@@ -124,4 +128,27 @@ def search_documents(
         and can(principal, document_access(docs[h.id], policies), Permission.READ, now)
     ]
     denied = len(page) - len(allowed)
+    if deep and allowed:
+        allowed = _with_highlights(index, request, tokens, allowed)
     return SearchResults(total=max(0, results.total - denied), hits=allowed, facets=results.facets)
+
+
+def _with_highlights(
+    index: SearchIndex, request: SearchRequest, tokens: frozenset[str], hits: list[SearchHit]
+) -> list[SearchHit]:
+    """The same hits, with highlights from a search restricted to their ids."""
+    marked = index.search(
+        replace(
+            request,
+            readers=tokens,
+            prechecked_ids=frozenset(h.id for h in hits),  # checked against the catalog above
+            only_ids=None,
+            exclude_ids=frozenset(),
+            offset=0,
+            limit=len(hits),
+            with_facets=False,
+            with_highlights=True,
+        )
+    )
+    highlights = {h.id: h.highlights for h in marked.hits}
+    return [replace(h, highlights=highlights.get(h.id, ())) for h in hits]

@@ -246,3 +246,12 @@ def test_search_is_audited(server: Server, org: dict[str, str]) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("search not audited")
+
+
+def test_deep_pages_have_highlights(server: Server, org: dict[str, str]) -> None:
+    word = "심층페이지"
+    for i in range(6):
+        server.upload("kim", f"{word} 보고서 {i}".encode(), f"p{i}.txt", visibility="government")
+    page = server.search("lee", q=word, size=2, page=3, sort="oldest")
+    assert len(page["hits"]) == 2
+    assert all(any(f"<mark>{word}</mark>" in h for h in hit["highlights"]) for hit in page["hits"])
