@@ -159,6 +159,9 @@ def _drain_if_possible(services: Services, quiet: bool = False) -> None:
         )
 
 
+IMPORT_BATCH = 64
+
+
 @app.command("import")
 def import_(
     directory: Annotated[Path, typer.Argument(exists=True, file_okay=False, readable=True)],
@@ -170,7 +173,9 @@ def import_(
     index: Annotated[bool, typer.Option(help="index now, unless a running server will")] = True,
 ) -> None:
     """Import a folder tree. Resumable: files already stored for the department are skipped."""
-    from storage.ingest import StagedFile, accept_document
+    from indexer.worker import InProcessWorker
+    from storage.catalog.records import NewAuditEvent
+    from storage.ingest import BulkItem, StagedFile, accept_documents
 
     _setup_logging()
     logging.getLogger().setLevel(logging.WARNING)
@@ -184,6 +189,15 @@ def import_(
         raise typer.Exit(2)
     tag_list = tuple(t.strip() for t in tags.split(",") if t.strip())
     files = list(_walk(directory))
+    # Index while importing (this process holds the index unless a server does).
+    worker = InProcessWorker(services.catalog, services.pipeline, idle_seconds=0.5)
+    if index:
+        worker.start()
+    audit = NewAuditEvent(
+        actor=IMPORT_OWNER,
+        action="upload",
+        detail={"via": "crossdoc import", "source": str(directory)},
+    )
     imported = skipped = failed = 0
     start = time.monotonic()
     with Progress(
@@ -194,35 +208,46 @@ def import_(
         console=console,
     ) as progress:
         task = progress.add_task("가져오기 · importing", total=len(files))
-        for path in files:
-            try:
-                sha256, size, head = _hash_file(path)
-                if services.catalog.find_by_sha256(sha256, department) is not None:
+        for first in range(0, len(files), IMPORT_BATCH):
+            batch: list[BulkItem] = []
+            for path in files[first : first + IMPORT_BATCH]:
+                try:
+                    sha256, size, head = _hash_file(path)
+                except OSError as err:
+                    failed += 1
+                    console.print(f"[red]cannot read {path}: {err}[/red]")
+                    continue
+                rel = path.relative_to(directory)
+                folder = (str(rel.parent),) if str(rel.parent) != "." else ()
+                batch.append(
+                    BulkItem(StagedFile(path, sha256, size, head), path.name, tag_list + folder)
+                )
+            known = services.catalog.existing_sha256([b.staged.sha256 for b in batch], department)
+            fresh: dict[str, BulkItem] = {}
+            for item in batch:
+                if item.staged.sha256 in known or item.staged.sha256 in fresh:
                     skipped += 1
                 else:
-                    rel = path.relative_to(directory)
-                    accept_document(
-                        services.catalog,
-                        services.store,
-                        StagedFile(path, sha256, size, head),
-                        filename=path.name,
-                        declared_type="",
-                        title=None,
-                        department=department,
-                        owner=IMPORT_OWNER,
-                        visibility=visibility,
-                        tags=tag_list + ((str(rel.parent),) if str(rel.parent) != "." else ()),
-                    )
-                    imported += 1
-            except OSError as err:
-                failed += 1
-                console.print(f"[red]cannot read {path}: {err}[/red]")
-            progress.advance(task)
+                    fresh[item.staged.sha256] = item
+            if fresh:
+                accept_documents(
+                    services.catalog,
+                    services.store,
+                    list(fresh.values()),
+                    department=department,
+                    owner=IMPORT_OWNER,
+                    visibility=visibility,
+                    audit=audit,
+                )
+                imported += len(fresh)
+                worker.notify()
+            progress.advance(task, len(files[first : first + IMPORT_BATCH]))
     elapsed = time.monotonic() - start
     console.print(
         f"imported {imported}, skipped {skipped} already stored, {failed} unreadable "
         f"in {elapsed:.1f}s"
     )
+    worker.stop()
     if index:
         _drain_if_possible(services)
     services.close()

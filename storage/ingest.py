@@ -148,3 +148,41 @@ def accept_document(
         idempotency_key=idempotency_key,
         audit=audit,
     )
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    staged: StagedFile
+    filename: str
+    tags: tuple[str, ...] = ()
+
+
+def accept_documents(
+    catalog: Catalog,
+    store: ObjectStore,
+    items: list[BulkItem],
+    *,
+    department: str,
+    owner: str,
+    visibility: str,
+    audit: NewAuditEvent | None = None,
+) -> list[DocumentRecord]:
+    """Store many files, then record them all in one catalog transaction (bulk import).
+
+    Every blob is durable before the transaction; the transaction is all or
+    nothing, so a crash leaves either all of the batch recorded or none of it.
+    """
+    news = []
+    for item in items:
+        blob = store_blob(store, item.staged, item.filename, "")
+        news.append(
+            NewDocument(
+                blob=blob,
+                title=blob.filename,
+                department=department,
+                owner=owner,
+                visibility=visibility,
+                tags=item.tags,
+            )
+        )
+    return catalog.create_documents(news, audit=audit)

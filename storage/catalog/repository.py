@@ -345,6 +345,70 @@ class Catalog:
                 )
             )
 
+    def _insert_document(self, s: Session, new: NewDocument, now: datetime) -> m.Document:
+        """Add a new document with its first version, grants and outbox row to the session."""
+        dept = s.get(m.Department, new.department)
+        if dept is None:
+            raise NotFoundError(f"no department {new.department}")
+        doc_id = uuid.uuid4().hex
+        d = m.Document(
+            id=doc_id,
+            title=new.title,
+            filename=new.blob.filename,
+            declared_type=new.blob.declared_type,
+            content_type=new.blob.content_type,
+            size=new.blob.size,
+            sha256=new.blob.sha256,
+            blob_key=new.blob.blob_key,
+            department=new.department,
+            ministry=dept.ministry_code,
+            owner=new.owner,
+            visibility=new.visibility,
+            tags=list(new.tags),
+            status="pending",
+            status_detail="",
+            version=1,
+            revision=1,
+            acl_revision=1,
+            indexed_revision=0,
+            created_at=now,
+            updated_at=now,
+            deleted_at=None,
+        )
+        s.add(d)
+        s.add(
+            m.DocumentVersion(
+                document_id=doc_id,
+                version=1,
+                blob_key=new.blob.blob_key,
+                sha256=new.blob.sha256,
+                size=new.blob.size,
+                filename=new.blob.filename,
+                declared_type=new.blob.declared_type,
+                created_by=new.owner,
+                created_at=now,
+            )
+        )
+        self._add_grants(s, doc_id, new.grants, new.owner, now)
+        self._enqueue(s, doc_id, 1, now)
+        return d
+
+    def create_documents(
+        self, news: Sequence[NewDocument], *, audit: NewAuditEvent | None = None
+    ) -> list[DocumentRecord]:
+        """Record many new documents in one transaction (bulk import).
+
+        All or nothing. `audit`, if given, is recorded once per document (target
+        set to its id), in the same transaction.
+        """
+        with self._session(write=True) as s:
+            now = _now()
+            docs = [self._insert_document(s, new, now) for new in news]
+            if audit is not None:
+                self._append_audit(s, [replace(audit, target=d.id) for d in docs])
+            s.flush()
+            return [self._document_record(d, new.grants) for d, new in zip(docs, news, strict=True)]
+
     def create_document(
         self,
         new: NewDocument,
@@ -365,51 +429,9 @@ class Catalog:
                     if d is not None:
                         grants = self._grants(s, [d.id])[d.id]
                         return self._document_record(d, grants), False
-            dept = s.get(m.Department, new.department)
-            if dept is None:
-                raise NotFoundError(f"no department {new.department}")
             now = _now()
-            doc_id = uuid.uuid4().hex
-            d = m.Document(
-                id=doc_id,
-                title=new.title,
-                filename=new.blob.filename,
-                declared_type=new.blob.declared_type,
-                content_type=new.blob.content_type,
-                size=new.blob.size,
-                sha256=new.blob.sha256,
-                blob_key=new.blob.blob_key,
-                department=new.department,
-                ministry=dept.ministry_code,
-                owner=new.owner,
-                visibility=new.visibility,
-                tags=list(new.tags),
-                status="pending",
-                status_detail="",
-                version=1,
-                revision=1,
-                acl_revision=1,
-                indexed_revision=0,
-                created_at=now,
-                updated_at=now,
-                deleted_at=None,
-            )
-            s.add(d)
-            s.add(
-                m.DocumentVersion(
-                    document_id=doc_id,
-                    version=1,
-                    blob_key=new.blob.blob_key,
-                    sha256=new.blob.sha256,
-                    size=new.blob.size,
-                    filename=new.blob.filename,
-                    declared_type=new.blob.declared_type,
-                    created_by=new.owner,
-                    created_at=now,
-                )
-            )
-            self._add_grants(s, doc_id, new.grants, new.owner, now)
-            self._enqueue(s, doc_id, 1, now)
+            d = self._insert_document(s, new, now)
+            doc_id = d.id
             if audit is not None:
                 self._append_audit(s, [replace(audit, target=doc_id)])
             if idempotency_key:
@@ -668,6 +690,21 @@ class Catalog:
                 .limit(1)
             ).first()
             return self._document_record(d, self._grants(s, [d.id])[d.id]) if d else None
+
+    def existing_sha256(self, sha256s: Sequence[str], department: str) -> set[str]:
+        """Which of these digests a live document of the department already has."""
+        if not sha256s:
+            return set()
+        with self._session() as s:
+            return set(
+                s.scalars(
+                    select(m.Document.sha256).where(
+                        m.Document.sha256.in_(list(set(sha256s))),
+                        m.Document.department == department,
+                        m.Document.deleted_at.is_(None),
+                    )
+                )
+            )
 
     def mark_all_for_reindex(self) -> int:
         """Reset every document's index state and queue it (after the index was cleared)."""

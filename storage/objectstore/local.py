@@ -102,6 +102,8 @@ class LocalObjectStore:
 
     def __init__(self, root: Path, *, create_root: bool = True) -> None:
         self._root = Path(root)
+        #: Directories whose entry in their parent is known to be on disk.
+        self._durable_dirs: set[Path] = set()
         if create_root:
             try:
                 self._root.mkdir(parents=True, exist_ok=True)
@@ -249,15 +251,21 @@ class LocalObjectStore:
         """Make the blob's name durable: fsync its directory and each parent up to root.
 
         Done on every successful put, also when the blob was already there, because a
-        concurrent writer may have linked it and not yet synced its directory.
+        concurrent writer may have linked it and not yet synced its directory. A
+        directory whose own entry this process has already synced in its parent is
+        remembered, so the walk stops there (directories are never removed): a put
+        then costs one directory fsync, plus one per directory it created.
         """
         current = directory
         try:
-            while True:
-                _fsync_dir(current)
-                if current == self._root or current.parent == current:
+            _fsync_dir(directory)  # the blob's own entry
+            while current != self._root and current not in self._durable_dirs:
+                parent = current.parent
+                if parent == current:
                     break
-                current = current.parent
+                _fsync_dir(parent)  # `current`'s entry in its parent
+                self._durable_dirs.add(current)
+                current = parent
         except OSError as err:
             raise _store_error(err, f"cannot sync directory {current}") from err
 

@@ -416,3 +416,42 @@ def test_copy_uses_bounded_reads(
     monkeypatch.setattr(os, "write", measuring_write)
     store.put_file(source, sha256=sha, size=len(data))
     assert 0 < largest <= local_module._CHUNK_SIZE == MIB
+
+
+def test_directory_chain_is_synced_once_then_only_the_leaf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import os
+
+    from storage.objectstore import local as local_module
+
+    synced: list[str] = []
+    real = local_module._fsync_dir
+
+    def spy(path: Path) -> None:
+        synced.append(str(path))
+        real(path)
+
+    monkeypatch.setattr(local_module, "_fsync_dir", spy)
+    store = local_module.LocalObjectStore(tmp_path / "objects")
+    src = tmp_path / "src"
+
+    def put(data: bytes) -> str:
+        src.write_bytes(data)
+        return store.put_file(src, sha256=hashlib.sha256(data).hexdigest(), size=len(data)).key
+
+    key = put(b"first")
+    leaf = tmp_path / "objects" / os.path.dirname(key)
+    first = list(synced)
+    assert first[0] == str(leaf)
+    assert str(tmp_path / "objects") in first  # the whole new chain reached the root
+    # Another blob in the same leaf directory: only the leaf is synced again.
+    prefix = key.split("/")[-1][:4]
+    n = 0
+    while hashlib.sha256(f"second {n}".encode()).hexdigest()[:4] != prefix:
+        n += 1  # about 65,536 tries: a digest that lands in the same leaf
+    data = f"second {n}".encode()
+    synced.clear()
+    put(data)
+    assert synced == [str(leaf)]
