@@ -25,6 +25,21 @@ def blob_key_for(sha256: str) -> str:
     return f"blobs/sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
+_BLOB_KEY = re.compile(r"blobs/sha256/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})")
+
+
+def sha256_of_key(key: str) -> str:
+    """The SHA-256 a blob key names; `ValueError` for anything that is not a blob key.
+
+    Matching the full pattern (not just "no '..'") is what keeps a key from
+    naming any path or object outside `blobs/sha256/`.
+    """
+    match = _BLOB_KEY.fullmatch(key) if isinstance(key, str) else None
+    if match is None or not match.group(3).startswith(match.group(1) + match.group(2)):
+        raise ValueError(f"not a blob key: {key!r}")
+    return match.group(3)
+
+
 @dataclass(frozen=True)
 class StoredBlob:
     """Where a blob lives and what it is."""

@@ -28,7 +28,7 @@ from storage.errors import (
     StorageError,
     StorageUnavailableError,
 )
-from storage.objectstore.base import StoredBlob, blob_key_for
+from storage.objectstore.base import StoredBlob, blob_key_for, sha256_of_key
 
 __all__ = ["LocalObjectStore"]
 
@@ -42,7 +42,6 @@ _CHUNK_SIZE = 1 << 20
 _BLOB_MODE = 0o440
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_BLOB_KEY = re.compile(r"blobs/sha256/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})")
 
 # Errors the operator can fix without touching code (full disk, flaky mount):
 # reported as "unavailable, retry later"; anything else is a plain StorageError.
@@ -61,18 +60,6 @@ _TRANSIENT_ERRNOS = frozenset(
 
 # Filesystems without hard links (some SMB/FUSE mounts) answer os.link with these.
 _NO_HARDLINK_ERRNOS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
-
-
-def _sha256_of_key(key: str) -> str:
-    """The SHA-256 a blob key names; `ValueError` for anything that is not a blob key.
-
-    Matching the full pattern (not just "no '..'") is what keeps a key from
-    naming any path outside `root/blobs/sha256/`.
-    """
-    match = _BLOB_KEY.fullmatch(key) if isinstance(key, str) else None
-    if match is None or not match.group(3).startswith(match.group(1) + match.group(2)):
-        raise ValueError(f"not a blob key: {key!r}")
-    return match.group(3)
 
 
 def _store_error(err: OSError, what: str) -> StorageError:
@@ -116,7 +103,7 @@ class LocalObjectStore:
         return self._root
 
     def _path(self, key: str) -> Path:
-        _sha256_of_key(key)
+        sha256_of_key(key)
         return self._root / key
 
     # -- writing -------------------------------------------------------------------
@@ -314,7 +301,7 @@ class LocalObjectStore:
         """
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-        sha256 = _sha256_of_key(key)
+        sha256 = sha256_of_key(key)
         return self._chunks(key, self.open(key), sha256, chunk_size)
 
     @staticmethod

@@ -34,7 +34,7 @@ from storage.errors import (
     StorageError,
     StorageUnavailableError,
 )
-from storage.objectstore.base import StoredBlob, blob_key_for
+from storage.objectstore.base import StoredBlob, blob_key_for, sha256_of_key
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -48,19 +48,10 @@ _CHUNK_SIZE = 1 << 20
 _SHA256_META = "x-amz-meta-sha256"
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_BLOB_KEY = re.compile(r"blobs/sha256/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})")
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject"})
 # S3 error codes that mean "try again later" even though their status is 4xx.
 _TRANSIENT_CODES = frozenset({"RequestTimeout", "SlowDown", "RequestTimeTooSkewed"})
-
-
-def _sha256_of_key(key: str) -> str:
-    """The SHA-256 a blob key names; `ValueError` for anything that is not a blob key."""
-    match = _BLOB_KEY.fullmatch(key) if isinstance(key, str) else None
-    if match is None or not match.group(3).startswith(match.group(1) + match.group(2)):
-        raise ValueError(f"not a blob key: {key!r}")
-    return match.group(3)
 
 
 def _raise_translated(err: Exception, what: str) -> NoReturn:
@@ -376,7 +367,7 @@ class S3ObjectStore:
     # -- reading -------------------------------------------------------------------
 
     def _get(self, key: str) -> urllib3.BaseHTTPResponse:
-        _sha256_of_key(key)
+        sha256_of_key(key)
         self._ensure_bucket()
         with _translated(f"cannot read {key}"):
             return self._client.get_object(self._bucket, key)
@@ -399,7 +390,7 @@ class S3ObjectStore:
         """
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-        sha256 = _sha256_of_key(key)
+        sha256 = sha256_of_key(key)
         return self._chunks(key, self._get(key), sha256, chunk_size)
 
     @staticmethod
@@ -432,13 +423,13 @@ class S3ObjectStore:
 
     def exists(self, key: str) -> bool:
         """Whether the blob exists; see `ObjectStore.exists`. `ValueError` for a bad key."""
-        _sha256_of_key(key)
+        sha256_of_key(key)
         self._ensure_bucket()
         return self._stat(key) is not None
 
     def size(self, key: str) -> int:
         """The blob's size in bytes; see `ObjectStore.size`. `ValueError` for a bad key."""
-        _sha256_of_key(key)
+        sha256_of_key(key)
         self._ensure_bucket()
         obj = self._stat(key)
         if obj is None or obj.size is None:
