@@ -739,17 +739,30 @@ class Catalog:
                 claims.append(OutboxClaim(row.id, row.document_id, row.revision, row.attempts))
             return claims
 
+    @staticmethod
+    def _claimed_row(claim: OutboxClaim) -> tuple[Any, ...]:
+        # Match the row by id, document and revision, never by id alone: once a
+        # row is gone SQLite may give its id to the next row inserted, and a
+        # stale claim must not touch another document's work.
+        return (
+            m.OutboxItem.id == claim.id,
+            m.OutboxItem.document_id == claim.document_id,
+            m.OutboxItem.revision == claim.revision,
+        )
+
     def release_outbox(self, claim: OutboxClaim, error: str, retry_in: timedelta) -> None:
         """Give a claimed row back after a transient failure, due again after `retry_in`."""
         with self._session(write=True) as s:
-            row = s.get(m.OutboxItem, claim.id)
-            if row is not None:
-                row.available_at = _now() + retry_in
-                row.last_error = error[:2000]
+            s.execute(
+                update(m.OutboxItem)
+                .where(*self._claimed_row(claim))
+                .values(available_at=_now() + retry_in, last_error=error[:2000])
+            )
 
     def complete_outbox(self, claim: OutboxClaim) -> None:
+        """Remove a claimed row whose work is done (no-op if it is already gone)."""
         with self._session(write=True) as s:
-            s.execute(delete(m.OutboxItem).where(m.OutboxItem.id == claim.id))
+            s.execute(delete(m.OutboxItem).where(*self._claimed_row(claim)))
 
     def outbox_backlog(self) -> int:
         with self._session() as s:

@@ -118,3 +118,27 @@ def test_worker_without_broker_explains(data_dir: Path) -> None:
     r = crossdoc(data_dir, "worker")
     assert r.returncode == 2
     assert "CROSSDOC_BROKER_URL" in r.stderr
+
+
+def test_import_while_indexing_loses_no_document(data_dir: Path, tmp_path: Path) -> None:
+    # Import and indexing run side by side; every accepted file must end indexed.
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for i in range(400):
+        (tree / f"공문{i:04d}.txt").write_text(
+            f"기록물 {i}번 이관 공문 {i * 7919}", encoding="utf-8"
+        )
+    r = crossdoc(data_dir, "import", str(tree), "--department", "MOIS-REC")
+    assert r.returncode == 0, r.stderr
+    services = build_services(Settings(data_dir=data_dir))
+    try:
+        assert services.catalog.outbox_backlog() == 0
+        statuses = {
+            d.status
+            for ids in services.catalog.all_document_ids()
+            for d in services.catalog.get_documents(ids)
+        }
+        assert statuses == {"indexed"}
+        assert services.index.count() == services.catalog.count_documents() == 400
+    finally:
+        services.close()

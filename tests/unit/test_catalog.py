@@ -143,3 +143,19 @@ def test_audit_chain_detects_edits_and_deletions(catalog: Catalog) -> None:
         conn.exec_driver_sql("DELETE FROM audit_events WHERE id=2")
     ok, _, problem = catalog.verify_audit_chain()
     assert not ok and "record 3" in problem
+
+
+def test_completing_a_claim_never_removes_another_documents_row(catalog: Catalog) -> None:
+    # SQLite reuses the highest rowid once that row is deleted: a stale claim
+    # must not complete (or release) the row of a document enqueued since.
+    first, _ = catalog.create_document(new_doc())
+    (claim,) = catalog.claim_outbox(10, timedelta(minutes=1))
+    catalog.mark_indexed_many([(first.id, 1, 1, "indexed", "", None)])  # deletes its row
+    second, _ = catalog.create_document(new_doc(sha="b" * 64))
+    with catalog.engine.connect() as conn:
+        reused = conn.exec_driver_sql("SELECT id FROM outbox").scalar_one()
+    assert reused == claim.id  # the id really was reused
+    catalog.release_outbox(claim, "late", timedelta(hours=1))
+    catalog.complete_outbox(claim)
+    (fresh,) = catalog.claim_outbox(10, timedelta(minutes=1))
+    assert fresh.document_id == second.id
