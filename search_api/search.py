@@ -89,8 +89,8 @@ def search_documents(
         )
     )
     results = main
+    policies = catalog.list_policies()
     if stale_ids:
-        policies = catalog.list_policies()
         readable_stale = frozenset(
             doc.id
             for doc in catalog.get_documents(sorted(stale_ids))
@@ -119,7 +119,6 @@ def search_documents(
 
     page = results.hits[request.offset : request.offset + request.limit]
     # Late check: the catalog has the last word on every hit we return.
-    policies = catalog.list_policies()
     docs = {d.id: d for d in catalog.get_documents([h.id for h in page])}
     allowed = [
         h

@@ -263,17 +263,19 @@ class Catalog:
         out: dict[str, list[GrantRecord]] = {i: [] for i in document_ids}
         if not document_ids:
             return out
-        rows = s.scalars(
-            select(m.DocumentGrant)
-            .where(m.DocumentGrant.document_id.in_(document_ids))
-            .order_by(m.DocumentGrant.id)
+        table = m.DocumentGrant.__table__
+        rows = s.execute(
+            select(table.c.document_id, table.c.principal, table.c.permission, table.c.expires_at)
+            .where(table.c.document_id.in_(document_ids))
+            .order_by(table.c.id)
         )
         for g in rows:
             out[g.document_id].append(GrantRecord(g.principal, g.permission, g.expires_at))
         return out
 
     @staticmethod
-    def _document_record(d: m.Document, grants: Sequence[GrantRecord]) -> DocumentRecord:
+    def _document_record(d: Any, grants: Sequence[GrantRecord]) -> DocumentRecord:
+        """From an ORM `Document` or a Core row of the documents table."""
         return DocumentRecord(
             id=d.id,
             title=d.title,
@@ -457,11 +459,14 @@ class Catalog:
         ids = list(dict.fromkeys(document_ids))
         if not ids:
             return []
+        # Core rows, not ORM objects: this runs on every search and document
+        # request, and the unit-of-work machinery is pure overhead for reads.
+        table = m.Document.__table__
         with self._session() as s:
-            query = select(m.Document).where(m.Document.id.in_(ids))
+            query = select(table).where(table.c.id.in_(ids))
             if not include_deleted:
-                query = query.where(m.Document.deleted_at.is_(None))
-            rows = {d.id: d for d in s.scalars(query)}
+                query = query.where(table.c.deleted_at.is_(None))
+            rows = {row.id: row for row in s.execute(query)}
             grants = self._grants(s, list(rows))
             return [self._document_record(rows[i], grants[i]) for i in ids if i in rows]
 
