@@ -75,14 +75,21 @@ class IndexingPipeline:
     # -- extraction, cached per blob ---------------------------------------------------
 
     def extract(
-        self, doc: DocumentRecord, fresh: list[ExtractionRecord] | None = None
+        self,
+        doc: DocumentRecord,
+        fresh: list[ExtractionRecord] | None = None,
+        cache: dict[str, ExtractionRecord] | None = None,
     ) -> Extraction:
         """The extraction of the document's current blob, from the cache when possible.
 
         A new extraction is appended to `fresh` for the caller to cache in one
         transaction with the rest of the batch (or cached now when `fresh` is None).
+        `cache`, when given, is the batch's cache lookup done in one query.
         """
-        cached = self.catalog.get_extraction(doc.sha256, self.extractor.version)
+        if cache is not None:
+            cached = cache.get(doc.sha256)
+        else:
+            cached = self.catalog.get_extraction(doc.sha256, self.extractor.version)
         if cached is not None:
             return Extraction(
                 status=ExtractionStatus(cached.status),
@@ -171,9 +178,10 @@ class IndexingPipeline:
         to_delete = [d for d in docs if d.deleted_at is not None]
         to_index: list[tuple[DocumentRecord, Extraction]] = []
         fresh: list[ExtractionRecord] = []
-        for doc in docs:
-            if doc.deleted_at is None:
-                to_index.append((doc, self.extract(doc, fresh)))
+        live = [d for d in docs if d.deleted_at is None]
+        cache = self.catalog.get_extractions([d.sha256 for d in live], self.extractor.version)
+        for doc in live:
+            to_index.append((doc, self.extract(doc, fresh, cache)))
         self.catalog.put_extractions(fresh)
 
         if to_delete:

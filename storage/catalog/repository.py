@@ -788,20 +788,35 @@ class Catalog:
     # -- extraction cache ---------------------------------------------------------------
 
     def get_extraction(self, sha256: str, extractor_version: str) -> ExtractionRecord | None:
+        return self.get_extractions([sha256], extractor_version).get(sha256)
+
+    def get_extractions(
+        self, sha256s: Sequence[str], extractor_version: str
+    ) -> dict[str, ExtractionRecord]:
+        """Cached extractions of these blobs by this extractor version, by SHA-256."""
+        if not sha256s:
+            return {}
+        table = m.ExtractedText.__table__
         with self._session() as s:
-            r = s.get(m.ExtractedText, (sha256, extractor_version))
-            if r is None:
-                return None
-            return ExtractionRecord(
-                r.sha256,
-                r.extractor_version,
-                r.status,
-                r.detail,
-                r.content_type,
-                dict(r.doc_metadata),
-                zlib.decompress(r.text_zlib).decode("utf-8"),
-                r.truncated,
+            rows = s.execute(
+                select(table).where(
+                    table.c.sha256.in_(list(set(sha256s))),
+                    table.c.extractor_version == extractor_version,
+                )
             )
+            return {
+                r.sha256: ExtractionRecord(
+                    r.sha256,
+                    r.extractor_version,
+                    r.status,
+                    r.detail,
+                    r.content_type,
+                    dict(r.doc_metadata),
+                    zlib.decompress(r.text_zlib).decode("utf-8"),
+                    r.truncated,
+                )
+                for r in rows
+            }
 
     def put_extractions(self, records: Sequence[ExtractionRecord]) -> None:
         """Cache extraction results (one transaction for the batch; replaces older rows)."""

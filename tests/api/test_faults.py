@@ -96,10 +96,10 @@ def test_a_document_that_crashes_the_pipeline_does_not_block_others(
     real_extract = pipeline.extract
     poison_sha = hashlib.sha256(b"poison pill").hexdigest()
 
-    def extract(doc: Any, fresh: Any = None) -> Any:
+    def extract(doc: Any, fresh: Any = None, cache: Any = None) -> Any:
         if doc.sha256 == poison_sha:
             raise RuntimeError("a bug triggered by this document")
-        return real_extract(doc, fresh)
+        return real_extract(doc, fresh, cache)
 
     monkeypatch.setattr(pipeline, "extract", extract)
     poison = server.upload("writer", b"poison pill", "p.txt", wait=False)
