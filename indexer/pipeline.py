@@ -77,19 +77,15 @@ class IndexingPipeline:
     def extract(
         self,
         doc: DocumentRecord,
-        fresh: list[ExtractionRecord] | None = None,
-        cache: dict[str, ExtractionRecord] | None = None,
+        fresh: list[ExtractionRecord],
+        cache: dict[str, ExtractionRecord],
     ) -> Extraction:
         """The extraction of the document's current blob, from the cache when possible.
 
-        A new extraction is appended to `fresh` for the caller to cache in one
-        transaction with the rest of the batch (or cached now when `fresh` is None).
-        `cache`, when given, is the batch's cache lookup done in one query.
+        `cache` is the batch's cache lookup (one query for the batch); a new
+        extraction is appended to `fresh`, cached by the caller in one transaction.
         """
-        if cache is not None:
-            cached = cache.get(doc.sha256)
-        else:
-            cached = self.catalog.get_extraction(doc.sha256, self.extractor.version)
+        cached = cache.get(doc.sha256)
         if cached is not None:
             return Extraction(
                 status=ExtractionStatus(cached.status),
@@ -130,10 +126,7 @@ class IndexingPipeline:
             text=extraction.text,
             truncated=extraction.truncated,
         )
-        if fresh is None:
-            self.catalog.put_extractions([record])
-        else:
-            fresh.append(record)
+        fresh.append(record)
         return extraction
 
     # -- indexing ------------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 
-from indexer.pipeline import TRANSIENT_ERRORS, IndexingPipeline
+from indexer.pipeline import TRANSIENT_ERRORS, BatchReport, IndexingPipeline
 from storage.catalog.records import OutboxClaim
 from storage.catalog.repository import Catalog
 
@@ -29,12 +29,19 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311 (not crypto)
 
 
-def _settle(catalog: Catalog, claims: Sequence[OutboxClaim], done: set[str]) -> None:
+def _settle(catalog: Catalog, claims: Sequence[OutboxClaim], report: BatchReport) -> None:
+    """Finish the claims of a processed batch.
+
+    Rows of documents the batch indexed, failed or deleted were already removed
+    in the transaction that recorded the outcome; only rows naming unknown
+    documents are left to remove, and anything else is made due again.
+    """
+    processed = set(report.indexed) | set(report.failed) | set(report.deleted)
+    skipped = set(report.skipped)
     for claim in claims:
-        if claim.document_id in done:
+        if claim.document_id in skipped:
             catalog.complete_outbox(claim)
-        else:
-            # Still there means the document changed while we worked: due again now.
+        elif claim.document_id not in processed:
             catalog.release_outbox(claim, "", timedelta(0))
 
 
@@ -66,8 +73,7 @@ def drain_once(catalog: Catalog, pipeline: IndexingPipeline, batch_size: int) ->
         for document_id in ids:
             drain_document(catalog, pipeline, document_id)
         return len(claims)
-    done = set(report.indexed) | set(report.failed) | set(report.deleted) | set(report.skipped)
-    _settle(catalog, claims, done)
+    _settle(catalog, claims, report)
     return len(claims)
 
 

@@ -712,20 +712,6 @@ class Catalog:
                 or 0
             )
 
-    def find_by_sha256(self, sha256: str, department: str) -> DocumentRecord | None:
-        """A live document of this department whose current version has these bytes."""
-        with self._session() as s:
-            d = s.scalars(
-                select(m.Document)
-                .where(
-                    m.Document.sha256 == sha256,
-                    m.Document.department == department,
-                    m.Document.deleted_at.is_(None),
-                )
-                .limit(1)
-            ).first()
-            return self._document_record(d, self._grants(s, [d.id])[d.id]) if d else None
-
     def existing_sha256(self, sha256s: Sequence[str], department: str) -> set[str]:
         """Which of these digests a live document of the department already has."""
         if not sha256s:
@@ -816,9 +802,6 @@ class Catalog:
             )
 
     # -- extraction cache ---------------------------------------------------------------
-
-    def get_extraction(self, sha256: str, extractor_version: str) -> ExtractionRecord | None:
-        return self.get_extractions([sha256], extractor_version).get(sha256)
 
     def get_extractions(
         self, sha256s: Sequence[str], extractor_version: str
