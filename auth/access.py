@@ -36,6 +36,9 @@ class Visibility(enum.StrEnum):
     GOVERNMENT = "government"
 
 
+VISIBILITIES: tuple[str, ...] = tuple(v.value for v in Visibility)
+
+
 class Permission(enum.IntEnum):
     """Ordered: each permission includes the ones below it."""
 

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from auth.access import VISIBILITIES
 from crossdoc.settings import Settings
 from crossdoc.wiring import ConfigurationError, Services, build_services
 
@@ -26,7 +27,6 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 IMPORT_OWNER = "@import"  # not a valid username: imported documents are owned by no person
-VISIBILITIES = ("private", "department", "ministry", "government")
 
 
 def _setup_logging() -> None:

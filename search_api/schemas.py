@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from auth.access import Visibility, validate_grant_principal
+from auth.access import validate_grant_principal
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -179,6 +179,3 @@ class AuditOut(BaseModel):
     address: str
     outcome: str
     detail: dict[str, object]
-
-
-VISIBILITIES = tuple(v.value for v in Visibility)

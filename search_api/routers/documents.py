@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from auth.access import Permission, Principal, Visibility, can
+from auth.access import VISIBILITIES, Permission, Principal, Visibility, can
 from indexer.access import document_access
 from search_api.audit import Auditor
 from search_api.deps import (
@@ -24,7 +24,6 @@ from search_api.deps import (
 from search_api.errors import ApiError, forbidden, not_found
 from search_api.http import DOWNLOAD_HEADERS, content_disposition
 from search_api.schemas import (
-    VISIBILITIES,
     AclIO,
     DocumentOut,
     DocumentPatch,
