@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from storage.errors import IntegrityError
+
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -47,6 +49,20 @@ class StoredBlob:
     key: str
     sha256: str
     size: int
+
+
+def verify_blob(store: ObjectStore, key: str) -> bool:
+    """Re-hash a blob: True if its bytes match the SHA-256 in its key (for scrubbing).
+
+    Works on every adapter, whose `iter_chunks` checks the digest after the last
+    chunk. Raises `BlobNotFoundError` if the blob is missing.
+    """
+    try:
+        for _ in store.iter_chunks(key):
+            pass
+    except IntegrityError:
+        return False
+    return True
 
 
 @runtime_checkable

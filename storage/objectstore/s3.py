@@ -409,18 +409,6 @@ class S3ObjectStore:
             _log.error("object %s does not match its checksum", key)
             raise IntegrityError(f"{key}: stored bytes do not match their SHA-256")
 
-    def verify(self, key: str) -> bool:
-        """Re-hash a blob: True if its bytes match the SHA-256 in its key (for scrubbing).
-
-        Raises `BlobNotFoundError` if it is missing.
-        """
-        try:
-            for _ in self.iter_chunks(key, _CHUNK_SIZE):
-                pass
-        except IntegrityError:
-            return False
-        return True
-
     def exists(self, key: str) -> bool:
         """Whether the blob exists; see `ObjectStore.exists`. `ValueError` for a bad key."""
         sha256_of_key(key)
