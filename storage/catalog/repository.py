@@ -28,6 +28,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    insert,
     select,
     update,
 )
@@ -54,6 +55,11 @@ from storage.errors import ConflictError, NotFoundError, StorageUnavailableError
 
 GENESIS_HASH = "0" * 64
 _WRITE = "crossdoc_write"
+
+
+def _table(model: type[m.Base]) -> Table:
+    """The Core table of an ORM model, for executemany statements on hot paths."""
+    return cast(Table, model.__table__)
 
 
 def _now() -> datetime:
@@ -314,17 +320,19 @@ class Catalog:
         )
 
     @staticmethod
-    def _enqueue(s: Session, document_id: str, revision: int, now: datetime) -> None:
-        s.add(
-            m.OutboxItem(
-                document_id=document_id,
-                revision=revision,
-                created_at=now,
-                available_at=now,
-                attempts=0,
-                last_error="",
-            )
-        )
+    def _outbox_row(document_id: str, revision: int, now: datetime) -> dict[str, Any]:
+        return {
+            "document_id": document_id,
+            "revision": revision,
+            "created_at": now,
+            "available_at": now,
+            "attempts": 0,
+            "last_error": "",
+        }
+
+    @classmethod
+    def _enqueue(cls, s: Session, document_id: str, revision: int, now: datetime) -> None:
+        s.execute(insert(_table(m.OutboxItem)), [cls._outbox_row(document_id, revision, now)])
 
     @classmethod
     def _replace_grants(
@@ -336,75 +344,105 @@ class Catalog:
         now: datetime,
     ) -> None:
         s.execute(delete(m.DocumentGrant).where(m.DocumentGrant.document_id == document_id))
-        cls._add_grants(s, document_id, grants, actor, now)
+        rows = cls._grant_rows(document_id, grants, actor, now)
+        if rows:
+            s.execute(insert(_table(m.DocumentGrant)), rows)
 
     @staticmethod
-    def _add_grants(
-        s: Session, document_id: str, grants: Sequence[GrantRecord], actor: str, now: datetime
-    ) -> None:
+    def _grant_rows(
+        document_id: str, grants: Sequence[GrantRecord], actor: str, now: datetime
+    ) -> list[dict[str, Any]]:
+        """Rows of the grants table; ConflictError if a principal appears twice."""
         seen: set[str] = set()
+        rows = []
         for g in grants:
             if g.principal in seen:
                 raise ConflictError(f"principal {g.principal} appears twice")
             seen.add(g.principal)
-            s.add(
-                m.DocumentGrant(
-                    document_id=document_id,
-                    principal=g.principal,
-                    permission=g.permission,
-                    expires_at=g.expires_at,
-                    created_at=now,
-                    created_by=actor,
-                )
+            rows.append(
+                {
+                    "document_id": document_id,
+                    "principal": g.principal,
+                    "permission": g.permission,
+                    "expires_at": g.expires_at,
+                    "created_at": now,
+                    "created_by": actor,
+                }
             )
+        return rows
 
-    def _insert_document(self, s: Session, new: NewDocument, now: datetime) -> m.Document:
-        """Add a new document with its first version, grants and outbox row to the session."""
-        dept = s.get(m.Department, new.department)
-        if dept is None:
-            raise NotFoundError(f"no department {new.department}")
-        doc_id = uuid.uuid4().hex
-        d = m.Document(
-            id=doc_id,
-            title=new.title,
-            filename=new.blob.filename,
-            declared_type=new.blob.declared_type,
-            content_type=new.blob.content_type,
-            size=new.blob.size,
-            sha256=new.blob.sha256,
-            blob_key=new.blob.blob_key,
-            department=new.department,
-            ministry=dept.ministry_code,
-            owner=new.owner,
-            visibility=new.visibility,
-            tags=list(new.tags),
-            status="pending",
-            status_detail="",
-            version=1,
-            revision=1,
-            acl_revision=1,
-            indexed_revision=0,
-            created_at=now,
-            updated_at=now,
-            deleted_at=None,
-        )
-        s.add(d)
-        s.add(
-            m.DocumentVersion(
-                document_id=doc_id,
-                version=1,
-                blob_key=new.blob.blob_key,
-                sha256=new.blob.sha256,
-                size=new.blob.size,
-                filename=new.blob.filename,
-                declared_type=new.blob.declared_type,
-                created_by=new.owner,
-                created_at=now,
+    def _insert_documents(
+        self, s: Session, news: Sequence[NewDocument], now: datetime
+    ) -> list[DocumentRecord]:
+        """Insert new documents with their first versions, grants and outbox rows.
+
+        Core executemany statements, one per table: this is the bulk-import and
+        upload hot path, where the ORM's unit of work costs more than the
+        inserts themselves.
+        """
+        ministries: dict[str, str] = {}
+        for code in {new.department for new in news}:
+            dept = s.get(m.Department, code)
+            if dept is None:
+                raise NotFoundError(f"no department {code}")
+            ministries[code] = dept.ministry_code
+        documents: list[dict[str, Any]] = []
+        versions: list[dict[str, Any]] = []
+        grants: list[dict[str, Any]] = []
+        for new in news:
+            doc_id = uuid.uuid4().hex
+            documents.append(
+                {
+                    "id": doc_id,
+                    "title": new.title,
+                    "filename": new.blob.filename,
+                    "declared_type": new.blob.declared_type,
+                    "content_type": new.blob.content_type,
+                    "size": new.blob.size,
+                    "sha256": new.blob.sha256,
+                    "blob_key": new.blob.blob_key,
+                    "department": new.department,
+                    "ministry": ministries[new.department],
+                    "owner": new.owner,
+                    "visibility": new.visibility,
+                    "tags": list(new.tags),
+                    "status": "pending",
+                    "status_detail": "",
+                    "version": 1,
+                    "revision": 1,
+                    "acl_revision": 1,
+                    "indexed_revision": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                    "deleted_at": None,
+                }
             )
+            versions.append(
+                {
+                    "document_id": doc_id,
+                    "version": 1,
+                    "blob_key": new.blob.blob_key,
+                    "sha256": new.blob.sha256,
+                    "size": new.blob.size,
+                    "filename": new.blob.filename,
+                    "declared_type": new.blob.declared_type,
+                    "created_by": new.owner,
+                    "created_at": now,
+                }
+            )
+            grants.extend(self._grant_rows(doc_id, new.grants, new.owner, now))
+        s.execute(insert(_table(m.Document)), documents)
+        s.execute(insert(_table(m.DocumentVersion)), versions)
+        if grants:
+            s.execute(insert(_table(m.DocumentGrant)), grants)
+        s.execute(
+            insert(_table(m.OutboxItem)),
+            [self._outbox_row(row["id"], 1, now) for row in documents],
         )
-        self._add_grants(s, doc_id, new.grants, new.owner, now)
-        self._enqueue(s, doc_id, 1, now)
-        return d
+        return [
+            DocumentRecord(**{**row, "tags": tuple(row["tags"])}, grants=tuple(new.grants))
+            for row, new in zip(documents, news, strict=True)
+        ]
 
     def create_documents(
         self, news: Sequence[NewDocument], *, audit: NewAuditEvent | None = None
@@ -415,12 +453,10 @@ class Catalog:
         set to its id), in the same transaction.
         """
         with self._session(write=True) as s:
-            now = _now()
-            docs = [self._insert_document(s, new, now) for new in news]
+            docs = self._insert_documents(s, news, _now())
             if audit is not None:
                 self._append_audit(s, [replace(audit, target=d.id) for d in docs])
-            s.flush()
-            return [self._document_record(d, new.grants) for d, new in zip(docs, news, strict=True)]
+            return docs
 
     def create_document(
         self,
@@ -443,8 +479,8 @@ class Catalog:
                         grants = self._grants(s, [d.id])[d.id]
                         return self._document_record(d, grants), False
             now = _now()
-            d = self._insert_document(s, new, now)
-            doc_id = d.id
+            (doc,) = self._insert_documents(s, [new], now)
+            doc_id = doc.id
             if audit is not None:
                 self._append_audit(s, [replace(audit, target=doc_id)])
             if idempotency_key:
@@ -454,7 +490,7 @@ class Catalog:
                     )
                 )
             s.flush()
-            return self._document_record(d, new.grants), True
+            return doc, True
 
     def get_document(self, document_id: str, *, include_deleted: bool = False) -> DocumentRecord:
         """Raises NotFoundError for a missing (or, by default, deleted) document."""
@@ -646,8 +682,8 @@ class Catalog:
             return
         with self._session(write=True) as s:
             # Three statements for the whole batch (executemany), not three per document.
-            docs = cast(Table, m.Document.__table__)
-            outbox = cast(Table, m.OutboxItem.__table__)
+            docs = _table(m.Document)
+            outbox = _table(m.OutboxItem)
             keys = [{"b_id": o[0], "b_rev": o[1]} for o in outcomes]
             s.execute(
                 update(docs)
@@ -833,30 +869,36 @@ class Catalog:
 
     def put_extractions(self, records: Sequence[ExtractionRecord]) -> None:
         """Cache extraction results (one transaction for the batch; replaces older rows)."""
-        if not records:
+        latest = {(r.sha256, r.extractor_version): r for r in records}
+        if not latest:
             return
+        table = _table(m.ExtractedText)
+        now = _now()
         with self._session(write=True) as s:
-            for rec in {(r.sha256, r.extractor_version): r for r in records}.values():
-                self._put_extraction(s, rec)
-
-    def _put_extraction(self, s: Session, rec: ExtractionRecord) -> None:
-        existing = s.get(m.ExtractedText, (rec.sha256, rec.extractor_version))
-        if existing is not None:
-            s.delete(existing)
-            s.flush()
-        s.add(
-            m.ExtractedText(
-                sha256=rec.sha256,
-                extractor_version=rec.extractor_version,
-                status=rec.status,
-                detail=rec.detail,
-                content_type=rec.content_type,
-                doc_metadata=rec.metadata,
-                text_zlib=zlib.compress(rec.text.encode("utf-8"), 6),
-                truncated=rec.truncated,
-                created_at=_now(),
+            for version in {version for _, version in latest}:
+                s.execute(
+                    delete(table).where(
+                        table.c.extractor_version == version,
+                        table.c.sha256.in_([sha for sha, v in latest if v == version]),
+                    )
+                )
+            s.execute(
+                insert(table),
+                [
+                    {
+                        "sha256": rec.sha256,
+                        "extractor_version": rec.extractor_version,
+                        "status": rec.status,
+                        "detail": rec.detail,
+                        "content_type": rec.content_type,
+                        "doc_metadata": rec.metadata,
+                        "text_zlib": zlib.compress(rec.text.encode("utf-8"), 6),
+                        "truncated": rec.truncated,
+                        "created_at": now,
+                    }
+                    for rec in latest.values()
+                ],
             )
-        )
 
     # -- audit -------------------------------------------------------------------------
 
