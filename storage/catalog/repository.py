@@ -66,6 +66,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_SQLITE_MMAP_BYTES = 256 << 20
+_SQLITE_CACHE_KIB = 16 * 1024
+
+
 def _install_sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -77,6 +81,12 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Reads (every search re-checks its page of hits) go through a memory
+        # map of the file instead of a read() per page, and keep a larger
+        # private cache of hot pages; with a million documents the file is
+        # hundreds of MB and the default 2 MB cache misses on most lookups.
+        cursor.execute(f"PRAGMA mmap_size={_SQLITE_MMAP_BYTES}")
+        cursor.execute(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
