@@ -43,6 +43,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,6 +82,8 @@ DEFAULT_MAX_RESULT_WINDOW = 10_000
 FACET_SIZE = 50
 _FACET_SEGMENT_SIZE = 1000
 _TOTAL_AGG = "_total"
+#: Threads running facet passes beside the ranking passes of concurrent searches.
+_FACET_THREADS = 2
 #: Up to this many reader tokens, the access filter is a union of term queries.
 _READERS_UNION_MAX = 64
 #: ids per aggregation when looking up stored revisions.
@@ -131,6 +134,11 @@ class TantivyIndex:
         self._write_lock = threading.Lock()
         self._writer: tantivy.IndexWriter | None = None
         self._closed = False
+        # tantivy releases the GIL while it searches: the facet pass runs on
+        # this pool while the calling thread ranks, so one search uses two cores.
+        self._facet_pool = ThreadPoolExecutor(
+            max_workers=_FACET_THREADS, thread_name_prefix="tantivy-facets"
+        )
 
     # -- writes --------------------------------------------------------------------
 
@@ -220,16 +228,17 @@ class TantivyIndex:
         try:
             searcher = self._index.searcher()
             query = self._build_query(analyzed, request)
-            facets: dict[str, list[FacetCount]] = {}
-            total: int | None = None
-            if request.with_facets:
-                # The aggregation pass counts too, so the ranking pass need not.
-                matching = self._build_query(analyzed, request, scoring=False)
-                facets, total = self._facets(searcher, matching)
-            hits, counted = self._top_hits(searcher, query, request, analyzed, total is None)
-            if total is None:
-                total = counted
-        except ValueError as err:
+            if not request.with_facets:
+                hits, total = self._top_hits(searcher, query, request, analyzed, True)
+                return SearchResults(total=total, hits=hits, facets={})
+            # The aggregation pass counts too, so the ranking pass need not.
+            matching = self._build_query(analyzed, request, scoring=False)
+            facet_pass = self._facet_pool.submit(self._facets, searcher, matching)
+            try:
+                hits, _ = self._top_hits(searcher, query, request, analyzed, False)
+            finally:
+                facets, total = facet_pass.result()
+        except (ValueError, RuntimeError) as err:  # RuntimeError: closed meanwhile
             raise SearchUnavailableError(f"search failed: {err}") from err
         return SearchResults(total=total, hits=hits, facets=facets)
 
@@ -239,6 +248,7 @@ class TantivyIndex:
             if self._closed:
                 return
             self._closed = True
+            self._facet_pool.shutdown(wait=True)
             writer, self._writer = self._writer, None
             if writer is not None:
                 try:
