@@ -7,10 +7,10 @@ One entry a line, `<word> [<part 1> ... <part n>]`:
   word and its parts (nori's `mixed`), queries the parts only (nori's
   `discard`), as for the compounds of the system dictionary.
 
-Blank lines and lines starting with `#` are ignored. The same file configures
-Elasticsearch's `nori_tokenizer` (`user_dictionary`) and the embedded
-`KoreanAnalyzer`, so both engines cut text the same way. It changes index-time
-tokens: after an edit, run `crossdoc reindex`.
+As in nori, `#` starts a comment (to the end of the line); blank lines are
+ignored. The same file configures Elasticsearch's `nori_tokenizer`
+(`user_dictionary`) and the embedded `KoreanAnalyzer`, so both engines cut text
+the same way. It changes index-time tokens: after an edit, run `crossdoc reindex`.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def parse_user_dictionary(text: str, *, source: str = "user dictionary") -> list
     """
     entries: dict[str, UserWord] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = unicodedata.normalize("NFC", raw).strip()
-        if not line or line.startswith("#"):
+        line = unicodedata.normalize("NFC", raw).split("#", 1)[0].strip()
+        if not line:
             continue
         word, *parts = line.split()
         if parts and "".join(parts).lower() != word.lower():
