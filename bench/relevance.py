@@ -1,7 +1,7 @@
 """Relevance of Korean search on the judged test set (tests/relevance): recall@10, nDCG@10.
 
-    python -m bench.relevance            # shipped user dictionary and synonyms
-    python -m bench.relevance --plain    # also mecab alone, no synonyms, for comparison
+python -m bench.relevance            # shipped user dictionary and synonyms
+python -m bench.relevance --plain    # also mecab alone, no synonyms, for comparison
 """
 
 from __future__ import annotations

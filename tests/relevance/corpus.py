@@ -202,7 +202,13 @@ FILLER = (
     "홍보 영상 제작 계획을 수립한다.",
     "보도자료 배포 일정을 조정한다.",
 )
-FILLER_TITLES = ("업무 보고", "{m} 주간 업무 계획", "회의 결과 보고", "{m} 공지 사항", "예산 집행 현황")
+FILLER_TITLES = (
+    "업무 보고",
+    "{m} 주간 업무 계획",
+    "회의 결과 보고",
+    "{m} 공지 사항",
+    "예산 집행 현황",
+)
 #: Filler notices per ministry (few for MOGEF and MPVA so that their queries stay judgeable).
 FILLER_PER_MINISTRY = {code: 12 for code in MINISTRIES} | {"MOGEF": 2, "MPVA": 2}
 
@@ -271,7 +277,13 @@ def _fill(template: str, ministry: str, form: str) -> str:
     return text.replace("{k}", form)
 
 
-_PARTICLES = {"{를}": ("을", "를"), "{을}": ("을", "를"), "{과}": ("과", "와"), "{로}": ("으로", "로")}
+#: Particle markers in templates -> (after a final consonant, after a vowel).
+_PARTICLES = {
+    "{를}": ("을", "를"),
+    "{을}": ("을", "를"),
+    "{과}": ("과", "와"),
+    "{로}": ("으로", "로"),
+}
 
 
 def _topic(word: str) -> str:
@@ -283,7 +295,7 @@ def _final(word: str) -> bool:
     last = word.rstrip(")")[-1:]
     if "가" <= last <= "힣":
         return (ord(last) - 0xAC00) % 28 != 0
-    return last.isdigit() and last in "0136789" or last.lower() in "lmnr"
+    return bool(last) and (last in "0136789" or last.lower() in "lmnr")
 
 
 # -- judgments ------------------------------------------------------------------------

@@ -83,7 +83,9 @@ class Evaluation:
             f"recall@{K} {self.recall:.3f}  nDCG@{K} {self.ndcg:.3f}",
         ]
         for kind, (n, recall, ndcg) in self.by_kind().items():
-            lines.append(f"  {kind:<10} {n:>3} queries  recall@{K} {recall:.3f}  nDCG@{K} {ndcg:.3f}")
+            lines.append(
+                f"  {kind:<10} {n:>3} queries  recall@{K} {recall:.3f}  nDCG@{K} {ndcg:.3f}"
+            )
         for r in self.results:
             if r.recall < 1.0:
                 missed = sorted(set(r.query.relevant) - set(r.ranked))
