@@ -295,7 +295,7 @@ def _final(word: str) -> bool:
     last = word.rstrip(")")[-1:]
     if "가" <= last <= "힣":
         return (ord(last) - 0xAC00) % 28 != 0
-    return bool(last) and (last in "0136789" or last.lower() in "lmnr")
+    return bool(last) and (last in "013678" or last.lower() in "lmnr")
 
 
 # -- judgments ------------------------------------------------------------------------
