@@ -6,6 +6,7 @@ values it needs through constructors.
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
+
+
+def shipped_analysis_file(name: str) -> Path:
+    """A file of infra/analysis as installed with the package (package data)."""
+    return Path(str(resources.files("infra.analysis").joinpath(name)))
 
 
 class Settings(BaseSettings):
@@ -47,6 +53,13 @@ class Settings(BaseSettings):
     extraction_workers: int = Field(default=1, ge=1, le=16)
     worker_batch_size: int = Field(default=64, ge=1, le=1000)
 
+    #: Korean analysis files (see infra/analysis/): the nori-format user dictionary
+    #: (changes index-time tokens: reindex after an edit) and the Solr-format
+    #: synonyms (query time only: reread when the file changes). Default: the
+    #: files shipped in infra/analysis.
+    user_dictionary: Path | None = None
+    synonyms: Path | None = None
+
     max_page_size: int = Field(default=100, ge=1, le=1000)
     max_result_window: int = Field(default=10_000, ge=100)
 
@@ -68,6 +81,16 @@ class Settings(BaseSettings):
         if self.storage_url and self.storage_url.startswith("file://"):
             return Path(self.storage_url.removeprefix("file://"))
         return self.data_dir / "objects"
+
+    @property
+    def user_dictionary_path(self) -> Path:
+        """The user dictionary in force: CROSSDOC_USER_DICTIONARY or the shipped one."""
+        return self.user_dictionary or shipped_analysis_file("userdict_ko.txt")
+
+    @property
+    def synonyms_path(self) -> Path:
+        """The synonyms file in force: CROSSDOC_SYNONYMS or the shipped one."""
+        return self.synonyms or shipped_analysis_file("synonyms_ko.txt")
 
     @property
     def index_dir(self) -> Path:

@@ -11,16 +11,21 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from auth.passwords import Passwords
 from auth.tokens import TokenService
 from crossdoc.settings import Settings
 from indexer.dispatch import Dispatcher
+from indexer.errors import AnalysisConfigError
 from indexer.extraction.base import TextExtractor
 from indexer.index.base import SearchIndex
 from indexer.pipeline import IndexingPipeline
 from storage.catalog.repository import Catalog
 from storage.objectstore.base import ObjectStore
+
+if TYPE_CHECKING:
+    from indexer.analysis.korean import KoreanAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +114,29 @@ def build_index(settings: Settings) -> SearchIndex:
             "CROSSDOC_SEARCH_URL other than 'embedded' (Elasticsearch) is not supported by "
             "this build yet"
         )
-    from indexer.analysis.korean import KoreanAnalyzer
+    from indexer.analysis.synonyms import SynonymsFile
     from indexer.index.tantivy_index import TantivyIndex
 
-    return TantivyIndex(settings.index_dir, KoreanAnalyzer())
+    analyzer = build_analyzer(settings)
+    try:
+        synonyms = SynonymsFile(settings.synonyms_path, analyzer)
+    except AnalysisConfigError as err:
+        raise ConfigurationError(f"CROSSDOC_SYNONYMS: {err}") from err
+    return TantivyIndex(settings.index_dir, analyzer, synonyms=synonyms)
+
+
+def build_analyzer(settings: Settings) -> KoreanAnalyzer:
+    """The Korean analyser with the configured user dictionary (index and query time).
+
+    Raises `ConfigurationError` when the dictionary cannot be read or parsed.
+    """
+    from indexer.analysis.korean import KoreanAnalyzer
+    from indexer.analysis.user_dictionary import load_user_dictionary
+
+    try:
+        return KoreanAnalyzer(user_words=load_user_dictionary(settings.user_dictionary_path))
+    except AnalysisConfigError as err:
+        raise ConfigurationError(f"CROSSDOC_USER_DICTIONARY: {err}") from err
 
 
 def build_tokens(settings: Settings) -> TokenService:

@@ -18,3 +18,7 @@ class SearchUnavailableError(IndexerError):
 
 class InvalidQueryError(IndexerError):
     """The search request is out of range or malformed (maps to HTTP 400)."""
+
+
+class AnalysisConfigError(IndexerError):
+    """A user dictionary or synonyms file cannot be read or parsed (fix the file)."""

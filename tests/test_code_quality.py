@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["crossdoc", "auth", "storage", "indexer", "search_api"]
+PACKAGES = ["crossdoc", "auth", "storage", "indexer", "search_api", "infra"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

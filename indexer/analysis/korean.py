@@ -13,9 +13,14 @@ offsets into the caller's text:
   the parts take consecutive positions and the whole shares the first part's
   position. At query time only the parts are used (nori's `discard`), so a
   query for `도서관` finds `국립중앙도서관` and `국립 중앙 도서관` alike;
-* `user_words` are kept whole: found in the text first, they replace whatever
-  mecab's tokens overlap them (mecab still sees the whole text, so the words
-  around them are analysed in context).
+* `user_words` (the user dictionary, see `indexer.analysis.user_dictionary`) are
+  kept whole: found in the text first, they replace whatever mecab's tokens
+  overlap them (mecab still sees the whole text, so the words around them are
+  analysed in context). An entry with a decomposition is treated like a
+  dictionary compound (whole and parts in documents, parts in queries). A match
+  is dropped where a noun of mecab's runs on past its end (`산업부` in
+  `산업부문`, `고용부` in `고용부담금`), unless what runs on is a particle
+  (`고용노동부의`, read by mecab as `…노동/부의`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import mecab_ko
 import tantivy
 
 from indexer.analysis.unicode_offsets import to_nfc
+from indexer.analysis.user_dictionary import UserWord
 from indexer.errors import IndexerError
 
 #: mecab-ko-dic tags of morphemes worth indexing as they are.
@@ -54,6 +60,14 @@ _STEM_TAGS = frozenset({"VV", "VA"})
 _CONTENT_TAGS = _KEEP_TAGS | _STEM_TAGS
 #: Tags of character runs that mecab splits by length, not by meaning.
 _RUN_TAGS = frozenset({"SL", "SN"})
+#: Nouns that, running on past the end of a user word, show it was only the
+#: start of a longer word (`산업부` + `부문`).
+_NOUN_TAGS = frozenset({"NNG", "NNP", "NNB"})
+#: What may follow a user word inside one of mecab's nouns without making it
+#: part of a longer word: particles mecab glued to the word's last syllable.
+_PARTICLE_TAILS = frozenset(
+    "의 가 이 은 는 을 를 에 와 과 도 로 만 께 랑 이나 나 에게 에서 으로 부터 까지 보다".split()  # noqa: SIM905
+)
 
 #: Characters mecab must never see: NUL ends its C string, the other controls and
 #: lone surrogates break its input encoding. Each becomes one space, so offsets hold.
@@ -97,14 +111,16 @@ class KoreanAnalyzer:
 
     def __init__(
         self,
-        user_words: Iterable[str] = (),
+        user_words: Iterable[str | UserWord] = (),
         *,
         chunk_chars: int = DEFAULT_CHUNK_CHARS,
     ) -> None:
         """Load mecab-ko-dic. Raises `IndexerError` when the tagger cannot start.
 
         `user_words` are terms kept whole (e.g. `국민디자인단`, `정부3.0`), matched
-        case-insensitively wherever they occur, even inside a longer word.
+        case-insensitively wherever they occur, even inside a longer word (but
+        see the module docstring for nouns running on); a `UserWord` with parts
+        is a compound with that decomposition.
         """
         if chunk_chars < 100:
             raise ValueError("chunk_chars must be at least 100")
@@ -121,8 +137,15 @@ class KoreanAnalyzer:
             .build()
         )
         self._stems: dict[str, str] = {}
+        #: Lowercased NFC user word -> its lowercased parts (empty: kept whole only).
+        self._user_parts: dict[str, tuple[str, ...]] = {}
+        for entry in user_words:
+            entry = entry if isinstance(entry, UserWord) else UserWord(entry)
+            word = to_nfc(entry.word.strip())[0].lower()
+            if word and word not in self._user_parts:
+                self._user_parts[word] = tuple(to_nfc(p)[0].lower() for p in entry.parts)
         words = sorted(
-            {to_nfc(w.strip())[0].lower() for w in user_words if w.strip()},
+            self._user_parts,
             key=len,
             reverse=True,  # longest first, so the regex prefers the longest entry
         )
@@ -140,7 +163,9 @@ class KoreanAnalyzer:
         user = _UserSpans(
             []
             if self._user_words is None
-            else [(m.start(), m.end()) for m in self._user_words.finditer(nfc)]
+            else [(m.start(), m.end()) for m in self._user_words.finditer(nfc)],
+            self._user_parts,
+            mode,
         )
         tokens: list[Token] = []
         position = 0
@@ -183,7 +208,10 @@ class KoreanAnalyzer:
         chunk = text[chunk_start:chunk_end]
         if chunk.isspace():
             return position
-        for found, surface, tag, kind, expression in self._morphemes(chunk):
+        morphemes = list(self._morphemes(chunk))
+        if user.pending:
+            user.drop_run_ons(text, chunk_start, morphemes)
+        for found, surface, tag, kind, expression in morphemes:
             start = chunk_start + found
             end = start + len(surface)
             position = user.flush(text, start, position, out)
@@ -308,19 +336,75 @@ class KoreanAnalyzer:
 class _UserSpans:
     """The user-word matches of one text, emitted in order among mecab's tokens."""
 
-    __slots__ = ("_next", "_spans")
+    __slots__ = ("_mode", "_next", "_parts", "_spans")
 
-    def __init__(self, spans: list[tuple[int, int]]) -> None:
+    def __init__(
+        self,
+        spans: list[tuple[int, int]],
+        parts: dict[str, tuple[str, ...]],
+        mode: AnalysisMode,
+    ) -> None:
         self._spans = spans
+        self._parts = parts
+        self._mode = mode
         self._next = 0
+
+    @property
+    def pending(self) -> bool:
+        """Whether user words remain to be emitted."""
+        return self._next < len(self._spans)
+
+    def drop_run_ons(
+        self, text: str, offset: int, morphemes: list[tuple[int, str, str, str, str]]
+    ) -> None:
+        """Forget the pending matches that are only the start of a longer noun.
+
+        `morphemes` are mecab's, as `_morphemes` yields them, for the text at `offset`.
+        """
+        ends: dict[int, tuple[int, str]] = {}  # match end -> (run-on end, run-on tag)
+        pending = self._spans[self._next :]
+        wanted = {end for _, end in pending}
+        for found, surface, tag, _, _ in morphemes:
+            start = offset + found
+            end = start + len(surface)
+            for inside in range(start + 1, end):
+                if inside in wanted:
+                    ends[inside] = (end, tag)
+        if not ends:
+            return
+        kept = []
+        for start, end in pending:
+            run_on = ends.get(end)
+            if (
+                run_on is not None
+                and run_on[1] in _NOUN_TAGS
+                and text[end : run_on[0]] not in _PARTICLE_TAILS
+            ):
+                continue
+            kept.append((start, end))
+        self._spans[self._next :] = kept
 
     def flush(self, text: str, before: int, position: int, out: list[Token]) -> int:
         """Emit the user words starting at or before `before`; return the next position."""
         spans = self._spans
         while self._next < len(spans) and spans[self._next][0] <= before:
             start, end = spans[self._next]
-            out.append(Token(text[start:end].lower(), position, start, end))
-            position += 1
+            word = text[start:end].lower()
+            parts = self._parts.get(word, ())
+            if not parts or self._mode is AnalysisMode.INDEX:
+                out.append(Token(word, position, start, end))
+            if parts:
+                cursor = start
+                for i, part in enumerate(parts):
+                    found = word.find(part, cursor - start)
+                    if found >= 0:
+                        cursor = start + found + len(part)
+                        out.append(Token(part, position + i, start + found, cursor))
+                    else:
+                        out.append(Token(part, position + i, start, end))
+                position += len(parts)
+            else:
+                position += 1
             self._next += 1
         return position
 

@@ -2,17 +2,25 @@
 
 Everything the user typed goes through the analyser, never through an engine's
 query parser: `*:*`, `title:x` or JSON become plain words (or nothing).
+
+Synonyms (see `indexer.analysis.synonyms`) are applied here, at query time, to
+the analysed terms: a run of terms a rule applies to becomes a `SynonymSpan`
+that may be matched by the typed terms or by any alternative as a phrase.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from indexer.analysis.korean import AnalysisMode, KoreanAnalyzer
+from indexer.analysis.synonyms import PositionedTerms, Synonyms, SynonymSpan
 from indexer.query import UserQuery
 
-#: A run of terms with their positions relative to the first one.
-PositionedTerms = tuple[tuple[int, str], ...]
+__all__ = ["AnalyzedQuery", "PositionedTerms", "SynonymSpan", "analyze_query", "phrase_variants"]
+
+#: At most this many variants of one phrase are searched (the product of its spans' options).
+MAX_PHRASE_VARIANTS = 16
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,12 @@ class AnalyzedQuery:
     A document matches when, for every entry of `words`, some text field holds
     all of that word's terms; every entry of `phrases` occurs as a phrase in
     some text field; and no entry of `excluded` occurs as a phrase in any.
+
+    With synonyms, the `*_synonyms` tuples hold, per clause (same index), the
+    spans of its terms a synonym rule applies to: for a word, the terms of a
+    span may be replaced by one of its alternatives occurring as a phrase (the
+    word's other terms are still required); a phrase or an exclusion is each of
+    its `phrase_variants`. Empty tuples mean no synonyms anywhere.
     """
 
     #: One entry per positive word that produced terms: its terms in order.
@@ -33,6 +47,9 @@ class AnalyzedQuery:
     #: The user asked for something (a word or phrase) but none of it analysed
     #: to a term (e.g. `*:*`): the query matches nothing.
     matches_nothing: bool = False
+    word_synonyms: tuple[tuple[SynonymSpan, ...], ...] = ()
+    phrase_synonyms: tuple[tuple[SynonymSpan, ...], ...] = ()
+    excluded_synonyms: tuple[tuple[SynonymSpan, ...], ...] = ()
 
     @property
     def has_positive(self) -> bool:
@@ -41,22 +58,139 @@ class AnalyzedQuery:
 
     @property
     def highlight_terms(self) -> frozenset[str]:
-        """The terms to mark in highlights (positive clauses only)."""
-        return frozenset(term for group in (*self.words, *self.phrases) for _, term in group)
+        """The terms to mark in highlights (positive clauses and their synonyms)."""
+        typed = {term for group in (*self.words, *self.phrases) for _, term in group}
+        for spans in (*self.word_synonyms, *self.phrase_synonyms):
+            for span in spans:
+                typed.update(term for alt in span.alternatives for _, term in alt)
+        return frozenset(typed)
+
+    def word_spans(self, index: int) -> tuple[SynonymSpan, ...]:
+        """The synonym spans of `words[index]`."""
+        return _at(self.word_synonyms, index)
+
+    def phrase_spans(self, index: int) -> tuple[SynonymSpan, ...]:
+        """The synonym spans of `phrases[index]`."""
+        return _at(self.phrase_synonyms, index)
+
+    def excluded_spans(self, index: int) -> tuple[SynonymSpan, ...]:
+        """The synonym spans of `excluded[index]`."""
+        return _at(self.excluded_synonyms, index)
 
 
-def analyze_query(analyzer: KoreanAnalyzer, query: UserQuery) -> AnalyzedQuery:
+def _at(spans: tuple[tuple[SynonymSpan, ...], ...], index: int) -> tuple[SynonymSpan, ...]:
+    return spans[index] if index < len(spans) else ()
+
+
+def analyze_query(
+    analyzer: KoreanAnalyzer, query: UserQuery, synonyms: Synonyms | None = None
+) -> AnalyzedQuery:
     """Analyse every word and phrase of `query` in query mode (compound parts only).
 
     The positive words are analysed together, as the sentence the user typed:
     morphological analysis depends on context (`빈 파일` is 비+파일, `빈` alone
-    is the noun 빈), and documents are analysed in context too.
+    is the noun 빈), and documents are analysed in context too. With
+    `synonyms`, a rule may also span words (`행정 안전부` is `행정안전부`): the
+    words it spans become one entry of `words`.
     """
     words = tuple(t for t in _words_in_context(analyzer, query.words) if t)
     phrases = tuple(t for t in (_positioned(analyzer, p) for p in query.phrases) if t)
     excluded = tuple(t for t in (_positioned(analyzer, e) for e in query.excluded) if t)
     matches_nothing = query.has_positive and not (words or phrases)
-    return AnalyzedQuery(words, phrases, excluded, matches_nothing)
+    if synonyms is None or not len(synonyms):
+        return AnalyzedQuery(words, phrases, excluded, matches_nothing)
+    words, word_spans = _words_with_synonyms(words, synonyms)
+    phrase_spans = tuple(tuple(synonyms.spans(_texts(p))) for p in phrases)
+    excluded_spans = tuple(tuple(synonyms.spans(_texts(e))) for e in excluded)
+    return AnalyzedQuery(
+        words,
+        phrases,
+        excluded,
+        matches_nothing,
+        word_spans if any(word_spans) else (),
+        phrase_spans if any(phrase_spans) else (),
+        excluded_spans if any(excluded_spans) else (),
+    )
+
+
+def phrase_variants(
+    terms: PositionedTerms, spans: tuple[SynonymSpan, ...], limit: int = MAX_PHRASE_VARIANTS
+) -> list[PositionedTerms]:
+    """Every way to write the phrase `terms` with its synonym spans replaced (at most `limit`).
+
+    The typed phrase comes first (when every span keeps it); positions after a
+    replaced span shift by the difference in length.
+    """
+    if not spans:
+        return [terms]
+    segments: list[list[PositionedTerms]] = []
+    cursor = 0
+    for span in spans:
+        if cursor < span.start:
+            segments.append([terms[cursor : span.start]])
+        options = [terms[span.start : span.end]] if span.keep_original else []
+        segments.append(options + list(span.alternatives))
+        cursor = span.end
+    if cursor < len(terms):
+        segments.append([terms[cursor:]])
+    out: list[PositionedTerms] = []
+    for choice in itertools.product(*segments):
+        variant: list[tuple[int, str]] = []
+        shift = 0
+        for piece in choice:
+            if not piece:
+                continue
+            base = piece[0][0]
+            variant.extend((shift + pos - base, term) for pos, term in piece)
+            shift = variant[-1][0] + 1
+        out.append(tuple(variant))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _texts(terms: PositionedTerms) -> list[str]:
+    return [term for _, term in terms]
+
+
+def _words_with_synonyms(
+    words: tuple[PositionedTerms, ...], synonyms: Synonyms
+) -> tuple[tuple[PositionedTerms, ...], tuple[tuple[SynonymSpan, ...], ...]]:
+    """The words, those a synonym span crosses merged into one, and each word's spans."""
+    owner = [i for i, word in enumerate(words) for _ in word]  # flat term -> its word
+    flat = [term for word in words for _, term in word]
+    found = synonyms.spans(flat)
+    if not found:
+        return words, ()
+    # Words joined by a span: each word starts a group unless a span enters it from before.
+    joined_to_previous = [False] * len(words)
+    for span in found:
+        for w in range(owner[span.start] + 1, owner[span.end - 1] + 1):
+            joined_to_previous[w] = True
+    merged: list[PositionedTerms] = []
+    merged_spans: list[tuple[SynonymSpan, ...]] = []
+    starts: list[int] = []  # flat index where each merged word begins
+    flat_index = 0
+    for w, word in enumerate(words):
+        if joined_to_previous[w]:
+            previous = merged[-1]
+            shift = previous[-1][0] + 1
+            merged[-1] = previous + tuple((shift + pos, term) for pos, term in word)
+        else:
+            merged.append(word)
+            starts.append(flat_index)
+        flat_index += len(word)
+    merged_spans = [() for _ in merged]
+    group = 0
+    for span in found:
+        while group + 1 < len(starts) and starts[group + 1] <= span.start:
+            group += 1
+        base = starts[group]
+        merged_spans[group] = (
+            *merged_spans[group],
+            SynonymSpan(span.start - base, span.end - base, span.alternatives, span.keep_original),
+        )
+    return tuple(merged), tuple(merged_spans)
 
 
 def _words_in_context(analyzer: KoreanAnalyzer, words: tuple[str, ...]) -> list[PositionedTerms]:

@@ -20,6 +20,11 @@ Layout of an index document:
 * integer fast fields `revision` and `created_at` (microseconds since the epoch,
   UTC, so ranges and sorting are exact; tantivy's date fields are second-precise).
 
+Synonyms are expanded at query time (`indexer.analysis.query_terms`): a word
+with a synonym span requires its other terms and, for the span, either its typed
+terms or one alternative as a phrase on `text`; a phrase or exclusion becomes a
+union of its variants. Editing the synonyms file therefore needs no reindex.
+
 Search = user text (scoring) AND the filter (a zero-scoring clause: readers term
 set, keyword filters, date range, id restrictions). Facets are one terms
 aggregation per facet field over that same query (without the boost clauses),
@@ -53,7 +58,14 @@ import tantivy
 
 from indexer.analysis.highlight import highlight
 from indexer.analysis.korean import KoreanAnalyzer, Token
-from indexer.analysis.query_terms import AnalyzedQuery, PositionedTerms, analyze_query
+from indexer.analysis.query_terms import (
+    AnalyzedQuery,
+    PositionedTerms,
+    SynonymSpan,
+    analyze_query,
+    phrase_variants,
+)
+from indexer.analysis.synonyms import SynonymSource
 from indexer.errors import InvalidQueryError, SearchUnavailableError
 from indexer.index.base import (
     FACET_FIELDS,
@@ -84,6 +96,8 @@ _FACET_SEGMENT_SIZE = 1000
 _TOTAL_AGG = "_total"
 #: Threads running facet passes beside the ranking passes of concurrent searches.
 _FACET_THREADS = 2
+#: At most this many spellings of one word get title/filename/tags boosts.
+_MAX_BOOST_VARIANTS = 8
 #: Up to this many reader tokens, the access filter is a union of term queries.
 _READERS_UNION_MAX = 64
 #: ids per aggregation when looking up stored revisions.
@@ -106,8 +120,12 @@ class TantivyIndex:
         writer_threads: int = 1,
         max_body_chars: int = DEFAULT_MAX_BODY_CHARS,
         max_result_window: int = DEFAULT_MAX_RESULT_WINDOW,
+        synonyms: SynonymSource | None = None,
     ) -> None:
         """Open (or create) the index in directory `path`.
+
+        `synonyms` are applied to every query (asked for on each search, so a
+        reloading source takes effect without a restart).
 
         `writer_heap_bytes` and `writer_threads` size tantivy's writer;
         `max_body_chars` bounds the indexed, stored and highlighted part of each
@@ -121,6 +139,7 @@ class TantivyIndex:
             raise ValueError("max_body_chars must be positive")
         self._path = path
         self._analyzer = analyzer
+        self._synonyms = synonyms
         self._heap = writer_heap_bytes
         self._threads = writer_threads
         self._max_body_chars = max_body_chars
@@ -222,7 +241,8 @@ class TantivyIndex:
         upper = _micros_or_none(request.created_to)
         if lower is not None and upper is not None and lower >= upper:
             return empty
-        analyzed = analyze_query(self._analyzer, request.query)
+        synonyms = None if self._synonyms is None else self._synonyms.current()
+        analyzed = analyze_query(self._analyzer, request.query, synonyms)
         if analyzed.matches_nothing:
             return empty
         try:
@@ -374,12 +394,16 @@ class TantivyIndex:
         (the title/filename/tags boosts are left out, e.g. for aggregations)."""
         occur = tantivy.Occur
         clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
-        for terms in analyzed.words:
-            clauses.append((occur.Must, self._word_query(terms, boosts=scoring)))
-        for terms in analyzed.phrases:
-            clauses.append((occur.Must, self._phrase_query(terms)))
-        for terms in analyzed.excluded:
-            clauses.append((occur.MustNot, self._phrase_query(terms)))
+        for i, terms in enumerate(analyzed.words):
+            spans = analyzed.word_spans(i)
+            if spans:
+                clauses.append((occur.Must, self._expanded_word_query(terms, spans, scoring)))
+            else:
+                clauses.append((occur.Must, self._word_query(terms, boosts=scoring)))
+        for i, terms in enumerate(analyzed.phrases):
+            clauses.append((occur.Must, self._phrases_query(terms, analyzed.phrase_spans(i))))
+        for i, terms in enumerate(analyzed.excluded):
+            clauses.append((occur.MustNot, self._phrases_query(terms, analyzed.excluded_spans(i))))
         access = self._filter_query(request)
         if analyzed.has_positive:
             # The filter must not score: the user's text ranks, the filter only restricts.
@@ -398,6 +422,51 @@ class TantivyIndex:
         for field, boost in BOOST_FIELDS.items():
             clauses.append((tantivy.Occur.Should, _boost(self._all_of(field, unique), boost)))
         return tantivy.Query.boolean_query(clauses)
+
+    def _expanded_word_query(
+        self, terms: PositionedTerms, spans: tuple[SynonymSpan, ...], boosts: bool
+    ) -> tantivy.Query:
+        """A word with synonym spans: its other terms, and per span the typed terms
+        or one alternative as a phrase; boosted like `_word_query` per variant."""
+        occur = tantivy.Occur
+        covered = {i for span in spans for i in range(span.start, span.end)}
+        rest = list(dict.fromkeys(t for i, (_, t) in enumerate(terms) if i not in covered))
+        clauses = [(occur.Must, self._term(TEXT_FIELD, t)) for t in rest]
+        variants: list[list[str]] = [rest]
+        for span in spans:
+            options: list[tantivy.Query] = []
+            typed = list(dict.fromkeys(t for _, t in terms[span.start : span.end]))
+            span_variants: list[list[str]] = []
+            if span.keep_original:
+                options.append(self._all_of(TEXT_FIELD, typed))
+                span_variants.append(typed)
+            for alternative in span.alternatives:
+                options.append(self._phrase_query(alternative))
+                span_variants.append([t for _, t in alternative])
+            clauses.append(
+                (occur.Must, tantivy.Query.boolean_query([(occur.Should, q) for q in options]))
+            )
+            variants = [v + s for v in variants for s in span_variants][:_MAX_BOOST_VARIANTS]
+        matching = tantivy.Query.boolean_query(clauses)
+        if not boosts:
+            return matching
+        scored = [(occur.Must, matching)]
+        for variant in variants:
+            unique = list(dict.fromkeys(variant))
+            for field, boost in BOOST_FIELDS.items():
+                scored.append((occur.Should, _boost(self._all_of(field, unique), boost)))
+        return tantivy.Query.boolean_query(scored)
+
+    def _phrases_query(
+        self, terms: PositionedTerms, spans: tuple[SynonymSpan, ...]
+    ) -> tantivy.Query:
+        """The phrase, or any of its synonym variants."""
+        if not spans:
+            return self._phrase_query(terms)
+        options = [self._phrase_query(v) for v in phrase_variants(terms, spans)]
+        if len(options) == 1:
+            return options[0]
+        return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in options])
 
     def _all_of(self, field: str, terms: list[str]) -> tantivy.Query:
         if len(terms) == 1:

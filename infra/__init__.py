@@ -1,0 +1,1 @@
+"""Deployment files shipped with Crossdoc (package data, found with `importlib.resources`)."""

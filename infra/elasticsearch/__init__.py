@@ -1,0 +1,1 @@
+"""Elasticsearch index settings and mapping (`index-settings.json`) for the scale-out adapter."""

@@ -1,0 +1,1 @@
+"""A relevance test set: generated Korean government notices, judged queries, metrics."""

@@ -1,0 +1,151 @@
+"""Run the judged queries through the real analyser and Tantivy index; recall@10 and nDCG@10.
+
+recall@10 of a query = relevant documents in its top 10 / min(relevant, 10);
+nDCG@10 uses binary gains (1 for a relevant document). Both are averaged over
+queries. Shared by tests/relevance/test_relevance.py and bench/relevance.py.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossdoc.settings import shipped_analysis_file
+from indexer.analysis.korean import KoreanAnalyzer
+from indexer.analysis.synonyms import SynonymsFile
+from indexer.analysis.user_dictionary import load_user_dictionary
+from indexer.index.base import IndexDocument, SearchRequest
+from indexer.index.tantivy_index import TantivyIndex
+from indexer.query import parse_user_query
+from tests.relevance.corpus import GeneratedDocument, JudgedQuery, generate, load_queries
+
+K = 10
+READERS = frozenset({"gov"})
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    query: JudgedQuery
+    ranked: tuple[str, ...]  # the top K ids
+
+    @property
+    def recall(self) -> float:
+        relevant = set(self.query.relevant)
+        if not relevant:
+            return 1.0
+        return len(relevant & set(self.ranked)) / min(len(relevant), K)
+
+    @property
+    def ndcg(self) -> float:
+        relevant = set(self.query.relevant)
+        if not relevant:
+            return 1.0
+        dcg = sum(1 / math.log2(i + 2) for i, d in enumerate(self.ranked) if d in relevant)
+        ideal = sum(1 / math.log2(i + 2) for i in range(min(len(relevant), K)))
+        return dcg / ideal
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    results: list[QueryResult]
+    documents: int
+
+    @property
+    def recall(self) -> float:
+        return sum(r.recall for r in self.results) / len(self.results)
+
+    @property
+    def ndcg(self) -> float:
+        return sum(r.ndcg for r in self.results) / len(self.results)
+
+    @property
+    def judgements(self) -> int:
+        return sum(len(r.query.relevant) for r in self.results)
+
+    def by_kind(self) -> dict[str, tuple[int, float, float]]:
+        """kind -> (queries, mean recall@10, mean nDCG@10)."""
+        out: dict[str, tuple[int, float, float]] = {}
+        for kind in dict.fromkeys(r.query.kind for r in self.results):
+            rs = [r for r in self.results if r.query.kind == kind]
+            out[kind] = (
+                len(rs),
+                sum(r.recall for r in rs) / len(rs),
+                sum(r.ndcg for r in rs) / len(rs),
+            )
+        return out
+
+    def report(self) -> str:
+        lines = [
+            f"relevance: {len(self.results)} queries, {self.judgements} judgements, "
+            f"{self.documents} documents",
+            f"recall@{K} {self.recall:.3f}  nDCG@{K} {self.ndcg:.3f}",
+        ]
+        for kind, (n, recall, ndcg) in self.by_kind().items():
+            lines.append(
+                f"  {kind:<10} {n:>3} queries  recall@{K} {recall:.3f}  nDCG@{K} {ndcg:.3f}"
+            )
+        for r in self.results:
+            if r.recall < 1.0:
+                missed = sorted(set(r.query.relevant) - set(r.ranked))
+                lines.append(f"  missed {r.query.id} {r.query.query!r}: {', '.join(missed)}")
+        return "\n".join(lines)
+
+
+def index_document(doc: GeneratedDocument) -> IndexDocument:
+    return IndexDocument(
+        id=doc.id,
+        revision=1,
+        title=doc.title,
+        filename=f"{doc.id}.hwpx",
+        body=doc.body,
+        department=f"{doc.ministry}-01",
+        ministry=doc.ministry,
+        content_type="application/hwp+zip",
+        tags=(),
+        owner="user:writer",
+        readers=READERS,
+        created_at=doc.created_at,
+        updated_at=doc.created_at,
+    )
+
+
+def shipped_analyzer() -> KoreanAnalyzer:
+    return KoreanAnalyzer(user_words=load_user_dictionary(shipped_analysis_file("userdict_ko.txt")))
+
+
+def evaluate(
+    analyzer: KoreanAnalyzer | None = None,
+    *,
+    synonyms_path: Path | None = None,
+    use_synonyms: bool = True,
+    directory: Path | None = None,
+) -> Evaluation:
+    """Index the generated corpus and run every judged query (default: the shipped files)."""
+    analyzer = analyzer or shipped_analyzer()
+    synonyms = (
+        SynonymsFile(synonyms_path or shipped_analysis_file("synonyms_ko.txt"), analyzer)
+        if use_synonyms
+        else None
+    )
+    docs = generate()
+    queries = load_queries()
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        index = TantivyIndex(Path(tmp) / "index", analyzer, synonyms=synonyms)
+        try:
+            index.upsert([index_document(d) for d in docs])
+            results = []
+            for q in queries:
+                request = SearchRequest(
+                    query=parse_user_query(q.query),
+                    readers=READERS,
+                    limit=K,
+                    with_facets=False,
+                    with_highlights=False,
+                )
+                hits = index.search(request).hits
+                results.append(QueryResult(q, tuple(h.id for h in hits)))
+        finally:
+            index.close()
+    return Evaluation(results, len(docs))
