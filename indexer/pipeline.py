@@ -49,6 +49,25 @@ class BatchReport:
     skipped: list[str] = field(default_factory=list)  # unknown ids, or already up to date
 
 
+#: Longest title the catalog stores.
+MAX_TITLE_CHARS = 500
+
+
+def automatic_title(doc: DocumentRecord, extraction: Extraction) -> str:
+    """The title a document shows when its uploader typed none.
+
+    The title recorded in the file itself (HWP summary information, HWPX and
+    OOXML core properties, PDF info…) when there is one, else the file name.
+    """
+    found = " ".join(extraction.metadata.get("title", "").split())[:MAX_TITLE_CHARS]
+    return found or doc.filename
+
+
+def effective_title(doc: DocumentRecord, extraction: Extraction) -> str:
+    """A typed title always wins; otherwise the automatic one."""
+    return doc.title if doc.title_from_user else automatic_title(doc, extraction)
+
+
 def _document_status(extraction: Extraction) -> tuple[str, str]:
     if extraction.status is ExtractionStatus.OK:
         return "indexed", ""
@@ -142,7 +161,7 @@ class IndexingPipeline:
         return IndexDocument(
             id=doc.id,
             revision=doc.revision,
-            title=doc.title,
+            title=effective_title(doc, extraction),
             filename=doc.filename,
             body=extraction.text if extraction.status is ExtractionStatus.OK else "",
             department=doc.department,
@@ -183,9 +202,9 @@ class IndexingPipeline:
             self.index.upsert([self.index_document(d, e, policies, now) for d, e in to_index])
         self.index.refresh()
 
-        outcomes: list[tuple[str, int, int, str | None, str, str | None]] = []
+        outcomes: list[tuple[str, int, int, str | None, str, str | None, str | None]] = []
         for doc in to_delete:
-            outcomes.append((doc.id, doc.revision, doc.version, None, "", None))
+            outcomes.append((doc.id, doc.revision, doc.version, None, "", None, None))
             report.deleted.append(doc.id)
         for doc, extraction in to_index:
             status, detail = _document_status(extraction)
@@ -197,6 +216,7 @@ class IndexingPipeline:
                     status,
                     detail,
                     base_type(extraction.content_type) or None,
+                    None if doc.title_from_user else automatic_title(doc, extraction),
                 )
             )
             (report.indexed if status == "indexed" else report.failed).append(doc.id)

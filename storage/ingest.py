@@ -137,11 +137,14 @@ def accept_document(
     the new document's id), so an upload and its audit record exist together.
     """
     blob = store_blob(store, staged, filename, declared_type)
-    clean_title = " ".join((title or "").split())[:500] or blob.filename
+    # Without a typed title the file name stands in until indexing finds a
+    # title in the file's metadata (see indexer.pipeline.automatic_title).
+    clean_title = " ".join((title or "").split())[:500]
     return catalog.create_document(
         NewDocument(
             blob=blob,
-            title=clean_title,
+            title=clean_title or blob.filename,
+            title_from_user=bool(clean_title),
             department=department,
             owner=owner,
             visibility=visibility,

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from indexer.extraction.classify import ZIP_TYPES, base_type, bound_metadata, clean_text
+from indexer.extraction.hangul.reply import child_reply as hangul_reply
 from indexer.extraction.sniff import (
     SNIFF_BYTES,
     is_hwp3,
@@ -116,6 +117,11 @@ class _Worker:
         }
         if size == 0:
             return reply  # Tika refuses empty input; there is nothing to parse
+        # HWP 5 and HWPX (detected by content) are read by our own code, not Tika.
+        hangul = hangul_reply(path, head, max_chars=self.settings.max_text_chars)
+        if hangul is not None:
+            reply.update(hangul)
+            return reply
         try:
             text, metadata = self._parse(path)
         except MemoryError:

@@ -29,6 +29,7 @@ from indexer.extraction.classify import (
     classify_child_failure,
     clean_text,
 )
+from indexer.extraction.hangul import HANGUL_REVISION
 from indexer.extraction.sniff import SNIFF_BYTES, sniff_content_type
 from indexer.extraction.textdecode import decode_text
 
@@ -105,7 +106,9 @@ class NativeTikaExtractor:
         if 0 < memory_limit_bytes < _MIN_MEMORY_LIMIT:
             # The child needs ~130 MiB at rest (Python and the native image).
             raise ValueError(f"memory_limit_bytes below {_MIN_MEMORY_LIMIT // _MIB} MiB")
-        self.version = f"iscc-tika-{_tika_version()}+crossdoc.{_ADAPTER_REVISION}"
+        self.version = (
+            f"iscc-tika-{_tika_version()}+crossdoc.{_ADAPTER_REVISION}.hangul{HANGUL_REVISION}"
+        )
         self._timeout = timeout_seconds
         self._memory_limit = memory_limit_bytes
         self._max_text_chars = max_text_chars

@@ -81,6 +81,9 @@ def _zip_content_type(head: bytes) -> str:
         declared = head[start : start + size] if 0 < size <= 100 else b""
         if re.fullmatch(rb"[a-z]+/[\w.+-]+", declared):
             return declared.decode("ascii")
+    # HWPX written without its "mimetype" entry: the OWPML section parts say it.
+    if b"Contents/section" in head:
+        return "application/hwp+zip"
     # OOXML: the part names of the first entries say which application.
     if b"[Content_Types].xml" in head:
         for part, media_type in _OOXML_PARTS:
@@ -98,6 +101,10 @@ def sniff_content_type(head: bytes) -> str:
     """
     if head.startswith(b"PK\x03\x04"):
         return _zip_content_type(head)
+    if ole2_is_hwp5(head):
+        # Found only when the FileHeader sector lies within `head` (it often
+        # does); the child detects HWP 5 from the parsed container in any case.
+        return "application/x-hwp"
     for magic, media_type in _MAGIC:
         if head.startswith(magic):
             return media_type

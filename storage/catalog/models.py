@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -90,6 +91,9 @@ class Document(Base):
     __tablename__ = "documents"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     title: Mapped[str] = mapped_column(String(500))
+    # False while the title is automatic (the file name, or the title found in
+    # the file's metadata); True once the uploader typed one, which then wins.
+    title_from_user: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     filename: Mapped[str] = mapped_column(String(500))
     declared_type: Mapped[str] = mapped_column(String(200))
     content_type: Mapped[str] = mapped_column(String(200))

@@ -74,6 +74,8 @@ class DocumentRecord:
     updated_at: datetime
     deleted_at: datetime | None
     grants: tuple[GrantRecord, ...] = ()
+    #: The uploader typed the title; otherwise it is automatic (file name or file metadata).
+    title_from_user: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class NewDocument:
     visibility: str
     tags: tuple[str, ...] = ()
     grants: tuple[GrantRecord, ...] = ()
+    title_from_user: bool = False  # False: `title` is the file name, replaced by a metadata title
 
 
 @dataclass(frozen=True)

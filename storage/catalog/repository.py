@@ -24,6 +24,7 @@ from sqlalchemy import (
     Engine,
     Table,
     bindparam,
+    case,
     create_engine,
     delete,
     event,
@@ -327,6 +328,7 @@ class Catalog:
             updated_at=d.updated_at,
             deleted_at=d.deleted_at,
             grants=tuple(grants),
+            title_from_user=bool(d.title_from_user),
         )
 
     @staticmethod
@@ -405,6 +407,7 @@ class Catalog:
                 {
                     "id": doc_id,
                     "title": new.title,
+                    "title_from_user": new.title_from_user,
                     "filename": new.blob.filename,
                     "declared_type": new.blob.declared_type,
                     "content_type": new.blob.content_type,
@@ -596,6 +599,7 @@ class Catalog:
                 raise NotFoundError(f"no document {document_id}")
             if title is not None:
                 d.title = title
+                d.title_from_user = True
             if tags is not None:
                 d.tags = list(tags)
             d.revision += 1
@@ -679,14 +683,20 @@ class Catalog:
             return doc_ids
 
     def mark_indexed_many(
-        self, outcomes: Sequence[tuple[str, int, int, str | None, str, str | None]]
+        self,
+        outcomes: Sequence[
+            tuple[str, int, int, str | None, str, str | None]
+            | tuple[str, int, int, str | None, str, str | None, str | None]
+        ],
     ) -> None:
         """Record index outcomes in one transaction.
 
         Each outcome is (document id, revision now in the index, version extracted,
-        status or None to leave it, status detail, detected content type or None).
-        The indexed revision only moves forward; the status is set only if the
-        version is still the current one; outbox rows up to the revision are done.
+        status or None to leave it, status detail, detected content type or None,
+        and optionally the automatic title or None). The indexed revision only
+        moves forward; the status and the automatic title are set only if the
+        version is still the current one, the title only while the uploader has
+        not typed one; outbox rows up to the revision are done.
         """
         if not outcomes:
             return
@@ -708,6 +718,7 @@ class Catalog:
                     "b_status": o[3],
                     "b_detail": o[4],
                     "b_type": o[5] or None,
+                    "b_title": (o[6] if len(o) > 6 else None) or None,
                 }
                 for o in outcomes
                 if o[3] is not None
@@ -720,6 +731,10 @@ class Catalog:
                         status=bindparam("b_status"),
                         status_detail=bindparam("b_detail"),
                         content_type=func.coalesce(bindparam("b_type"), docs.c.content_type),
+                        title=case(
+                            (docs.c.title_from_user, docs.c.title),
+                            else_=func.coalesce(bindparam("b_title"), docs.c.title),
+                        ),
                     ),
                     statuses,
                 )

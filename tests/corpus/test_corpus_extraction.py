@@ -88,7 +88,8 @@ def test_corpus_file(extractor: NativeTikaExtractor, path: Path) -> None:
         assert result.text == ""
 
     row = MANIFEST.get((path.parent.name, path.name))
-    if row is None:
+    if row is None or path.parent.name == "hangul":
+        # HWP 5 / HWPX are read by our own code, not Tika: see test_corpus_hangul.py.
         return
     outcome = row["tika_outcome"]
     if outcome in ("text", "listing_only"):
