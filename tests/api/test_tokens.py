@@ -33,7 +33,9 @@ def alice(server: Server) -> str:
 
 
 def secret_of(server: Server) -> str:
-    return server.services.tokens._keys["k1"]
+    secret = server.services.tokens.keys.verification_key("k1")
+    assert secret is not None
+    return secret
 
 
 def claims(sub: str = "alice", **extra: object) -> dict[str, object]:
@@ -41,6 +43,7 @@ def claims(sub: str = "alice", **extra: object) -> dict[str, object]:
     base: dict[str, object] = {
         "sub": sub,
         "jti": "j1",
+        "fam": "f1",
         "typ": "access",
         "iat": now,
         "nbf": now,
