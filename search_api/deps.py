@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
@@ -108,20 +108,36 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
 def enforce_rate(
     services: Services,
     auditor: Auditor,
-    rule: RateRule | None,
-    key: str,
+    limits: Sequence[tuple[RateRule | None, str]],
     *,
     actor: str,
     address: str,
     target: str = "",
     detail: Mapping[str, object] | None = None,
 ) -> None:
-    """Spend one unit of `rule` for `key`, or answer 429 with `Retry-After` (audited)."""
-    if rule is None:
+    """Spend one unit of every (rule, key) limit, or answer 429 with `Retry-After` (audited).
+
+    Nothing is spent unless every limit allows the request, so a request refused
+    for its address does not also count against its user.
+    """
+    active = [(rule, key) for rule, key in limits if rule is not None]
+    refused = next(
+        (
+            (rule, key, decision)
+            for rule, key in active
+            if not (decision := services.limiter.check(f"{rule.name}:{key}", rule)).allowed
+        ),
+        None,
+    )
+    if refused is None:
+        for rule, key in active:
+            decision = services.limiter.consume(f"{rule.name}:{key}", rule)
+            if not decision.allowed:  # another request took the last unit meanwhile
+                refused = (rule, key, decision)
+                break
+    if refused is None:
         return
-    decision = services.limiter.consume(f"{rule.name}:{key}", rule)
-    if decision.allowed:
-        return
+    rule, key, decision = refused
     # Batched: a flood of refused requests must not turn into a flood of fsyncs.
     auditor.record_later(
         Auditor.event(
@@ -152,26 +168,16 @@ def rate_limited(kind: str) -> Callable[..., None]:
         request: Request,
     ) -> None:
         rules = services.rate_rules
-        per_user = getattr(rules, f"{kind}_per_user")
-        per_address = getattr(rules, f"{kind}_per_address")
-        where = {"path": request.url.path}
         enforce_rate(
             services,
             auditor,
-            per_user,
-            f"user:{principal.username}",
+            [
+                (getattr(rules, f"{kind}_per_user"), f"user:{principal.username}"),
+                (getattr(rules, f"{kind}_per_address"), f"address:{address}"),
+            ],
             actor=principal.username,
             address=address,
-            detail=where,
-        )
-        enforce_rate(
-            services,
-            auditor,
-            per_address,
-            f"address:{address}",
-            actor=principal.username,
-            address=address,
-            detail=where,
+            detail={"path": request.url.path},
         )
 
     return dependency

@@ -42,8 +42,7 @@ def _check_sign_in_rates(
     enforce_rate(
         services,
         auditor,
-        rules.sign_in_per_address,
-        f"address:{address}",
+        [(rules.sign_in_per_address, f"address:{address}")],
         actor=username,
         address=address,
         target=username,
