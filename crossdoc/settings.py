@@ -44,7 +44,7 @@ class Settings(BaseSettings):
 
     # Rate limits (token buckets; 0 switches one off). Per minute unless stated.
     rate_limits: bool = True
-    rate_sign_in_per_address: int = Field(default=30, ge=0)
+    rate_sign_in_per_address: int = Field(default=120, ge=0)
     #: Failed sign-ins allowed for one username, from any address, per window.
     rate_sign_in_failures_per_user: int = Field(default=10, ge=0)
     rate_sign_in_failure_window_minutes: int = Field(default=15, ge=1, le=60)
