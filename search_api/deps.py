@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -157,8 +157,8 @@ def enforce_rate(
     )
 
 
-def rate_limited(kind: str) -> Callable[..., None]:
-    """A dependency applying the per-user and per-address limits of `kind` (search, download)."""
+def rate_limited(kind: Literal["search", "download"]) -> Callable[..., None]:
+    """A dependency applying the per-user and per-address limits of `kind`."""
 
     def dependency(
         services: ServicesDep,
@@ -168,13 +168,15 @@ def rate_limited(kind: str) -> Callable[..., None]:
         request: Request,
     ) -> None:
         rules = services.rate_rules
+        per_user, per_address = (
+            (rules.search_per_user, rules.search_per_address)
+            if kind == "search"
+            else (rules.download_per_user, rules.download_per_address)
+        )
         enforce_rate(
             services,
             auditor,
-            [
-                (getattr(rules, f"{kind}_per_user"), f"user:{principal.username}"),
-                (getattr(rules, f"{kind}_per_address"), f"address:{address}"),
-            ],
+            [(per_user, f"user:{principal.username}"), (per_address, f"address:{address}")],
             actor=principal.username,
             address=address,
             detail={"path": request.url.path},
