@@ -11,6 +11,11 @@ This is the only module that imports `jose`. Hardening, in order:
 - the token type is checked, so a refresh token is never accepted as an access token.
 
 Tokens carry identity only; roles and department come from the catalog per request.
+Every token names its family (`fam`): the access and refresh tokens of one
+sign-in and of every refresh that follows from it, so that signing out (or a
+stolen refresh token used twice) can revoke them together. Revocation itself is
+recorded in the catalog and checked by the caller; this module only signs and
+verifies.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from jose import jwt
 from jose.exceptions import JOSEError
 
 from auth.errors import InvalidTokenError
+from auth.keys import KeyRing, StaticKeyRing
 
 ALGORITHM = "HS256"
 MAX_TOKEN_BYTES = 4096
@@ -44,6 +50,7 @@ class TokenClaims:
     token_type: TokenType
     issued_at: datetime
     expires_at: datetime
+    family: str
 
 
 @dataclass(frozen=True)
@@ -69,50 +76,61 @@ def _b64url_json(segment: str) -> dict[str, Any]:
 
 
 class TokenService:
-    """Issues and verifies tokens signed with a ring of HMAC keys.
+    """Issues and verifies tokens signed with the keys of a `KeyRing`.
 
-    `keys` maps key ids to secrets; tokens are signed with `active_kid` and
-    verified with whichever key their `kid` names, so a key can be rotated by
-    adding a new one, making it active, and removing the old one after the
-    longest token lifetime.
+    Tokens are signed with the ring's current key and name it in their `kid`
+    header; they are verified with whichever key their `kid` names, as long as
+    the ring still knows it. Rotating keys is the ring's business.
     """
 
     def __init__(
         self,
-        keys: Mapping[str, str],
-        active_kid: str,
+        keys: KeyRing | Mapping[str, str],
+        active_kid: str | None = None,
         *,
         issuer: str = "crossdoc",
         audience: str = "crossdoc-api",
-        access_ttl: timedelta = timedelta(minutes=30),
+        access_ttl: timedelta = timedelta(minutes=15),
         refresh_ttl: timedelta = timedelta(hours=12),
     ) -> None:
-        if active_kid not in keys:
-            raise ValueError("the active key id must be one of the keys")
-        if any(len(secret) < 32 for secret in keys.values()):
-            raise ValueError("signing secrets must be at least 32 characters")
-        self._keys = dict(keys)
-        self._active_kid = active_kid
+        if isinstance(keys, Mapping):
+            if active_kid is None:
+                raise ValueError("name the active key id")
+            keys = StaticKeyRing(keys, active_kid)
+        self.keys: KeyRing = keys
         self.issuer = issuer
         self.audience = audience
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
 
+    @property
+    def max_lifetime(self) -> timedelta:
+        """The longest any token lives (how long a revocation must be remembered)."""
+        return max(self.access_ttl, self.refresh_ttl)
+
     def issue(
-        self, subject: str, token_type: TokenType, now: datetime | None = None
+        self,
+        subject: str,
+        token_type: TokenType,
+        now: datetime | None = None,
+        *,
+        family: str | None = None,
     ) -> IssuedToken:
         now = (now or datetime.now(UTC)).replace(microsecond=0)
         ttl = self.access_ttl if token_type == "access" else self.refresh_ttl  # noqa: S105
+        token_id = uuid.uuid4().hex
         claims = TokenClaims(
             subject=subject,
-            token_id=uuid.uuid4().hex,
+            token_id=token_id,
             token_type=token_type,
             issued_at=now,
             expires_at=now + ttl,
+            family=family or token_id,
         )
         payload = {
             "sub": subject,
             "jti": claims.token_id,
+            "fam": claims.family,
             "typ": token_type,
             "iat": int(now.timestamp()),
             "nbf": int(now.timestamp()),
@@ -120,16 +138,26 @@ class TokenService:
             "iss": self.issuer,
             "aud": self.audience,
         }
-        token = jwt.encode(
-            payload,
-            self._keys[self._active_kid],
-            algorithm=ALGORITHM,
-            headers={"kid": self._active_kid},
-        )
+        kid, secret = self.keys.signing_key()
+        token = jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"kid": kid})
         return IssuedToken(token=token, claims=claims)
 
+    def issue_pair(
+        self, subject: str, family: str | None = None, now: datetime | None = None
+    ) -> tuple[IssuedToken, IssuedToken]:
+        """An access and a refresh token of one family (a new family unless one is given)."""
+        family = family or uuid.uuid4().hex
+        return (
+            self.issue(subject, "access", now, family=family),
+            self.issue(subject, "refresh", now, family=family),
+        )
+
     def verify(self, token: str, expected_type: TokenType) -> TokenClaims:
-        """Verify a token and return its claims, or raise `InvalidTokenError`."""
+        """Verify a token and return its claims, or raise `InvalidTokenError`.
+
+        Checks signature, algorithm, key, lifetime, audience, issuer and type;
+        not revocation (the catalog's business).
+        """
         if not token or len(token) > MAX_TOKEN_BYTES:
             raise InvalidTokenError("token missing or too large")
         parts = token.split(".")
@@ -139,12 +167,13 @@ class TokenService:
         if header.get("alg") != ALGORITHM or set(header) - {"alg", "kid", "typ"}:
             raise InvalidTokenError("unexpected token header")
         kid = header.get("kid")
-        if not isinstance(kid, str) or kid not in self._keys:
+        secret = self.keys.verification_key(kid) if isinstance(kid, str) else None
+        if secret is None:
             raise InvalidTokenError("unknown signing key")
         try:
             payload = jwt.decode(
                 token,
-                self._keys[kid],
+                secret,
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,
@@ -162,13 +191,23 @@ class TokenService:
             raise InvalidTokenError("token rejected") from err
         if payload.get("typ") != expected_type:
             raise InvalidTokenError("wrong token type")
-        subject, token_id = payload.get("sub"), payload.get("jti")
-        if not isinstance(subject, str) or not subject or not isinstance(token_id, str):
+        subject, token_id, family = payload.get("sub"), payload.get("jti"), payload.get("fam")
+        if not isinstance(subject, str) or not subject:
             raise InvalidTokenError("token rejected")
+        if not isinstance(token_id, str) or not 0 < len(token_id) <= 64:
+            raise InvalidTokenError("token rejected")
+        if not isinstance(family, str) or not 0 < len(family) <= 64:
+            raise InvalidTokenError("token rejected")
+        try:
+            issued_at = datetime.fromtimestamp(int(payload["iat"]), UTC)
+            expires_at = datetime.fromtimestamp(int(payload["exp"]), UTC)
+        except (TypeError, ValueError, OverflowError, OSError) as err:
+            raise InvalidTokenError("token rejected") from err
         return TokenClaims(
             subject=subject,
             token_id=token_id,
             token_type=expected_type,
-            issued_at=datetime.fromtimestamp(int(payload["iat"]), UTC),
-            expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+            issued_at=issued_at,
+            expires_at=expires_at,
+            family=family,
         )

@@ -85,6 +85,7 @@ class Bench:
             CROSSDOC_DATA_DIR=str(self.data_dir),
             CROSSDOC_DEMO="false",
             CROSSDOC_ADMIN_PASSWORD=ADMIN_PASSWORD,
+            CROSSDOC_RATE_LIMITS="false",  # this measures ingest, not the rate limits
         )
         self.server = subprocess.Popen(
             [sys.executable, "-m", "crossdoc", "serve", "--port", str(port)],

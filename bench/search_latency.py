@@ -250,6 +250,8 @@ def main() -> None:
         CROSSDOC_DATA_DIR=str(data_dir),
         CROSSDOC_DEMO="false",
         CROSSDOC_ADMIN_PASSWORD="bench-admin-password",
+        # This measures search, not the rate limits (2,000 queries from one address).
+        CROSSDOC_RATE_LIMITS="false",
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "crossdoc.cli", "serve", "--port", str(args.port)],

@@ -1,15 +1,18 @@
-"""The `crossdoc` command: serve, import, reindex, worker."""
+"""The `crossdoc` command: serve, import, reindex, worker, audit, keys."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -17,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from auth.access import VISIBILITIES
 from crossdoc.settings import Settings
-from crossdoc.wiring import ConfigurationError, Services, build_services
+from crossdoc.wiring import ConfigurationError, Services, build_catalog, build_services
 
 app = typer.Typer(
     help="Crossdoc: cross-ministry document cloud (범정부 문서 클라우드).",
@@ -277,6 +280,116 @@ def reindex() -> None:
     _drain_if_possible(services)
     console.print(f"index holds {services.index.count()} documents")
     services.close()
+
+
+audit_app = typer.Typer(help="The audit log: verify its hash chain, export it.")
+app.add_typer(audit_app, name="audit")
+keys_app = typer.Typer(help="Token signing keys.")
+app.add_typer(keys_app, name="keys")
+
+CLI_ACTOR = "@cli"  # not a valid username: an operator at the command line
+
+
+def _parse_time(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as err:
+        console.print(f"[red]{name}: use an ISO 8601 date or time[/red]")
+        raise typer.Exit(2) from err
+    # Times without a zone are Korean times, as in the API.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo("Asia/Seoul"))
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Re-hash the whole audit log; exit 1 naming the first record edited or removed."""
+    catalog = build_catalog(Settings())
+    try:
+        ok, checked, problem = catalog.verify_audit_chain()
+    finally:
+        catalog.close()
+    if not ok:
+        console.print(f"[red]감사 기록 변조 · audit log tampered:[/red] {problem}")
+        console.print(f"({checked} records before it verify)")
+        raise typer.Exit(1)
+    typer.echo(f"audit log intact: {checked} records verified")
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[
+        str | None, typer.Option(help="from this date or time (ISO 8601; KST if no zone)")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="before this date or time")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")
+    ] = None,
+) -> None:
+    """Write the audit log as JSON Lines: one event a line, with its chain hashes."""
+    from search_api.audit import audit_json_line
+    from storage.catalog.records import NewAuditEvent
+
+    since_at, until_at = _parse_time(since, "--since"), _parse_time(until, "--until")
+    catalog = build_catalog(Settings())
+    try:
+        catalog.append_audit(
+            [
+                NewAuditEvent(
+                    CLI_ACTOR,
+                    "audit_export",
+                    detail={
+                        "since": since_at.isoformat() if since_at else None,
+                        "until": until_at.isoformat() if until_at else None,
+                        "output": str(output) if output else "-",
+                    },
+                )
+            ]
+        )
+        count = 0
+        # Bytes, UTF-8, whatever the terminal's locale.
+        with output.open("wb") if output else contextlib.nullcontext(sys.stdout.buffer) as out:
+            for record in catalog.iter_audit(since=since_at, until=until_at):
+                out.write(audit_json_line(record).encode("utf-8"))
+                count += 1
+            out.flush()
+    finally:
+        catalog.close()
+    console.print(f"exported {count} audit records")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    drop_old: Annotated[
+        bool,
+        typer.Option(
+            "--drop-old",
+            help="refuse every token signed with an older key at once (after a leak)",
+        ),
+    ] = False,
+) -> None:
+    """Sign new tokens with a new key; a running server picks it up without a restart.
+
+    Tokens signed with older keys keep working until they expire, unless --drop-old.
+    """
+    from auth.keys import KeyRingError, rotate_keys
+
+    settings = Settings()
+    lifetime = max(
+        timedelta(minutes=settings.access_token_minutes),
+        timedelta(hours=settings.refresh_token_hours),
+    )
+    try:
+        keys = rotate_keys(settings.keys_file, lifetime, drop_old=drop_old)
+    except KeyRingError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2) from err
+    typer.echo(f"new signing key {keys.current} in {settings.keys_file}")
+    if drop_old:
+        console.print("tokens signed with older keys are refused from now on")
+    else:
+        console.print(f"older keys verify their tokens for {lifetime} more, then are dropped")
 
 
 def main() -> None:

@@ -43,8 +43,21 @@ class Settings(BaseSettings):
     broker_url: str | None = None
 
     jwt_secret: SecretStr | None = None  # default: generated once and kept in the data dir
-    access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    #: Rotated signing keys (`crossdoc keys rotate`); default: `jwt-keys.json` in the data dir.
+    jwt_keys_file: Path | None = None
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_hours: int = Field(default=12, ge=1, le=24 * 30)
+
+    # Rate limits (token buckets; 0 switches one off). Per minute unless stated.
+    rate_limits: bool = True
+    rate_sign_in_per_address: int = Field(default=120, ge=0)
+    #: Failed sign-ins allowed for one username, from any address, per window.
+    rate_sign_in_failures_per_user: int = Field(default=10, ge=0)
+    rate_sign_in_failure_window_minutes: int = Field(default=15, ge=1, le=60)
+    rate_search_per_user: int = Field(default=120, ge=0)
+    rate_search_per_address: int = Field(default=1200, ge=0)
+    rate_download_per_user: int = Field(default=120, ge=0)
+    rate_download_per_address: int = Field(default=1200, ge=0)
 
     max_upload_bytes: int = Field(default=512 * MiB, ge=1)
     extraction_timeout_seconds: float = Field(default=60.0, gt=0)
@@ -100,6 +113,10 @@ class Settings(BaseSettings):
     def spool_dir(self) -> Path:
         """Where uploads are staged while they stream in (same disk as the data)."""
         return self.data_dir / "spool"
+
+    @property
+    def keys_file(self) -> Path:
+        return self.jwt_keys_file or self.data_dir / "jwt-keys.json"
 
     @property
     def uses_s3(self) -> bool:

@@ -13,7 +13,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from auth.keys import FileKeyRing, KeyRingError
 from auth.passwords import Passwords
+from auth.ratelimit import (
+    InProcessRateLimiter,
+    NoRateLimiter,
+    RateLimiter,
+    RateRule,
+    RateRules,
+)
 from auth.tokens import TokenService
 from crossdoc.settings import Settings
 from indexer.dispatch import Dispatcher
@@ -46,6 +54,8 @@ class Services:
     tokens: TokenService
     passwords: Passwords
     pipeline: IndexingPipeline
+    limiter: RateLimiter = field(default_factory=NoRateLimiter)
+    rate_rules: RateRules = field(default_factory=RateRules)
     dispatcher: Dispatcher | None = None
     closers: list[object] = field(default_factory=list)
 
@@ -145,12 +155,47 @@ def build_tokens(settings: Settings) -> TokenService:
         if settings.jwt_secret is not None
         else _secret_file(settings.data_dir / "jwt-secret")
     )
-    return TokenService(
-        {"k1": secret},
-        "k1",
-        access_ttl=timedelta(minutes=settings.access_token_minutes),
-        refresh_ttl=timedelta(hours=settings.refresh_token_hours),
+    access_ttl = timedelta(minutes=settings.access_token_minutes)
+    refresh_ttl = timedelta(hours=settings.refresh_token_hours)
+    try:
+        keys = FileKeyRing(settings.keys_file, secret, max(access_ttl, refresh_ttl))
+    except KeyRingError as err:
+        raise ConfigurationError(str(err)) from err
+    return TokenService(keys, access_ttl=access_ttl, refresh_ttl=refresh_ttl)
+
+
+def build_rate_rules(settings: Settings) -> RateRules:
+    def per_minute(name: str, capacity: int) -> RateRule | None:
+        return RateRule(name, capacity, 60.0) if capacity else None
+
+    failures = settings.rate_sign_in_failures_per_user
+    return RateRules(
+        sign_in_per_address=per_minute("sign_in", settings.rate_sign_in_per_address),
+        sign_in_failures_per_user=(
+            RateRule(
+                "sign_in_failures", failures, settings.rate_sign_in_failure_window_minutes * 60.0
+            )
+            if failures
+            else None
+        ),
+        search_per_user=per_minute("search", settings.rate_search_per_user),
+        search_per_address=per_minute("search", settings.rate_search_per_address),
+        download_per_user=per_minute("download", settings.rate_download_per_user),
+        download_per_address=per_minute("download", settings.rate_download_per_address),
     )
+
+
+def build_rate_limiter(settings: Settings) -> RateLimiter:
+    """In-process buckets: right for one API process (a shared store for several is planned)."""
+    return InProcessRateLimiter() if settings.rate_limits else NoRateLimiter()
+
+
+def build_catalog(settings: Settings) -> Catalog:
+    """The catalog alone, migrated (for commands that need nothing else)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(settings.resolved_database_url)
+    catalog.migrate()
+    return catalog
 
 
 def build_services(settings: Settings, *, passwords: Passwords | None = None) -> Services:
@@ -164,8 +209,8 @@ def build_services(settings: Settings, *, passwords: Passwords | None = None) ->
             "CROSSDOC_BROKER_URL (Celery) is not supported by this build yet; unset it to "
             "index in-process"
         )
-    catalog = Catalog(settings.resolved_database_url)
-    catalog.migrate()
+    tokens = build_tokens(settings)
+    catalog = build_catalog(settings)
     store = build_object_store(settings)
     extractor = build_extractor(settings)
     index = build_index(settings)
@@ -176,7 +221,9 @@ def build_services(settings: Settings, *, passwords: Passwords | None = None) ->
         store=store,
         extractor=extractor,
         index=index,
-        tokens=build_tokens(settings),
+        tokens=tokens,
         passwords=passwords or Passwords(),
         pipeline=pipeline,
+        limiter=build_rate_limiter(settings),
+        rate_rules=build_rate_rules(settings),
     )

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from auth.access import Permission, Principal, can
 from auth.errors import InvalidTokenError
+from auth.ratelimit import RateRule
+from auth.tokens import TokenClaims
 from crossdoc.wiring import Services
 from indexer.access import document_access
 from search_api.audit import Auditor
-from search_api.errors import forbidden, not_found
+from search_api.errors import ApiError, forbidden, not_found
 from storage.catalog.records import DocumentRecord
 from storage.errors import NotFoundError
 
@@ -46,13 +48,25 @@ def client_address(request: Request) -> str:
 AddressDep = Annotated[str, Depends(client_address)]
 
 
-def current_principal(
+def access_claims(
     services: ServicesDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> Principal:
-    """The caller, from a valid access token and the *live* catalog (never from claims)."""
+) -> TokenClaims:
+    """The claims of a valid, unrevoked access token."""
     if not token:
         raise InvalidTokenError("no token")
     claims = services.tokens.verify(token, "access")
+    if services.catalog.token_revoked(
+        claims.token_id, claims.family, claims.subject, claims.issued_at
+    ):
+        raise InvalidTokenError("token revoked")
+    return claims
+
+
+AccessClaimsDep = Annotated[TokenClaims, Depends(access_claims)]
+
+
+def current_principal(services: ServicesDep, claims: AccessClaimsDep) -> Principal:
+    """The caller, from a valid access token and the *live* catalog (never from claims)."""
     user = services.catalog.get_user(claims.subject)
     if user is None or user.disabled:
         raise InvalidTokenError("unknown or disabled user")
@@ -91,6 +105,89 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
     return dependency
 
 
+def enforce_rate(
+    services: Services,
+    auditor: Auditor,
+    limits: Sequence[tuple[RateRule | None, str]],
+    *,
+    actor: str,
+    address: str,
+    target: str = "",
+    detail: Mapping[str, object] | None = None,
+) -> None:
+    """Spend one unit of every (rule, key) limit, or answer 429 with `Retry-After` (audited).
+
+    Nothing is spent unless every limit allows the request, so a request refused
+    for its address does not also count against its user.
+    """
+    active = [(rule, key) for rule, key in limits if rule is not None]
+    refused = next(
+        (
+            (rule, key, decision)
+            for rule, key in active
+            if not (decision := services.limiter.check(f"{rule.name}:{key}", rule)).allowed
+        ),
+        None,
+    )
+    if refused is None:
+        for rule, key in active:
+            decision = services.limiter.consume(f"{rule.name}:{key}", rule)
+            if not decision.allowed:  # another request took the last unit meanwhile
+                refused = (rule, key, decision)
+                break
+    if refused is None:
+        return
+    rule, key, decision = refused
+    # Batched: a flood of refused requests must not turn into a flood of fsyncs.
+    auditor.record_later(
+        Auditor.event(
+            actor,
+            "throttled",
+            target,
+            address,
+            "denied",
+            {"limit": rule.name, "key": key.split(":", 1)[0], **(detail or {})},
+        )
+    )
+    raise ApiError(
+        429,
+        "too_many_requests",
+        "요청이 너무 많습니다 · too many requests; try again later",
+        {"Retry-After": decision.retry_after_header},
+    )
+
+
+def rate_limited(kind: Literal["search", "download"]) -> Callable[..., None]:
+    """A dependency applying the per-user and per-address limits of `kind`."""
+
+    def dependency(
+        services: ServicesDep,
+        auditor: AuditorDep,
+        principal: PrincipalDep,
+        address: AddressDep,
+        request: Request,
+    ) -> None:
+        rules = services.rate_rules
+        per_user, per_address = (
+            (rules.search_per_user, rules.search_per_address)
+            if kind == "search"
+            else (rules.download_per_user, rules.download_per_address)
+        )
+        enforce_rate(
+            services,
+            auditor,
+            [(per_user, f"user:{principal.username}"), (per_address, f"address:{address}")],
+            actor=principal.username,
+            address=address,
+            detail={"path": request.url.path},
+        )
+
+    return dependency
+
+
+SearchRateDep = Annotated[None, Depends(rate_limited("search"))]
+DownloadRateDep = Annotated[None, Depends(rate_limited("download"))]
+
 AdminDep = Annotated[Principal, Depends(require_roles("admin"))]
 AuditorRoleDep = Annotated[Principal, Depends(require_roles("auditor", "admin"))]
 
@@ -102,22 +199,47 @@ class DocumentAccessContext:
 
 
 def _load(
-    services: Services, principal: Principal, document_id: str, permission: Permission
+    services: Services,
+    principal: Principal,
+    document_id: str,
+    permission: Permission,
+    auditor: Auditor,
+    request: Request,
 ) -> DocumentRecord:
     # Missing, deleted and unreadable documents answer the same 404, so that ids
-    # of documents one may not read cannot be probed.
+    # of documents one may not read cannot be probed; the audit log tells them apart.
+    def refuse(outcome: str, error: ApiError) -> ApiError:
+        auditor.record_later(
+            Auditor.event(
+                principal.username,
+                "denied",
+                document_id,
+                client_address(request),
+                outcome,
+                {
+                    "method": request.method,
+                    "path": request.url.path,
+                    "needs": permission.name.lower(),
+                    "status": error.status,
+                },
+            )
+        )
+        return error
+
     if not _DOCUMENT_ID.match(document_id):
-        raise not_found()
+        raise refuse("not_found", not_found())
     try:
         doc = services.catalog.get_document(document_id)
     except NotFoundError:
-        raise not_found() from None
+        raise refuse("not_found", not_found()) from None
     access = document_access(doc, services.catalog.list_policies())
     now = datetime.now(UTC)
     if not can(principal, access, Permission.READ, now):
-        raise not_found()
+        raise refuse("denied", not_found())
     if not can(principal, access, permission, now):
-        raise forbidden(f"you need '{permission.name.lower()}' permission on this document")
+        raise refuse(
+            "denied", forbidden(f"you need '{permission.name.lower()}' permission on this document")
+        )
     return doc
 
 
@@ -125,21 +247,33 @@ DocumentId = Annotated[str, Path(max_length=64, description="document id")]
 
 
 def readable_document(
-    services: ServicesDep, principal: PrincipalDep, document_id: DocumentId
+    services: ServicesDep,
+    principal: PrincipalDep,
+    document_id: DocumentId,
+    auditor: AuditorDep,
+    request: Request,
 ) -> DocumentRecord:
-    return _load(services, principal, document_id, Permission.READ)
+    return _load(services, principal, document_id, Permission.READ, auditor, request)
 
 
 def writable_document(
-    services: ServicesDep, principal: PrincipalDep, document_id: DocumentId
+    services: ServicesDep,
+    principal: PrincipalDep,
+    document_id: DocumentId,
+    auditor: AuditorDep,
+    request: Request,
 ) -> DocumentRecord:
-    return _load(services, principal, document_id, Permission.WRITE)
+    return _load(services, principal, document_id, Permission.WRITE, auditor, request)
 
 
 def managed_document(
-    services: ServicesDep, principal: PrincipalDep, document_id: DocumentId
+    services: ServicesDep,
+    principal: PrincipalDep,
+    document_id: DocumentId,
+    auditor: AuditorDep,
+    request: Request,
 ) -> DocumentRecord:
-    return _load(services, principal, document_id, Permission.MANAGE)
+    return _load(services, principal, document_id, Permission.MANAGE, auditor, request)
 
 
 ReadableDoc = Annotated[DocumentRecord, Depends(readable_document)]

@@ -1,17 +1,13 @@
-"""/admin: the organisation (role `admin`) and the audit log (roles `auditor`, `admin`)."""
+"""/admin: the organisation (role `admin`). The audit log is in `routers/audit.py`."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from search_api.audit import Auditor
-from search_api.deps import AddressDep, AdminDep, AuditorDep, AuditorRoleDep, ServicesDep
+from search_api.deps import AddressDep, AdminDep, AuditorDep, ServicesDep
 from search_api.errors import ApiError
 from search_api.schemas import (
-    AuditOut,
     DepartmentIn,
     DepartmentOut,
     MinistryIn,
@@ -148,32 +144,3 @@ def update_user(
         )
     )
     return user_out(record)
-
-
-@router.get("/audit", response_model=list[AuditOut])
-def list_audit(
-    services: ServicesDep,
-    _: AuditorRoleDep,
-    actor: Annotated[str | None, Query(max_length=64)] = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    document: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[AuditOut]:
-    rows = services.catalog.list_audit(
-        actor=actor, action=action, target=document, since=since, after_id=after_id, limit=limit
-    )
-    return [
-        AuditOut(
-            id=r.id,
-            at=r.at,
-            actor=r.actor,
-            action=r.action,
-            target=r.target,
-            address=r.address,
-            outcome=r.outcome,
-            detail=r.detail,
-        )
-        for r in rows
-    ]

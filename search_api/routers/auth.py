@@ -1,24 +1,33 @@
-"""/auth/token, /auth/refresh and /me."""
+"""/auth/token, /auth/refresh, /auth/logout and /me."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 
-from auth.errors import InvalidCredentialsError
+from auth.errors import InvalidCredentialsError, InvalidTokenError
 from search_api.audit import Auditor
-from search_api.deps import AddressDep, AuditorDep, PrincipalDep, ServicesDep
+from search_api.deps import (
+    AccessClaimsDep,
+    AddressDep,
+    AuditorDep,
+    PrincipalDep,
+    ServicesDep,
+    enforce_rate,
+)
+from search_api.errors import ApiError
 from search_api.schemas import Me, RefreshRequest, TokenResponse
+from storage.errors import ConflictError
 
 router = APIRouter(tags=["auth"])
 
 
-def _tokens(services: ServicesDep, username: str) -> TokenResponse:
-    access = services.tokens.issue(username, "access")
-    refresh = services.tokens.issue(username, "refresh")
+def _tokens(services: ServicesDep, username: str, family: str | None = None) -> TokenResponse:
+    access, refresh = services.tokens.issue_pair(username, family)
     return TokenResponse(
         access_token=access.token,
         expires_in=int(services.tokens.access_ttl.total_seconds()),
@@ -26,7 +35,42 @@ def _tokens(services: ServicesDep, username: str) -> TokenResponse:
     )
 
 
-@router.post("/auth/token", response_model=TokenResponse, summary="Sign in (OAuth2 password flow)")
+def _check_sign_in_rates(
+    services: ServicesDep, auditor: Auditor, username: str, address: str
+) -> None:
+    rules = services.rate_rules
+    enforce_rate(
+        services,
+        auditor,
+        [(rules.sign_in_per_address, f"address:{address}")],
+        actor=username,
+        address=address,
+        target=username,
+    )
+    failures = rules.sign_in_failures_per_user
+    if failures is None:
+        return
+    # Failed attempts for one username count from every address together, so a
+    # password guesser spread over many addresses is still slowed down.
+    decision = services.limiter.check(f"{failures.name}:user:{username}", failures)
+    if not decision.allowed:
+        auditor.record_later(
+            Auditor.event(username, "sign_in", username, address, "denied", {"reason": "throttled"})
+        )
+        raise ApiError(
+            429,
+            "too_many_requests",
+            "로그인 시도가 너무 많습니다 · too many failed sign-ins; try again later",
+            {"Retry-After": decision.retry_after_header},
+        )
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    summary="Sign in (OAuth2 password flow)",
+    responses={429: {"description": "too many sign-ins (see Retry-After)"}},
+)
 async def sign_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     services: ServicesDep,
@@ -34,13 +78,23 @@ async def sign_in(
     address: AddressDep,
 ) -> TokenResponse:
     username = form.username.strip().lower()[:64]
+    _check_sign_in_rates(services, auditor, username, address)
     user = await run_in_threadpool(services.catalog.get_user, username)
     # Argon2 verification is deliberately slow: keep it off the event loop.
     valid = await run_in_threadpool(
         services.passwords.verify, user.password_hash if user else None, form.password
     )
     if user is None or not valid or user.disabled:
-        reason = "disabled" if user is not None and valid else "bad_credentials"
+        reason = (
+            "disabled"
+            if user is not None and valid
+            else "unknown_user"
+            if user is None
+            else "wrong_password"
+        )
+        failures = services.rate_rules.sign_in_failures_per_user
+        if failures is not None:
+            services.limiter.consume(f"{failures.name}:user:{username}", failures)
         await run_in_threadpool(
             auditor.record,
             Auditor.event(username, "sign_in", username, address, "denied", {"reason": reason}),
@@ -51,12 +105,68 @@ async def sign_in(
 
 
 @router.post("/auth/refresh", response_model=TokenResponse, summary="Exchange a refresh token")
-def refresh(body: RefreshRequest, services: ServicesDep) -> TokenResponse:
-    claims = services.tokens.verify(body.refresh_token, "refresh")
-    user = services.catalog.get_user(claims.subject)
+def refresh(
+    body: RefreshRequest, services: ServicesDep, auditor: AuditorDep, address: AddressDep
+) -> TokenResponse:
+    """A new access and refresh token for a refresh token, which is spent.
+
+    A refresh token works once. Presenting a spent one again means it was copied:
+    its whole family (every token of that sign-in) is revoked.
+    """
+    tokens = services.tokens
+    claims = tokens.verify(body.refresh_token, "refresh")
+    catalog = services.catalog
+    if catalog.token_revoked(None, claims.family, claims.subject, claims.issued_at):
+        raise InvalidTokenError("token revoked")
+    try:
+        catalog.revoke_tokens([("jti", claims.token_id, claims.expires_at)], fail_if_revoked=True)
+    except ConflictError:
+        catalog.revoke_tokens([("family", claims.family, datetime.now(UTC) + tokens.max_lifetime)])
+        auditor.record(
+            Auditor.event(
+                claims.subject,
+                "token_reuse",
+                claims.subject,
+                address,
+                "denied",
+                {"family": claims.family},
+            )
+        )
+        raise InvalidTokenError("refresh token reused") from None
+    user = catalog.get_user(claims.subject)
     if user is None or user.disabled:
+        auditor.record(
+            Auditor.event(
+                claims.subject,
+                "token_refresh",
+                claims.subject,
+                address,
+                "denied",
+                {"reason": "disabled" if user else "unknown_user"},
+            )
+        )
         raise InvalidCredentialsError("unknown or disabled user")
-    return _tokens(services, user.username)
+    auditor.record_later(Auditor.event(user.username, "token_refresh", user.username, address))
+    return _tokens(services, user.username, claims.family)
+
+
+@router.post(
+    "/auth/logout",
+    status_code=204,
+    response_class=Response,
+    summary="Sign out: revoke this access token and every token of its sign-in",
+)
+def logout(
+    claims: AccessClaimsDep, services: ServicesDep, auditor: AuditorDep, address: AddressDep
+) -> Response:
+    services.catalog.revoke_tokens(
+        [
+            ("jti", claims.token_id, claims.expires_at),
+            ("family", claims.family, datetime.now(UTC) + services.tokens.max_lifetime),
+        ]
+    )
+    auditor.record(Auditor.event(claims.subject, "sign_out", claims.subject, address))
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=Me)

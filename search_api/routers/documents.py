@@ -15,6 +15,7 @@ from search_api.audit import Auditor
 from search_api.deps import (
     AddressDep,
     AuditorDep,
+    DownloadRateDep,
     ManagedDoc,
     PrincipalDep,
     ReadableDoc,
@@ -232,12 +233,19 @@ def _stream(services: ServicesDep, key: str, filename: str, content_type: str) -
     )
 
 
+_DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {}}},
+    429: {"description": "too many downloads (see Retry-After)"},
+}
+
+
 @router.get(
     "/{document_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses=_DOWNLOAD_RESPONSES,
 )
 def download_content(
+    _rate: DownloadRateDep,
     doc: ReadableDoc,
     services: ServicesDep,
     principal: PrincipalDep,
@@ -301,7 +309,16 @@ async def put_content(
 
 
 @router.get("/{document_id}/versions", response_model=list[VersionOut])
-def list_versions(doc: ReadableDoc, services: ServicesDep) -> list[VersionOut]:
+def list_versions(
+    doc: ReadableDoc,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+) -> list[VersionOut]:
+    auditor.record_later(
+        Auditor.event(principal.username, "read", doc.id, address, detail={"what": "versions"})
+    )
     return [
         VersionOut(
             version=v.version,
@@ -318,9 +335,10 @@ def list_versions(doc: ReadableDoc, services: ServicesDep) -> list[VersionOut]:
 @router.get(
     "/{document_id}/versions/{version}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses=_DOWNLOAD_RESPONSES,
 )
 def download_version(
+    _rate: DownloadRateDep,
     version: int,
     doc: ReadableDoc,
     services: ServicesDep,
@@ -367,11 +385,30 @@ def _acl_out(doc: DocumentRecord) -> AclIO:
 
 
 @router.get("/{document_id}/acl", response_model=AclIO)
-def get_acl(doc: ReadableDoc, services: ServicesDep, principal: PrincipalDep) -> AclIO:
+def get_acl(
+    doc: ReadableDoc,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+) -> AclIO:
     # Readers see that the document exists; only managers see who else may read it.
     access = document_access(doc, services.catalog.list_policies())
     if not can(principal, access, Permission.MANAGE, datetime.now(UTC)):
+        auditor.record_later(
+            Auditor.event(
+                principal.username,
+                "denied",
+                doc.id,
+                address,
+                "denied",
+                {"method": "GET", "what": "acl", "needs": "manage", "status": 403},
+            )
+        )
         raise forbidden("you need 'manage' permission to see this document's access list")
+    auditor.record_later(
+        Auditor.event(principal.username, "read", doc.id, address, detail={"what": "acl"})
+    )
     return _acl_out(doc)
 
 

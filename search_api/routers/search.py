@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from indexer.index.base import SearchRequest, SortOrder
 from indexer.query import MAX_QUERY_CHARS, parse_user_query
 from search_api.audit import Auditor
-from search_api.deps import AddressDep, AuditorDep, PrincipalDep, ServicesDep
+from search_api.deps import AddressDep, AuditorDep, PrincipalDep, SearchRateDep, ServicesDep
 from search_api.errors import ApiError
 from search_api.schemas import FacetOut, HitOut, SearchOut
 from search_api.search import search_documents
@@ -36,8 +36,13 @@ def _day_start(value: str | None, name: str) -> datetime | None:
         ) from None
 
 
-@router.get("/search", response_model=SearchOut)
+@router.get(
+    "/search",
+    response_model=SearchOut,
+    responses={429: {"description": "too many searches (see Retry-After)"}},
+)
 def search(
+    _rate: SearchRateDep,
     services: ServicesDep,
     principal: PrincipalDep,
     auditor: AuditorDep,
@@ -101,6 +106,7 @@ def search(
                     if v
                 },
                 "total": results.total,
+                "hits": len(results.hits),
                 "page": page,
             },
         )

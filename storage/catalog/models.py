@@ -220,3 +220,33 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, object]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The newest audit record, kept beside the chain (one row, id 1).
+
+    Updated in the transaction that appends to the chain, so that removing
+    records from the end of the log (which leaves the chain itself consistent)
+    is found by `verify_audit_chain`.
+    """
+
+    __tablename__ = "audit_chain_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class TokenRevocation(Base):
+    """A revoked token (`jti`), token family (`family`) or all of a user's tokens (`user`).
+
+    A `user` row refuses that user's tokens issued at or before `revoked_at`. Rows
+    are kept until `expires_at`, after which every token they could refuse has
+    expired anyway, and are then pruned.
+    """
+
+    __tablename__ = "token_revocations"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revoked_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(index=True)

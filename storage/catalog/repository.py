@@ -55,6 +55,9 @@ from storage.catalog.records import (
 from storage.errors import ConflictError, NotFoundError, StorageUnavailableError
 
 GENESIS_HASH = "0" * 64
+#: How long a disabled user's "tokens issued before now" revocation is kept: longer
+#: than any token lifetime the settings allow (refresh tokens: at most 30 days).
+USER_REVOCATION_KEPT = timedelta(days=31)
 _WRITE = "crossdoc_write"
 
 
@@ -276,6 +279,15 @@ class Catalog:
                 u.department_code = department
             if roles is not None:
                 u.roles = sorted(set(roles))
+            if disabled and not u.disabled:
+                # Refuse every token issued so far, also after the user is enabled again.
+                now = _now()
+                revocation = s.get(m.TokenRevocation, ("user", username))
+                if revocation is None:
+                    revocation = m.TokenRevocation(kind="user", value=username)
+                    s.add(revocation)
+                revocation.revoked_at = now
+                revocation.expires_at = now + USER_REVOCATION_KEPT
             if disabled is not None:
                 u.disabled = disabled
             if password_hash is not None:
@@ -936,30 +948,65 @@ class Catalog:
 
     @staticmethod
     def _append_audit(s: Session, events: Sequence[NewAuditEvent]) -> None:
-        last = s.scalars(
-            select(m.AuditEvent).order_by(m.AuditEvent.id.desc()).limit(1).with_for_update()
+        # The head row is the lock that serialises writers of the chain.
+        head = s.scalars(
+            select(m.AuditChainHead).where(m.AuditChainHead.id == 1).with_for_update()
         ).first()
-        prev = last.hash if last else GENESIS_HASH
+        if head is None:
+            head = m.AuditChainHead(id=1, last_id=0, last_hash=GENESIS_HASH, count=0)
+            s.add(head)
+        prev = head.last_hash
+        rows = []
         for ev in events:
             at = _now()
             digest = _chain_hash(
                 prev,
                 audit_fields(at, ev.actor, ev.action, ev.target, ev.address, ev.outcome, ev.detail),
             )
-            s.add(
-                m.AuditEvent(
-                    at=at,
-                    actor=ev.actor,
-                    action=ev.action,
-                    target=ev.target,
-                    address=ev.address,
-                    outcome=ev.outcome,
-                    detail=ev.detail,
-                    prev_hash=prev,
-                    hash=digest,
-                )
+            row = m.AuditEvent(
+                at=at,
+                actor=ev.actor,
+                action=ev.action,
+                target=ev.target,
+                address=ev.address,
+                outcome=ev.outcome,
+                detail=ev.detail,
+                prev_hash=prev,
+                hash=digest,
             )
+            s.add(row)
+            rows.append(row)
             prev = digest
+        s.flush()
+        head.last_id = rows[-1].id
+        head.last_hash = prev
+        head.count += len(rows)
+
+    @staticmethod
+    def _audit_query(
+        *,
+        actor: str | None,
+        action: str | None,
+        target: str | None,
+        outcome: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        after_id: int,
+    ) -> Any:
+        query = select(m.AuditEvent).where(m.AuditEvent.id > after_id)
+        if actor:
+            query = query.where(m.AuditEvent.actor == actor)
+        if action:
+            query = query.where(m.AuditEvent.action == action)
+        if target:
+            query = query.where(m.AuditEvent.target == target)
+        if outcome:
+            query = query.where(m.AuditEvent.outcome == outcome)
+        if since:
+            query = query.where(m.AuditEvent.at >= since)
+        if until:
+            query = query.where(m.AuditEvent.at < until)
+        return query.order_by(m.AuditEvent.id)
 
     def list_audit(
         self,
@@ -967,21 +1014,28 @@ class Catalog:
         actor: str | None = None,
         action: str | None = None,
         target: str | None = None,
+        outcome: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
         after_id: int = 0,
         limit: int = 100,
     ) -> list[AuditRecord]:
+        """Audit records matching every filter given, oldest first, with ids above `after_id`.
+
+        `since` is inclusive, `until` exclusive. Page on with `after_id` set to
+        the last id returned.
+        """
         with self._session() as s:
-            query = select(m.AuditEvent).where(m.AuditEvent.id > after_id)
-            if actor:
-                query = query.where(m.AuditEvent.actor == actor)
-            if action:
-                query = query.where(m.AuditEvent.action == action)
-            if target:
-                query = query.where(m.AuditEvent.target == target)
-            if since:
-                query = query.where(m.AuditEvent.at >= since)
-            rows = s.scalars(query.order_by(m.AuditEvent.id).limit(limit))
+            query = self._audit_query(
+                actor=actor,
+                action=action,
+                target=target,
+                outcome=outcome,
+                since=since,
+                until=until,
+                after_id=after_id,
+            )
+            rows = s.scalars(query.limit(limit))
             return [
                 AuditRecord(
                     r.id,
@@ -998,31 +1052,129 @@ class Catalog:
                 for r in rows
             ]
 
-    def verify_audit_chain(self) -> tuple[bool, int, str]:
-        """Re-hash the whole chain. Returns (ok, records checked, first problem)."""
-        prev = GENESIS_HASH
-        checked = 0
+    def iter_audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch: int = 1000,
+    ) -> Iterator[AuditRecord]:
+        """Every matching audit record, oldest first, read in batches (for exports)."""
         after = 0
         while True:
-            batch = self.list_audit(after_id=after, limit=1000)
-            if not batch:
-                return True, checked, ""
-            for r in batch:
-                expected = _chain_hash(
-                    prev,
-                    audit_fields(r.at, r.actor, r.action, r.target, r.address, r.outcome, r.detail),
+            rows = self.list_audit(
+                actor=actor,
+                action=action,
+                target=target,
+                outcome=outcome,
+                since=since,
+                until=until,
+                after_id=after,
+                limit=batch,
+            )
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
+
+    def verify_audit_chain(self) -> tuple[bool, int, str]:
+        """Re-hash the whole chain and compare its end with the head.
+
+        Returns (ok, records checked, first problem). The problem names the
+        first record that does not verify: one whose contents were edited, one
+        whose predecessor was removed, or the first one missing at the end.
+        """
+        prev = GENESIS_HASH
+        checked = 0
+        last_id = 0
+        for r in self.iter_audit():
+            expected = _chain_hash(
+                prev,
+                audit_fields(r.at, r.actor, r.action, r.target, r.address, r.outcome, r.detail),
+            )
+            if r.prev_hash != prev:
+                return (
+                    False,
+                    checked,
+                    f"record {r.id}: chain broken: the record before it "
+                    f"(after record {last_id}) was removed or altered",
                 )
-                if r.prev_hash != prev:
-                    return (
-                        False,
-                        checked,
-                        f"record {r.id}: chain broken (a record before it was removed or altered)",
+            if r.hash != expected:
+                return False, checked, f"record {r.id}: contents do not match its hash"
+            prev = r.hash
+            checked += 1
+            last_id = r.id
+        with self._session() as s:
+            head = s.get(m.AuditChainHead, 1)
+            if head is None:
+                if checked:
+                    return False, checked, "the chain head is missing"
+                return True, 0, ""
+            if head.last_hash != prev or head.count != checked:
+                return (
+                    False,
+                    checked,
+                    f"record {last_id + 1}: missing: the log ends at record {last_id} "
+                    f"({checked} records) but its head records {head.count} records "
+                    f"ending at record {head.last_id}",
+                )
+        return True, checked, ""
+
+    # -- token revocations -----------------------------------------------------------
+
+    def revoke_tokens(
+        self, entries: Sequence[tuple[str, str, datetime]], *, fail_if_revoked: bool = False
+    ) -> None:
+        """Record revocations: (kind, value, until when it matters) each.
+
+        Kinds are `jti`, `family` and `user`. With `fail_if_revoked`, an entry
+        already present raises `ConflictError` and nothing is recorded (used to
+        spend a refresh token exactly once). Expired revocations are pruned in
+        the same transaction.
+        """
+        now = _now()
+        with self._session(write=True) as s:
+            s.execute(delete(m.TokenRevocation).where(m.TokenRevocation.expires_at <= now))
+            for kind, value, expires_at in entries:
+                existing = s.get(m.TokenRevocation, (kind, value))
+                if existing is not None:
+                    if fail_if_revoked:
+                        raise ConflictError(f"{kind} {value} already revoked")
+                    existing.revoked_at = now
+                    existing.expires_at = max(existing.expires_at, expires_at)
+                else:
+                    s.add(
+                        m.TokenRevocation(
+                            kind=kind, value=value, revoked_at=now, expires_at=expires_at
+                        )
                     )
-                if r.hash != expected:
-                    return False, checked, f"record {r.id}: contents do not match its hash"
-                prev = r.hash
-                checked += 1
-            after = batch[-1].id
+
+    def token_revoked(
+        self, token_id: str | None, family: str, username: str, issued_at: datetime
+    ) -> bool:
+        """Whether this token (unless None), its family, or the user's tokens up to its
+        issue time are revoked."""
+        table = m.TokenRevocation.__table__
+        wanted = ((table.c.kind == "family") & (table.c.value == family)) | (
+            (table.c.kind == "user") & (table.c.value == username)
+        )
+        if token_id is not None:
+            wanted = wanted | ((table.c.kind == "jti") & (table.c.value == token_id))
+        with self._session() as s:
+            rows = s.execute(select(table.c.kind, table.c.revoked_at).where(wanted)).all()
+        return any(kind != "user" or issued_at <= revoked_at for kind, revoked_at in rows)
+
+    def prune_token_revocations(self) -> int:
+        """Remove revocations past their expiry; returns how many."""
+        with self._session(write=True) as s:
+            result = s.execute(
+                delete(m.TokenRevocation).where(m.TokenRevocation.expires_at <= _now())
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     # -- policies ----------------------------------------------------------------------
 

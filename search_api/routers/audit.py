@@ -1,0 +1,161 @@
+"""/admin/audit: the audit log (roles `auditor`, `admin`), listed with filters or exported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from search_api.audit import Auditor, audit_json_line
+from search_api.deps import AddressDep, AuditorDep, AuditorRoleDep, ServicesDep
+from search_api.errors import ApiError
+from search_api.schemas import AuditOut
+
+router = APIRouter(prefix="/admin", tags=["audit"])
+
+# Times without a zone are Korean times, as everywhere in the API.
+KST = ZoneInfo("Asia/Seoul")
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    actor: str | None
+    action: str | None
+    document: str | None
+    outcome: str | None
+    since: datetime | None
+    until: datetime | None
+
+    def as_detail(self) -> dict[str, object]:
+        return {
+            k: v.isoformat() if isinstance(v, datetime) else v
+            for k, v in self.__dict__.items()
+            if v is not None
+        }
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=KST)
+
+
+def audit_filters(
+    actor: Annotated[str | None, Query(max_length=64, description="who acted")] = None,
+    action: Annotated[
+        str | None,
+        Query(max_length=64, description="e.g. sign_in, search, read, download, upload, denied"),
+    ] = None,
+    document: Annotated[str | None, Query(max_length=200, description="document id")] = None,
+    outcome: Annotated[
+        str | None, Query(max_length=32, description="ok, denied or not_found")
+    ] = None,
+    since: Annotated[
+        datetime | None, Query(description="from this time (inclusive; ISO 8601, KST if no zone)")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="before this time (exclusive)")] = None,
+) -> AuditFilters:
+    filters = AuditFilters(actor, action, document, outcome, _aware(since), _aware(until))
+    if filters.since and filters.until and filters.until <= filters.since:
+        raise ApiError(400, "invalid_query", "until must be after since")
+    return filters
+
+
+FiltersDep = Annotated[AuditFilters, Depends(audit_filters)]
+
+
+@router.get(
+    "/audit",
+    response_model=list[AuditOut],
+    summary="Audit events, oldest first; page on with after_id (see the X-Next-Cursor header)",
+)
+def list_audit(
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    _: AuditorRoleDep,
+    filters: FiltersDep,
+    after_id: Annotated[int, Query(ge=0, description="cursor: only events after this id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 100,
+) -> list[AuditOut]:
+    rows = services.catalog.list_audit(
+        actor=filters.actor,
+        action=filters.action,
+        target=filters.document,
+        outcome=filters.outcome,
+        since=filters.since,
+        until=filters.until,
+        after_id=after_id,
+        limit=limit,
+    )
+    if len(rows) == limit:
+        cursor = rows[-1].id
+        response.headers["X-Next-Cursor"] = str(cursor)
+        next_url = request.url.include_query_params(after_id=cursor)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return [
+        AuditOut(
+            id=r.id,
+            at=r.at,
+            actor=r.actor,
+            action=r.action,
+            target=r.target,
+            address=r.address,
+            outcome=r.outcome,
+            detail=r.detail,
+        )
+        for r in rows
+    ]
+
+
+@router.get(
+    "/audit/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/jsonl": {}}}},
+    summary="The audit log as JSON Lines (one event a line, with its chain hashes)",
+)
+def export_audit(
+    services: ServicesDep,
+    auditor_principal: AuditorRoleDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    filters: FiltersDep,
+) -> StreamingResponse:
+    # Recorded before the export runs, so the export itself is in the log it exports.
+    auditor.record(
+        Auditor.event(
+            auditor_principal.username,
+            "audit_export",
+            "",
+            address,
+            detail=filters.as_detail(),
+        )
+    )
+
+    def lines() -> Iterator[bytes]:
+        for record in services.catalog.iter_audit(
+            actor=filters.actor,
+            action=filters.action,
+            target=filters.document,
+            outcome=filters.outcome,
+            since=filters.since,
+            until=filters.until,
+        ):
+            yield audit_json_line(record).encode("utf-8")
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        lines(),
+        media_type="application/jsonl",
+        headers={
+            "Content-Disposition": f'attachment; filename="crossdoc-audit-{stamp}.jsonl"',
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
