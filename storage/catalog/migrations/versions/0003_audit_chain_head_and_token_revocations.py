@@ -1,7 +1,7 @@
 """audit chain head and token revocations
 
-Revision ID: 0002_audit
-Revises: 0001
+Revision ID: 0003_audit
+Revises: 0002_hangul
 Create Date: 2026-11-25 10:00:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = "0002_audit"
-down_revision: str | None = "0001"
+revision: str = "0003_audit"
+down_revision: str | None = "0002_hangul"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
