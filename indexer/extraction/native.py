@@ -114,7 +114,10 @@ class NativeTikaExtractor:
         # Cached text depends on OCR: its switch, engine and languages are in the version.
         ocr_tag = "off"
         if ocr is not None:
-            ocr_tag = f"{probe_engine(ocr).tag}.{ocr.languages}"
+            probe = probe_engine(ocr)
+            if not probe.available:
+                logger.warning("OCR unavailable, images will have no text: %s", probe.reason)
+            ocr_tag = f"{probe.tag}.{ocr.languages}"
         self.version = f"iscc-tika-{_tika_version()}+crossdoc.{_ADAPTER_REVISION}+ocr.{ocr_tag}"
         self.ocr = ocr
         self._timeout = timeout_seconds

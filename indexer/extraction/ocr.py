@@ -274,7 +274,7 @@ class OcrRunner:
 
     def _ocr_image(self, path: str, workdir: str, run: _Run) -> None:
         # Imported here: only children that meet an image pay for Pillow.
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, ImageOps, UnidentifiedImageError
 
         # Our own check below reads the size from the header, before decoding,
         # and says so in our words; the child's RLIMIT_DATA stays the backstop.
@@ -299,7 +299,10 @@ class OcrRunner:
                     )
                 page_path = os.path.join(workdir, f"page-{number:04d}.pgm")
                 try:
-                    image.convert("L").save(page_path)
+                    # Phone photos of paper are stored sideways with an EXIF
+                    # orientation; tesseract reads only upright lines.
+                    upright = ImageOps.exif_transpose(image) if number == 0 else image
+                    upright.convert("L").save(page_path)
                 except (OSError, ValueError, SyntaxError, EOFError) as err:
                     if run.pages_done or batch:
                         run.truncated = True

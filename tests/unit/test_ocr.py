@@ -211,3 +211,17 @@ def test_invalid_ocr_settings_are_refused() -> None:
         OcrConfig(languages="kor; rm -rf /")
     with pytest.raises(ValueError, match="limits"):
         OcrConfig(max_pages=0)
+
+
+@needs_tesseract
+def test_sideways_phone_photo_is_turned_upright_by_its_exif_orientation(
+    extractor: NativeTikaExtractor, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    sideways = scans.render_page().rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    path = tmp_path / "photo.jpg"
+    sideways.save(path, format="JPEG", quality=90, exif=exif.tobytes(), dpi=(300, 300))
+    assert_scan_read(extractor.extract(path))
