@@ -269,10 +269,12 @@ def classify(report: ParserReport, *, max_text_chars: int) -> Extraction:
             truncated=truncated,
             detail=_ocr_note(report),
         )
-    ocr_failure = _ocr_failure(report)
-    if ocr_failure is not None:
-        return _failed(*ocr_failure, content_type, metadata)
     status, detail, content_type = _classify_no_text(report, content_type)
+    ocr_failure = _ocr_failure(report)
+    if status is ExtractionStatus.EMPTY and ocr_failure is not None:
+        # Only when nothing more telling was found: an encrypted PDF stays
+        # "encrypted", even though OCR then failed on it too.
+        status, detail = ocr_failure
     return _failed(status, detail, content_type, metadata)
 
 

@@ -7,6 +7,7 @@ and the reply path are exercised for real.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import pytest
 from crossdoc.settings import Settings
 from crossdoc.wiring import build_extractor
 from indexer.extraction.base import Extraction, ExtractionStatus
+from indexer.extraction.classify import ParserReport, classify
 from indexer.extraction.native import NativeTikaExtractor
 from indexer.extraction.ocr import OcrConfig, probe_engine, wants_ocr
 from tests import scans
@@ -225,3 +227,42 @@ def test_sideways_phone_photo_is_turned_upright_by_its_exif_orientation(
     path = tmp_path / "photo.jpg"
     sideways.save(path, format="JPEG", quality=90, exif=exif.tobytes(), dpi=(300, 300))
     assert_scan_read(extractor.extract(path))
+
+
+# -- classification of the child's OCR report (pure) ----------------------------------
+
+
+def ocr_report(content_type: str, **fields: object) -> ParserReport:
+    parser = "org.apache.tika.parser.image.ImageParser"
+    metadata = {"Content-Type": [content_type], "X-TIKA:Parsed-By": [parser]}
+    return dataclasses.replace(ParserReport(size=1000, metadata=metadata), **fields)
+
+
+def test_ocr_text_is_ok_and_says_ocr_with_its_note() -> None:
+    used = ocr_report("image/png", text="출생통보제", ocr_status="ok", ocr_used=True)
+    assert classify(used, max_text_chars=100).status_detail == "ocr"
+    capped = dataclasses.replace(used, ocr_detail="20 of 57 pages", source_truncated=True)
+    result = classify(capped, max_text_chars=100)
+    assert result.status_detail == "ocr (20 of 57 pages)" and result.truncated
+    # OCR ran, but the text layer was longer and was kept: not OCR's text.
+    kept = dataclasses.replace(used, ocr_used=False)
+    assert classify(kept, max_text_chars=100).status_detail == ""
+
+
+def test_ocr_failures_become_statuses_unless_something_more_telling_was_found() -> None:
+    bomb = ocr_report("image/png", ocr_status="limit_exceeded", ocr_detail="image too large")
+    assert classify(bomb, max_text_chars=100).status_detail == "limit_exceeded: image too large"
+    broken = ocr_report("image/png", ocr_status="parse_error", ocr_detail="unreadable image")
+    assert classify(broken, max_text_chars=100).status is ExtractionStatus.PARSE_ERROR
+    nothing = ocr_report("image/png", ocr_status="empty")
+    assert classify(nothing, max_text_chars=100).status_detail == "empty"
+    # A password-protected PDF that poppler cannot open either stays "encrypted".
+    locked = dataclasses.replace(
+        ocr_report("application/pdf", ocr_status="parse_error", ocr_detail="Incorrect password"),
+        metadata={
+            "Content-Type": ["application/pdf"],
+            "X-TIKA:Parsed-By": ["org.apache.tika.parser.pdf.PDFParser"],
+            "X-TIKA:warning": ["EncryptedDocumentException: document is encrypted"],
+        },
+    )
+    assert classify(locked, max_text_chars=100).status is ExtractionStatus.ENCRYPTED
