@@ -266,3 +266,19 @@ def test_ocr_failures_become_statuses_unless_something_more_telling_was_found() 
         },
     )
     assert classify(locked, max_text_chars=100).status is ExtractionStatus.ENCRYPTED
+
+
+@needs_tesseract
+def test_ocr_has_its_own_time_budget_beyond_the_extraction_timeout(tmp_path: Path) -> None:
+    # 40 lines take tesseract several seconds; the parser's 2 s do not cover them,
+    # the child asks its parent for OCR's budget and gets it.
+    long_page = scans.render_page(tuple(scans.BODY for _ in range(40)), size=40)
+    with NativeTikaExtractor(timeout_seconds=2.0, ocr=OcrConfig(timeout_seconds=120)) as ex:
+        ex.ping()
+        started = time.monotonic()
+        result = extract(ex, tmp_path / "long.png", scans.image_bytes(long_page, "PNG"))
+        elapsed = time.monotonic() - started
+    assert result.status_detail == "ocr", result
+    assert result.text.count("의료기관은") >= 30
+    if elapsed <= 2.0:
+        pytest.skip(f"OCR took only {elapsed:.1f} s here: the deadline extension was not needed")
