@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     extraction_memory_bytes: int = Field(default=2048 * MiB, ge=256 * MiB)
     extraction_max_text_chars: int = Field(default=5_000_000, ge=1000)
     extraction_workers: int = Field(default=1, ge=1, le=16)
+    #: OCR (Tesseract) of images and image-only PDFs, in the extraction child.
+    ocr: bool = True
+    ocr_languages: str = Field(default="kor+eng", pattern=r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
+    ocr_timeout_seconds: float = Field(default=180.0, gt=0)
+    ocr_memory_bytes: int = Field(default=1024 * MiB, ge=128 * MiB)
+    ocr_max_pages: int = Field(default=20, ge=1, le=1000)
+    ocr_max_pixels: int = Field(default=50_000_000, ge=1_000_000, le=1_000_000_000)
     worker_batch_size: int = Field(default=64, ge=1, le=1000)
 
     #: Korean analysis files (see infra/analysis/): the nori-format user dictionary

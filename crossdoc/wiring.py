@@ -109,12 +109,21 @@ def build_extractor(settings: Settings) -> TextExtractor:
             "unset it to use the embedded extractor"
         )
     from indexer.extraction.native import NativeTikaExtractor
+    from indexer.extraction.ocr import OcrConfig
 
     return NativeTikaExtractor(
         timeout_seconds=settings.extraction_timeout_seconds,
         memory_limit_bytes=settings.extraction_memory_bytes,
         max_text_chars=settings.extraction_max_text_chars,
         pool_size=settings.extraction_workers,
+        ocr=OcrConfig(
+            enabled=settings.ocr,
+            languages=settings.ocr_languages,
+            timeout_seconds=settings.ocr_timeout_seconds,
+            memory_limit_bytes=settings.ocr_memory_bytes,
+            max_pages=settings.ocr_max_pages,
+            max_pixels=settings.ocr_max_pixels,
+        ),
     )
 
 

@@ -97,7 +97,7 @@ def effective_title(doc: DocumentRecord, extraction: Extraction) -> str:
 
 def _document_status(extraction: Extraction) -> tuple[str, str]:
     if extraction.status is ExtractionStatus.OK:
-        return "indexed", ""
+        return "indexed", extraction.status_detail  # "" or, for OCR'd text, "ocr"
     return "failed", extraction.status_detail
 
 

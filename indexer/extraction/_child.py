@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from indexer.extraction.classify import ZIP_TYPES, base_type, bound_metadata, clean_text
 from indexer.extraction.hangul.reply import child_reply as hangul_reply
+from indexer.extraction.ocr import REPLY_GRACE_SECONDS, OcrConfig, OcrRunner, wants_ocr
 from indexer.extraction.sniff import (
     SNIFF_BYTES,
     is_hwp3,
@@ -60,6 +61,8 @@ class _Settings:
         self.max_text_chars = int(argv[1])
         self.timeout_seconds = float(argv[2])
         self.test_hooks = argv[3] == "1"
+        #: OCR settings as JSON (absent: no OCR).
+        self.ocr = OcrConfig.from_json(argv[4]) if len(argv) > 4 and argv[4] else None
 
 
 def _protocol_channel() -> IO[bytes]:
@@ -94,10 +97,17 @@ def _read_prefix(path: str, limit: int) -> bytes:
 
 
 class _Worker:
-    def __init__(self, settings: _Settings) -> None:
+    def __init__(
+        self, settings: _Settings, extend_deadline: Callable[[float], None] = lambda _s: None
+    ) -> None:
         import iscc_tika  # imported after the memory limit is set
 
         self.settings = settings
+        self.ocr: OcrRunner | None = None
+        if settings.ocr is not None and settings.ocr.enabled:
+            self.ocr = OcrRunner(
+                settings.ocr, max_text_chars=settings.max_text_chars, on_start=extend_deadline
+            )
         # The setters return a new Extractor (builder style). One character more
         # than we keep, so that the parent can tell a text was cut.
         self.extractor = iscc_tika.Extractor().set_extract_string_max_length(
@@ -153,7 +163,20 @@ class _Worker:
             reply["hwp5_in_ole2"] = ole2_is_hwp5(_read_prefix(path, _HWP5_SCAN_BYTES))
         elif kind in ZIP_TYPES and _mentions_encryption(kept):
             reply["zip_entries"], reply["zip_encrypted_entries"] = _count_zip_entries(path)
+        if self.ocr is not None and wants_ocr(kind, reply["text"], metadata):
+            self._add_ocr(path, kind, reply)
         return reply
+
+    def _add_ocr(self, path: str, kind: str, reply: dict[str, Any]) -> None:
+        """OCR an image or image-only PDF; its text replaces Tika's (near) nothing."""
+        outcome = self.ocr.run(path, kind) if self.ocr is not None else None
+        if outcome is None:
+            return
+        reply["ocr"] = outcome.to_reply()
+        if outcome.status == "ok" and len(outcome.text.strip()) > len(reply["text"].strip()):
+            reply["text"] = clean_text(outcome.text)
+            reply["source_truncated"] = outcome.truncated
+            reply["ocr"]["used"] = True
 
     def _parse(self, path: str) -> tuple[str, dict[str, list[str]]]:
         try:
@@ -307,6 +330,13 @@ def main(argv: list[str]) -> None:
     settings = _Settings(argv)
     channel = _protocol_channel()
     _limit_memory(settings.memory_limit_bytes)
-    worker = _Worker(settings)
+
+    def extend_deadline(seconds: float) -> None:
+        # OCR has a time budget of its own: move our alarm and the parent's deadline.
+        seconds += REPLY_GRACE_SECONDS
+        signal.alarm(min(math.ceil(seconds * 2) + 5, _MAX_ALARM_SECONDS))
+        _send(channel, {"extend_seconds": seconds})
+
+    worker = _Worker(settings, extend_deadline)
     _send(channel, {"ready": True, "pid": os.getpid()})
     _serve(channel, worker, settings)

@@ -53,6 +53,17 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def _extension(line: bytes) -> float | None:
+    """The seconds asked for by an `{"extend_seconds": …}` line, None for any other line."""
+    if not line.startswith(b'{"extend_seconds":'):
+        return None
+    try:
+        value = json.loads(line)["extend_seconds"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
 def _set_nonblocking(fd: int) -> None:
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
@@ -62,9 +73,17 @@ class ChildProcess:
     """A long-lived child speaking JSON lines (see `indexer.extraction._child`)."""
 
     def __init__(
-        self, command: list[str], *, memory_limit_bytes: int, max_reply_bytes: int
+        self,
+        command: list[str],
+        *,
+        memory_limit_bytes: int,
+        max_reply_bytes: int,
+        max_extension_seconds: float = 0.0,
     ) -> None:
+        """`max_extension_seconds`: how much more time the child may ask for, once
+        per request, with a `{"extend_seconds": …}` line (OCR's own budget)."""
         self._command = command
+        self._max_extension = max_extension_seconds
         self._memory_limit = memory_limit_bytes
         self._max_reply = max_reply_bytes
         self._proc: subprocess.Popen[bytes] | None = None
@@ -156,6 +175,7 @@ class ChildProcess:
         selector = self._selector
         assert proc is not None and selector is not None
         buffer = bytearray()
+        extended = False
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -174,9 +194,18 @@ class ChildProcess:
                     return Reply("died", returncode=returncode, messages=self._messages())
                 buffer += chunk
                 newline = buffer.find(b"\n")
-                if newline >= 0:
-                    self._read_stderr()
-                    return self._decode(bytes(buffer[:newline]))
+                while newline >= 0:
+                    line = bytes(buffer[:newline])
+                    del buffer[: newline + 1]
+                    extension = _extension(line)
+                    if extension is None:
+                        self._read_stderr()
+                        return self._decode(line)
+                    if not extended:
+                        extended = True
+                        grant = min(extension, self._max_extension)
+                        deadline = max(deadline, time.monotonic() + grant)
+                    newline = buffer.find(b"\n")
                 if len(buffer) > self._max_reply:
                     self.kill()
                     return Reply("garbled", messages=self._messages())

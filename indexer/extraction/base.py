@@ -25,6 +25,11 @@ class ExtractionStatus(enum.StrEnum):
     LIMIT_EXCEEDED = "limit_exceeded"  # the parser ran out of time or memory (bombs, loops)
 
 
+#: How `detail` starts when it is about OCR: "ocr" (the text was recognised in
+#: images), "ocr (3 of 57 pages)", "ocr unavailable: tesseract is not installed".
+OCR_NOTE = "ocr"
+
+
 @dataclass(frozen=True)
 class Extraction:
     """What an extractor found in one file."""
@@ -32,16 +37,24 @@ class Extraction:
     status: ExtractionStatus
     text: str = ""
     content_type: str = "application/octet-stream"  # detected from the bytes, not the name
-    detail: str = ""  # human-readable reason for a non-OK status
+    detail: str = ""  # human-readable reason for a non-OK status; for OK, "ocr…" or ""
     metadata: dict[str, str] = field(default_factory=dict)  # title, author, created, language…
     truncated: bool = False  # text was cut at the configured maximum length
 
     @property
     def status_detail(self) -> str:
-        """The catalog's `status_detail` string (API.md): '' when OK, else e.g. 'parse_error: …'."""
+        """The catalog's `status_detail` string (API.md).
+
+        OK: '' or, for text recognised in images, 'ocr' (with a note such as
+        'ocr (20 of 57 pages)'); otherwise the status, with the reason for
+        errors and limits ('parse_error: …') and for OCR that could not run
+        ('empty: ocr unavailable: tesseract is not installed').
+        """
         if self.status is ExtractionStatus.OK:
-            return ""
-        if self.status in (ExtractionStatus.PARSE_ERROR, ExtractionStatus.LIMIT_EXCEEDED):
+            return self.detail if self.detail.startswith(OCR_NOTE) else ""
+        if self.status in (ExtractionStatus.PARSE_ERROR, ExtractionStatus.LIMIT_EXCEEDED) or (
+            self.detail.startswith(f"{OCR_NOTE} ")
+        ):
             return f"{self.status.value}: {self.detail}" if self.detail else self.status.value
         return self.status.value
 

@@ -27,7 +27,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from indexer.extraction.base import Extraction, ExtractionStatus
+from indexer.extraction.base import OCR_NOTE, Extraction, ExtractionStatus
 
 #: Longest `detail` we keep: it lands in the catalog and in logs.
 MAX_DETAIL_CHARS = 200
@@ -111,6 +111,12 @@ class ParserReport:
     zip_entries: int = 0  # counted only for zip files that reported encryption
     zip_encrypted_entries: int = 0
     parser_messages: str = ""  # tail of the child's stderr during this file
+    # OCR (indexer.extraction.ocr), when the child ran it: "" (not run), "ok",
+    # "empty", "unavailable", "limit_exceeded" or "parse_error"; its reason or note;
+    # and whether `text` is OCR's.
+    ocr_status: str = ""
+    ocr_detail: str = ""
+    ocr_used: bool = False
 
 
 def clean_text(text: str) -> str:
@@ -261,9 +267,34 @@ def classify(report: ParserReport, *, max_text_chars: int) -> Extraction:
             content_type=content_type,
             metadata=metadata,
             truncated=truncated,
+            detail=_ocr_note(report),
         )
     status, detail, content_type = _classify_no_text(report, content_type)
+    ocr_failure = _ocr_failure(report)
+    if status is ExtractionStatus.EMPTY and ocr_failure is not None:
+        # Only when nothing more telling was found: an encrypted PDF stays
+        # "encrypted", even though OCR then failed on it too.
+        status, detail = ocr_failure
     return _failed(status, detail, content_type, metadata)
+
+
+def _ocr_note(report: ParserReport) -> str:
+    """`detail` of an OK extraction: "ocr" when the text was recognised in images."""
+    if not report.ocr_used:
+        return ""
+    return f"{OCR_NOTE} ({short(report.ocr_detail)})" if report.ocr_detail else OCR_NOTE
+
+
+def _ocr_failure(report: ParserReport) -> tuple[ExtractionStatus, str] | None:
+    """Status and detail when OCR was needed (no text otherwise) and could not run."""
+    detail = short(report.ocr_detail)
+    if report.ocr_status == "limit_exceeded":
+        return ExtractionStatus.LIMIT_EXCEEDED, detail or "OCR limit exceeded"
+    if report.ocr_status == "parse_error":
+        return ExtractionStatus.PARSE_ERROR, detail or "OCR failed"
+    if report.ocr_status == "unavailable":
+        return ExtractionStatus.EMPTY, short(f"{OCR_NOTE} unavailable: {detail}")
+    return None
 
 
 def _failed(

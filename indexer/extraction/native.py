@@ -30,6 +30,7 @@ from indexer.extraction.classify import (
     clean_text,
 )
 from indexer.extraction.hangul import HANGUL_REVISION
+from indexer.extraction.ocr import REPLY_GRACE_SECONDS, OcrConfig, probe_engine
 from indexer.extraction.sniff import SNIFF_BYTES, sniff_content_type
 from indexer.extraction.textdecode import decode_text
 
@@ -75,6 +76,9 @@ class NativeTikaExtractor:
       its resident memory (VmRSS, ~130 MiB at rest) exceeds it: LIMIT_EXCEEDED
       "memory: …". 0 disables both.
     - `max_text_chars`: longer text is cut and marked `truncated`.
+    - `ocr`: images and image-only PDFs are OCR'd with Tesseract in the same
+      child, under the limits of `OcrConfig` (its own time budget, on top of
+      `timeout_seconds`); None or disabled: no OCR.
 
     A child that dies (segfault, kernel OOM killer, native panic) is replaced;
     the file ends PARSE_ERROR or LIMIT_EXCEEDED with the reason.
@@ -90,6 +94,7 @@ class NativeTikaExtractor:
         recycle_after: int = 1000,
         startup_timeout_seconds: float = 30.0,
         queue_timeout_seconds: float | None = None,
+        ocr: OcrConfig | None = None,
         _test_hooks: bool = False,
     ) -> None:
         """Configure the pool; children start lazily, on first use.
@@ -106,18 +111,29 @@ class NativeTikaExtractor:
         if 0 < memory_limit_bytes < _MIN_MEMORY_LIMIT:
             # The child needs ~130 MiB at rest (Python and the native image).
             raise ValueError(f"memory_limit_bytes below {_MIN_MEMORY_LIMIT // _MIB} MiB")
+        ocr = ocr if ocr is not None and ocr.enabled else None
+        # Cached text depends on OCR: its switch, engine and languages are in the version.
+        ocr_tag = "off"
+        if ocr is not None:
+            probe = probe_engine(ocr)
+            if not probe.available:
+                logger.warning("OCR unavailable, images will have no text: %s", probe.reason)
+            ocr_tag = f"{probe.tag}.{ocr.languages}"
         self.version = (
-            f"iscc-tika-{_tika_version()}+crossdoc.{_ADAPTER_REVISION}.hangul{HANGUL_REVISION}"
+            f"iscc-tika-{_tika_version()}+crossdoc.{_ADAPTER_REVISION}"
+            f".hangul{HANGUL_REVISION}+ocr.{ocr_tag}"
         )
+        self.ocr = ocr
         self._timeout = timeout_seconds
         self._memory_limit = memory_limit_bytes
         self._max_text_chars = max_text_chars
         self._recycle_after = recycle_after
         self._startup_timeout = startup_timeout_seconds
+        ocr_seconds = ocr.timeout_seconds + REPLY_GRACE_SECONDS if ocr is not None else 0.0
         self._queue_timeout = (
             queue_timeout_seconds
             if queue_timeout_seconds is not None
-            else 2 * timeout_seconds + startup_timeout_seconds
+            else 2 * (timeout_seconds + ocr_seconds) + startup_timeout_seconds
         )
         command = [
             sys.executable,
@@ -129,12 +145,18 @@ class NativeTikaExtractor:
             str(max_text_chars),
             repr(timeout_seconds),
             "1" if _test_hooks else "0",
+            ocr.to_json() if ocr is not None else "",
         ]
         self._test_hooks = _test_hooks
         # JSON escapes control characters as 6 bytes; leave room for metadata.
         max_reply = max_text_chars * 6 + 8 * _MIB
         self._children: list[ChildProcess] = [
-            ChildProcess(command, memory_limit_bytes=memory_limit_bytes, max_reply_bytes=max_reply)
+            ChildProcess(
+                command,
+                memory_limit_bytes=memory_limit_bytes,
+                max_reply_bytes=max_reply,
+                max_extension_seconds=ocr_seconds,
+            )
             for _ in range(pool_size)
         ]
         self._idle: queue.Queue[ChildProcess] = queue.Queue()
@@ -375,6 +397,9 @@ def _report_from(payload: dict[str, Any], messages: str) -> ParserReport | None:
             for key, values in raw_metadata.items()
             if isinstance(values, list)
         }
+        ocr = payload.get("ocr") or {}
+        if not isinstance(ocr, dict):
+            return None
         return ParserReport(
             size=int(payload.get("size", -1)),
             text=str(payload.get("text", "")),
@@ -388,6 +413,9 @@ def _report_from(payload: dict[str, Any], messages: str) -> ParserReport | None:
             zip_entries=int(payload.get("zip_entries", 0)),
             zip_encrypted_entries=int(payload.get("zip_encrypted_entries", 0)),
             parser_messages=messages,
+            ocr_status=str(ocr.get("status", "")),
+            ocr_detail=str(ocr.get("detail", "")),
+            ocr_used=bool(ocr.get("used", False)),
         )
     except (TypeError, ValueError, AttributeError):
         return None
