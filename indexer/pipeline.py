@@ -134,17 +134,23 @@ class IndexingPipeline:
     @staticmethod
     def index_document(
         doc: DocumentRecord,
-        extraction: Extraction,
+        extraction: Extraction | None,
         policies: Sequence[PolicyRecord],
         now: datetime,
     ) -> IndexDocument:
-        content_type = base_type(extraction.content_type) or doc.content_type
+        """The index entry of a document; without `extraction`, for `update_access` (no body)."""
+        body = ""
+        content_type = doc.content_type
+        if extraction is not None:
+            content_type = base_type(extraction.content_type) or doc.content_type
+            if extraction.status is ExtractionStatus.OK:
+                body = extraction.text
         return IndexDocument(
             id=doc.id,
             revision=doc.revision,
             title=doc.title,
             filename=doc.filename,
-            body=extraction.text if extraction.status is ExtractionStatus.OK else "",
+            body=body,
             department=doc.department,
             ministry=doc.ministry,
             content_type=content_type,
@@ -172,6 +178,20 @@ class IndexingPipeline:
         to_index: list[tuple[DocumentRecord, Extraction]] = []
         fresh: list[ExtractionRecord] = []
         live = [d for d in docs if d.deleted_at is None]
+        # Only the access of these changed since they were indexed (no other
+        # outbox work is pending for them): the index keeps their text and
+        # only their readers are rewritten; no extraction, no blob read.
+        full = self.catalog.pending_full_reindex([d.id for d in live])
+        access_only = [d for d in live if d.id not in full and d.status != "pending"]
+        if access_only:
+            missing = set(
+                self.index.update_access(
+                    [self.index_document(d, None, policies, now) for d in access_only]
+                )
+            )
+            access_only = [d for d in access_only if d.id not in missing]
+            done = {d.id for d in access_only}
+            live = [d for d in live if d.id not in done]
         cache = self.catalog.get_extractions([d.sha256 for d in live], self.extractor.version)
         for doc in live:
             to_index.append((doc, self.extract(doc, fresh, cache)))
@@ -184,6 +204,9 @@ class IndexingPipeline:
         self.index.refresh()
 
         outcomes: list[tuple[str, int, int, str | None, str, str | None]] = []
+        for doc in access_only:
+            outcomes.append((doc.id, doc.revision, doc.version, None, "", None))
+            report.indexed.append(doc.id)
         for doc in to_delete:
             outcomes.append((doc.id, doc.revision, doc.version, None, "", None))
             report.deleted.append(doc.id)

@@ -2,8 +2,9 @@
 
 1. The caller's reader tokens come from the catalog (a disabled user has none and
    gets nothing).
-2. Documents whose index entry is stale on access (ACL or visibility changed,
-   deleted, a grant expired, not yet re-indexed) are excluded from the index
+2. Documents whose index entry is stale on access (ACL, visibility or tags
+   changed, deleted, a grant expired, a policy concerning the caller created,
+   changed, deleted or expired, not yet re-indexed) are excluded from the index
    query, decided against the catalog instead, and searched by id: so a
    revocation is effective in the very next search, totals and facets included.
 3. The hits of the page are re-checked against the catalog before they are
@@ -73,7 +74,9 @@ def search_documents(
         return SearchResults(total=0, hits=[], facets={name: [] for name in FACET_FIELDS})
 
     now = datetime.now(UTC)
-    stale_ids = frozenset(catalog.stale_access_ids())
+    # Stale for this caller: includes documents touched by a policy change that
+    # concerns one of the caller's tokens and has not reached the index yet.
+    stale_ids = frozenset(catalog.stale_access_ids(tokens))
     window = request.offset + request.limit
     # Beyond the first page, highlight only the page returned (second pass below).
     deep = request.offset > 0 and request.with_highlights

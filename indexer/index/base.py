@@ -125,6 +125,17 @@ class SearchIndex(Protocol):
         """Remove documents by id (missing ids are ignored). Raises `SearchUnavailableError`."""
         ...
 
+    def update_access(self, docs: Sequence[IndexDocument]) -> list[str]:
+        """Rewrite documents already in the index with new readers and metadata, keeping
+        the text stored for them (the `body` given is ignored).
+
+        For a change of access only (an ACL, a policy): no extraction and no read
+        of the original. The same revision rule as `upsert` applies. Returns the
+        ids the index does not hold, which the caller must index in full. Raises
+        `SearchUnavailableError`.
+        """
+        ...
+
     def search(self, request: SearchRequest) -> SearchResults:
         """Run a permission-filtered search.
 

@@ -44,6 +44,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,22 @@ class TantivyIndex:
                     continue  # an older task must not restore older text or ACL
                 writer.delete_documents_by_term("id", doc.id)
                 writer.add_document(self._to_tantivy(doc))
+
+    def update_access(self, docs: Sequence[IndexDocument]) -> list[str]:
+        """Re-add documents with new readers and the body stored for them (one commit).
+
+        Tantivy cannot change one field of a document, so each is rebuilt from
+        its stored body and the metadata given; the analysis runs again, but
+        nothing is extracted or read from the object store.
+        """
+        if not docs:
+            return []
+        self._check_open()
+        bodies = self._stored_bodies([d.id for d in docs])
+        missing = [d.id for d in docs if d.id not in bodies]
+        present = [replace(d, body=bodies[d.id]) for d in docs if d.id in bodies]
+        self.upsert(present)
+        return missing
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove documents by id (one commit; missing ids are ignored)."""
@@ -291,6 +308,21 @@ class TantivyIndex:
         except ValueError:
             # The writer is unusable; drop it so the next write opens a new one.
             self._writer = None
+
+    def _stored_bodies(self, ids: list[str]) -> dict[str, str]:
+        """The stored (already cut) body of each of `ids` that is in the index."""
+        found: dict[str, str] = {}
+        try:
+            searcher = self._index.searcher()
+            for i in range(0, len(ids), _REVISION_BATCH):
+                batch = list(dict.fromkeys(ids[i : i + _REVISION_BATCH]))
+                query = tantivy.Query.term_set_query(self._schema, "id", batch)
+                for _, address in searcher.search(query, len(batch)).hits:
+                    stored = searcher.doc(address)
+                    found[str(stored.get_first("id"))] = _bytes_field(stored, "src_body")
+        except ValueError as err:
+            raise SearchUnavailableError(f"cannot read the search index: {err}") from err
+        return found
 
     def _stored_revisions(self, ids: list[str]) -> dict[str, int]:
         """Revisions by id via a terms aggregation on fast fields (no stored-document reads)."""

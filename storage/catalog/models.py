@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -85,6 +86,12 @@ class Document(Base):
     could narrow or widen access (ACL, visibility, delete). While the index lags
     behind an access change (`indexed_revision < acl_revision`) searches treat the
     document's index entry as stale and decide from the catalog instead.
+
+    `policy_revision` is the revision of the last policy change that touched the
+    document (a policy created, changed, deleted or lapsed whose match selects
+    it). Such a change only alters what the holders of the policy's principal
+    may read, so the entry is stale only for them (see `PolicyFanout`) while
+    `indexed_revision < policy_revision`.
     """
 
     __tablename__ = "documents"
@@ -107,6 +114,7 @@ class Document(Base):
     revision: Mapped[int] = mapped_column(BigInteger)
     acl_revision: Mapped[int] = mapped_column(BigInteger)
     indexed_revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    policy_revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime] = mapped_column()
     deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -118,6 +126,12 @@ class Document(Base):
             "id",
             sqlite_where=text("indexed_revision < acl_revision"),
             postgresql_where=text("indexed_revision < acl_revision"),
+        ),
+        Index(
+            "ix_documents_policy_stale",
+            "id",
+            sqlite_where=text("indexed_revision < policy_revision"),
+            postgresql_where=text("indexed_revision < policy_revision"),
         ),
     )
 
@@ -148,7 +162,12 @@ class DocumentGrant(Base):
 
 
 class Policy(Base):
-    """An access policy: a grant applied to every document its match selects."""
+    """An access policy: a grant applied to every document its match selects.
+
+    `lapsed` is set once the policy's expiry has been applied to the index
+    (its documents re-indexed without the grant); until then searches treat
+    the documents it matches as stale for its principal.
+    """
 
     __tablename__ = "policies"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -156,9 +175,38 @@ class Policy(Base):
     match: Mapped[dict[str, str]] = mapped_column(JSON)
     principal: Mapped[str] = mapped_column(String(140))
     permission: Mapped[str] = mapped_column(String(16))
-    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    lapsed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class PolicyFanout(Base):
+    """A policy change whose effect on the index is still being applied.
+
+    Written in the transaction of the change, one row per principal whose access
+    it alters. While a row is pending, the documents with
+    `indexed_revision < policy_revision` are stale for callers holding that
+    principal; the worker marks the rows done once no such document is left.
+    """
+
+    __tablename__ = "policy_fanouts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    policy_id: Mapped[int] = mapped_column(Integer)
+    principal: Mapped[str] = mapped_column(String(140))
+    documents: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column()
+    done_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    __table_args__ = (
+        Index(
+            "ix_policy_fanouts_pending",
+            "principal",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
+    )
 
 
 class OutboxItem(Base):
@@ -177,6 +225,9 @@ class OutboxItem(Base):
     available_at: Mapped[datetime] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    #: Only the document's access changed: its readers can be rewritten without
+    #: extracting or re-reading its text (when no other row of it is pending).
+    access_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class IdempotencyKey(Base):

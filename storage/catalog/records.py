@@ -47,6 +47,30 @@ class PolicyRecord:
     expires_at: datetime | None
     created_at: datetime
     created_by: str
+    updated_at: datetime | None = None
+    updated_by: str = ""
+    #: The expiry has been applied to the index (see `Catalog.lapse_policies`).
+    lapsed: bool = False
+
+
+@dataclass(frozen=True)
+class NewPolicy:
+    """A policy to create, or the new state of one being changed."""
+
+    name: str
+    match: dict[str, str]
+    principal: str
+    permission: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    """The outcome of creating, changing, deleting or lapsing a policy."""
+
+    policy: PolicyRecord
+    #: Live documents re-queued for an access-only re-index (old and new match).
+    affected_documents: int
 
 
 @dataclass(frozen=True)
@@ -74,6 +98,7 @@ class DocumentRecord:
     updated_at: datetime
     deleted_at: datetime | None
     grants: tuple[GrantRecord, ...] = ()
+    policy_revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,6 +143,7 @@ class OutboxClaim:
     document_id: str
     revision: int
     attempts: int
+    access_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -23,16 +23,26 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    and_,
     bindparam,
     create_engine,
     delete,
     event,
+    exists,
+    false,
     func,
+    insert,
+    literal,
+    or_,
     select,
+    true,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from storage.catalog import models as m
 from storage.catalog.records import (
@@ -45,7 +55,9 @@ from storage.catalog.records import (
     NewAuditEvent,
     NewBlob,
     NewDocument,
+    NewPolicy,
     OutboxClaim,
+    PolicyChange,
     PolicyRecord,
     UserRecord,
     VersionRecord,
@@ -54,6 +66,10 @@ from storage.errors import ConflictError, NotFoundError, StorageUnavailableError
 
 GENESIS_HASH = "0" * 64
 _WRITE = "crossdoc_write"
+#: Ids per `IN (…)` list: SQLite allows 32,766 bound variables per statement.
+_IN_CHUNK = 10_000
+#: The document attributes a policy can match on (`indexer.access.policy_matches`).
+POLICY_MATCH_KEYS = ("ministry", "department", "tag", "visibility")
 
 
 def _now() -> datetime:
@@ -311,10 +327,13 @@ class Catalog:
             updated_at=d.updated_at,
             deleted_at=d.deleted_at,
             grants=tuple(grants),
+            policy_revision=d.policy_revision,
         )
 
     @staticmethod
-    def _enqueue(s: Session, document_id: str, revision: int, now: datetime) -> None:
+    def _enqueue(
+        s: Session, document_id: str, revision: int, now: datetime, *, access_only: bool = False
+    ) -> None:
         s.add(
             m.OutboxItem(
                 document_id=document_id,
@@ -323,6 +342,7 @@ class Catalog:
                 available_at=now,
                 attempts=0,
                 last_error="",
+                access_only=access_only,
             )
         )
 
@@ -387,6 +407,7 @@ class Catalog:
             created_at=now,
             updated_at=now,
             deleted_at=None,
+            policy_revision=0,
         )
         s.add(d)
         s.add(
@@ -473,12 +494,17 @@ class Catalog:
         # Core rows, not ORM objects: this runs on every search and document
         # request, and the unit-of-work machinery is pure overhead for reads.
         table = m.Document.__table__
+        rows: dict[str, Any] = {}
+        grants: dict[str, list[GrantRecord]] = {}
         with self._session() as s:
-            query = select(table).where(table.c.id.in_(ids))
-            if not include_deleted:
-                query = query.where(table.c.deleted_at.is_(None))
-            rows = {row.id: row for row in s.execute(query)}
-            grants = self._grants(s, list(rows))
+            for first in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[first : first + _IN_CHUNK]
+                query = select(table).where(table.c.id.in_(chunk))
+                if not include_deleted:
+                    query = query.where(table.c.deleted_at.is_(None))
+                found = {row.id: row for row in s.execute(query)}
+                rows.update(found)
+                grants.update(self._grants(s, list(found)))
             return [self._document_record(rows[i], grants[i]) for i in ids if i in rows]
 
     def add_version(self, document_id: str, blob: NewBlob, actor: str) -> DocumentRecord:
@@ -550,9 +576,11 @@ class Catalog:
                 raise NotFoundError(f"no document {document_id}")
             if title is not None:
                 d.title = title
-            if tags is not None:
-                d.tags = list(tags)
             d.revision += 1
+            if tags is not None and list(tags) != list(d.tags):
+                d.tags = list(tags)
+                # Policies match on tags: who may read it may have changed.
+                d.acl_revision = d.revision
             d.updated_at = _now()
             self._enqueue(s, document_id, d.revision, d.updated_at)
             s.flush()
@@ -572,7 +600,7 @@ class Catalog:
             d.acl_revision = d.revision
             d.updated_at = now
             self._replace_grants(s, document_id, grants, actor, now)
-            self._enqueue(s, document_id, d.revision, now)
+            self._enqueue(s, document_id, d.revision, now, access_only=True)
             s.flush()
             return self._document_record(d, tuple(grants))
 
@@ -589,27 +617,54 @@ class Catalog:
             d.updated_at = now
             self._enqueue(s, document_id, d.revision, now)
 
-    def stale_access_ids(self) -> set[str]:
-        """Documents whose index entry may grant access the catalog no longer does.
+    def stale_access_ids(self, tokens: frozenset[str] | None = None) -> set[str]:
+        """Documents whose index entry may not say what the catalog says about access.
 
         That is every document whose access changed after it was last indexed
-        (including deletes), plus every document holding a grant that has expired
-        since (its index entry still lists the grantee).
+        (ACL, visibility, tags, delete), every document holding a grant that has
+        expired since (its index entry still lists the grantee), and, for a
+        caller holding `tokens`, the documents touched by a policy change that
+        concerns one of those tokens and is not yet applied to the index (a
+        policy created, changed, deleted, or expired and not yet lapsed). With
+        `tokens=None`, the stale documents of every caller.
         """
         now = _now()
+        docs = cast_table(m.Document)
+        policies = cast_table(m.Policy)
+        fanouts = cast_table(m.PolicyFanout)
         with self._session() as s:
             stale = set(
-                s.scalars(
-                    select(m.Document.id).where(
-                        m.Document.indexed_revision < m.Document.acl_revision
-                    )
-                )
+                s.scalars(select(docs.c.id).where(docs.c.indexed_revision < docs.c.acl_revision))
             )
             stale.update(
                 s.scalars(
                     select(m.DocumentGrant.document_id).where(m.DocumentGrant.expires_at <= now)
                 )
             )
+            pending = select(fanouts.c.id).where(fanouts.c.done_at.is_(None))
+            if tokens is not None:
+                pending = pending.where(fanouts.c.principal.in_(sorted(tokens)))
+            if s.execute(pending.limit(1)).first() is not None:
+                stale.update(
+                    s.scalars(
+                        select(docs.c.id).where(docs.c.indexed_revision < docs.c.policy_revision)
+                    )
+                )
+            unlapsed = select(policies.c.match).where(
+                policies.c.expires_at <= now, policies.c.lapsed.is_(false())
+            )
+            if tokens is not None:
+                unlapsed = unlapsed.where(policies.c.principal.in_(sorted(tokens)))
+            matches = [dict(row.match) for row in s.execute(unlapsed)]
+            if matches:
+                stale.update(
+                    s.scalars(
+                        select(docs.c.id).where(
+                            docs.c.deleted_at.is_(None),
+                            or_(*(self._match_clause(mt) for mt in matches)),
+                        )
+                    )
+                )
             return stale
 
     def expire_grants(self) -> list[str]:
@@ -629,7 +684,7 @@ class Catalog:
             for d in s.scalars(select(m.Document).where(m.Document.id.in_(doc_ids))):
                 d.revision += 1
                 d.acl_revision = d.revision
-                self._enqueue(s, d.id, d.revision, now)
+                self._enqueue(s, d.id, d.revision, now, access_only=True)
             return doc_ids
 
     def mark_indexed_many(
@@ -740,25 +795,60 @@ class Catalog:
 
     # -- outbox --------------------------------------------------------------------
 
-    def claim_outbox(self, limit: int, lease: timedelta) -> list[OutboxClaim]:
-        """Claim up to `limit` due outbox rows for `lease`; a lapsed claim is claimable again."""
+    def claim_outbox(
+        self, limit: int, lease: timedelta, *, access_limit: int = 0
+    ) -> list[OutboxClaim]:
+        """Claim up to `limit` due outbox rows for `lease`; a lapsed claim is claimable again.
+
+        With `access_limit` above `limit`, access-only rows (cheap: no extraction)
+        are claimed beyond the first `limit` rows, up to `access_limit` of them,
+        so a policy change touching many documents is applied in large batches.
+        """
         now = _now()
         with self._session(write=True) as s:
-            rows = list(
-                s.scalars(
-                    select(m.OutboxItem)
-                    .where(m.OutboxItem.available_at <= now)
-                    .order_by(m.OutboxItem.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
+            due = (
+                select(m.OutboxItem)
+                .where(m.OutboxItem.available_at <= now)
+                .order_by(m.OutboxItem.id)
+                .with_for_update(skip_locked=True)
             )
+            rows = list(s.scalars(due.limit(limit)))
+            extra = access_limit - sum(1 for r in rows if r.access_only)
+            if extra > 0 and len(rows) == limit:
+                rows.extend(
+                    s.scalars(
+                        due.where(
+                            m.OutboxItem.access_only.is_(true()),
+                            m.OutboxItem.id > rows[-1].id,
+                        ).limit(extra)
+                    )
+                )
             claims = []
             for row in rows:
                 row.available_at = now + lease
                 row.attempts += 1
-                claims.append(OutboxClaim(row.id, row.document_id, row.revision, row.attempts))
+                claims.append(
+                    OutboxClaim(
+                        row.id, row.document_id, row.revision, row.attempts, row.access_only
+                    )
+                )
             return claims
+
+    def pending_full_reindex(self, document_ids: Sequence[str]) -> set[str]:
+        """Which of these documents have outbox work beyond their access (text or metadata)."""
+        out: set[str] = set()
+        ids = list(dict.fromkeys(document_ids))
+        with self._session() as s:
+            for first in range(0, len(ids), _IN_CHUNK):
+                out.update(
+                    s.scalars(
+                        select(m.OutboxItem.document_id).where(
+                            m.OutboxItem.document_id.in_(ids[first : first + _IN_CHUNK]),
+                            m.OutboxItem.access_only.is_(false()),
+                        )
+                    )
+                )
+        return out
 
     @staticmethod
     def _claimed_row(claim: OutboxClaim) -> tuple[Any, ...]:
@@ -959,19 +1049,257 @@ class Catalog:
 
     # -- policies ----------------------------------------------------------------------
 
+    @staticmethod
+    def _policy_record(r: Any) -> PolicyRecord:
+        return PolicyRecord(
+            r.id,
+            r.name,
+            dict(r.match),
+            r.principal,
+            r.permission,
+            r.expires_at,
+            r.created_at,
+            r.created_by,
+            r.updated_at,
+            r.updated_by,
+            r.lapsed,
+        )
+
     def list_policies(self) -> list[PolicyRecord]:
+        """Every policy, expired ones included (access rules skip those by date)."""
+        table = cast_table(m.Policy)
         with self._session() as s:
-            rows = s.scalars(select(m.Policy).order_by(m.Policy.id))
-            return [
-                PolicyRecord(
-                    r.id,
-                    r.name,
-                    dict(r.match),
-                    r.principal,
-                    r.permission,
-                    r.expires_at,
-                    r.created_at,
-                    r.created_by,
+            return [self._policy_record(r) for r in s.execute(select(table).order_by(table.c.id))]
+
+    def get_policy(self, policy_id: int) -> PolicyRecord:
+        """Raises NotFoundError."""
+        with self._session() as s:
+            r = s.get(m.Policy, policy_id)
+            if r is None:
+                raise NotFoundError(f"no policy {policy_id}")
+            return self._policy_record(r)
+
+    def _match_clause(self, match: dict[str, str]) -> ColumnElement[bool]:
+        """SQL for `indexer.access.policy_matches` over the documents table (same rules)."""
+        docs = cast_table(m.Document)
+        if not match:
+            return false()  # an empty match would select everything: fail closed
+        clauses: list[ColumnElement[bool]] = []
+        for key, value in match.items():
+            if key in ("ministry", "department", "visibility"):
+                clauses.append(docs.c[key] == value)
+            elif key == "tag":
+                if self.is_sqlite:
+                    each = func.json_each(docs.c.tags).table_valued("value")
+                    clauses.append(exists(select(1).select_from(each).where(each.c.value == value)))
+                else:
+                    clauses.append(sql_cast(docs.c.tags, JSONB).contains([value]))
+            else:
+                return false()
+        return and_(*clauses)
+
+    def _fan_out(
+        self,
+        s: Session,
+        policy_id: int,
+        matches: Sequence[dict[str, str]],
+        principals: Sequence[str],
+        now: datetime,
+    ) -> int:
+        """Mark every live document of `matches` as changed by a policy, in bulk.
+
+        Bumps their revision and policy revision and queues an access-only outbox
+        row for each (two statements, whatever the number of documents), and
+        records which principals' access the change alters, so that searches by
+        holders of those principals decide these documents from the catalog
+        until the index has caught up. Returns the number of documents.
+        """
+        docs = cast_table(m.Document)
+        outbox = cast_table(m.OutboxItem)
+        where = and_(docs.c.deleted_at.is_(None), or_(*(self._match_clause(mt) for mt in matches)))
+        result = s.execute(
+            update(docs)
+            .where(where)
+            .values(revision=docs.c.revision + 1, policy_revision=docs.c.revision + 1)
+        )
+        count = int(getattr(result, "rowcount", 0) or 0)
+        if count:
+            at = literal(now, outbox.c.created_at.type)
+            s.execute(
+                insert(outbox).from_select(
+                    [
+                        "document_id",
+                        "revision",
+                        "created_at",
+                        "available_at",
+                        "attempts",
+                        "last_error",
+                        "access_only",
+                    ],
+                    select(
+                        docs.c.id, docs.c.revision, at, at, literal(0), literal(""), true()
+                    ).where(where),
                 )
-                for r in rows
-            ]
+            )
+        for principal in dict.fromkeys(principals):
+            s.add(
+                m.PolicyFanout(
+                    policy_id=policy_id,
+                    principal=principal,
+                    documents=count,
+                    created_at=now,
+                    done_at=None if count else now,
+                )
+            )
+        return count
+
+    @staticmethod
+    def _policy_audit(
+        s: Session, audit: NewAuditEvent | None, policy: PolicyRecord, affected: int
+    ) -> None:
+        if audit is None:
+            return
+        detail = {**audit.detail, "policy_id": policy.id, "affected_documents": affected}
+        Catalog._append_audit(s, [replace(audit, target=f"policy:{policy.id}", detail=detail)])
+
+    def create_policy(
+        self, new: NewPolicy, actor: str, *, audit: NewAuditEvent | None = None
+    ) -> PolicyChange:
+        """Create a policy; it applies to matching documents in the same transaction.
+
+        `audit`, if given, is recorded in the same transaction (target and detail
+        completed with the policy id and the number of documents it touches).
+        """
+        with self._session(write=True) as s:
+            now = _now()
+            row = m.Policy(
+                name=new.name,
+                match=dict(new.match),
+                principal=new.principal,
+                permission=new.permission,
+                expires_at=new.expires_at,
+                created_at=now,
+                created_by=actor,
+                updated_at=None,
+                updated_by="",
+                lapsed=False,
+            )
+            s.add(row)
+            s.flush()
+            affected = self._fan_out(s, row.id, [row.match], [row.principal], now)
+            record = self._policy_record(row)
+            self._policy_audit(s, audit, record, affected)
+            return PolicyChange(record, affected)
+
+    def update_policy(
+        self,
+        policy_id: int,
+        new: NewPolicy,
+        actor: str,
+        *,
+        audit: NewAuditEvent | None = None,
+    ) -> PolicyChange:
+        """Replace a policy's fields; documents of the old and the new match are re-decided."""
+        with self._session(write=True) as s:
+            row = s.get(m.Policy, policy_id)
+            if row is None:
+                raise NotFoundError(f"no policy {policy_id}")
+            now = _now()
+            old_match, old_principal = dict(row.match), row.principal
+            access_changed = (
+                old_match != new.match
+                or old_principal != new.principal
+                or row.expires_at != new.expires_at
+            )
+            row.name = new.name
+            row.match = dict(new.match)
+            row.principal = new.principal
+            row.permission = new.permission
+            row.expires_at = new.expires_at
+            row.lapsed = False
+            row.updated_at = now
+            row.updated_by = actor
+            s.flush()
+            affected = 0
+            if access_changed:
+                affected = self._fan_out(
+                    s, row.id, [old_match, dict(new.match)], [old_principal, new.principal], now
+                )
+            record = self._policy_record(row)
+            self._policy_audit(s, audit, record, affected)
+            return PolicyChange(record, affected)
+
+    def delete_policy(self, policy_id: int, *, audit: NewAuditEvent | None = None) -> PolicyChange:
+        """Delete a policy; the documents it matched are re-decided at once."""
+        with self._session(write=True) as s:
+            row = s.get(m.Policy, policy_id)
+            if row is None:
+                raise NotFoundError(f"no policy {policy_id}")
+            record = self._policy_record(row)
+            affected = self._fan_out(s, row.id, [record.match], [record.principal], _now())
+            s.delete(row)
+            self._policy_audit(s, audit, record, affected)
+            return PolicyChange(record, affected)
+
+    def lapse_policies(self, *, actor: str = "system") -> list[PolicyChange]:
+        """Apply the expiry of policies past their `expires_at` to the index (audited).
+
+        Until this runs, searches already treat their documents as stale for the
+        policy's principal (see `stale_access_ids`); this queues the re-index that
+        drops the grant from the stored readers.
+        """
+        now = _now()
+        changes = []
+        with self._session(write=True) as s:
+            rows = list(
+                s.scalars(
+                    select(m.Policy).where(m.Policy.expires_at <= now, m.Policy.lapsed.is_(false()))
+                )
+            )
+            for row in rows:
+                row.lapsed = True
+                affected = self._fan_out(s, row.id, [dict(row.match)], [row.principal], now)
+                record = self._policy_record(row)
+                self._policy_audit(
+                    s,
+                    NewAuditEvent(actor=actor, action="policy_lapse", detail={"name": row.name}),
+                    record,
+                    affected,
+                )
+                changes.append(PolicyChange(record, affected))
+        return changes
+
+    def settle_policy_fanouts(self) -> int:
+        """Mark policy changes applied once the index holds no document older than one.
+
+        Returns the number of changes marked done.
+        """
+        docs = cast_table(m.Document)
+        fanouts = cast_table(m.PolicyFanout)
+        with self._session(write=True) as s:
+            behind = s.execute(
+                select(docs.c.id).where(docs.c.indexed_revision < docs.c.policy_revision).limit(1)
+            ).first()
+            if behind is not None:
+                return 0
+            result = s.execute(
+                update(fanouts).where(fanouts.c.done_at.is_(None)).values(done_at=_now())
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def pending_policy_fanouts(self) -> int:
+        """How many policy changes are not yet applied to the index."""
+        with self._session() as s:
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(m.PolicyFanout)
+                    .where(m.PolicyFanout.done_at.is_(None))
+                )
+                or 0
+            )
+
+
+def cast_table(model: type[m.Base]) -> Table:
+    """The Core table of a model (typed), for bulk statements and row reads."""
+    return cast(Table, model.__table__)
