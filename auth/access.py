@@ -127,6 +127,9 @@ class Grant:
     principal: str
     permission: Permission
     expires_at: datetime | None = None
+    #: Set when the grant comes from an access policy (for explanations).
+    policy_id: int | None = None
+    policy_name: str = ""
 
     def active(self, now: datetime) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -143,6 +146,28 @@ class DocumentAccess:
     grants: tuple[Grant, ...] = field(default_factory=tuple)
 
 
+class SourceKind(enum.StrEnum):
+    """What gives a reader token its permission on a document."""
+
+    OWNER = "owner"
+    DEPT_ADMIN = "dept_admin"
+    VISIBILITY = "visibility"
+    GRANT = "grant"
+    POLICY = "policy"
+
+
+@dataclass(frozen=True)
+class AccessSource:
+    """One reason a token holds a permission on a document."""
+
+    token: str
+    kind: SourceKind
+    permission: Permission
+    expires_at: datetime | None = None
+    policy_id: int | None = None
+    policy_name: str = ""
+
+
 def _visibility_tokens(doc: DocumentAccess) -> set[str]:
     match doc.visibility:
         case Visibility.DEPARTMENT:
@@ -155,24 +180,44 @@ def _visibility_tokens(doc: DocumentAccess) -> set[str]:
             return set()
 
 
-def _manager_tokens(doc: DocumentAccess) -> set[str]:
-    tokens = {dept_admin_token(doc.department)}
+def _grant_source(grant: Grant) -> AccessSource:
+    return AccessSource(
+        token=grant.principal,
+        kind=SourceKind.GRANT if grant.policy_id is None else SourceKind.POLICY,
+        permission=grant.permission,
+        expires_at=grant.expires_at,
+        policy_id=grant.policy_id,
+        policy_name=grant.policy_name,
+    )
+
+
+def access_sources(doc: DocumentAccess, now: datetime) -> tuple[AccessSource, ...]:
+    """Every (token, permission) the document gives at time `now`, with why.
+
+    The one rule everything else is derived from: the readers in the index,
+    every permission check, and the explanations shown to administrators.
+    """
+    sources = [
+        AccessSource(dept_admin_token(doc.department), SourceKind.DEPT_ADMIN, Permission.MANAGE)
+    ]
     if doc.owner:
-        tokens.add(user_token(doc.owner))
-    return tokens
+        sources.append(AccessSource(user_token(doc.owner), SourceKind.OWNER, Permission.MANAGE))
+    sources.extend(
+        AccessSource(token, SourceKind.VISIBILITY, Permission.READ)
+        for token in sorted(_visibility_tokens(doc))
+    )
+    sources.extend(_grant_source(grant) for grant in doc.grants if grant.active(now))
+    return tuple(sources)
+
+
+def inactive_sources(doc: DocumentAccess, now: datetime) -> tuple[AccessSource, ...]:
+    """Grants and policies on the document that have expired (they give nothing now)."""
+    return tuple(_grant_source(grant) for grant in doc.grants if not grant.active(now))
 
 
 def holders_of(doc: DocumentAccess, permission: Permission, now: datetime) -> frozenset[str]:
     """Tokens that hold at least `permission` on the document at time `now`."""
-    tokens = _manager_tokens(doc)
-    if permission is Permission.READ:
-        tokens |= _visibility_tokens(doc)
-    tokens.update(
-        grant.principal
-        for grant in doc.grants
-        if grant.permission >= permission and grant.active(now)
-    )
-    return frozenset(tokens)
+    return frozenset(s.token for s in access_sources(doc, now) if s.permission >= permission)
 
 
 def readers_of(doc: DocumentAccess, now: datetime) -> frozenset[str]:
@@ -183,6 +228,59 @@ def readers_of(doc: DocumentAccess, now: datetime) -> frozenset[str]:
 def can(principal: Principal, doc: DocumentAccess, permission: Permission, now: datetime) -> bool:
     """Whether the caller holds `permission` on the document now."""
     return not principal.tokens.isdisjoint(holders_of(doc, permission, now))
+
+
+class Denial(enum.StrEnum):
+    """Why a caller does not hold a permission."""
+
+    DISABLED = "user_disabled"
+    ADMIN_WITHOUT_GRANT = "admin_without_grant"
+    NO_MATCHING_SOURCE = "no_matching_source"
+
+
+@dataclass(frozen=True)
+class AccessExplanation:
+    """Whether a caller holds a permission on a document, and why (or why not)."""
+
+    allowed: bool
+    permission: Permission
+    #: The sources whose token the caller holds (empty when not allowed).
+    because: tuple[AccessSource, ...]
+    #: Set when not allowed.
+    denial: Denial | None
+    #: The caller's tokens, as resolved from the catalog.
+    tokens: frozenset[str]
+    #: Expired grants and policies that would have given the permission.
+    expired: tuple[AccessSource, ...] = ()
+
+
+def explain(
+    principal: Principal, doc: DocumentAccess, permission: Permission, now: datetime
+) -> AccessExplanation:
+    """`can`, with its reasons: the same sources, so the verdicts cannot differ."""
+    tokens = principal.tokens
+    because = tuple(
+        s for s in access_sources(doc, now) if s.permission >= permission and s.token in tokens
+    )
+    expired = tuple(
+        s for s in inactive_sources(doc, now) if s.permission >= permission and s.token in tokens
+    )
+    denial: Denial | None = None
+    if not because:
+        if principal.disabled:
+            denial = Denial.DISABLED
+        elif Role.ADMIN in principal.roles:
+            denial = Denial.ADMIN_WITHOUT_GRANT
+        else:
+            denial = Denial.NO_MATCHING_SOURCE
+    return AccessExplanation(
+        allowed=bool(because),
+        permission=permission,
+        because=because,
+        denial=denial,
+        tokens=tokens,
+        expired=expired,
+    )
 
 
 def next_expiry(grants: Iterable[Grant], now: datetime) -> datetime | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from auth.access import DocumentAccess, Grant, Permission
-from storage.catalog.records import DocumentRecord, PolicyRecord
+from auth.access import DocumentAccess, Grant, Permission, Principal
+from storage.catalog.records import DocumentRecord, PolicyRecord, UserRecord
 
 
 def policy_matches(policy: PolicyRecord, doc: DocumentRecord) -> bool:
@@ -31,7 +31,7 @@ def policy_matches(policy: PolicyRecord, doc: DocumentRecord) -> bool:
 def document_access(doc: DocumentRecord, policies: Sequence[PolicyRecord] = ()) -> DocumentAccess:
     grants = [Grant(g.principal, Permission.parse(g.permission), g.expires_at) for g in doc.grants]
     grants.extend(
-        Grant(p.principal, Permission.parse(p.permission), p.expires_at)
+        Grant(p.principal, Permission.parse(p.permission), p.expires_at, p.id, p.name)
         for p in policies
         if policy_matches(p, doc)
     )
@@ -41,4 +41,15 @@ def document_access(doc: DocumentRecord, policies: Sequence[PolicyRecord] = ()) 
         ministry=doc.ministry,
         visibility=doc.visibility,
         grants=tuple(grants),
+    )
+
+
+def principal_of(user: UserRecord) -> Principal:
+    """The principal of a catalog user (its live department, ministry, roles, state)."""
+    return Principal(
+        username=user.username,
+        department=user.department,
+        ministry=user.ministry,
+        roles=frozenset(user.roles),
+        disabled=user.disabled,
     )

@@ -161,9 +161,7 @@ class InProcessWorker:
                 if now - self._last_maintenance >= self.maintenance_seconds:
                     self._last_maintenance = now
                     self.maintenance()
-                if drain_once(
-                    self.catalog, self.pipeline, self.batch_size, self.access_batch_size
-                ):
+                if drain_once(self.catalog, self.pipeline, self.batch_size, self.access_batch_size):
                     continue
                 # Idle: the index may just have caught up with a policy change.
                 self.catalog.settle_policy_fanouts()

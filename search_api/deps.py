@@ -14,7 +14,7 @@ from fastapi.security import OAuth2PasswordBearer
 from auth.access import Permission, Principal, can
 from auth.errors import InvalidTokenError
 from crossdoc.wiring import Services
-from indexer.access import document_access
+from indexer.access import document_access, principal_of
 from search_api.audit import Auditor
 from search_api.errors import forbidden, not_found
 from storage.catalog.records import DocumentRecord
@@ -56,13 +56,7 @@ def current_principal(
     user = services.catalog.get_user(claims.subject)
     if user is None or user.disabled:
         raise InvalidTokenError("unknown or disabled user")
-    return Principal(
-        username=user.username,
-        department=user.department,
-        ministry=user.ministry,
-        roles=frozenset(user.roles),
-        disabled=user.disabled,
-    )
+    return principal_of(user)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
