@@ -16,7 +16,7 @@ from indexer.worker import InProcessWorker
 from search_api.audit import Auditor
 from search_api.bootstrap import BootstrapReport, bootstrap
 from search_api.errors import install_error_handlers
-from search_api.routers import admin, auth, documents, health, search
+from search_api.routers import admin, auth, documents, explain, health, policies, search
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,15 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     install_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (auth.router, admin.router, documents.router, search.router, health.router):
+    for router in (
+        auth.router,
+        admin.router,
+        policies.router,
+        explain.router,
+        documents.router,
+        search.router,
+        health.router,
+    ):
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
