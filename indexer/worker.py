@@ -118,7 +118,9 @@ class InProcessWorker:
         self._last_maintenance = 0.0
 
     def start(self) -> None:
+        """Start the thread (again, after `stop`)."""
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="crossdoc-worker", daemon=True)
             self._thread.start()
 
