@@ -14,6 +14,13 @@ Tokens:
     ministry:CODE    members of ministry CODE
     gov              every signed-in, enabled user
 
+In the search index only (see `index_readers`, `search_tokens`):
+    policy:ID.GEN    the grant of access policy ID (generation GEN of its match);
+                     a caller holds it while the policy is active and grants one
+                     of the caller's tokens, decided at query time
+    visibility:V     the document's visibility; held by no one (lets a search
+                     select documents by visibility)
+
 Fail closed: a disabled user has no tokens; a document always has at least its
 owner and its department's admins as readers; an unknown visibility grants
 nothing beyond those.
@@ -127,9 +134,11 @@ class Grant:
     principal: str
     permission: Permission
     expires_at: datetime | None = None
-    #: Set when the grant comes from an access policy (for explanations).
+    #: Set when the grant comes from an access policy.
     policy_id: int | None = None
     policy_name: str = ""
+    #: Bumped when the policy's match changes (its index token changes with it).
+    policy_generation: int = 0
 
     def active(self, now: datetime) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -223,6 +232,54 @@ def holders_of(doc: DocumentAccess, permission: Permission, now: datetime) -> fr
 def readers_of(doc: DocumentAccess, now: datetime) -> frozenset[str]:
     """The reader tokens stored in the index for this document."""
     return holders_of(doc, Permission.READ, now)
+
+
+def policy_token(policy_id: int, generation: int) -> str:
+    return f"policy:{policy_id}.{generation}"
+
+
+def visibility_token(visibility: str) -> str:
+    return f"visibility:{visibility}"
+
+
+def index_readers(doc: DocumentAccess, now: datetime) -> frozenset[str]:
+    """The tokens stored in the search index's readers field for this document.
+
+    `readers_of`, except that a policy's grant is stored as the policy's token,
+    whatever its expiry, not as its principal: whether a caller holds it is
+    decided at query time (`search_tokens`), so deleting a policy, changing its
+    principal or expiry, or its expiring, needs no re-index. Plus the
+    `visibility:` token, which no caller holds.
+    """
+    tokens = {s.token for s in access_sources(doc, now) if s.kind is not SourceKind.POLICY}
+    tokens.update(
+        policy_token(g.policy_id, g.policy_generation)
+        for g in doc.grants
+        if g.policy_id is not None
+    )
+    tokens.add(visibility_token(doc.visibility))
+    return frozenset(tokens)
+
+
+def search_tokens(
+    principal: Principal, policy_grants: Iterable[Grant], now: datetime
+) -> frozenset[str]:
+    """The tokens a search by `principal` matches the index's readers with.
+
+    The principal's tokens, plus the token of every active policy (all policies
+    in force, as `Grant`s with their `policy_id`) granting one of them. For a
+    document indexed with the same policies, the two sets meet exactly when
+    `can(principal, doc, READ, now)`.
+    """
+    tokens = principal.tokens
+    if not tokens:
+        return frozenset()
+    held = {
+        policy_token(g.policy_id, g.policy_generation)
+        for g in policy_grants
+        if g.policy_id is not None and g.active(now) and g.principal in tokens
+    }
+    return tokens | held
 
 
 def can(principal: Principal, doc: DocumentAccess, permission: Permission, now: datetime) -> bool:

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import insert, update
 
-from auth.access import readers_of
+from auth.access import index_readers
 from auth.passwords import Passwords
 from bench import korean
 from indexer.access import document_access
@@ -169,7 +169,7 @@ def build(data_dir: Path, n_docs: int, seed: int) -> list[str]:
                     content_type="text/plain",
                     tags=(),
                     owner=owner,
-                    readers=readers_of(document_access(record), now),
+                    readers=index_readers(document_access(record), now),
                     created_at=created,
                     updated_at=created,
                 )

@@ -28,13 +28,22 @@ def policy_matches(policy: PolicyRecord, doc: DocumentRecord) -> bool:
     return True
 
 
-def document_access(doc: DocumentRecord, policies: Sequence[PolicyRecord] = ()) -> DocumentAccess:
-    grants = [Grant(g.principal, Permission.parse(g.permission), g.expires_at) for g in doc.grants]
-    grants.extend(
-        Grant(p.principal, Permission.parse(p.permission), p.expires_at, p.id, p.name)
-        for p in policies
-        if policy_matches(p, doc)
+def policy_grant(policy: PolicyRecord) -> Grant:
+    """A policy's grant, as the access rules see it (it names its policy)."""
+    return Grant(
+        policy.principal,
+        Permission.parse(policy.permission),
+        policy.expires_at,
+        policy.id,
+        policy.name,
+        policy.generation,
     )
+
+
+def document_access(doc: DocumentRecord, policies: Sequence[PolicyRecord] = ()) -> DocumentAccess:
+    """The access facts of a document: its own grants and those of the policies matching it."""
+    grants = [Grant(g.principal, Permission.parse(g.permission), g.expires_at) for g in doc.grants]
+    grants.extend(policy_grant(p) for p in policies if policy_matches(p, doc))
     return DocumentAccess(
         owner=doc.owner,
         department=doc.department,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from auth.access import readers_of
+from auth.access import index_readers
 from indexer.access import document_access
 from indexer.errors import ExtractionUnavailableError, SearchUnavailableError
 from indexer.extraction.base import Extraction, ExtractionStatus, TextExtractor
@@ -156,7 +156,7 @@ class IndexingPipeline:
             content_type=content_type,
             tags=doc.tags,
             owner=doc.owner,
-            readers=readers_of(document_access(doc, policies), now),
+            readers=index_readers(document_access(doc, policies), now),
             created_at=doc.created_at,
             updated_at=doc.updated_at,
         )

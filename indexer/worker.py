@@ -143,17 +143,11 @@ class InProcessWorker:
         self.stop()
 
     def maintenance(self) -> None:
-        """Periodic chores: expire grants and policies (their documents are re-indexed)
-        and note policy changes the index has caught up with."""
+        """Periodic chores: expire grants (their documents are re-indexed) and note
+        policy fan-outs the index has caught up with."""
         expired = self.catalog.expire_grants()
         if expired:
             log.info("expired grants on %d documents", len(expired))
-        for change in self.catalog.lapse_policies():
-            log.info(
-                "policy %d expired; %d documents to re-index",
-                change.policy.id,
-                change.affected_documents,
-            )
         self.catalog.settle_policy_fanouts()
 
     def _run(self) -> None:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -51,6 +51,7 @@ from typing import Any
 
 import tantivy
 
+from auth.access import visibility_token
 from indexer.analysis.highlight import highlight
 from indexer.analysis.korean import KoreanAnalyzer, Token
 from indexer.analysis.query_terms import AnalyzedQuery, PositionedTerms, analyze_query
@@ -440,6 +441,20 @@ class TantivyIndex:
     def _keyword(self, field: str, value: str) -> tantivy.Query:
         return tantivy.Query.term_query(self._schema, field, value, index_option="basic")
 
+    def _reader_match(self, match: Mapping[str, str]) -> tantivy.Query | None:
+        """Documents with every attribute of `match` (None: the match selects nothing)."""
+        if not match:
+            return None
+        terms = []
+        for key, value in match.items():
+            if key in ("ministry", "department", "tag"):
+                terms.append(self._keyword(key, value))
+            elif key == "visibility":
+                terms.append(self._keyword("readers", visibility_token(value)))
+            else:
+                return None
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, t) for t in terms])
+
     def _filter_query(self, request: SearchRequest) -> tantivy.Query:
         """The non-scoring restriction: readable, and every requested filter."""
         schema = self._schema
@@ -458,6 +473,11 @@ class TantivyIndex:
             )
         else:
             readable = tantivy.Query.term_set_query(schema, "readers", readers)
+        if request.prechecked_ids is None and request.reader_matches:
+            by_match = [self._reader_match(m) for m in request.reader_matches]
+            readable = tantivy.Query.boolean_query(
+                [(occur.Should, readable)] + [(occur.Should, q) for q in by_match if q is not None]
+            )
         clauses = [(occur.Must, readable)]
         for name in ("department", "ministry", "content_type", "tag"):
             value: str | None = getattr(request, name)

@@ -87,11 +87,10 @@ class Document(Base):
     behind an access change (`indexed_revision < acl_revision`) searches treat the
     document's index entry as stale and decide from the catalog instead.
 
-    `policy_revision` is the revision of the last policy change that touched the
-    document (a policy created, changed, deleted or lapsed whose match selects
-    it). Such a change only alters what the holders of the policy's principal
-    may read, so the entry is stale only for them (see `PolicyFanout`) while
-    `indexed_revision < policy_revision`.
+    `policy_revision` is the revision at which a policy was created or its match
+    changed to select the document: until `indexed_revision` reaches it, the
+    index entry lacks the policy's token, and searches by the policy's grantees
+    match the document by the policy's match instead (see `PolicyFanout`).
     """
 
     __tablename__ = "documents"
@@ -164,9 +163,10 @@ class DocumentGrant(Base):
 class Policy(Base):
     """An access policy: a grant applied to every document its match selects.
 
-    `lapsed` is set once the policy's expiry has been applied to the index
-    (its documents re-indexed without the grant); until then searches treat
-    the documents it matches as stale for its principal.
+    The index stores the policy's token (`policy:ID.GENERATION`) on the documents
+    it matches; `generation` is bumped whenever the match changes, so the token
+    of the old match stops counting at once. Principal, permission and expiry
+    are read at query time and need no re-index.
     """
 
     __tablename__ = "policies"
@@ -175,34 +175,34 @@ class Policy(Base):
     match: Mapped[dict[str, str]] = mapped_column(JSON)
     principal: Mapped[str] = mapped_column(String(140))
     permission: Mapped[str] = mapped_column(String(16))
-    expires_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    lapsed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
 
 
 class PolicyFanout(Base):
-    """A policy change whose effect on the index is still being applied.
+    """A policy (generation) whose token is still being added to the index.
 
-    Written in the transaction of the change, one row per principal whose access
-    it alters. While a row is pending, the documents with
-    `indexed_revision < policy_revision` are stale for callers holding that
-    principal; the worker marks the rows done once no such document is left.
+    Written in the transaction that creates the policy or changes its match.
+    While a row is pending, searches by the policy's grantees also match
+    documents by the policy's match (the index entries may lack the token);
+    the worker marks rows done once no document is behind its policy revision.
     """
 
     __tablename__ = "policy_fanouts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     policy_id: Mapped[int] = mapped_column(Integer)
-    principal: Mapped[str] = mapped_column(String(140))
+    generation: Mapped[int] = mapped_column(Integer)
     documents: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column()
     done_at: Mapped[datetime | None] = mapped_column(nullable=True)
     __table_args__ = (
         Index(
             "ix_policy_fanouts_pending",
-            "principal",
+            "policy_id",
             sqlite_where=text("done_at IS NULL"),
             postgresql_where=text("done_at IS NULL"),
         ),

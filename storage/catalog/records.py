@@ -49,8 +49,8 @@ class PolicyRecord:
     created_by: str
     updated_at: datetime | None = None
     updated_by: str = ""
-    #: The expiry has been applied to the index (see `Catalog.lapse_policies`).
-    lapsed: bool = False
+    #: Bumped when the match changes: the index token of the policy changes with it.
+    generation: int = 1
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,10 @@ class PolicyChange:
     """The outcome of creating, changing, deleting or lapsing a policy."""
 
     policy: PolicyRecord
-    #: Live documents re-queued for an access-only re-index (old and new match).
+    #: Live documents the policy matches (now, or before a delete).
     affected_documents: int
+    #: Of those, the documents queued for an access-only re-index (new match).
+    reindexed_documents: int = 0
 
 
 @dataclass(frozen=True)

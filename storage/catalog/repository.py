@@ -33,7 +33,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    or_,
     select,
     true,
     update,
@@ -617,21 +616,17 @@ class Catalog:
             d.updated_at = now
             self._enqueue(s, document_id, d.revision, now)
 
-    def stale_access_ids(self, tokens: frozenset[str] | None = None) -> set[str]:
-        """Documents whose index entry may not say what the catalog says about access.
+    def stale_access_ids(self) -> set[str]:
+        """Documents whose index entry may grant access the catalog no longer does.
 
         That is every document whose access changed after it was last indexed
-        (ACL, visibility, tags, delete), every document holding a grant that has
-        expired since (its index entry still lists the grantee), and, for a
-        caller holding `tokens`, the documents touched by a policy change that
-        concerns one of those tokens and is not yet applied to the index (a
-        policy created, changed, deleted, or expired and not yet lapsed). With
-        `tokens=None`, the stale documents of every caller.
+        (ACL, visibility, tags, delete), plus every document holding a grant that
+        has expired since (its index entry still lists the grantee). Policies
+        need no entry here: the index holds their tokens, and who holds a token
+        is decided at query time (see `auth.access.search_tokens`).
         """
         now = _now()
         docs = cast_table(m.Document)
-        policies = cast_table(m.Policy)
-        fanouts = cast_table(m.PolicyFanout)
         with self._session() as s:
             stale = set(
                 s.scalars(select(docs.c.id).where(docs.c.indexed_revision < docs.c.acl_revision))
@@ -641,30 +636,6 @@ class Catalog:
                     select(m.DocumentGrant.document_id).where(m.DocumentGrant.expires_at <= now)
                 )
             )
-            pending = select(fanouts.c.id).where(fanouts.c.done_at.is_(None))
-            if tokens is not None:
-                pending = pending.where(fanouts.c.principal.in_(sorted(tokens)))
-            if s.execute(pending.limit(1)).first() is not None:
-                stale.update(
-                    s.scalars(
-                        select(docs.c.id).where(docs.c.indexed_revision < docs.c.policy_revision)
-                    )
-                )
-            unlapsed = select(policies.c.match).where(
-                policies.c.expires_at <= now, policies.c.lapsed.is_(false())
-            )
-            if tokens is not None:
-                unlapsed = unlapsed.where(policies.c.principal.in_(sorted(tokens)))
-            matches = [dict(row.match) for row in s.execute(unlapsed)]
-            if matches:
-                stale.update(
-                    s.scalars(
-                        select(docs.c.id).where(
-                            docs.c.deleted_at.is_(None),
-                            or_(*(self._match_clause(mt) for mt in matches)),
-                        )
-                    )
-                )
             return stale
 
     def expire_grants(self) -> list[str]:
@@ -1062,7 +1033,7 @@ class Catalog:
             r.created_by,
             r.updated_at,
             r.updated_by,
-            r.lapsed,
+            r.generation,
         )
 
     def list_policies(self) -> list[PolicyRecord]:
@@ -1098,25 +1069,22 @@ class Catalog:
                 return false()
         return and_(*clauses)
 
-    def _fan_out(
-        self,
-        s: Session,
-        policy_id: int,
-        matches: Sequence[dict[str, str]],
-        principals: Sequence[str],
-        now: datetime,
-    ) -> int:
-        """Mark every live document of `matches` as changed by a policy, in bulk.
+    def _count_matching(self, s: Session, match: dict[str, str]) -> int:
+        docs = cast_table(m.Document)
+        query = select(func.count()).where(docs.c.deleted_at.is_(None), self._match_clause(match))
+        return int(s.scalar(query) or 0)
 
-        Bumps their revision and policy revision and queues an access-only outbox
-        row for each (two statements, whatever the number of documents), and
-        records which principals' access the change alters, so that searches by
-        holders of those principals decide these documents from the catalog
-        until the index has caught up. Returns the number of documents.
+    def _fan_out(self, s: Session, policy: m.Policy, now: datetime) -> int:
+        """Queue the documents the policy matches for an access-only re-index, in bulk.
+
+        Bumps their revision and policy revision and adds an outbox row for each
+        (two statements, whatever the number of documents), and records the
+        fan-out as pending: until the index catches up, searches by the policy's
+        grantees also match by the policy's match. Returns the number of documents.
         """
         docs = cast_table(m.Document)
         outbox = cast_table(m.OutboxItem)
-        where = and_(docs.c.deleted_at.is_(None), or_(*(self._match_clause(mt) for mt in matches)))
+        where = and_(docs.c.deleted_at.is_(None), self._match_clause(dict(policy.match)))
         result = s.execute(
             update(docs)
             .where(where)
@@ -1141,34 +1109,38 @@ class Catalog:
                     ).where(where),
                 )
             )
-        for principal in dict.fromkeys(principals):
-            s.add(
-                m.PolicyFanout(
-                    policy_id=policy_id,
-                    principal=principal,
-                    documents=count,
-                    created_at=now,
-                    done_at=None if count else now,
-                )
+        s.add(
+            m.PolicyFanout(
+                policy_id=policy.id,
+                generation=policy.generation,
+                documents=count,
+                created_at=now,
+                done_at=None if count else now,
             )
+        )
         return count
 
     @staticmethod
-    def _policy_audit(
-        s: Session, audit: NewAuditEvent | None, policy: PolicyRecord, affected: int
-    ) -> None:
+    def _policy_audit(s: Session, audit: NewAuditEvent | None, change: PolicyChange) -> None:
         if audit is None:
             return
-        detail = {**audit.detail, "policy_id": policy.id, "affected_documents": affected}
-        Catalog._append_audit(s, [replace(audit, target=f"policy:{policy.id}", detail=detail)])
+        detail = {
+            **audit.detail,
+            "policy_id": change.policy.id,
+            "generation": change.policy.generation,
+            "affected_documents": change.affected_documents,
+            "reindexed_documents": change.reindexed_documents,
+        }
+        target = f"policy:{change.policy.id}"
+        Catalog._append_audit(s, [replace(audit, target=target, detail=detail)])
 
     def create_policy(
         self, new: NewPolicy, actor: str, *, audit: NewAuditEvent | None = None
     ) -> PolicyChange:
-        """Create a policy; it applies to matching documents in the same transaction.
+        """Create a policy and queue its documents for the index, in one transaction.
 
         `audit`, if given, is recorded in the same transaction (target and detail
-        completed with the policy id and the number of documents it touches).
+        completed with the policy id and the number of documents it matches).
         """
         with self._session(write=True) as s:
             now = _now()
@@ -1182,14 +1154,14 @@ class Catalog:
                 created_by=actor,
                 updated_at=None,
                 updated_by="",
-                lapsed=False,
+                generation=1,
             )
             s.add(row)
             s.flush()
-            affected = self._fan_out(s, row.id, [row.match], [row.principal], now)
-            record = self._policy_record(row)
-            self._policy_audit(s, audit, record, affected)
-            return PolicyChange(record, affected)
+            queued = self._fan_out(s, row, now)
+            change = PolicyChange(self._policy_record(row), queued, queued)
+            self._policy_audit(s, audit, change)
+            return change
 
     def update_policy(
         self,
@@ -1199,80 +1171,71 @@ class Catalog:
         *,
         audit: NewAuditEvent | None = None,
     ) -> PolicyChange:
-        """Replace a policy's fields; documents of the old and the new match are re-decided."""
+        """Replace a policy's fields.
+
+        A new match starts a new generation (a new index token: documents of the
+        old match lose the grant at once) and queues the documents of the new
+        match. Principal, permission and expiry count at the next request as
+        they are; nothing is re-indexed for them.
+        """
         with self._session(write=True) as s:
             row = s.get(m.Policy, policy_id)
             if row is None:
                 raise NotFoundError(f"no policy {policy_id}")
             now = _now()
-            old_match, old_principal = dict(row.match), row.principal
-            access_changed = (
-                old_match != new.match
-                or old_principal != new.principal
-                or row.expires_at != new.expires_at
-            )
+            rematch = dict(row.match) != dict(new.match)
             row.name = new.name
             row.match = dict(new.match)
             row.principal = new.principal
             row.permission = new.permission
             row.expires_at = new.expires_at
-            row.lapsed = False
             row.updated_at = now
             row.updated_by = actor
+            if rematch:
+                row.generation += 1
             s.flush()
-            affected = 0
-            if access_changed:
-                affected = self._fan_out(
-                    s, row.id, [old_match, dict(new.match)], [old_principal, new.principal], now
-                )
-            record = self._policy_record(row)
-            self._policy_audit(s, audit, record, affected)
-            return PolicyChange(record, affected)
+            queued = self._fan_out(s, row, now) if rematch else 0
+            matching = queued if rematch else self._count_matching(s, dict(row.match))
+            change = PolicyChange(self._policy_record(row), matching, queued)
+            self._policy_audit(s, audit, change)
+            return change
 
     def delete_policy(self, policy_id: int, *, audit: NewAuditEvent | None = None) -> PolicyChange:
-        """Delete a policy; the documents it matched are re-decided at once."""
+        """Delete a policy. Its token stops counting at once; nothing is re-indexed."""
         with self._session(write=True) as s:
             row = s.get(m.Policy, policy_id)
             if row is None:
                 raise NotFoundError(f"no policy {policy_id}")
             record = self._policy_record(row)
-            affected = self._fan_out(s, row.id, [record.match], [record.principal], _now())
+            matching = self._count_matching(s, dict(row.match))
             s.delete(row)
-            self._policy_audit(s, audit, record, affected)
-            return PolicyChange(record, affected)
+            s.execute(delete(m.PolicyFanout).where(m.PolicyFanout.policy_id == policy_id))
+            change = PolicyChange(record, matching, 0)
+            self._policy_audit(s, audit, change)
+            return change
 
-    def lapse_policies(self, *, actor: str = "system") -> list[PolicyChange]:
-        """Apply the expiry of policies past their `expires_at` to the index (audited).
-
-        Until this runs, searches already treat their documents as stale for the
-        policy's principal (see `stale_access_ids`); this queues the re-index that
-        drops the grant from the stored readers.
-        """
-        now = _now()
-        changes = []
-        with self._session(write=True) as s:
-            rows = list(
-                s.scalars(
-                    select(m.Policy).where(m.Policy.expires_at <= now, m.Policy.lapsed.is_(false()))
-                )
+    def pending_policy_ids(self) -> set[int]:
+        """Policies whose token the index may still lack on some documents they match."""
+        with self._session() as s:
+            return set(
+                s.scalars(select(m.PolicyFanout.policy_id).where(m.PolicyFanout.done_at.is_(None)))
             )
-            for row in rows:
-                row.lapsed = True
-                affected = self._fan_out(s, row.id, [dict(row.match)], [row.principal], now)
-                record = self._policy_record(row)
-                self._policy_audit(
-                    s,
-                    NewAuditEvent(actor=actor, action="policy_lapse", detail={"name": row.name}),
-                    record,
-                    affected,
+
+    def policy_fanout_backlog(self) -> int:
+        """Documents whose index entry is older than the policy change that selected them."""
+        docs = cast_table(m.Document)
+        with self._session() as s:
+            return int(
+                s.scalar(
+                    select(func.count()).where(docs.c.indexed_revision < docs.c.policy_revision)
                 )
-                changes.append(PolicyChange(record, affected))
-        return changes
+                or 0
+            )
 
     def settle_policy_fanouts(self) -> int:
-        """Mark policy changes applied once the index holds no document older than one.
+        """Mark fan-outs done once the index holds no document behind its policy revision.
 
-        Returns the number of changes marked done.
+        Returns the number of fan-outs marked done.
         """
         docs = cast_table(m.Document)
         fanouts = cast_table(m.PolicyFanout)
@@ -1286,18 +1249,6 @@ class Catalog:
                 update(fanouts).where(fanouts.c.done_at.is_(None)).values(done_at=_now())
             )
             return int(getattr(result, "rowcount", 0) or 0)
-
-    def pending_policy_fanouts(self) -> int:
-        """How many policy changes are not yet applied to the index."""
-        with self._session() as s:
-            return int(
-                s.scalar(
-                    select(func.count())
-                    .select_from(m.PolicyFanout)
-                    .where(m.PolicyFanout.done_at.is_(None))
-                )
-                or 0
-            )
 
 
 def cast_table(model: type[m.Base]) -> Table:

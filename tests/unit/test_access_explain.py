@@ -15,6 +15,8 @@ from auth.access import (
     SourceKind,
     can,
     explain,
+    index_readers,
+    search_tokens,
 )
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -58,6 +60,24 @@ def test_every_explanation_verdict_equals_enforcement() -> None:
             assert result.allowed == can(principal, doc, permission, NOW), (principal, doc)
             assert (result.denial is None) == result.allowed
             assert all(s.token in principal.tokens for s in result.because)
+            checked += 1
+    assert checked > 1000
+
+
+def test_the_index_tokens_meet_exactly_when_the_caller_can_read() -> None:
+    """What the index stores and what a search asks for meet iff `can` says so,
+    for any set of policies in force (active, expired, granting anyone)."""
+    in_force = [g for grants in GRANT_SETS for g in grants if g.policy_id is not None]
+    checked = 0
+    for visibility, grants in itertools.product((*VISIBILITIES, "unknown"), GRANT_SETS):
+        doc = DocumentAccess("kim", "D1", "M1", visibility, grants)
+        stored = index_readers(doc, NOW)
+        for principal in PRINCIPALS:
+            asked = search_tokens(principal, in_force, NOW)
+            assert (not asked.isdisjoint(stored)) == can(principal, doc, Permission.READ, NOW), (
+                principal,
+                doc,
+            )
             checked += 1
     assert checked > 1000
 

@@ -1,4 +1,4 @@
-"""policies: fan-out of policy changes, access-only outbox rows, lapsed policies
+"""policies: generations and fan-out of policy changes, access-only outbox rows
 
 Revision ID: 0002_policies
 Revises: 0001
@@ -38,14 +38,13 @@ def upgrade() -> None:
             sa.Column("updated_by", sa.String(length=64), server_default="", nullable=False)
         )
         batch_op.add_column(
-            sa.Column("lapsed", sa.Boolean(), server_default=sa.false(), nullable=False)
+            sa.Column("generation", sa.Integer(), server_default="1", nullable=False)
         )
-        batch_op.create_index(batch_op.f("ix_policies_expires_at"), ["expires_at"], unique=False)
     op.create_table(
         "policy_fanouts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("policy_id", sa.Integer(), nullable=False),
-        sa.Column("principal", sa.String(length=140), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column("documents", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
@@ -54,7 +53,7 @@ def upgrade() -> None:
     with op.batch_alter_table("policy_fanouts", schema=None) as batch_op:
         batch_op.create_index(
             "ix_policy_fanouts_pending",
-            ["principal"],
+            ["policy_id"],
             unique=False,
             sqlite_where=sa.text("done_at IS NULL"),
             postgresql_where=sa.text("done_at IS NULL"),
@@ -66,8 +65,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_policy_fanouts_pending")
     op.drop_table("policy_fanouts")
     with op.batch_alter_table("policies", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_policies_expires_at"))
-        batch_op.drop_column("lapsed")
+        batch_op.drop_column("generation")
         batch_op.drop_column("updated_by")
         batch_op.drop_column("updated_at")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
