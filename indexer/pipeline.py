@@ -172,6 +172,8 @@ class IndexingPipeline:
         known = {d.id for d in docs}
         report.skipped.extend(i for i in document_ids if i not in known)
         now = datetime.now(UTC)
+        # Read after the documents: a policy committed before a document was
+        # created (so its fan-out missed it) is then always seen here.
         policies = self.catalog.list_policies()
 
         to_delete = [d for d in docs if d.deleted_at is not None]

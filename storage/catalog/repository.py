@@ -1240,13 +1240,21 @@ class Catalog:
         docs = cast_table(m.Document)
         fanouts = cast_table(m.PolicyFanout)
         with self._session(write=True) as s:
+            # Only fan-outs committed before the check below: under READ COMMITTED
+            # one committed meanwhile must not be marked done with its documents
+            # still behind.
+            last = s.scalar(select(func.max(fanouts.c.id)).where(fanouts.c.done_at.is_(None)))
+            if last is None:
+                return 0
             behind = s.execute(
                 select(docs.c.id).where(docs.c.indexed_revision < docs.c.policy_revision).limit(1)
             ).first()
             if behind is not None:
                 return 0
             result = s.execute(
-                update(fanouts).where(fanouts.c.done_at.is_(None)).values(done_at=_now())
+                update(fanouts)
+                .where(fanouts.c.done_at.is_(None), fanouts.c.id <= last)
+                .values(done_at=_now())
             )
             return int(getattr(result, "rowcount", 0) or 0)
 
