@@ -8,8 +8,8 @@ Builds (or reuses, with --reuse) a data dir of generated documents as
 access-only re-index never reads them), every document tagged `fanout`, and
 starts `crossdoc serve` in a child process. Then, over HTTP:
 
-1. creates 50 small policies, waits for the index, and measures search latency
-   (p50/p99) for users of all kinds;
+1. measures search latency (p50/p99) with no policy, then creates 50 small
+   policies, waits for the index, and measures it again;
 2. creates one policy matching every document (granting a department) and
    measures the POST, the time until the index has caught up (no document
    behind its policy revision; every entry carries the policy's token), and
@@ -158,6 +158,15 @@ def main() -> None:
         others = [u for u in rng.sample(users, 60) if departments[u] != grantee_dept][:40]
         tokens = {u: sign_in(base, u, PASSWORD) for u in grantees + others}
         client = httpx.Client(base_url=base, timeout=120)
+
+        # 0. No policy in force (the baseline on this data, this machine, now).
+        for _ in range(50):  # warm up
+            timed_search(client, tokens[rng.choice(others)], rng)
+        baseline = [
+            timed_search(client, tokens[rng.choice(grantees + others)], rng)[0]
+            for _ in range(args.queries)
+        ]
+        print(latency_line(f"search docs={args.docs} policies=0 clients=1", baseline), flush=True)
 
         # 1. 50 policies in force: departments' documents shared with users and ministries.
         all_depts = sorted(set(departments.values()))
