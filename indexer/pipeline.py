@@ -180,9 +180,10 @@ class IndexingPipeline:
         to_index: list[tuple[DocumentRecord, Extraction]] = []
         fresh: list[ExtractionRecord] = []
         live = [d for d in docs if d.deleted_at is None]
-        # Only the access of these changed since they were indexed (no other
-        # outbox work is pending for them): the index keeps their text and
-        # only their readers are rewritten; no extraction, no blob read.
+        # Only the access (or title, tags) of these changed since they were
+        # indexed: no new version waits ("pending") and no outbox row asks for
+        # more (a reindex). The index keeps their text and their entry is
+        # rewritten from the catalog; no extraction, no blob read.
         full = self.catalog.pending_full_reindex([d.id for d in live])
         access_only = [d for d in live if d.id not in full and d.status != "pending"]
         if access_only:

@@ -330,3 +330,37 @@ def test_non_admins_get_403_on_admin_endpoints_and_it_is_audited(
     assert ("kim", "/api/v1/admin/users/kim", "PATCH") in seen
     assert ("boss", "/api/v1/admin/policies", "POST") in seen
     assert ("audit", "/api/v1/admin/users/audit", "PATCH") in seen
+
+
+def test_an_access_only_reindex_never_drops_a_pending_text_change(
+    server: Server, org: dict[str, str]
+) -> None:
+    old, new, title = word(), word(), word()
+    doc = server.upload("kim", f"{old} 본문".encode(), visibility="department")
+    with worker_held(server), server.client("kim") as c:
+        r = c.put(f"/documents/{doc['id']}/content", files={"file": ("v2.txt", f"{new} 본문")})
+        assert r.status_code in (200, 202), r.text
+        assert c.patch(f"/documents/{doc['id']}", json={"title": title}).status_code == 200
+        r = c.put(f"/documents/{doc['id']}/acl", json={"visibility": "ministry", "grants": []})
+        assert r.status_code == 200, r.text
+    caught_up(server)
+    # The new text, the new title and the new ACL all arrived.
+    assert found(server, "park", new) == {doc["id"]}
+    assert found(server, "park", title) == {doc["id"]}
+    assert found(server, "park", old) == set()
+
+
+def test_an_access_change_reindexes_in_full_a_document_missing_from_the_index(
+    server: Server, org: dict[str, str]
+) -> None:
+    w = word()
+    doc = server.upload("kim", f"{w} 본문".encode(), visibility="department")
+    with worker_held(server):
+        server.services.index.delete([doc["id"]])
+        with server.client("kim") as c:
+            r = c.put(
+                f"/documents/{doc['id']}/acl", json={"visibility": "government", "grants": []}
+            )
+            assert r.status_code == 200, r.text
+    caught_up(server)
+    assert found(server, "choi", w) == {doc["id"]}
