@@ -14,6 +14,13 @@ Tokens:
     ministry:CODE    members of ministry CODE
     gov              every signed-in, enabled user
 
+In the search index only (see `index_readers`, `search_tokens`):
+    policy:ID.GEN    the grant of access policy ID (generation GEN of its match);
+                     a caller holds it while the policy is active and grants one
+                     of the caller's tokens, decided at query time
+    visibility:V     the document's visibility; held by no one (lets a search
+                     select documents by visibility)
+
 Fail closed: a disabled user has no tokens; a document always has at least its
 owner and its department's admins as readers; an unknown visibility grants
 nothing beyond those.
@@ -127,6 +134,11 @@ class Grant:
     principal: str
     permission: Permission
     expires_at: datetime | None = None
+    #: Set when the grant comes from an access policy.
+    policy_id: int | None = None
+    policy_name: str = ""
+    #: Bumped when the policy's match changes (its index token changes with it).
+    policy_generation: int = 0
 
     def active(self, now: datetime) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -143,6 +155,28 @@ class DocumentAccess:
     grants: tuple[Grant, ...] = field(default_factory=tuple)
 
 
+class SourceKind(enum.StrEnum):
+    """What gives a reader token its permission on a document."""
+
+    OWNER = "owner"
+    DEPT_ADMIN = "dept_admin"
+    VISIBILITY = "visibility"
+    GRANT = "grant"
+    POLICY = "policy"
+
+
+@dataclass(frozen=True)
+class AccessSource:
+    """One reason a token holds a permission on a document."""
+
+    token: str
+    kind: SourceKind
+    permission: Permission
+    expires_at: datetime | None = None
+    policy_id: int | None = None
+    policy_name: str = ""
+
+
 def _visibility_tokens(doc: DocumentAccess) -> set[str]:
     match doc.visibility:
         case Visibility.DEPARTMENT:
@@ -155,24 +189,44 @@ def _visibility_tokens(doc: DocumentAccess) -> set[str]:
             return set()
 
 
-def _manager_tokens(doc: DocumentAccess) -> set[str]:
-    tokens = {dept_admin_token(doc.department)}
+def _grant_source(grant: Grant) -> AccessSource:
+    return AccessSource(
+        token=grant.principal,
+        kind=SourceKind.GRANT if grant.policy_id is None else SourceKind.POLICY,
+        permission=grant.permission,
+        expires_at=grant.expires_at,
+        policy_id=grant.policy_id,
+        policy_name=grant.policy_name,
+    )
+
+
+def access_sources(doc: DocumentAccess, now: datetime) -> tuple[AccessSource, ...]:
+    """Every (token, permission) the document gives at time `now`, with why.
+
+    The one rule everything else is derived from: the readers in the index,
+    every permission check, and the explanations shown to administrators.
+    """
+    sources = [
+        AccessSource(dept_admin_token(doc.department), SourceKind.DEPT_ADMIN, Permission.MANAGE)
+    ]
     if doc.owner:
-        tokens.add(user_token(doc.owner))
-    return tokens
+        sources.append(AccessSource(user_token(doc.owner), SourceKind.OWNER, Permission.MANAGE))
+    sources.extend(
+        AccessSource(token, SourceKind.VISIBILITY, Permission.READ)
+        for token in sorted(_visibility_tokens(doc))
+    )
+    sources.extend(_grant_source(grant) for grant in doc.grants if grant.active(now))
+    return tuple(sources)
+
+
+def inactive_sources(doc: DocumentAccess, now: datetime) -> tuple[AccessSource, ...]:
+    """Grants and policies on the document that have expired (they give nothing now)."""
+    return tuple(_grant_source(grant) for grant in doc.grants if not grant.active(now))
 
 
 def holders_of(doc: DocumentAccess, permission: Permission, now: datetime) -> frozenset[str]:
     """Tokens that hold at least `permission` on the document at time `now`."""
-    tokens = _manager_tokens(doc)
-    if permission is Permission.READ:
-        tokens |= _visibility_tokens(doc)
-    tokens.update(
-        grant.principal
-        for grant in doc.grants
-        if grant.permission >= permission and grant.active(now)
-    )
-    return frozenset(tokens)
+    return frozenset(s.token for s in access_sources(doc, now) if s.permission >= permission)
 
 
 def readers_of(doc: DocumentAccess, now: datetime) -> frozenset[str]:
@@ -180,9 +234,110 @@ def readers_of(doc: DocumentAccess, now: datetime) -> frozenset[str]:
     return holders_of(doc, Permission.READ, now)
 
 
+def policy_token(policy_id: int, generation: int) -> str:
+    return f"policy:{policy_id}.{generation}"
+
+
+def visibility_token(visibility: str) -> str:
+    return f"visibility:{visibility}"
+
+
+def index_readers(doc: DocumentAccess, now: datetime) -> frozenset[str]:
+    """The tokens stored in the search index's readers field for this document.
+
+    `readers_of`, except that a policy's grant is stored as the policy's token,
+    whatever its expiry, not as its principal: whether a caller holds it is
+    decided at query time (`search_tokens`), so deleting a policy, changing its
+    principal or expiry, or its expiring, needs no re-index. Plus the
+    `visibility:` token, which no caller holds.
+    """
+    tokens = {s.token for s in access_sources(doc, now) if s.kind is not SourceKind.POLICY}
+    tokens.update(
+        policy_token(g.policy_id, g.policy_generation)
+        for g in doc.grants
+        if g.policy_id is not None
+    )
+    tokens.add(visibility_token(doc.visibility))
+    return frozenset(tokens)
+
+
+def search_tokens(
+    principal: Principal, policy_grants: Iterable[Grant], now: datetime
+) -> frozenset[str]:
+    """The tokens a search by `principal` matches the index's readers with.
+
+    The principal's tokens, plus the token of every active policy (all policies
+    in force, as `Grant`s with their `policy_id`) granting one of them. For a
+    document indexed with the same policies, the two sets meet exactly when
+    `can(principal, doc, READ, now)`.
+    """
+    tokens = principal.tokens
+    if not tokens:
+        return frozenset()
+    held = {
+        policy_token(g.policy_id, g.policy_generation)
+        for g in policy_grants
+        if g.policy_id is not None and g.active(now) and g.principal in tokens
+    }
+    return tokens | held
+
+
 def can(principal: Principal, doc: DocumentAccess, permission: Permission, now: datetime) -> bool:
     """Whether the caller holds `permission` on the document now."""
     return not principal.tokens.isdisjoint(holders_of(doc, permission, now))
+
+
+class Denial(enum.StrEnum):
+    """Why a caller does not hold a permission."""
+
+    DISABLED = "user_disabled"
+    ADMIN_WITHOUT_GRANT = "admin_without_grant"
+    NO_MATCHING_SOURCE = "no_matching_source"
+
+
+@dataclass(frozen=True)
+class AccessExplanation:
+    """Whether a caller holds a permission on a document, and why (or why not)."""
+
+    allowed: bool
+    permission: Permission
+    #: The sources whose token the caller holds (empty when not allowed).
+    because: tuple[AccessSource, ...]
+    #: Set when not allowed.
+    denial: Denial | None
+    #: The caller's tokens, as resolved from the catalog.
+    tokens: frozenset[str]
+    #: Expired grants and policies that would have given the permission.
+    expired: tuple[AccessSource, ...] = ()
+
+
+def explain(
+    principal: Principal, doc: DocumentAccess, permission: Permission, now: datetime
+) -> AccessExplanation:
+    """`can`, with its reasons: the same sources, so the verdicts cannot differ."""
+    tokens = principal.tokens
+    because = tuple(
+        s for s in access_sources(doc, now) if s.permission >= permission and s.token in tokens
+    )
+    expired = tuple(
+        s for s in inactive_sources(doc, now) if s.permission >= permission and s.token in tokens
+    )
+    denial: Denial | None = None
+    if not because:
+        if principal.disabled:
+            denial = Denial.DISABLED
+        elif Role.ADMIN in principal.roles:
+            denial = Denial.ADMIN_WITHOUT_GRANT
+        else:
+            denial = Denial.NO_MATCHING_SOURCE
+    return AccessExplanation(
+        allowed=bool(because),
+        permission=permission,
+        because=because,
+        denial=denial,
+        tokens=tokens,
+        expired=expired,
+    )
 
 
 def next_expiry(grants: Iterable[Grant], now: datetime) -> datetime | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import insert, update
 
-from auth.access import readers_of
+from auth.access import index_readers
 from auth.passwords import Passwords
 from bench import korean
 from indexer.access import document_access
@@ -43,7 +43,8 @@ PASSWORD = "bench-password-1"
 VISIBILITIES = ("private", "department", "department", "ministry", "government")
 
 
-def build(data_dir: Path, n_docs: int, seed: int) -> list[str]:
+def build(data_dir: Path, n_docs: int, seed: int, tags: tuple[str, ...] = ()) -> list[str]:
+    """Generate the organisation and `n_docs` documents (each with `tags`); return the users."""
     rng = random.Random(seed)
     data_dir.mkdir(parents=True, exist_ok=True)
     catalog = Catalog(f"sqlite:///{(data_dir / 'catalog.sqlite3').resolve()}")
@@ -109,7 +110,7 @@ def build(data_dir: Path, n_docs: int, seed: int) -> list[str]:
                 "ministry": ministry_of[dept],
                 "owner": owner,
                 "visibility": visibility,
-                "tags": [],
+                "tags": list(tags),
                 "status": "indexed",
                 "status_detail": "",
                 "version": 1,
@@ -145,7 +146,7 @@ def build(data_dir: Path, n_docs: int, seed: int) -> list[str]:
                 ministry=ministry_of[dept],
                 owner=owner,
                 visibility=visibility,
-                tags=(),
+                tags=tags,
                 status="indexed",
                 status_detail="",
                 version=1,
@@ -167,9 +168,9 @@ def build(data_dir: Path, n_docs: int, seed: int) -> list[str]:
                     department=dept,
                     ministry=ministry_of[dept],
                     content_type="text/plain",
-                    tags=(),
+                    tags=tags,
                     owner=owner,
-                    readers=readers_of(document_access(record), now),
+                    readers=index_readers(document_access(record), now),
                     created_at=created,
                     updated_at=created,
                 )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from auth.access import DocumentAccess, Grant, Permission
-from storage.catalog.records import DocumentRecord, PolicyRecord
+from auth.access import DocumentAccess, Grant, Permission, Principal
+from storage.catalog.records import DocumentRecord, PolicyRecord, UserRecord
 
 
 def policy_matches(policy: PolicyRecord, doc: DocumentRecord) -> bool:
@@ -28,17 +28,37 @@ def policy_matches(policy: PolicyRecord, doc: DocumentRecord) -> bool:
     return True
 
 
-def document_access(doc: DocumentRecord, policies: Sequence[PolicyRecord] = ()) -> DocumentAccess:
-    grants = [Grant(g.principal, Permission.parse(g.permission), g.expires_at) for g in doc.grants]
-    grants.extend(
-        Grant(p.principal, Permission.parse(p.permission), p.expires_at)
-        for p in policies
-        if policy_matches(p, doc)
+def policy_grant(policy: PolicyRecord) -> Grant:
+    """A policy's grant, as the access rules see it (it names its policy)."""
+    return Grant(
+        policy.principal,
+        Permission.parse(policy.permission),
+        policy.expires_at,
+        policy.id,
+        policy.name,
+        policy.generation,
     )
+
+
+def document_access(doc: DocumentRecord, policies: Sequence[PolicyRecord] = ()) -> DocumentAccess:
+    """The access facts of a document: its own grants and those of the policies matching it."""
+    grants = [Grant(g.principal, Permission.parse(g.permission), g.expires_at) for g in doc.grants]
+    grants.extend(policy_grant(p) for p in policies if policy_matches(p, doc))
     return DocumentAccess(
         owner=doc.owner,
         department=doc.department,
         ministry=doc.ministry,
         visibility=doc.visibility,
         grants=tuple(grants),
+    )
+
+
+def principal_of(user: UserRecord) -> Principal:
+    """The principal of a catalog user (its live department, ministry, roles, state)."""
+    return Principal(
+        username=user.username,
+        department=user.department,
+        ministry=user.ministry,
+        roles=frozenset(user.roles),
+        disabled=user.disabled,
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from auth.access import readers_of
+from auth.access import index_readers
 from indexer.access import document_access
 from indexer.errors import ExtractionUnavailableError, SearchUnavailableError
 from indexer.extraction.base import Extraction, ExtractionStatus, TextExtractor
@@ -180,23 +180,30 @@ class IndexingPipeline:
     @staticmethod
     def index_document(
         doc: DocumentRecord,
-        extraction: Extraction,
+        extraction: Extraction | None,
         policies: Sequence[PolicyRecord],
         now: datetime,
     ) -> IndexDocument:
-        content_type = base_type(extraction.content_type) or doc.content_type
+        """The index entry of a document; without `extraction`, for `update_access` (no body)."""
+        body = ""
+        content_type = doc.content_type
+        if extraction is not None:
+            content_type = base_type(extraction.content_type) or doc.content_type
+            if extraction.status is ExtractionStatus.OK:
+                body = extraction.text
         return IndexDocument(
             id=doc.id,
             revision=doc.revision,
-            title=effective_title(doc, extraction),
+            # Access-only: the catalog's title is already the effective one.
+            title=doc.title if extraction is None else effective_title(doc, extraction),
             filename=doc.filename,
-            body=extraction.text if extraction.status is ExtractionStatus.OK else "",
+            body=body,
             department=doc.department,
             ministry=doc.ministry,
             content_type=content_type,
             tags=doc.tags,
             owner=doc.owner,
-            readers=readers_of(document_access(doc, policies), now),
+            readers=index_readers(document_access(doc, policies), now),
             created_at=doc.created_at,
             updated_at=doc.updated_at,
         )
@@ -212,12 +219,29 @@ class IndexingPipeline:
         known = {d.id for d in docs}
         report.skipped.extend(i for i in document_ids if i not in known)
         now = datetime.now(UTC)
+        # Read after the documents: a policy committed before a document was
+        # created (so its fan-out missed it) is then always seen here.
         policies = self.catalog.list_policies()
 
         to_delete = [d for d in docs if d.deleted_at is not None]
         to_index: list[tuple[DocumentRecord, Extraction]] = []
         fresh: list[ExtractionRecord] = []
         live = [d for d in docs if d.deleted_at is None]
+        # Only the access (or title, tags) of these changed since they were
+        # indexed: no new version waits ("pending") and no outbox row asks for
+        # more (a reindex). The index keeps their text and their entry is
+        # rewritten from the catalog; no extraction, no blob read.
+        full = self.catalog.pending_full_reindex([d.id for d in live])
+        access_only = [d for d in live if d.id not in full and d.status != "pending"]
+        if access_only:
+            missing = set(
+                self.index.update_access(
+                    [self.index_document(d, None, policies, now) for d in access_only]
+                )
+            )
+            access_only = [d for d in access_only if d.id not in missing]
+            done = {d.id for d in access_only}
+            live = [d for d in live if d.id not in done]
         cache = self.catalog.get_extractions([d.sha256 for d in live], self.extractor.version)
         for doc in live:
             to_index.append((doc, self.extract(doc, fresh, cache)))
@@ -230,6 +254,9 @@ class IndexingPipeline:
         self.index.refresh()
 
         outcomes: list[tuple[str, int, int, str | None, str, str | None, str | None]] = []
+        for doc in access_only:
+            outcomes.append((doc.id, doc.revision, doc.version, None, "", None, None))
+            report.indexed.append(doc.id)
         for doc in to_delete:
             outcomes.append((doc.id, doc.revision, doc.version, None, "", None, None))
             report.deleted.append(doc.id)

@@ -45,9 +45,16 @@ def _settle(catalog: Catalog, claims: Sequence[OutboxClaim], report: BatchReport
             catalog.release_outbox(claim, "", timedelta(0))
 
 
-def drain_once(catalog: Catalog, pipeline: IndexingPipeline, batch_size: int) -> int:
-    """Claim one batch of due outbox rows and process it. Returns how many rows were claimed."""
-    claims = catalog.claim_outbox(batch_size, LEASE)
+def drain_once(
+    catalog: Catalog, pipeline: IndexingPipeline, batch_size: int, access_batch_size: int = 0
+) -> int:
+    """Claim one batch of due outbox rows and process it. Returns how many rows were claimed.
+
+    Up to `access_batch_size` access-only rows (a policy or ACL change: readers
+    rewritten, nothing extracted) ride along beyond `batch_size`, so that a
+    change touching many documents reaches the index in few large commits.
+    """
+    claims = catalog.claim_outbox(batch_size, LEASE, access_limit=access_batch_size)
     if not claims:
         return 0
     ids = list(dict.fromkeys(c.document_id for c in claims))
@@ -95,12 +102,14 @@ class InProcessWorker:
         pipeline: IndexingPipeline,
         *,
         batch_size: int = 64,
+        access_batch_size: int = 1000,
         idle_seconds: float = 2.0,
         maintenance_seconds: float = 5.0,
     ) -> None:
         self.catalog = catalog
         self.pipeline = pipeline
         self.batch_size = batch_size
+        self.access_batch_size = access_batch_size
         self.idle_seconds = idle_seconds
         self.maintenance_seconds = maintenance_seconds
         self._wake = threading.Event()
@@ -109,7 +118,9 @@ class InProcessWorker:
         self._last_maintenance = 0.0
 
     def start(self) -> None:
+        """Start the thread (again, after `stop`)."""
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="crossdoc-worker", daemon=True)
             self._thread.start()
 
@@ -132,10 +143,12 @@ class InProcessWorker:
         self.stop()
 
     def maintenance(self) -> None:
-        """Periodic chores: expire grants (their documents are re-indexed)."""
+        """Periodic chores: expire grants (their documents are re-indexed) and note
+        policy fan-outs the index has caught up with."""
         expired = self.catalog.expire_grants()
         if expired:
             log.info("expired grants on %d documents", len(expired))
+        self.catalog.settle_policy_fanouts()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -144,8 +157,10 @@ class InProcessWorker:
                 if now - self._last_maintenance >= self.maintenance_seconds:
                     self._last_maintenance = now
                     self.maintenance()
-                if drain_once(self.catalog, self.pipeline, self.batch_size):
+                if drain_once(self.catalog, self.pipeline, self.batch_size, self.access_batch_size):
                     continue
+                # Idle: the index may just have caught up with a policy change.
+                self.catalog.settle_policy_fanouts()
             except Exception:
                 log.exception("worker pass failed; retrying shortly")
             self._wake.wait(self.idle_seconds)

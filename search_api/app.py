@@ -16,7 +16,16 @@ from indexer.worker import InProcessWorker
 from search_api.audit import Auditor
 from search_api.bootstrap import BootstrapReport, bootstrap
 from search_api.errors import install_error_handlers
-from search_api.routers import admin, audit, auth, documents, health, search
+from search_api.routers import (
+    admin,
+    audit,
+    auth,
+    documents,
+    explain,
+    health,
+    policies,
+    search,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +83,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         auth.router,
         admin.router,
         audit.router,
+        policies.router,
+        explain.router,
         documents.router,
         search.router,
         health.router,

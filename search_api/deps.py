@@ -16,7 +16,7 @@ from auth.errors import InvalidTokenError
 from auth.ratelimit import RateRule
 from auth.tokens import TokenClaims
 from crossdoc.wiring import Services
-from indexer.access import document_access
+from indexer.access import document_access, principal_of
 from search_api.audit import Auditor
 from search_api.errors import ApiError, forbidden, not_found
 from storage.catalog.records import DocumentRecord
@@ -70,13 +70,7 @@ def current_principal(services: ServicesDep, claims: AccessClaimsDep) -> Princip
     user = services.catalog.get_user(claims.subject)
     if user is None or user.disabled:
         raise InvalidTokenError("unknown or disabled user")
-    return Principal(
-        username=user.username,
-        department=user.department,
-        ministry=user.ministry,
-        roles=frozenset(user.roles),
-        disabled=user.disabled,
-    )
+    return principal_of(user)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from auth.access import validate_grant_principal
 
@@ -179,3 +179,150 @@ class AuditOut(BaseModel):
     address: str
     outcome: str
     detail: dict[str, object]
+
+
+# -- access policies ------------------------------------------------------------------
+
+
+class PolicyMatchIO(Strict):
+    """Which documents a policy applies to: every attribute given must match."""
+
+    ministry: str | None = Field(default=None, pattern=CODE_PATTERN)
+    department: str | None = Field(default=None, pattern=CODE_PATTERN)
+    tag: str | None = Field(default=None, min_length=1, max_length=64)
+    visibility: VisibilityName | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> PolicyMatchIO:
+        if not self.as_dict():
+            # An empty match would grant on every document: refuse (fail closed).
+            raise ValueError("match needs at least one of ministry, department, tag, visibility")
+        return self
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class PolicyGrantIO(Strict):
+    principal: str = Field(max_length=140, description="user:NAME, dept:CODE or ministry:CODE")
+    permission: PermissionName = "read"
+
+    @field_validator("principal")
+    @classmethod
+    def _principal(cls, value: str) -> str:
+        return validate_grant_principal(value)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("expires_at needs a time zone (e.g. 2026-12-31T00:00:00+09:00)")
+    return value
+
+
+class PolicyIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    match: PolicyMatchIO
+    grant: PolicyGrantIO
+    expires_at: datetime | None = None
+
+    _expiry = field_validator("expires_at")(_aware)
+
+
+class PolicyPatch(Strict):
+    """Any of the fields of `PolicyIn`; `expires_at: null` removes the expiry."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    match: PolicyMatchIO | None = None
+    grant: PolicyGrantIO | None = None
+    expires_at: datetime | None = None
+
+    _expiry = field_validator("expires_at")(_aware)
+
+
+class PolicyOut(BaseModel):
+    id: int
+    name: str
+    match: dict[str, str]
+    grant: PolicyGrantIO
+    expires_at: datetime | None
+    #: False once `expires_at` has passed.
+    active: bool
+    created_at: datetime
+    created_by: str
+    updated_at: datetime | None
+    updated_by: str
+    #: On create, change and delete: the documents whose access was re-decided.
+    affected_documents: int | None = None
+
+
+# -- access explanations ----------------------------------------------------------------
+
+
+class PolicyRef(BaseModel):
+    id: int
+    name: str
+
+
+class AccessSourceOut(BaseModel):
+    """One thing that gives a reader token a permission on the document."""
+
+    kind: Literal["owner", "dept_admin", "visibility", "grant", "policy"]
+    token: str = Field(description="user:…, dept:…, deptadmin:…, ministry:… or gov")
+    permission: PermissionName
+    expires_at: datetime | None = None
+    policy: PolicyRef | None = None
+    message: str = Field(description="설명 (Korean, then English)")
+
+
+class DenialOut(BaseModel):
+    code: Literal["user_disabled", "admin_without_grant", "no_matching_source"]
+    message: str
+
+
+class ExplainedUser(BaseModel):
+    username: str
+    display_name: str
+    department: str | None
+    ministry: str | None
+    roles: list[str]
+    disabled: bool
+
+
+class ExplainedDocument(BaseModel):
+    """The facts that decide access (no title or content: explaining is not reading)."""
+
+    id: str
+    owner: str
+    department: str
+    ministry: str
+    visibility: str
+    tags: list[str]
+
+
+class AccessExplanationOut(BaseModel):
+    user: ExplainedUser
+    document: ExplainedDocument
+    permission: PermissionName
+    allowed: bool
+    because: list[AccessSourceOut] = Field(description="what allows it (empty when denied)")
+    denial: DenialOut | None = Field(description="why not, when denied")
+    expired: list[AccessSourceOut] = Field(
+        description="expired grants or policies that would have allowed it"
+    )
+    user_tokens: list[str] = Field(description="the user's reader tokens, from the catalog")
+
+
+class ReaderOut(BaseModel):
+    username: str
+    display_name: str
+    department: str | None
+    ministry: str | None
+    because: list[AccessSourceOut]
+
+
+class ReadersExplanationOut(BaseModel):
+    document: ExplainedDocument
+    #: Every source of read access, expanded into `readers` below.
+    sources: list[AccessSourceOut]
+    readers: list[ReaderOut]
+    count: int

@@ -1,9 +1,12 @@
 """Permission-aware search: the index query, corrected by the live catalog.
 
 1. The caller's reader tokens come from the catalog (a disabled user has none and
-   gets nothing).
-2. Documents whose index entry is stale on access (ACL or visibility changed,
-   deleted, a grant expired, not yet re-indexed) are excluded from the index
+   gets nothing), plus the tokens of the access policies in force that grant
+   one of them: a policy deleted, expired or given to someone else stops
+   counting at once. While a new policy (or a new match) is still being added
+   to the index, its grantees also match documents by the policy's match.
+2. Documents whose index entry is stale on access (ACL, visibility or tags
+   changed, deleted, a grant expired, not yet re-indexed) are excluded from the index
    query, decided against the catalog instead, and searched by id: so a
    revocation is effective in the very next search, totals and facets included.
 3. The hits of the page are re-checked against the catalog before they are
@@ -15,8 +18,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from auth.access import Permission, Principal, can
-from indexer.access import document_access
+from auth.access import Permission, Principal, can, search_tokens
+from indexer.access import document_access, policy_grant
 from indexer.errors import InvalidQueryError
 from indexer.index.base import (
     FACET_FIELDS,
@@ -68,11 +71,19 @@ def search_documents(
         raise InvalidQueryError("page and size must be positive")
     if request.offset + request.limit > max_window:
         raise InvalidQueryError(f"results beyond the first {max_window} are not available")
-    tokens = principal.tokens
-    if not tokens:
+    if not principal.tokens:
         return SearchResults(total=0, hits=[], facets={name: [] for name in FACET_FIELDS})
 
     now = datetime.now(UTC)
+    policies = catalog.list_policies()
+    grants = [policy_grant(p) for p in policies]
+    tokens = search_tokens(principal, grants, now)
+    pending = catalog.pending_policy_ids() if policies else set()
+    reader_matches = tuple(
+        p.match
+        for p, g in zip(policies, grants, strict=True)
+        if p.id in pending and g.active(now) and g.principal in principal.tokens
+    )
     stale_ids = frozenset(catalog.stale_access_ids())
     window = request.offset + request.limit
     # Beyond the first page, highlight only the page returned (second pass below).
@@ -81,6 +92,7 @@ def search_documents(
         replace(
             request,
             readers=tokens,
+            reader_matches=reader_matches,
             exclude_ids=request.exclude_ids | stale_ids,
             prechecked_ids=None,
             offset=0,
@@ -89,7 +101,6 @@ def search_documents(
         )
     )
     results = main
-    policies = catalog.list_policies()
     if stale_ids:
         readable_stale = frozenset(
             doc.id

@@ -3,16 +3,17 @@
 The index is derived data: it holds, per document, the latest extracted text, the
 metadata to filter and facet on, and the document's *readers*: the principal
 tokens (`user:…`, `dept:…`, `deptadmin:…`, `ministry:…`, `gov`) allowed to read
-it, computed by `auth.access.readers_of`. Every search is the user's text AND a
-non-scoring filter "readers ∩ caller's tokens ≠ ∅"; an empty token set matches
-nothing. The user's text can never reach the filter: it is analysed into terms,
+it, computed by `auth.access.index_readers`. Every search is the user's text AND
+a non-scoring filter "readers ∩ caller's tokens ≠ ∅" (or, for access policies not
+yet applied to every entry, "matches one of `reader_matches`"); an empty token
+set matches nothing. The user's text can never reach the filter: it is analysed into terms,
 never parsed as engine query syntax.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -66,6 +67,11 @@ class SearchRequest:
     sort: SortOrder = SortOrder.RELEVANCE
     offset: int = 0
     limit: int = 20
+    #: Documents matching every attribute of one of these are readable too (the
+    #: matches of the caller's access policies whose tokens the index may still
+    #: lack). Keys: ministry, department, tag, visibility; a match that is empty
+    #: or names another key selects nothing. Ignored with `prechecked_ids`.
+    reader_matches: tuple[Mapping[str, str], ...] = ()
     #: Restrict to these ids (None: no restriction; empty: nothing).
     only_ids: frozenset[str] | None = None
     #: Never return these ids (documents whose index entry is known to be stale).
@@ -123,6 +129,17 @@ class SearchIndex(Protocol):
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove documents by id (missing ids are ignored). Raises `SearchUnavailableError`."""
+        ...
+
+    def update_access(self, docs: Sequence[IndexDocument]) -> list[str]:
+        """Rewrite documents already in the index with new readers and metadata, keeping
+        the text stored for them (the `body` given is ignored).
+
+        For a change of access only (an ACL, a policy): no extraction and no read
+        of the original. The same revision rule as `upsert` applies. Returns the
+        ids the index does not hold, which the caller must index in full. Raises
+        `SearchUnavailableError`.
+        """
         ...
 
     def search(self, request: SearchRequest) -> SearchResults:

@@ -47,15 +47,17 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import tantivy
 
+from auth.access import visibility_token
 from indexer.analysis.highlight import highlight
 from indexer.analysis.korean import KoreanAnalyzer, Token
 from indexer.analysis.query_terms import (
@@ -179,6 +181,22 @@ class TantivyIndex:
                     continue  # an older task must not restore older text or ACL
                 writer.delete_documents_by_term("id", doc.id)
                 writer.add_document(self._to_tantivy(doc))
+
+    def update_access(self, docs: Sequence[IndexDocument]) -> list[str]:
+        """Re-add documents with new readers and the body stored for them (one commit).
+
+        Tantivy cannot change one field of a document, so each is rebuilt from
+        its stored body and the metadata given; the analysis runs again, but
+        nothing is extracted or read from the object store.
+        """
+        if not docs:
+            return []
+        self._check_open()
+        bodies = self._stored_bodies([d.id for d in docs])
+        missing = [d.id for d in docs if d.id not in bodies]
+        present = [replace(d, body=bodies[d.id]) for d in docs if d.id in bodies]
+        self.upsert(present)
+        return missing
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove documents by id (one commit; missing ids are ignored)."""
@@ -321,6 +339,21 @@ class TantivyIndex:
         except ValueError:
             # The writer is unusable; drop it so the next write opens a new one.
             self._writer = None
+
+    def _stored_bodies(self, ids: list[str]) -> dict[str, str]:
+        """The stored (already cut) body of each of `ids` that is in the index."""
+        found: dict[str, str] = {}
+        try:
+            searcher = self._index.searcher()
+            for i in range(0, len(ids), _REVISION_BATCH):
+                batch = list(dict.fromkeys(ids[i : i + _REVISION_BATCH]))
+                query = tantivy.Query.term_set_query(self._schema, "id", batch)
+                for _, address in searcher.search(query, len(batch)).hits:
+                    stored = searcher.doc(address)
+                    found[str(stored.get_first("id"))] = _bytes_field(stored, "src_body")
+        except ValueError as err:
+            raise SearchUnavailableError(f"cannot read the search index: {err}") from err
+        return found
 
     def _stored_revisions(self, ids: list[str]) -> dict[str, int]:
         """Revisions by id via a terms aggregation on fast fields (no stored-document reads)."""
@@ -487,6 +520,20 @@ class TantivyIndex:
     def _keyword(self, field: str, value: str) -> tantivy.Query:
         return tantivy.Query.term_query(self._schema, field, value, index_option="basic")
 
+    def _reader_match(self, match: Mapping[str, str]) -> tantivy.Query | None:
+        """Documents with every attribute of `match` (None: the match selects nothing)."""
+        if not match:
+            return None
+        terms = []
+        for key, value in match.items():
+            if key in ("ministry", "department", "tag"):
+                terms.append(self._keyword(key, value))
+            elif key == "visibility":
+                terms.append(self._keyword("readers", visibility_token(value)))
+            else:
+                return None
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, t) for t in terms])
+
     def _filter_query(self, request: SearchRequest) -> tantivy.Query:
         """The non-scoring restriction: readable, and every requested filter."""
         schema = self._schema
@@ -505,6 +552,11 @@ class TantivyIndex:
             )
         else:
             readable = tantivy.Query.term_set_query(schema, "readers", readers)
+        if request.prechecked_ids is None and request.reader_matches:
+            by_match = [self._reader_match(m) for m in request.reader_matches]
+            readable = tantivy.Query.boolean_query(
+                [(occur.Should, readable)] + [(occur.Should, q) for q in by_match if q is not None]
+            )
         clauses = [(occur.Must, readable)]
         for name in ("department", "ministry", "content_type", "tag"):
             value: str | None = getattr(request, name)

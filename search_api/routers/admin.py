@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from search_api.audit import Auditor
 from search_api.deps import AddressDep, AdminDep, AuditorDep, ServicesDep
-from search_api.errors import ApiError
+from search_api.errors import ApiError, not_found
 from search_api.schemas import (
     DepartmentIn,
     DepartmentOut,
@@ -131,6 +131,13 @@ def update_user(
     roles = sorted({"member", *body.roles}) if body.roles is not None else None
     if username == admin.username and body.disabled:
         raise ApiError(409, "conflict", "you cannot disable yourself")
+    if username == admin.username and roles is not None and "admin" not in roles:
+        raise ApiError(409, "conflict", "you cannot remove your own admin role")
+    before = services.catalog.get_user(username)
+    if before is None:
+        raise not_found("user")
+    # The change counts from the caller's next request: principals are resolved
+    # from the catalog on every request, whatever the token says.
     record = services.catalog.update_user(
         username, department=body.department, roles=roles, disabled=body.disabled
     )
@@ -140,7 +147,15 @@ def update_user(
             "org_change",
             f"user:{username}",
             address,
-            detail={"op": "update", **body.model_dump(exclude_none=True)},
+            detail={
+                "op": "update",
+                **body.model_dump(exclude_none=True),
+                "before": {
+                    "department": before.department,
+                    "roles": list(before.roles),
+                    "disabled": before.disabled,
+                },
+            },
         )
     )
     return user_out(record)

@@ -86,6 +86,11 @@ class Document(Base):
     could narrow or widen access (ACL, visibility, delete). While the index lags
     behind an access change (`indexed_revision < acl_revision`) searches treat the
     document's index entry as stale and decide from the catalog instead.
+
+    `policy_revision` is the revision at which a policy was created or its match
+    changed to select the document: until `indexed_revision` reaches it, the
+    index entry lacks the policy's token, and searches by the policy's grantees
+    match the document by the policy's match instead (see `PolicyFanout`).
     """
 
     __tablename__ = "documents"
@@ -111,6 +116,7 @@ class Document(Base):
     revision: Mapped[int] = mapped_column(BigInteger)
     acl_revision: Mapped[int] = mapped_column(BigInteger)
     indexed_revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    policy_revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime] = mapped_column()
     deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -122,6 +128,12 @@ class Document(Base):
             "id",
             sqlite_where=text("indexed_revision < acl_revision"),
             postgresql_where=text("indexed_revision < acl_revision"),
+        ),
+        Index(
+            "ix_documents_policy_stale",
+            "id",
+            sqlite_where=text("indexed_revision < policy_revision"),
+            postgresql_where=text("indexed_revision < policy_revision"),
         ),
     )
 
@@ -152,7 +164,13 @@ class DocumentGrant(Base):
 
 
 class Policy(Base):
-    """An access policy: a grant applied to every document its match selects."""
+    """An access policy: a grant applied to every document its match selects.
+
+    The index stores the policy's token (`policy:ID.GENERATION`) on the documents
+    it matches; `generation` is bumped whenever the match changes, so the token
+    of the old match stops counting at once. Principal, permission and expiry
+    are read at query time and need no re-index.
+    """
 
     __tablename__ = "policies"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -163,6 +181,35 @@ class Policy(Base):
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+
+class PolicyFanout(Base):
+    """A policy (generation) whose token is still being added to the index.
+
+    Written in the transaction that creates the policy or changes its match.
+    While a row is pending, searches by the policy's grantees also match
+    documents by the policy's match (the index entries may lack the token);
+    the worker marks rows done once no document is behind its policy revision.
+    """
+
+    __tablename__ = "policy_fanouts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    policy_id: Mapped[int] = mapped_column(Integer)
+    generation: Mapped[int] = mapped_column(Integer)
+    documents: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column()
+    done_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    __table_args__ = (
+        Index(
+            "ix_policy_fanouts_pending",
+            "policy_id",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
+    )
 
 
 class OutboxItem(Base):
@@ -181,6 +228,9 @@ class OutboxItem(Base):
     available_at: Mapped[datetime] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    #: Only the document's access changed: its readers can be rewritten without
+    #: extracting or re-reading its text (when no other row of it is pending).
+    access_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class IdempotencyKey(Base):

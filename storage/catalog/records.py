@@ -47,6 +47,32 @@ class PolicyRecord:
     expires_at: datetime | None
     created_at: datetime
     created_by: str
+    updated_at: datetime | None = None
+    updated_by: str = ""
+    #: Bumped when the match changes: the index token of the policy changes with it.
+    generation: int = 1
+
+
+@dataclass(frozen=True)
+class NewPolicy:
+    """A policy to create, or the new state of one being changed."""
+
+    name: str
+    match: dict[str, str]
+    principal: str
+    permission: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    """The outcome of creating, changing, deleting or lapsing a policy."""
+
+    policy: PolicyRecord
+    #: Live documents the policy matches (now, or before a delete).
+    affected_documents: int
+    #: Of those, the documents queued for an access-only re-index (new match).
+    reindexed_documents: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,6 +102,7 @@ class DocumentRecord:
     grants: tuple[GrantRecord, ...] = ()
     #: The uploader typed the title; otherwise it is automatic (file name or file metadata).
     title_from_user: bool = False
+    policy_revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,6 +148,7 @@ class OutboxClaim:
     document_id: str
     revision: int
     attempts: int
+    access_only: bool = False
 
 
 @dataclass(frozen=True)

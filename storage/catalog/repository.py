@@ -23,18 +23,26 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    and_,
     bindparam,
     case,
     create_engine,
     delete,
     event,
+    exists,
+    false,
     func,
     insert,
+    literal,
     select,
+    true,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from storage.catalog import models as m
 from storage.catalog.records import (
@@ -47,7 +55,9 @@ from storage.catalog.records import (
     NewAuditEvent,
     NewBlob,
     NewDocument,
+    NewPolicy,
     OutboxClaim,
+    PolicyChange,
     PolicyRecord,
     UserRecord,
     VersionRecord,
@@ -59,6 +69,10 @@ GENESIS_HASH = "0" * 64
 #: than any token lifetime the settings allow (refresh tokens: at most 30 days).
 USER_REVOCATION_KEPT = timedelta(days=31)
 _WRITE = "crossdoc_write"
+#: Ids per `IN (…)` list: SQLite allows 32,766 bound variables per statement.
+_IN_CHUNK = 10_000
+#: The document attributes a policy can match on (`indexer.access.policy_matches`).
+POLICY_MATCH_KEYS = ("ministry", "department", "tag", "visibility")
 
 
 def _table(model: type[m.Base]) -> Table:
@@ -341,10 +355,13 @@ class Catalog:
             deleted_at=d.deleted_at,
             grants=tuple(grants),
             title_from_user=bool(d.title_from_user),
+            policy_revision=d.policy_revision,
         )
 
     @staticmethod
-    def _outbox_row(document_id: str, revision: int, now: datetime) -> dict[str, Any]:
+    def _outbox_row(
+        document_id: str, revision: int, now: datetime, *, access_only: bool = False
+    ) -> dict[str, Any]:
         return {
             "document_id": document_id,
             "revision": revision,
@@ -352,11 +369,21 @@ class Catalog:
             "available_at": now,
             "attempts": 0,
             "last_error": "",
+            "access_only": access_only,
         }
 
     @classmethod
-    def _enqueue(cls, s: Session, document_id: str, revision: int, now: datetime) -> None:
-        s.execute(insert(_table(m.OutboxItem)), [cls._outbox_row(document_id, revision, now)])
+    def _enqueue(
+        cls,
+        s: Session,
+        document_id: str,
+        revision: int,
+        now: datetime,
+        *,
+        access_only: bool = False,
+    ) -> None:
+        row = cls._outbox_row(document_id, revision, now, access_only=access_only)
+        s.execute(insert(_table(m.OutboxItem)), [row])
 
     @classmethod
     def _replace_grants(
@@ -440,6 +467,7 @@ class Catalog:
                     "created_at": now,
                     "updated_at": now,
                     "deleted_at": None,
+                    "policy_revision": 0,
                 }
             )
             versions.append(
@@ -534,12 +562,17 @@ class Catalog:
         # Core rows, not ORM objects: this runs on every search and document
         # request, and the unit-of-work machinery is pure overhead for reads.
         table = m.Document.__table__
+        rows: dict[str, Any] = {}
+        grants: dict[str, list[GrantRecord]] = {}
         with self._session() as s:
-            query = select(table).where(table.c.id.in_(ids))
-            if not include_deleted:
-                query = query.where(table.c.deleted_at.is_(None))
-            rows = {row.id: row for row in s.execute(query)}
-            grants = self._grants(s, list(rows))
+            for first in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[first : first + _IN_CHUNK]
+                query = select(table).where(table.c.id.in_(chunk))
+                if not include_deleted:
+                    query = query.where(table.c.deleted_at.is_(None))
+                found = {row.id: row for row in s.execute(query)}
+                rows.update(found)
+                grants.update(self._grants(s, list(found)))
             return [self._document_record(rows[i], grants[i]) for i in ids if i in rows]
 
     def add_version(self, document_id: str, blob: NewBlob, actor: str) -> DocumentRecord:
@@ -612,9 +645,11 @@ class Catalog:
             if title is not None:
                 d.title = title
                 d.title_from_user = True
-            if tags is not None:
-                d.tags = list(tags)
             d.revision += 1
+            if tags is not None and list(tags) != list(d.tags):
+                d.tags = list(tags)
+                # Policies match on tags: who may read it may have changed.
+                d.acl_revision = d.revision
             d.updated_at = _now()
             self._enqueue(s, document_id, d.revision, d.updated_at)
             s.flush()
@@ -634,7 +669,7 @@ class Catalog:
             d.acl_revision = d.revision
             d.updated_at = now
             self._replace_grants(s, document_id, grants, actor, now)
-            self._enqueue(s, document_id, d.revision, now)
+            self._enqueue(s, document_id, d.revision, now, access_only=True)
             s.flush()
             return self._document_record(d, tuple(grants))
 
@@ -655,17 +690,16 @@ class Catalog:
         """Documents whose index entry may grant access the catalog no longer does.
 
         That is every document whose access changed after it was last indexed
-        (including deletes), plus every document holding a grant that has expired
-        since (its index entry still lists the grantee).
+        (ACL, visibility, tags, delete), plus every document holding a grant that
+        has expired since (its index entry still lists the grantee). Policies
+        need no entry here: the index holds their tokens, and who holds a token
+        is decided at query time (see `auth.access.search_tokens`).
         """
         now = _now()
+        docs = cast_table(m.Document)
         with self._session() as s:
             stale = set(
-                s.scalars(
-                    select(m.Document.id).where(
-                        m.Document.indexed_revision < m.Document.acl_revision
-                    )
-                )
+                s.scalars(select(docs.c.id).where(docs.c.indexed_revision < docs.c.acl_revision))
             )
             stale.update(
                 s.scalars(
@@ -691,7 +725,7 @@ class Catalog:
             for d in s.scalars(select(m.Document).where(m.Document.id.in_(doc_ids))):
                 d.revision += 1
                 d.acl_revision = d.revision
-                self._enqueue(s, d.id, d.revision, now)
+                self._enqueue(s, d.id, d.revision, now, access_only=True)
             return doc_ids
 
     def mark_indexed_many(
@@ -813,25 +847,60 @@ class Catalog:
 
     # -- outbox --------------------------------------------------------------------
 
-    def claim_outbox(self, limit: int, lease: timedelta) -> list[OutboxClaim]:
-        """Claim up to `limit` due outbox rows for `lease`; a lapsed claim is claimable again."""
+    def claim_outbox(
+        self, limit: int, lease: timedelta, *, access_limit: int = 0
+    ) -> list[OutboxClaim]:
+        """Claim up to `limit` due outbox rows for `lease`; a lapsed claim is claimable again.
+
+        With `access_limit` above `limit`, access-only rows (cheap: no extraction)
+        are claimed beyond the first `limit` rows, up to `access_limit` of them,
+        so a policy change touching many documents is applied in large batches.
+        """
         now = _now()
         with self._session(write=True) as s:
-            rows = list(
-                s.scalars(
-                    select(m.OutboxItem)
-                    .where(m.OutboxItem.available_at <= now)
-                    .order_by(m.OutboxItem.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
+            due = (
+                select(m.OutboxItem)
+                .where(m.OutboxItem.available_at <= now)
+                .order_by(m.OutboxItem.id)
+                .with_for_update(skip_locked=True)
             )
+            rows = list(s.scalars(due.limit(limit)))
+            extra = access_limit - sum(1 for r in rows if r.access_only)
+            if extra > 0 and len(rows) == limit:
+                rows.extend(
+                    s.scalars(
+                        due.where(
+                            m.OutboxItem.access_only.is_(true()),
+                            m.OutboxItem.id > rows[-1].id,
+                        ).limit(extra)
+                    )
+                )
             claims = []
             for row in rows:
                 row.available_at = now + lease
                 row.attempts += 1
-                claims.append(OutboxClaim(row.id, row.document_id, row.revision, row.attempts))
+                claims.append(
+                    OutboxClaim(
+                        row.id, row.document_id, row.revision, row.attempts, row.access_only
+                    )
+                )
             return claims
+
+    def pending_full_reindex(self, document_ids: Sequence[str]) -> set[str]:
+        """Which of these documents have outbox work beyond their access (text or metadata)."""
+        out: set[str] = set()
+        ids = list(dict.fromkeys(document_ids))
+        with self._session() as s:
+            for first in range(0, len(ids), _IN_CHUNK):
+                out.update(
+                    s.scalars(
+                        select(m.OutboxItem.document_id).where(
+                            m.OutboxItem.document_id.in_(ids[first : first + _IN_CHUNK]),
+                            m.OutboxItem.access_only.is_(false()),
+                        )
+                    )
+                )
+        return out
 
     @staticmethod
     def _claimed_row(claim: OutboxClaim) -> tuple[Any, ...]:
@@ -1178,19 +1247,245 @@ class Catalog:
 
     # -- policies ----------------------------------------------------------------------
 
+    @staticmethod
+    def _policy_record(r: Any) -> PolicyRecord:
+        return PolicyRecord(
+            r.id,
+            r.name,
+            dict(r.match),
+            r.principal,
+            r.permission,
+            r.expires_at,
+            r.created_at,
+            r.created_by,
+            r.updated_at,
+            r.updated_by,
+            r.generation,
+        )
+
     def list_policies(self) -> list[PolicyRecord]:
+        """Every policy, expired ones included (access rules skip those by date)."""
+        table = cast_table(m.Policy)
         with self._session() as s:
-            rows = s.scalars(select(m.Policy).order_by(m.Policy.id))
-            return [
-                PolicyRecord(
-                    r.id,
-                    r.name,
-                    dict(r.match),
-                    r.principal,
-                    r.permission,
-                    r.expires_at,
-                    r.created_at,
-                    r.created_by,
+            return [self._policy_record(r) for r in s.execute(select(table).order_by(table.c.id))]
+
+    def get_policy(self, policy_id: int) -> PolicyRecord:
+        """Raises NotFoundError."""
+        with self._session() as s:
+            r = s.get(m.Policy, policy_id)
+            if r is None:
+                raise NotFoundError(f"no policy {policy_id}")
+            return self._policy_record(r)
+
+    def _match_clause(self, match: dict[str, str]) -> ColumnElement[bool]:
+        """SQL for `indexer.access.policy_matches` over the documents table (same rules)."""
+        docs = cast_table(m.Document)
+        if not match:
+            return false()  # an empty match would select everything: fail closed
+        clauses: list[ColumnElement[bool]] = []
+        for key, value in match.items():
+            if key in ("ministry", "department", "visibility"):
+                clauses.append(docs.c[key] == value)
+            elif key == "tag":
+                if self.is_sqlite:
+                    each = func.json_each(docs.c.tags).table_valued("value")
+                    clauses.append(exists(select(1).select_from(each).where(each.c.value == value)))
+                else:
+                    clauses.append(sql_cast(docs.c.tags, JSONB).contains([value]))
+            else:
+                return false()
+        return and_(*clauses)
+
+    def _count_matching(self, s: Session, match: dict[str, str]) -> int:
+        docs = cast_table(m.Document)
+        query = select(func.count()).where(docs.c.deleted_at.is_(None), self._match_clause(match))
+        return int(s.scalar(query) or 0)
+
+    def _fan_out(self, s: Session, policy: m.Policy, now: datetime) -> int:
+        """Queue the documents the policy matches for an access-only re-index, in bulk.
+
+        Bumps their revision and policy revision and adds an outbox row for each
+        (two statements, whatever the number of documents), and records the
+        fan-out as pending: until the index catches up, searches by the policy's
+        grantees also match by the policy's match. Returns the number of documents.
+        """
+        docs = cast_table(m.Document)
+        outbox = cast_table(m.OutboxItem)
+        where = and_(docs.c.deleted_at.is_(None), self._match_clause(dict(policy.match)))
+        result = s.execute(
+            update(docs)
+            .where(where)
+            .values(revision=docs.c.revision + 1, policy_revision=docs.c.revision + 1)
+        )
+        count = int(getattr(result, "rowcount", 0) or 0)
+        if count:
+            at = literal(now, outbox.c.created_at.type)
+            s.execute(
+                insert(outbox).from_select(
+                    [
+                        "document_id",
+                        "revision",
+                        "created_at",
+                        "available_at",
+                        "attempts",
+                        "last_error",
+                        "access_only",
+                    ],
+                    select(
+                        docs.c.id, docs.c.revision, at, at, literal(0), literal(""), true()
+                    ).where(where),
                 )
-                for r in rows
-            ]
+            )
+        s.add(
+            m.PolicyFanout(
+                policy_id=policy.id,
+                generation=policy.generation,
+                documents=count,
+                created_at=now,
+                done_at=None if count else now,
+            )
+        )
+        return count
+
+    @staticmethod
+    def _policy_audit(s: Session, audit: NewAuditEvent | None, change: PolicyChange) -> None:
+        if audit is None:
+            return
+        detail = {
+            **audit.detail,
+            "policy_id": change.policy.id,
+            "generation": change.policy.generation,
+            "affected_documents": change.affected_documents,
+            "reindexed_documents": change.reindexed_documents,
+        }
+        target = f"policy:{change.policy.id}"
+        Catalog._append_audit(s, [replace(audit, target=target, detail=detail)])
+
+    def create_policy(
+        self, new: NewPolicy, actor: str, *, audit: NewAuditEvent | None = None
+    ) -> PolicyChange:
+        """Create a policy and queue its documents for the index, in one transaction.
+
+        `audit`, if given, is recorded in the same transaction (target and detail
+        completed with the policy id and the number of documents it matches).
+        """
+        with self._session(write=True) as s:
+            now = _now()
+            row = m.Policy(
+                name=new.name,
+                match=dict(new.match),
+                principal=new.principal,
+                permission=new.permission,
+                expires_at=new.expires_at,
+                created_at=now,
+                created_by=actor,
+                updated_at=None,
+                updated_by="",
+                generation=1,
+            )
+            s.add(row)
+            s.flush()
+            queued = self._fan_out(s, row, now)
+            change = PolicyChange(self._policy_record(row), queued, queued)
+            self._policy_audit(s, audit, change)
+            return change
+
+    def update_policy(
+        self,
+        policy_id: int,
+        new: NewPolicy,
+        actor: str,
+        *,
+        audit: NewAuditEvent | None = None,
+    ) -> PolicyChange:
+        """Replace a policy's fields.
+
+        A new match starts a new generation (a new index token: documents of the
+        old match lose the grant at once) and queues the documents of the new
+        match. Principal, permission and expiry count at the next request as
+        they are; nothing is re-indexed for them.
+        """
+        with self._session(write=True) as s:
+            row = s.get(m.Policy, policy_id)
+            if row is None:
+                raise NotFoundError(f"no policy {policy_id}")
+            now = _now()
+            rematch = dict(row.match) != dict(new.match)
+            row.name = new.name
+            row.match = dict(new.match)
+            row.principal = new.principal
+            row.permission = new.permission
+            row.expires_at = new.expires_at
+            row.updated_at = now
+            row.updated_by = actor
+            if rematch:
+                row.generation += 1
+            s.flush()
+            queued = self._fan_out(s, row, now) if rematch else 0
+            matching = queued if rematch else self._count_matching(s, dict(row.match))
+            change = PolicyChange(self._policy_record(row), matching, queued)
+            self._policy_audit(s, audit, change)
+            return change
+
+    def delete_policy(self, policy_id: int, *, audit: NewAuditEvent | None = None) -> PolicyChange:
+        """Delete a policy. Its token stops counting at once; nothing is re-indexed."""
+        with self._session(write=True) as s:
+            row = s.get(m.Policy, policy_id)
+            if row is None:
+                raise NotFoundError(f"no policy {policy_id}")
+            record = self._policy_record(row)
+            matching = self._count_matching(s, dict(row.match))
+            s.delete(row)
+            s.execute(delete(m.PolicyFanout).where(m.PolicyFanout.policy_id == policy_id))
+            change = PolicyChange(record, matching, 0)
+            self._policy_audit(s, audit, change)
+            return change
+
+    def pending_policy_ids(self) -> set[int]:
+        """Policies whose token the index may still lack on some documents they match."""
+        with self._session() as s:
+            return set(
+                s.scalars(select(m.PolicyFanout.policy_id).where(m.PolicyFanout.done_at.is_(None)))
+            )
+
+    def policy_fanout_backlog(self) -> int:
+        """Documents whose index entry is older than the policy change that selected them."""
+        docs = cast_table(m.Document)
+        with self._session() as s:
+            return int(
+                s.scalar(
+                    select(func.count()).where(docs.c.indexed_revision < docs.c.policy_revision)
+                )
+                or 0
+            )
+
+    def settle_policy_fanouts(self) -> int:
+        """Mark fan-outs done once the index holds no document behind its policy revision.
+
+        Returns the number of fan-outs marked done.
+        """
+        docs = cast_table(m.Document)
+        fanouts = cast_table(m.PolicyFanout)
+        with self._session(write=True) as s:
+            # Only fan-outs committed before the check below: under READ COMMITTED
+            # one committed meanwhile must not be marked done with its documents
+            # still behind.
+            last = s.scalar(select(func.max(fanouts.c.id)).where(fanouts.c.done_at.is_(None)))
+            if last is None:
+                return 0
+            behind = s.execute(
+                select(docs.c.id).where(docs.c.indexed_revision < docs.c.policy_revision).limit(1)
+            ).first()
+            if behind is not None:
+                return 0
+            result = s.execute(
+                update(fanouts)
+                .where(fanouts.c.done_at.is_(None), fanouts.c.id <= last)
+                .values(done_at=_now())
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+
+def cast_table(model: type[m.Base]) -> Table:
+    """The Core table of a model (typed), for bulk statements and row reads."""
+    return cast(Table, model.__table__)

@@ -451,6 +451,63 @@ def test_a_batch_keeps_the_highest_revision_per_id(search_index: SearchIndex) ->
     assert search_index.count() == 201
 
 
+def test_reader_matches_widen_access_by_attributes(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("a", "예산 보고서", readers=["user:kim", "visibility:private"], tags=("감사",)),
+        doc("b", "예산 보고서", readers=["user:kim", "visibility:ministry"], department="d-2"),
+        doc("c", "예산 보고서", readers=["user:kim", "visibility:private"], ministry="m-2"),
+    )
+    lee = frozenset({"user:lee"})
+
+    def found(*matches: dict[str, str]) -> list[str]:
+        return sorted(ids(search(search_index, "예산", readers=lee, reader_matches=matches)))
+
+    assert found() == []
+    assert found({"tag": "감사"}) == ["a"]
+    assert found({"department": "d-2"}, {"ministry": "m-2"}) == ["b", "c"]
+    assert found({"ministry": "ministry-a", "visibility": "private"}) == ["a"]
+    assert found({"visibility": "ministry", "tag": "감사"}) == []
+    assert found({}, {"owner": "kim"}) == []  # selects nothing, never everything
+    listing = search(search_index, "", readers=lee, reader_matches=({"tag": "감사"},))
+    assert listing.total == 1 and facet(listing, "department") == {"dept-a": 1}
+    # The caller's own tokens still count; no tokens at all still sees nothing.
+    assert (
+        found({"tag": "없음"}) == []
+        and len(ids(search(search_index, "예산", readers=frozenset({"user:kim"})))) == 3
+    )
+    assert (
+        search(search_index, "예산", readers=frozenset(), reader_matches=({"tag": "감사"},)).total
+        == 0
+    )
+
+
+def test_update_access_rewrites_readers_and_keeps_the_text(search_index: SearchIndex) -> None:
+    put(search_index, doc("a", "출생신고 처리 지침", readers=["user:kim"], tags=("민원",)))
+    missing = search_index.update_access(
+        [
+            doc("a", "", readers=["dept:pop"], revision=2, tags=("민원",)),
+            doc("ghost", "", readers=["gov"], revision=1),
+        ]
+    )
+    search_index.refresh()
+    assert missing == ["ghost"]
+    assert search(search_index, "출생신고", readers=frozenset({"user:kim"})).total == 0
+    moved = search(search_index, "출생신고", readers=frozenset({"dept:pop"}))
+    assert ids(moved) == ["a"]
+    assert any("<mark>출생신고</mark>" in h for h in moved.hits[0].highlights)
+    assert ids(search(search_index, "", readers=frozenset({"dept:pop"}), tag="민원")) == ["a"]
+    assert search_index.revisions(["a", "ghost"]) == {"a": 2}
+
+
+def test_update_access_never_goes_back_a_revision(search_index: SearchIndex) -> None:
+    put(search_index, doc("a", "예산 보고서", readers=["user:kim"], revision=5))
+    assert search_index.update_access([doc("a", "", readers=["gov"], revision=4)]) == []
+    search_index.refresh()
+    assert search(search_index, "예산").total == 0
+    assert ids(search(search_index, "예산", readers=frozenset({"user:kim"}))) == ["a"]
+
+
 def test_delete(search_index: SearchIndex) -> None:
     put(search_index, doc("a", "예산"), doc("b", "예산"))
     search_index.delete(["a", "never-existed"])
