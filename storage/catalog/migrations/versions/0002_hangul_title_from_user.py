@@ -22,10 +22,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("documents", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("title_from_user", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # A plain ADD COLUMN: batch mode would copy and drop the documents table,
+    # which the other tables' foreign keys forbid once there are rows.
+    op.add_column(
+        "documents",
+        sa.Column("title_from_user", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
     documents = sa.table(
         "documents",
         sa.column("title", sa.String),

@@ -17,29 +17,32 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("documents", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("policy_revision", sa.BigInteger(), server_default="0", nullable=False)
-        )
-        batch_op.create_index(
-            "ix_documents_policy_stale",
-            ["id"],
-            unique=False,
-            sqlite_where=sa.text("indexed_revision < policy_revision"),
-            postgresql_where=sa.text("indexed_revision < policy_revision"),
-        )
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("access_only", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-    with op.batch_alter_table("policies", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(
-            sa.Column("updated_by", sa.String(length=64), server_default="", nullable=False)
-        )
-        batch_op.add_column(
-            sa.Column("generation", sa.Integer(), server_default="1", nullable=False)
-        )
+    # Plain ADD COLUMN and CREATE INDEX: batch mode would copy and drop the
+    # tables, which the foreign keys to documents forbid once there are rows.
+    op.add_column(
+        "documents",
+        sa.Column("policy_revision", sa.BigInteger(), server_default="0", nullable=False),
+    )
+    op.create_index(
+        "ix_documents_policy_stale",
+        "documents",
+        ["id"],
+        unique=False,
+        sqlite_where=sa.text("indexed_revision < policy_revision"),
+        postgresql_where=sa.text("indexed_revision < policy_revision"),
+    )
+    op.add_column(
+        "outbox",
+        sa.Column("access_only", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+    op.add_column("policies", sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "policies",
+        sa.Column("updated_by", sa.String(length=64), server_default="", nullable=False),
+    )
+    op.add_column(
+        "policies", sa.Column("generation", sa.Integer(), server_default="1", nullable=False)
+    )
     op.create_table(
         "policy_fanouts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
