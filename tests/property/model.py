@@ -184,7 +184,11 @@ class QuerySpec:
     phrase: tuple[str, ...] = ()
     excluded: tuple[str, ...] = ()
     department: str | None = None
+    ministry: str | None = None
+    content_type: str | None = None
     tag: str | None = None
+    created_from: datetime | None = None  # inclusive
+    created_to: datetime | None = None  # exclusive
     sort: str = "relevance"
     page: int = 1
     size: int = 100
@@ -205,10 +209,14 @@ class QuerySpec:
             "page": self.page,
             "size": self.size,
         }
-        if self.department:
-            params["department"] = self.department
-        if self.tag:
-            params["tag"] = self.tag
+        for name in ("department", "ministry", "content_type", "tag"):
+            value = getattr(self, name)
+            if value:
+                params[name] = value
+        if self.created_from:
+            params["from"] = self.created_from.isoformat()
+        if self.created_to:
+            params["to"] = self.created_to.isoformat()
         return params
 
     @property
@@ -226,7 +234,15 @@ def text_matches(doc: DocModel, query: QuerySpec) -> bool:
     """Whether the document's text and metadata match the query (access aside)."""
     if query.department and doc.department != query.department:
         return False
+    if query.ministry and doc.ministry != query.ministry:
+        return False
+    if query.content_type and doc.content_type != query.content_type:
+        return False
     if query.tag and query.tag not in doc.tags:
+        return False
+    if query.created_from and doc.created_at < query.created_from:
+        return False
+    if query.created_to and doc.created_at >= query.created_to:
         return False
     words = doc.words
     if any(w not in words for w in query.words):

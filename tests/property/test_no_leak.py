@@ -57,6 +57,7 @@ from indexer.extraction.native import NativeTikaExtractor
 from tests.conftest import PASSWORD
 from tests.property.drivers import InProcessStack, ServerStack, Stack
 from tests.property.model import (
+    CONTENT_TYPES,
     MANAGE,
     NONE,
     PERMISSIONS,
@@ -212,11 +213,14 @@ class NoLeakMachine(RuleBasedStateMachine):
         for rec in catalog.get_documents(list(self.world.docs), include_deleted=True):
             self.world.docs[rec.id].in_index = rec.indexed_revision > 0
 
-    def permission_now(self, user: UserModel, doc: DocModel) -> set[int]:
-        """The user's permission, over the few milliseconds a request takes (a grant
-        may expire meanwhile: then either answer is right)."""
-        now = utcnow()
-        return {permission(self.world, user, doc, now + timedelta(seconds=s)) for s in (0, 0.25)}
+    def on_document(
+        self, user: UserModel, doc: DocModel, method: str, path: str, **kwargs: Any
+    ) -> tuple[httpx.Response, set[int]]:
+        """A request about `doc` as `user`, and the user's permission before and after it
+        (a grant may end meanwhile: then either answer is right)."""
+        before = permission(self.world, user, doc, utcnow())
+        r = self.stack.request(method, path, user.name, **kwargs)
+        return r, {before, permission(self.world, user, doc, utcnow())}
 
     # -- the organisation ---------------------------------------------------------------
 
@@ -360,26 +364,26 @@ class NoLeakMachine(RuleBasedStateMachine):
     def _actor(self, data: st.DataObject, doc: DocModel) -> UserModel:
         """Mostly someone who manages the document; sometimes anyone (who must be refused)."""
         users = [self.world.users[u] for u in self.usernames]
-        managers = [u for u in users if MANAGE in self.permission_now(u, doc)]
+        now = utcnow()
+        managers = [u for u in users if permission(self.world, u, doc, now) == MANAGE]
         choice = st.sampled_from(users)
         if managers:
             choice = st.sampled_from(managers) | choice
         return data.draw(choice, label="actor")
 
-    def _expect_refusal(self, user: UserModel, doc: DocModel, r: httpx.Response) -> bool:
+    def _expect_refusal(self, user: UserModel, r: httpx.Response, levels: set[int]) -> bool:
         """Check a write's answer against the model; True when it was allowed."""
-        levels = self.permission_now(user, doc)
         if user.disabled:
             assert r.status_code == 401, r.text
             return False
         if r.status_code in (200, 204):
-            assert MANAGE in levels, f"{user.name} changed {doc.id} without manage ({levels})"
+            assert MANAGE in levels, f"{user.name} changed a document without manage ({levels})"
             return True
         if r.status_code == 404:
-            assert NONE in levels, f"{user.name} got 404 on {doc.id} it may read ({levels})"
+            assert NONE in levels, f"{user.name} got 404 on a document it may read ({levels})"
         else:
             assert r.status_code == 403, r.text
-            assert any(READ <= level < MANAGE for level in levels), (user.name, doc.id, levels)
+            assert any(READ <= level < MANAGE for level in levels), (user.name, levels)
         return False
 
     def _put_acl(
@@ -397,8 +401,8 @@ class NoLeakMachine(RuleBasedStateMachine):
                 for g in grants
             ],
         }
-        r = self.stack.request("PUT", f"/documents/{doc.id}/acl", actor.name, json=body)
-        if self._expect_refusal(actor, doc, r):
+        r, levels = self.on_document(actor, doc, "PUT", f"/documents/{doc.id}/acl", json=body)
+        if self._expect_refusal(actor, r, levels):
             assert r.json()["visibility"] == visibility
             assert [g["principal"] for g in r.json()["grants"]] == [g.principal for g in grants]
             doc.visibility = visibility
@@ -457,8 +461,8 @@ class NoLeakMachine(RuleBasedStateMachine):
     def delete_document(self, data: st.DataObject) -> None:
         doc = self.world.docs[data.draw(st.sampled_from(sorted(self.world.docs)), label="doc")]
         actor = self._actor(data, doc)
-        r = self.stack.request("DELETE", f"/documents/{doc.id}", actor.name)
-        if self._expect_refusal(actor, doc, r):
+        r, levels = self.on_document(actor, doc, "DELETE", f"/documents/{doc.id}")
+        if self._expect_refusal(actor, r, levels):
             doc.deleted = True
 
     # -- the index catching up ----------------------------------------------------------
@@ -524,10 +528,33 @@ class NoLeakMachine(RuleBasedStateMachine):
         )
         queries.append(
             QuerySpec(
+                words=data.draw(maybe_word, label="word, with ministry"),
+                ministry=data.draw(st.sampled_from(self.ministries), label="ministry"),
+                content_type=data.draw(
+                    st.none() | st.sampled_from(sorted(set(CONTENT_TYPES.values()))),
+                    label="content type",
+                ),
+            )
+        )
+        queries.append(
+            QuerySpec(
                 words=data.draw(maybe_word, label="word, with tag"),
                 tag=data.draw(st.sampled_from(TAGS), label="tag"),
             )
         )
+        if self.world.docs:
+            # A creation-time range from one document's instant (inclusive) to another's
+            # (exclusive), so both edges fall exactly on documents.
+            times = st.none() | st.sampled_from(
+                sorted(d.created_at for d in self.world.docs.values())
+            )
+            queries.append(
+                QuerySpec(
+                    words=data.draw(maybe_word, label="word, with dates"),
+                    created_from=data.draw(times, label="from"),
+                    created_to=data.draw(times, label="to"),
+                )
+            )
         queries.append(
             QuerySpec(
                 words=data.draw(maybe_word, label="word, paged"),
@@ -663,29 +690,31 @@ class NoLeakMachine(RuleBasedStateMachine):
                 assert r.status_code == 401, r.text
                 continue
             for doc in self.world.docs.values():
-                levels = self.permission_now(user, doc)
+                r, levels = self.on_document(user, doc, "GET", f"/documents/{doc.id}")
                 if len(levels) > 1:
-                    continue  # a grant is ending right now
+                    continue  # a grant ended during the request
                 level = levels.pop()
                 self.tally.document_checks += 1
                 if level >= READ:
-                    self._check_readable(user, doc, level, pick(3))
+                    assert r.status_code == 200, f"{name} may read {doc.id}: {r.text}"
+                    self._check_readable(user, doc, r.json(), pick(3))
                     continue
                 self.tally.unreadable_document_checks += 1
                 endpoints = self._endpoints(doc.id)
                 for i in (0, 1 + pick(len(endpoints) - 1)):
                     method, path, kwargs = endpoints[i]
-                    r = self.stack.request(method, path, name, **kwargs)
+                    if i:
+                        r, levels = self.on_document(user, doc, method, path, **kwargs)
+                        assert levels == {NONE}, levels  # an unreadable document stays so
                     like = missing[i]
                     assert (r.status_code, r.json()) == (like.status_code, like.json()), (
                         f"{name} {method} {path} of a document it may not read: "
                         f"{r.status_code} {r.text}; for a missing one: {like.text}"
                     )
 
-    def _check_readable(self, user: UserModel, doc: DocModel, level: int, which: int) -> None:
-        r = self.stack.request("GET", f"/documents/{doc.id}", user.name)
-        assert r.status_code == 200, f"{user.name} may read {doc.id}: {r.status_code} {r.text}"
-        meta = r.json()
+    def _check_readable(
+        self, user: UserModel, doc: DocModel, meta: dict[str, Any], which: int
+    ) -> None:
         assert (meta["owner"], meta["department"], meta["ministry"]) == (
             doc.owner,
             doc.department,
@@ -696,17 +725,23 @@ class NoLeakMachine(RuleBasedStateMachine):
             doc.tags,
             doc.title,
         )
+        base = f"/documents/{doc.id}"
         if which == 0:
-            r = self.stack.request("GET", f"/documents/{doc.id}/content", user.name)
-            assert r.status_code == 200 and r.content == doc.content, r.status_code
+            r, levels = self.on_document(user, doc, "GET", f"{base}/content")
+            if NONE not in levels:
+                assert r.status_code == 200 and r.content == doc.content, r.status_code
         elif which == 1:
-            r = self.stack.request("GET", f"/documents/{doc.id}/versions", user.name)
-            assert r.status_code == 200 and [v["version"] for v in r.json()] == [1], r.text
+            r, levels = self.on_document(user, doc, "GET", f"{base}/versions")
+            if NONE not in levels:
+                assert r.status_code == 200 and [v["version"] for v in r.json()] == [1], r.text
         else:
-            r = self.stack.request("GET", f"/documents/{doc.id}/acl", user.name)
-            assert r.status_code == (200 if level >= MANAGE else 403), (user.name, doc.id, r.text)
-            if r.status_code == 200:
-                assert r.json()["visibility"] == doc.visibility
+            r, levels = self.on_document(user, doc, "GET", f"{base}/acl")
+            if len(levels) == 1:
+                level = levels.pop()
+                want = 200 if level >= MANAGE else 403 if level >= READ else 404
+                assert r.status_code == want, (user.name, doc.id, r.text)
+                if r.status_code == 200:
+                    assert r.json()["visibility"] == doc.visibility
 
     @rule(data=st.data())
     @step
