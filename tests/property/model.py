@@ -105,6 +105,7 @@ class DocModel:
 class World:
     departments: dict[str, str] = field(default_factory=dict)  # department → its ministry
     users: dict[str, UserModel] = field(default_factory=dict)
+    #: In upload order. Ids are random: drawing by sorted id would not replay.
     docs: dict[str, DocModel] = field(default_factory=dict)
     #: Access policies in force. Nothing adds any yet: the policy API is not on main.
     policies: list[PolicyModel] = field(default_factory=list)
