@@ -825,6 +825,7 @@ def test_vocabulary_is_analysed_word_by_word() -> None:
         assert [t.text for t in analyzer.analyze(" ".join(run))] == run, run
 
 
+@pytest.mark.slow
 def test_no_leak_in_process(extractor: TextExtractor) -> None:
     tally = TALLIES["in-process"]
     tally.reset()
@@ -843,10 +844,11 @@ def test_no_leak_in_process(extractor: TextExtractor) -> None:
     assert tally.unreadable_document_checks >= 300, tally.line()
 
 
+@pytest.mark.slow
 def test_no_leak_over_http() -> None:
     tally = TALLIES["http"]
     tally.reset()
-    run_state_machine_as_test(ServerMachine, settings=_settings(3, 20))  # type: ignore[no-untyped-call]
+    run_state_machine_as_test(ServerMachine, settings=_settings(2, 15))  # type: ignore[no-untyped-call]
     print(f"\nproof of no leak, over HTTP: {tally.line()}")
-    assert tally.search_checks >= 300, tally.line()
-    assert tally.unreadable_document_checks >= 50, tally.line()
+    assert tally.search_checks >= 500, tally.line()
+    assert tally.unreadable_document_checks >= 30, tally.line()
