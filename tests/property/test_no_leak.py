@@ -1,0 +1,854 @@
+"""Proof of no leak: whatever happens to the organisation and the documents, every
+search and every document endpoint shows each user exactly what they may read.
+
+A hypothesis state machine builds an organisation (ministries, departments, users
+with roles), uploads small Korean text documents with visibilities and tags, and
+then interleaves, in any order: uploads, ACL changes (visibility and grants with
+expiries in the past, the near future and the far future, in UTC and KST), grant
+revocations, deletes, user moves, role changes, disables and re-enables, the
+worker's grant expiry, partial and full indexing, and checks.
+
+Each check compares what the real stack answers with what the independent model
+in `model.py` says (never with `auth.access`):
+
+* `GET /search` for every user and a dozen queries (words that only some
+  documents hold, so many terms are held only by documents the user may not
+  read; pairs, exclusions, a phrase, filters, pages): the hit ids, `total`, the
+  department/ministry/content_type facets and every highlight;
+* every document endpoint for every user and document: a readable document
+  answers with its own metadata and bytes; an unreadable, deleted or missing one
+  answers 404, identically, on metadata, content, versions, version content, ACL
+  and every write;
+
+with searches placed both before the index has caught up with a change (the
+catalog decides stale documents) and after (the indexed readers decide).
+
+The fast leg drives the app in-process and drains the outbox itself; a smaller
+leg runs the same machine against the real server over HTTP, its worker racing
+the searches. `CROSSDOC_PROOF_EXAMPLES=N` runs N random (not derandomized)
+examples of the fast leg instead, for a longer hunt.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta, timezone
+from functools import wraps
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from indexer.analysis.korean import AnalysisMode, KoreanAnalyzer
+from indexer.extraction.base import TextExtractor
+from indexer.extraction.native import NativeTikaExtractor
+from tests.conftest import PASSWORD
+from tests.property.drivers import InProcessStack, ServerStack, Stack
+from tests.property.model import (
+    CONTENT_TYPES,
+    MANAGE,
+    NONE,
+    PERMISSIONS,
+    READ,
+    DocModel,
+    Expected,
+    GrantModel,
+    QuerySpec,
+    UserModel,
+    World,
+    expected_search,
+    permission,
+)
+
+#: Nouns the analyser keeps whole, alone and next to each other (checked below),
+#: so the model can tell which documents a word matches without an analyser.
+VOCAB = (
+    "사과",
+    "바다",
+    "기차",
+    "우유",
+    "하늘",
+    "연필",
+    "구름",
+    "토끼",
+    "여름",
+    "겨울",
+    "나무",
+    "시계",
+    "의자",
+    "커피",
+)
+TAGS = ("ta", "tb", "tc")
+VISIBILITIES = ("private", "department", "ministry", "government")
+ROLE_SETS = (
+    ("member",),
+    ("member", "dept_admin"),
+    ("member", "auditor"),
+    ("member", "admin"),
+    ("member", "admin", "dept_admin"),
+)
+KST = timezone(timedelta(hours=9))
+MISSING_ID = "0" * 32
+
+#: How many (user, query) search checks a run of the suite must make.
+REQUIRED_SEARCH_CHECKS = 10_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Tally:
+    """What a leg checked (printed at the end of the run)."""
+
+    search_checks: int = 0
+    #: Searches by disabled users (401), not counted in `search_checks`.
+    refused_search_checks: int = 0
+    #: Search checks made while some document's index entry was stale on access.
+    stale_search_checks: int = 0
+    #: Search checks where the query's words matched readable-to-others documents
+    #: that this user may not read (the terms a leak would show).
+    hidden_search_checks: int = 0
+    #: (user, document) pairs checked on the document endpoints.
+    document_checks: int = 0
+    unreadable_document_checks: int = 0
+    #: Checks repeated because a grant expired while they ran.
+    expiry_retries: int = 0
+    examples: int = 0
+
+    def reset(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, 0)
+
+    def line(self) -> str:
+        return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+
+
+TALLIES = {"in-process": Tally(), "http": Tally()}
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def step(method: F) -> F:
+    """Mark a rule as running, so that teardown knows whether the example failed mid-step."""
+
+    @wraps(method)
+    def wrapper(self: NoLeakMachine, *args: Any, **kwargs: Any) -> Any:
+        self.in_step = True
+        result = method(self, *args, **kwargs)
+        self.in_step = False
+        return result
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _normalise(fragment: str) -> str:
+    return " ".join(fragment.split())
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+class NoLeakMachine(RuleBasedStateMachine):
+    """The organisation and its documents, driven through the API, checked against `World`."""
+
+    leg: ClassVar[str]
+
+    def make_stack(self) -> Stack:
+        raise NotImplementedError
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tally = TALLIES[self.leg]
+        self.tally.examples += 1
+        self.in_step = False
+        self.world = World()
+        self.doc_count = 0
+        self.rotation = 0
+        self.stack = self.make_stack()
+        self.stack.sign_in("admin")
+        self.world.users["admin"] = UserModel("admin", None, frozenset({"member", "admin"}))
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        r = self.stack.request(method, path, "admin", **kwargs)
+        assert r.status_code in (200, 201), f"{method} {path}: {r.status_code} {r.text}"
+        return r
+
+    @property
+    def departments(self) -> list[str]:
+        return sorted(self.world.departments)
+
+    @property
+    def ministries(self) -> list[str]:
+        return sorted(set(self.world.departments.values()))
+
+    @property
+    def usernames(self) -> list[str]:
+        return sorted(self.world.users)
+
+    @property
+    def changeable_users(self) -> list[str]:
+        return [u for u in self.usernames if u != "admin"]  # `admin` is the test's hands
+
+    def refresh_index_state(self) -> None:
+        """Which documents the index holds text for (those indexed at least once)."""
+        catalog = self.stack.services.catalog
+        for rec in catalog.get_documents(list(self.world.docs), include_deleted=True):
+            self.world.docs[rec.id].in_index = rec.indexed_revision > 0
+
+    def on_document(
+        self, user: UserModel, doc: DocModel, method: str, path: str, **kwargs: Any
+    ) -> tuple[httpx.Response, set[int]]:
+        """A request about `doc` as `user`, and the user's permission before and after it
+        (a grant may end meanwhile: then either answer is right)."""
+        before = permission(self.world, user, doc, utcnow())
+        r = self.stack.request(method, path, user.name, **kwargs)
+        return r, {before, permission(self.world, user, doc, utcnow())}
+
+    # -- the organisation ---------------------------------------------------------------
+
+    @initialize(data=st.data())
+    def organisation(self, data: st.DataObject) -> None:
+        self.in_step = True
+        n_ministries = data.draw(st.integers(2, 3), label="ministries")
+        for m in range(1, n_ministries + 1):
+            ministry = f"M{m}"
+            self.admin("POST", "/admin/ministries", json={"code": ministry, "name": ministry})
+            for d in range(1, data.draw(st.integers(1, 2), label=f"departments of {ministry}") + 1):
+                code = f"{ministry}-D{d}"
+                self.admin(
+                    "POST",
+                    "/admin/departments",
+                    json={"code": code, "name": code, "ministry": ministry},
+                )
+                self.world.departments[code] = ministry
+        for i in range(data.draw(st.integers(4, 7), label="users")):
+            name = f"u{i}"
+            dept: str | None = data.draw(
+                st.sampled_from(self.departments) | st.none(), label=f"department of {name}"
+            )
+            roles = data.draw(st.sampled_from(ROLE_SETS), label=f"roles of {name}")
+            self.admin(
+                "POST",
+                "/admin/users",
+                json={
+                    "username": name,
+                    "password": PASSWORD,
+                    "display_name": name,
+                    "department": dept,
+                    "roles": list(roles),
+                },
+            )
+            self.stack.sign_in(name)
+            self.world.users[name] = UserModel(name, dept, frozenset(roles))
+        for _ in range(data.draw(st.integers(3, 8), label="first documents")):
+            self._upload(data)
+        self.in_step = False
+
+    @rule(data=st.data())
+    @step
+    def move_user(self, data: st.DataObject) -> None:
+        name = data.draw(st.sampled_from(self.changeable_users), label="user")
+        dept = data.draw(st.sampled_from(self.departments), label="to department")
+        r = self.admin("PATCH", f"/admin/users/{name}", json={"department": dept})
+        assert r.json()["ministry"] == self.world.departments[dept]
+        self.world.users[name].department = dept
+
+    @rule(data=st.data())
+    @step
+    def change_roles(self, data: st.DataObject) -> None:
+        name = data.draw(st.sampled_from(self.changeable_users), label="user")
+        roles = data.draw(st.sampled_from(ROLE_SETS), label="roles")
+        self.admin("PATCH", f"/admin/users/{name}", json={"roles": list(roles)})
+        self.world.users[name].roles = frozenset(roles)
+
+    @rule(data=st.data())
+    @step
+    def disable_or_enable(self, data: st.DataObject) -> None:
+        name = data.draw(st.sampled_from(self.changeable_users), label="user")
+        user = self.world.users[name]
+        self.admin("PATCH", f"/admin/users/{name}", json={"disabled": not user.disabled})
+        user.disabled = not user.disabled
+
+    # Access policies (issue 3, /admin/policies) join here as one more rule: create
+    # or delete a policy through the API and mirror it in `self.world.policies`
+    # (a `PolicyModel`); `model.policy_grants` already lets policies grant access.
+
+    # -- documents ----------------------------------------------------------------------
+
+    def _upload(self, data: st.DataObject) -> None:
+        uploaders = [
+            u for u in self.world.users.values() if u.department is not None and not u.disabled
+        ]
+        if not uploaders:
+            return
+        owner = data.draw(st.sampled_from(uploaders), label="uploader")
+        assert owner.department is not None
+        department = owner.department
+        kind = data.draw(st.sampled_from(("txt", "txt", "txt", "txt", "html", "empty")))
+        body: tuple[str, ...] = ()
+        if kind != "empty":
+            body = tuple(
+                data.draw(
+                    st.lists(st.sampled_from(VOCAB), min_size=1, max_size=5, unique=True),
+                    label="words",
+                )
+            )
+        title_word = data.draw(st.none() | st.sampled_from(VOCAB), label="title word")
+        visibility = data.draw(st.sampled_from(VISIBILITIES), label="visibility")
+        tags = tuple(data.draw(st.lists(st.sampled_from(TAGS), max_size=2, unique=True)))
+        self.doc_count += 1
+        n = self.doc_count
+        title = f"{title_word} T{n}" if title_word else f"T{n}"
+        text = " ".join(body)
+        if kind == "html":
+            content = f"<html><body><p>{text}</p></body></html>".encode()
+            filename = f"d{n}.html"
+        else:
+            content = text.encode()
+            filename = f"d{n}.txt"
+        r = self.stack.request(
+            "POST",
+            "/documents",
+            owner.name,
+            files={"file": (filename, content)},
+            data={"title": title, "visibility": visibility, "tags": ",".join(tags)},
+        )
+        assert r.status_code == 202, r.text
+        out = r.json()
+        assert out["department"] == department
+        assert out["ministry"] == self.world.departments[department]
+        assert out["owner"] == owner.name
+        self.world.docs[out["id"]] = DocModel(
+            id=out["id"],
+            owner=owner.name,
+            department=department,
+            ministry=self.world.departments[department],
+            visibility=visibility,
+            tags=tags,
+            title=title,
+            title_words=(title_word,) if title_word else (),
+            filename=filename,
+            body_words=body,
+            kind=kind,
+            content=content,
+            created_at=datetime.fromisoformat(out["created_at"]),
+        )
+        if not self.stack.manual_indexing:
+            # The server's worker indexes it; wait, so the model knows the index has it.
+            self.stack.drain(None)
+            self.refresh_index_state()
+
+    @rule(data=st.data())
+    @step
+    def upload(self, data: st.DataObject) -> None:
+        self._upload(data)
+
+    def settled_permission(self, user: UserModel, doc: DocModel) -> int | None:
+        """The user's permission if no grant of the near future decides it, else None.
+
+        What the machine draws next, and what its model becomes, must not depend on
+        the clock: hypothesis replays the choices of earlier examples and stops at
+        any that turn out differently. Grants made to expire "in the past" ended an
+        hour before they were made, "far" ones end in a day, and "near" ones within
+        two seconds: compare the permission with the near ones all running and all
+        ended.
+        """
+        now = utcnow()
+        running = permission(self.world, user, doc, now - timedelta(minutes=10))
+        ended = permission(self.world, user, doc, now + timedelta(hours=2))
+        return running if running == ended else None
+
+    def _actor(self, data: st.DataObject, doc: DocModel) -> UserModel:
+        """Mostly someone who manages the document; sometimes anyone (who must be refused)."""
+        users = [self.world.users[u] for u in self.usernames]
+        managers = [u for u in users if self.settled_permission(u, doc) == MANAGE]
+        choice = st.sampled_from(users)
+        if managers:
+            choice = st.sampled_from(managers) | choice
+        return data.draw(choice, label="actor")
+
+    def _expect_refusal(self, user: UserModel, r: httpx.Response, levels: set[int]) -> bool:
+        """Check a write's answer against the model; True when it was allowed."""
+        if user.disabled:
+            assert r.status_code == 401, r.text
+            return False
+        if r.status_code in (200, 204):
+            assert MANAGE in levels, f"{user.name} changed a document without manage ({levels})"
+            return True
+        if r.status_code == 404:
+            assert NONE in levels, f"{user.name} got 404 on a document it may read ({levels})"
+        else:
+            assert r.status_code == 403, r.text
+            assert any(READ <= level < MANAGE for level in levels), (user.name, levels)
+        return False
+
+    def _put_acl(
+        self, doc: DocModel, actor: UserModel, visibility: str, grants: tuple[GrantModel, ...]
+    ) -> None:
+        names = {v: k for k, v in PERMISSIONS.items()}
+        body = {
+            "visibility": visibility,
+            "grants": [
+                {
+                    "principal": g.principal,
+                    "permission": names[g.permission],
+                    "expires_at": _iso(g.expires_at),
+                }
+                for g in grants
+            ],
+        }
+        if self.settled_permission(actor, doc) is None:
+            return  # whether this is allowed depends on a grant ending about now
+        r, levels = self.on_document(actor, doc, "PUT", f"/documents/{doc.id}/acl", json=body)
+        if self._expect_refusal(actor, r, levels):
+            assert r.json()["visibility"] == visibility
+            assert [g["principal"] for g in r.json()["grants"]] == [g.principal for g in grants]
+            doc.visibility = visibility
+            doc.grants = grants
+
+    def _grant(self, data: st.DataObject, principal: str) -> GrantModel:
+        perm = data.draw(st.sampled_from(("read", "write", "manage")), label="permission")
+        when = data.draw(st.sampled_from(("never", "past", "near", "far")), label="expiry")
+        zone = data.draw(st.sampled_from((UTC, KST)), label="time zone")
+        expires: datetime | None = None
+        if when == "past":
+            expires = utcnow() - timedelta(hours=1)
+        elif when == "near":
+            # Ends while the example runs: first indexed as a reader, then stale.
+            seconds = data.draw(st.floats(0.05, 1.5), label="seconds left")
+            expires = utcnow() + timedelta(seconds=seconds)
+        elif when == "far":
+            expires = utcnow() + timedelta(days=1)
+        if expires is not None:
+            expires = expires.astimezone(zone)
+        return GrantModel(principal, PERMISSIONS[perm], expires)
+
+    @precondition(lambda self: bool(self.world.docs))
+    @rule(data=st.data())
+    @step
+    def change_acl(self, data: st.DataObject) -> None:
+        doc = self.world.docs[data.draw(st.sampled_from(list(self.world.docs)), label="doc")]
+        actor = self._actor(data, doc)
+        visibility = data.draw(st.sampled_from(VISIBILITIES), label="visibility")
+        principals = (
+            [f"user:{u}" for u in self.usernames]
+            + [f"dept:{d}" for d in self.departments]
+            + [f"ministry:{m}" for m in self.ministries]
+            + ["user:nobody"]
+        )
+        chosen = data.draw(
+            st.lists(st.sampled_from(principals), max_size=3, unique=True), label="grantees"
+        )
+        grants = tuple(self._grant(data, p) for p in chosen)
+        self._put_acl(doc, actor, visibility, grants)
+
+    @precondition(lambda self: any(d.grants for d in self.world.docs.values()))
+    @rule(data=st.data())
+    @step
+    def revoke_grant(self, data: st.DataObject) -> None:
+        ids = [i for i, d in self.world.docs.items() if d.grants]  # in upload order
+        doc = self.world.docs[data.draw(st.sampled_from(ids), label="doc")]
+        gone = data.draw(st.integers(0, len(doc.grants) - 1), label="grant revoked")
+        actor = self._actor(data, doc)
+        rest = doc.grants[:gone] + doc.grants[gone + 1 :]
+        self._put_acl(doc, actor, doc.visibility, rest)
+
+    @precondition(lambda self: bool(self.world.docs))
+    @rule(data=st.data())
+    @step
+    def delete_document(self, data: st.DataObject) -> None:
+        doc = self.world.docs[data.draw(st.sampled_from(list(self.world.docs)), label="doc")]
+        actor = self._actor(data, doc)
+        if self.settled_permission(actor, doc) is None:
+            return  # whether this is allowed depends on a grant ending about now
+        r, levels = self.on_document(actor, doc, "DELETE", f"/documents/{doc.id}")
+        if self._expect_refusal(actor, r, levels):
+            doc.deleted = True
+
+    # -- the index catching up ----------------------------------------------------------
+
+    @rule(batch=st.integers(1, 3))
+    @step
+    def index_some(self, batch: int) -> None:
+        self.stack.drain(batch)
+        self.refresh_index_state()
+
+    @rule()
+    @step
+    def index_all(self) -> None:
+        self.stack.drain(None)
+        self.refresh_index_state()
+
+    # Preconditions depend on the model only (never on the clock or the catalog):
+    # hypothesis replays rule choices and refuses preconditions that change.
+    @precondition(
+        lambda self: any(g.expires_at for d in self.world.docs.values() for g in d.grants)
+    )
+    @rule()
+    @step
+    def expire_grants(self) -> None:
+        """The worker's periodic chore: expired grants are deleted and their documents queued."""
+        self.stack.services.catalog.expire_grants()
+
+    # -- checks -------------------------------------------------------------------------
+
+    def _draw_queries(self, data: st.DataObject) -> list[QuerySpec]:
+        def words(n: int, label: str) -> tuple[str, ...]:
+            return tuple(
+                data.draw(
+                    st.lists(st.sampled_from(VOCAB), min_size=n, max_size=n, unique=True),
+                    label=label,
+                )
+            )
+
+        queries = [QuerySpec()]
+        queries += [QuerySpec(words=(w,)) for w in words(4, "words")]
+        queries.append(QuerySpec(words=words(2, "both words")))
+        a, b = words(2, "word, excluded")
+        queries.append(QuerySpec(words=(a,), excluded=(b,)))
+        bodies = [d.body_words for d in self.world.docs.values() if len(d.body_words) >= 2]
+        from_document: bool = data.draw(st.booleans(), label="phrase from a document")
+        if bodies and from_document:
+            body = data.draw(st.sampled_from(bodies), label="phrase source")
+            i = data.draw(st.integers(0, len(body) - 2), label="phrase start")
+            phrase = body[i : i + 2]
+        else:
+            phrase = words(2, "phrase")
+        queries.append(QuerySpec(phrase=phrase))
+        maybe_word = st.sampled_from(((), *((w,) for w in VOCAB)))
+        queries.append(
+            QuerySpec(
+                words=data.draw(maybe_word, label="word, with department"),
+                department=data.draw(st.sampled_from(self.departments), label="department"),
+            )
+        )
+        queries.append(
+            QuerySpec(
+                words=data.draw(maybe_word, label="word, with ministry"),
+                ministry=data.draw(st.sampled_from(self.ministries), label="ministry"),
+                content_type=data.draw(
+                    st.none() | st.sampled_from(sorted(set(CONTENT_TYPES.values()))),
+                    label="content type",
+                ),
+            )
+        )
+        queries.append(
+            QuerySpec(
+                words=data.draw(maybe_word, label="word, with tag"),
+                tag=data.draw(st.sampled_from(TAGS), label="tag"),
+            )
+        )
+        if self.world.docs:
+            # A creation-time range from one document's instant (inclusive) to another's
+            # (exclusive), so both edges fall exactly on documents.
+            times = st.none() | st.sampled_from(
+                sorted(d.created_at for d in self.world.docs.values())
+            )
+            queries.append(
+                QuerySpec(
+                    words=data.draw(maybe_word, label="word, with dates"),
+                    created_from=data.draw(times, label="from"),
+                    created_to=data.draw(times, label="to"),
+                )
+            )
+        queries.append(
+            QuerySpec(
+                words=data.draw(maybe_word, label="word, paged"),
+                sort=data.draw(st.sampled_from(("oldest", "newest")), label="sort"),
+                size=2,
+                page=data.draw(st.integers(1, 3), label="page"),
+            )
+        )
+        return queries
+
+    def _check_search(self, user: UserModel, query: QuerySpec, *, direct: bool) -> None:
+        search = self.stack.search_direct if direct else self.stack.search
+        for _ in range(5):
+            before = utcnow()
+            status, body = search(user.name, query.params)
+            after = utcnow()
+            if user.disabled:
+                assert status == 401, body
+                self.tally.refused_search_checks += 1
+                return
+            expected = expected_search(self.world, user, query, before)
+            if expected != expected_search(self.world, user, query, after):
+                self.tally.expiry_retries += 1  # a grant ended during the request
+                continue
+            assert status == 200, body
+            self._compare(user, query, expected, body)
+            self.tally.search_checks += 1
+            self.tally.hidden_search_checks += expected.hidden > 0
+            return
+        raise AssertionError("grants kept expiring during the same search")
+
+    def _compare(
+        self, user: UserModel, query: QuerySpec, expected: Expected, got: dict[str, Any]
+    ) -> None:
+        where = f"user {user.name} ({user}), q={query.params}"
+        ids = [h["id"] for h in got["hits"]]
+        assert len(set(ids)) == len(ids), f"{where}: duplicate hits {ids}"
+        if expected.ordered:
+            assert tuple(ids) == expected.ids, self._explain(where, user, expected.ids, ids)
+        else:
+            assert set(ids) == set(expected.ids), self._explain(where, user, expected.ids, ids)
+        assert got["total"] == expected.total, f"{where}: total {got['total']} != {expected.total}"
+        facets = {
+            name: {b["value"]: b["count"] for b in buckets}
+            for name, buckets in got["facets"].items()
+        }
+        assert facets == expected.facets, f"{where}: facets {facets} != {expected.facets}"
+        for hit in got["hits"]:
+            doc = self.world.docs[hit["id"]]
+            assert (hit["department"], hit["ministry"], hit["content_type"]) == (
+                doc.department,
+                doc.ministry,
+                doc.content_type,
+            ), f"{where}: hit {hit}"
+            assert (hit["title"], hit["filename"]) == (doc.title, doc.filename), hit
+            marks = [_normalise(h) for h in hit["highlights"]]
+            assert marks == expected.highlights[doc.id], (
+                f"{where}: highlights of {doc.id} {marks} != {expected.highlights[doc.id]}"
+            )
+
+    def _explain(self, where: str, user: UserModel, want: tuple[str, ...], got: list[str]) -> str:
+        now = utcnow()
+        stale = self.stack.services.catalog.stale_access_ids()
+        lines = [f"{where}: hits {got} != expected {list(want)}"]
+        for doc_id in sorted(set(want) ^ set(got)):
+            doc = self.world.docs.get(doc_id)
+            if doc is None:
+                lines.append(f"  {doc_id}: not a document of this example")
+                continue
+            lines.append(
+                f"  {doc_id}: may read={permission(self.world, user, doc, now)} "
+                f"stale in index={doc_id in stale} {doc}"
+            )
+        return "\n".join(lines)
+
+    def check_searches(self, queries: list[QuerySpec], *, direct: bool) -> None:
+        stale = bool(self.stack.services.catalog.stale_access_ids())
+        before = self.tally.search_checks
+        for name in self.usernames:
+            for query in queries:
+                self._check_search(self.world.users[name], query, direct=direct)
+        if stale:
+            self.tally.stale_search_checks += self.tally.search_checks - before
+
+    @invariant()
+    @step
+    def every_user_searches_after_every_step(self) -> None:
+        """Right after each change (the index not caught up yet), a few words for everyone."""
+        self.rotation += 1
+        k = self.rotation * 3
+        word = VOCAB[k % len(VOCAB)]
+        queries = [
+            QuerySpec(),
+            QuerySpec(words=(word,)),
+            QuerySpec(words=(VOCAB[(k + 1) % len(VOCAB)],)),
+            QuerySpec(words=(word,), excluded=(VOCAB[(k + 2) % len(VOCAB)],)),
+        ]
+        self.check_searches(queries, direct=True)
+
+    @rule(data=st.data())
+    @step
+    def search_as_everyone(self, data: st.DataObject) -> None:
+        self.check_searches(self._draw_queries(data), direct=True)
+
+    @staticmethod
+    def _endpoints(doc_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every document endpoint, with a valid body where it takes one."""
+        base = f"/documents/{doc_id}"
+        return [
+            ("GET", base, {}),
+            ("GET", f"{base}/content", {}),
+            ("GET", f"{base}/versions", {}),
+            ("GET", f"{base}/versions/1/content", {}),
+            ("GET", f"{base}/acl", {}),
+            ("PUT", f"{base}/acl", {"json": {"visibility": "government", "grants": []}}),
+            ("PATCH", base, {"json": {"title": "바뀐 제목"}}),
+            ("PUT", f"{base}/content", {"files": {"file": ("x.txt", "침입".encode())}}),
+            ("DELETE", base, {}),
+        ]
+
+    def check_documents(self, pick: Callable[[int], int]) -> None:
+        """Every user against every document: metadata, and one more endpoint chosen by
+        `pick` (each call returns an index below its argument) for each pair."""
+        missing = [
+            self.stack.request(method, path, "admin", **kwargs)
+            for method, path, kwargs in self._endpoints(MISSING_ID)
+        ]
+        assert {r.status_code for r in missing} == {404}, [r.text for r in missing]
+        for name in self.usernames:
+            user = self.world.users[name]
+            if user.disabled:
+                r = self.stack.request("GET", f"/documents/{MISSING_ID}", name)
+                assert r.status_code == 401, r.text
+                continue
+            for doc in self.world.docs.values():
+                # Drawn first, whatever the clock makes of this pair (see settled_permission).
+                which = pick(3 * 8)
+                r, levels = self.on_document(user, doc, "GET", f"/documents/{doc.id}")
+                if len(levels) > 1:
+                    continue  # a grant ended during the request
+                level = levels.pop()
+                self.tally.document_checks += 1
+                if level >= READ:
+                    assert r.status_code == 200, f"{name} may read {doc.id}: {r.text}"
+                    self._check_readable(user, doc, r.json(), which % 3)
+                    continue
+                self.tally.unreadable_document_checks += 1
+                endpoints = self._endpoints(doc.id)
+                for i in (0, 1 + which % (len(endpoints) - 1)):
+                    method, path, kwargs = endpoints[i]
+                    if i:
+                        r, levels = self.on_document(user, doc, method, path, **kwargs)
+                        assert levels == {NONE}, levels  # an unreadable document stays so
+                    like = missing[i]
+                    assert (r.status_code, r.json()) == (like.status_code, like.json()), (
+                        f"{name} {method} {path} of a document it may not read: "
+                        f"{r.status_code} {r.text}; for a missing one: {like.text}"
+                    )
+
+    def _check_readable(
+        self, user: UserModel, doc: DocModel, meta: dict[str, Any], which: int
+    ) -> None:
+        assert (meta["owner"], meta["department"], meta["ministry"]) == (
+            doc.owner,
+            doc.department,
+            doc.ministry,
+        )
+        assert (meta["visibility"], tuple(meta["tags"]), meta["title"]) == (
+            doc.visibility,
+            doc.tags,
+            doc.title,
+        )
+        base = f"/documents/{doc.id}"
+        if which == 0:
+            r, levels = self.on_document(user, doc, "GET", f"{base}/content")
+            if NONE not in levels:
+                assert r.status_code == 200 and r.content == doc.content, r.status_code
+        elif which == 1:
+            r, levels = self.on_document(user, doc, "GET", f"{base}/versions")
+            if NONE not in levels:
+                assert r.status_code == 200 and [v["version"] for v in r.json()] == [1], r.text
+        else:
+            r, levels = self.on_document(user, doc, "GET", f"{base}/acl")
+            if len(levels) == 1:
+                level = levels.pop()
+                want = 200 if level >= MANAGE else 403 if level >= READ else 404
+                assert r.status_code == want, (user.name, doc.id, r.text)
+                if r.status_code == 200:
+                    assert r.json()["visibility"] == doc.visibility
+
+    @rule(data=st.data())
+    @step
+    def check_every_document(self, data: st.DataObject) -> None:
+        self.check_documents(lambda n: data.draw(st.integers(0, n - 1)))
+
+    def teardown(self) -> None:
+        try:
+            if not self.in_step:
+                # The last word of every example: all words, before and after the
+                # index has caught up with everything that happened.
+                final = [QuerySpec(), *(QuerySpec(words=(w,)) for w in VOCAB)]
+                self.check_searches(final, direct=False)
+                self.stack.drain(None)
+                self.refresh_index_state()
+                self.check_searches(final, direct=True)
+                turn = iter(range(1_000_000))
+                self.check_documents(lambda n: next(turn) % n)
+        finally:
+            self.stack.close()
+
+
+class InProcessMachine(NoLeakMachine):
+    leg = "in-process"
+    extractor: ClassVar[TextExtractor]
+
+    def make_stack(self) -> Stack:
+        return InProcessStack(self.extractor)
+
+
+class ServerMachine(NoLeakMachine):
+    leg = "http"
+
+    def make_stack(self) -> Stack:
+        return ServerStack()
+
+
+def _settings(examples: int, steps: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+@pytest.fixture(scope="module")
+def extractor() -> Iterator[TextExtractor]:
+    shared = NativeTikaExtractor()
+    yield shared
+    shared.close()
+
+
+def test_vocabulary_is_analysed_word_by_word() -> None:
+    """The model's premise: each word is one term, alone and among the others."""
+    analyzer = KoreanAnalyzer()
+    for word in VOCAB:
+        for mode in AnalysisMode:
+            assert [t.text for t in analyzer.analyze(word, mode)] == [word], word
+    for i in range(len(VOCAB)):
+        run = [VOCAB[(i + k * 3) % len(VOCAB)] for k in range(5)]
+        assert [t.text for t in analyzer.analyze(" ".join(run))] == run, run
+
+
+@pytest.mark.slow
+def test_no_leak_in_process(extractor: TextExtractor) -> None:
+    tally = TALLIES["in-process"]
+    tally.reset()
+    InProcessMachine.extractor = extractor
+    examples = int(os.environ.get("CROSSDOC_PROOF_EXAMPLES", "0"))
+    chosen = _settings(14, 30)
+    if examples:
+        chosen = settings(chosen, max_examples=examples, derandomize=False)
+    run_state_machine_as_test(InProcessMachine, settings=chosen)  # type: ignore[no-untyped-call]
+    print(f"\nproof of no leak, in-process: {tally.line()}")
+    assert tally.search_checks >= REQUIRED_SEARCH_CHECKS, tally.line()
+    # Both paths of the search were exercised, and so were terms only others may read.
+    assert tally.stale_search_checks >= REQUIRED_SEARCH_CHECKS // 10, tally.line()
+    assert tally.search_checks - tally.stale_search_checks >= REQUIRED_SEARCH_CHECKS // 10
+    assert tally.hidden_search_checks >= REQUIRED_SEARCH_CHECKS // 10, tally.line()
+    assert tally.unreadable_document_checks >= 300, tally.line()
+
+
+@pytest.mark.slow
+def test_no_leak_over_http() -> None:
+    tally = TALLIES["http"]
+    tally.reset()
+    run_state_machine_as_test(ServerMachine, settings=_settings(2, 15))  # type: ignore[no-untyped-call]
+    print(f"\nproof of no leak, over HTTP: {tally.line()}")
+    assert tally.search_checks >= 500, tally.line()
+    assert tally.unreadable_document_checks >= 30, tally.line()
