@@ -116,7 +116,7 @@ class TokenService:
         *,
         family: str | None = None,
     ) -> IssuedToken:
-        now = (now or datetime.now(UTC)).replace(microsecond=0)
+        now = now or datetime.now(UTC)
         ttl = self.access_ttl if token_type == "access" else self.refresh_ttl  # noqa: S105
         token_id = uuid.uuid4().hex
         claims = TokenClaims(
@@ -132,7 +132,10 @@ class TokenService:
             "jti": claims.token_id,
             "fam": claims.family,
             "typ": token_type,
-            "iat": int(now.timestamp()),
+            # Microseconds (RFC 7519 allows a non-integer NumericDate): a
+            # revocation of "every token issued until now" must not catch a
+            # token issued in the same second but after it.
+            "iat": round(now.timestamp(), 6),
             "nbf": int(now.timestamp()),
             "exp": int(claims.expires_at.timestamp()),
             "iss": self.issuer,
@@ -199,7 +202,7 @@ class TokenService:
         if not isinstance(family, str) or not 0 < len(family) <= 64:
             raise InvalidTokenError("token rejected")
         try:
-            issued_at = datetime.fromtimestamp(int(payload["iat"]), UTC)
+            issued_at = datetime.fromtimestamp(float(payload["iat"]), UTC)
             expires_at = datetime.fromtimestamp(int(payload["exp"]), UTC)
         except (TypeError, ValueError, OverflowError, OSError) as err:
             raise InvalidTokenError("token rejected") from err

@@ -34,7 +34,7 @@ from crossdoc.wiring import Services, build_services
 from indexer.extraction.base import Extraction, TextExtractor
 from indexer.worker import drain_once
 from search_api.app import create_app
-from search_api.deps import current_principal
+from search_api.deps import access_claims, current_principal
 from search_api.routers.search import search as search_route
 from tests.conftest import ADMIN_PASSWORD, PASSWORD, Server, fast_passwords, start_server
 
@@ -127,7 +127,13 @@ class InProcessStack(Stack):
     def __init__(self, extractor: TextExtractor) -> None:
         super().__init__()
         self.data_dir = scratch_dir()
-        settings = Settings(data_dir=self.data_dir, admin_password=ADMIN_PASSWORD, demo=False)  # type: ignore[arg-type]
+        # Thousands of searches from one address in seconds: throttling is tested elsewhere.
+        settings = Settings(
+            data_dir=self.data_dir,
+            admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
+            demo=False,
+            rate_limits=False,
+        )
         services = build_services(settings, passwords=fast_passwords())
         services.extractor.close()
         shared = SharedExtractor(extractor)
@@ -156,10 +162,12 @@ class InProcessStack(Stack):
         the caller resolved from their token and the live catalog, the route's own
         code, its response model. About twice as fast as a request through ASGI."""
         try:
-            principal = current_principal(self.services, self.tokens[user])
+            claims = access_claims(self.services, self.tokens[user])
+            principal = current_principal(self.services, claims)
         except InvalidTokenError:
             return 401, {}
         out = search_route(
+            _rate=None,
             services=self.services,
             principal=principal,
             auditor=self.app.state.auditor,
@@ -200,7 +208,8 @@ class ServerStack(Stack):
     def __init__(self) -> None:
         super().__init__()
         self.data_dir = scratch_dir()
-        self._running: Generator[Server, None, None] = start_server(self.data_dir)  # type: ignore[assignment]
+        running = start_server(self.data_dir, rate_limits=False)
+        self._running: Generator[Server, None, None] = running  # type: ignore[assignment]
         self.server = next(self._running)
         self.services = self.server.services
         self.client = httpx.Client(base_url=self.server.base_url + API, timeout=60)

@@ -286,6 +286,9 @@ class NoLeakMachine(RuleBasedStateMachine):
         user = self.world.users[name]
         self.admin("PATCH", f"/admin/users/{name}", json={"disabled": not user.disabled})
         user.disabled = not user.disabled
+        if not user.disabled:
+            # Disabling revoked every token issued so far, for good: sign in anew.
+            self.stack.sign_in(name)
 
     # Access policies (issue 3, /admin/policies) join here as one more rule: create
     # or delete a policy through the API and mirror it in `self.world.policies`
