@@ -1049,7 +1049,7 @@ def test_no_leak_in_process(extractor: TextExtractor) -> None:
 def test_no_leak_over_http() -> None:
     tally = TALLIES["http"]
     tally.reset()
-    run_state_machine_as_test(ServerMachine, settings=_settings(2, 15))  # type: ignore[no-untyped-call]
+    run_state_machine_as_test(ServerMachine, settings=_settings(2, 20))  # type: ignore[no-untyped-call]
     print(f"\nproof of no leak, over HTTP: {tally.line()}")
     assert tally.search_checks >= 500, tally.line()
     assert tally.unreadable_document_checks >= 30, tally.line()
