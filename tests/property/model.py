@@ -25,9 +25,17 @@ The rules, as the contract states them:
 * a deleted document is unreadable by everyone; so is a document that does not
   exist: both answer 404.
 
-Access policies (`/admin/policies`, issue 3) are one more source of grants:
-`policy_grants` is where they enter the rules, and `World.policies` is where the
-state machine will keep them once the API has them (it is empty until then).
+Access policies (`/admin/policies`) are one more source of grants: a policy
+grants its permission to its principal on every document matching *all* the
+attributes its `match` names (`ministry`, `department`, `visibility`, and `tag`:
+one of the document's tags), now and in future, until its `expires_at`. They
+hold like any grant: `dept:`/`ministry:` policies do not reach administrators.
+A policy naming nothing would match everything; the API refuses it, and the
+model lets it match nothing.
+
+Searches filter by tag on the tags the index holds: after a tag change, the
+tags of the revision last indexed (`DocModel.indexed_tags`). Who may read the
+document follows its current tags at once.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ class GrantModel:
 class PolicyModel:
     """An access policy: a grant on every document matching all of `match`."""
 
+    id: int
     match: tuple[tuple[str, str], ...]
     grant: GrantModel
 
@@ -89,8 +98,24 @@ class DocModel:
     created_at: datetime
     grants: tuple[GrantModel, ...] = ()
     deleted: bool = False
-    #: Whether the index holds this document's text (it has been indexed once).
-    in_index: bool = False
+    #: The catalog revision the index last indexed (0: never; then the index has no text).
+    indexed_revision: int = 0
+    #: (catalog revision, tags from then on), oldest first: what each revision's index holds.
+    tag_history: tuple[tuple[int, tuple[str, ...]], ...] = ()
+
+    @property
+    def in_index(self) -> bool:
+        return self.indexed_revision > 0
+
+    @property
+    def indexed_tags(self) -> tuple[str, ...]:
+        """The tags of the revision last indexed (what a search's tag filter sees)."""
+        tags = self.tags
+        for revision, then in self.tag_history:
+            if revision > self.indexed_revision:
+                break
+            tags = then
+        return tags
 
     @property
     def content_type(self) -> str:
@@ -107,7 +132,7 @@ class World:
     users: dict[str, UserModel] = field(default_factory=dict)
     #: In upload order. Ids are random: drawing by sorted id would not replay.
     docs: dict[str, DocModel] = field(default_factory=dict)
-    #: Access policies in force. Nothing adds any yet: the policy API is not on main.
+    #: Access policies, expired ones included, in creation order.
     policies: list[PolicyModel] = field(default_factory=list)
 
     def ministry_of(self, user: UserModel) -> str | None:
@@ -117,23 +142,38 @@ class World:
 # -- who may do what ------------------------------------------------------------------
 
 
+def policy_matches(policy: PolicyModel, doc: DocModel) -> bool:
+    """Whether the policy applies to the document (API.md: every attribute named matches)."""
+    if not policy.match:
+        return False  # a policy that names nothing matches nothing
+    facts = {
+        "ministry": doc.ministry,
+        "department": doc.department,
+        "visibility": doc.visibility,
+    }
+    return all(
+        (value in doc.tags) if key == "tag" else facts.get(key) == value
+        for key, value in policy.match
+    )
+
+
 def policy_grants(world: World, doc: DocModel) -> list[GrantModel]:
-    """The grants that access policies give on `doc` (API.md: every attribute named matches)."""
-    out = []
-    for policy in world.policies:
-        if not policy.match:
-            continue  # a policy that names nothing matches nothing
-        facts = {
-            "ministry": doc.ministry,
-            "department": doc.department,
-            "visibility": doc.visibility,
-        }
-        if all(
-            (value in doc.tags) if key == "tag" else facts.get(key) == value
-            for key, value in policy.match
-        ):
-            out.append(policy.grant)
-    return out
+    """The grants that access policies give on `doc`."""
+    return [p.grant for p in world.policies if policy_matches(p, doc)]
+
+
+def policies_in_force(world: World, user: UserModel, now: datetime) -> list[PolicyModel]:
+    """The policies active at `now` that grant `user` something on a live document."""
+    if user.disabled:
+        return []
+    live = [d for d in world.docs.values() if not d.deleted]
+    return [
+        p
+        for p in world.policies
+        if p.grant.active(now)
+        and _holds(world, user, p.grant)
+        and any(policy_matches(p, d) for d in live)
+    ]
 
 
 def _holds(world: World, user: UserModel, grant: GrantModel) -> bool:
@@ -239,7 +279,7 @@ def text_matches(doc: DocModel, query: QuerySpec) -> bool:
         return False
     if query.content_type and doc.content_type != query.content_type:
         return False
-    if query.tag and query.tag not in doc.tags:
+    if query.tag and query.tag not in doc.indexed_tags:
         return False
     if query.created_from and doc.created_at < query.created_from:
         return False
