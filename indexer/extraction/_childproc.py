@@ -79,10 +79,12 @@ class ChildProcess:
         memory_limit_bytes: int,
         max_reply_bytes: int,
         max_extension_seconds: float = 0.0,
+        env: dict[str, str] | None = None,
     ) -> None:
         """`max_extension_seconds`: how much more time the child may ask for, once
         per request, with a `{"extend_seconds": …}` line (OCR's own budget)."""
         self._command = command
+        self._env = env
         self._max_extension = max_extension_seconds
         self._memory_limit = memory_limit_bytes
         self._max_reply = max_reply_bytes
@@ -127,6 +129,7 @@ class ChildProcess:
                 start_new_session=True,
                 close_fds=True,
                 bufsize=0,
+                env=self._env,
             )
         except OSError as err:
             raise ExtractionUnavailableError(f"cannot start the extraction child: {err}") from err

@@ -12,6 +12,7 @@ up.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sys
 import threading
@@ -49,6 +50,8 @@ _BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from indexer.extraction._child import main; main(sys.argv[2:])"
 )
+#: The extraction child's PATH: a directory that does not exist.
+_NO_PROGRAMS = "/nonexistent/crossdoc-extraction-child"
 _MIB = 1024 * 1024
 _MIN_MEMORY_LIMIT = 256 * _MIB
 
@@ -111,7 +114,7 @@ class NativeTikaExtractor:
         if 0 < memory_limit_bytes < _MIN_MEMORY_LIMIT:
             # The child needs ~130 MiB at rest (Python and the native image).
             raise ValueError(f"memory_limit_bytes below {_MIN_MEMORY_LIMIT // _MIB} MiB")
-        ocr = ocr if ocr is not None and ocr.enabled else None
+        ocr = ocr.resolved() if ocr is not None and ocr.enabled else None
         # Cached text depends on OCR: its switch, engine and languages are in the version.
         ocr_tag = "off"
         if ocr is not None:
@@ -156,6 +159,10 @@ class NativeTikaExtractor:
                 memory_limit_bytes=memory_limit_bytes,
                 max_reply_bytes=max_reply,
                 max_extension_seconds=ocr_seconds,
+                # Native Tika probes for `tesseract` on the search path several
+                # times per file (~60 ms); without a search path it skips its own
+                # OCR, and ours calls the programs by absolute path.
+                env={**os.environ, "PATH": _NO_PROGRAMS},
             )
             for _ in range(pool_size)
         ]

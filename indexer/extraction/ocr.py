@@ -36,7 +36,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 #: Image types OCR is tried on (Tika's detected type).
@@ -87,6 +87,18 @@ class OcrConfig:
     tesseract: str = "tesseract"
     pdftoppm: str = "pdftoppm"
     pdfinfo: str = "pdfinfo"
+    prlimit: str = "prlimit"
+
+    def resolved(self) -> OcrConfig:
+        """The same settings with each program's absolute path (where found), for a
+        child that runs without a search path."""
+        return replace(
+            self,
+            **{
+                name: shutil.which(getattr(self, name)) or getattr(self, name)
+                for name in ("tesseract", "pdftoppm", "pdfinfo", "prlimit")
+            },
+        )
 
     def __post_init__(self) -> None:
         if not _LANGUAGES.match(self.languages):
@@ -231,7 +243,7 @@ class OcrRunner:
         self.probe = probe_engine(config)
         self._max_chars = max_text_chars
         self._on_start = on_start
-        self._prlimit = shutil.which("prlimit")
+        self._prlimit = shutil.which(config.prlimit)
         self._env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
         # Tesseract's OpenMP threads fight over the cores: on a 2-core machine two
         # threads make a page ~7x slower than one. The pool gives parallelism.
