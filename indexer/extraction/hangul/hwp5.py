@@ -35,6 +35,7 @@ from indexer.extraction.hangul.result import (
     HangulKind,
     HangulLimitError,
     HangulText,
+    join_bounded,
 )
 from indexer.extraction.sniff import HWP5_SIGNATURE
 
@@ -119,23 +120,15 @@ def _read(ole: olefile.OleFileIO, max_chars: int) -> HangulText:
     if not sections:
         raise HangulError(f"no {storage} sections")
 
-    parts: list[str] = []
-    length = 0
-    for name in sections:
+    def section_data(name: str) -> bytes:
         data = ole.openstream(name).read()
         if distribution:
             data = _decrypt_distribution(data)
-        if compressed:
-            data = _inflate(data)
-        for text in paragraph_texts(data):
-            parts.append(text)
-            length += len(text)
-            if length > max_chars:
-                result.truncated = True
-                break
-        if result.truncated:
-            break
-    result.text = "".join(parts)
+        return _inflate(data) if compressed else data
+
+    result.text, result.truncated = join_bounded(
+        (paragraph_texts(section_data(name)) for name in sections), max_chars
+    )
     return result
 
 

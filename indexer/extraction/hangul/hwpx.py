@@ -34,6 +34,7 @@ from indexer.extraction.hangul.result import (
     HangulKind,
     HangulLimitError,
     HangulText,
+    join_bounded,
 )
 
 #: Largest XML part we read (uncompressed); the biggest real sections are a few MiB.
@@ -118,18 +119,9 @@ def _read(package: zipfile.ZipFile, max_chars: int) -> HangulText:
     if _CONTENT_PACKAGE in names:
         result.metadata = _package_metadata(_read_part(package, names[_CONTENT_PACKAGE]))
 
-    pieces: list[str] = []
-    length = 0
-    for name in parts:
-        for text in paragraph_texts(_read_part(package, names[name])):
-            pieces.append(text)
-            length += len(text)
-            if length > max_chars:
-                result.truncated = True
-                break
-        if result.truncated:
-            break
-    result.text = "".join(pieces)
+    result.text, result.truncated = join_bounded(
+        (paragraph_texts(_read_part(package, names[name])) for name in parts), max_chars
+    )
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 HWP5_CONTENT_TYPE = "application/x-hwp"
@@ -45,3 +46,19 @@ class HangulEncryptedError(HangulError):
 
 class HangulLimitError(HangulError):
     """A part of the document inflates or nests past our limits (a bomb, or absurd input)."""
+
+
+def join_bounded(sections: Iterable[Iterable[str]], max_chars: int) -> tuple[str, bool]:
+    """The paragraphs of every section joined, and whether `max_chars` cut them short.
+
+    Lazy: sections after the cut are never read (nor decompressed).
+    """
+    parts: list[str] = []
+    length = 0
+    for paragraphs in sections:
+        for text in paragraphs:
+            parts.append(text)
+            length += len(text)
+            if length > max_chars:
+                return "".join(parts), True
+    return "".join(parts), False
