@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from auth.access import DocumentAccess, Grant, Permission, Principal
-from storage.catalog.records import DocumentRecord, PolicyRecord, UserRecord
+from storage.catalog.records import AccessRecord, DocumentRecord, PolicyRecord, UserRecord
 
 
-def policy_matches(policy: PolicyRecord, doc: DocumentRecord) -> bool:
+def policy_matches(policy: PolicyRecord, doc: DocumentRecord | AccessRecord) -> bool:
     """A policy applies when every attribute it names matches the document."""
     if not policy.match:
         return False  # an empty match would grant on everything: refuse (fail closed)
@@ -40,7 +40,9 @@ def policy_grant(policy: PolicyRecord) -> Grant:
     )
 
 
-def document_access(doc: DocumentRecord, policies: Sequence[PolicyRecord] = ()) -> DocumentAccess:
+def document_access(
+    doc: DocumentRecord | AccessRecord, policies: Sequence[PolicyRecord] = ()
+) -> DocumentAccess:
     """The access facts of a document: its own grants and those of the policies matching it."""
     grants = [Grant(g.principal, Permission.parse(g.permission), g.expires_at) for g in doc.grants]
     grants.extend(policy_grant(p) for p in policies if policy_matches(p, doc))

@@ -75,16 +75,16 @@ def search_documents(
         return SearchResults(total=0, hits=[], facets={name: [] for name in FACET_FIELDS})
 
     now = datetime.now(UTC)
-    policies = catalog.list_policies()
+    snapshot = catalog.access_snapshot()
+    policies = snapshot.policies
     grants = [policy_grant(p) for p in policies]
     tokens = search_tokens(principal, grants, now)
-    pending = catalog.pending_policy_ids() if policies else set()
     reader_matches = tuple(
         p.match
         for p, g in zip(policies, grants, strict=True)
-        if p.id in pending and g.active(now) and g.principal in principal.tokens
+        if p.id in snapshot.pending_policy_ids and g.active(now) and g.principal in principal.tokens
     )
-    stale_ids = frozenset(catalog.stale_access_ids())
+    stale_ids = snapshot.stale_ids
     window = request.offset + request.limit
     # Beyond the first page, highlight only the page returned (second pass below).
     deep = request.offset > 0 and request.with_highlights
@@ -103,8 +103,8 @@ def search_documents(
     results = main
     if stale_ids:
         readable_stale = frozenset(
-            doc.id
-            for doc in catalog.get_documents(sorted(stale_ids))
+            doc_id
+            for doc_id, doc in catalog.access_records(sorted(stale_ids)).items()
             if can(principal, document_access(doc, policies), Permission.READ, now)
         )
         if request.only_ids is not None:
@@ -130,7 +130,7 @@ def search_documents(
 
     page = results.hits[request.offset : request.offset + request.limit]
     # Late check: the catalog has the last word on every hit we return.
-    docs = {d.id: d for d in catalog.get_documents([h.id for h in page])}
+    docs = catalog.access_records([h.id for h in page])
     allowed = [
         h
         for h in page

@@ -105,6 +105,31 @@ class DocumentRecord:
     policy_revision: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class AccessRecord:
+    """The access facts of a live document, and nothing else: what a read decision
+    needs (every search re-checks its page of hits with these)."""
+
+    id: str
+    owner: str
+    department: str
+    ministry: str
+    visibility: str
+    tags: tuple[str, ...]
+    grants: tuple[GrantRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccessSnapshot:
+    """What a search reads from the catalog before it queries the index, in one
+    transaction: the policies (expired ones included), those the index may still
+    lack on some documents, and the documents whose index entry is stale on access."""
+
+    policies: tuple[PolicyRecord, ...]
+    pending_policy_ids: frozenset[int]
+    stale_ids: frozenset[str]
+
+
 @dataclass(frozen=True)
 class VersionRecord:
     document_id: str

@@ -46,6 +46,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from storage.catalog import models as m
 from storage.catalog.records import (
+    AccessRecord,
+    AccessSnapshot,
     AuditRecord,
     DepartmentRecord,
     DocumentRecord,
@@ -82,6 +84,54 @@ def _table(model: type[m.Base]) -> Table:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# Statements of the per-request read paths (every search and every authenticated
+# request), built once: lean columns, Core rows, expanding IN parameters.
+_DOCS = _table(m.Document)
+_GRANTS = _table(m.DocumentGrant)
+_USERS = _table(m.User)
+_DEPARTMENTS = _table(m.Department)
+_REVOCATIONS = _table(m.TokenRevocation)
+_POLICIES = _table(m.Policy)
+_ACCESS_ROWS = select(
+    _DOCS.c.id,
+    _DOCS.c.owner,
+    _DOCS.c.department,
+    _DOCS.c.ministry,
+    _DOCS.c.visibility,
+    _DOCS.c.tags,
+).where(_DOCS.c.id.in_(bindparam("ids", expanding=True)), _DOCS.c.deleted_at.is_(None))
+_ACCESS_GRANTS = (
+    select(_GRANTS.c.document_id, _GRANTS.c.principal, _GRANTS.c.permission, _GRANTS.c.expires_at)
+    .where(_GRANTS.c.document_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_GRANTS.c.id)
+)
+_USER_WITH_MINISTRY = (
+    select(
+        _USERS.c.username,
+        _USERS.c.display_name,
+        _USERS.c.department_code,
+        _DEPARTMENTS.c.ministry_code,
+        _USERS.c.roles,
+        _USERS.c.disabled,
+    )
+    .select_from(_USERS.outerjoin(_DEPARTMENTS, _DEPARTMENTS.c.code == _USERS.c.department_code))
+    .where(_USERS.c.username == bindparam("username"))
+)
+_TOKEN_REVOCATIONS = select(_REVOCATIONS.c.kind, _REVOCATIONS.c.revoked_at).where(
+    ((_REVOCATIONS.c.kind == "jti") & (_REVOCATIONS.c.value == bindparam("jti")))
+    | ((_REVOCATIONS.c.kind == "family") & (_REVOCATIONS.c.value == bindparam("family")))
+    | ((_REVOCATIONS.c.kind == "user") & (_REVOCATIONS.c.value == bindparam("username")))
+)
+_ALL_POLICIES = select(_POLICIES).order_by(_POLICIES.c.id)
+_PENDING_POLICY_IDS = select(_table(m.PolicyFanout).c.policy_id).where(
+    _table(m.PolicyFanout).c.done_at.is_(None)
+)
+_STALE_ACCESS_IDS = select(_DOCS.c.id).where(_DOCS.c.indexed_revision < _DOCS.c.acl_revision)
+_EXPIRED_GRANT_DOCUMENTS = select(_GRANTS.c.document_id).where(
+    _GRANTS.c.expires_at <= bindparam("now")
+)
 
 
 _SQLITE_MMAP_BYTES = 256 << 20
@@ -167,6 +217,16 @@ class Catalog:
                     session.flush()
         except sa_exc.IntegrityError as err:
             raise ConflictError(str(err.orig)) from err
+        except sa_exc.OperationalError as err:
+            raise StorageUnavailableError(f"catalog unavailable: {err.orig}") from err
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A Core connection in one read transaction (a consistent snapshot), for the
+        per-request read paths where an ORM session is pure overhead."""
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
         except sa_exc.OperationalError as err:
             raise StorageUnavailableError(f"catalog unavailable: {err.orig}") from err
 
@@ -268,6 +328,30 @@ class Catalog:
         with self._session() as s:
             u = s.get(m.User, username)
             return self._user_record(s, u) if u else None
+
+    def token_holder(
+        self, username: str, token_id: str, family: str, issued_at: datetime
+    ) -> UserRecord | None:
+        """The user a token speaks for, read with its revocations in one transaction:
+        None when the token, its family or (up to its issue time) the user's tokens
+        are revoked, or the user is unknown. The password hash is not read."""
+        with self._read() as conn:
+            revocations = conn.execute(
+                _TOKEN_REVOCATIONS, {"jti": token_id, "family": family, "username": username}
+            ).all()
+            if _revoked(revocations, issued_at):
+                return None
+            row = conn.execute(_USER_WITH_MINISTRY, {"username": username}).first()
+        if row is None:
+            return None
+        return UserRecord(
+            username=row.username,
+            display_name=row.display_name,
+            department=row.department_code,
+            ministry=row.ministry_code,
+            roles=tuple(row.roles),
+            disabled=row.disabled,
+        )
 
     def list_users(self) -> list[UserRecord]:
         with self._session() as s:
@@ -575,6 +659,31 @@ class Catalog:
                 grants.update(self._grants(s, list(found)))
             return [self._document_record(rows[i], grants[i]) for i in ids if i in rows]
 
+    def access_records(self, document_ids: Sequence[str]) -> dict[str, AccessRecord]:
+        """The access facts of the live documents among these ids (deleted and
+        unknown ids are absent), with their grants: the late check of every search."""
+        ids = list(dict.fromkeys(document_ids))
+        records: dict[str, AccessRecord] = {}
+        with self._read() as conn:
+            for first in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[first : first + _IN_CHUNK]
+                grants: dict[str, list[GrantRecord]] = {}
+                for g in conn.execute(_ACCESS_GRANTS, {"ids": chunk}):
+                    grants.setdefault(g.document_id, []).append(
+                        GrantRecord(g.principal, g.permission, g.expires_at)
+                    )
+                for r in conn.execute(_ACCESS_ROWS, {"ids": chunk}):
+                    records[r.id] = AccessRecord(
+                        r.id,
+                        r.owner,
+                        r.department,
+                        r.ministry,
+                        r.visibility,
+                        tuple(r.tags or ()),
+                        tuple(grants.get(r.id, ())),
+                    )
+        return records
+
     def add_version(self, document_id: str, blob: NewBlob, actor: str) -> DocumentRecord:
         with self._session(write=True) as s:
             d = s.get(m.Document, document_id)
@@ -695,18 +804,15 @@ class Catalog:
         need no entry here: the index holds their tokens, and who holds a token
         is decided at query time (see `auth.access.search_tokens`).
         """
-        now = _now()
-        docs = cast_table(m.Document)
-        with self._session() as s:
-            stale = set(
-                s.scalars(select(docs.c.id).where(docs.c.indexed_revision < docs.c.acl_revision))
-            )
-            stale.update(
-                s.scalars(
-                    select(m.DocumentGrant.document_id).where(m.DocumentGrant.expires_at <= now)
-                )
-            )
-            return stale
+        with self._read() as conn:
+            return _stale_access_ids(conn)
+
+    def access_snapshot(self) -> AccessSnapshot:
+        """Policies, pending policy ids and stale-access ids, in one read transaction."""
+        with self._read() as conn:
+            policies = tuple(self._policy_record(r) for r in conn.execute(_ALL_POLICIES))
+            pending = frozenset(conn.scalars(_PENDING_POLICY_IDS)) if policies else frozenset()
+            return AccessSnapshot(policies, pending, frozenset(_stale_access_ids(conn)))
 
     def expire_grants(self) -> list[str]:
         """Delete grants past their expiry; re-index the documents they were on."""
@@ -1227,15 +1333,13 @@ class Catalog:
     ) -> bool:
         """Whether this token (unless None), its family, or the user's tokens up to its
         issue time are revoked."""
-        table = m.TokenRevocation.__table__
-        wanted = ((table.c.kind == "family") & (table.c.value == family)) | (
-            (table.c.kind == "user") & (table.c.value == username)
-        )
-        if token_id is not None:
-            wanted = wanted | ((table.c.kind == "jti") & (table.c.value == token_id))
-        with self._session() as s:
-            rows = s.execute(select(table.c.kind, table.c.revoked_at).where(wanted)).all()
-        return any(kind != "user" or issued_at <= revoked_at for kind, revoked_at in rows)
+        with self._read() as conn:
+            rows = conn.execute(
+                _TOKEN_REVOCATIONS,
+                # No jti is ever the empty string, so "" matches no jti row.
+                {"jti": token_id or "", "family": family, "username": username},
+            ).all()
+        return _revoked(rows, issued_at)
 
     def prune_token_revocations(self) -> int:
         """Remove revocations past their expiry; returns how many."""
@@ -1265,9 +1369,8 @@ class Catalog:
 
     def list_policies(self) -> list[PolicyRecord]:
         """Every policy, expired ones included (access rules skip those by date)."""
-        table = cast_table(m.Policy)
-        with self._session() as s:
-            return [self._policy_record(r) for r in s.execute(select(table).order_by(table.c.id))]
+        with self._read() as conn:
+            return [self._policy_record(r) for r in conn.execute(_ALL_POLICIES)]
 
     def get_policy(self, policy_id: int) -> PolicyRecord:
         """Raises NotFoundError."""
@@ -1443,10 +1546,8 @@ class Catalog:
 
     def pending_policy_ids(self) -> set[int]:
         """Policies whose token the index may still lack on some documents they match."""
-        with self._session() as s:
-            return set(
-                s.scalars(select(m.PolicyFanout.policy_id).where(m.PolicyFanout.done_at.is_(None)))
-            )
+        with self._read() as conn:
+            return set(conn.scalars(_PENDING_POLICY_IDS))
 
     def policy_fanout_backlog(self) -> int:
         """Documents whose index entry is older than the policy change that selected them."""
@@ -1484,6 +1585,18 @@ class Catalog:
                 .values(done_at=_now())
             )
             return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _revoked(rows: Sequence[Any], issued_at: datetime) -> bool:
+    """Whether revocation rows (kind, revoked_at) refuse a token issued at `issued_at`:
+    a jti or family row always does; a user row, for tokens issued up to its time."""
+    return any(kind != "user" or issued_at <= revoked_at for kind, revoked_at in rows)
+
+
+def _stale_access_ids(conn: Connection) -> set[str]:
+    stale = set(conn.scalars(_STALE_ACCESS_IDS))
+    stale.update(conn.scalars(_EXPIRED_GRANT_DOCUMENTS, {"now": _now()}))
+    return stale
 
 
 def cast_table(model: type[m.Base]) -> Table:

@@ -95,13 +95,16 @@ def test_hostile_filenames_are_sanitised(
     # and an attacker's client would not.
     boundary = "hostileboundary"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"".encode()
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="'.encode()
         + evil.replace('"', '\\"').encode("utf-8")
-        + f"\"\r\n\r\ncontent of a file\r\n--{boundary}--\r\n".encode()
+        + f'"\r\n\r\ncontent of a file\r\n--{boundary}--\r\n'.encode()
     )
     with server.client("owner") as c:
-        r = c.post("/documents", content=body,
-                   headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        r = c.post(
+            "/documents",
+            content=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
     assert r.status_code == 202, r.text
     doc = r.json()
     assert doc["filename"] == expected

@@ -16,9 +16,7 @@ import pytest
 
 from tests.conftest import CORPUS, Server, start_server
 
-pytestmark = pytest.mark.skipif(
-    not CORPUS.is_dir(), reason=f"the shared corpus is not at {CORPUS}"
-)
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"the shared corpus is not at {CORPUS}")
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +28,11 @@ def corpus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def corpus_files() -> list[Path]:
-    return sorted(p for p in CORPUS.rglob("*") if p.is_file() and not p.name.endswith(".tsv")
-                  and p.name != "NOTICE.md")
+    return sorted(
+        p
+        for p in CORPUS.rglob("*")
+        if p.is_file() and not p.name.endswith(".tsv") and p.name != "NOTICE.md"
+    )
 
 
 def test_every_corpus_file_is_stored_and_ends_with_a_status(corpus_server: Server) -> None:
@@ -43,8 +44,9 @@ def test_every_corpus_file_is_stored_and_ends_with_a_status(corpus_server: Serve
     with server.client("archivist") as c:
         for path in files:
             content = path.read_bytes()
-            r = c.post("/documents", files={"file": (path.name, content)},
-                       data={"tags": path.parent.name})
+            r = c.post(
+                "/documents", files={"file": (path.name, content)}, data={"tags": path.parent.name}
+            )
             assert r.status_code == 202, (path, r.text)
             uploaded[r.json()["id"]] = (path, hashlib.sha256(content).hexdigest())
         deadline = time.monotonic() + 600
