@@ -159,3 +159,53 @@ def test_completing_a_claim_never_removes_another_documents_row(catalog: Catalog
     catalog.complete_outbox(claim)
     (fresh,) = catalog.claim_outbox(10, timedelta(minutes=1))
     assert fresh.document_id == second.id
+
+
+def test_access_records_are_the_access_facts_of_live_documents(catalog: Catalog) -> None:
+    until = datetime.now(UTC) + timedelta(days=1)
+    grants = (GrantRecord("user:lee", "read", until), GrantRecord("dept:D1", "write"))
+    doc, _ = catalog.create_document(new_doc(tags=("예산", "기밀"), grants=grants))
+    gone, _ = catalog.create_document(new_doc("b" * 64))
+    catalog.soft_delete(gone.id)
+    records = catalog.access_records([doc.id, gone.id, "f" * 32, doc.id])
+    assert list(records) == [doc.id]  # deleted and unknown ids are absent
+    full = catalog.get_document(doc.id)
+    record = records[doc.id]
+    assert (record.owner, record.department, record.ministry, record.visibility) == (
+        full.owner,
+        full.department,
+        full.ministry,
+        full.visibility,
+    )
+    assert record.tags == full.tags and record.grants == full.grants
+    assert catalog.access_records([]) == {}
+
+
+def test_access_snapshot_reads_what_a_search_needs(catalog: Catalog) -> None:
+    doc, _ = catalog.create_document(new_doc())
+    catalog.mark_indexed_many([(doc.id, doc.revision, 1, "indexed", "", None)])
+    snapshot = catalog.access_snapshot()
+    assert snapshot.policies == () and snapshot.stale_ids == frozenset()
+    catalog.set_acl(doc.id, "private", [], "kim")
+    assert catalog.access_snapshot().stale_ids == {doc.id}
+
+
+def test_token_holder_is_none_for_revoked_tokens_and_unknown_users(catalog: Catalog) -> None:
+    issued = datetime.now(UTC)
+    holder = catalog.token_holder("kim", "jti-1", "fam-1", issued)
+    assert holder is not None and holder.ministry == "M1" and holder.department == "D1"
+    assert holder.password_hash == ""  # never read on this path
+    assert catalog.token_holder("nobody", "jti-1", "fam-1", issued) is None
+    later = issued + timedelta(days=1)
+    catalog.revoke_tokens([("jti", "jti-1", later)])
+    assert catalog.token_holder("kim", "jti-1", "fam-1", issued) is None
+    assert catalog.token_holder("kim", "jti-2", "fam-1", issued) is not None
+    catalog.revoke_tokens([("family", "fam-1", later)])
+    assert catalog.token_holder("kim", "jti-2", "fam-1", issued) is None
+    assert catalog.token_revoked("jti-2", "fam-1", "kim", issued)
+    catalog.revoke_tokens([("user", "kim", later)])
+    # Tokens issued up to the user's revocation are refused; newer ones are not.
+    assert catalog.token_holder("kim", "jti-3", "fam-2", issued) is None
+    newer = datetime.now(UTC) + timedelta(seconds=1)
+    assert catalog.token_holder("kim", "jti-3", "fam-2", newer) is not None
+    assert not catalog.token_revoked(None, "fam-2", "kim", newer)
