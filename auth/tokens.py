@@ -24,7 +24,10 @@ import base64
 import binascii
 import json
 import secrets
+import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +41,9 @@ from auth.keys import KeyRing, StaticKeyRing
 
 ALGORITHM = "HS256"
 MAX_TOKEN_BYTES = 4096
+#: Tokens verified recently, kept so that the next request with the same token
+#: skips the library's decoding and HMAC (see `TokenService.verify`).
+VERIFIED_CACHE_SIZE = 8192
 TokenType = Literal["access", "refresh"]
 
 
@@ -102,6 +108,9 @@ class TokenService:
         self.audience = audience
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        # token -> (the key that verified it, its claims); least recently used first.
+        self._verified: OrderedDict[str, tuple[str, TokenClaims]] = OrderedDict()
+        self._verified_lock = threading.Lock()
 
     @property
     def max_lifetime(self) -> timedelta:
@@ -160,6 +169,11 @@ class TokenService:
 
         Checks signature, algorithm, key, lifetime, audience, issuer and type;
         not revocation (the catalog's business).
+
+        A token verified before is not decoded again while it is unexpired and
+        the key its `kid` names is still the very key that verified it: the
+        bytes that passed the signature check then pass it now. A dropped or
+        replaced key, expiry and the type are checked on every call.
         """
         if not token or len(token) > MAX_TOKEN_BYTES:
             raise InvalidTokenError("token missing or too large")
@@ -173,6 +187,26 @@ class TokenService:
         secret = self.keys.verification_key(kid) if isinstance(kid, str) else None
         if secret is None:
             raise InvalidTokenError("unknown signing key")
+        with self._verified_lock:
+            cached = self._verified.get(token)
+            if cached is not None:
+                self._verified.move_to_end(token)
+        if cached is not None:
+            verified_with, claims = cached
+            # Once expired, it goes back to the library, which refuses it.
+            if verified_with == secret and time.time() <= claims.expires_at.timestamp():
+                if claims.token_type != expected_type:
+                    raise InvalidTokenError("wrong token type")
+                return claims
+        claims = self._decode(token, secret, expected_type)
+        with self._verified_lock:
+            self._verified[token] = (secret, claims)
+            if len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return claims
+
+    def _decode(self, token: str, secret: str, expected_type: TokenType) -> TokenClaims:
+        """The claims of a token, verified by the library with `secret`."""
         try:
             payload = jwt.decode(
                 token,

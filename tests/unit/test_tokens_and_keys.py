@@ -185,3 +185,60 @@ def test_disabling_a_user_revokes_every_token_issued_so_far(catalog: Catalog) ->
     assert catalog.token_revoked("j", "f", "kim", before)
     assert not catalog.token_revoked("j", "f", "kim", datetime.now(UTC) + timedelta(seconds=1))
     assert not catalog.token_revoked("j", "f", "lee", before)
+
+
+def test_a_verified_token_is_not_decoded_again_while_its_key_and_lifetime_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys = {"k1": SECRET}
+
+    class MutableRing:
+        def signing_key(self) -> tuple[str, str]:
+            return "k1", keys["k1"]
+
+        def verification_key(self, kid: str) -> str | None:
+            return keys.get(kid)
+
+    service = TokenService(MutableRing())
+    access, refresh = service.issue_pair("kim")
+    decodes: list[str] = []
+    real_decode = auth.tokens.jwt.decode
+
+    def counting_decode(token: str, *args: object, **kwargs: object) -> object:
+        decodes.append(token)
+        return real_decode(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(auth.tokens.jwt, "decode", counting_decode)
+    assert service.verify(access.token, "access").token_id == access.claims.token_id
+    assert service.verify(access.token, "access").token_id == access.claims.token_id
+    assert decodes == [access.token]
+    # The type is checked on every call, cached or not.
+    with pytest.raises(InvalidTokenError, match="type"):
+        service.verify(access.token, "refresh")
+    service.verify(refresh.token, "refresh")
+    with pytest.raises(InvalidTokenError, match="type"):
+        service.verify(refresh.token, "access")
+    # A tampered copy is a different token: decoded, and refused.
+    head, body, signature = access.token.split(".")
+    tampered = f"{head}.{body}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    with pytest.raises(InvalidTokenError):
+        service.verify(tampered, "access")
+    # The same kid with another secret (a key replaced): the cache is not trusted.
+    keys["k1"] = "t" * 40
+    with pytest.raises(InvalidTokenError):
+        service.verify(access.token, "access")
+    # The key dropped: refused before any cache lookup.
+    keys["k1"] = SECRET
+    assert service.verify(access.token, "access").token_id == access.claims.token_id
+    del keys["k1"]
+    with pytest.raises(InvalidTokenError, match="unknown signing key"):
+        service.verify(access.token, "access")
+
+
+def test_a_cached_token_still_expires() -> None:
+    service = TokenService(StaticKeyRing({"k1": SECRET}, "k1"), access_ttl=timedelta(seconds=1))
+    issued = service.issue("kim", "access")
+    assert service.verify(issued.token, "access").token_id == issued.claims.token_id
+    time.sleep(max(0.0, issued.claims.expires_at.timestamp() - time.time()) + 1.1)
+    with pytest.raises(InvalidTokenError):
+        service.verify(issued.token, "access")
