@@ -206,7 +206,7 @@ def test_a_verified_token_is_not_decoded_again_while_its_key_and_lifetime_hold(
 
     def counting_decode(token: str, *args: object, **kwargs: object) -> object:
         decodes.append(token)
-        return real_decode(token, *args, **kwargs)  # type: ignore[arg-type]
+        return real_decode(token, *args, **kwargs)
 
     monkeypatch.setattr(auth.tokens.jwt, "decode", counting_decode)
     assert service.verify(access.token, "access").token_id == access.claims.token_id
