@@ -46,6 +46,11 @@ class RateDecision:
 class RateLimiter(Protocol):
     """Token buckets by key. Implementations are safe to call from many threads."""
 
+    #: True when answers come from this process's memory, without I/O: the API
+    #: then asks on its event loop rather than on a worker thread. A shared
+    #: (network) limiter says False.
+    in_memory: bool
+
     def consume(self, key: str, rule: RateRule, cost: float = 1.0) -> RateDecision:
         """Spend `cost` units from the key's bucket if it holds them; say when it will."""
         ...
@@ -65,6 +70,8 @@ class InProcessRateLimiter:
     those are forgotten first when the table grows (rules' periods are at most an
     hour); beyond that the least recently used go.
     """
+
+    in_memory = True
 
     def __init__(
         self, *, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic
@@ -109,6 +116,8 @@ class InProcessRateLimiter:
 
 class NoRateLimiter:
     """Every request allowed (rate limits switched off in the settings)."""
+
+    in_memory = True
 
     def consume(self, key: str, rule: RateRule, cost: float = 1.0) -> RateDecision:
         return RateDecision(True)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 
 from auth.access import Permission, Principal, can
@@ -170,10 +172,14 @@ def enforce_rate(
     )
 
 
-def rate_limited(kind: Literal["search", "download"]) -> Callable[..., None]:
-    """A dependency applying the per-user and per-address limits of `kind`."""
+def rate_limited(kind: Literal["search", "download"]) -> Callable[..., Awaitable[None]]:
+    """A dependency applying the per-user and per-address limits of `kind`.
 
-    def dependency(
+    Asked on the event loop when the limiter answers from memory (no thread hop
+    on every search), on a worker thread when it has to go over the network.
+    """
+
+    async def dependency(
         services: ServicesDep,
         auditor: AuditorDep,
         principal: PrincipalDep,
@@ -186,7 +192,8 @@ def rate_limited(kind: Literal["search", "download"]) -> Callable[..., None]:
             if kind == "search"
             else (rules.download_per_user, rules.download_per_address)
         )
-        enforce_rate(
+        enforce = functools.partial(
+            enforce_rate,
             services,
             auditor,
             [(per_user, f"user:{principal.username}"), (per_address, f"address:{address}")],
@@ -194,6 +201,10 @@ def rate_limited(kind: Literal["search", "download"]) -> Callable[..., None]:
             address=address,
             detail={"path": request.url.path},
         )
+        if services.limiter.in_memory:
+            enforce()
+        else:
+            await run_in_threadpool(enforce)
 
     return dependency
 

@@ -71,6 +71,7 @@ GENESIS_HASH = "0" * 64
 #: than any token lifetime the settings allow (refresh tokens: at most 30 days).
 USER_REVOCATION_KEPT = timedelta(days=31)
 _WRITE = "crossdoc_write"
+_SINGLE_READ = "crossdoc_single_read"
 #: Ids per `IN (…)` list: SQLite allows 32,766 bound variables per statement.
 _IN_CHUNK = 10_000
 #: The document attributes a policy can match on (`indexer.access.policy_matches`).
@@ -94,20 +95,35 @@ _USERS = _table(m.User)
 _DEPARTMENTS = _table(m.Department)
 _REVOCATIONS = _table(m.TokenRevocation)
 _POLICIES = _table(m.Policy)
-_ACCESS_ROWS = select(
-    _DOCS.c.id,
-    _DOCS.c.owner,
-    _DOCS.c.department,
-    _DOCS.c.ministry,
-    _DOCS.c.visibility,
-    _DOCS.c.tags,
-).where(_DOCS.c.id.in_(bindparam("ids", expanding=True)), _DOCS.c.deleted_at.is_(None))
-_ACCESS_GRANTS = (
-    select(_GRANTS.c.document_id, _GRANTS.c.principal, _GRANTS.c.permission, _GRANTS.c.expires_at)
-    .where(_GRANTS.c.document_id.in_(bindparam("ids", expanding=True)))
+# One row per grant (or one with no grant) of each live document asked for.
+_ACCESS_ROWS = (
+    select(
+        _DOCS.c.id,
+        _DOCS.c.owner,
+        _DOCS.c.department,
+        _DOCS.c.ministry,
+        _DOCS.c.visibility,
+        _DOCS.c.tags,
+        _GRANTS.c.principal,
+        _GRANTS.c.permission,
+        _GRANTS.c.expires_at,
+    )
+    .select_from(_DOCS.outerjoin(_GRANTS, _GRANTS.c.document_id == _DOCS.c.id))
+    .where(_DOCS.c.id.in_(bindparam("ids", expanding=True)), _DOCS.c.deleted_at.is_(None))
     .order_by(_GRANTS.c.id)
 )
-_USER_WITH_MINISTRY = (
+# Whether a token is revoked: its jti, its family, or its user's tokens up to a
+# time at or after its issue (`_revoked` says the same in Python).
+_TOKEN_REVOKED = exists().where(
+    ((_REVOCATIONS.c.kind == "jti") & (_REVOCATIONS.c.value == bindparam("jti")))
+    | ((_REVOCATIONS.c.kind == "family") & (_REVOCATIONS.c.value == bindparam("family")))
+    | (
+        (_REVOCATIONS.c.kind == "user")
+        & (_REVOCATIONS.c.value == bindparam("username"))
+        & (_REVOCATIONS.c.revoked_at >= bindparam("issued_at", type_=m.UTCDateTime()))
+    )
+)
+_TOKEN_HOLDER = (
     select(
         _USERS.c.username,
         _USERS.c.display_name,
@@ -115,6 +131,7 @@ _USER_WITH_MINISTRY = (
         _DEPARTMENTS.c.ministry_code,
         _USERS.c.roles,
         _USERS.c.disabled,
+        _TOKEN_REVOKED.label("revoked"),
     )
     .select_from(_USERS.outerjoin(_DEPARTMENTS, _DEPARTMENTS.c.code == _USERS.c.department_code))
     .where(_USERS.c.username == bindparam("username"))
@@ -159,8 +176,10 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(_SINGLE_READ, False):
+            return  # autocommit: the statement is its own transaction
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE, False) else "BEGIN")
 
 
 def _chain_hash(prev_hash: str, fields: dict[str, object]) -> str:
@@ -221,12 +240,19 @@ class Catalog:
             raise StorageUnavailableError(f"catalog unavailable: {err.orig}") from err
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def _read(self, *, single_statement: bool = False) -> Iterator[Connection]:
         """A Core connection in one read transaction (a consistent snapshot), for the
-        per-request read paths where an ORM session is pure overhead."""
+        per-request read paths where an ORM session is pure overhead.
+
+        With `single_statement`, SQLite is not sent a BEGIN: one statement reads
+        one snapshot anyway, and the round trip is saved.
+        """
         try:
-            with self.engine.connect() as conn, conn.begin():
-                yield conn
+            with self.engine.connect() as conn:
+                if single_statement:
+                    conn = conn.execution_options(**{_SINGLE_READ: True})
+                with conn.begin():
+                    yield conn
         except sa_exc.OperationalError as err:
             raise StorageUnavailableError(f"catalog unavailable: {err.orig}") from err
 
@@ -332,17 +358,15 @@ class Catalog:
     def token_holder(
         self, username: str, token_id: str, family: str, issued_at: datetime
     ) -> UserRecord | None:
-        """The user a token speaks for, read with its revocations in one transaction:
+        """The user a token speaks for, read with its revocations in one statement:
         None when the token, its family or (up to its issue time) the user's tokens
         are revoked, or the user is unknown. The password hash is not read."""
-        with self._read() as conn:
-            revocations = conn.execute(
-                _TOKEN_REVOCATIONS, {"jti": token_id, "family": family, "username": username}
-            ).all()
-            if _revoked(revocations, issued_at):
-                return None
-            row = conn.execute(_USER_WITH_MINISTRY, {"username": username}).first()
-        if row is None:
+        with self._read(single_statement=True) as conn:
+            row = conn.execute(
+                _TOKEN_HOLDER,
+                {"username": username, "jti": token_id, "family": family, "issued_at": issued_at},
+            ).first()
+        if row is None or row.revoked:
             return None
         return UserRecord(
             username=row.username,
@@ -663,26 +687,25 @@ class Catalog:
         """The access facts of the live documents among these ids (deleted and
         unknown ids are absent), with their grants: the late check of every search."""
         ids = list(dict.fromkeys(document_ids))
-        records: dict[str, AccessRecord] = {}
-        with self._read() as conn:
-            for first in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[first : first + _IN_CHUNK]
-                grants: dict[str, list[GrantRecord]] = {}
-                for g in conn.execute(_ACCESS_GRANTS, {"ids": chunk}):
-                    grants.setdefault(g.document_id, []).append(
-                        GrantRecord(g.principal, g.permission, g.expires_at)
-                    )
-                for r in conn.execute(_ACCESS_ROWS, {"ids": chunk}):
-                    records[r.id] = AccessRecord(
-                        r.id,
-                        r.owner,
-                        r.department,
-                        r.ministry,
-                        r.visibility,
-                        tuple(r.tags or ()),
-                        tuple(grants.get(r.id, ())),
-                    )
-        return records
+        facts: dict[str, tuple[Any, list[GrantRecord]]] = {}
+        for first in range(0, len(ids), _IN_CHUNK):
+            with self._read(single_statement=True) as conn:
+                for r in conn.execute(_ACCESS_ROWS, {"ids": ids[first : first + _IN_CHUNK]}):
+                    _, grants = facts.setdefault(r.id, (r, []))
+                    if r.principal is not None:
+                        grants.append(GrantRecord(r.principal, r.permission, r.expires_at))
+        return {
+            doc_id: AccessRecord(
+                doc_id,
+                r.owner,
+                r.department,
+                r.ministry,
+                r.visibility,
+                tuple(r.tags or ()),
+                tuple(grants),
+            )
+            for doc_id, (r, grants) in facts.items()
+        }
 
     def add_version(self, document_id: str, blob: NewBlob, actor: str) -> DocumentRecord:
         with self._session(write=True) as s:
