@@ -2,10 +2,11 @@
 
 Matches are found with the analyser, so an inflected surface is marked where its
 term occurs (query 저장소 marks `<mark>저장소</mark>에서`), but without analysing
-the whole text: a cheap regular-expression scan finds the words that could hold
-a term (those containing the term, or its first characters for stems such as
-아름답 in 아름다운), and only a bounded number of those words go through mecab,
-all in one call. The work per document is therefore bounded whatever its size.
+the whole text: a cheap scan finds the words that could hold a term (those
+containing the term, or its first characters for stems such as 아름답 in
+아름다운), and only a bounded number of those words are analysed, each on its
+own (the analyser remembers words it saw lately, and sends the others to mecab
+in one call). The work per document is therefore bounded whatever its size.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from indexer.analysis.korean import AnalysisMode, KoreanAnalyzer
+from indexer.analysis.korean import KoreanAnalyzer
 
 DEFAULT_FRAGMENT_CHARS = 150
 DEFAULT_MAX_FRAGMENTS = 3
@@ -78,25 +79,13 @@ def match_spans(
     candidates = _candidates(text, terms, max_candidates)
     if not candidates:
         return []
-    # One analyser call for all candidate words: join them with newlines and
-    # map offsets back through each word's place in the joined string.
-    joined_starts: list[int] = []
-    pieces: list[str] = []
-    cursor = 0
-    for start, end in candidates:
-        joined_starts.append(cursor)
-        pieces.append(text[start:end])
-        cursor += end - start + 1
-    joined = "\n".join(pieces)
-    raw: list[tuple[int, int, str]] = []
-    index = 0
-    for tok in analyzer.analyze(joined, AnalysisMode.QUERY):
-        if tok.text not in terms:
-            continue
-        while index + 1 < len(joined_starts) and joined_starts[index + 1] <= tok.start:
-            index += 1
-        shift = candidates[index][0] - joined_starts[index]
-        raw.append((tok.start + shift, tok.end + shift, tok.text))
+    words = analyzer.analyze_words([text[start:end] for start, end in candidates])
+    raw: list[tuple[int, int, str]] = [
+        (start + tok.start, start + tok.end, tok.text)
+        for (start, _), tokens in zip(candidates, words, strict=True)
+        for tok in tokens
+        if tok.text in terms
+    ]
     raw.sort()
     merged: list[tuple[int, int, str]] = []
     for start, end, term in raw:

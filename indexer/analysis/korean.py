@@ -28,7 +28,8 @@ from __future__ import annotations
 import enum
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import mecab_ko
@@ -83,6 +84,10 @@ DEFAULT_CHUNK_CHARS = 4000
 _STEM_CACHE_LIMIT = 50_000
 
 
+#: Words whose query-mode analysis `analyze_words` remembers.
+WORD_CACHE_SIZE = 50_000
+
+
 class AnalysisMode(enum.Enum):
     """How compounds are emitted."""
 
@@ -130,6 +135,8 @@ class KoreanAnalyzer:
         except RuntimeError as err:
             raise IndexerError(f"cannot start mecab-ko: {err}") from err
         self._lock = threading.Lock()
+        self._words: OrderedDict[str, tuple[Token, ...]] = OrderedDict()
+        self._words_lock = threading.Lock()
         self._stemmer = (
             tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
             .filter(tantivy.Filter.lowercase())
@@ -182,6 +189,52 @@ class KoreanAnalyzer:
                 remapped.append(Token(tok.text, tok.position, start, end))
             tokens = remapped
         return tokens
+
+    def analyze_words(self, words: Sequence[str]) -> list[tuple[Token, ...]]:
+        """Query-mode tokens of each word, offsets into that word.
+
+        For highlighting, which analyses the same words hit after hit: words seen
+        lately are remembered; the others go through mecab in one call, one word
+        per line, so each is analysed on its own.
+        """
+        out: list[tuple[Token, ...] | None] = []
+        missing: dict[str, int] = {}
+        with self._words_lock:
+            for word in words:
+                known = self._words.get(word)
+                if known is not None:
+                    self._words.move_to_end(word)
+                elif word not in missing:
+                    missing[word] = len(missing)
+                out.append(known)
+        if missing:
+            found = self._analyze_separately(list(missing))
+            with self._words_lock:
+                for word, tokens in zip(missing, found, strict=True):
+                    self._words[word] = tokens
+                while len(self._words) > WORD_CACHE_SIZE:
+                    self._words.popitem(last=False)
+            out = [found[missing[w]] if t is None else t for w, t in zip(words, out, strict=True)]
+        return [t for t in out if t is not None]
+
+    def _analyze_separately(self, words: list[str]) -> list[tuple[Token, ...]]:
+        """Each word's query-mode tokens, from one analyser call over the words joined
+        by newlines (offsets mapped back into each word)."""
+        starts: list[int] = []
+        cursor = 0
+        for word in words:
+            starts.append(cursor)
+            cursor += len(word) + 1
+        per_word: list[list[Token]] = [[] for _ in words]
+        index = 0
+        for tok in self.analyze("\n".join(words), AnalysisMode.QUERY):
+            while index + 1 < len(starts) and starts[index + 1] <= tok.start:
+                index += 1
+            shift = starts[index]
+            per_word[index].append(
+                Token(tok.text, tok.position, tok.start - shift, tok.end - shift)
+            )
+        return [tuple(tokens) for tokens in per_word]
 
     def terms(self, text: str) -> list[str]:
         """Query-mode terms of `text`, in order (duplicates kept)."""

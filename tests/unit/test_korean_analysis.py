@@ -281,3 +281,31 @@ def test_highlight_work_is_bounded_for_huge_texts(analyzer: KoreanAnalyzer) -> N
 def test_analysis_mode_query_differs_only_on_compounds(analyzer: KoreanAnalyzer) -> None:
     text = "전자정부 서비스를 개선했다"
     assert analyzer.analyze(text, AnalysisMode.QUERY) == analyzer.analyze(text)
+
+
+def test_analyze_words_analyses_each_word_on_its_own_and_remembers_it() -> None:
+    analyzer = KoreanAnalyzer(user_words=["국민디자인단"])
+    words = ["저장소에서", "국민디자인단은", "Running", "저장소에서", "출생신고를"]
+    alone = [tuple(analyzer.analyze(word, AnalysisMode.QUERY)) for word in words]
+    first = analyzer.analyze_words(words)
+    assert [[t.text for t in w] for w in first] == [[t.text for t in w] for w in alone]
+    # Offsets index into each word.
+    assert all(word[t.start : t.end] for word, toks in zip(words, first, strict=True) for t in toks)
+    assert all(words[0][t.start : t.end] == t.text for t in first[0])
+    # Remembered: the second call does not reach mecab, and says the same.
+    calls: list[str] = []
+    real_tag = analyzer._tagger.parse
+
+    def counting_parse(text: str) -> str:
+        calls.append(text)
+        return real_tag(text)
+
+    analyzer._tagger = type("Spy", (), {"parse": staticmethod(counting_parse)})()
+    assert analyzer.analyze_words(list(reversed(words))) == list(reversed(first))
+    assert calls == []
+    # A new word among known ones: only it is analysed, order kept.
+    mixed = analyzer.analyze_words(["저장소에서", "보고서를", "Running"])
+    assert calls == ["보고서를"]
+    analyzer._tagger = type("Real", (), {"parse": staticmethod(real_tag)})()
+    assert mixed[1] == tuple(analyzer.analyze("보고서를", AnalysisMode.QUERY))
+    assert mixed[0] == first[0] and mixed[2] == first[2]
