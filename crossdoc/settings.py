@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     ocr_max_pages: int = Field(default=20, ge=1, le=1000)
     ocr_max_pixels: int = Field(default=50_000_000, ge=1_000_000, le=1_000_000_000)
     worker_batch_size: int = Field(default=64, ge=1, le=1000)
+    #: Korean analysis of documents in a child process, on another core (embedded
+    #: index; ignored on a one-core machine).
+    analysis_process: bool = True
 
     #: Korean analysis files (see infra/analysis/): the nori-format user dictionary
     #: (changes index-time tokens: reindex after an edit) and the Solr-format

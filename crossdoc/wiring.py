@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -133,6 +134,7 @@ def build_index(settings: Settings) -> SearchIndex:
             "CROSSDOC_SEARCH_URL other than 'embedded' (Elasticsearch) is not supported by "
             "this build yet"
         )
+    from indexer.analysis.process import AnalysisProcess
     from indexer.analysis.synonyms import SynonymsFile
     from indexer.index.tantivy_index import TantivyIndex
 
@@ -141,7 +143,13 @@ def build_index(settings: Settings) -> SearchIndex:
         synonyms = SynonymsFile(settings.synonyms_path, analyzer)
     except AnalysisConfigError as err:
         raise ConfigurationError(f"CROSSDOC_SYNONYMS: {err}") from err
-    return TantivyIndex(settings.index_dir, analyzer, synonyms=synonyms)
+    # mecab holds the GIL: a child process puts document analysis on another core.
+    analysis = (
+        AnalysisProcess(analyzer)
+        if settings.analysis_process and (os.cpu_count() or 1) > 1
+        else None
+    )
+    return TantivyIndex(settings.index_dir, analyzer, synonyms=synonyms, analysis=analysis)
 
 
 def build_analyzer(settings: Settings) -> KoreanAnalyzer:

@@ -130,6 +130,10 @@ class KoreanAnalyzer:
         if chunk_chars < 100:
             raise ValueError("chunk_chars must be at least 100")
         self._chunk_chars = chunk_chars
+        #: What this analyser was built from (another process builds the same one).
+        self.user_words: tuple[UserWord, ...] = tuple(
+            entry if isinstance(entry, UserWord) else UserWord(entry) for entry in user_words
+        )
         try:
             self._tagger = mecab_ko.Tagger()
         except RuntimeError as err:
@@ -146,8 +150,7 @@ class KoreanAnalyzer:
         self._stems: dict[str, str] = {}
         #: Lowercased NFC user word -> its lowercased parts (empty: kept whole only).
         self._user_parts: dict[str, tuple[str, ...]] = {}
-        for entry in user_words:
-            entry = entry if isinstance(entry, UserWord) else UserWord(entry)
+        for entry in self.user_words:
             word = to_nfc(entry.word.strip())[0].lower()
             if word and word not in self._user_parts:
                 self._user_parts[word] = tuple(to_nfc(p)[0].lower() for p in entry.parts)
@@ -159,6 +162,10 @@ class KoreanAnalyzer:
         self._user_words: re.Pattern[str] | None = (
             re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE) if words else None
         )
+
+    @property
+    def chunk_chars(self) -> int:
+        return self._chunk_chars
 
     def analyze(self, text: str, mode: AnalysisMode = AnalysisMode.INDEX) -> list[Token]:
         """Analyse `text`; offsets index into `text` itself, whatever its normal form."""

@@ -59,7 +59,8 @@ import tantivy
 
 from auth.access import visibility_token
 from indexer.analysis.highlight import highlight
-from indexer.analysis.korean import KoreanAnalyzer, Token
+from indexer.analysis.korean import KoreanAnalyzer
+from indexer.analysis.process import AnalysisProcess, TokenTuple, analyze_texts
 from indexer.analysis.query_terms import (
     AnalyzedQuery,
     PositionedTerms,
@@ -123,8 +124,12 @@ class TantivyIndex:
         max_body_chars: int = DEFAULT_MAX_BODY_CHARS,
         max_result_window: int = DEFAULT_MAX_RESULT_WINDOW,
         synonyms: SynonymSource | None = None,
+        analysis: AnalysisProcess | None = None,
     ) -> None:
         """Open (or create) the index in directory `path`.
+
+        With `analysis`, documents are analysed in its child process (on another
+        core) instead of in the calling thread; queries always are analysed here.
 
         `synonyms` are applied to every query (asked for on each search, so a
         reloading source takes effect without a restart).
@@ -141,6 +146,7 @@ class TantivyIndex:
             raise ValueError("max_body_chars must be positive")
         self._path = path
         self._analyzer = analyzer
+        self._analysis = analysis
         self._synonyms = synonyms
         self._heap = writer_heap_bytes
         self._threads = writer_threads
@@ -174,13 +180,15 @@ class TantivyIndex:
                 latest[doc.id] = doc
         if not latest:
             return
+        # Analysed before the write lock is taken: the lock only covers the writes.
+        built = dict(zip(latest, self._analyzed(list(latest.values())), strict=True))
         with self._writing("write to the search index") as writer:
             stored = self._stored_revisions(list(latest))
             for doc in latest.values():
                 if stored.get(doc.id, -1) > doc.revision:
                     continue  # an older task must not restore older text or ACL
                 writer.delete_documents_by_term("id", doc.id)
-                writer.add_document(self._to_tantivy(doc))
+                writer.add_document(built[doc.id])
 
     def update_access(self, docs: Sequence[IndexDocument]) -> list[str]:
         """Re-add documents with new readers and the body stored for them (one commit).
@@ -287,6 +295,8 @@ class TantivyIndex:
                 return
             self._closed = True
             self._facet_pool.shutdown(wait=True)
+            if self._analysis is not None:
+                self._analysis.close()
             writer, self._writer = self._writer, None
             if writer is not None:
                 try:
@@ -376,10 +386,45 @@ class TantivyIndex:
             raise SearchUnavailableError(f"cannot read the search index: {err}") from err
         return found
 
-    def _to_tantivy(self, doc: IndexDocument) -> tantivy.Document:
+    def _analyzed(self, docs: Sequence[IndexDocument]) -> list[tantivy.Document]:
+        """The tantivy documents of `docs`, their texts analysed in one batch
+        (on another core when an `AnalysisProcess` is configured)."""
+        prepared = [self._texts(doc) for doc in docs]
+        texts = [text for _, parts in prepared for _, _, text in parts]
+        if self._analysis is not None:
+            tokens = self._analysis.analyze_texts(texts)
+        else:
+            tokens = analyze_texts(self._analyzer, texts)
+        out: list[tantivy.Document] = []
+        cursor = 0
+        for doc, parts in prepared:
+            out.append(self._to_tantivy(doc, parts, tokens[cursor : cursor + len(parts)]))
+            cursor += len(parts)
+        return out
+
+    def _texts(self, doc: IndexDocument) -> tuple[IndexDocument, list[tuple[str, str, str]]]:
+        """(field, stored text, text to analyse) of each analysed part of `doc`."""
         title = _nfc(doc.title)
         filename = _nfc(doc.filename)
+        # Mecab glues some separators to words; spaces cut `출생신고_양식.hwp`
+        # into its words while keeping offsets into the filename itself.
+        parts = [
+            ("title", title, title),
+            ("filename", filename, _FILENAME_PUNCT.sub(" ", filename)),
+        ]
+        for tag in doc.tags:
+            if tag:
+                parts.append(("tags", _nfc(tag), _nfc(tag)))
         body = _nfc(doc.body)[: self._max_body_chars]
+        parts.append(("body", body, body))
+        return doc, parts
+
+    def _to_tantivy(
+        self,
+        doc: IndexDocument,
+        parts: list[tuple[str, str, str]],
+        part_tokens: list[list[TokenTuple]],
+    ) -> tantivy.Document:
         out = tantivy.Document()
         out.add_text("id", doc.id)
         out.add_integer("revision", doc.revision)
@@ -390,32 +435,26 @@ class TantivyIndex:
                 out.add_text(name, value)
         for reader in doc.readers:
             out.add_text("readers", reader)
-        # Mecab glues some separators to words; spaces cut `출생신고_양식.hwp`
-        # into its words while keeping offsets into the filename itself.
-        parts = [
-            ("title", title, self._analyzer.analyze(title)),
-            ("filename", filename, self._analyzer.analyze(_FILENAME_PUNCT.sub(" ", filename))),
-        ]
         for tag in doc.tags:
             if tag:
                 out.add_text("tag", tag)
-                parts.append(("tags", _nfc(tag), self._analyzer.analyze(_nfc(tag))))
-        parts.append(("body", body, self._analyzer.analyze(body)))
         combined: list[tantivy.Token] = []
         base = 0
-        for field, text, tokens in parts:
+        stored: dict[str, str] = {}
+        for (field, text, _), tokens in zip(parts, part_tokens, strict=True):
+            stored.setdefault(field, text)
             if not tokens:
                 continue
             if field != "body":
                 out.add_pre_tokenized_text(field, _pretokenized(text, tokens))
-            for tok in tokens:
-                combined.append(tantivy.Token(tok.text, base + tok.position, tok.start, tok.end))
-            base += tokens[-1].position + 1 + _PART_GAP
+            for term, position, start, end in tokens:
+                combined.append(tantivy.Token(term, base + position, start, end))
+            base += tokens[-1][1] + 1 + _PART_GAP
         if combined:
             out.add_pre_tokenized_text(TEXT_FIELD, tantivy.PreTokenizedString("", combined))
-        out.add_bytes("src_title", title.encode())
-        out.add_bytes("src_filename", filename.encode())
-        out.add_bytes("src_body", body.encode())
+        out.add_bytes("src_title", stored["title"].encode())
+        out.add_bytes("src_filename", stored["filename"].encode())
+        out.add_bytes("src_body", stored["body"].encode())
         return out
 
     # -- internals: searching --------------------------------------------------------
@@ -678,10 +717,8 @@ def _schema() -> tantivy.Schema:
     return builder.build()
 
 
-def _pretokenized(text: str, tokens: Iterable[Token]) -> tantivy.PreTokenizedString:
-    return tantivy.PreTokenizedString(
-        text, [tantivy.Token(t.text, t.position, t.start, t.end) for t in tokens]
-    )
+def _pretokenized(text: str, tokens: Iterable[TokenTuple]) -> tantivy.PreTokenizedString:
+    return tantivy.PreTokenizedString(text, [tantivy.Token(*t) for t in tokens])
 
 
 def _boost(query: tantivy.Query, boost: float) -> tantivy.Query:

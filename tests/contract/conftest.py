@@ -16,6 +16,7 @@ from minio import Minio
 from moto.server import ThreadedMotoServer
 
 from indexer.analysis.korean import KoreanAnalyzer
+from indexer.analysis.process import AnalysisProcess
 from indexer.index.base import SearchIndex
 from indexer.index.tantivy_index import TantivyIndex
 from storage.objectstore.base import ObjectStore
@@ -96,6 +97,7 @@ def object_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Obj
 #: never silent.
 SEARCH_INDEX_GAPS: dict[str, dict[str, str]] = {
     "tantivy": {},
+    "tantivy-analysis-process": {},
     "elasticsearch": {},
 }
 
@@ -113,7 +115,25 @@ def korean_analyzer() -> KoreanAnalyzer:
     return KoreanAnalyzer()
 
 
-@pytest.fixture(params=["tantivy", "elasticsearch"])
+class _SessionAnalysisProcess(AnalysisProcess):
+    """One child for the whole session: an index closing does not stop it."""
+
+    def close(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        super().close()
+
+
+@pytest.fixture(scope="session")
+def analysis_process(korean_analyzer: KoreanAnalyzer) -> Iterator[AnalysisProcess]:
+    """Document analysis in a child process, shared by the tests of the session."""
+    process = _SessionAnalysisProcess(korean_analyzer)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(params=["tantivy", "tantivy-analysis-process", "elasticsearch"])
 def search_engine(request: pytest.FixtureRequest) -> str:
     """The name of the search engine under test (a key of SEARCH_INDEX_GAPS)."""
     return str(request.param)
@@ -121,11 +141,19 @@ def search_engine(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def search_index(
-    search_engine: str, tmp_path: Path, korean_analyzer: KoreanAnalyzer
+    request: pytest.FixtureRequest,
+    search_engine: str,
+    tmp_path: Path,
+    korean_analyzer: KoreanAnalyzer,
 ) -> Iterator[SearchIndex]:
     """Every SearchIndex adapter, each empty: Tantivy in a temp dir, Elasticsearch if configured."""
-    if search_engine == "tantivy":
-        index = TantivyIndex(tmp_path / "search-index", korean_analyzer)
+    if search_engine.startswith("tantivy"):
+        analysis = (
+            request.getfixturevalue("analysis_process")
+            if search_engine == "tantivy-analysis-process"
+            else None
+        )
+        index = TantivyIndex(tmp_path / "search-index", korean_analyzer, analysis=analysis)
         yield index
         index.close()
         return
