@@ -153,8 +153,12 @@ def _drain_if_possible(services: Services, quiet: bool = False) -> None:
             disable=quiet,
         ) as progress:
             task = progress.add_task("index", total=backlog)
+            settings = services.settings
             while n := drain_once(
-                services.catalog, services.pipeline, services.settings.worker_batch_size
+                services.catalog,
+                services.pipeline,
+                settings.worker_batch_size,
+                batch_bytes=settings.worker_batch_bytes,
             ):
                 progress.advance(task, n)
     except Exception as err:  # noqa: BLE001 - a running server will index them instead
@@ -194,7 +198,13 @@ def import_(
     tag_list = tuple(t.strip() for t in tags.split(",") if t.strip())
     files = list(_walk(directory))
     # Index while importing (this process holds the index unless a server does).
-    worker = InProcessWorker(services.catalog, services.pipeline, idle_seconds=0.5)
+    worker = InProcessWorker(
+        services.catalog,
+        services.pipeline,
+        batch_size=settings.worker_batch_size,
+        batch_bytes=settings.worker_batch_bytes,
+        idle_seconds=0.5,
+    )
     if index:
         worker.start()
     audit = NewAuditEvent(

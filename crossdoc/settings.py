@@ -71,7 +71,10 @@ class Settings(BaseSettings):
     ocr_memory_bytes: int = Field(default=1024 * MiB, ge=128 * MiB)
     ocr_max_pages: int = Field(default=20, ge=1, le=1000)
     ocr_max_pixels: int = Field(default=50_000_000, ge=1_000_000, le=1_000_000_000)
-    worker_batch_size: int = Field(default=64, ge=1, le=1000)
+    #: Documents indexed per batch (one index commit): at most this many, and,
+    #: beyond the first, at most `worker_batch_bytes` of files to extract.
+    worker_batch_size: int = Field(default=256, ge=1, le=1000)
+    worker_batch_bytes: int = Field(default=64 * MiB, ge=1 * MiB)
     #: Korean analysis of documents in a child process, on another core (embedded
     #: index; ignored on a one-core machine).
     analysis_process: bool = True

@@ -46,15 +46,24 @@ def _settle(catalog: Catalog, claims: Sequence[OutboxClaim], report: BatchReport
 
 
 def drain_once(
-    catalog: Catalog, pipeline: IndexingPipeline, batch_size: int, access_batch_size: int = 0
+    catalog: Catalog,
+    pipeline: IndexingPipeline,
+    batch_size: int,
+    access_batch_size: int = 0,
+    batch_bytes: int | None = None,
 ) -> int:
     """Claim one batch of due outbox rows and process it. Returns how many rows were claimed.
+
+    A batch holds at most `batch_size` documents, and (beyond its first) at most
+    `batch_bytes` of files to extract.
 
     Up to `access_batch_size` access-only rows (a policy or ACL change: readers
     rewritten, nothing extracted) ride along beyond `batch_size`, so that a
     change touching many documents reaches the index in few large commits.
     """
-    claims = catalog.claim_outbox(batch_size, LEASE, access_limit=access_batch_size)
+    claims = catalog.claim_outbox(
+        batch_size, LEASE, access_limit=access_batch_size, max_bytes=batch_bytes
+    )
     if not claims:
         return 0
     ids = list(dict.fromkeys(c.document_id for c in claims))
@@ -102,6 +111,7 @@ class InProcessWorker:
         pipeline: IndexingPipeline,
         *,
         batch_size: int = 64,
+        batch_bytes: int | None = None,
         access_batch_size: int = 1000,
         idle_seconds: float = 2.0,
         maintenance_seconds: float = 5.0,
@@ -109,6 +119,7 @@ class InProcessWorker:
         self.catalog = catalog
         self.pipeline = pipeline
         self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
         self.access_batch_size = access_batch_size
         self.idle_seconds = idle_seconds
         self.maintenance_seconds = maintenance_seconds
@@ -157,7 +168,13 @@ class InProcessWorker:
                 if now - self._last_maintenance >= self.maintenance_seconds:
                     self._last_maintenance = now
                     self.maintenance()
-                if drain_once(self.catalog, self.pipeline, self.batch_size, self.access_batch_size):
+                if drain_once(
+                    self.catalog,
+                    self.pipeline,
+                    self.batch_size,
+                    self.access_batch_size,
+                    self.batch_bytes,
+                ):
                     continue
                 # Idle: the index may just have caught up with a policy change.
                 self.catalog.settle_policy_fanouts()

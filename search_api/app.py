@@ -39,7 +39,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     if services.dispatcher is None:
         # Embedded: no broker, so this process drains the outbox itself.
         worker = InProcessWorker(
-            services.catalog, services.pipeline, batch_size=settings.worker_batch_size
+            services.catalog,
+            services.pipeline,
+            batch_size=settings.worker_batch_size,
+            batch_bytes=settings.worker_batch_bytes,
         )
         services.dispatcher = worker
 

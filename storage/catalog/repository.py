@@ -977,9 +977,19 @@ class Catalog:
     # -- outbox --------------------------------------------------------------------
 
     def claim_outbox(
-        self, limit: int, lease: timedelta, *, access_limit: int = 0
+        self,
+        limit: int,
+        lease: timedelta,
+        *,
+        access_limit: int = 0,
+        max_bytes: int | None = None,
     ) -> list[OutboxClaim]:
         """Claim up to `limit` due outbox rows for `lease`; a lapsed claim is claimable again.
+
+        With `max_bytes`, the rows that need extraction stop once their documents'
+        files add up to more than that (the first row is always claimed): a batch
+        is held in memory while it is extracted and indexed, so many small files
+        make one large batch and large files go a few at a time.
 
         With `access_limit` above `limit`, access-only rows (cheap: no extraction)
         are claimed beyond the first `limit` rows, up to `access_limit` of them,
@@ -994,6 +1004,8 @@ class Catalog:
                 .with_for_update(skip_locked=True)
             )
             rows = list(s.scalars(due.limit(limit)))
+            if max_bytes is not None and len(rows) > 1:
+                rows = self._within_bytes(s, rows, max_bytes)
             extra = access_limit - sum(1 for r in rows if r.access_only)
             if extra > 0 and len(rows) == limit:
                 rows.extend(
@@ -1014,6 +1026,28 @@ class Catalog:
                     )
                 )
             return claims
+
+    @staticmethod
+    def _within_bytes(s: Session, rows: list[m.OutboxItem], max_bytes: int) -> list[m.OutboxItem]:
+        """The longest prefix of `rows` (at least one) whose documents needing
+        extraction add up to at most `max_bytes` of files."""
+        docs = _table(m.Document)
+        wanted = list({r.document_id for r in rows if not r.access_only})
+        sizes: dict[str, int] = {
+            doc_id: size
+            for doc_id, size in s.execute(
+                select(docs.c.id, docs.c.size).where(docs.c.id.in_(wanted))
+            )
+        }
+        taken: list[m.OutboxItem] = []
+        total = 0
+        for row in rows:
+            size = 0 if row.access_only else int(sizes.get(row.document_id) or 0)
+            if taken and total + size > max_bytes:
+                break
+            taken.append(row)
+            total += size
+        return taken
 
     def pending_full_reindex(self, document_ids: Sequence[str]) -> set[str]:
         """Which of these documents have outbox work beyond their access (text or metadata)."""

@@ -209,3 +209,21 @@ def test_token_holder_is_none_for_revoked_tokens_and_unknown_users(catalog: Cata
     newer = datetime.now(UTC) + timedelta(seconds=1)
     assert catalog.token_holder("kim", "jti-3", "fam-2", newer) is not None
     assert not catalog.token_revoked(None, "fam-2", "kim", newer)
+
+
+def test_a_claimed_batch_is_bounded_by_the_bytes_of_its_files(catalog: Catalog) -> None:
+    def doc_of(size: int, n: int) -> str:
+        sha = f"{n:064x}"
+        blob = NewBlob(f"blobs/sha256/{sha}", sha, size, f"{n}.txt", "text/plain", "text/plain")
+        doc, _ = catalog.create_document(
+            NewDocument(blob=blob, title="t", department="D1", owner="kim", visibility="private")
+        )
+        return doc.id
+
+    ids = [doc_of(size, n) for n, size in enumerate([40, 40, 20, 5, 1000, 1])]
+    lease = timedelta(minutes=1)
+    assert [c.document_id for c in catalog.claim_outbox(10, lease, max_bytes=100)] == ids[:3]
+    # The first row is always claimed, even when it alone is over the budget.
+    assert [c.document_id for c in catalog.claim_outbox(10, lease, max_bytes=4)] == ids[3:4]
+    assert [c.document_id for c in catalog.claim_outbox(10, lease, max_bytes=4)] == ids[4:5]
+    assert [c.document_id for c in catalog.claim_outbox(10, lease, max_bytes=4)] == ids[5:]
