@@ -112,15 +112,19 @@ _ACCESS_ROWS = (
     .where(_DOCS.c.id.in_(bindparam("ids", expanding=True)), _DOCS.c.deleted_at.is_(None))
     .order_by(_GRANTS.c.id)
 )
-# Whether a token is revoked: its jti, its family, or its user's tokens up to a
-# time at or after its issue (`_revoked` says the same in Python).
-_TOKEN_REVOKED = exists().where(
+# The revocation rows that may concern a token: its jti, its family, its user.
+_TOKEN_REVOCATION_ROWS = (
     ((_REVOCATIONS.c.kind == "jti") & (_REVOCATIONS.c.value == bindparam("jti")))
     | ((_REVOCATIONS.c.kind == "family") & (_REVOCATIONS.c.value == bindparam("family")))
-    | (
-        (_REVOCATIONS.c.kind == "user")
-        & (_REVOCATIONS.c.value == bindparam("username"))
-        & (_REVOCATIONS.c.revoked_at >= bindparam("issued_at", type_=m.UTCDateTime()))
+    | ((_REVOCATIONS.c.kind == "user") & (_REVOCATIONS.c.value == bindparam("username")))
+)
+# Whether one of them refuses it: a user row only for tokens issued up to its
+# time (`_revoked` says the same in Python).
+_TOKEN_REVOKED = exists().where(
+    _TOKEN_REVOCATION_ROWS
+    & (
+        (_REVOCATIONS.c.kind != "user")
+        | (_REVOCATIONS.c.revoked_at >= bindparam("issued_at", type_=m.UTCDateTime()))
     )
 )
 _TOKEN_HOLDER = (
@@ -137,9 +141,7 @@ _TOKEN_HOLDER = (
     .where(_USERS.c.username == bindparam("username"))
 )
 _TOKEN_REVOCATIONS = select(_REVOCATIONS.c.kind, _REVOCATIONS.c.revoked_at).where(
-    ((_REVOCATIONS.c.kind == "jti") & (_REVOCATIONS.c.value == bindparam("jti")))
-    | ((_REVOCATIONS.c.kind == "family") & (_REVOCATIONS.c.value == bindparam("family")))
-    | ((_REVOCATIONS.c.kind == "user") & (_REVOCATIONS.c.value == bindparam("username")))
+    _TOKEN_REVOCATION_ROWS
 )
 _ALL_POLICIES = select(_POLICIES).order_by(_POLICIES.c.id)
 _PENDING_POLICY_IDS = select(_table(m.PolicyFanout).c.policy_id).where(
