@@ -221,6 +221,12 @@ def _render(text: str, window: _Window) -> str:
     parts.append(_plain(text[cursor : window.end]))
     if window.end < len(text):
         parts.append("…")
+    # Where the fragment reaches an edge of the text, the text's own leading or
+    # trailing whitespace (a final newline) is not part of it.
+    if window.start == 0:
+        parts[0] = parts[0].lstrip()
+    if window.end >= len(text):
+        parts[-1] = parts[-1].rstrip()
     return "".join(parts)
 
 

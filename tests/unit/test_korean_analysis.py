@@ -309,3 +309,13 @@ def test_analyze_words_analyses_each_word_on_its_own_and_remembers_it() -> None:
     analyzer._tagger = type("Real", (), {"parse": staticmethod(real_tag)})()
     assert mixed[1] == tuple(analyzer.analyze("보고서를", AnalysisMode.QUERY))
     assert mixed[0] == first[0] and mixed[2] == first[2]
+
+
+def test_highlight_leaves_out_the_texts_own_edge_whitespace(analyzer: KoreanAnalyzer) -> None:
+    body = "\n  행정안전부는 출생신고 제도를 개선했다.\n"
+    assert highlight(analyzer, body, analyzer.terms("출생신고")) == [
+        "행정안전부는 <mark>출생신고</mark> 제도를 개선했다."
+    ]
+    assert highlight(analyzer, " 출생신고\n", analyzer.terms("출생신고")) == [
+        "<mark>출생신고</mark>"
+    ]
