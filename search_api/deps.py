@@ -58,13 +58,18 @@ async def _client_address(request: Request) -> str:
 AddressDep = Annotated[str, Depends(_client_address)]
 
 
+def _verified_access_token(services: Services, token: str | None) -> TokenClaims:
+    """The claims of a signed, unexpired access token (revocation not checked here)."""
+    if not token:
+        raise InvalidTokenError("no token")
+    return services.tokens.verify(token, "access")
+
+
 def access_claims(
     services: ServicesDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> TokenClaims:
     """The claims of a valid, unrevoked access token."""
-    if not token:
-        raise InvalidTokenError("no token")
-    claims = services.tokens.verify(token, "access")
+    claims = _verified_access_token(services, token)
     if services.catalog.token_revoked(
         claims.token_id, claims.family, claims.subject, claims.issued_at
     ):
@@ -83,9 +88,7 @@ def current_principal(
     The same checks as `access_claims`, with the user read in the same transaction
     as the revocations: one thread hop and one catalog round trip per request.
     """
-    if not token:
-        raise InvalidTokenError("no token")
-    claims = services.tokens.verify(token, "access")
+    claims = _verified_access_token(services, token)
     user = services.catalog.token_holder(
         claims.subject, claims.token_id, claims.family, claims.issued_at
     )

@@ -79,7 +79,7 @@ POLICY_MATCH_KEYS = ("ministry", "department", "tag", "visibility")
 
 
 def _table(model: type[m.Base]) -> Table:
-    """The Core table of an ORM model, for executemany statements on hot paths."""
+    """The Core table of an ORM model (typed), for bulk statements and row reads."""
     return cast(Table, model.__table__)
 
 
@@ -95,6 +95,7 @@ _USERS = _table(m.User)
 _DEPARTMENTS = _table(m.Department)
 _REVOCATIONS = _table(m.TokenRevocation)
 _POLICIES = _table(m.Policy)
+_FANOUTS = _table(m.PolicyFanout)
 # One row per grant (or one with no grant) of each live document asked for.
 _ACCESS_ROWS = (
     select(
@@ -144,9 +145,7 @@ _TOKEN_REVOCATIONS = select(_REVOCATIONS.c.kind, _REVOCATIONS.c.revoked_at).wher
     _TOKEN_REVOCATION_ROWS
 )
 _ALL_POLICIES = select(_POLICIES).order_by(_POLICIES.c.id)
-_PENDING_POLICY_IDS = select(_table(m.PolicyFanout).c.policy_id).where(
-    _table(m.PolicyFanout).c.done_at.is_(None)
-)
+_PENDING_POLICY_IDS = select(_FANOUTS.c.policy_id).where(_FANOUTS.c.done_at.is_(None))
 _STALE_ACCESS_IDS = select(_DOCS.c.id).where(_DOCS.c.indexed_revision < _DOCS.c.acl_revision)
 _EXPIRED_GRANT_DOCUMENTS = select(_GRANTS.c.document_id).where(
     _GRANTS.c.expires_at <= bindparam("now")
@@ -1033,12 +1032,11 @@ class Catalog:
     def _within_bytes(s: Session, rows: list[m.OutboxItem], max_bytes: int) -> list[m.OutboxItem]:
         """The longest prefix of `rows` (at least one) whose documents needing
         extraction add up to at most `max_bytes` of files."""
-        docs = _table(m.Document)
         wanted = list({r.document_id for r in rows if not r.access_only})
         sizes: dict[str, int] = {
             doc_id: size
             for doc_id, size in s.execute(
-                select(docs.c.id, docs.c.size).where(docs.c.id.in_(wanted))
+                select(_DOCS.c.id, _DOCS.c.size).where(_DOCS.c.id.in_(wanted))
             )
         }
         taken: list[m.OutboxItem] = []
@@ -1441,7 +1439,7 @@ class Catalog:
 
     def _match_clause(self, match: dict[str, str]) -> ColumnElement[bool]:
         """SQL for `indexer.access.policy_matches` over the documents table (same rules)."""
-        docs = cast_table(m.Document)
+        docs = _table(m.Document)
         if not match:
             return false()  # an empty match would select everything: fail closed
         clauses: list[ColumnElement[bool]] = []
@@ -1459,7 +1457,7 @@ class Catalog:
         return and_(*clauses)
 
     def _count_matching(self, s: Session, match: dict[str, str]) -> int:
-        docs = cast_table(m.Document)
+        docs = _table(m.Document)
         query = select(func.count()).where(docs.c.deleted_at.is_(None), self._match_clause(match))
         return int(s.scalar(query) or 0)
 
@@ -1471,8 +1469,8 @@ class Catalog:
         fan-out as pending: until the index catches up, searches by the policy's
         grantees also match by the policy's match. Returns the number of documents.
         """
-        docs = cast_table(m.Document)
-        outbox = cast_table(m.OutboxItem)
+        docs = _table(m.Document)
+        outbox = _table(m.OutboxItem)
         where = and_(docs.c.deleted_at.is_(None), self._match_clause(dict(policy.match)))
         result = s.execute(
             update(docs)
@@ -1610,7 +1608,7 @@ class Catalog:
 
     def policy_fanout_backlog(self) -> int:
         """Documents whose index entry is older than the policy change that selected them."""
-        docs = cast_table(m.Document)
+        docs = _table(m.Document)
         with self._session() as s:
             return int(
                 s.scalar(
@@ -1624,8 +1622,8 @@ class Catalog:
 
         Returns the number of fan-outs marked done.
         """
-        docs = cast_table(m.Document)
-        fanouts = cast_table(m.PolicyFanout)
+        docs = _table(m.Document)
+        fanouts = _table(m.PolicyFanout)
         with self._session(write=True) as s:
             # Only fan-outs committed before the check below: under READ COMMITTED
             # one committed meanwhile must not be marked done with its documents
@@ -1656,8 +1654,3 @@ def _stale_access_ids(conn: Connection) -> set[str]:
     stale = set(conn.scalars(_STALE_ACCESS_IDS))
     stale.update(conn.scalars(_EXPIRED_GRANT_DOCUMENTS, {"now": _now()}))
     return stale
-
-
-def cast_table(model: type[m.Base]) -> Table:
-    """The Core table of a model (typed), for bulk statements and row reads."""
-    return cast(Table, model.__table__)
