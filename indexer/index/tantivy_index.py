@@ -390,20 +390,21 @@ class TantivyIndex:
         """The tantivy documents of `docs`, their texts analysed in one batch
         (on another core when an `AnalysisProcess` is configured)."""
         prepared = [self._texts(doc) for doc in docs]
-        texts = [text for _, parts in prepared for _, _, text in parts]
+        texts = [text for parts in prepared for _, _, text in parts]
         if self._analysis is not None:
             tokens = self._analysis.analyze_texts(texts)
         else:
             tokens = analyze_texts(self._analyzer, texts)
         out: list[tantivy.Document] = []
         cursor = 0
-        for doc, parts in prepared:
+        for doc, parts in zip(docs, prepared, strict=True):
             out.append(self._to_tantivy(doc, parts, tokens[cursor : cursor + len(parts)]))
             cursor += len(parts)
         return out
 
-    def _texts(self, doc: IndexDocument) -> tuple[IndexDocument, list[tuple[str, str, str]]]:
-        """(field, stored text, text to analyse) of each analysed part of `doc`."""
+    def _texts(self, doc: IndexDocument) -> list[tuple[str, str, str]]:
+        """(field, stored text, text to analyse) of each analysed part of `doc`: its
+        title, its filename, each of its tags, its body, in this order."""
         title = _nfc(doc.title)
         filename = _nfc(doc.filename)
         # Mecab glues some separators to words; spaces cut `출생신고_양식.hwp`
@@ -417,7 +418,7 @@ class TantivyIndex:
                 parts.append(("tags", _nfc(tag), _nfc(tag)))
         body = _nfc(doc.body)[: self._max_body_chars]
         parts.append(("body", body, body))
-        return doc, parts
+        return parts
 
     def _to_tantivy(
         self,
@@ -440,9 +441,7 @@ class TantivyIndex:
                 out.add_text("tag", tag)
         combined: list[tantivy.Token] = []
         base = 0
-        stored: dict[str, str] = {}
         for (field, text, _), tokens in zip(parts, part_tokens, strict=True):
-            stored.setdefault(field, text)
             if not tokens:
                 continue
             if field != "body":
@@ -452,9 +451,10 @@ class TantivyIndex:
             base += tokens[-1][1] + 1 + _PART_GAP
         if combined:
             out.add_pre_tokenized_text(TEXT_FIELD, tantivy.PreTokenizedString("", combined))
-        out.add_bytes("src_title", stored["title"].encode())
-        out.add_bytes("src_filename", stored["filename"].encode())
-        out.add_bytes("src_body", stored["body"].encode())
+        (_, title, _), (_, filename, _), (_, body, _) = parts[0], parts[1], parts[-1]
+        out.add_bytes("src_title", title.encode())
+        out.add_bytes("src_filename", filename.encode())
+        out.add_bytes("src_body", body.encode())
         return out
 
     # -- internals: searching --------------------------------------------------------
