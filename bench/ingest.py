@@ -18,8 +18,6 @@ import io
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,9 +30,9 @@ from xml.sax.saxutils import escape
 import httpx
 
 from bench import korean
+from bench.server import ADMIN_PASSWORD, BenchServer
 from storage.catalog import Catalog
 
-ADMIN_PASSWORD = "bench-admin-password"
 PASSWORD = "bench-password-1"
 
 
@@ -79,31 +77,10 @@ def make_docx(text: str, padding_bytes: int = 0) -> bytes:
 class Bench:
     def __init__(self, port: int) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="crossdoc-bench-"))
-        self.base = f"http://127.0.0.1:{port}"
-        env = dict(
-            os.environ,
-            CROSSDOC_DATA_DIR=str(self.data_dir),
-            CROSSDOC_DEMO="false",
-            CROSSDOC_ADMIN_PASSWORD=ADMIN_PASSWORD,
-            CROSSDOC_RATE_LIMITS="false",  # this measures ingest, not the rate limits
-        )
-        self.server = subprocess.Popen(
-            [sys.executable, "-m", "crossdoc", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or self.server.poll() is not None:
-                raise SystemExit("server did not start")
-            time.sleep(0.2)
-        admin = self.sign_in("admin", ADMIN_PASSWORD)
+        # This measures ingest, not the rate limits.
+        self.server = BenchServer(self.data_dir, port, rate_limits=False, start_timeout=60)
+        self.base = self.server.base
+        admin = self.server.sign_in("admin", ADMIN_PASSWORD)
         with httpx.Client(
             base_url=self.base + "/api/v1", headers={"Authorization": f"Bearer {admin}"}
         ) as c:
@@ -121,18 +98,8 @@ class Bench:
                     "department": "MOIS-REC",
                 },
             )
-        self.token = self.sign_in("uploader", PASSWORD)
+        self.token = self.server.sign_in("uploader", PASSWORD)
         self.catalog = Catalog(f"sqlite:///{self.data_dir / 'catalog.sqlite3'}")
-
-    def sign_in(self, username: str, password: str) -> str:
-        r = httpx.post(
-            f"{self.base}/api/v1/auth/token",
-            data={"username": username, "password": password},
-            timeout=30,
-        )
-        r.raise_for_status()
-        token: str = r.json()["access_token"]
-        return token
 
     def client(self) -> httpx.Client:
         return httpx.Client(
@@ -185,8 +152,7 @@ class Bench:
                 time.sleep(0.02)
 
     def close(self) -> None:
-        self.server.terminate()
-        self.server.wait(30)
+        self.server.close()
 
 
 def report(label: str, n: int, seconds: tuple[float, float]) -> None:

@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -36,6 +33,7 @@ from sqlalchemy import delete, func, select
 
 from bench import korean
 from bench.search_latency import PASSWORD, build, percentile, rss_kib
+from bench.server import ADMIN_PASSWORD, BenchServer
 from storage.catalog import Catalog
 from storage.catalog import models as m
 
@@ -87,14 +85,6 @@ def latency_line(label: str, values: list[float]) -> str:
     )
 
 
-def sign_in(base: str, user: str, password: str) -> str:
-    r = httpx.post(
-        f"{base}/api/v1/auth/token", data={"username": user, "password": password}, timeout=30
-    )
-    r.raise_for_status()
-    return str(r.json()["access_token"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -121,32 +111,11 @@ def main() -> None:
         conn.execute(delete(m.Policy))
         conn.execute(delete(m.PolicyFanout))
 
-    env = dict(
-        os.environ,
-        CROSSDOC_DATA_DIR=str(data_dir),
-        CROSSDOC_DEMO="false",
-        CROSSDOC_ADMIN_PASSWORD="bench-admin-password",
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "crossdoc.cli", "serve", "--port", str(args.port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{args.port}"
+    server = BenchServer(data_dir, args.port)
+    base = server.base
     rng = random.Random(args.seed)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("server did not start")
-            time.sleep(0.2)
-        admin = {"Authorization": f"Bearer {sign_in(base, 'admin', 'bench-admin-password')}"}
+        admin = {"Authorization": f"Bearer {server.sign_in('admin', ADMIN_PASSWORD)}"}
         with catalog.engine.connect() as conn:
             departments = {
                 u: str(d)
@@ -156,7 +125,7 @@ def main() -> None:
         grantee_dept = departments[users[0]]
         grantees = [u for u in users if departments[u] == grantee_dept][:10]
         others = [u for u in rng.sample(users, 60) if departments[u] != grantee_dept][:40]
-        tokens = {u: sign_in(base, u, PASSWORD) for u in grantees + others}
+        tokens = {u: server.sign_in(u, PASSWORD) for u in grantees + others}
         client = httpx.Client(base_url=base, timeout=120)
 
         # 0. No policy in force (the baseline on this data, this machine, now).
@@ -257,8 +226,7 @@ def main() -> None:
         )
         client.close()
     finally:
-        server.terminate()
-        server.wait(60)
+        server.close()
         catalog.close()
 
 

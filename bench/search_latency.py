@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -31,6 +29,7 @@ from sqlalchemy import insert, update
 from auth.access import index_readers
 from auth.passwords import Passwords
 from bench import korean
+from bench.server import BenchServer
 from indexer.access import document_access
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.index.base import IndexDocument
@@ -246,42 +245,14 @@ def main() -> None:
         users = build(data_dir, args.docs, args.seed)
         print(f"built {args.docs} documents in {time.monotonic() - t0:.0f}s")
 
-    env = dict(
-        os.environ,
-        CROSSDOC_DATA_DIR=str(data_dir),
-        CROSSDOC_DEMO="false",
-        CROSSDOC_ADMIN_PASSWORD="bench-admin-password",
-        # This measures search, not the rate limits (2,000 queries from one address).
-        CROSSDOC_RATE_LIMITS="false",
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "crossdoc.cli", "serve", "--port", str(args.port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{args.port}"
+    # This measures search, not the rate limits (2,000 queries from one address).
+    server = BenchServer(data_dir, args.port, rate_limits=False)
+    base = server.base
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("server did not start")
-            time.sleep(0.2)
         rng = random.Random(args.seed)
         tokens = []
         for user in rng.sample(users, 50):
-            r = httpx.post(
-                f"{base}/api/v1/auth/token",
-                data={"username": user, "password": PASSWORD},
-                timeout=30,
-            )
-            r.raise_for_status()
-            tokens.append(r.json()["access_token"])
+            tokens.append(server.sign_in(user, PASSWORD))
         warm: list[float] = []
         run_queries(base, tokens, 100, args.seed + 1, warm, [])
         for clients in (1, 2):
@@ -317,8 +288,7 @@ def main() -> None:
                 f"server_rss={rss / 1024:.0f}MiB peak_rss={hwm / 1024:.0f}MiB"
             )
     finally:
-        server.terminate()
-        server.wait(30)
+        server.close()
 
 
 if __name__ == "__main__":

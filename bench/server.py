@@ -1,0 +1,71 @@
+"""`crossdoc serve` in a child process, for the benchmarks that measure through HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+class BenchServer:
+    """A server on `data_dir` (no demo organisation; admin password `ADMIN_PASSWORD`),
+    started and ready (`/readyz` answers 200) when the constructor returns."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        *,
+        rate_limits: bool = True,
+        start_timeout: float = 120.0,
+    ) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        env = dict(
+            os.environ,
+            CROSSDOC_DATA_DIR=str(data_dir),
+            CROSSDOC_DEMO="false",
+            CROSSDOC_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        )
+        if not rate_limits:
+            env["CROSSDOC_RATE_LIMITS"] = "false"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "crossdoc", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.close()
+                raise SystemExit("server did not start")
+            time.sleep(0.2)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def sign_in(self, username: str, password: str) -> str:
+        """An access token for the user."""
+        r = httpx.post(
+            f"{self.base}/api/v1/auth/token",
+            data={"username": username, "password": password},
+            timeout=30,
+        )
+        r.raise_for_status()
+        return str(r.json()["access_token"])
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
