@@ -15,8 +15,10 @@ from auth.passwords import PasswordPolicyError
 from indexer.errors import InvalidQueryError, SearchUnavailableError
 from storage.errors import (
     ConflictError,
+    IdempotencyKeyReusedError,
     NotFoundError,
     StorageError,
+    StorageFullError,
     StorageUnavailableError,
 )
 from storage.ingest import UploadTooLargeError
@@ -57,6 +59,11 @@ def _json(
 
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
 
+STORAGE_FULL_MESSAGE = (
+    "저장 공간이 부족합니다. 아무것도 저장되지 않았으니 나중에 다시 보내십시오 / "
+    "Storage is full: nothing was stored; send it again later"
+)
+
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -96,6 +103,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _conflict(_: Request, err: ConflictError) -> JSONResponse:
         return _json(409, "conflict", str(err))
 
+    @app.exception_handler(IdempotencyKeyReusedError)
+    async def _key_reused(_: Request, err: IdempotencyKeyReusedError) -> JSONResponse:
+        return _json(409, "idempotency_key_reused", str(err))
+
     @app.exception_handler(UploadTooLargeError)
     async def _too_large(_: Request, err: UploadTooLargeError) -> JSONResponse:
         return _json(413, "payload_too_large", str(err))
@@ -116,6 +127,18 @@ def install_error_handlers(app: FastAPI) -> None:
             "storage_unavailable",
             "storage is unavailable; try again shortly",
             {"Retry-After": "5"},
+        )
+
+    @app.exception_handler(StorageFullError)
+    async def _storage_full(_: Request, err: StorageFullError) -> JSONResponse:
+        # Nothing was kept (the spool, a temporary blob or the transaction was
+        # undone); the same request succeeds once an operator frees space.
+        log.error("storage full: %s", err)
+        return _json(
+            507,
+            "insufficient_storage",
+            STORAGE_FULL_MESSAGE,
+            {"Retry-After": "60"},
         )
 
     @app.exception_handler(SearchUnavailableError)

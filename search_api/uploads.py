@@ -15,6 +15,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from search_api.errors import ApiError
+from storage.errors import StorageUnavailableError
 from storage.ingest import SpoolWriter, StagedFile, UploadTooLargeError
 
 MAX_FIELD_BYTES = 64 * 1024
@@ -47,6 +48,8 @@ class _Collector:
         self._is_file = False
         self._value = bytearray()
         self._saw_file = False
+        #: The closing delimiter (`--BOUNDARY--`) was read: the body is complete.
+        self.ended = False
         self.error: ApiError | None = None
 
     # python-multipart callbacks --------------------------------------------------
@@ -95,6 +98,9 @@ class _Collector:
         if not self._is_file and self._name:
             self.result.fields[self._name] = self._value.decode("utf-8", "replace")
 
+    def on_end(self) -> None:
+        self.ended = True
+
 
 async def receive_upload(
     request: Request, spool: SpoolWriter, *, file_field: str = "file"
@@ -123,19 +129,38 @@ async def receive_upload(
             "on_headers_finished",
             "on_part_data",
             "on_part_end",
+            "on_end",
         )
     }
     parser = MultipartParser(params[b"boundary"], callbacks)  # type: ignore[arg-type]
     received = 0
-    try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > spool.max_bytes + FRAMING_ALLOWANCE:
-                raise UploadTooLargeError(spool.max_bytes)
-            parser.write(chunk)
-        parser.finalize()
-    except FormParserError as err:
-        raise ApiError(400, "bad_request", "malformed multipart body") from err
+    # A failure while parsing (a full spool disk, a malformed part) is answered
+    # only after the rest of the body has been read and dropped: answering while
+    # the client is still sending closes the connection under it, and it sees a
+    # reset instead of the answer. The size limit still cuts it off (413).
+    failure: Exception | None = None
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > spool.max_bytes + FRAMING_ALLOWANCE:
+            raise UploadTooLargeError(spool.max_bytes)
+        if failure is None:
+            try:
+                parser.write(chunk)
+            except (FormParserError, ApiError, StorageUnavailableError) as err:
+                failure = err
+    if isinstance(failure, FormParserError):
+        raise ApiError(400, "bad_request", "malformed multipart body") from failure
+    if failure is not None:
+        raise failure
+    parser.finalize()
+    if not collector.ended:
+        # python-multipart's finalize() does not check that the body was complete:
+        # without the closing `--BOUNDARY--` the file may be cut anywhere.
+        raise ApiError(
+            400,
+            "bad_request",
+            "incomplete multipart body: it ends before the closing boundary; nothing was stored",
+        )
     if not collector._saw_file:
         raise ApiError(422, "validation_error", "file: a file part named 'file' is required")
     collector.result.staged = spool.finish()

@@ -11,12 +11,14 @@ version and its outbox row. Only then may the caller answer 202. A crash before
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from storage.catalog.records import (
     DocumentRecord,
@@ -24,12 +26,15 @@ from storage.catalog.records import (
     NewAuditEvent,
     NewBlob,
     NewDocument,
+    upload_fingerprint,
 )
 from storage.catalog.repository import Catalog
-from storage.errors import StorageError
+from storage.errors import StorageError, os_storage_error
 from storage.filenames import sanitize_filename
 from storage.objectstore.base import ObjectStore
 from storage.sniff import sniff_content_type
+
+_log = logging.getLogger(__name__)
 
 HEAD_BYTES = 8192
 #: Threads storing the blobs of one bulk batch at once.
@@ -57,17 +62,33 @@ class StagedFile:
 
 
 class SpoolWriter:
-    """Receives an upload chunk by chunk; a context manager that always removes its file."""
+    """Receives an upload chunk by chunk; a context manager that always removes its file.
+
+    The file is created at the first write (or at `finish` for an empty upload),
+    so a disk too full to create it fails inside the body's reading like any
+    other write. A full disk or quota raises `StorageFullError`, any other
+    failure of the spool `StorageUnavailableError`; either way `discard` (and
+    leaving the context) removes the file.
+    """
 
     def __init__(self, spool_dir: Path, max_bytes: int) -> None:
-        spool_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=spool_dir, prefix="upload-")
-        self._file = os.fdopen(fd, "wb")
-        self.path = Path(name)
+        self.spool_dir = spool_dir
+        self._file: BinaryIO | None = None
+        self.path: Path | None = None
         self.max_bytes = max_bytes
         self.size = 0
         self._hash = hashlib.sha256()
         self._head = bytearray()
+
+    def _open(self) -> BinaryIO:
+        try:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self.spool_dir, prefix="upload-")
+        except OSError as err:
+            raise os_storage_error(err, f"cannot create a spool file in {self.spool_dir}") from err
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb")
+        return self._file
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -76,17 +97,38 @@ class SpoolWriter:
         if len(self._head) < HEAD_BYTES:
             self._head += chunk[: HEAD_BYTES - len(self._head)]
         self._hash.update(chunk)
-        self._file.write(chunk)
+        file = self._file or self._open()
+        try:
+            file.write(chunk)
+        except OSError as err:
+            raise os_storage_error(err, f"cannot write the spool file {self.path}") from err
 
     def finish(self) -> StagedFile:
-        self._file.flush()
-        self._file.close()
+        file = self._file or self._open()
+        assert self.path is not None
+        try:
+            # Buffered bytes meet a full disk here at the latest.
+            file.flush()
+            file.close()
+        except OSError as err:
+            raise os_storage_error(err, f"cannot write the spool file {self.path}") from err
         return StagedFile(self.path, self._hash.hexdigest(), self.size, bytes(self._head))
 
     def discard(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        self.path.unlink(missing_ok=True)
+        """Close and remove the file, whatever fails on the way (never raises)."""
+        try:
+            if self._file is not None and not self._file.closed:
+                # Closing flushes the buffer, which a full disk refuses again; the
+                # descriptor is closed all the same, and the bytes are unwanted.
+                self._file.close()
+        except OSError as err:
+            _log.debug("closing discarded spool file %s: %s", self.path, err)
+        finally:
+            if self.path is not None:
+                try:
+                    self.path.unlink(missing_ok=True)
+                except OSError as err:
+                    _log.error("cannot remove the spool file %s: %s", self.path, err)
 
     def __enter__(self) -> SpoolWriter:
         return self
@@ -135,11 +177,22 @@ def accept_document(
 
     `audit`, if given, is recorded in the same transaction (its target becomes
     the new document's id), so an upload and its audit record exist together.
+    With an `idempotency_key` (see `Catalog.create_document`), a retry of the
+    same upload returns the first document (created=False) and another upload
+    under the key raises `IdempotencyKeyReusedError`; both are decided before
+    the bytes are stored, so a refused upload leaves no unreferenced blob.
     """
-    blob = store_blob(store, staged, filename, declared_type)
     # Without a typed title the file name stands in until indexing finds a
     # title in the file's metadata (see indexer.pipeline.automatic_title).
     clean_title = " ".join((title or "").split())[:500]
+    if idempotency_key:
+        fingerprint = upload_fingerprint(
+            staged.sha256, sanitize_filename(filename), clean_title, visibility, tags
+        )
+        replay = catalog.idempotent_replay(owner, idempotency_key, fingerprint)
+        if replay is not None:
+            return replay, False
+    blob = store_blob(store, staged, filename, declared_type)
     return catalog.create_document(
         NewDocument(
             blob=blob,

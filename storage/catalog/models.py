@@ -234,11 +234,18 @@ class OutboxItem(Base):
 
 
 class IdempotencyKey(Base):
+    """An `Idempotency-Key` an uploader used, per user, with the upload it answered.
+
+    `request_hash` is the `upload_fingerprint` of that upload ("" for keys
+    recorded before it was kept): a retry must match it to be replayed.
+    """
+
     __tablename__ = "idempotency_keys"
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     document_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column()
+    request_hash: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class ExtractedText(Base):

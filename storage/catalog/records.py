@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -165,6 +167,42 @@ class NewDocument:
     tags: tuple[str, ...] = ()
     grants: tuple[GrantRecord, ...] = ()
     title_from_user: bool = False  # False: `title` is the file name, replaced by a metadata title
+
+    @property
+    def fingerprint(self) -> str:
+        """The `upload_fingerprint` of the upload this document comes from."""
+        return upload_fingerprint(
+            self.blob.sha256,
+            self.blob.filename,
+            self.title if self.title_from_user else "",
+            self.visibility,
+            self.tags,
+        )
+
+
+def upload_fingerprint(
+    sha256: str, filename: str, title: str, visibility: str, tags: tuple[str, ...]
+) -> str:
+    """What makes a retry with the same `Idempotency-Key` the same upload.
+
+    The bytes (their SHA-256), the (sanitised) file name, the typed title ("" for
+    none), the visibility and the set of tags: the same values replay the first
+    answer, any other value is a different request and is refused. The declared
+    content type is left out (clients guess it differently on a retry).
+    """
+    canonical = json.dumps(
+        {
+            "sha256": sha256,
+            "filename": filename,
+            "title": title,
+            "visibility": visibility,
+            "tags": sorted(set(tags)),
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import uuid
 import zlib
 from collections.abc import Iterator, Sequence
@@ -63,13 +64,23 @@ from storage.catalog.records import (
     PolicyRecord,
     UserRecord,
     VersionRecord,
+    upload_fingerprint,
 )
-from storage.errors import ConflictError, NotFoundError, StorageUnavailableError
+from storage.errors import (
+    ConflictError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+    StorageFullError,
+    StorageUnavailableError,
+)
 
 GENESIS_HASH = "0" * 64
 #: How long a disabled user's "tokens issued before now" revocation is kept: longer
 #: than any token lifetime the settings allow (refresh tokens: at most 30 days).
 USER_REVOCATION_KEPT = timedelta(days=31)
+#: How long an upload's `Idempotency-Key` is remembered (as Stripe does): a retry
+#: within it replays the first answer; after it the key is free again.
+IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
 _WRITE = "crossdoc_write"
 _SINGLE_READ = "crossdoc_single_read"
 #: Ids per `IN (…)` list: SQLite allows 32,766 bound variables per statement.
@@ -183,6 +194,25 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE, False) else "BEGIN")
 
 
+#: PostgreSQL's SQLSTATE for "disk full".
+_PG_DISK_FULL = "53100"
+
+
+def _unavailable(err: sa_exc.OperationalError) -> StorageUnavailableError:
+    """Our error for a database that cannot do the work now; a full disk is told apart,
+    so that the caller can say so (SQLite: SQLITE_FULL, "database or disk is full")."""
+    orig = err.orig
+    full = (
+        getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        or "database or disk is full" in str(orig)
+        or getattr(orig, "sqlstate", None) == _PG_DISK_FULL
+        or getattr(orig, "pgcode", None) == _PG_DISK_FULL
+    )
+    if full:
+        return StorageFullError(f"catalog storage is full: {orig}")
+    return StorageUnavailableError(f"catalog unavailable: {orig}")
+
+
 def _chain_hash(prev_hash: str, fields: dict[str, object]) -> str:
     canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
@@ -238,7 +268,7 @@ class Catalog:
         except sa_exc.IntegrityError as err:
             raise ConflictError(str(err.orig)) from err
         except sa_exc.OperationalError as err:
-            raise StorageUnavailableError(f"catalog unavailable: {err.orig}") from err
+            raise _unavailable(err) from err
 
     @contextmanager
     def _read(self, *, single_statement: bool = False) -> Iterator[Connection]:
@@ -255,7 +285,7 @@ class Catalog:
                 with conn.begin():
                     yield conn
         except sa_exc.OperationalError as err:
-            raise StorageUnavailableError(f"catalog unavailable: {err.orig}") from err
+            raise _unavailable(err) from err
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
@@ -629,30 +659,114 @@ class Catalog:
     ) -> tuple[DocumentRecord, bool]:
         """Record a new document, its first version and its outbox row in one transaction.
 
-        Returns (document, created). With an idempotency key already used by the
-        same owner, returns the existing document and created=False.
+        Returns (document, created). With an `idempotency_key` the owner already
+        used (within `IDEMPOTENCY_KEY_TTL`) for the same upload (`new.fingerprint`),
+        returns that document and created=False; used for another upload, or its
+        document deleted since, raises `IdempotencyKeyReusedError` and records
+        nothing. This transaction is the authority: `idempotent_replay` before
+        storing the bytes is only a shortcut.
         """
+        try:
+            return self._create_document(new, idempotency_key, audit)
+        except IdempotencyKeyReusedError:
+            raise
+        except ConflictError:
+            if not idempotency_key:
+                raise
+            # Two requests with one key at once (PostgreSQL: the second insert of the
+            # key waits for the first, then fails): answer as the later retry would.
+            replay = self.idempotent_replay(new.owner, idempotency_key, new.fingerprint)
+            if replay is None:
+                raise
+            return replay, False
+
+    def _create_document(
+        self, new: NewDocument, idempotency_key: str | None, audit: NewAuditEvent | None
+    ) -> tuple[DocumentRecord, bool]:
         with self._session(write=True) as s:
-            if idempotency_key:
-                existing = s.get(m.IdempotencyKey, (new.owner, idempotency_key))
-                if existing is not None:
-                    d = s.get(m.Document, existing.document_id)
-                    if d is not None:
-                        grants = self._grants(s, [d.id])[d.id]
-                        return self._document_record(d, grants), False
             now = _now()
+            if idempotency_key:
+                replay = self._idempotent_replay(
+                    s, new.owner, idempotency_key, new.fingerprint, now
+                )
+                if replay is not None:
+                    return replay, False
+                self._forget_expired_keys(s, new.owner, idempotency_key, now)
             (doc,) = self._insert_documents(s, [new], now)
             doc_id = doc.id
             if audit is not None:
                 self._append_audit(s, [replace(audit, target=doc_id)])
             if idempotency_key:
-                s.add(
-                    m.IdempotencyKey(
-                        username=new.owner, key=idempotency_key, document_id=doc_id, created_at=now
-                    )
-                )
+                # An expired row of this key (already loaded) is taken over.
+                key = s.get(m.IdempotencyKey, (new.owner, idempotency_key))
+                if key is None:
+                    key = m.IdempotencyKey(username=new.owner, key=idempotency_key)
+                    s.add(key)
+                key.document_id = doc_id
+                key.created_at = now
+                key.request_hash = new.fingerprint
             s.flush()
             return doc, True
+
+    def idempotent_replay(
+        self, owner: str, idempotency_key: str, fingerprint: str
+    ) -> DocumentRecord | None:
+        """The document an earlier upload with this key made, if this is the same upload.
+
+        None if the owner has not used the key (or it expired). Raises
+        `IdempotencyKeyReusedError` if the key answered another upload
+        (another `upload_fingerprint`) or its document has been deleted since:
+        a dead id is never answered as if it had just been accepted.
+        """
+        with self._session() as s:
+            return self._idempotent_replay(s, owner, idempotency_key, fingerprint, _now())
+
+    def _idempotent_replay(
+        self, s: Session, owner: str, idempotency_key: str, fingerprint: str, now: datetime
+    ) -> DocumentRecord | None:
+        row = s.get(m.IdempotencyKey, (owner, idempotency_key))
+        if row is None or row.created_at <= now - IDEMPOTENCY_KEY_TTL:
+            return None
+        d = s.get(m.Document, row.document_id)
+        if d is None or d.deleted_at is not None:
+            raise IdempotencyKeyReusedError(
+                "이 Idempotency-Key로 만든 문서는 삭제되었습니다. 새 키를 쓰십시오 / "
+                "the document this Idempotency-Key created has been deleted; use a new key"
+            )
+        recorded = row.request_hash or self._legacy_fingerprint(s, d)
+        if recorded != fingerprint:
+            raise IdempotencyKeyReusedError(
+                "이 Idempotency-Key는 다른 업로드에 이미 쓰였습니다. 새 키를 쓰십시오 / "
+                "this Idempotency-Key was already used for a different upload "
+                "(other bytes, file name, title, visibility or tags); use a new key"
+            )
+        return self._document_record(d, self._grants(s, [d.id])[d.id])
+
+    @staticmethod
+    def _legacy_fingerprint(s: Session, d: m.Document) -> str:
+        """The fingerprint of a key recorded before fingerprints were kept, rebuilt
+        from the document's first version (its bytes and name never change) and
+        its title, visibility and tags (as they are now)."""
+        first = s.get(m.DocumentVersion, (d.id, 1))
+        return upload_fingerprint(
+            first.sha256 if first is not None else d.sha256,
+            first.filename if first is not None else d.filename,
+            d.title if d.title_from_user else "",
+            d.visibility,
+            tuple(d.tags or ()),
+        )
+
+    @staticmethod
+    def _forget_expired_keys(s: Session, owner: str, reused: str, now: datetime) -> None:
+        """Delete the owner's expired keys, but for the one being reused (taken over)."""
+        keys = _table(m.IdempotencyKey)
+        s.execute(
+            delete(keys).where(
+                keys.c.username == owner,
+                keys.c.key != reused,
+                keys.c.created_at <= now - IDEMPOTENCY_KEY_TTL,
+            )
+        )
 
     def get_document(self, document_id: str, *, include_deleted: bool = False) -> DocumentRecord:
         """Raises NotFoundError for a missing (or, by default, deleted) document."""

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from storage.errors import (
+    DISK_FULL_ERRNOS,
     BlobNotFoundError,
     IntegrityError,
     StorageError,
+    StorageFullError,
     StorageUnavailableError,
 )
 from storage.objectstore.base import StoredBlob, blob_key_for, sha256_of_key
@@ -44,7 +46,8 @@ _BLOB_MODE = 0o440
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 # Errors the operator can fix without touching code (full disk, flaky mount):
-# reported as "unavailable, retry later"; anything else is a plain StorageError.
+# reported as "unavailable, retry later" (a full disk or quota as `StorageFullError`,
+# a kind of it); anything else is a plain StorageError.
 _TRANSIENT_ERRNOS = frozenset(
     {
         errno.ENOSPC,
@@ -63,6 +66,8 @@ _NO_HARDLINK_ERRNOS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, e
 
 
 def _store_error(err: OSError, what: str) -> StorageError:
+    if err.errno in DISK_FULL_ERRNOS:
+        return StorageFullError(f"{what}: {err}")
     if err.errno in _TRANSIENT_ERRNOS:
         return StorageUnavailableError(f"{what}: {err}")
     return StorageError(f"{what}: {err}")

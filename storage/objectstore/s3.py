@@ -32,6 +32,7 @@ from storage.errors import (
     BlobNotFoundError,
     IntegrityError,
     StorageError,
+    StorageFullError,
     StorageUnavailableError,
 )
 from storage.objectstore.base import StoredBlob, blob_key_for, sha256_of_key
@@ -52,6 +53,9 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject"})
 # S3 error codes that mean "try again later" even though their status is 4xx.
 _TRANSIENT_CODES = frozenset({"RequestTimeout", "SlowDown", "RequestTimeTooSkewed"})
+# The server's disks are full: MinIO's code (with HTTP 507 Insufficient Storage).
+_FULL_CODES = frozenset({"XMinioStorageFull"})
+_INSUFFICIENT_STORAGE = 507
 
 
 def _raise_translated(err: Exception, what: str) -> NoReturn:
@@ -60,10 +64,14 @@ def _raise_translated(err: Exception, what: str) -> NoReturn:
         if err.code in _NOT_FOUND_CODES:
             raise BlobNotFoundError(what) from err
         status = err.response.status if err.response is not None else 0
+        if err.code in _FULL_CODES or status == _INSUFFICIENT_STORAGE:
+            raise StorageFullError(f"{what}: {err.code}: {err.message}") from err
         if status >= 500 or err.code in _TRANSIENT_CODES:
             raise StorageUnavailableError(f"{what}: {err.code}: {err.message}") from err
         raise StorageError(f"{what}: {err.code}: {err.message}") from err
     if isinstance(err, ServerError):
+        if err.status_code == _INSUFFICIENT_STORAGE:
+            raise StorageFullError(f"{what}: {err}") from err
         if err.status_code >= 500:
             raise StorageUnavailableError(f"{what}: {err}") from err
         raise StorageError(f"{what}: {err}") from err
