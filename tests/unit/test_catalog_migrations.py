@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from storage.catalog import Catalog
 from storage.catalog.migrate import alembic_config
 from storage.catalog.models import Base
+from storage.catalog.records import upload_fingerprint
 from storage.catalog.repository import GENESIS_HASH, _chain_hash, audit_fields
 
 T0 = "2026-01-05 09:00:00.000000"
@@ -50,6 +51,8 @@ ROWS_AT_0001 = [
     " created_at, created_by) VALUES ('d1', 'user:lee', 'read', NULL, :t, 'kim')",
     "INSERT INTO outbox (document_id, revision, created_at, available_at, attempts,"
     " last_error) VALUES ('d2', 1, :t, :t, 0, '')",
+    "INSERT INTO idempotency_keys (username, key, document_id, created_at)"
+    " VALUES ('kim', 'upload-1', 'd1', :now)",
     "INSERT INTO policies (name, match, principal, permission, expires_at, created_at,"
     " created_by) VALUES ('기록 열람', '{\"department\": \"MOIS-REC\"}', 'dept:MOIS-AUD',"
     " 'read', NULL, :t, 'admin')",
@@ -68,7 +71,8 @@ def test_a_populated_first_release_catalog_upgrades_with_every_row(tmp_path: Pat
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
     sha = "ab" * 32
-    params = {"t": T0, "sha": sha, "key": f"blobs/ab/ab/{sha}"}
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # a key still in force
+    params = {"t": T0, "now": now, "sha": sha, "key": f"blobs/ab/ab/{sha}"}
     with engine.begin() as conn:
         conn.exec_driver_sql("PRAGMA foreign_keys=ON")
         for statement in ROWS_AT_0001:
@@ -102,6 +106,7 @@ def test_a_populated_first_release_catalog_upgrades_with_every_row(tmp_path: Pat
             "outbox": 1,
             "policies": 1,
             "audit_events": 2,
+            "idempotency_keys": 1,
         }.items():
             assert _count(conn, table) == expected, table
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -113,5 +118,12 @@ def test_a_populated_first_release_catalog_upgrades_with_every_row(tmp_path: Pat
     assert [g.principal for g in typed.grants] == ["user:lee"]
     assert typed.tags == ("공지",)
     assert [p.name for p in catalog.list_policies()] == ["기록 열람"]
+    # A key recorded before fingerprints were kept replays its own upload (0005).
+    replay = catalog.idempotent_replay(
+        "kim",
+        "upload-1",
+        upload_fingerprint(sha, "notice.hwp", "출생통보제 안내", "department", ("공지",)),
+    )
+    assert replay is not None and replay.id == "d1"
     ok, checked, problem = catalog.verify_audit_chain()
     assert (ok, checked) == (True, 2), problem
