@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +253,13 @@ def _fill(directory: Path) -> Path:
     return filler
 
 
+def _fill_but(directory: Path, room: int) -> Path:
+    """Fill `directory`'s filesystem but for about `room` bytes."""
+    filler = _fill(directory)
+    os.truncate(filler, max(0, filler.stat().st_size - room))
+    return filler
+
+
 @pytest.fixture(scope="module")
 def disks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, Path]]]:
     root = tmp_path_factory.mktemp("full-disks")
@@ -259,7 +267,7 @@ def disks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, di
     mounted: list[Path] = []
     try:
         for name, path in mounts.items():
-            _mount_tmpfs(path, "48m" if name == "data" else "16m")
+            _mount_tmpfs(path, {"data": "48m", "objects": "96m"}.get(name, "16m"))
             mounted.append(path)
         servers = start_server(
             mounts["data"],
@@ -296,3 +304,25 @@ def test_real_full_disks_answer_507_and_recover(
     r = _upload(server, "fulldisk", content)
     assert r.status_code == 202, r.text
     assert r.json()["sha256"] == hashlib.sha256(content).hexdigest()
+
+
+def test_real_concurrent_uploads_filling_the_disks(disks: tuple[Server, dict[str, Path]]) -> None:
+    """As the outside probe did: more uploads at once than the disks can hold."""
+    server, mounts = disks
+    filler = _fill_but(mounts["data"], 10 * 1024 * 1024)
+    contents = [_content(f"many {n}") for n in range(24)]
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda c: _upload(server, "fulldisk", c), contents))
+        assert {r.status_code for r in answers} <= {202, 507}, [r.text for r in answers]
+        assert any(r.status_code == 507 for r in answers)
+        for content, r in zip(contents, answers, strict=True):
+            if r.status_code == 202:  # intact
+                assert r.json()["sha256"] == hashlib.sha256(content).hexdigest()
+                assert server.services.store.size(blob_key_for(r.json()["sha256"])) == len(content)
+            else:
+                _assert_full(r)
+        assert _leftovers(server) == []
+    finally:
+        filler.unlink()
+    assert _upload(server, "fulldisk", _content("after")).status_code == 202
