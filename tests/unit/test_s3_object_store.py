@@ -30,6 +30,7 @@ from storage.errors import (
     BlobNotFoundError,
     IntegrityError,
     StorageError,
+    StorageFullError,
     StorageUnavailableError,
 )
 from storage.objectstore.base import blob_key_for, verify_blob
@@ -207,6 +208,14 @@ def test_refusals_are_storage_errors_not_unavailability(
     with pytest.raises(StorageError) as raised:
         operations(tmp_path)[operation](store)
     assert not isinstance(raised.value, StorageUnavailableError | BlobNotFoundError)
+
+
+def test_a_full_server_is_storage_full(tmp_path: Path, error_server: _ErrorServer) -> None:
+    # MinIO answers a write to full disks with 507 XMinioStorageFull.
+    error_server.status, error_server.body = 507, _s3_error("XMinioStorageFull")
+
+    with pytest.raises(StorageFullError):
+        operations(tmp_path)["put_file"](_store_on(error_server))
 
 
 def test_ping_reports_refusal_as_not_ready(error_server: _ErrorServer) -> None:
