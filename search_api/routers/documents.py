@@ -76,6 +76,41 @@ _FILE_ONLY_BODY: dict[str, Any] = {
 }
 
 
+_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed or incomplete multipart body (nothing stored)"},
+    413: {"description": "the file is larger than the upload limit (nothing stored)"},
+    507: {
+        "description": "insufficient_storage: a disk or quota is full (nothing stored; "
+        "send it again once space is freed, see Retry-After)"
+    },
+}
+_UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_UPLOAD_ERRORS,
+    409: {
+        "description": "idempotency_key_reused: the Idempotency-Key answered another "
+        "upload, or its document was deleted (nothing stored)"
+    },
+}
+_UPLOAD_DESCRIPTION = """Stores the file (durable before the answer) and queues it for indexing.
+
+**Idempotency-Key** (optional, at most 200 characters, per user, kept 24 hours):
+a retry of the *same upload* with the same key answers the first document
+again (202, same `id`), and stores nothing new. The same upload means the same
+bytes (SHA-256), file name, `title`, `visibility` and set of `tags`; the
+declared content type is not compared. The key with anything else is refused
+with `409 idempotency_key_reused` before the bytes are stored, as is a key
+whose document has since been deleted: use a new key for a new upload. After
+24 hours the key is free again.
+
+A body cut short (no closing boundary) is `400 bad_request`; a full disk is
+`507 insufficient_storage`. Neither stores anything.
+"""
+_IDEMPOTENCY_KEY_DOC = (
+    "Makes a retry safe: the same upload again with the same key answers the first "
+    "document; the key with another upload is 409 idempotency_key_reused. Per user, 24 hours."
+)
+
+
 def document_out(doc: DocumentRecord) -> DocumentOut:
     return DocumentOut(
         id=doc.id,
@@ -131,6 +166,8 @@ async def _receive(request: Request, spool: SpoolWriter) -> ParsedUpload:
     response_model=DocumentOut,
     openapi_extra=_MULTIPART_BODY,
     summary="Upload a document (multipart: file, title, visibility, tags)",
+    description=_UPLOAD_DESCRIPTION,
+    responses=_UPLOAD_RESPONSES,
 )
 async def upload_document(
     request: Request,
@@ -138,7 +175,9 @@ async def upload_document(
     principal: PrincipalDep,
     auditor: AuditorDep,
     address: AddressDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(max_length=200, description=_IDEMPOTENCY_KEY_DOC)
+    ] = None,
 ) -> DocumentOut:
     department = _require_department(principal)
     settings = services.settings
@@ -270,6 +309,7 @@ def download_content(
     status_code=202,
     openapi_extra=_FILE_ONLY_BODY,
     summary="Upload a new version",
+    responses=_UPLOAD_ERRORS,
 )
 async def put_content(
     request: Request,
