@@ -29,7 +29,7 @@ from storage.catalog.records import (
     upload_fingerprint,
 )
 from storage.catalog.repository import Catalog
-from storage.errors import StorageError, os_storage_error
+from storage.errors import IdempotencyKeyReusedError, StorageError, os_storage_error
 from storage.filenames import sanitize_filename
 from storage.objectstore.base import ObjectStore
 from storage.sniff import sniff_content_type
@@ -193,20 +193,31 @@ def accept_document(
         if replay is not None:
             return replay, False
     blob = store_blob(store, staged, filename, declared_type)
-    return catalog.create_document(
-        NewDocument(
-            blob=blob,
-            title=clean_title or blob.filename,
-            title_from_user=bool(clean_title),
-            department=department,
-            owner=owner,
-            visibility=visibility,
-            tags=tags,
-            grants=grants,
-        ),
-        idempotency_key=idempotency_key,
-        audit=audit,
-    )
+    try:
+        return catalog.create_document(
+            NewDocument(
+                blob=blob,
+                title=clean_title or blob.filename,
+                title_from_user=bool(clean_title),
+                department=department,
+                owner=owner,
+                visibility=visibility,
+                tags=tags,
+                grants=grants,
+            ),
+            idempotency_key=idempotency_key,
+            audit=audit,
+        )
+    except IdempotencyKeyReusedError:
+        # Only when another upload with the key committed after the check above:
+        # the blob stays (content-addressed, possibly shared), said here.
+        _log.warning(
+            "upload by %s refused (Idempotency-Key reused) after its blob %s was stored;"
+            " no document refers to it unless another has the same bytes",
+            owner,
+            blob.blob_key,
+        )
+        raise
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from storage.catalog.models import IdempotencyKey
 from storage.catalog.records import NewBlob, NewDocument
 from storage.catalog.repository import IDEMPOTENCY_KEY_TTL
 from storage.errors import IdempotencyKeyReusedError, StorageFullError
+from storage.ingest import SpoolWriter, StagedFile, accept_document
+from storage.objectstore.local import LocalObjectStore
 
 
 @pytest.fixture
@@ -113,3 +115,40 @@ def test_a_full_catalog_disk_is_storage_full_and_records_nothing(catalog: Catalo
     # Space is back: the next upload is recorded.
     catalog.create_document(new_doc("f" * 64))
     assert catalog.count_documents() == count + 1
+
+
+def _staged(tmp_path: Path, content: bytes) -> StagedFile:
+    spool = SpoolWriter(tmp_path / "spool", 1 << 20)
+    spool.write(content)
+    return spool.finish()
+
+
+def test_the_transaction_refuses_a_reused_key_the_early_check_missed(
+    catalog: Catalog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two uploads with one key at once: both pass the check before storing the
+    bytes; the catalog transaction, the authority, refuses the second."""
+    store = LocalObjectStore(tmp_path / "objects")
+    fields: dict[str, Any] = {
+        "filename": "a.txt",
+        "declared_type": "text/plain",
+        "title": None,
+        "department": "D1",
+        "owner": "kim",
+        "visibility": "department",
+        "idempotency_key": "k",
+    }
+    first, created = accept_document(catalog, store, _staged(tmp_path, b"first"), **fields)
+    assert created
+    monkeypatch.setattr(catalog, "idempotent_replay", lambda *args: None)  # the race
+
+    with pytest.raises(IdempotencyKeyReusedError):
+        accept_document(catalog, store, _staged(tmp_path, b"second"), **fields)
+
+    assert catalog.count_documents() == 1
+    assert "Idempotency-Key reused" in caplog.text  # the stored blob is not silent
+    replay, created = accept_document(catalog, store, _staged(tmp_path, b"first"), **fields)
+    assert not created and replay.id == first.id
