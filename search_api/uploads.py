@@ -3,7 +3,9 @@
 Starlette's form parser would buffer the whole file before the route sees it and
 knows no per-file limit. This parser writes the `file` part into a `SpoolWriter`
 as it arrives (bounded memory; 413 the moment the limit is crossed, also for
-chunked requests without a length), and keeps the small text fields.
+chunked requests without a length), and keeps the small text fields. A body
+that ends before its closing boundary is refused (400): a file cut short is
+never stored as if it were whole.
 """
 
 from __future__ import annotations
