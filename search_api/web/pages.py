@@ -1,0 +1,543 @@
+"""The web UI's pages: thin handlers over the API's own dependencies and route functions.
+
+Every page authenticates with the same dependency as the API (`PrincipalDep`, which
+accepts the session cookie) and reads through the API's route functions, so what a
+page shows is exactly what the API would answer to the same user. Pages that change
+something post forms checked for CSRF here, or call the JSON API from our scripts
+(with the CSRF header); either way the API's own functions do the work.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, FastAPI, Form, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.security import OAuth2PasswordRequestForm
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from auth.access import Principal
+from auth.errors import InvalidCredentialsError, InvalidTokenError
+from indexer.errors import InvalidQueryError
+from indexer.query import MAX_QUERY_CHARS
+from search_api.deps import (
+    AddressDep,
+    AuditorDep,
+    PrincipalDep,
+    SearchRateDep,
+    ServicesDep,
+    access_claims,
+)
+from search_api.errors import ApiError
+from search_api.routers import auth as auth_routes
+from search_api.routers import search as search_routes
+from search_api.schemas import RefreshRequest, SearchOut
+from search_api.web.i18n import DEFAULT_LANGUAGE, LANG_COOKIE, LANGUAGES, Translator
+from search_api.web.session import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    REFRESH_COOKIE,
+    SESSION_COOKIE,
+    check_csrf_header,
+    clear_session_cookies,
+    csrf_failed,
+    is_secure,
+    new_csrf_token,
+    set_csrf_cookie,
+    set_session_cookies,
+    tokens_match,
+)
+from storage.errors import NotFoundError
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+#: No inline script or style, nothing from elsewhere; pages cannot be framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+_templates = Environment(
+    loader=PackageLoader("search_api.web", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+_MARK = re.compile(r"(<mark>.*?</mark>)", re.DOTALL)
+
+
+def highlight_parts(fragment: str) -> list[tuple[str, bool]]:
+    """A highlight fragment (escaped text with `<mark>`) as plain (text, marked) pieces.
+
+    The template escapes each piece again and draws the marks itself, so nothing of
+    the fragment is ever inserted as markup, whatever it contains.
+    """
+    parts = []
+    for piece in _MARK.split(fragment):
+        if not piece:
+            continue
+        marked = piece.startswith("<mark>") and piece.endswith("</mark>")
+        text = piece[len("<mark>") : -len("</mark>")] if marked else piece
+        parts.append((html.unescape(text), marked))
+    return parts
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+_TYPE_LABELS = {
+    "application/pdf": "PDF",
+    "application/x-hwp": "HWP",
+    "application/haansofthwp": "HWP",
+    "application/vnd.hancom.hwp": "HWP",
+    "application/hwp+zip": "HWPX",
+    "application/vnd.hancom.hwpx": "HWPX",
+    "application/msword": "Word",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "Word",
+    "application/vnd.ms-excel": "Excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "Excel",
+    "application/vnd.ms-powerpoint": "PowerPoint",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "PowerPoint",
+    "text/plain": "TXT",
+    "text/html": "HTML",
+    "text/csv": "CSV",
+    "message/rfc822": "E-mail",
+    "application/zip": "ZIP",
+}
+
+
+def type_label(content_type: str) -> str:
+    """A short name for a media type (PDF, HWP, Word…), or the type itself."""
+    base = content_type.split(";", 1)[0].strip().lower()
+    if base in _TYPE_LABELS:
+        return _TYPE_LABELS[base]
+    if base.startswith("image/"):
+        return base.removeprefix("image/").upper()
+    return base or "?"
+
+
+def day(moment: datetime) -> str:
+    """The day of `moment` in Korea (where documents are dated)."""
+    return moment.astimezone(search_routes.KST).date().isoformat()
+
+
+_templates.filters["size"] = human_size
+_templates.filters["type_label"] = type_label
+_templates.filters["day"] = day
+_templates.filters["highlight_parts"] = highlight_parts
+
+
+def language(request: Request) -> str:
+    lang = request.cookies.get(LANG_COOKIE, DEFAULT_LANGUAGE)
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def _secure(request: Request) -> bool:
+    return is_secure(request, request.app.state.services.settings.environment == "production")
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go back to after signing in (never another site)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    return target
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    status: int = 200,
+    principal: Principal | None = None,
+    script: str | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """A page: the template with the user's language, CSRF token and user."""
+    t = Translator(language(request))
+    csrf = request.cookies.get(CSRF_COOKIE)
+    fresh_csrf = None
+    if not csrf:
+        csrf = fresh_csrf = new_csrf_token()
+    display_name = ""
+    if principal is not None:
+        user = request.app.state.services.catalog.get_user(principal.username)
+        display_name = user.display_name if user is not None else principal.username
+    body = _templates.get_template(template).render(
+        t=t,
+        lang=t.lang,
+        languages=LANGUAGES,
+        csrf_token=csrf,
+        csrf_field=CSRF_FIELD,
+        principal=principal,
+        display_name=display_name,
+        is_admin=principal is not None and principal.has_role("admin"),
+        is_auditor=principal is not None and principal.has_role("auditor", "admin"),
+        path=request.url.path,
+        here=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+        script=script,
+        script_messages=t.subset("js."),
+        **context,
+    )
+    response = HTMLResponse(body, status_code=status)
+    if fresh_csrf is not None:
+        set_csrf_cookie(response, fresh_csrf, secure=_secure(request))
+    return response
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    t = Translator(language(request))
+    title = {
+        400: t("error.bad_request"),
+        403: t("error.forbidden"),
+        404: t("error.not_found"),
+        429: t("error.too_many"),
+    }.get(status, t("error.generic"))
+    return render(request, "error.html", status=status, title=title, message=message)
+
+
+def _sign_in_redirect(request: Request) -> RedirectResponse:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.cookies.get(SESSION_COOKIE):
+        # A session whose access token expired: try its refresh token first.
+        return RedirectResponse(f"/session/refresh?next={quote(here)}", status_code=303)
+    return RedirectResponse(f"/signin?next={quote(here)}", status_code=303)
+
+
+class PageRoute(APIRoute):
+    """Answers in HTML: sign-in redirects and error pages instead of JSON, and the
+    security headers (strict CSP) on every answer."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            response: Response
+            try:
+                response = await handler(request)
+            except InvalidTokenError:
+                response = _sign_in_redirect(request)
+            except ApiError as err:
+                response = error_page(request, err.status, err.message)
+                for name, value in (err.headers or {}).items():
+                    response.headers[name] = value
+            except (NotFoundError, InvalidQueryError) as err:
+                status = 404 if isinstance(err, NotFoundError) else 400
+                response = error_page(request, status, str(err))
+            except RequestValidationError:
+                response = error_page(
+                    request, 400, Translator(language(request))("error.bad_request")
+                )
+            except StarletteHTTPException as err:
+                response = error_page(request, err.status_code, str(err.detail))
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return route
+
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+async def _check_form_csrf(request: Request, given: str) -> None:
+    if not tokens_match(request.cookies.get(CSRF_COOKIE), given):
+        raise csrf_failed()
+
+
+# -- session ---------------------------------------------------------------------------
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def sign_in_page(request: Request, next: str = "/") -> HTMLResponse:
+    return render(request, "signin.html", next=safe_next(next), error=None, username="")
+
+
+@router.post("/session/signin")
+async def sign_in(
+    request: Request,
+    services: ServicesDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    username: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    # Signing in is CSRF-checked too, so no other site can sign a browser in as its own user.
+    await _check_form_csrf(request, csrf_token)
+    t = Translator(language(request))
+    try:
+        tokens = await auth_routes.sign_in(
+            OAuth2PasswordRequestForm(username=username, password=password),
+            services,
+            auditor,
+            address,
+        )
+    except InvalidCredentialsError:
+        return render(
+            request,
+            "signin.html",
+            status=401,
+            next=safe_next(next),
+            error=t("signin.failed"),
+            username=username,
+        )
+    except ApiError as err:
+        if err.status != 429:
+            raise
+        throttled = render(
+            request,
+            "signin.html",
+            status=429,
+            next=safe_next(next),
+            error=t("signin.throttled"),
+            username=username,
+        )
+        throttled.headers.update(err.headers or {})
+        return throttled
+    response = RedirectResponse(safe_next(next), status_code=303)
+    set_session_cookies(
+        response,
+        access=tokens.access_token,
+        refresh=tokens.refresh_token or "",
+        lifetime=services.tokens.max_lifetime,
+        secure=_secure(request),
+    )
+    return response
+
+
+def _revoke_session(
+    request: Request, services: ServicesDep, auditor: AuditorDep, address: str
+) -> None:
+    """Revoke the session's tokens with the API's own logout (or, with an expired access
+    token, the refresh token's whole sign-in)."""
+    access = request.cookies.get(SESSION_COOKIE)
+    try:
+        claims = access_claims(services, access)
+    except InvalidTokenError:
+        refresh = request.cookies.get(REFRESH_COOKIE)
+        if not refresh:
+            return
+        try:
+            claims = services.tokens.verify(refresh, "refresh")
+        except InvalidTokenError:
+            return
+    auth_routes.logout(claims, services, auditor, address)
+
+
+@router.post("/session/signout")
+def sign_out(
+    request: Request,
+    services: ServicesDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    if not tokens_match(request.cookies.get(CSRF_COOKIE), csrf_token):
+        raise csrf_failed()
+    _revoke_session(request, services, auditor, address)
+    response = RedirectResponse("/signin", status_code=303)
+    clear_session_cookies(response, secure=_secure(request))
+    set_csrf_cookie(response, new_csrf_token(), secure=_secure(request))
+    return response
+
+
+def _refresh(
+    request: Request, services: ServicesDep, auditor: AuditorDep, address: str, response: Response
+) -> bool:
+    refresh = request.cookies.get(REFRESH_COOKIE)
+    if not refresh:
+        return False
+    try:
+        tokens = auth_routes.refresh(
+            RefreshRequest(refresh_token=refresh), services, auditor, address
+        )
+    except (InvalidTokenError, InvalidCredentialsError):
+        clear_session_cookies(response, secure=_secure(request))
+        return False
+    set_session_cookies(
+        response,
+        access=tokens.access_token,
+        refresh=tokens.refresh_token or "",
+        lifetime=services.tokens.max_lifetime,
+        secure=_secure(request),
+    )
+    return True
+
+
+@router.get("/session/refresh")
+def refresh_and_return(
+    request: Request,
+    services: ServicesDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    next: Annotated[str, Query(max_length=2000)] = "/",
+) -> Response:
+    """An expired access token, on a page: refresh the session and go back (or sign in)."""
+    response: Response = RedirectResponse(safe_next(next), status_code=303)
+    if not _refresh(request, services, auditor, address, response):
+        signin = RedirectResponse(f"/signin?next={quote(safe_next(next))}", status_code=303)
+        clear_session_cookies(signin, secure=_secure(request))
+        return signin
+    return response
+
+
+@router.post("/session/refresh")
+def refresh_for_script(
+    request: Request, services: ServicesDep, auditor: AuditorDep, address: AddressDep
+) -> Response:
+    """An expired access token, in a script: refresh the session (204) or answer 401."""
+    check_csrf_header(request)
+    response: Response = Response(status_code=204)
+    if not _refresh(request, services, auditor, address, response):
+        response = JSONResponse(
+            {"error": {"code": "invalid_token", "message": "sign in again"}}, status_code=401
+        )
+        clear_session_cookies(response, secure=_secure(request))
+    return response
+
+
+@router.post("/session/lang")
+async def set_language(
+    request: Request,
+    lang: Annotated[str, Form(max_length=8)] = DEFAULT_LANGUAGE,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    await _check_form_csrf(request, csrf_token)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(
+        LANG_COOKIE,
+        lang if lang in LANGUAGES else DEFAULT_LANGUAGE,
+        max_age=365 * 24 * 3600,
+        path="/",
+        secure=_secure(request),
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+# -- search (the home page) ---------------------------------------------------------------
+
+PAGE_SIZE = 20
+
+
+def _org_names(services: ServicesDep) -> dict[str, str]:
+    catalog = services.catalog
+    names = {m.code: m.name for m in catalog.list_ministries()}
+    names.update({d.code: d.name for d in catalog.list_departments()})
+    return names
+
+
+@router.get("/", response_class=HTMLResponse)
+def search_page(
+    request: Request,
+    _rate: SearchRateDep,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "",
+    ministry: Annotated[str, Query(max_length=64)] = "",
+    department: Annotated[str, Query(max_length=64)] = "",
+    content_type: Annotated[str, Query(max_length=200)] = "",
+    from_: Annotated[str, Query(alias="from", max_length=40)] = "",
+    to: Annotated[str, Query(max_length=40)] = "",
+    sort: Annotated[str, Query(pattern="^(relevance|newest|oldest)$")] = "relevance",
+    page: Annotated[int, Query(ge=1, le=500)] = 1,
+) -> HTMLResponse:
+    filters = {
+        "q": q,
+        "ministry": ministry,
+        "department": department,
+        "content_type": content_type,
+        "from": from_,
+        "to": to,
+        "sort": sort,
+    }
+    error = None
+    try:
+        # The API's own search function: the same permission filter, audit and limits.
+        results: SearchOut = search_routes.search(
+            None,
+            services,
+            principal,
+            auditor,
+            address,
+            q=q,
+            department=department or None,
+            ministry=ministry or None,
+            content_type=content_type or None,
+            tag=None,
+            from_=from_ or None,
+            to=to or None,
+            sort=sort,  # type: ignore[arg-type]
+            page=page,
+            size=PAGE_SIZE,
+        )
+    except (ApiError, InvalidQueryError) as err:
+        if isinstance(err, ApiError) and err.status != 400:
+            raise
+        error = Translator(language(request))("search.invalid", detail=str(err))
+        results = SearchOut(total=0, page=page, size=PAGE_SIZE, hits=[], facets={})
+    # Sizes of the hits on this page (the search already decided they are readable).
+    sizes = {d.id: d.size for d in services.catalog.get_documents([h.id for h in results.hits])}
+
+    def url(**changes: str | int | None) -> str:
+        params = {**filters, "page": page, **changes}
+        if "page" not in changes:
+            params["page"] = 1
+        kept = {k: v for k, v in params.items() if v not in ("", None, 1, "relevance")}
+        return "/?" + urlencode(kept) if kept else "/"
+
+    last_page = max(1, min(500, -(-results.total // PAGE_SIZE)))
+    # Documents waiting for the indexer: results may be missing them for now.
+    pending = services.catalog.outbox_backlog()
+    return render(
+        request,
+        "search.html",
+        principal=principal,
+        script="search.js",
+        results=results,
+        filters=filters,
+        url=url,
+        last_page=last_page,
+        names=_org_names(services),
+        pending=pending,
+        error=error,
+        sizes=sizes,
+        today=datetime.now(UTC).date().isoformat(),
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Add the pages and their static files to `app` (outside the OpenAPI schema)."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
