@@ -533,8 +533,18 @@ def search_page(
         pending=pending,
         error=error,
         sizes=sizes,
+        suggest_url=_suggest_url(request),
         today=datetime.now(UTC).date().isoformat(),
     )
+
+
+SUGGEST_PATH = "/api/v1/suggest"
+
+
+def _suggest_url(request: Request) -> str | None:
+    """The query-suggestion endpoint, once the API has it (the search box then uses it)."""
+    routes = request.app.routes
+    return SUGGEST_PATH if any(getattr(r, "path", "") == SUGGEST_PATH for r in routes) else None
 
 
 def install(app: FastAPI) -> None:

@@ -1,0 +1,121 @@
+"""The web UI in a real browser (Debian's chromium): the scenario of issue 11, end to end.
+
+Screenshots of each main page are saved under build/screenshots/ for a person to look at.
+Runs in about a minute on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import Server, start_server
+from tests.web.browser import (
+    PHONE,
+    browser,  # noqa: F401 (fixture)
+    check_accessibility,
+    new_page,
+    screenshot,
+    sign_in,
+)
+
+pytestmark = pytest.mark.slow
+
+NOTICE = (
+    "출생신고 절차 안내. 행정안전부는 출생신고를 온라인으로 접수합니다. "
+    "부모는 출생신고서를 제출하고 주민등록이 자동으로 처리됩니다."
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from start_server(tmp_path_factory.mktemp("web-browser"))
+
+
+@pytest.fixture(scope="module")
+def org(server: Server) -> dict[str, str]:
+    users = {
+        "kim": server.user("kim.web", "MOIS-DGOV", ministry="MOIS"),
+        "park": server.user("park.web", "MOHW-POP", ministry="MOHW"),
+    }
+    server.upload(users["kim"], NOTICE.encode(), "출생신고_안내.txt",
+                  title="출생신고 온라인 접수 안내", visibility="government")  # fmt: skip
+    server.upload(users["kim"], "주택 청약 제도 개편 계획".encode(), "주택.txt",
+                  title="주택 청약 개편", visibility="government")  # fmt: skip
+    server.upload(users["park"], "인구정책 출생률 통계와 출생신고 현황".encode(), "인구.txt",
+                  title="출생 통계 보고", visibility="government")  # fmt: skip
+    return users
+
+
+def test_sign_in_search_with_a_particle_and_filter_by_facet(
+    browser: Any, server: Server, org: dict[str, str]
+) -> None:
+    page = new_page(browser, server)
+    page.goto("/")
+    assert "/signin" in page.url
+    check_accessibility(page, "sign-in")
+    screenshot(page, "01-sign-in")
+    sign_in(page, org["kim"])
+    # Korean typed with a particle: 출생신고를 finds what 출생신고 finds.
+    page.get_by_label("검색어").fill("출생신고를")
+    page.get_by_label("검색어").press("Enter")
+    page.wait_for_url(re.compile(r"q=%EC%B6%9C"))
+    hits = page.locator(".hit")
+    assert hits.count() == 2
+    assert page.locator(".hit mark").first.inner_text().startswith("출생")
+    assert "출생신고 온라인 접수 안내" in page.locator(".hit-title").all_inner_texts()
+    check_accessibility(page, "search")
+    screenshot(page, "02-search-korean-highlights-facets")
+    # A facet narrows the results, and the URL carries it (a result list can be shared).
+    page.locator(".facet-value", has_text="MOHW").first.click()
+    page.wait_for_url(re.compile(r"ministry=MOHW"))
+    assert page.locator(".hit").count() == 1
+    assert page.locator(".hit-title").inner_text() == "출생 통계 보고"
+    shared = page.url
+    other = new_page(browser, server)
+    sign_in(other, org["park"])
+    other.goto(shared)
+    assert other.locator(".hit-title").inner_text() == "출생 통계 보고"
+    # Sort by newest, then back to everything.
+    page.goto("/?q=출생")
+    page.get_by_label("정렬").select_option("newest")
+    page.wait_for_url(re.compile(r"sort=newest"))
+    titles = page.locator(".hit-title").all_inner_texts()
+    assert titles[0] == "출생 통계 보고"
+    # Nothing found: a clear empty state.
+    page.goto("/?q=존재하지않는낱말")
+    assert page.locator(".empty h2").inner_text() == "찾는 문서가 없습니다"
+    assert not page.script_errors, page.script_errors
+
+
+def test_english_switch_and_a_phone_screen(
+    browser: Any, server: Server, org: dict[str, str]
+) -> None:
+    page = new_page(browser, server, PHONE)
+    sign_in(page, org["kim"])
+    page.goto("/?q=출생")
+    screenshot(page, "03-search-phone")
+    # Nothing sticks out sideways at 390 px.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.get_by_role("button", name="English").click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.get_by_role("button", name="Sign out").is_visible()
+    check_accessibility(page, "search-en-phone")
+
+
+def test_a_hostile_title_does_not_run(browser: Any, server: Server, org: dict[str, str]) -> None:
+    server.upload(org["kim"], "악성 스크립트 제목 시험".encode(), "<img src=x onerror=alert(1)>.txt",
+                  title='<script>window.pwned=1</script><img src=x onerror="window.pwned=2">')  # fmt: skip
+    page = new_page(browser, server)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in(page, org["kim"])
+    page.goto("/?q=악성")
+    title = page.locator(".hit-title").inner_text()
+    assert title.startswith("<script>window.pwned=1</script>")
+    assert page.evaluate("window.pwned === undefined")
+    assert not dialogs
