@@ -85,13 +85,23 @@ def set_session_cookies(
     # The access cookie outlives its token (the token's own expiry is what counts),
     # so that an expired session is recognised and refreshed instead of looking new.
     response.set_cookie(
-        SESSION_COOKIE, access, max_age=max_age, path="/", secure=secure,
-        httponly=True, samesite="lax",
-    )  # fmt: skip
+        SESSION_COOKIE,
+        access,
+        max_age=max_age,
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="lax",
+    )
     response.set_cookie(
-        REFRESH_COOKIE, refresh, max_age=max_age, path=REFRESH_PATH, secure=secure,
-        httponly=True, samesite="lax",
-    )  # fmt: skip
+        REFRESH_COOKIE,
+        refresh,
+        max_age=max_age,
+        path=REFRESH_PATH,
+        secure=secure,
+        httponly=True,
+        samesite="lax",
+    )
     csrf = new_csrf_token()
     set_csrf_cookie(response, csrf, secure=secure)
     return csrf

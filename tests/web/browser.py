@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +30,14 @@ def require_browser() -> Any:
     """The playwright module, or a skip saying what is missing."""
     if not CHROMIUM.exists():
         pytest.skip(
-            "browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium fonts-nanum)"
+            "browser tests need Debian's chromium at /usr/bin/chromium"
+            " (apt-get install chromium fonts-nanum)"
         )
     try:
         from playwright import sync_api
     except ImportError:
         pytest.skip("browser tests need the `playwright` package (pip install -e '.[test]')")
     return sync_api
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = require_browser()
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def new_page(browser: Any, server: Server, viewport: dict[str, int] = DESKTOP) -> Any:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import ADMIN_PASSWORD, PASSWORD, Server
+from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -35,3 +39,15 @@ def sign_in(client: httpx.Client, username: str, password: str | None = None) ->
     )
     assert response.status_code == 303, response.text
     return response
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Debian chromium per test module (skips when it is absent)."""
+    sync_api = require_browser()
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

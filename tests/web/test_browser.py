@@ -15,7 +15,6 @@ import pytest
 from tests.conftest import Server, start_server
 from tests.web.browser import (
     PHONE,
-    browser,  # noqa: F401 (fixture)
     check_accessibility,
     new_page,
     screenshot,
@@ -41,12 +40,27 @@ def org(server: Server) -> dict[str, str]:
         "kim": server.user("kim.web", "MOIS-DGOV", ministry="MOIS"),
         "park": server.user("park.web", "MOHW-POP", ministry="MOHW"),
     }
-    server.upload(users["kim"], NOTICE.encode(), "출생신고_안내.txt",
-                  title="출생신고 온라인 접수 안내", visibility="government")  # fmt: skip
-    server.upload(users["kim"], "주택 청약 제도 개편 계획".encode(), "주택.txt",
-                  title="주택 청약 개편", visibility="government")  # fmt: skip
-    server.upload(users["park"], "인구정책 출생률 통계와 출생신고 현황".encode(), "인구.txt",
-                  title="출생 통계 보고", visibility="government")  # fmt: skip
+    server.upload(
+        users["kim"],
+        NOTICE.encode(),
+        "출생신고_안내.txt",
+        title="출생신고 온라인 접수 안내",
+        visibility="government",
+    )
+    server.upload(
+        users["kim"],
+        "주택 청약 제도 개편 계획".encode(),
+        "주택.txt",
+        title="주택 청약 개편",
+        visibility="government",
+    )
+    server.upload(
+        users["park"],
+        "인구정책 출생률 통계와 출생신고 현황".encode(),
+        "인구.txt",
+        title="출생 통계 보고",
+        visibility="government",
+    )
     return users
 
 
@@ -108,8 +122,9 @@ def test_english_switch_and_a_phone_screen(
 
 
 def test_a_hostile_title_does_not_run(browser: Any, server: Server, org: dict[str, str]) -> None:
-    server.upload(org["kim"], "악성 스크립트 제목 시험".encode(), "<img src=x onerror=alert(1)>.txt",
-                  title='<script>window.pwned=1</script><img src=x onerror="window.pwned=2">')  # fmt: skip
+    hostile = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
+    filename = "<img src=x onerror=alert(1)>.txt"
+    server.upload(org["kim"], "악성 스크립트 제목 시험".encode(), filename, title=hostile)
     page = new_page(browser, server)
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

@@ -70,12 +70,25 @@ def test_sign_in_sets_http_only_same_site_cookies(server: Server, users: dict[st
         assert "web.member" in home.text
 
 
-@pytest.mark.parametrize(("scheme", "production", "secure"), [
-    ("https", False, True), ("http", True, True), ("http", False, False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("scheme", "production", "secure"),
+    [
+        ("https", False, True),
+        ("http", True, True),
+        ("http", False, False),
+    ],
+)
 def test_cookies_are_secure_behind_tls(scheme: str, production: bool, secure: bool) -> None:
-    request = Request({"type": "http", "scheme": scheme, "server": ("x", 443), "path": "/",
-                       "headers": [], "query_string": b""})  # fmt: skip
+    request = Request(
+        {
+            "type": "http",
+            "scheme": scheme,
+            "server": ("x", 443),
+            "path": "/",
+            "headers": [],
+            "query_string": b"",
+        }
+    )
     response = Response()
     set_session_cookies(
         response,
@@ -184,9 +197,11 @@ def test_disabling_a_user_ends_their_session(server: Server) -> None:
 def test_hostile_titles_are_escaped(server: Server, users: dict[str, str]) -> None:
     hostile = '<script>alert("t")</script><img src=x onerror=alert(1)>'
     server.upload(
-        users["member"], "악성 제목 시험 문서 <b>본문</b>".encode(), "<svg onload=alert(2)>.txt",
+        users["member"],
+        "악성 제목 시험 문서 <b>본문</b>".encode(),
+        "<svg onload=alert(2)>.txt",
         title=hostile,
-    )  # fmt: skip
+    )
     with browser_client(server) as client:
         sign_in(client, users["member"])
         page = client.get("/", params={"q": "악성"})
