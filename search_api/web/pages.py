@@ -26,20 +26,24 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from auth.access import Principal
+from auth.access import Permission, Principal, access_sources, can
 from auth.errors import InvalidCredentialsError, InvalidTokenError
+from indexer.access import document_access
 from indexer.errors import InvalidQueryError
 from indexer.query import MAX_QUERY_CHARS
 from search_api.deps import (
     AddressDep,
     AuditorDep,
     PrincipalDep,
+    ReadableDoc,
     SearchRateDep,
     ServicesDep,
     access_claims,
 )
-from search_api.errors import ApiError
+from search_api.errors import ApiError, forbidden
 from search_api.routers import auth as auth_routes
+from search_api.routers import documents as document_routes
+from search_api.routers import explain as explain_routes
 from search_api.routers import search as search_routes
 from search_api.schemas import RefreshRequest, SearchOut
 from search_api.web.i18n import DEFAULT_LANGUAGE, LANG_COOKIE, LANGUAGES, Translator
@@ -535,6 +539,81 @@ def search_page(
         sizes=sizes,
         suggest_url=_suggest_url(request),
         today=datetime.now(UTC).date().isoformat(),
+    )
+
+
+# -- my department, upload, document ------------------------------------------------------
+
+
+@router.get("/department")
+def department_page(principal: PrincipalDep) -> Response:
+    """My department: its documents are the search filtered to it, newest first."""
+    if not principal.department:
+        raise forbidden("you belong to no department")
+    return RedirectResponse(
+        "/?" + urlencode({"department": principal.department, "sort": "newest"}), status_code=303
+    )
+
+
+@router.get("/upload", response_class=HTMLResponse)
+def upload_page(request: Request, principal: PrincipalDep) -> HTMLResponse:
+    if not principal.department:
+        raise forbidden(Translator(language(request))("upload.no_department"))
+    return render(
+        request,
+        "upload.html",
+        principal=principal,
+        script="upload.js",
+        max_bytes=request.app.state.services.settings.max_upload_bytes,
+    )
+
+
+#: Characters of extracted text shown on the document page.
+PREVIEW_CHARS = 20_000
+
+
+@router.get("/documents/{document_id}", response_class=HTMLResponse)
+def document_page(
+    request: Request,
+    doc: ReadableDoc,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+) -> HTMLResponse:
+    # Readable is decided by the API's own dependency (404 otherwise, audited); the
+    # metadata, and the access list for managers, come from the API's route functions.
+    out = document_routes.get_document(doc, principal, auditor, address)
+    access = document_access(doc, services.catalog.list_policies())
+    now = datetime.now(UTC)
+    can_write = can(principal, access, Permission.WRITE, now)
+    can_manage = can(principal, access, Permission.MANAGE, now)
+    acl = sources = None
+    if can_manage:
+        acl = document_routes.get_acl(doc, services, principal, auditor, address)
+        # Who can read it and why: the sources the admin explanations expand.
+        sources = [explain_routes.source_out(s) for s in access_sources(access, now)]
+    cached = services.catalog.get_extractions(
+        [doc.sha256], services.pipeline.extractor.version
+    ).get(doc.sha256)
+    preview = cached.text[:PREVIEW_CHARS] if cached is not None else None
+    return render(
+        request,
+        "document.html",
+        principal=principal,
+        script="document.js",
+        doc=out,
+        versions=services.catalog.list_versions(doc.id),
+        can_write=can_write,
+        can_manage=can_manage,
+        acl=acl,
+        sources=sources,
+        preview=preview,
+        preview_cut=cached is not None and len(cached.text) > PREVIEW_CHARS,
+        names=_org_names(services),
+        departments=services.catalog.list_departments(),
+        ministries=services.catalog.list_ministries(),
+        today=now.date().isoformat(),
     )
 
 

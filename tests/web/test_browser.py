@@ -6,8 +6,10 @@ Runs in about a minute on a 2-core machine.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,3 +136,120 @@ def test_a_hostile_title_does_not_run(browser: Any, server: Server, org: dict[st
     assert title.startswith("<script>window.pwned=1</script>")
     assert page.evaluate("window.pwned === undefined")
     assert not dialogs
+
+
+def test_upload_several_files_and_watch_them_index(
+    browser: Any, server: Server, org: dict[str, str]
+) -> None:
+    page = new_page(browser, server)
+    sign_in(page, org["kim"])
+    page.get_by_role("link", name="올리기").click()
+    page.wait_for_url("**/upload")
+    files = [
+        {
+            "name": "예산_편성_지침.txt",
+            "mimeType": "text/plain",
+            "buffer": ("2027년 예산 편성 지침. " * 4000).encode(),
+        },
+        {
+            "name": "회의록.txt",
+            "mimeType": "text/plain",
+            "buffer": "디지털정부 회의록: 전자문서 유통 개선".encode(),
+        },
+        {
+            "name": "깨진파일.pdf",
+            "mimeType": "application/pdf",
+            "buffer": b"%PDF-1.7\n\x00\x01 broken beyond repair",
+        },
+    ]
+    page.locator("#files").set_input_files(files)
+    # Drag and drop adds files too.
+    transfer = page.evaluate_handle(
+        """() => { const dt = new DataTransfer();
+        dt.items.add(new File(['끌어다 놓은 보고서 본문'], '끌어놓기.txt', {type: 'text/plain'}));
+        return dt; }"""
+    )
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+    assert page.locator(".queue-item").count() == 4
+    page.get_by_label("공개 범위").select_option("government")
+    page.get_by_label("태그").fill("예산, 시험")
+    page.get_by_role("button", name="올리기 시작").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.queue-item')]"
+        ".every(li => li.classList.contains('indexed') || li.classList.contains('failed'))",
+        timeout=90_000,
+    )
+    rows = page.locator(".queue-item")
+    statuses = {
+        rows.nth(i).locator(".file-name").inner_text(): rows.nth(i)
+        .locator(".file-status")
+        .inner_text()
+        for i in range(rows.count())
+    }
+    assert statuses["회의록.txt"].startswith("색인 완료")
+    assert statuses["끌어놓기.txt"].startswith("색인 완료")
+    assert statuses["깨진파일.pdf"].startswith("텍스트 추출 실패: 파일이 손상되었거나")
+    assert all(
+        v == "100"
+        for v in page.locator("progress").evaluate_all("ps => ps.map(p => String(p.value))")
+    )
+    check_accessibility(page, "upload")
+    screenshot(page, "04-upload-progress")
+    page.goto("/?q=회의록을")
+    assert page.locator(".hit-title").first.inner_text() == "회의록.txt"
+    assert not page.script_errors, page.script_errors
+
+
+def test_document_page_download_share_and_revoke(
+    browser: Any, server: Server, org: dict[str, str]
+) -> None:
+    content = "국민디자인단 운영 계획 (비공개 초안). 부서 안에서만 봅니다.\n".encode() * 20
+    doc = server.upload(
+        org["kim"],
+        content,
+        "국민디자인단_계획.txt",
+        title="국민디자인단 운영 계획",
+        visibility="department",
+    )
+    park = new_page(browser, server)
+    sign_in(park, org["park"])
+    park.goto("/?q=국민디자인단")
+    assert park.locator(".hit").count() == 0
+    missing = park.goto(f"/documents/{doc['id']}")
+    assert missing is not None and missing.status == 404  # unreadable looks like missing
+
+    kim = new_page(browser, server)
+    sign_in(kim, org["kim"])
+    kim.goto(f"/documents/{doc['id']}")
+    assert kim.locator("h1").inner_text() == "국민디자인단 운영 계획"
+    assert "국민디자인단 운영 계획 (비공개 초안)" in kim.locator(".preview").inner_text()
+    with kim.expect_download() as download_info:
+        kim.locator("#download").click()
+    downloaded = Path(download_info.value.path()).read_bytes()
+    assert hashlib.sha256(downloaded).hexdigest() == hashlib.sha256(content).hexdigest()
+    check_accessibility(kim, "document")
+    screenshot(kim, "05-document")
+
+    # Share with another department, for reading.
+    kim.get_by_role("button", name="공유").click()
+    kim.get_by_label("대상 종류").select_option("dept")
+    kim.get_by_label("대상 (코드 또는 아이디)").fill("MOHW-POP")
+    kim.get_by_label("권한", exact=True).select_option("read")
+    check_accessibility(kim, "sharing dialog")
+    screenshot(kim, "06-sharing-dialog", full_page=False)
+    kim.get_by_role("button", name="저장").click()
+    kim.wait_for_load_state()
+    kim.locator("#grants li[data-principal='dept:MOHW-POP']").wait_for(state="attached")
+    assert "dept:MOHW-POP" in kim.locator("#access").inner_text()
+
+    park.goto("/?q=국민디자인단")
+    assert park.locator(".hit-title").all_inner_texts() == ["국민디자인단 운영 계획"]
+
+    # Revoke: gone from the very next search.
+    kim.get_by_role("button", name="공유").click()
+    kim.get_by_role("button", name="dept:MOHW-POP의 권한 회수").click()
+    kim.wait_for_load_state()
+    kim.locator("#no-grants").wait_for(state="attached")
+    park.goto("/?q=국민디자인단")
+    assert park.locator(".hit").count() == 0
+    assert not kim.script_errors, kim.script_errors

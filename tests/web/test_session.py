@@ -248,3 +248,25 @@ def test_templates_hold_no_text_of_their_own() -> None:
         offenders = [line for line in offenders if 'lang="ko"' not in line]
         assert not offenders, (path.name, offenders)
     json.loads((WEB / "messages" / "ko.json").read_text())
+
+
+def test_an_unreadable_document_page_answers_404_like_the_api(
+    server: Server, users: dict[str, str]
+) -> None:
+    doc = server.upload(
+        users["member"], "부서 안에서만".encode(), "dept.txt", visibility="department"
+    )
+    with browser_client(server) as client:
+        sign_in(client, users["other"])
+        page = client.get(f"/documents/{doc['id']}")
+        missing = client.get("/documents/" + "0" * 32)
+        api = client.get(f"/api/v1/documents/{doc['id']}")
+        assert page.status_code == missing.status_code == api.status_code == 404
+        assert page.text.replace(doc["id"], "") == missing.text.replace("0" * 32, "")
+        assert "unsafe-inline" not in page.headers["content-security-policy"]
+        assert "부서 안에서만" not in page.text
+    with browser_client(server) as client:
+        sign_in(client, users["member"])
+        page = client.get(f"/documents/{doc['id']}")
+        assert page.status_code == 200 and "부서 안에서만" in page.text
+        assert "content-security-policy" in page.headers
