@@ -10,9 +10,10 @@ something post forms checked for CSRF here, or call the JSON API from our script
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -33,7 +34,9 @@ from indexer.errors import InvalidQueryError
 from indexer.query import MAX_QUERY_CHARS
 from search_api.deps import (
     AddressDep,
+    AdminDep,
     AuditorDep,
+    AuditorRoleDep,
     PrincipalDep,
     ReadableDoc,
     SearchRateDep,
@@ -41,9 +44,12 @@ from search_api.deps import (
     access_claims,
 )
 from search_api.errors import ApiError, forbidden
+from search_api.routers import admin as admin_routes
+from search_api.routers import audit as audit_routes
 from search_api.routers import auth as auth_routes
 from search_api.routers import documents as document_routes
 from search_api.routers import explain as explain_routes
+from search_api.routers import policies as policy_routes
 from search_api.routers import search as search_routes
 from search_api.schemas import RefreshRequest, SearchOut
 from search_api.web.i18n import DEFAULT_LANGUAGE, LANG_COOKIE, LANGUAGES, Translator
@@ -146,14 +152,26 @@ def type_label(content_type: str) -> str:
     return base or "?"
 
 
-def day(moment: datetime) -> str:
-    """The day of `moment` in Korea (where documents are dated)."""
-    return moment.astimezone(search_routes.KST).date().isoformat()
+def day(when: datetime) -> str:
+    """The day of `when` in Korea (where documents are dated)."""
+    return when.astimezone(search_routes.KST).date().isoformat()
+
+
+def moment(when: datetime) -> str:
+    """`when` to the second, in Korean time."""
+    return when.astimezone(search_routes.KST).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def json_text(value: object) -> str:
+    """A value as readable JSON text (Hangul kept); the template escapes it like any text."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 _templates.filters["size"] = human_size
 _templates.filters["type_label"] = type_label
 _templates.filters["day"] = day
+_templates.filters["moment"] = moment
+_templates.filters["json_text"] = json_text
 _templates.filters["highlight_parts"] = highlight_parts
 
 
@@ -614,6 +632,151 @@ def document_page(
         departments=services.catalog.list_departments(),
         ministries=services.catalog.list_ministries(),
         today=now.date().isoformat(),
+    )
+
+
+# -- administration -------------------------------------------------------------------------
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_org_page(request: Request, services: ServicesDep, admin: AdminDep) -> HTMLResponse:
+    return render(
+        request,
+        "admin_org.html",
+        principal=admin,
+        script="admin.js",
+        ministries=admin_routes.list_ministries(services, admin),
+        departments=admin_routes.list_departments(services, admin),
+    )
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def admin_users_page(request: Request, services: ServicesDep, admin: AdminDep) -> HTMLResponse:
+    return render(
+        request,
+        "admin_users.html",
+        principal=admin,
+        script="admin.js",
+        users=admin_routes.list_users(services, admin),
+        departments=admin_routes.list_departments(services, admin),
+        names=_org_names(services),
+    )
+
+
+@router.get("/admin/policies", response_class=HTMLResponse)
+def admin_policies_page(request: Request, services: ServicesDep, admin: AdminDep) -> HTMLResponse:
+    return render(
+        request,
+        "admin_policies.html",
+        principal=admin,
+        script="admin.js",
+        policies=policy_routes.list_policies(services, admin),
+        ministries=admin_routes.list_ministries(services, admin),
+        departments=admin_routes.list_departments(services, admin),
+        names=_org_names(services),
+        today=datetime.now(UTC).date().isoformat(),
+    )
+
+
+@router.get("/admin/explain", response_class=HTMLResponse)
+def admin_explain_page(
+    request: Request,
+    services: ServicesDep,
+    caller: AuditorRoleDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    user: Annotated[str, Query(max_length=64)] = "",
+    document: Annotated[str, Query(max_length=64)] = "",
+) -> HTMLResponse:
+    """Why can this user read this document (the API's own explanation)."""
+    explanation = None
+    if user and document:
+        explanation = explain_routes.explain_access(
+            services, caller, auditor, address, user=user.strip(), document=document.strip()
+        )
+    return render(
+        request,
+        "admin_explain.html",
+        principal=caller,
+        user=user,
+        document=document,
+        explanation=explanation,
+    )
+
+
+AUDIT_PAGE = 50
+#: The audit actions offered in the filter (any other can be typed in the URL).
+AUDIT_ACTIONS = (
+    "sign_in", "sign_out", "token_refresh", "token_reuse", "search", "read", "download",
+    "upload", "new_version", "update_metadata", "delete", "acl_change", "policy_create",
+    "policy_update", "policy_delete", "org_change", "denied", "throttled",
+    "explain_access", "explain_readers", "audit_export",
+)  # fmt: skip
+AUDIT_FILTERS = ("actor", "action", "document", "outcome", "since", "until")
+
+
+def _audit_time(value: str, name: str, *, end_of_day: bool = False) -> datetime | None:
+    """A day (KST; `until` counts the whole day) or an ISO 8601 time from the filter form."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, "invalid_query", f"{name}: use YYYY-MM-DD") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=audit_routes.KST)
+    if end_of_day and "T" not in value:
+        moment += timedelta(days=1)
+    return moment
+
+
+@router.get("/admin/audit", response_class=HTMLResponse)
+def admin_audit_page(
+    request: Request,
+    services: ServicesDep,
+    caller: AuditorRoleDep,
+    actor: Annotated[str, Query(max_length=64)] = "",
+    action: Annotated[str, Query(max_length=64)] = "",
+    document: Annotated[str, Query(max_length=200)] = "",
+    outcome: Annotated[str, Query(max_length=32)] = "",
+    since: Annotated[str, Query(max_length=40)] = "",
+    until: Annotated[str, Query(max_length=40)] = "",
+    after_id: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    # The API's own filters and listing (oldest first, paged with a cursor).
+    filters = audit_routes.audit_filters(
+        actor.strip() or None,
+        action.strip() or None,
+        document.strip() or None,
+        outcome.strip() or None,
+        _audit_time(since, "since"),
+        _audit_time(until, "until", end_of_day=True),
+    )
+    headers = Response()
+    events = audit_routes.list_audit(
+        request, headers, services, caller, filters, after_id=after_id, limit=AUDIT_PAGE
+    )
+    given = {
+        "actor": actor,
+        "action": action,
+        "document": document,
+        "outcome": outcome,
+        "since": since,
+        "until": until,
+    }
+    kept = {k: v for k, v in given.items() if v}
+    cursor = headers.headers.get("X-Next-Cursor")
+    export_query = urlencode(filters.as_detail())
+    return render(
+        request,
+        "admin_audit.html",
+        principal=caller,
+        events=events,
+        filters=given,
+        next_url=("/admin/audit?" + urlencode({**kept, "after_id": cursor})) if cursor else None,
+        first_url=("/admin/audit?" + urlencode(kept)) if after_id else None,
+        audit_actions=AUDIT_ACTIONS,
+        export_url="/api/v1/admin/audit/export" + (f"?{export_query}" if export_query else ""),
     )
 
 

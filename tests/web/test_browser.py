@@ -7,6 +7,7 @@ Runs in about a minute on a 2-core machine.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,3 +254,78 @@ def test_document_page_download_share_and_revoke(
     park.goto("/?q=국민디자인단")
     assert park.locator(".hit").count() == 0
     assert not kim.script_errors, kim.script_errors
+
+
+def test_admin_policy_lets_the_grantee_find_documents_and_the_audit_shows_it(
+    browser: Any, server: Server, org: dict[str, str]
+) -> None:
+    server.upload(
+        org["kim"],
+        "2027년 정부혁신 예산 배분안".encode(),
+        "혁신예산.txt",
+        title="정부혁신 예산 배분안",
+        visibility="department",
+        tags="혁신예산",
+    )
+    park = new_page(browser, server)
+    sign_in(park, org["park"])
+    park.goto("/?q=정부혁신")
+    assert park.locator(".hit").count() == 0
+
+    admin = new_page(browser, server)
+    admin.on("dialog", lambda dialog: dialog.accept())
+    sign_in(admin, "admin")
+    admin.get_by_role("link", name="관리").click()
+    admin.wait_for_url("**/admin")
+    check_accessibility(admin, "admin organisation")
+    # A user is created, then disabled.
+    admin.get_by_role("link", name="사용자").click()
+    admin.get_by_label("아이디").fill("new.person")
+    admin.get_by_label("표시 이름").fill("신규 직원")
+    admin.get_by_label("처음 비밀번호 (8자 이상)").fill("a-long-password")
+    admin.get_by_label("부서", exact=True).select_option("MOHW-POP")
+    admin.get_by_role("button", name="만들기").click()
+    admin.locator("td", has_text="신규 직원").wait_for()
+    check_accessibility(admin, "admin users")
+    admin.get_by_role("button", name="new.person 사용 중지").click()
+    admin.get_by_role("button", name="new.person 다시 사용").wait_for()
+    # The policy: MOHW-POP reads every MOIS-DGOV document tagged 혁신예산.
+    admin.get_by_role("link", name="접근 정책").click()
+    admin.get_by_label("이름", exact=True).fill("인구정책과 혁신예산 열람")
+    admin.get_by_label("부서", exact=True).select_option("MOIS-DGOV")
+    admin.get_by_label("태그").fill("혁신예산")
+    admin.get_by_label("받는 대상").fill("dept:MOHW-POP")
+    admin.get_by_role("button", name="정책 만들기").click()
+    admin.locator("td", has_text="인구정책과 혁신예산 열람").wait_for()
+    check_accessibility(admin, "admin policies")
+    screenshot(admin, "07-admin-policies")
+
+    park.goto("/?q=정부혁신을")
+    assert park.locator(".hit-title").all_inner_texts() == ["정부혁신 예산 배분안"]
+
+    # The audit log shows it, filtered by action; and by actor.
+    admin.get_by_role("link", name="감사 기록").first.click()
+    admin.get_by_label("행위", exact=True).select_option("policy_create")
+    admin.get_by_role("button", name="조회").click()
+    admin.wait_for_url(re.compile(r"action=policy_create"))
+    assert "인구정책과 혁신예산 열람" in admin.locator("table.audit").inner_text()
+    admin.goto(f"/admin/audit?actor={org['park']}&action=search")
+    assert "정부혁신을" in admin.locator("table.audit").inner_text()
+    admin.goto(f"/admin/audit?actor={org['park']}")
+    actions = set(admin.locator("table.audit td:nth-child(4)").all_inner_texts())
+    assert {"sign_in", "search"} <= actions, actions
+    check_accessibility(admin, "audit")
+    screenshot(admin, "08-audit-log")
+    with admin.expect_download() as export:
+        admin.get_by_role("link", name="내보내기 (JSON Lines)").click()
+    lines = Path(export.value.path()).read_text(encoding="utf-8").splitlines()
+    assert lines and {json.loads(line)["actor"] for line in lines} == {org["park"]}
+
+    # Why can park read it? The explanation names the policy.
+    doc_id = park.locator(".hit-title a").get_attribute("href").rsplit("/", 1)[1]
+    admin.goto(f"/admin/explain?user={org['park']}&document={doc_id}")
+    assert "열람할 수 있습니다" in admin.locator("#verdict").inner_text()
+    assert "인구정책과 혁신예산 열람" in admin.locator(".sources").inner_text()
+    check_accessibility(admin, "explain")
+    screenshot(admin, "09-admin-explain")
+    assert not admin.script_errors, admin.script_errors
