@@ -234,13 +234,18 @@ def render(
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     t = Translator(language(request))
-    title = {
-        400: t("error.bad_request"),
-        403: t("error.forbidden"),
-        404: t("error.not_found"),
-        429: t("error.too_many"),
-    }.get(status, t("error.generic"))
-    return render(request, "error.html", status=status, title=title, message=message)
+    key = {400: "bad_request", 403: "forbidden", 404: "not_found", 429: "too_many"}.get(
+        status, "generic"
+    )
+    # The plain-language explanation first; the API's own message under it, as detail.
+    return render(
+        request,
+        "error.html",
+        status=status,
+        title=t(f"error.{key}"),
+        explanation=t(f"error.{key}_text"),
+        message=message,
+    )
 
 
 def _sign_in_redirect(request: Request) -> RedirectResponse:
@@ -545,6 +550,7 @@ def search_page(
     return render(
         request,
         "search.html",
+        status=400 if error else 200,
         principal=principal,
         script="search.js",
         results=results,

@@ -270,3 +270,49 @@ def test_an_unreadable_document_page_answers_404_like_the_api(
         page = client.get(f"/documents/{doc['id']}")
         assert page.status_code == 200 and "부서 안에서만" in page.text
         assert "content-security-policy" in page.headers
+
+
+def test_a_bad_search_shows_its_error_on_the_search_page(
+    server: Server, users: dict[str, str]
+) -> None:
+    with browser_client(server) as client:
+        sign_in(client, users["member"])
+        page = client.get("/", params={"q": "출생", "from": "어제"})
+        assert page.status_code == 400
+        assert 'class="alert error" role="alert"' in page.text
+        assert "검색어를 처리할 수 없습니다" in page.text
+        assert 'value="출생"' in page.text  # the query is kept, to be corrected
+
+
+PAGES = ("/", "/upload", "/department", "/admin", "/admin/users", "/admin/policies",
+         "/admin/explain", "/admin/audit", "/signin", "/documents/" + "0" * 32)  # fmt: skip
+
+
+@pytest.mark.parametrize("who", ["admin", "member"])
+def test_every_page_has_the_strict_csp(server: Server, users: dict[str, str], who: str) -> None:
+    with browser_client(server) as client:
+        sign_in(client, users.get(who, who))
+        for path in PAGES:
+            page = client.get(path)
+            assert page.status_code in (200, 303, 403, 404), (path, page.status_code)
+            if page.status_code == 303:
+                continue
+            csp = page.headers["content-security-policy"]
+            assert "script-src 'self';" in csp and "unsafe" not in csp, path
+            assert page.headers["x-frame-options"] == "DENY"
+            assert '<html lang="ko">' in page.text, path
+            assert "<script>" not in page.text and " on" + "click=" not in page.text, path
+
+
+def test_members_cannot_open_the_admin_pages(server: Server, users: dict[str, str]) -> None:
+    with browser_client(server) as client:
+        sign_in(client, users["member"])
+        for path in ("/admin", "/admin/users", "/admin/policies", "/admin/audit"):
+            page = client.get(path)
+            assert page.status_code == 403, path
+            assert "권한이 없습니다" in page.text
+
+
+def test_pages_are_not_in_the_api_schema(server: Server) -> None:
+    paths = httpx.get(f"{server.base_url}/api/v1/openapi.json").json()["paths"]
+    assert not [p for p in paths if not p.startswith("/api/") and p not in ("/healthz", "/readyz")]
