@@ -115,8 +115,15 @@ def test_english_switch_and_a_phone_screen(
     sign_in(page, org["kim"])
     page.goto("/?q=출생")
     screenshot(page, "03-search-phone")
-    # Nothing sticks out sideways at 390 px.
+    # Nothing sticks out sideways at 390 px, on the main pages.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.locator(".hit-title a").first.click()
+    page.wait_for_url("**/documents/*")
+    screenshot(page, "03b-document-phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.goto("/upload")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.goto("/?q=출생")
     page.get_by_role("button", name="English").click()
     page.wait_for_load_state()
     assert page.locator("html").get_attribute("lang") == "en"

@@ -316,3 +316,22 @@ def test_members_cannot_open_the_admin_pages(server: Server, users: dict[str, st
 def test_pages_are_not_in_the_api_schema(server: Server) -> None:
     paths = httpx.get(f"{server.base_url}/api/v1/openapi.json").json()["paths"]
     assert not [p for p in paths if not p.startswith("/api/") and p not in ("/healthz", "/readyz")]
+
+
+def test_results_are_paged_and_the_url_keeps_the_filters(server: Server) -> None:
+    member = server.user("web.pager", "MOLIT-PAGE")
+    docs = [
+        server.upload(member, f"쪽나누기 시험 문서 {i}번".encode(), f"page{i}.txt", wait=False)
+        for i in range(23)
+    ]
+    server.wait_indexed(member, docs[-1]["id"])
+    with browser_client(server) as client:
+        sign_in(client, member)
+        first = client.get("/", params={"q": "쪽나누기", "department": "MOLIT-PAGE"})
+        assert first.text.count('class="hit"') == 20
+        assert "‘쪽나누기’ 검색 결과 23건" in first.text
+        page_2 = "/?q=%EC%AA%BD%EB%82%98%EB%88%84%EA%B8%B0&amp;department=MOLIT-PAGE&amp;page=2"
+        assert f'href="{page_2}"' in first.text
+        second = client.get("/", params={"q": "쪽나누기", "department": "MOLIT-PAGE", "page": 2})
+        assert second.text.count('class="hit"') == 3
+        assert '<ol class="hits" start="21">' in second.text
