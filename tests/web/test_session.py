@@ -335,3 +335,14 @@ def test_results_are_paged_and_the_url_keeps_the_filters(server: Server) -> None
         second = client.get("/", params={"q": "쪽나누기", "department": "MOLIT-PAGE", "page": 2})
         assert second.text.count('class="hit"') == 3
         assert '<ol class="hits" start="21">' in second.text
+
+
+def test_hostile_text_in_the_audit_log_is_escaped(server: Server, users: dict[str, str]) -> None:
+    hostile = "<script>alert('audit')</script>"
+    server.search(users["member"], q=hostile)
+    with browser_client(server) as client:
+        sign_in(client, "admin")
+        page = client.get("/admin/audit", params={"actor": users["member"], "action": "search"})
+        assert page.status_code == 200
+        assert hostile not in page.text
+        assert "&lt;script&gt;alert(&#39;audit&#39;)&lt;/script&gt;" in page.text
