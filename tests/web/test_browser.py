@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -339,7 +340,13 @@ def test_admin_policy_lets_the_grantee_find_documents_and_the_audit_shows_it(
     admin.get_by_role("button", name="조회").click()
     admin.wait_for_url(re.compile(r"action=policy_create"))
     assert "인구정책과 혁신예산 열람" in admin.locator("table.audit").inner_text()
-    admin.goto(f"/admin/audit?actor={org['park']}&action=search")
+    # Searches are audited in batches (within a quarter second): reload until it is there.
+    deadline = time.monotonic() + 10
+    while True:
+        admin.goto(f"/admin/audit?actor={org['park']}&action=search")
+        if "정부혁신을" in admin.content() or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
     assert "정부혁신을" in admin.locator("table.audit").inner_text()
     admin.goto(f"/admin/audit?actor={org['park']}")
     actions = set(admin.locator("table.audit td:nth-child(4)").all_inner_texts())
