@@ -158,7 +158,7 @@ def test_upload_several_files_and_watch_them_index(
         {
             "name": "예산_편성_지침.txt",
             "mimeType": "text/plain",
-            "buffer": ("2027년 예산 편성 지침. " * 4000).encode(),
+            "buffer": ("2027년 예산 편성 지침. " * 40000).encode(),
         },
         {
             "name": "회의록.txt",
@@ -182,7 +182,17 @@ def test_upload_several_files_and_watch_them_index(
     assert page.locator(".queue-item").count() == 4
     page.get_by_label("공개 범위").select_option("government")
     page.get_by_label("태그").fill("예산, 시험")
+    # A slow network (1 MB/s up), so the progress bars are seen moving.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 1 << 20},
+    )
     page.get_by_role("button", name="올리기 시작").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('progress')].some(p => p.value > 0 && p.value < 100)"
+    )
+    screenshot(page, "04a-upload-in-progress")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.queue-item')]"
         ".every(li => li.classList.contains('indexed') || li.classList.contains('failed'))",
