@@ -292,7 +292,8 @@ class PageRoute(APIRoute):
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
-async def _check_form_csrf(request: Request, given: str) -> None:
+def _check_form_csrf(request: Request, given: str) -> None:
+    """A form's CSRF field must repeat the CSRF cookie (a cross-site form cannot read it)."""
     if not tokens_match(request.cookies.get(CSRF_COOKIE), given):
         raise csrf_failed()
 
@@ -317,7 +318,7 @@ async def sign_in(
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     # Signing in is CSRF-checked too, so no other site can sign a browser in as its own user.
-    await _check_form_csrf(request, csrf_token)
+    _check_form_csrf(request, csrf_token)
     t = Translator(language(request))
     try:
         tokens = await auth_routes.sign_in(
@@ -386,8 +387,7 @@ def sign_out(
     address: AddressDep,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    if not tokens_match(request.cookies.get(CSRF_COOKIE), csrf_token):
-        raise csrf_failed()
+    _check_form_csrf(request, csrf_token)
     _revoke_session(request, services, auditor, address)
     response = RedirectResponse("/signin", status_code=303)
     clear_session_cookies(response, secure=_secure(request))
@@ -457,7 +457,7 @@ async def set_language(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
-    await _check_form_csrf(request, csrf_token)
+    _check_form_csrf(request, csrf_token)
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         LANG_COOKIE,
