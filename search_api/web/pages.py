@@ -73,7 +73,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 #: No inline script or style, nothing from elsewhere; pages cannot be framed.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
