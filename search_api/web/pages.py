@@ -500,6 +500,9 @@ def search_page(
     sort: Annotated[str, Query(pattern="^(relevance|newest|oldest)$")] = "relevance",
     page: Annotated[int, Query(ge=1, le=500)] = 1,
 ) -> HTMLResponse:
+    if not q.strip() and sort == "relevance":
+        # Without words there is nothing to rank by: the newest documents come first.
+        sort = "newest"
     filters = {
         "q": q,
         "ministry": ministry,

@@ -354,3 +354,15 @@ def test_hostile_text_in_the_audit_log_is_escaped(server: Server) -> None:
             time.sleep(0.2)
         assert hostile not in page.text
         assert "&lt;script&gt;alert(&#39;audit&#39;)&lt;/script&gt;" in page.text
+
+
+def test_the_home_page_lists_the_newest_readable_documents(server: Server) -> None:
+    member = server.user("web.newest", "MOLIT-NEW")
+    server.upload(member, "먼저 올린 문서".encode(), "first.txt", title="먼저 올린 문서")
+    server.upload(member, "나중에 올린 문서".encode(), "second.txt", title="나중에 올린 문서")
+    with browser_client(server) as client:
+        sign_in(client, member)
+        home = client.get("/")
+        assert home.status_code == 200
+        assert home.text.index("나중에 올린 문서") < home.text.index("먼저 올린 문서")
+        assert '<option value="newest" selected>' in home.text
