@@ -96,7 +96,10 @@ def serve(
             f"{', '.join(report.demo_users)} share the password: {report.demo_password} "
             "(shown once)"
         )
-    console.print(f"Crossdoc: http://{host}:{port}/docs  (data: {settings.data_dir.resolve()})")
+    console.print(
+        f"Crossdoc: http://{host}:{port}/  (웹 화면 · web UI; API docs: /docs; "
+        f"data: {settings.data_dir.resolve()})"
+    )
     uvicorn.run(create_app(settings, services), **uvicorn_options(host, port))  # type: ignore[arg-type]
 
 

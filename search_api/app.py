@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import RedirectResponse
 
 from crossdoc import __version__
 from crossdoc.settings import Settings
@@ -26,6 +25,7 @@ from search_api.routers import (
     policies,
     search,
 )
+from search_api.web import pages as web_pages
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
-
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    # The web UI at `/` (sign-in, search, documents, upload, admin), outside the schema.
+    web_pages.install(app)
 
     return app

@@ -21,12 +21,27 @@ from crossdoc.wiring import Services
 from indexer.access import document_access, principal_of
 from search_api.audit import Auditor
 from search_api.errors import ApiError, forbidden, not_found
+from search_api.web.session import cookie_token
 from storage.catalog.records import DocumentRecord
 from storage.errors import NotFoundError
 
 _DOCUMENT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+async def request_token(
+    request: Request, bearer: Annotated[str | None, Depends(oauth2_scheme)]
+) -> str | None:
+    """The caller's access token: the `Authorization: Bearer` header, else the web session's
+    cookie (the same token, verified the same way), which needs the CSRF token on any
+    state-changing request (a cross-site form or script cannot send it)."""
+    if bearer:
+        return bearer
+    return cookie_token(request)
+
+
+TokenDep = Annotated[str | None, Depends(request_token)]
 
 
 # Dependencies that only read request state are `async def`: FastAPI runs a plain
@@ -65,9 +80,7 @@ def _verified_access_token(services: Services, token: str | None) -> TokenClaims
     return services.tokens.verify(token, "access")
 
 
-def access_claims(
-    services: ServicesDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> TokenClaims:
+def access_claims(services: ServicesDep, token: TokenDep) -> TokenClaims:
     """The claims of a valid, unrevoked access token."""
     claims = _verified_access_token(services, token)
     if services.catalog.token_revoked(
@@ -80,9 +93,7 @@ def access_claims(
 AccessClaimsDep = Annotated[TokenClaims, Depends(access_claims)]
 
 
-def current_principal(
-    services: ServicesDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> Principal:
+def current_principal(services: ServicesDep, token: TokenDep) -> Principal:
     """The caller, from a valid access token and the *live* catalog (never from claims).
 
     The same checks as `access_claims`, with the user read in the same transaction
