@@ -21,6 +21,7 @@ from crossdoc.wiring import Services
 from indexer.access import document_access, principal_of
 from search_api.audit import Auditor
 from search_api.errors import ApiError, forbidden, not_found
+from search_api.openapi import raises
 from storage.catalog.records import DocumentRecord
 from storage.errors import NotFoundError
 
@@ -65,6 +66,7 @@ def _verified_access_token(services: Services, token: str | None) -> TokenClaims
     return services.tokens.verify(token, "access")
 
 
+@raises(401)
 def access_claims(
     services: ServicesDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> TokenClaims:
@@ -80,6 +82,7 @@ def access_claims(
 AccessClaimsDep = Annotated[TokenClaims, Depends(access_claims)]
 
 
+@raises(401)
 def current_principal(
     services: ServicesDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
@@ -120,7 +123,7 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
             raise forbidden()
         return principal
 
-    return dependency
+    return raises(403)(dependency)
 
 
 def enforce_rate(
@@ -209,7 +212,7 @@ def rate_limited(kind: Literal["search", "download"]) -> Callable[..., Awaitable
         else:
             await run_in_threadpool(enforce)
 
-    return dependency
+    return raises(429)(dependency)
 
 
 SearchRateDep = Annotated[None, Depends(rate_limited("search"))]
@@ -273,6 +276,7 @@ def _load(
 DocumentId = Annotated[str, Path(max_length=64, description="document id")]
 
 
+@raises(404)
 def readable_document(
     services: ServicesDep,
     principal: PrincipalDep,
@@ -283,6 +287,7 @@ def readable_document(
     return _load(services, principal, document_id, Permission.READ, auditor, request)
 
 
+@raises(403, 404)
 def writable_document(
     services: ServicesDep,
     principal: PrincipalDep,
@@ -293,6 +298,7 @@ def writable_document(
     return _load(services, principal, document_id, Permission.WRITE, auditor, request)
 
 
+@raises(403, 404)
 def managed_document(
     services: ServicesDep,
     principal: PrincipalDep,

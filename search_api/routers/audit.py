@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from search_api.audit import Auditor, audit_json_line
 from search_api.deps import AddressDep, AuditorDep, AuditorRoleDep, ServicesDep
 from search_api.errors import ApiError
+from search_api.openapi import errors
 from search_api.schemas import AuditOut
 
 router = APIRouter(prefix="/admin", tags=["audit"])
@@ -73,6 +74,7 @@ FiltersDep = Annotated[AuditFilters, Depends(audit_filters)]
 @router.get(
     "/audit",
     response_model=list[AuditOut],
+    responses=errors(400),
     summary="Audit events, oldest first; page on with after_id (see the X-Next-Cursor header)",
 )
 def list_audit(
@@ -117,7 +119,7 @@ def list_audit(
 @router.get(
     "/audit/export",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/jsonl": {}}}},
+    responses={200: {"content": {"application/jsonl": {}}}, **errors(400)},
     summary="The audit log as JSON Lines (one event a line, with its chain hashes)",
 )
 def export_audit(

@@ -13,6 +13,7 @@ from indexer.query import MAX_QUERY_CHARS, parse_user_query
 from search_api.audit import Auditor
 from search_api.deps import AddressDep, AuditorDep, PrincipalDep, SearchRateDep, ServicesDep
 from search_api.errors import ApiError
+from search_api.openapi import errors
 from search_api.schemas import FacetOut, HitOut, SearchOut
 from search_api.search import search_documents
 
@@ -39,7 +40,10 @@ def _day_start(value: str | None, name: str) -> datetime | None:
 @router.get(
     "/search",
     response_model=SearchOut,
-    responses={429: {"description": "too many searches (see Retry-After)"}},
+    responses={
+        **errors(400, 503),
+        429: {"description": "too many searches (see Retry-After)"},
+    },
 )
 def search(
     _rate: SearchRateDep,
