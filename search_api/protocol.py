@@ -52,37 +52,48 @@ class _Refused(Exception):
 class JsonErrorsHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, with server-layer refusals in the JSON error shape."""
 
-    # Bytes of the current request head read so far; None outside a request head.
-    _head_bytes: int | None = None
+    # Bytes received while the current request head was incomplete; None outside a head.
+    _head_received: int | None = None
+    # Bytes of the current request head's URL and headers, as the parser reports them.
+    _head_parsed = 0
     # Why the request in hand is refused, when a callback decides it; else the generic 400.
     _refusal: tuple[int, str, str] | None = None
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head_bytes = 0
+        self._head_received = 0
+        self._head_parsed = 0
         self._refusal = None
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
+        self._head_parsed += len(url)
         if len(self.url) > MAX_REQUEST_TARGET_BYTES:
             # httptools would refuse it anyway, later and with an unspecific error.
             self._refusal = _TARGET_TOO_LONG
             raise _Refused
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_parsed += len(name) + len(value) + 4
+        if self._head_parsed > MAX_REQUEST_HEAD_BYTES:
+            self._refusal = _HEAD_TOO_LARGE
+            raise _Refused
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
-        self._head_bytes = None
+        self._head_received = None
         super().on_headers_complete()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._head_bytes is None or self.transport.is_closing():
+        if self._head_received is None or self.transport.is_closing():
             return
-        # Still inside a request head after this chunk. When one chunk ends a previous
-        # (pipelined) request and starts this one, this counts a little too much: the
-        # limit is generous enough for that not to matter.
-        self._head_bytes += len(data)
-        if self._head_bytes > MAX_REQUEST_HEAD_BYTES:
-            log.warning("request head over %d bytes refused", MAX_REQUEST_HEAD_BYTES)
+        # Still inside a request head after this chunk: the parser holds its partial
+        # header, which the callbacks have not counted yet. Bound that too. When one
+        # chunk ends a previous (pipelined) request and starts this one, this counts a
+        # little too much: the limit is generous enough for that not to matter.
+        self._head_received += len(data)
+        if self._head_received > MAX_REQUEST_HEAD_BYTES:
             self._refusal = _HEAD_TOO_LARGE
             self.send_400_response("")
 
@@ -90,7 +101,9 @@ class JsonErrorsHttpToolsProtocol(HttpToolsProtocol):
         """Answer a request the server layer refuses (uvicorn calls this on parser errors)."""
         status, code, message = self._refusal or _BAD_REQUEST
         self._refusal = None
-        self._head_bytes = None
+        self._head_received = None
+        if status != 400:
+            log.warning("request refused: %s", message)
         body = json.dumps(error_body(code, message), ensure_ascii=False, separators=(",", ":"))
         body_bytes = body.encode("utf-8")
         content = [STATUS_LINE[status]]

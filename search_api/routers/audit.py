@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 
 from search_api.audit import Auditor, audit_json_line
 from search_api.deps import AddressDep, AuditorDep, AuditorRoleDep, ServicesDep
@@ -41,6 +43,20 @@ class AuditFilters:
         }
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_8601(value: object) -> object:
+    # pydantic also reads numbers ("0.5", "1700000000") as Unix times; the API and its
+    # schema (format: date-time) speak ISO 8601 only.
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("use an ISO 8601 time, e.g. 2026-11-01T09:00:00+09:00")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_8601)]
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -58,9 +74,9 @@ def audit_filters(
         str | None, Query(max_length=32, description="ok, denied or not_found")
     ] = None,
     since: Annotated[
-        datetime | None, Query(description="from this time (inclusive; ISO 8601, KST if no zone)")
+        IsoTime | None, Query(description="from this time (inclusive; ISO 8601, KST if no zone)")
     ] = None,
-    until: Annotated[datetime | None, Query(description="before this time (exclusive)")] = None,
+    until: Annotated[IsoTime | None, Query(description="before this time (exclusive)")] = None,
 ) -> AuditFilters:
     filters = AuditFilters(actor, action, document, outcome, _aware(since), _aware(until))
     if filters.since and filters.until and filters.until <= filters.since:
