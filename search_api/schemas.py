@@ -192,6 +192,8 @@ class AuditOut(BaseModel):
 class PolicyMatchIO(Strict):
     """Which documents a policy applies to: every attribute given must match."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
     ministry: str | None = Field(default=None, pattern=CODE_PATTERN)
     department: str | None = Field(default=None, pattern=CODE_PATTERN)
     tag: str | None = Field(default=None, min_length=1, max_length=64)
