@@ -62,6 +62,9 @@ def uvicorn_options(host: str, port: int) -> dict[str, object]:
         "host": host,
         "port": port,
         "http": JsonErrorsHttpToolsProtocol,
+        # No WebSocket routes: an Upgrade request is an ordinary HTTP request to us,
+        # answered by the app (in JSON), not refused by the WebSocket layer in plain text.
+        "ws": "none",
         "proxy_headers": False,
         "log_level": "info",
     }

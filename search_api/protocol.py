@@ -30,8 +30,8 @@ MAX_REQUEST_HEAD_BYTES = 160 * 1024
 _BAD_REQUEST = (
     400,
     "bad_request",
-    "malformed HTTP request; characters outside ASCII in the URL must be percent-encoded "
-    "(e.g. curl -G --data-urlencode 'q=출생신고')",
+    "malformed HTTP request line or header (characters outside ASCII in a URL must be "
+    "percent-encoded, e.g. curl -G --data-urlencode 'q=출생신고')",
 )
 _TARGET_TOO_LONG = (
     414,

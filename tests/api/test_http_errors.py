@@ -24,6 +24,12 @@ def member(server: Server) -> str:
     return server.user("kwon", "HTTP-A", ministry="HTTP")
 
 
+def _complete(answer: bytes) -> bool:
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    return bool(sep and length and len(body) >= int(length.group(1)))
+
+
 def _raw(server: Server, head: bytes) -> tuple[int, dict[str, str], bytes]:
     """Send `head` (a request without a body) as is; the status, headers and body."""
     host, port = server.base_url.removeprefix("http://").split(":")
@@ -32,7 +38,7 @@ def _raw(server: Server, head: bytes) -> tuple[int, dict[str, str], bytes]:
         with contextlib.suppress(OSError):  # it may answer and close before reading it all
             sock.sendall(head)
         try:
-            while chunk := sock.recv(65536):
+            while not _complete(answer) and (chunk := sock.recv(65536)):
                 answer += chunk
         except ConnectionResetError:
             pass  # it closed with our unread bytes pending: its answer came first
@@ -105,6 +111,17 @@ def test_a_large_head_within_the_limit_reaches_the_app(server: Server, member: s
     padding = b"X-Padding: " + b"a" * (100 * 1024) + b"\r\n"
     status, _, body = _raw(server, _get(server, b"/api/v1/me", server.token(member), padding))
     assert status == 200 and json.loads(body)["username"] == member
+
+
+def test_a_websocket_upgrade_gets_a_json_answer(server: Server) -> None:
+    status, headers, body = _raw(
+        server,
+        b"GET /api/v1/me HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n",
+    )
+    assert status == 401
+    assert _error(headers, body)["code"] == "invalid_token"
 
 
 def test_the_server_still_serves_after_refusing(server: Server, member: str) -> None:
