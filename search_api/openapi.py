@@ -37,7 +37,7 @@ DESCRIPTIONS = {
     415: "unsupported media type (send multipart/form-data)",
     422: "a parameter or field is invalid",
     429: "too many requests (see Retry-After)",
-    503: "a dependency is unavailable (see Retry-After)",
+    503: "a dependency is unavailable; try again shortly",
     507: "not enough storage to keep the upload",
 }
 _RETRY_AFTER = {
@@ -99,8 +99,10 @@ def _document(operation: dict[str, Any], statuses: set[int]) -> None:
         statuses.add(400)  # a body that cannot be parsed at all
     statuses.update(int(key) for key in responses if key.isdigit() and int(key) >= 400)
     for status in statuses:
-        declared = responses.get(str(status), {})
-        responses[str(status)] = _error_response(status, declared.get("description"))
+        description = responses.get(str(status), {}).get("description")
+        if status == 422:
+            description = None  # FastAPI's "Validation Error", in a shape we never send
+        responses[str(status)] = _error_response(status, description)
     operation["responses"] = dict(sorted(responses.items()))
 
 
