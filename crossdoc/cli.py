@@ -50,15 +50,21 @@ def _services(settings: Settings) -> Services:
 def uvicorn_options(host: str, port: int) -> dict[str, object]:
     """How we run uvicorn, here and in the tests.
 
-    h11 with a 160 KiB header allowance: an oversized Authorization header then
-    reaches our token check and gets a clean 401 (capped at 4 KiB there), instead
-    of a reset connection.
+    httptools, through our protocol that answers the server layer's own refusals
+    (malformed request line, URL over 64 KiB → 414, request head over 160 KiB → 431)
+    in the JSON error shape. The 160 KiB head allowance lets an oversized
+    Authorization header reach our token check and get a clean 401 (capped at 4 KiB
+    there), instead of a reset connection.
     """
+    from search_api.protocol import JsonErrorsHttpToolsProtocol
+
     return {
         "host": host,
         "port": port,
-        "http": "httptools",
-        "h11_max_incomplete_event_size": 160 * 1024,
+        "http": JsonErrorsHttpToolsProtocol,
+        # No WebSocket routes: an Upgrade request is an ordinary HTTP request to us,
+        # answered by the app (in JSON), not refused by the WebSocket layer in plain text.
+        "ws": "none",
         "proxy_headers": False,
         "log_level": "info",
     }

@@ -15,6 +15,7 @@ from indexer.worker import InProcessWorker
 from search_api.audit import Auditor
 from search_api.bootstrap import BootstrapReport, bootstrap
 from search_api.errors import install_error_handlers
+from search_api.openapi import install_openapi
 from search_api.routers import (
     admin,
     audit,
@@ -82,7 +83,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     install_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (
+    routers = (
         auth.router,
         admin.router,
         audit.router,
@@ -91,10 +92,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         documents.router,
         search.router,
         health.router,
-    ):
+    )
+    for router in routers:
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
+    install_openapi(app, [*((API_PREFIX, r) for r in routers), ("", health.router)])
     # The web UI at `/` (sign-in, search, documents, upload, admin), outside the schema.
     web_pages.install(app)
 

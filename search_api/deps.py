@@ -21,6 +21,7 @@ from crossdoc.wiring import Services
 from indexer.access import document_access, principal_of
 from search_api.audit import Auditor
 from search_api.errors import ApiError, forbidden, not_found
+from search_api.openapi import raises
 from search_api.web.session import cookie_token
 from storage.catalog.records import DocumentRecord
 from storage.errors import NotFoundError
@@ -80,6 +81,7 @@ def _verified_access_token(services: Services, token: str | None) -> TokenClaims
     return services.tokens.verify(token, "access")
 
 
+@raises(401)
 def access_claims(services: ServicesDep, token: TokenDep) -> TokenClaims:
     """The claims of a valid, unrevoked access token."""
     claims = _verified_access_token(services, token)
@@ -93,6 +95,7 @@ def access_claims(services: ServicesDep, token: TokenDep) -> TokenClaims:
 AccessClaimsDep = Annotated[TokenClaims, Depends(access_claims)]
 
 
+@raises(401)
 def current_principal(services: ServicesDep, token: TokenDep) -> Principal:
     """The caller, from a valid access token and the *live* catalog (never from claims).
 
@@ -131,7 +134,7 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
             raise forbidden()
         return principal
 
-    return dependency
+    return raises(403)(dependency)
 
 
 def enforce_rate(
@@ -220,7 +223,7 @@ def rate_limited(kind: Literal["search", "download"]) -> Callable[..., Awaitable
         else:
             await run_in_threadpool(enforce)
 
-    return dependency
+    return raises(429)(dependency)
 
 
 SearchRateDep = Annotated[None, Depends(rate_limited("search"))]
@@ -284,6 +287,7 @@ def _load(
 DocumentId = Annotated[str, Path(max_length=64, description="document id")]
 
 
+@raises(404)
 def readable_document(
     services: ServicesDep,
     principal: PrincipalDep,
@@ -294,6 +298,7 @@ def readable_document(
     return _load(services, principal, document_id, Permission.READ, auditor, request)
 
 
+@raises(403, 404)
 def writable_document(
     services: ServicesDep,
     principal: PrincipalDep,
@@ -304,6 +309,7 @@ def writable_document(
     return _load(services, principal, document_id, Permission.WRITE, auditor, request)
 
 
+@raises(403, 404)
 def managed_document(
     services: ServicesDep,
     principal: PrincipalDep,

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from auth.errors import InvalidCredentialsError, InvalidTokenError
 from auth.passwords import PasswordPolicyError
@@ -76,6 +77,25 @@ _STATUS_CODES = {
     422: "validation_error",
     429: "too_many_requests",
 }
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at the request's path.
+
+    Starlette's 405 names the methods of the first route matching the path only, when
+    several routes share it (GET and DELETE /documents/{id} are two routes).
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -164,9 +184,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return _json(422, "validation_error", message)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(err.status_code, "error")
-        return _json(err.status_code, code, str(err.detail), getattr(err, "headers", None))
+        headers = getattr(err, "headers", None)
+        if err.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return _json(err.status_code, code, str(err.detail), headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, err: Exception) -> JSONResponse:

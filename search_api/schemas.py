@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from auth.access import validate_grant_principal
+from auth.access import GRANT_PRINCIPAL_PATTERN, validate_grant_principal
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -90,7 +90,12 @@ class UserOut(BaseModel):
 
 
 class GrantIO(Strict):
-    principal: str = Field(max_length=140)
+    principal: str = Field(
+        max_length=140,
+        description="user:NAME, dept:CODE or ministry:CODE",
+        # Documented only: the validator below checks it with a clearer message.
+        json_schema_extra={"pattern": GRANT_PRINCIPAL_PATTERN},
+    )
     permission: PermissionName = "read"
     expires_at: datetime | None = None
 
@@ -187,6 +192,8 @@ class AuditOut(BaseModel):
 class PolicyMatchIO(Strict):
     """Which documents a policy applies to: every attribute given must match."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
     ministry: str | None = Field(default=None, pattern=CODE_PATTERN)
     department: str | None = Field(default=None, pattern=CODE_PATTERN)
     tag: str | None = Field(default=None, min_length=1, max_length=64)
@@ -204,7 +211,12 @@ class PolicyMatchIO(Strict):
 
 
 class PolicyGrantIO(Strict):
-    principal: str = Field(max_length=140, description="user:NAME, dept:CODE or ministry:CODE")
+    principal: str = Field(
+        max_length=140,
+        description="user:NAME, dept:CODE or ministry:CODE",
+        # Documented only: the validator below checks it with a clearer message.
+        json_schema_extra={"pattern": GRANT_PRINCIPAL_PATTERN},
+    )
     permission: PermissionName = "read"
 
     @field_validator("principal")

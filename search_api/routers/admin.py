@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from search_api.audit import Auditor
 from search_api.deps import AddressDep, AdminDep, AuditorDep, ServicesDep
 from search_api.errors import ApiError, not_found
+from search_api.openapi import errors
 from search_api.schemas import (
     DepartmentIn,
     DepartmentOut,
@@ -32,7 +33,7 @@ def user_out(user: UserRecord) -> UserOut:
     )
 
 
-@router.post("/ministries", status_code=201, response_model=MinistryOut)
+@router.post("/ministries", status_code=201, response_model=MinistryOut, responses=errors(409))
 def create_ministry(
     body: MinistryIn,
     services: ServicesDep,
@@ -58,7 +59,7 @@ def list_ministries(services: ServicesDep, _: AdminDep) -> list[MinistryOut]:
     return [MinistryOut(code=m.code, name=m.name) for m in services.catalog.list_ministries()]
 
 
-@router.post("/departments", status_code=201, response_model=DepartmentOut)
+@router.post("/departments", status_code=201, response_model=DepartmentOut, responses=errors(409))
 def create_department(
     body: DepartmentIn,
     services: ServicesDep,
@@ -89,7 +90,7 @@ def list_departments(services: ServicesDep, _: AdminDep) -> list[DepartmentOut]:
     ]
 
 
-@router.post("/users", status_code=201, response_model=UserOut)
+@router.post("/users", status_code=201, response_model=UserOut, responses=errors(409))
 def create_user(
     body: UserIn, services: ServicesDep, admin: AdminDep, auditor: AuditorDep, address: AddressDep
 ) -> UserOut:
@@ -117,7 +118,7 @@ def list_users(services: ServicesDep, _: AdminDep) -> list[UserOut]:
     return [user_out(u) for u in services.catalog.list_users()]
 
 
-@router.patch("/users/{username}", response_model=UserOut)
+@router.patch("/users/{username}", response_model=UserOut, responses=errors(404, 409))
 def update_user(
     username: str,
     body: UserPatch,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,10 +11,12 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 
 from search_api.audit import Auditor, audit_json_line
 from search_api.deps import AddressDep, AuditorDep, AuditorRoleDep, ServicesDep
 from search_api.errors import ApiError
+from search_api.openapi import errors
 from search_api.schemas import AuditOut
 
 router = APIRouter(prefix="/admin", tags=["audit"])
@@ -40,6 +43,20 @@ class AuditFilters:
         }
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_8601(value: object) -> object:
+    # pydantic also reads numbers ("0.5", "1700000000") as Unix times; the API and its
+    # schema (format: date-time) speak ISO 8601 only.
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("use an ISO 8601 time, e.g. 2026-11-01T09:00:00+09:00")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_8601)]
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -57,9 +74,9 @@ def audit_filters(
         str | None, Query(max_length=32, description="ok, denied or not_found")
     ] = None,
     since: Annotated[
-        datetime | None, Query(description="from this time (inclusive; ISO 8601, KST if no zone)")
+        IsoTime | None, Query(description="from this time (inclusive; ISO 8601, KST if no zone)")
     ] = None,
-    until: Annotated[datetime | None, Query(description="before this time (exclusive)")] = None,
+    until: Annotated[IsoTime | None, Query(description="before this time (exclusive)")] = None,
 ) -> AuditFilters:
     filters = AuditFilters(actor, action, document, outcome, _aware(since), _aware(until))
     if filters.since and filters.until and filters.until <= filters.since:
@@ -73,6 +90,7 @@ FiltersDep = Annotated[AuditFilters, Depends(audit_filters)]
 @router.get(
     "/audit",
     response_model=list[AuditOut],
+    responses=errors(400),
     summary="Audit events, oldest first; page on with after_id (see the X-Next-Cursor header)",
 )
 def list_audit(
@@ -117,7 +135,7 @@ def list_audit(
 @router.get(
     "/audit/export",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/jsonl": {}}}},
+    responses={200: {"content": {"application/jsonl": {}}}, **errors(400)},
     summary="The audit log as JSON Lines (one event a line, with its chain hashes)",
 )
 def export_audit(

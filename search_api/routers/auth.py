@@ -20,6 +20,7 @@ from search_api.deps import (
     enforce_rate,
 )
 from search_api.errors import ApiError
+from search_api.openapi import errors
 from search_api.schemas import Me, RefreshRequest, TokenResponse
 from storage.errors import ConflictError
 
@@ -69,7 +70,7 @@ def _check_sign_in_rates(
     "/auth/token",
     response_model=TokenResponse,
     summary="Sign in (OAuth2 password flow)",
-    responses={429: {"description": "too many sign-ins (see Retry-After)"}},
+    responses={**errors(401), 429: {"description": "too many sign-ins (see Retry-After)"}},
 )
 async def sign_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -104,7 +105,12 @@ async def sign_in(
     return _tokens(services, username)
 
 
-@router.post("/auth/refresh", response_model=TokenResponse, summary="Exchange a refresh token")
+@router.post(
+    "/auth/refresh",
+    response_model=TokenResponse,
+    summary="Exchange a refresh token",
+    responses=errors(401),
+)
 def refresh(
     body: RefreshRequest, services: ServicesDep, auditor: AuditorDep, address: AddressDep
 ) -> TokenResponse:

@@ -24,6 +24,7 @@ from search_api.deps import (
 )
 from search_api.errors import ApiError, forbidden, not_found
 from search_api.http import DOWNLOAD_HEADERS, content_disposition
+from search_api.openapi import errors
 from search_api.schemas import (
     AclIO,
     DocumentOut,
@@ -142,7 +143,7 @@ def parse_tags(raw: str | None) -> tuple[str, ...]:
 
 
 def _visibility(raw: str | None) -> str:
-    value = (raw or Visibility.DEPARTMENT.value).strip()
+    value = Visibility.DEPARTMENT.value if raw is None else raw.strip()
     if value not in VISIBILITIES:
         raise ApiError(422, "validation_error", f"visibility: one of {', '.join(VISIBILITIES)}")
     return value
@@ -167,7 +168,7 @@ async def _receive(request: Request, spool: SpoolWriter) -> ParsedUpload:
     openapi_extra=_MULTIPART_BODY,
     summary="Upload a document (multipart: file, title, visibility, tags)",
     description=_UPLOAD_DESCRIPTION,
-    responses=_UPLOAD_RESPONSES,
+    responses={**errors(400, 403, 409, 413, 415, 503, 507), **_UPLOAD_RESPONSES},
 )
 async def upload_document(
     request: Request,
@@ -273,7 +274,25 @@ def _stream(services: ServicesDep, key: str, filename: str, content_type: str) -
 
 
 _DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/octet-stream": {}}},
+    200: {
+        # The detected type of the bytes (THREATS.md: never rendered, hence attachment
+        # and nosniff), so any media type; application/octet-stream when unknown.
+        "description": "the original bytes, as the media type detected at upload",
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        "headers": {
+            "Content-Disposition": {
+                "description": "always `attachment`, with the file name (RFC 6266 / 5987)",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^attachment"},
+            },
+            "X-Content-Type-Options": {
+                "description": "always `nosniff`",
+                "required": True,
+                "schema": {"type": "string", "enum": ["nosniff"]},
+            },
+        },
+    },
+    **errors(503),
     429: {"description": "too many downloads (see Retry-After)"},
 }
 
@@ -309,7 +328,7 @@ def download_content(
     status_code=202,
     openapi_extra=_FILE_ONLY_BODY,
     summary="Upload a new version",
-    responses=_UPLOAD_ERRORS,
+    responses={**errors(400, 413, 415, 503, 507), **_UPLOAD_ERRORS},
 )
 async def put_content(
     request: Request,
@@ -424,7 +443,7 @@ def _acl_out(doc: DocumentRecord) -> AclIO:
     )
 
 
-@router.get("/{document_id}/acl", response_model=AclIO)
+@router.get("/{document_id}/acl", response_model=AclIO, responses=errors(403))
 def get_acl(
     doc: ReadableDoc,
     services: ServicesDep,

@@ -19,6 +19,7 @@ from indexer.access import document_access, principal_of
 from search_api.audit import Auditor
 from search_api.deps import AddressDep, AuditorDep, AuditorRoleDep, ServicesDep
 from search_api.errors import not_found
+from search_api.openapi import errors
 from search_api.schemas import (
     AccessExplanationOut,
     AccessSourceOut,
@@ -112,6 +113,7 @@ def _document_out(doc: DocumentRecord) -> ExplainedDocument:
     "/access",
     response_model=AccessExplanationOut,
     summary="Why user U can (or cannot) read document D",
+    responses=errors(404),
 )
 def explain_access(
     services: ServicesDep,
@@ -168,6 +170,7 @@ def explain_access(
     "/readers",
     response_model=ReadersExplanationOut,
     summary="Who can read document D (every user, with why)",
+    responses=errors(404),
 )
 def explain_readers(
     services: ServicesDep,

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from search_api.deps import ServicesDep
+from search_api.openapi import errors
 
 router = APIRouter(tags=["health"])
 
@@ -15,7 +16,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=errors(503))
 def readyz(services: ServicesDep) -> JSONResponse:
     checks = {
         "catalog": services.catalog.ping,

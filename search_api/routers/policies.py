@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, Response
 from search_api.audit import Auditor
 from search_api.deps import AddressDep, AdminDep, ServicesDep
 from search_api.errors import ApiError
+from search_api.openapi import errors
 from search_api.schemas import PolicyGrantIO, PolicyIn, PolicyOut, PolicyPatch
 from storage.catalog.records import NewPolicy, PolicyRecord
 from storage.catalog.repository import Catalog
@@ -100,12 +101,19 @@ def list_policies(services: ServicesDep, _: AdminDep) -> list[PolicyOut]:
     return [policy_out(p) for p in services.catalog.list_policies()]
 
 
-@router.get("/{policy_id}", response_model=PolicyOut, summary="One access policy")
+@router.get(
+    "/{policy_id}", response_model=PolicyOut, summary="One access policy", responses=errors(404)
+)
 def get_policy(policy_id: PolicyId, services: ServicesDep, _: AdminDep) -> PolicyOut:
     return policy_out(services.catalog.get_policy(policy_id))
 
 
-@router.patch("/{policy_id}", response_model=PolicyOut, summary="Change an access policy")
+@router.patch(
+    "/{policy_id}",
+    response_model=PolicyOut,
+    summary="Change an access policy",
+    responses=errors(404),
+)
 def update_policy(
     policy_id: PolicyId,
     body: PolicyPatch,
@@ -136,6 +144,7 @@ def update_policy(
     status_code=204,
     response_class=Response,
     summary="Delete an access policy (effective at once)",
+    responses=errors(404),
 )
 def delete_policy(
     policy_id: PolicyId, services: ServicesDep, admin: AdminDep, address: AddressDep

@@ -13,10 +13,13 @@ from indexer.query import MAX_QUERY_CHARS, parse_user_query
 from search_api.audit import Auditor
 from search_api.deps import AddressDep, AuditorDep, PrincipalDep, SearchRateDep, ServicesDep
 from search_api.errors import ApiError
+from search_api.openapi import errors
 from search_api.schemas import FacetOut, HitOut, SearchOut
 from search_api.search import search_documents
 
 router = APIRouter(tags=["search"])
+
+MAX_PAGE = 10_000
 
 # Dates without a time are days in Korea.
 KST = ZoneInfo("Asia/Seoul")
@@ -39,7 +42,10 @@ def _day_start(value: str | None, name: str) -> datetime | None:
 @router.get(
     "/search",
     response_model=SearchOut,
-    responses={429: {"description": "too many searches (see Retry-After)"}},
+    responses={
+        **errors(400, 503),
+        429: {"description": "too many searches (see Retry-After)"},
+    },
 )
 def search(
     _rate: SearchRateDep,
@@ -55,12 +61,24 @@ def search(
     from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
     to: Annotated[str | None, Query(max_length=40)] = None,
     sort: Literal["relevance", "newest", "oldest"] = "relevance",
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-    size: Annotated[int, Query(ge=1, le=1000)] = 20,
+    # Bounds are documented in the schema and checked here, so that every out-of-range
+    # page or size answers the same 400 (shared THREATS.md), not 422 for some of them.
+    page: Annotated[
+        int, Query(json_schema_extra={"minimum": 1, "maximum": MAX_PAGE}, description="from 1")
+    ] = 1,
+    size: Annotated[
+        int,
+        Query(
+            json_schema_extra={"minimum": 1, "maximum": 1000},
+            description="hits per page, at most the server's limit (100 by default)",
+        ),
+    ] = 20,
 ) -> SearchOut:
     settings = services.settings
-    if size > settings.max_page_size:
-        raise ApiError(400, "invalid_query", f"size: at most {settings.max_page_size}")
+    if not 1 <= page <= MAX_PAGE:
+        raise ApiError(400, "invalid_query", f"page: from 1 to {MAX_PAGE}")
+    if not 1 <= size <= settings.max_page_size:
+        raise ApiError(400, "invalid_query", f"size: from 1 to {settings.max_page_size}")
     created_from = _day_start(from_, "from")
     created_to = _day_start(to, "to")
     if created_to is not None and to and "T" not in to:
