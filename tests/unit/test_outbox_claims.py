@@ -7,6 +7,7 @@ not write (disk full) kept its claims for as long.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -216,3 +217,77 @@ def test_a_full_disk_does_not_keep_claims_once_space_returns(catalog: Catalog) -
         claimed += [c.document_id for c in catalog.claim_outbox(10, LEASE)]
         time.sleep(0.2)
     assert sorted(claimed) == sorted(ids)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs (needs the right to mount: root in CI; skipped otherwise)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_really_full_disk_does_not_keep_claims_once_space_returns(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    catalog = Catalog(f"sqlite:///{small_disk / 'c.db'}")
+    try:
+        catalog.migrate()
+        catalog.create_ministry("M1", "부")
+        catalog.create_department("D1", "과", "M1")
+        catalog.create_user("kim", "hash", "김", "D1", ["member"])
+        ids = add_documents(catalog, 2)
+        keeper = ClaimKeeper(catalog)
+        owner = keeper.ensure_registered()
+        pipeline = RecordingPipeline(catalog)
+        filler = small_disk / "filler"
+        real_process = pipeline.process
+
+        def fill_then_process(document_ids: Sequence[str]) -> BatchReport:
+            # The disk fills up after the claim: nothing more can be written.
+            with filler.open("wb") as f:
+                with contextlib.suppress(OSError):
+                    while True:
+                        f.write(b"\0" * (1 << 16))
+                        f.flush()
+            return real_process(document_ids)
+
+        pipeline.process = fill_then_process  # type: ignore[method-assign]
+        stop = threading.Event()
+        outcome: list[int] = []
+        errors: list[BaseException] = []
+
+        def drain() -> None:
+            try:
+                outcome.append(drain_once(catalog, pipeline, 10, owner=owner, stop=stop))  # type: ignore[arg-type]
+            except BaseException as err:
+                errors.append(err)
+
+        thread = threading.Thread(target=drain)
+        thread.start()
+        time.sleep(2.0)
+        assert errors == [] and thread.is_alive()  # retrying: no crash, claims kept
+        assert "database or disk is full" in caplog.text
+        filler.unlink()  # space returns
+        thread.join(15)
+        stop.set()
+        assert not thread.is_alive() and errors == [] and outcome == [2]
+        deadline = time.monotonic() + 10
+        claimed: list[str] = []
+        while time.monotonic() < deadline and len(claimed) < 2:
+            claimed += [c.document_id for c in catalog.claim_outbox(10, LEASE)]
+            time.sleep(0.2)
+        assert sorted(claimed) == sorted(ids)
+    finally:
+        catalog.close()
