@@ -5,11 +5,12 @@ pid and process start time) before it claims rows, and its claims name it.
 Any worker can then tell that an owner is gone and free its rows at once,
 instead of waiting for the claim lease to lapse:
 
-- on the same host (same host name and boot id): the owner's pid no longer
-  runs, or runs another process (a different start time: the pid was reused);
-- the same host name with another boot id: the host restarted since;
-- on another host: its heartbeat is older than `STALE_AFTER` (a few
-  heartbeats), which is what several workers on several machines rely on.
+- on the same host (same host name, boot id and pid namespace): the owner's
+  pid no longer runs, or runs another process (a different start time: the
+  pid was reused);
+- anywhere else (another machine, another container, or this host before a
+  reboot): its heartbeat is older than `STALE_AFTER` (a few heartbeats). Host
+  names alone prove nothing: two machines or containers may share one.
 
 The lease stays the last resort for claims that name no owner.
 """
@@ -42,9 +43,16 @@ def _boot_id() -> str:
         return ""
 
 
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def host_key() -> str:
-    """This host's name and boot: the same value for every process of one boot."""
-    return f"{socket.gethostname()}/{_boot_id()}"
+    """This host's name, boot and pid namespace: where pids mean the same processes."""
+    return f"{socket.gethostname()}/{_boot_id()}/{_pid_namespace()}"
 
 
 def process_started(pid: int) -> str | None:
@@ -106,10 +114,6 @@ def owner_is_gone(
         return started is None or (
             bool(started) and bool(owner.started) and started != owner.started
         )
-    name, _, _boot = owner.host.rpartition("/")
-    my_name, _, _ = me.host.rpartition("/")
-    if name == my_name:
-        return True  # the same host, booted since: every process of the old boot is gone
     now = now or datetime.now(UTC)
     return now - owner.heartbeat_at > stale_after
 

@@ -84,9 +84,7 @@ runner._run_tool(["sleep", "60"], _Run(deadline=time.monotonic() + 60, max_chars
 
 
 def test_an_ocr_tool_dies_with_the_extraction_child() -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-c", OCR_TOOL, str(ROOT)], stdout=subprocess.PIPE
-    )
+    child = subprocess.Popen([sys.executable, "-c", OCR_TOOL, str(ROOT)], stdout=subprocess.PIPE)
     try:
         assert child.stdout is not None and child.stdout.readline() == b"ready\n"
         deadline = time.monotonic() + 10

@@ -146,9 +146,12 @@ def test_which_owners_are_gone() -> None:
     assert not owner_is_gone(rec(heartbeat_at=now - timedelta(days=1)), me)
     assert owner_is_gone(rec(pid=dead_pid()), me)
     assert owner_is_gone(rec(started="1"), me)  # the pid was reused by another process
-    # The same host name after a reboot: gone.
-    host_name = me.host.rpartition("/")[0]
-    assert owner_is_gone(rec(host=f"{host_name}/another-boot"), me)
+    # The same host name with another boot or pid namespace (a reboot, another
+    # container or machine given the same name): only the heartbeat can tell.
+    host_name = me.host.split("/")[0]
+    for other in (f"{host_name}/another-boot/pid:[1]", f"{me.host}-other-namespace"):
+        assert not owner_is_gone(rec(host=other, pid=dead_pid()), me)
+        assert owner_is_gone(rec(host=other, heartbeat_at=now - timedelta(minutes=2)), me)
     # Another host: the heartbeat decides.
     assert not owner_is_gone(rec(host="far/boot", heartbeat_at=now - timedelta(seconds=5)), me)
     assert owner_is_gone(rec(host="far/boot", heartbeat_at=now - timedelta(minutes=2)), me)
