@@ -147,12 +147,16 @@ def _hash_file(path: Path) -> tuple[str, int, bytes]:
 
 def _drain_if_possible(services: Services, quiet: bool = False) -> None:
     """Index queued documents in this process; fine to skip when a server holds the index."""
+    from indexer.claims import ClaimKeeper
     from indexer.worker import drain_once
 
     backlog = services.catalog.outbox_backlog()
     if not backlog:
         return
+    keeper = ClaimKeeper(services.catalog)
     try:
+        owner = keeper.ensure_registered()
+        keeper.reclaim()
         with Progress(
             TextColumn("색인 · indexing"),
             BarColumn(),
@@ -168,8 +172,10 @@ def _drain_if_possible(services: Services, quiet: bool = False) -> None:
                 services.pipeline,
                 settings.worker_batch_size,
                 batch_bytes=settings.worker_batch_bytes,
+                owner=owner,
             ):
                 progress.advance(task, n)
+        keeper.release()
     except Exception as err:  # noqa: BLE001 - a running server will index them instead
         console.print(
             f"[yellow]documents are queued; the running server indexes them ({err})[/yellow]"

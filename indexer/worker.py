@@ -10,17 +10,28 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+from indexer.claims import HEARTBEAT_SECONDS, ClaimKeeper
 from indexer.pipeline import TRANSIENT_ERRORS, BatchReport, IndexingPipeline
 from storage.catalog.records import OutboxClaim
 from storage.catalog.repository import Catalog
+from storage.errors import StorageUnavailableError
 
 log = logging.getLogger(__name__)
 
+#: The last resort for a claim whose owner cannot be told gone (see `indexer.claims`).
 LEASE = timedelta(minutes=10)
 MAX_BACKOFF_SECONDS = 300.0
+#: The catalog cannot write (disk full, database locked or unreachable): settling
+#: claims is retried after at most this long, so it happens soon after it can.
+SETTLE_RETRY_MAX_SECONDS = 5.0
+#: Without a stop event to wait on (the CLI), how long settling is retried before
+#: giving up (the claims are then freed when this process is gone).
+SETTLE_PATIENCE_SECONDS = 120.0
+#: Faults of the catalog's writes that pass once the cause goes away.
+_WRITE_FAULTS: tuple[type[Exception], ...] = (StorageUnavailableError, OSError)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -29,8 +40,10 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311 (not crypto)
 
 
-def _settle(catalog: Catalog, claims: Sequence[OutboxClaim], report: BatchReport) -> None:
-    """Finish the claims of a processed batch.
+def _settle(
+    catalog: Catalog, claims: Sequence[OutboxClaim], report: BatchReport
+) -> list[Callable[[], None]]:
+    """How to finish the claims of a processed batch.
 
     Rows of documents the batch indexed, failed or deleted were already removed
     in the transaction that recorded the outcome; only rows naming unknown
@@ -38,11 +51,57 @@ def _settle(catalog: Catalog, claims: Sequence[OutboxClaim], report: BatchReport
     """
     processed = set(report.indexed) | set(report.failed) | set(report.deleted)
     skipped = set(report.skipped)
+    actions: list[Callable[[], None]] = []
     for claim in claims:
         if claim.document_id in skipped:
-            catalog.complete_outbox(claim)
+            actions.append(_complete(catalog, claim))
         elif claim.document_id not in processed:
-            catalog.release_outbox(claim, "", timedelta(0))
+            actions.append(_release(catalog, claim, "", timedelta(0)))
+    return actions
+
+
+def _complete(catalog: Catalog, claim: OutboxClaim) -> Callable[[], None]:
+    return lambda: catalog.complete_outbox(claim)
+
+
+def _release(
+    catalog: Catalog, claim: OutboxClaim, error: str, retry_in: timedelta
+) -> Callable[[], None]:
+    return lambda: catalog.release_outbox(claim, error, retry_in)
+
+
+def settle_retrying(
+    actions: Sequence[Callable[[], None]], stop: threading.Event | None = None
+) -> None:
+    """Run the catalog writes that settle claims, retrying while the catalog cannot write.
+
+    A full disk or a locked database must not leave claims held until their
+    lease lapses: the writes (idempotent) are retried with a capped backoff and
+    done as soon as the catalog takes them. Gives up (re-raises) once `stop` is
+    set, or without `stop` after `SETTLE_PATIENCE_SECONDS`; the claims are then
+    freed when this process is gone (`indexer.claims`).
+    """
+    pending = list(actions)
+    delay = 0.2
+    deadline = None if stop is not None else time.monotonic() + SETTLE_PATIENCE_SECONDS
+    while pending:
+        try:
+            pending[0]()
+        except _WRITE_FAULTS as err:
+            if (stop is not None and stop.is_set()) or (
+                deadline is not None and time.monotonic() > deadline
+            ):
+                raise
+            log.warning(
+                "cannot settle %d outbox claims (%s); retrying in %.1f s", len(pending), err, delay
+            )
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
+            delay = min(delay * 2, SETTLE_RETRY_MAX_SECONDS)
+            continue
+        pending.pop(0)
 
 
 def drain_once(
@@ -51,8 +110,15 @@ def drain_once(
     batch_size: int,
     access_batch_size: int = 0,
     batch_bytes: int | None = None,
+    *,
+    owner: str = "",
+    stop: threading.Event | None = None,
 ) -> int:
     """Claim one batch of due outbox rows and process it. Returns how many rows were claimed.
+
+    The claims name `owner` (a registered `ClaimKeeper` id). Claims are settled
+    even while the catalog cannot write for a while (see `settle_retrying`,
+    which gives up once `stop` is set).
 
     A batch holds at most `batch_size` documents, and (beyond its first) at most
     `batch_bytes` of files to extract.
@@ -62,7 +128,7 @@ def drain_once(
     change touching many documents reaches the index in few large commits.
     """
     claims = catalog.claim_outbox(
-        batch_size, LEASE, access_limit=access_batch_size, max_bytes=batch_bytes
+        batch_size, LEASE, access_limit=access_batch_size, max_bytes=batch_bytes, owner=owner
     )
     if not claims:
         return 0
@@ -71,25 +137,23 @@ def drain_once(
         report = pipeline.process(ids)
     except TRANSIENT_ERRORS as err:
         log.warning("indexing deferred for %d documents: %s", len(ids), err)
-        for claim in claims:
-            catalog.release_outbox(claim, str(err), backoff(claim.attempts))
+        settle_retrying([_release(catalog, c, str(err), backoff(c.attempts)) for c in claims], stop)
         return len(claims)
     except Exception:
         # A bug, not a fault: isolate the document that triggers it so the
         # others keep flowing, and keep retrying it slowly (it is logged).
         if len(ids) == 1:
             log.exception("indexing failed for document %s", ids[0])
-            for claim in claims:
-                catalog.release_outbox(
-                    claim, "internal error (see logs)", backoff(claim.attempts + 4)
-                )
+            error = "internal error (see logs)"
+            settle_retrying(
+                [_release(catalog, c, error, backoff(c.attempts + 4)) for c in claims], stop
+            )
             return len(claims)
-        for claim in claims:
-            catalog.release_outbox(claim, "", timedelta(0))
+        settle_retrying([_release(catalog, c, "", timedelta(0)) for c in claims], stop)
         for document_id in ids:
             drain_document(catalog, pipeline, document_id)
         return len(claims)
-    _settle(catalog, claims, report)
+    settle_retrying(_settle(catalog, claims, report), stop)
     return len(claims)
 
 
@@ -103,7 +167,13 @@ def drain_document(catalog: Catalog, pipeline: IndexingPipeline, document_id: st
 
 
 class InProcessWorker:
-    """A daemon thread that drains the outbox, woken early by `notify`."""
+    """A daemon thread that drains the outbox, woken early by `notify`.
+
+    Its claims name this process (`ClaimKeeper`); a second daemon thread keeps
+    the heartbeat and takes back the claims of workers that are gone, first
+    thing at start: after a crash, the batch the dead process held is indexed
+    again at once.
+    """
 
     def __init__(
         self,
@@ -115,6 +185,8 @@ class InProcessWorker:
         access_batch_size: int = 1000,
         idle_seconds: float = 2.0,
         maintenance_seconds: float = 5.0,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        keeper: ClaimKeeper | None = None,
     ) -> None:
         self.catalog = catalog
         self.pipeline = pipeline
@@ -123,24 +195,39 @@ class InProcessWorker:
         self.access_batch_size = access_batch_size
         self.idle_seconds = idle_seconds
         self.maintenance_seconds = maintenance_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.keeper = keeper or ClaimKeeper(catalog)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._heart: threading.Thread | None = None
         self._last_maintenance = 0.0
+        self._reclaimed = False
 
     def start(self) -> None:
-        """Start the thread (again, after `stop`)."""
+        """Start the threads (again, after `stop`)."""
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="crossdoc-worker", daemon=True)
+            self._heart = threading.Thread(
+                target=self._keep_claims, name="crossdoc-claims", daemon=True
+            )
             self._thread.start()
+            self._heart.start()
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop the threads and hand back this process's claims (due at once)."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        for thread in (self._thread, self._heart):
+            if thread is not None:
+                thread.join(timeout)
+        self._thread = self._heart = None
+        try:
+            self.keeper.release()
+        except _WRITE_FAULTS as err:
+            # The next worker takes them back when it sees this process gone.
+            log.warning("cannot hand back the outbox claims at stop: %s", err)
 
     def notify(self, document_ids: Sequence[str] = ()) -> None:
         del document_ids
@@ -161,9 +248,30 @@ class InProcessWorker:
             log.info("expired grants on %d documents", len(expired))
         self.catalog.settle_policy_fanouts()
 
-    def _run(self) -> None:
+    def _keep_claims(self) -> None:
+        """Heartbeat and take back dead workers' claims, until stopped."""
         while not self._stop.is_set():
             try:
+                self.keeper.heartbeat()
+                if self.keeper.reclaim():
+                    self._wake.set()
+            except Exception:
+                log.exception("outbox claim upkeep failed; retrying shortly")
+            self._stop.wait(self.heartbeat_seconds)
+
+    def _claim_ready(self) -> str:
+        """Register this process and take back dead workers' claims before the first claim."""
+        owner = self.keeper.ensure_registered()
+        if not self._reclaimed:
+            self.keeper.reclaim()
+            self._reclaimed = True
+        return owner
+
+    def _run(self) -> None:
+        self._reclaimed = False
+        while not self._stop.is_set():
+            try:
+                owner = self._claim_ready()
                 now = time.monotonic()
                 if now - self._last_maintenance >= self.maintenance_seconds:
                     self._last_maintenance = now
@@ -174,6 +282,8 @@ class InProcessWorker:
                     self.batch_size,
                     self.access_batch_size,
                     self.batch_bytes,
+                    owner=owner,
+                    stop=self._stop,
                 ):
                     continue
                 # Idle: the index may just have caught up with a policy change.

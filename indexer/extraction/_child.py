@@ -35,6 +35,7 @@ from indexer.extraction.sniff import (
     sniff_content_type,
 )
 from indexer.extraction.textdecode import decode_korean_legacy, decode_text_with_fallback
+from indexer.lifeline import die_with_parent
 
 _TEXT_PARSER = "org.apache.tika.parser.csv.TextAndCSVParser"
 _HTML_PARSER = "org.apache.tika.parser.html.JSoupParser"
@@ -327,6 +328,8 @@ def _serve(channel: IO[bytes], worker: _Worker, settings: _Settings) -> None:
 
 def main(argv: list[str]) -> None:
     """Entry point of the child process."""
+    # Killed with the parent, even mid-parse (stdin EOF ends us between files).
+    die_with_parent()
     settings = _Settings(argv)
     channel = _protocol_channel()
     _limit_memory(settings.memory_limit_bytes)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from indexer.errors import ExtractionUnavailableError
+from indexer.lifeline import spawn
 
 #: How often the parent checks the child's memory while it waits.
 POLL_SECONDS = 0.05
@@ -121,7 +122,8 @@ class ChildProcess:
             # A session of its own: the child and anything it spawns can be
             # killed as one group, and a terminal's Ctrl-C does not hit it.
             # The command is our own interpreter and bootstrap, never user input.
-            proc = subprocess.Popen(  # noqa: S603
+            # Started from the lasting thread: the child dies with this process.
+            proc = spawn(
                 self._command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

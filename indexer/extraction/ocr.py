@@ -88,6 +88,8 @@ class OcrConfig:
     pdftoppm: str = "pdftoppm"
     pdfinfo: str = "pdfinfo"
     prlimit: str = "prlimit"
+    #: util-linux `setpriv`: each subprocess is killed if the extraction child dies.
+    setpriv: str = "setpriv"
 
     def resolved(self) -> OcrConfig:
         """The same settings with each program's absolute path (where found), for a
@@ -96,7 +98,7 @@ class OcrConfig:
             self,
             **{
                 name: shutil.which(getattr(self, name)) or getattr(self, name)
-                for name in ("tesseract", "pdftoppm", "pdfinfo", "prlimit")
+                for name in ("tesseract", "pdftoppm", "pdfinfo", "prlimit", "setpriv")
             },
         )
 
@@ -244,6 +246,7 @@ class OcrRunner:
         self._max_chars = max_text_chars
         self._on_start = on_start
         self._prlimit = shutil.which(config.prlimit)
+        self._setpriv = _pdeathsig_wrapper(config.setpriv)
         self._env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
         # Tesseract's OpenMP threads fight over the cores: on a 2-core machine two
         # threads make a page ~7x slower than one. The pool gives parallelism.
@@ -458,6 +461,10 @@ class OcrRunner:
         if self._prlimit and self.config.memory_limit_bytes:
             limit = str(self.config.memory_limit_bytes)
             command = [self._prlimit, f"--data={limit}:{limit}", "--", *command]
+        if self._setpriv:
+            # Killed with the extraction child (which is killed with the server):
+            # nothing else would stop the tool once the child's own timeout is gone.
+            command = [self._setpriv, "--pdeathsig", "KILL", "--", *command]
         try:
             # Our configured programs; the file is the only input, passed as a path.
             return subprocess.run(  # noqa: S603
@@ -472,6 +479,21 @@ class OcrRunner:
             raise _Deadline from None
         except OSError as err:
             raise _Refused("unavailable", f"{name} does not run: {err}") from err
+
+
+def _pdeathsig_wrapper(setpriv: str) -> str | None:
+    """`setpriv`'s path if it can set the parent-death signal (util-linux 2.33+)."""
+    program = shutil.which(setpriv)
+    if program is None:
+        return None
+    try:
+        # Our configured program, fixed arguments.
+        usage = subprocess.run(  # noqa: S603
+            [program, "--help"], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return program if b"--pdeathsig" in usage.stdout else None
 
 
 def _seek(image: Any, number: int) -> tuple[int, int]:

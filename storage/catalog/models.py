@@ -231,6 +231,25 @@ class OutboxItem(Base):
     #: Only the document's access changed: its readers can be rewritten without
     #: extracting or re-reading its text (when no other row of it is pending).
     access_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The `OutboxOwner` holding the claim ("" when unclaimed or claimed before owners
+    #: were recorded): a claim of an owner that is gone is taken back at once.
+    claimed_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+
+class OutboxOwner(Base):
+    """A worker process that may hold outbox claims, and how to tell it is gone.
+
+    On its own host a process is gone when its pid no longer runs the same
+    process (pid and start time); from another host, when its heartbeat is
+    older than the staleness limit. The claim lease stays the last resort.
+    """
+
+    __tablename__ = "outbox_owners"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))  # host name and boot id
+    pid: Mapped[int] = mapped_column(Integer)
+    started: Mapped[str] = mapped_column(String(64))  # the process's start time on its host
+    heartbeat_at: Mapped[datetime] = mapped_column()
 
 
 class IdempotencyKey(Base):

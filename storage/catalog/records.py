@@ -215,6 +215,17 @@ class OutboxClaim:
 
 
 @dataclass(frozen=True)
+class OutboxOwnerRecord:
+    """A worker process that may hold outbox claims (see `models.OutboxOwner`)."""
+
+    id: str
+    host: str
+    pid: int
+    started: str
+    heartbeat_at: datetime
+
+
+@dataclass(frozen=True)
 class ExtractionRecord:
     sha256: str
     extractor_version: str

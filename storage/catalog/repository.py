@@ -60,6 +60,7 @@ from storage.catalog.records import (
     NewDocument,
     NewPolicy,
     OutboxClaim,
+    OutboxOwnerRecord,
     PolicyChange,
     PolicyRecord,
     UserRecord,
@@ -1098,8 +1099,12 @@ class Catalog:
         *,
         access_limit: int = 0,
         max_bytes: int | None = None,
+        owner: str = "",
     ) -> list[OutboxClaim]:
         """Claim up to `limit` due outbox rows for `lease`; a lapsed claim is claimable again.
+
+        The rows record `owner` (an `outbox_owners` id, registered first) so that
+        `reclaim_outbox` can hand them back at once if that owner dies.
 
         With `max_bytes`, the rows that need extraction stop once their documents'
         files add up to more than that (the first row is always claimed): a batch
@@ -1135,6 +1140,7 @@ class Catalog:
             for row in rows:
                 row.available_at = now + lease
                 row.attempts += 1
+                row.claimed_by = owner
                 claims.append(
                     OutboxClaim(
                         row.id, row.document_id, row.revision, row.attempts, row.access_only
@@ -1196,13 +1202,76 @@ class Catalog:
             s.execute(
                 update(m.OutboxItem)
                 .where(*self._claimed_row(claim))
-                .values(available_at=_now() + retry_in, last_error=error[:2000])
+                .values(available_at=_now() + retry_in, last_error=error[:2000], claimed_by="")
             )
 
     def complete_outbox(self, claim: OutboxClaim) -> None:
         """Remove a claimed row whose work is done (no-op if it is already gone)."""
         with self._session(write=True) as s:
             s.execute(delete(m.OutboxItem).where(*self._claimed_row(claim)))
+
+    def register_outbox_owner(self, owner_id: str, host: str, pid: int, started: str) -> None:
+        """Record (or refresh) a worker process that is about to claim outbox rows."""
+        now = _now()
+        owners = _table(m.OutboxOwner)
+        with self._session(write=True) as s:
+            done = s.execute(
+                update(owners)
+                .where(owners.c.id == owner_id)
+                .values(host=host, pid=pid, started=started, heartbeat_at=now)
+            )
+            if not done.rowcount:  # type: ignore[attr-defined]
+                s.execute(
+                    insert(owners).values(
+                        id=owner_id, host=host, pid=pid, started=started, heartbeat_at=now
+                    )
+                )
+
+    def heartbeat_outbox_owner(self, owner_id: str) -> bool:
+        """Say the owner is alive; False if its row is gone (it was taken for dead)."""
+        owners = _table(m.OutboxOwner)
+        with self._session(write=True) as s:
+            done = s.execute(
+                update(owners).where(owners.c.id == owner_id).values(heartbeat_at=_now())
+            )
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def outbox_owners(self) -> list[OutboxOwnerRecord]:
+        """Every registered owner, and the owners named by claims but not registered
+        (their row was removed: reported with an empty host and pid 0)."""
+        owners = _table(m.OutboxOwner)
+        outbox = _table(m.OutboxItem)
+        with self._session() as s:
+            known = [
+                OutboxOwnerRecord(r.id, r.host, r.pid, r.started, r.heartbeat_at)
+                for r in s.execute(select(owners).order_by(owners.c.id))
+            ]
+            ids = {o.id for o in known}
+            named = s.scalars(
+                select(outbox.c.claimed_by).where(outbox.c.claimed_by != "").distinct()
+            )
+            epoch = datetime.fromtimestamp(0, UTC)
+            unknown = [OutboxOwnerRecord(i, "", 0, "", epoch) for i in named if i not in ids]
+        return known + unknown
+
+    def reclaim_outbox(self, owner_ids: Sequence[str]) -> int:
+        """Take back the claims of owners that are gone: their rows are due now.
+
+        The owners' rows are removed too. Returns how many outbox rows were freed.
+        """
+        if not owner_ids:
+            return 0
+        owners = _table(m.OutboxOwner)
+        outbox = _table(m.OutboxItem)
+        ids = list(owner_ids)
+        with self._session(write=True) as s:
+            freed = s.execute(
+                update(outbox)
+                .where(outbox.c.claimed_by.in_(ids))
+                .values(available_at=_now(), claimed_by="")
+            )
+            s.execute(delete(owners).where(owners.c.id.in_(ids)))
+            return int(freed.rowcount)  # type: ignore[attr-defined]
 
     def outbox_backlog(self) -> int:
         with self._session() as s:

@@ -38,9 +38,9 @@ def process(analyzer: KoreanAnalyzer) -> Iterator[AnalysisProcess]:
 
 
 def child_pid(process: AnalysisProcess) -> int:
-    pool = process._running_pool()
-    assert pool is not None
-    return pool.submit(os.getpid).result()
+    pid = process.child_pid
+    assert pid is not None
+    return pid
 
 
 def test_the_child_gives_the_same_tokens_as_this_process(
@@ -73,7 +73,7 @@ def test_a_child_that_cannot_start_is_given_up_on() -> None:
             assert process.analyze_texts(["출생신고를 했다"]) == analyze_texts(
                 analyzer, ["출생신고를 했다"]
             )
-        assert process._running_pool() is None  # no more spawns
+        assert process._running_child() is None  # no more spawns
     finally:
         process.close()
 
@@ -83,4 +83,4 @@ def test_after_close_batches_are_analysed_here(
 ) -> None:
     process.close()
     assert process.analyze_texts(TEXTS[:2]) == analyze_texts(analyzer, TEXTS[:2])
-    assert process._running_pool() is None
+    assert process._running_child() is None
