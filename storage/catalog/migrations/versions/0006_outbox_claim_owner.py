@@ -1,7 +1,7 @@
 """outbox claims name their owner: outbox.claimed_by and the outbox_owners table
 
-Revision ID: 0005_outbox_claim_owner
-Revises: 0004_policies
+Revision ID: 0006_outbox_claim_owner
+Revises: 0005_idempotency
 Create Date: 2026-11-29 18:00:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_outbox_claim_owner"
-down_revision: str | None = "0004_policies"
+revision: str = "0006_outbox_claim_owner"
+down_revision: str | None = "0005_idempotency"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
