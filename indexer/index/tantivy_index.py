@@ -44,7 +44,10 @@ revision, e.g. after an analyser change).
 
 from __future__ import annotations
 
+import logging
+import operator
 import re
+import shutil
 import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -58,11 +61,13 @@ from typing import Any
 import tantivy
 
 from auth.access import visibility_token
+from indexer.analysis.grams import gram_runs, run_grams
 from indexer.analysis.highlight import highlight
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.analysis.process import AnalysisProcess, TokenTuple, analyze_texts
 from indexer.analysis.query_terms import (
     AnalyzedQuery,
+    Fallback,
     PositionedTerms,
     SynonymSpan,
     analyze_query,
@@ -80,8 +85,24 @@ from indexer.index.base import (
     SortOrder,
 )
 
+log = logging.getLogger(__name__)
+
 #: The field every analysed token goes to; all matching happens there.
 TEXT_FIELD = "text"
+#: Hangul bigrams of the same texts: the compound fallback (`indexer.analysis.grams`).
+GRAMS_FIELD = "grams"
+#: Score given to each word a document matches morphologically, on top of its
+#: BM25 score: a document matching a word only through the compound fallback
+#: (whose score is scaled by FALLBACK_WEIGHT, far below this) therefore always
+#: ranks below one matching it morphologically, whatever the term statistics.
+MORPHOLOGY_TIER = 1000.0
+#: Weight of the phrase a word's terms (or all the words' terms) make, added to
+#: the score of documents where they stand together: `2024년도` or `3월` rank
+#: documents holding them as written above those with 2024 and 년도 apart.
+ADJACENCY_BOOST = 1.0
+#: Weight of the fallback's BM25 score (it only orders fallback matches among
+#: themselves and adds a little to documents that match both ways).
+FALLBACK_WEIGHT = 0.1
 #: Extra score for a word that also matches in one of these fields.
 BOOST_FIELDS: dict[str, float] = {"title": 2.0, "filename": 1.0, "tags": 1.0}
 #: Positions left empty between the parts of `text` so phrases stay inside one.
@@ -125,8 +146,15 @@ class TantivyIndex:
         max_result_window: int = DEFAULT_MAX_RESULT_WINDOW,
         synonyms: SynonymSource | None = None,
         analysis: AnalysisProcess | None = None,
+        compound_fallback: bool = True,
     ) -> None:
         """Open (or create) the index in directory `path`.
+
+        With `compound_fallback` (the default), Hangul bigrams are indexed beside
+        the morphemes and a word also finds documents holding it, as written,
+        inside a compound mecab reads otherwise; those rank below morphological
+        matches. Without it the `grams` field stays empty and is not searched
+        (for measuring what it costs; the schema is the same either way).
 
         With `analysis`, documents are analysed in its child process (on another
         core) instead of in the calling thread; queries always are analysed here.
@@ -136,9 +164,11 @@ class TantivyIndex:
 
         `writer_heap_bytes` and `writer_threads` size tantivy's writer;
         `max_body_chars` bounds the indexed, stored and highlighted part of each
-        body; `max_result_window` bounds offset + limit of a search. Raises
-        `SearchUnavailableError` when the directory cannot be used (not
-        writable, or built with another schema: delete it and reindex).
+        body; `max_result_window` bounds offset + limit of a search. A directory
+        holding an index built with another schema (an older release) is
+        emptied and `schema_rebuilt` set: the caller must queue every document
+        again. Raises `SearchUnavailableError` when the directory cannot be
+        used (not writable).
         """
         if writer_heap_bytes < 15_000_000 * writer_threads:
             raise ValueError("tantivy needs at least 15 MB of writer heap per thread")
@@ -152,10 +182,24 @@ class TantivyIndex:
         self._threads = writer_threads
         self._max_body_chars = max_body_chars
         self._max_window = max_result_window
+        self._fallback = compound_fallback
         self._schema = _schema()
+        #: The directory held an index built with another schema (an older
+        #: release): it was emptied, and every document must be indexed again.
+        self.schema_rebuilt = False
         try:
             path.mkdir(parents=True, exist_ok=True)
-            self._index = tantivy.Index(self._schema, str(path), reuse=True)
+            try:
+                self._index = tantivy.Index(self._schema, str(path), reuse=True)
+            except ValueError as err:
+                if "schema does not match" not in str(err):
+                    raise
+                # The index is derived data: rebuild rather than refuse to start.
+                log.warning("the search index at %s has an older schema: rebuilding it", path)
+                shutil.rmtree(path)
+                path.mkdir(parents=True)
+                self._index = tantivy.Index(self._schema, str(path), reuse=True)
+                self.schema_rebuilt = True
         except (OSError, ValueError) as err:
             raise SearchUnavailableError(f"cannot open the search index at {path}: {err}") from err
         self._write_lock = threading.Lock()
@@ -440,8 +484,11 @@ class TantivyIndex:
             if tag:
                 out.add_text("tag", tag)
         combined: list[tantivy.Token] = []
-        base = 0
+        grams: list[tantivy.Token] = []
+        base = gram_base = 0
         for (field, text, _), tokens in zip(parts, part_tokens, strict=True):
+            if self._fallback:
+                gram_base = _add_grams(text, gram_base, grams)
             if not tokens:
                 continue
             if field != "body":
@@ -451,6 +498,8 @@ class TantivyIndex:
             base += tokens[-1][1] + 1 + _PART_GAP
         if combined:
             out.add_pre_tokenized_text(TEXT_FIELD, tantivy.PreTokenizedString("", combined))
+        if grams:
+            out.add_pre_tokenized_text(GRAMS_FIELD, tantivy.PreTokenizedString("", grams))
         (_, title, _), (_, filename, _), (_, body, _) = parts[0], parts[1], parts[-1]
         out.add_bytes("src_title", title.encode())
         out.add_bytes("src_filename", filename.encode())
@@ -469,13 +518,25 @@ class TantivyIndex:
         for i, terms in enumerate(analyzed.words):
             spans = analyzed.word_spans(i)
             if spans:
-                clauses.append((occur.Must, self._expanded_word_query(terms, spans, scoring)))
+                morphological = self._expanded_word_query(terms, spans, scoring)
             else:
-                clauses.append((occur.Must, self._word_query(terms, boosts=scoring)))
+                morphological = self._word_query(terms, boosts=scoring)
+            fallback = analyzed.fallback(i) if self._fallback else None
+            if fallback is None:
+                clauses.append((occur.Must, morphological))
+                continue
+            clauses.append(
+                (occur.Must, self._with_fallback(terms, spans, morphological, fallback, scoring))
+            )
         for i, terms in enumerate(analyzed.phrases):
             clauses.append((occur.Must, self._phrases_query(terms, analyzed.phrase_spans(i))))
         for i, terms in enumerate(analyzed.excluded):
             clauses.append((occur.MustNot, self._phrases_query(terms, analyzed.excluded_spans(i))))
+            excluded_fallback = analyzed.excluded_fallback(i) if self._fallback else None
+            if excluded_fallback is not None:
+                clauses.append((occur.MustNot, self._fallback_query(excluded_fallback)))
+        if scoring:
+            clauses.extend((occur.Should, q) for q in self._adjacency_boosts(analyzed))
         access = self._filter_query(request)
         if analyzed.has_positive:
             # The filter must not score: the user's text ranks, the filter only restricts.
@@ -528,6 +589,70 @@ class TantivyIndex:
             for field, boost in BOOST_FIELDS.items():
                 scored.append((occur.Should, _boost(self._all_of(field, unique), boost)))
         return tantivy.Query.boolean_query(scored)
+
+    def _adjacency_boosts(self, analyzed: AnalyzedQuery) -> list[tantivy.Query]:
+        """Phrase boosts: each word of several terms, and all the words together."""
+        boosts: list[tantivy.Query] = []
+        together: list[tuple[int, str]] = []
+        for i, terms in enumerate(analyzed.words):
+            if analyzed.word_spans(i):
+                return boosts  # a synonym span: its alternatives are phrases already
+            if len(terms) > 1:
+                boosts.append(_boost(self._phrase_query(terms), ADJACENCY_BOOST))
+            shift = together[-1][0] + 1 if together else 0
+            together.extend((shift + position, term) for position, term in terms)
+        if len(analyzed.words) > 1 and len(together) > 1:
+            boosts.append(_boost(self._phrase_query(tuple(together)), ADJACENCY_BOOST))
+        return boosts
+
+    def _with_fallback(
+        self,
+        terms: PositionedTerms,
+        spans: tuple[SynonymSpan, ...],
+        morphological: tantivy.Query,
+        fallback: Fallback,
+        scoring: bool,
+    ) -> tantivy.Query:
+        """The word matched morphologically or, failing that, inside a compound.
+
+        Scoring: a morphological match earns MORPHOLOGY_TIER on top of its own
+        score, a fallback match only FALLBACK_WEIGHT times its BM25 score, so
+        every morphological match ranks above every fallback-only one.
+        """
+        occur = tantivy.Occur
+        inside = self._fallback_query(fallback)
+        if not scoring:
+            return tantivy.Query.boolean_query(
+                [(occur.Should, morphological), (occur.Should, inside)]
+            )
+        plain = (
+            self._expanded_word_query(terms, spans, False)
+            if spans
+            else self._word_query(terms, boosts=False)
+        )
+        return tantivy.Query.boolean_query(
+            [
+                (occur.Should, morphological),
+                (occur.Should, tantivy.Query.const_score_query(plain, MORPHOLOGY_TIER)),
+                (occur.Should, _boost(inside, FALLBACK_WEIGHT)),
+            ]
+        )
+
+    def _fallback_query(self, fallback: Fallback) -> tantivy.Query:
+        """Every Hangul run of the word as a phrase of grams, and its other terms."""
+        parts: list[tantivy.Query] = []
+        for run in fallback.runs:
+            grams = run_grams(run)
+            if len(grams) == 1:
+                parts.append(self._term(GRAMS_FIELD, grams[0]))
+            else:
+                parts.append(
+                    tantivy.Query.phrase_query(self._schema, GRAMS_FIELD, list(enumerate(grams)))
+                )
+        parts.extend(self._term(TEXT_FIELD, t) for t in fallback.terms)
+        if len(parts) == 1:
+            return parts[0]
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in parts])
 
     def _phrases_query(
         self, terms: PositionedTerms, spans: tuple[SynonymSpan, ...]
@@ -651,19 +776,33 @@ class TantivyIndex:
         if limit == 0:
             return [], total
         terms = analyzed.highlight_terms if request.with_highlights else frozenset()
+        surfaces = (
+            analyzed.highlight_surfaces
+            if request.with_highlights and self._fallback
+            else frozenset()
+        )
         hits = []
         for value, address in result.hits:
             score = float(value) if sort is SortOrder.RELEVANCE else 0.0
-            hits.append(self._hit(searcher.doc(address), score, terms))
+            hits.append(self._hit(searcher.doc(address), score, terms, surfaces))
         return hits, total
 
-    def _hit(self, doc: tantivy.Document, score: float, terms: frozenset[str]) -> SearchHit:
+    def _hit(
+        self,
+        doc: tantivy.Document,
+        score: float,
+        terms: frozenset[str],
+        surfaces: frozenset[str],
+    ) -> SearchHit:
         title = _bytes_field(doc, "src_title")
         fragments: list[str] = []
         if terms:
-            fragments = highlight(self._analyzer, _bytes_field(doc, "src_body"), terms)
+            body = _bytes_field(doc, "src_body")
+            fragments = highlight(self._analyzer, body, terms, surfaces=surfaces)
             if not fragments:
-                fragments = highlight(self._analyzer, title, terms, max_fragments=1)
+                fragments = highlight(
+                    self._analyzer, title, terms, surfaces=surfaces, max_fragments=1
+                )
         created = doc.get_first("created_at")
         return SearchHit(
             id=str(doc.get_first("id")),
@@ -708,6 +847,7 @@ def _schema() -> tantivy.Schema:
     builder.add_text_field("tag", fast=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("readers", tokenizer_name="raw", index_option="basic")
     builder.add_text_field(TEXT_FIELD, index_option="position")
+    builder.add_text_field(GRAMS_FIELD, index_option="position")
     for name in BOOST_FIELDS:
         builder.add_text_field(name, index_option="freq")
     builder.add_integer_field("revision", fast=True)
@@ -715,6 +855,31 @@ def _schema() -> tantivy.Schema:
     for name in ("src_title", "src_filename", "src_body"):
         builder.add_bytes_field(name, stored=True)
     return builder.build()
+
+
+def _add_grams(text: str, base: int, out: list[tantivy.Token]) -> int:
+    """Append the Hangul grams of `text` from position `base`; the next part's base.
+
+    The hot loop of the fallback at index time: grams and tokens are made by
+    `map` over C functions (per-gram Python code cost a fifth of ingest).
+    """
+    runs = gram_runs(text)
+    for start, position, run in runs:
+        n = len(run) - 1
+        first = base + position
+        out.extend(
+            map(
+                tantivy.Token,
+                map(operator.add, run, run[1:]),
+                range(first, first + n),
+                range(start, start + n),
+                range(start + 2, start + 2 + n),
+            )
+        )
+    if not runs:
+        return base
+    _, position, run = runs[-1]
+    return base + position + len(run) + _PART_GAP
 
 
 def _pretokenized(text: str, tokens: Iterable[TokenTuple]) -> tantivy.PreTokenizedString:
