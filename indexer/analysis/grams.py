@@ -97,6 +97,14 @@ _PARTICLES = tuple(
 )
 
 
+def strip_particle(word: str) -> str:
+    """`word` without one trailing particle (`상품권을` → 상품권), if one is there."""
+    for particle in _PARTICLES:
+        if word.endswith(particle) and len(word) > len(particle):
+            return word[: -len(particle)]
+    return word
+
+
 def query_runs(surface: str) -> list[str]:
     """The Hangul runs of at least two syllables in `surface` (NFC), the last one
     without a trailing particle.

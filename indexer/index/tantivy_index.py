@@ -55,15 +55,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import tantivy
 
 from auth.access import visibility_token
-from indexer.analysis.grams import gram_runs, run_grams
+from indexer.analysis.grams import gram_runs, run_grams, strip_particle
 from indexer.analysis.highlight import highlight
-from indexer.analysis.korean import KoreanAnalyzer
+from indexer.analysis.jamo import edit_distance, initials, is_initials, letters
+from indexer.analysis.korean import MAX_TOKEN_CHARS, KoreanAnalyzer
 from indexer.analysis.process import AnalysisProcess, TokenTuple, analyze_texts
 from indexer.analysis.query_terms import (
     AnalyzedQuery,
@@ -83,6 +85,8 @@ from indexer.index.base import (
     SearchRequest,
     SearchResults,
     SortOrder,
+    Suggestion,
+    SuggestionKind,
 )
 
 log = logging.getLogger(__name__)
@@ -124,6 +128,22 @@ _FACET_THREADS = 2
 _MAX_BOOST_VARIANTS = 8
 #: Up to this many reader tokens, the access filter is a union of term queries.
 _READERS_UNION_MAX = 64
+#: Completion keys (field COMPLETE_FIELD): `<kind><form>:<lookup>\x1f<text>`,
+#: kind `t` (title) or `w` (term), form `j` (letters, see indexer.analysis.jamo)
+#: or `c` (initial consonants); a prefix walk of the term dictionary on
+#: `<kind><form>:<typed>` finds the texts, counted over readable documents only.
+COMPLETE_FIELD = "complete"
+_KEY_SEPARATOR = "\x1f"
+#: Terms of one document kept as completions (title, filename and tags first).
+MAX_COMPLETION_TERMS = 200
+#: Longest title offered whole as a completion.
+MAX_COMPLETION_TITLE = 100
+#: The Hangul right after a position (the rest of a word).
+_HANGUL_PREFIX = re.compile(r"[\uac00-\ud7a3]+")
+#: One-syllable particles and endings never taken for a dropped noun suffix.
+_PARTICLE_SYLLABLES = frozenset("의은는을를에와과이가도로만다요고며서")
+#: Terms compared with a word when looking for a correction.
+_CORRECTION_CANDIDATES = 2000
 #: ids per aggregation when looking up stored revisions.
 _REVISION_BATCH = 1000
 
@@ -332,6 +352,75 @@ class TantivyIndex:
             raise SearchUnavailableError(f"search failed: {err}") from err
         return SearchResults(total=total, hits=hits, facets=facets)
 
+    def suggest(self, request: SearchRequest, prefix: str, limit: int) -> list[Suggestion]:
+        """Titles, then terms, beginning with `prefix`, counted over the documents the
+        request's filter lets through (see the port)."""
+        self._check_open()
+        typed = unicodedata.normalize("NFC", prefix).strip()
+        if not typed or limit < 1 or not self._may_read_something(request):
+            return []
+        form = "c" if is_initials(typed) else "j"
+        lookup = typed if form == "c" else letters(typed)
+        out: list[Suggestion] = []
+        seen: set[str] = set()
+        try:
+            searcher = self._index.searcher()
+            access = self._filter_query(request)
+            for kind in (SuggestionKind.TITLE, SuggestionKind.TERM):
+                key = f"{'t' if kind is SuggestionKind.TITLE else 'w'}{form}:{lookup}"
+                found = searcher.terms_with_prefix(
+                    COMPLETE_FIELD, key, filter_query=access, limit=limit
+                )
+                for term, count in found:
+                    text = term.partition(_KEY_SEPARATOR)[2]
+                    if count > 0 and text and text not in seen:
+                        seen.add(text)
+                        out.append(Suggestion(text, kind, int(count)))
+        except ValueError as err:
+            raise SearchUnavailableError(f"suggestions failed: {err}") from err
+        return out[:limit]
+
+    def corrections(self, request: SearchRequest, word: str, limit: int) -> list[Suggestion]:
+        """Readable terms within a few letters of `word` (see the port)."""
+        self._check_open()
+        typed = unicodedata.normalize("NFC", word).strip().lower()
+        spelled = letters(typed)
+        if len(spelled) < 2 or limit < 1 or not self._may_read_something(request):
+            return []
+        # Korean: about one letter in four may be wrong (at least one); other
+        # scripts: one in four characters too, at most two.
+        budget = max(1, min(3, len(spelled) // 4))
+        # Candidates share the first letter (a first-letter typo is rarely what
+        # happened, and it keeps the walk of the term dictionary short).
+        try:
+            found = self._index.searcher().terms_with_prefix(
+                COMPLETE_FIELD,
+                f"wj:{spelled[0]}",
+                filter_query=self._filter_query(request),
+                limit=_CORRECTION_CANDIDATES,
+            )
+        except ValueError as err:
+            raise SearchUnavailableError(f"corrections failed: {err}") from err
+        scored: list[tuple[int, int, str]] = []
+        for term, count in found:
+            candidate_letters, _, text = term[3:].partition(_KEY_SEPARATOR)
+            if count <= 0 or not text or text == typed:
+                continue
+            distance = edit_distance(spelled, candidate_letters, budget)
+            if distance <= budget:
+                scored.append((distance, -int(count), text))
+        scored.sort()
+        return [
+            Suggestion(text, SuggestionKind.TERM, -negative) for _, negative, text in scored[:limit]
+        ]
+
+    def _may_read_something(self, request: SearchRequest) -> bool:
+        """False when the request's filter can let nothing through (fail closed)."""
+        return bool(request.readers) and not (
+            (request.only_ids is not None and not request.only_ids)
+            or (request.prechecked_ids is not None and not request.prechecked_ids)
+        )
+
     def close(self) -> None:
         """Let merges finish and release the writer's lock; further calls raise."""
         with self._write_lock:
@@ -500,6 +589,14 @@ class TantivyIndex:
             out.add_pre_tokenized_text(TEXT_FIELD, tantivy.PreTokenizedString("", combined))
         if grams:
             out.add_pre_tokenized_text(GRAMS_FIELD, tantivy.PreTokenizedString("", grams))
+        keys = _completion_keys(parts, part_tokens)
+        if keys:
+            out.add_pre_tokenized_text(
+                COMPLETE_FIELD,
+                tantivy.PreTokenizedString(
+                    "", list(map(tantivy.Token, keys, range(len(keys)), repeat(0), repeat(0)))
+                ),
+            )
         (_, title, _), (_, filename, _), (_, body, _) = parts[0], parts[1], parts[-1]
         out.add_bytes("src_title", title.encode())
         out.add_bytes("src_filename", filename.encode())
@@ -848,6 +945,7 @@ def _schema() -> tantivy.Schema:
     builder.add_text_field("readers", tokenizer_name="raw", index_option="basic")
     builder.add_text_field(TEXT_FIELD, index_option="position")
     builder.add_text_field(GRAMS_FIELD, index_option="position")
+    builder.add_text_field(COMPLETE_FIELD, tokenizer_name="raw", index_option="basic")
     for name in BOOST_FIELDS:
         builder.add_text_field(name, index_option="freq")
     builder.add_integer_field("revision", fast=True)
@@ -855,6 +953,76 @@ def _schema() -> tantivy.Schema:
     for name in ("src_title", "src_filename", "src_body"):
         builder.add_bytes_field(name, stored=True)
     return builder.build()
+
+
+def _completion_keys(
+    parts: list[tuple[str, str, str]], part_tokens: list[list[TokenTuple]]
+) -> list[str]:
+    """The completion keys of a document (see COMPLETE_FIELD): its title, and the
+    words of its text as written without their particles and endings (see
+    `_add_completion_terms`), title, filename and tags first."""
+    keys: list[str] = []
+    title = parts[0][1].strip()
+    if title and len(title) <= MAX_COMPLETION_TITLE:
+        keys.append(f"tj:{letters(title)}{_KEY_SEPARATOR}{title}")
+        if initials(title):
+            keys.append(f"tc:{initials(title)}{_KEY_SEPARATOR}{title}")
+    terms: dict[str, None] = {}
+    for (_, _, analysed), tokens in zip(parts, part_tokens, strict=True):
+        if len(terms) >= MAX_COMPLETION_TERMS:
+            break
+        _add_completion_terms(analysed, tokens, terms)
+    for term in terms:
+        keys.append(f"wj:{letters(term)}{_KEY_SEPARATOR}{term}")
+        chosung = initials(term)
+        if len(chosung) >= 2:
+            keys.append(f"wc:{chosung}{_KEY_SEPARATOR}{term}")
+    return keys
+
+
+def _add_completion_terms(text: str, tokens: list[TokenTuple], out: dict[str, None]) -> None:
+    """Add to `out` (up to MAX_COMPLETION_TERMS) each word of `text` from its first
+    term to its last (`행정안전부는` → 행정안전부, `출생신고를` → 출생신고, whatever
+    the dictionary knows of them), and each term that stands in the text as
+    written (`출생`, `신고`; not the lemma of an inflected verb)."""
+    word_start = word_end = -1
+    for term, _, start, end in sorted(tokens, key=lambda t: (t[2], t[3])):
+        if len(out) >= MAX_COMPLETION_TERMS:
+            return
+        if len(term) >= 2 and text[start:end].lower() == term:
+            out.setdefault(term, None)
+        if word_start >= 0 and start > word_end and _spaced(text, word_end, start):
+            _add_word(_whole_word(text, word_start, word_end), out)  # a space ends the word
+            word_start = -1
+        if word_start < 0:
+            word_start, word_end = start, end
+        else:
+            word_end = max(word_end, end)
+    if word_start >= 0:
+        _add_word(_whole_word(text, word_start, word_end), out)
+
+
+def _whole_word(text: str, start: int, end: int) -> str:
+    """text[start:end], and the one syllable after it when that is all that is left
+    of the word but a particle: a noun suffix mecab dropped (`상품권을` read as
+    상품/권/을 → 상품권), not an ending (`시행한다`)."""
+    rest = _HANGUL_PREFIX.match(text, end)
+    if rest is not None:
+        tail = strip_particle(rest.group())
+        if len(tail) == 1 and tail == rest.group()[:1] and tail not in _PARTICLE_SYLLABLES:
+            end += 1
+    return text[start:end]
+
+
+def _spaced(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] holds a space or punctuation (a word boundary)."""
+    return any(not c.isalnum() for c in text[start:end])
+
+
+def _add_word(word: str, out: dict[str, None]) -> None:
+    word = word.lower()
+    if 2 <= len(word) <= MAX_TOKEN_CHARS and len(out) < MAX_COMPLETION_TERMS:
+        out.setdefault(word, None)
 
 
 def _add_grams(text: str, base: int, out: list[tantivy.Token]) -> int:
