@@ -429,6 +429,60 @@ def test_compound_matches_respect_readers(search_index: SearchIndex) -> None:
     assert ids(search(search_index, "키오스크", readers=frozenset({"dept:intel"}))) == ["secret"]
 
 
+# -- suggestions and corrections ---------------------------------------------------------
+
+
+def suggestions(index: SearchIndex, prefix: str, readers: frozenset[str] = GOV) -> list[str]:
+    request = SearchRequest(query=parse_user_query(""), readers=readers)
+    return [s.text for s in index.suggest(request, prefix, 10)]
+
+
+def test_suggestions_complete_korean_letter_by_letter_and_by_initials(
+    search_index: SearchIndex,
+) -> None:
+    put(search_index, doc("a", "출생신고 제도를 개선한다", title="출생신고 개선 안내"))
+    for typed in ("출생", "출새", "ㅊㅅㅅㄱ", "ㅊ"):
+        found = suggestions(search_index, typed)
+        assert "출생신고 개선 안내" in found, typed
+        assert "출생신고" in found, typed
+    assert suggestions(search_index, "개서") == ["개선"]  # a word of the body, not the title
+    assert suggestions(search_index, "한다") == []  # endings are not words
+    assert suggestions(search_index, "") == []
+
+
+def test_suggestions_come_only_from_readable_documents(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("secret", "잠수함도입계획 검토", title="잠수함 극비", readers=["dept:intel"]),
+        doc("public", "잠자리 생태 조사", title="잠자리 조사"),
+    )
+    assert set(suggestions(search_index, "잠")) == {"잠자리 조사", "잠자리"}
+    assert suggestions(search_index, "ㅈㅅㅎ") == []
+    assert suggestions(search_index, "잠", readers=frozenset()) == []
+    intel = frozenset({"dept:intel"})
+    assert {"잠수함 극비", "잠수함도입계획"} <= set(suggestions(search_index, "잠", readers=intel))
+    request = SearchRequest(query=parse_user_query(""), readers=GOV)
+    counted = {s.text: s.count for s in search_index.suggest(request, "잠", 10)}
+    assert counted == {"잠자리 조사": 1, "잠자리": 1}  # the secret one counts nowhere
+
+
+def test_corrections_come_only_from_readable_documents(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("public", "주민등록등본 발급 안내"),
+        doc("secret", "주민등록초본 검토", readers=["dept:intel"]),
+    )
+    request = SearchRequest(query=parse_user_query(""), readers=GOV)
+    assert [s.text for s in search_index.corrections(request, "쥬민등록등본", 3)] == [
+        "주민등록등본"
+    ]
+    found = [s.text for s in search_index.corrections(request, "주민등록쵸본", 3)]
+    assert "주민등록초본" not in found
+    intel = SearchRequest(query=parse_user_query(""), readers=frozenset({"dept:intel"}))
+    assert [s.text for s in search_index.corrections(intel, "주민등록쵸본", 3)] == ["주민등록초본"]
+    assert search_index.corrections(request, "주민등록등본", 3) == []  # already right
+
+
 # -- highlights ------------------------------------------------------------------------
 
 

@@ -113,6 +113,11 @@ class Stack:
         """The same search, as cheaply as this stack can run it."""
         return self.search(user, params)
 
+    def suggest(self, user: str, q: str) -> tuple[int, dict[str, Any]]:
+        """`GET /suggest` as `user`: (status, body)."""
+        r = self.request("GET", "/suggest", user, params={"q": q, "limit": 20})
+        return r.status_code, r.json()
+
     def drain(self, batch: int | None) -> None:
         """Index one batch of `batch` outbox rows, or everything due when None."""
         raise NotImplementedError

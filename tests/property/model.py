@@ -347,3 +347,25 @@ def expected_search(world: World, user: UserModel, query: QuerySpec, now: dateti
         highlights={d.id: expected_highlights(d, query) for d in page},
         hidden=len(matching) - len(found),
     )
+
+
+# -- what suggestions may show ------------------------------------------------------------
+
+
+def suggestion_sources(world: World, user: UserModel, now: datetime) -> list[str]:
+    """The text (title and words, lowercased) of each live document `user` may read:
+    every suggestion must occur in one, and count no more documents than hold it."""
+    return [
+        " ".join((d.title, *d.body_words)).lower()
+        for d in world.docs.values()
+        if not d.deleted and readable(world, user, d, now)
+    ]
+
+
+def hidden_sources(world: World, user: UserModel, now: datetime) -> list[str]:
+    """The same for the live, indexed documents `user` may not read (what a leak shows)."""
+    return [
+        " ".join((d.title, *d.body_words)).lower()
+        for d in world.docs.values()
+        if not d.deleted and d.in_index and not readable(world, user, d, now)
+    ]
