@@ -3,6 +3,7 @@ mean"; /suggest: completions as you type. Both through the same access filter.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -93,7 +94,25 @@ def search(
     )
     did_you_mean = None
     if results.total <= FEW_HITS and request.query.words and page == 1:
-        did_you_mean = corrections_for(services.catalog, services.index, principal, request.query)
+        corrected = corrections_for(services.catalog, services.index, principal, request.query)
+        if corrected is not None:
+            # Proposed only if it finds more, with the same filters and access.
+            better = search_documents(
+                services.catalog,
+                services.index,
+                principal,
+                replace(
+                    request,
+                    query=parse_user_query(corrected),
+                    offset=0,
+                    limit=1,
+                    with_facets=False,
+                    with_highlights=False,
+                ),
+                max_window=settings.max_result_window,
+            )
+            if better.total > results.total:
+                did_you_mean = corrected
     auditor.record_later(
         Auditor.event(
             principal.username,
