@@ -141,7 +141,7 @@ MAX_COMPLETION_TITLE = 100
 #: The Hangul right after a position (the rest of a word).
 _HANGUL_PREFIX = re.compile(r"[\uac00-\ud7a3]+")
 #: One-syllable particles and endings never taken for a dropped noun suffix.
-_PARTICLE_SYLLABLES = frozenset("의은는을를에와과이가도로만다요고며서")
+_PARTICLE_SYLLABLES = frozenset("의은는을를에와과이가도로만다요고며서으")
 #: Terms compared with a word when looking for a correction.
 _CORRECTION_CANDIDATES = 2000
 #: ids per aggregation when looking up stored revisions.
@@ -361,24 +361,37 @@ class TantivyIndex:
             return []
         form = "c" if is_initials(typed) else "j"
         lookup = typed if form == "c" else letters(typed)
+        # Titles are nearly all distinct: completing them from one syllable (or
+        # two initials) would count a good part of all titles over the access
+        # filter, for a list nobody reads. Words complete from the first letter.
+        enough = 3 if form == "c" else 2
+        kinds = list(SuggestionKind) if len(typed) >= enough else [SuggestionKind.TERM]
         out: list[Suggestion] = []
         seen: set[str] = set()
         try:
             searcher = self._index.searcher()
             access = self._filter_query(request)
-            for kind in (SuggestionKind.TITLE, SuggestionKind.TERM):
+            for kind in kinds:
                 key = f"{'t' if kind is SuggestionKind.TITLE else 'w'}{form}:{lookup}"
-                found = searcher.terms_with_prefix(
-                    COMPLETE_FIELD, key, filter_query=access, limit=limit
-                )
-                for term, count in found:
-                    text = term.partition(_KEY_SEPARATOR)[2]
-                    if count > 0 and text and text not in seen:
+                for text, count in self._completions(searcher, key, access, limit):
+                    if text and text not in seen:
                         seen.add(text)
-                        out.append(Suggestion(text, kind, int(count)))
+                        out.append(Suggestion(text, kind, count))
         except ValueError as err:
             raise SearchUnavailableError(f"suggestions failed: {err}") from err
         return out[:limit]
+
+    def _completions(
+        self, searcher: tantivy.Searcher, key: str, access: tantivy.Query, limit: int
+    ) -> list[tuple[str, int]]:
+        """Up to `limit` completion keys starting with `key` that readable documents
+        hold, with how many readable documents hold each, most first: one walk of
+        the term dictionary, each key counted over the access filter's documents,
+        so a key no readable document holds is never returned."""
+        found = searcher.terms_with_prefix(COMPLETE_FIELD, key, filter_query=access, limit=limit)
+        return [
+            (term.partition(_KEY_SEPARATOR)[2], int(count)) for term, count in found if count > 0
+        ]
 
     def corrections(self, request: SearchRequest, word: str, limit: int) -> list[Suggestion]:
         """Readable terms within a few letters of `word` (see the port)."""
@@ -1007,7 +1020,7 @@ def _whole_word(text: str, start: int, end: int) -> str:
     of the word but a particle: a noun suffix mecab dropped (`상품권을` read as
     상품/권/을 → 상품권), not an ending (`시행한다`)."""
     rest = _HANGUL_PREFIX.match(text, end)
-    if rest is not None:
+    if rest is not None and strip_particle("_" + rest.group()) != "_":
         tail = strip_particle(rest.group())
         if len(tail) == 1 and tail == rest.group()[:1] and tail not in _PARTICLE_SYLLABLES:
             end += 1

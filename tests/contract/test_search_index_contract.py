@@ -441,10 +441,14 @@ def test_suggestions_complete_korean_letter_by_letter_and_by_initials(
     search_index: SearchIndex,
 ) -> None:
     put(search_index, doc("a", "출생신고 제도를 개선한다", title="출생신고 개선 안내"))
-    for typed in ("출생", "출새", "ㅊㅅㅅㄱ", "ㅊ"):
+    for typed in ("출생", "출새", "ㅊㅅㅅㄱ"):
         found = suggestions(search_index, typed)
         assert "출생신고 개선 안내" in found, typed
         assert "출생신고" in found, typed
+    # One character (or two initials) completes words only, not titles.
+    for typed in ("ㅊ", "출", "ㅊㅅ"):
+        found = suggestions(search_index, typed)
+        assert "출생신고" in found and "출생신고 개선 안내" not in found, typed
     assert suggestions(search_index, "개서") == ["개선"]  # a word of the body, not the title
     assert suggestions(search_index, "한다") == []  # endings are not words
     assert suggestions(search_index, "") == []
@@ -456,13 +460,16 @@ def test_suggestions_come_only_from_readable_documents(search_index: SearchIndex
         doc("secret", "잠수함도입계획 검토", title="잠수함 극비", readers=["dept:intel"]),
         doc("public", "잠자리 생태 조사", title="잠자리 조사"),
     )
-    assert set(suggestions(search_index, "잠")) == {"잠자리 조사", "잠자리"}
+    assert set(suggestions(search_index, "잠자")) == {"잠자리 조사", "잠자리"}
+    assert set(suggestions(search_index, "잠")) == {"잠자리"}
     assert suggestions(search_index, "ㅈㅅㅎ") == []
     assert suggestions(search_index, "잠", readers=frozenset()) == []
     intel = frozenset({"dept:intel"})
-    assert {"잠수함 극비", "잠수함도입계획"} <= set(suggestions(search_index, "잠", readers=intel))
+    assert {"잠수함 극비", "잠수함도입계획"} <= set(
+        suggestions(search_index, "잠수", readers=intel)
+    )
     request = SearchRequest(query=parse_user_query(""), readers=GOV)
-    counted = {s.text: s.count for s in search_index.suggest(request, "잠", 10)}
+    counted = {s.text: s.count for s in search_index.suggest(request, "잠자", 10)}
     assert counted == {"잠자리 조사": 1, "잠자리": 1}  # the secret one counts nowhere
 
 
