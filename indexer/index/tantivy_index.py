@@ -11,6 +11,12 @@ Layout of an index document:
   matches when the document holds all its terms in any of its text fields;
 * `title`, `filename`, `tags`: the same tokens again, per field, without
   positions, only to boost documents whose title (filename, tags) matches;
+* `grams`: Hangul bigrams of the same texts, with positions (the compound
+  fallback, `indexer.analysis.grams`): a query word also matches where its
+  Hangul occurs as written inside a longer word, in a lower scoring tier;
+* `complete`: completion keys (titles and words, spelled in jamo and in
+  initial consonants) for suggestions as you type and corrections, read by
+  prefix walks of the term dictionary counted over the access filter;
 * `src_title`, `src_filename`, `src_body`: the NFC text as stored bytes, for hits
   and highlights (the body cut at `max_body_chars`). The analysed fields are not
   stored, because a stored pre-tokenized value stores every token too;
