@@ -352,11 +352,19 @@ def expected_search(world: World, user: UserModel, query: QuerySpec, now: dateti
 # -- what suggestions may show ------------------------------------------------------------
 
 
+def _suggestable(doc: DocModel) -> str:
+    """What of a document suggestions may show: its title, filename, tags (as now
+    and as last indexed) and words, lowercased."""
+    return " ".join(
+        (doc.title, doc.filename, *doc.tags, *doc.indexed_tags, *doc.body_words)
+    ).lower()
+
+
 def suggestion_sources(world: World, user: UserModel, now: datetime) -> list[str]:
-    """The text (title and words, lowercased) of each live document `user` may read:
-    every suggestion must occur in one, and count no more documents than hold it."""
+    """The suggestable text of each live document `user` may read: every
+    suggestion must occur in one, and count no more documents than hold it."""
     return [
-        " ".join((d.title, *d.body_words)).lower()
+        _suggestable(d)
         for d in world.docs.values()
         if not d.deleted and readable(world, user, d, now)
     ]
@@ -365,7 +373,7 @@ def suggestion_sources(world: World, user: UserModel, now: datetime) -> list[str
 def hidden_sources(world: World, user: UserModel, now: datetime) -> list[str]:
     """The same for the live, indexed documents `user` may not read (what a leak shows)."""
     return [
-        " ".join((d.title, *d.body_words)).lower()
+        _suggestable(d)
         for d in world.docs.values()
         if not d.deleted and d.in_index and not readable(world, user, d, now)
     ]
