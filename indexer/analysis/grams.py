@@ -97,11 +97,18 @@ _PARTICLES = tuple(
 )
 
 
+PARTICLES = frozenset(_PARTICLES)
+_LONG_PARTICLES = frozenset(p for p in _PARTICLES if len(p) == 2)
+_SHORT_PARTICLES = frozenset(p for p in _PARTICLES if len(p) == 1)
+
+
 def strip_particle(word: str) -> str:
-    """`word` without one trailing particle (`상품권을` → 상품권), if one is there."""
-    for particle in _PARTICLES:
-        if word.endswith(particle) and len(word) > len(particle):
-            return word[: -len(particle)]
+    """`word` without one trailing particle (`상품권을` → 상품권), if one is there
+    and something is left."""
+    if len(word) > 2 and word[-2:] in _LONG_PARTICLES:
+        return word[:-2]
+    if len(word) > 1 and word[-1] in _SHORT_PARTICLES:
+        return word[:-1]
     return word
 
 

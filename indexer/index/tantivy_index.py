@@ -68,7 +68,7 @@ from typing import Any
 import tantivy
 
 from auth.access import visibility_token
-from indexer.analysis.grams import gram_runs, run_grams, strip_particle
+from indexer.analysis.grams import PARTICLES, gram_runs, run_grams, strip_particle
 from indexer.analysis.highlight import highlight
 from indexer.analysis.jamo import edit_distance, initials, is_initials, letters
 from indexer.analysis.korean import MAX_TOKEN_CHARS, KoreanAnalyzer
@@ -992,10 +992,28 @@ def _completion_keys(
             break
         _add_completion_terms(analysed, tokens, terms)
     for term in terms:
-        keys.append(f"wj:{letters(term)}{_KEY_SEPARATOR}{term}")
-        chosung = initials(term)
-        if len(chosung) >= 2:
-            keys.append(f"wc:{chosung}{_KEY_SEPARATOR}{term}")
+        keys.extend(_word_keys(term))
+    return keys
+
+
+#: Completion keys of words seen lately: the same words recur in document after
+#: document, and spelling them letter by letter is most of the keys' cost.
+_WORD_KEYS: dict[str, tuple[str, ...]] = {}
+_WORD_KEYS_LIMIT = 200_000
+
+
+def _word_keys(term: str) -> tuple[str, ...]:
+    """The completion keys of one word: in letters, and in initials (two or more)."""
+    known = _WORD_KEYS.get(term)
+    if known is not None:
+        return known
+    chosung = initials(term)
+    keys: tuple[str, ...] = (f"wj:{letters(term)}{_KEY_SEPARATOR}{term}",)
+    if len(chosung) >= 2:
+        keys += (f"wc:{chosung}{_KEY_SEPARATOR}{term}",)
+    if len(_WORD_KEYS) >= _WORD_KEYS_LIMIT:
+        _WORD_KEYS.clear()  # a rare reset beats bookkeeping on every hit
+    _WORD_KEYS[term] = keys
     return keys
 
 
@@ -1026,7 +1044,7 @@ def _whole_word(text: str, start: int, end: int) -> str:
     of the word but a particle: a noun suffix mecab dropped (`상품권을` read as
     상품/권/을 → 상품권), not an ending (`시행한다`)."""
     rest = _HANGUL_PREFIX.match(text, end)
-    if rest is not None and strip_particle("_" + rest.group()) != "_":
+    if rest is not None and rest.group() not in PARTICLES:
         tail = strip_particle(rest.group())
         if len(tail) == 1 and tail == rest.group()[:1] and tail not in _PARTICLE_SYLLABLES:
             end += 1
@@ -1035,7 +1053,7 @@ def _whole_word(text: str, start: int, end: int) -> str:
 
 def _spaced(text: str, start: int, end: int) -> bool:
     """Whether text[start:end] holds a space or punctuation (a word boundary)."""
-    return any(not c.isalnum() for c in text[start:end])
+    return not text[start:end].isalnum()
 
 
 def _add_word(word: str, out: dict[str, None]) -> None:
