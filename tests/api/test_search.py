@@ -301,7 +301,7 @@ def test_suggestions_never_show_text_the_caller_may_not_read(
         visibility="private",
     )
     assert suggest(server, "kim", "잠수함")  # the owner completes it
-    for typed in ("잠수함", "잠수", "ㅈㅅㅎ", "극비"):
+    for typed in ("잠수함", "잠수", "ㅈㅅㅎ", "잠수함도"):
         assert suggest(server, org["choi"], typed) == [], typed
     # A grant shows it at once, a revocation hides it at once (no reindex wait).
     with server.client("kim") as c:
