@@ -2,6 +2,8 @@
 
 python -m bench.relevance            # shipped user dictionary and synonyms
 python -m bench.relevance --plain    # also mecab alone, no synonyms, for comparison
+python -m bench.relevance --independent   # the set judged without the analyser,
+                                          # morphology alone and with the compound fallback
 """
 
 from __future__ import annotations
@@ -10,13 +12,24 @@ import argparse
 import time
 
 from indexer.analysis.korean import KoreanAnalyzer
-from tests.relevance.evaluate import evaluate
+from tests.relevance.evaluate import evaluate, evaluate_independent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--plain", action="store_true", help="also run without dictionary/synonyms")
+    parser.add_argument(
+        "--independent", action="store_true", help="the independently judged set (both ways)"
+    )
     args = parser.parse_args()
+    if args.independent:
+        for fallback in (False, True):
+            started = time.perf_counter()
+            result = evaluate_independent(compound_fallback=fallback)
+            print("with the compound fallback:" if fallback else "morphology alone:")
+            print(result.report(misses=False))
+            print(f"(indexed and searched in {time.perf_counter() - started:.1f} s)\n")
+        return
     started = time.perf_counter()
     result = evaluate()
     print(result.report())

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     #: Korean analysis of documents in a child process, on another core (embedded
     #: index; ignored on a one-core machine).
     analysis_process: bool = True
+    #: Hangul bigrams indexed beside the morphemes, so a word is also found
+    #: inside compounds mecab reads otherwise (ranked below morphological
+    #: matches). Changing it changes index-time tokens: run `crossdoc reindex`.
+    compound_fallback: bool = True
 
     #: Korean analysis files (see infra/analysis/): the nori-format user dictionary
     #: (changes index-time tokens: reindex after an edit) and the Solr-format

@@ -149,7 +149,13 @@ def build_index(settings: Settings) -> SearchIndex:
         if settings.analysis_process and (os.cpu_count() or 1) > 1
         else None
     )
-    return TantivyIndex(settings.index_dir, analyzer, synonyms=synonyms, analysis=analysis)
+    return TantivyIndex(
+        settings.index_dir,
+        analyzer,
+        synonyms=synonyms,
+        analysis=analysis,
+        compound_fallback=settings.compound_fallback,
+    )
 
 
 def build_analyzer(settings: Settings) -> KoreanAnalyzer:
@@ -231,6 +237,10 @@ def build_services(settings: Settings, *, passwords: Passwords | None = None) ->
     store = build_object_store(settings)
     extractor = build_extractor(settings)
     index = build_index(settings)
+    if getattr(index, "schema_rebuilt", False):
+        # An index of an older release (e.g. without the compound fallback's
+        # grams) was emptied: index every document again from the record.
+        catalog.mark_all_for_reindex()
     pipeline = IndexingPipeline(catalog, store, extractor, index, settings.spool_dir)
     return Services(
         settings=settings,

@@ -173,6 +173,21 @@ class SearchOut(BaseModel):
     size: int
     hits: list[HitOut]
     facets: dict[str, list[FacetOut]]
+    #: With no or few hits: the query with its words corrected to terms of
+    #: documents the caller may read ("did you mean"), if one is near enough.
+    did_you_mean: str | None = None
+
+
+class SuggestionOut(BaseModel):
+    text: str
+    kind: Literal["title", "term"]
+    #: How many documents the caller may read hold it.
+    count: int
+
+
+class SuggestOut(BaseModel):
+    q: str
+    suggestions: list[SuggestionOut]
 
 
 class AuditOut(BaseModel):

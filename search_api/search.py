@@ -15,7 +15,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from auth.access import Permission, Principal, can, search_tokens
@@ -29,7 +30,11 @@ from indexer.index.base import (
     SearchRequest,
     SearchResults,
     SortOrder,
+    Suggestion,
+    SuggestionKind,
 )
+from indexer.query import UserQuery
+from storage.catalog.records import PolicyRecord
 from storage.catalog.repository import Catalog
 
 
@@ -58,6 +63,45 @@ def _merge_facets(
     return merged
 
 
+@dataclass(frozen=True)
+class _Access:
+    """What the caller may read, as the index filter needs it (one catalog snapshot)."""
+
+    now: datetime
+    policies: tuple[PolicyRecord, ...]
+    #: The caller's reader tokens, with the tokens of the policies in force for them.
+    tokens: frozenset[str]
+    #: Matches of the caller's policies the index may not carry yet.
+    reader_matches: tuple[Mapping[str, str], ...]
+    #: Documents whose index entry is stale on access: decided from the catalog.
+    stale_ids: frozenset[str]
+
+
+def _caller_access(catalog: Catalog, principal: Principal) -> _Access:
+    """The access filter's inputs for `principal`, from the live catalog (shared by
+    search, suggestions and corrections, so they can never disagree)."""
+    now = datetime.now(UTC)
+    snapshot = catalog.access_snapshot()
+    policies = snapshot.policies
+    grants = [policy_grant(p) for p in policies]
+    tokens = search_tokens(principal, grants, now)
+    reader_matches = tuple(
+        p.match
+        for p, g in zip(policies, grants, strict=True)
+        if p.id in snapshot.pending_policy_ids and g.active(now) and g.principal in principal.tokens
+    )
+    return _Access(now, policies, tokens, reader_matches, frozenset(snapshot.stale_ids))
+
+
+def _readable_stale(catalog: Catalog, principal: Principal, access: _Access) -> frozenset[str]:
+    """The stale documents the catalog lets `principal` read."""
+    return frozenset(
+        doc_id
+        for doc_id, doc in catalog.access_records(sorted(access.stale_ids)).items()
+        if can(principal, document_access(doc, access.policies), Permission.READ, access.now)
+    )
+
+
 def search_documents(
     catalog: Catalog,
     index: SearchIndex,
@@ -74,17 +118,9 @@ def search_documents(
     if not principal.tokens:
         return SearchResults(total=0, hits=[], facets={name: [] for name in FACET_FIELDS})
 
-    now = datetime.now(UTC)
-    snapshot = catalog.access_snapshot()
-    policies = snapshot.policies
-    grants = [policy_grant(p) for p in policies]
-    tokens = search_tokens(principal, grants, now)
-    reader_matches = tuple(
-        p.match
-        for p, g in zip(policies, grants, strict=True)
-        if p.id in snapshot.pending_policy_ids and g.active(now) and g.principal in principal.tokens
-    )
-    stale_ids = snapshot.stale_ids
+    access = _caller_access(catalog, principal)
+    now, policies, tokens = access.now, access.policies, access.tokens
+    reader_matches, stale_ids = access.reader_matches, access.stale_ids
     window = request.offset + request.limit
     # Beyond the first page, highlight only the page returned (second pass below).
     deep = request.offset > 0 and request.with_highlights
@@ -102,11 +138,7 @@ def search_documents(
     )
     results = main
     if stale_ids:
-        readable_stale = frozenset(
-            doc_id
-            for doc_id, doc in catalog.access_records(sorted(stale_ids)).items()
-            if can(principal, document_access(doc, policies), Permission.READ, now)
-        )
+        readable_stale = _readable_stale(catalog, principal, access)
         if request.only_ids is not None:
             readable_stale &= request.only_ids
         if readable_stale:
@@ -162,3 +194,97 @@ def _with_highlights(
     )
     highlights = {h.id: h.highlights for h in marked.hits}
     return [replace(h, highlights=highlights.get(h.id, ())) for h in hits]
+
+
+#: Completions returned at most.
+MAX_SUGGESTIONS = 20
+
+
+def suggest_for(
+    catalog: Catalog, index: SearchIndex, principal: Principal, prefix: str, limit: int = 10
+) -> list[Suggestion]:
+    """Titles and terms beginning with `prefix` from documents `principal` may read.
+
+    The same access filter as `search_documents` (built by `_caller_access`):
+    the index's readers for documents indexed with their current access, the
+    catalog's decision for stale ones (searched by id), so a revoked reader
+    stops seeing a document's title and words at once.
+    """
+    if not principal.tokens or not prefix.strip():
+        return []
+    limit = max(1, min(limit, MAX_SUGGESTIONS))
+    access = _caller_access(catalog, principal)
+    request = _access_request(access)
+    found = index.suggest(request, prefix, limit)
+    if access.stale_ids:
+        readable_stale = _readable_stale(catalog, principal, access)
+        if readable_stale:
+            extra = index.suggest(
+                replace(request, exclude_ids=frozenset(), prechecked_ids=readable_stale),
+                prefix,
+                limit,
+            )
+            found = _merge_suggestions(found, extra)
+    return found[:limit]
+
+
+def corrections_for(
+    catalog: Catalog, index: SearchIndex, principal: Principal, query: UserQuery
+) -> str | None:
+    """A corrected query ("did you mean"), each positive word replaced by the nearest
+    term of the documents `principal` may read that it is not; None if no word has one.
+
+    Drawn through the same access filter as search and suggestions.
+    """
+    if not principal.tokens or not query.words:
+        return None
+    access = _caller_access(catalog, principal)
+    request = _access_request(access)
+    readable_stale = _readable_stale(catalog, principal, access) if access.stale_ids else None
+    changed = False
+    words: list[str] = []
+    for word in query.words:
+        found = index.corrections(request, word, 3)
+        if readable_stale:
+            extra = index.corrections(
+                replace(request, exclude_ids=frozenset(), prechecked_ids=readable_stale), word, 3
+            )
+            found = sorted(found + extra, key=lambda s: -s.count)
+        if found and found[0].text != word.lower():
+            words.append(found[0].text)
+            changed = True
+        else:
+            words.append(word)
+    if not changed:
+        return None
+    parts = [*words, *(f'"{p}"' for p in query.phrases)]
+    parts += [f'-"{e}"' if " " in e else f"-{e}" for e in query.excluded]
+    return " ".join(parts)
+
+
+def _access_request(access: _Access) -> SearchRequest:
+    """A request carrying only the caller's access filter (no text)."""
+    return SearchRequest(
+        query=UserQuery(),
+        readers=access.tokens,
+        reader_matches=access.reader_matches,
+        exclude_ids=access.stale_ids,
+        with_facets=False,
+        with_highlights=False,
+    )
+
+
+def _merge_suggestions(a: list[Suggestion], b: list[Suggestion]) -> list[Suggestion]:
+    counts: dict[tuple[str, SuggestionKind], int] = {}
+    for s in (*a, *b):
+        counts[(s.text, s.kind)] = counts.get((s.text, s.kind), 0) + s.count
+    merged = [Suggestion(text, kind, count) for (text, kind), count in counts.items()]
+    order = {SuggestionKind.TITLE: 0, SuggestionKind.TERM: 1}
+    merged.sort(key=lambda s: (order[s.kind], -s.count, s.text))
+    seen: set[str] = set()
+    out = []
+    for s in merged:
+        if s.text not in seen:
+            seen.add(s.text)
+            out.append(s)
+    return out

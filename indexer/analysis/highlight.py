@@ -7,6 +7,10 @@ containing the term, or its first characters for stems such as 아름답 in
 아름다운), and only a bounded number of those words are analysed, each on its
 own (the analyser remembers words it saw lately, and sends the others to mecab
 in one call). The work per document is therefore bounded whatever its size.
+
+`surfaces` (the Hangul a query word's compound fallback matched, see
+`indexer.analysis.grams`) are marked where they occur as written, e.g. `저장소`
+inside a coined compound mecab reads as other pieces.
 """
 
 from __future__ import annotations
@@ -50,17 +54,21 @@ def highlight(
     fragment_chars: int = DEFAULT_FRAGMENT_CHARS,
     max_fragments: int = DEFAULT_MAX_FRAGMENTS,
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
+    surfaces: Iterable[str] = (),
 ) -> list[str]:
     """Up to `max_fragments` HTML fragments of `text` around matches of `terms`.
 
-    `terms` are analysed (query-mode) terms. Fragments are about `fragment_chars`
-    long, in text order, whitespace collapsed, with `…` where the text was cut.
-    Returns [] when nothing in the scanned part of `text` matches.
+    `terms` are analysed (query-mode) terms; `surfaces` are marked where they
+    occur as written. Fragments are about `fragment_chars` long, in text order,
+    whitespace collapsed, with `…` where the text was cut. Returns [] when
+    nothing in the scanned part of `text` matches.
     """
     wanted = frozenset(terms)
-    if not text or not wanted:
+    if not text or not (wanted or surfaces):
         return []
-    spans = match_spans(analyzer, text, wanted, max_candidates=max_candidates)
+    spans = match_spans(
+        analyzer, text, wanted, max_candidates=max_candidates, surfaces=frozenset(surfaces)
+    )
     if not spans:
         return []
     windows = _windows(text, spans, fragment_chars)
@@ -74,18 +82,28 @@ def match_spans(
     terms: frozenset[str],
     *,
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
+    surfaces: frozenset[str] = frozenset(),
 ) -> list[tuple[int, int, str]]:
-    """Sorted, merged (start, end, first term) spans of `text` whose analysis yields a term."""
-    candidates = _candidates(text, terms, max_candidates)
-    if not candidates:
+    """Sorted, merged (start, end, first term) spans of `text` whose analysis yields a
+    term, or that are one of `surfaces` as written."""
+    candidates = _candidates(text, terms, max_candidates) if terms else []
+    raw: list[tuple[int, int, str]] = []
+    if candidates:
+        words = analyzer.analyze_words([text[start:end] for start, end in candidates])
+        raw = [
+            (start + tok.start, start + tok.end, tok.text)
+            for (start, _), tokens in zip(candidates, words, strict=True)
+            for tok in tokens
+            if tok.text in terms
+        ]
+    scan_end = min(len(text), _SCAN_CHARS)
+    for surface in surfaces:
+        raw.extend(
+            (pos, pos + len(surface), surface)
+            for pos in _occurrences(text, surface, scan_end, max_candidates)
+        )
+    if not raw:
         return []
-    words = analyzer.analyze_words([text[start:end] for start, end in candidates])
-    raw: list[tuple[int, int, str]] = [
-        (start + tok.start, start + tok.end, tok.text)
-        for (start, _), tokens in zip(candidates, words, strict=True)
-        for tok in tokens
-        if tok.text in terms
-    ]
     raw.sort()
     merged: list[tuple[int, int, str]] = []
     for start, end, term in raw:

@@ -167,6 +167,10 @@ class KoreanAnalyzer:
     def chunk_chars(self) -> int:
         return self._chunk_chars
 
+    def is_user_word(self, text: str) -> bool:
+        """Whether `text` is an entry of the user dictionary (case-insensitive, NFC)."""
+        return to_nfc(text.strip())[0].lower() in self._user_parts
+
     def analyze(self, text: str, mode: AnalysisMode = AnalysisMode.INDEX) -> list[Token]:
         """Analyse `text`; offsets index into `text` itself, whatever its normal form."""
         if not text:

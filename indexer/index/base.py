@@ -114,6 +114,21 @@ class SearchResults:
     facets: dict[str, list[FacetCount]] = field(default_factory=dict)
 
 
+class SuggestionKind(enum.StrEnum):
+    TITLE = "title"
+    TERM = "term"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A completion of what the caller is typing, from documents they may read."""
+
+    text: str
+    kind: SuggestionKind
+    #: How many documents readable by the caller hold it (as the index knows them).
+    count: int
+
+
 @runtime_checkable
 class SearchIndex(Protocol):
     """A full-text index of documents with per-document readers."""
@@ -146,6 +161,26 @@ class SearchIndex(Protocol):
         """Run a permission-filtered search.
 
         Raises `InvalidQueryError`, `SearchUnavailableError`.
+        """
+        ...
+
+    def suggest(self, request: SearchRequest, prefix: str, limit: int) -> list[Suggestion]:
+        """Titles and terms beginning with `prefix`, from documents `request`'s filter
+        lets through (its readers, reader matches, id restrictions; its query is
+        ignored): never text of a document the filter excludes.
+
+        Korean prefixes match letter by letter (`행정아` → 행정안전부) and by
+        initial consonants (`ㅎㅈㅇㅈㅂ` → 행정안전부). Titles first, then terms,
+        each by how many documents hold them; at most `limit`. Raises
+        `SearchUnavailableError`.
+        """
+        ...
+
+    def corrections(self, request: SearchRequest, word: str, limit: int) -> list[Suggestion]:
+        """Terms close to `word` by edit distance (Korean letter by letter, other
+        scripts by character), from documents `request`'s filter lets through,
+        nearest first, then most frequent; `word` itself is never one. Raises
+        `SearchUnavailableError`.
         """
         ...
 

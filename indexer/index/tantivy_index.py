@@ -11,6 +11,12 @@ Layout of an index document:
   matches when the document holds all its terms in any of its text fields;
 * `title`, `filename`, `tags`: the same tokens again, per field, without
   positions, only to boost documents whose title (filename, tags) matches;
+* `grams`: Hangul bigrams of the same texts, with positions (the compound
+  fallback, `indexer.analysis.grams`): a query word also matches where its
+  Hangul occurs as written inside a longer word, in a lower scoring tier;
+* `complete`: completion keys (titles and words, spelled in jamo and in
+  initial consonants) for suggestions as you type and corrections, read by
+  prefix walks of the term dictionary counted over the access filter;
 * `src_title`, `src_filename`, `src_body`: the NFC text as stored bytes, for hits
   and highlights (the body cut at `max_body_chars`). The analysed fields are not
   stored, because a stored pre-tokenized value stores every token too;
@@ -44,7 +50,10 @@ revision, e.g. after an analyser change).
 
 from __future__ import annotations
 
+import logging
+import operator
 import re
+import shutil
 import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -52,17 +61,21 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import tantivy
 
 from auth.access import visibility_token
+from indexer.analysis.grams import PARTICLES, gram_runs, run_grams, strip_particle
 from indexer.analysis.highlight import highlight
-from indexer.analysis.korean import KoreanAnalyzer
+from indexer.analysis.jamo import edit_distance, initials, is_initials, letters
+from indexer.analysis.korean import MAX_TOKEN_CHARS, KoreanAnalyzer
 from indexer.analysis.process import AnalysisProcess, TokenTuple, analyze_texts
 from indexer.analysis.query_terms import (
     AnalyzedQuery,
+    Fallback,
     PositionedTerms,
     SynonymSpan,
     analyze_query,
@@ -78,10 +91,28 @@ from indexer.index.base import (
     SearchRequest,
     SearchResults,
     SortOrder,
+    Suggestion,
+    SuggestionKind,
 )
+
+log = logging.getLogger(__name__)
 
 #: The field every analysed token goes to; all matching happens there.
 TEXT_FIELD = "text"
+#: Hangul bigrams of the same texts: the compound fallback (`indexer.analysis.grams`).
+GRAMS_FIELD = "grams"
+#: Score given to each word a document matches morphologically, on top of its
+#: BM25 score: a document matching a word only through the compound fallback
+#: (whose score is scaled by FALLBACK_WEIGHT, far below this) therefore always
+#: ranks below one matching it morphologically, whatever the term statistics.
+MORPHOLOGY_TIER = 1000.0
+#: Weight of the phrase a word's terms (or all the words' terms) make, added to
+#: the score of documents where they stand together: `2024년도` or `3월` rank
+#: documents holding them as written above those with 2024 and 년도 apart.
+ADJACENCY_BOOST = 1.0
+#: Weight of the fallback's BM25 score (it only orders fallback matches among
+#: themselves and adds a little to documents that match both ways).
+FALLBACK_WEIGHT = 0.1
 #: Extra score for a word that also matches in one of these fields.
 BOOST_FIELDS: dict[str, float] = {"title": 2.0, "filename": 1.0, "tags": 1.0}
 #: Positions left empty between the parts of `text` so phrases stay inside one.
@@ -103,6 +134,22 @@ _FACET_THREADS = 2
 _MAX_BOOST_VARIANTS = 8
 #: Up to this many reader tokens, the access filter is a union of term queries.
 _READERS_UNION_MAX = 64
+#: Completion keys (field COMPLETE_FIELD): `<kind><form>:<lookup>\x1f<text>`,
+#: kind `t` (title) or `w` (term), form `j` (letters, see indexer.analysis.jamo)
+#: or `c` (initial consonants); a prefix walk of the term dictionary on
+#: `<kind><form>:<typed>` finds the texts, counted over readable documents only.
+COMPLETE_FIELD = "complete"
+_KEY_SEPARATOR = "\x1f"
+#: Terms of one document kept as completions (title, filename and tags first).
+MAX_COMPLETION_TERMS = 200
+#: Longest title offered whole as a completion.
+MAX_COMPLETION_TITLE = 100
+#: The Hangul right after a position (the rest of a word).
+_HANGUL_PREFIX = re.compile(r"[\uac00-\ud7a3]+")
+#: One-syllable particles and endings never taken for a dropped noun suffix.
+_PARTICLE_SYLLABLES = frozenset("의은는을를에와과이가도로만다요고며서으")
+#: Terms compared with a word when looking for a correction.
+_CORRECTION_CANDIDATES = 2000
 #: ids per aggregation when looking up stored revisions.
 _REVISION_BATCH = 1000
 
@@ -125,8 +172,15 @@ class TantivyIndex:
         max_result_window: int = DEFAULT_MAX_RESULT_WINDOW,
         synonyms: SynonymSource | None = None,
         analysis: AnalysisProcess | None = None,
+        compound_fallback: bool = True,
     ) -> None:
         """Open (or create) the index in directory `path`.
+
+        With `compound_fallback` (the default), Hangul bigrams are indexed beside
+        the morphemes and a word also finds documents holding it, as written,
+        inside a compound mecab reads otherwise; those rank below morphological
+        matches. Without it the `grams` field stays empty and is not searched
+        (for measuring what it costs; the schema is the same either way).
 
         With `analysis`, documents are analysed in its child process (on another
         core) instead of in the calling thread; queries always are analysed here.
@@ -136,9 +190,11 @@ class TantivyIndex:
 
         `writer_heap_bytes` and `writer_threads` size tantivy's writer;
         `max_body_chars` bounds the indexed, stored and highlighted part of each
-        body; `max_result_window` bounds offset + limit of a search. Raises
-        `SearchUnavailableError` when the directory cannot be used (not
-        writable, or built with another schema: delete it and reindex).
+        body; `max_result_window` bounds offset + limit of a search. A directory
+        holding an index built with another schema (an older release) is
+        emptied and `schema_rebuilt` set: the caller must queue every document
+        again. Raises `SearchUnavailableError` when the directory cannot be
+        used (not writable).
         """
         if writer_heap_bytes < 15_000_000 * writer_threads:
             raise ValueError("tantivy needs at least 15 MB of writer heap per thread")
@@ -152,10 +208,24 @@ class TantivyIndex:
         self._threads = writer_threads
         self._max_body_chars = max_body_chars
         self._max_window = max_result_window
+        self._fallback = compound_fallback
         self._schema = _schema()
+        #: The directory held an index built with another schema (an older
+        #: release): it was emptied, and every document must be indexed again.
+        self.schema_rebuilt = False
         try:
             path.mkdir(parents=True, exist_ok=True)
-            self._index = tantivy.Index(self._schema, str(path), reuse=True)
+            try:
+                self._index = tantivy.Index(self._schema, str(path), reuse=True)
+            except ValueError as err:
+                if "schema does not match" not in str(err):
+                    raise
+                # The index is derived data: rebuild rather than refuse to start.
+                log.warning("the search index at %s has an older schema: rebuilding it", path)
+                shutil.rmtree(path)
+                path.mkdir(parents=True)
+                self._index = tantivy.Index(self._schema, str(path), reuse=True)
+                self.schema_rebuilt = True
         except (OSError, ValueError) as err:
             raise SearchUnavailableError(f"cannot open the search index at {path}: {err}") from err
         self._write_lock = threading.Lock()
@@ -287,6 +357,88 @@ class TantivyIndex:
         except (ValueError, RuntimeError) as err:  # RuntimeError: closed meanwhile
             raise SearchUnavailableError(f"search failed: {err}") from err
         return SearchResults(total=total, hits=hits, facets=facets)
+
+    def suggest(self, request: SearchRequest, prefix: str, limit: int) -> list[Suggestion]:
+        """Titles, then terms, beginning with `prefix`, counted over the documents the
+        request's filter lets through (see the port)."""
+        self._check_open()
+        typed = unicodedata.normalize("NFC", prefix).strip()
+        if not typed or limit < 1 or not self._may_read_something(request):
+            return []
+        form = "c" if is_initials(typed) else "j"
+        lookup = typed if form == "c" else letters(typed)
+        # Titles are nearly all distinct: completing them from one syllable (or
+        # two initials) would count a good part of all titles over the access
+        # filter, for a list nobody reads. Words complete from the first letter.
+        enough = 3 if form == "c" else 2
+        kinds = list(SuggestionKind) if len(typed) >= enough else [SuggestionKind.TERM]
+        out: list[Suggestion] = []
+        seen: set[str] = set()
+        try:
+            searcher = self._index.searcher()
+            access = self._filter_query(request)
+            for kind in kinds:
+                key = f"{'t' if kind is SuggestionKind.TITLE else 'w'}{form}:{lookup}"
+                for text, count in self._completions(searcher, key, access, limit):
+                    if text and text not in seen:
+                        seen.add(text)
+                        out.append(Suggestion(text, kind, count))
+        except ValueError as err:
+            raise SearchUnavailableError(f"suggestions failed: {err}") from err
+        return out[:limit]
+
+    def _completions(
+        self, searcher: tantivy.Searcher, key: str, access: tantivy.Query, limit: int
+    ) -> list[tuple[str, int]]:
+        """Up to `limit` completion keys starting with `key` that readable documents
+        hold, with how many readable documents hold each, most first: one walk of
+        the term dictionary, each key counted over the access filter's documents,
+        so a key no readable document holds is never returned."""
+        found = searcher.terms_with_prefix(COMPLETE_FIELD, key, filter_query=access, limit=limit)
+        return [
+            (term.partition(_KEY_SEPARATOR)[2], int(count)) for term, count in found if count > 0
+        ]
+
+    def corrections(self, request: SearchRequest, word: str, limit: int) -> list[Suggestion]:
+        """Readable terms within a few letters of `word` (see the port)."""
+        self._check_open()
+        typed = unicodedata.normalize("NFC", word).strip().lower()
+        spelled = letters(typed)
+        if len(spelled) < 2 or limit < 1 or not self._may_read_something(request):
+            return []
+        # Korean: about one letter in four may be wrong (at least one); other
+        # scripts: one in four characters too, at most two.
+        budget = max(1, min(3, len(spelled) // 4))
+        # Candidates share the first letter (a first-letter typo is rarely what
+        # happened, and it keeps the walk of the term dictionary short).
+        try:
+            found = self._index.searcher().terms_with_prefix(
+                COMPLETE_FIELD,
+                f"wj:{spelled[0]}",
+                filter_query=self._filter_query(request),
+                limit=_CORRECTION_CANDIDATES,
+            )
+        except ValueError as err:
+            raise SearchUnavailableError(f"corrections failed: {err}") from err
+        scored: list[tuple[int, int, str]] = []
+        for term, count in found:
+            candidate_letters, _, text = term[3:].partition(_KEY_SEPARATOR)
+            if count <= 0 or not text or text == typed:
+                continue
+            distance = edit_distance(spelled, candidate_letters, budget)
+            if distance <= budget:
+                scored.append((distance, -int(count), text))
+        scored.sort()
+        return [
+            Suggestion(text, SuggestionKind.TERM, -negative) for _, negative, text in scored[:limit]
+        ]
+
+    def _may_read_something(self, request: SearchRequest) -> bool:
+        """False when the request's filter can let nothing through (fail closed)."""
+        return bool(request.readers) and not (
+            (request.only_ids is not None and not request.only_ids)
+            or (request.prechecked_ids is not None and not request.prechecked_ids)
+        )
 
     def close(self) -> None:
         """Let merges finish and release the writer's lock; further calls raise."""
@@ -440,8 +592,11 @@ class TantivyIndex:
             if tag:
                 out.add_text("tag", tag)
         combined: list[tantivy.Token] = []
-        base = 0
+        grams: list[tantivy.Token] = []
+        base = gram_base = 0
         for (field, text, _), tokens in zip(parts, part_tokens, strict=True):
+            if self._fallback:
+                gram_base = _add_grams(text, gram_base, grams)
             if not tokens:
                 continue
             if field != "body":
@@ -451,6 +606,16 @@ class TantivyIndex:
             base += tokens[-1][1] + 1 + _PART_GAP
         if combined:
             out.add_pre_tokenized_text(TEXT_FIELD, tantivy.PreTokenizedString("", combined))
+        if grams:
+            out.add_pre_tokenized_text(GRAMS_FIELD, tantivy.PreTokenizedString("", grams))
+        keys = _completion_keys(parts, part_tokens)
+        if keys:
+            out.add_pre_tokenized_text(
+                COMPLETE_FIELD,
+                tantivy.PreTokenizedString(
+                    "", list(map(tantivy.Token, keys, range(len(keys)), repeat(0), repeat(0)))
+                ),
+            )
         (_, title, _), (_, filename, _), (_, body, _) = parts[0], parts[1], parts[-1]
         out.add_bytes("src_title", title.encode())
         out.add_bytes("src_filename", filename.encode())
@@ -469,13 +634,25 @@ class TantivyIndex:
         for i, terms in enumerate(analyzed.words):
             spans = analyzed.word_spans(i)
             if spans:
-                clauses.append((occur.Must, self._expanded_word_query(terms, spans, scoring)))
+                morphological = self._expanded_word_query(terms, spans, scoring)
             else:
-                clauses.append((occur.Must, self._word_query(terms, boosts=scoring)))
+                morphological = self._word_query(terms, boosts=scoring)
+            fallback = analyzed.fallback(i) if self._fallback else None
+            if fallback is None:
+                clauses.append((occur.Must, morphological))
+                continue
+            clauses.append(
+                (occur.Must, self._with_fallback(terms, spans, morphological, fallback, scoring))
+            )
         for i, terms in enumerate(analyzed.phrases):
             clauses.append((occur.Must, self._phrases_query(terms, analyzed.phrase_spans(i))))
         for i, terms in enumerate(analyzed.excluded):
             clauses.append((occur.MustNot, self._phrases_query(terms, analyzed.excluded_spans(i))))
+            excluded_fallback = analyzed.excluded_fallback(i) if self._fallback else None
+            if excluded_fallback is not None:
+                clauses.append((occur.MustNot, self._fallback_query(excluded_fallback)))
+        if scoring:
+            clauses.extend((occur.Should, q) for q in self._adjacency_boosts(analyzed))
         access = self._filter_query(request)
         if analyzed.has_positive:
             # The filter must not score: the user's text ranks, the filter only restricts.
@@ -528,6 +705,70 @@ class TantivyIndex:
             for field, boost in BOOST_FIELDS.items():
                 scored.append((occur.Should, _boost(self._all_of(field, unique), boost)))
         return tantivy.Query.boolean_query(scored)
+
+    def _adjacency_boosts(self, analyzed: AnalyzedQuery) -> list[tantivy.Query]:
+        """Phrase boosts: each word of several terms, and all the words together."""
+        boosts: list[tantivy.Query] = []
+        together: list[tuple[int, str]] = []
+        for i, terms in enumerate(analyzed.words):
+            if analyzed.word_spans(i):
+                return boosts  # a synonym span: its alternatives are phrases already
+            if len(terms) > 1:
+                boosts.append(_boost(self._phrase_query(terms), ADJACENCY_BOOST))
+            shift = together[-1][0] + 1 if together else 0
+            together.extend((shift + position, term) for position, term in terms)
+        if len(analyzed.words) > 1 and len(together) > 1:
+            boosts.append(_boost(self._phrase_query(tuple(together)), ADJACENCY_BOOST))
+        return boosts
+
+    def _with_fallback(
+        self,
+        terms: PositionedTerms,
+        spans: tuple[SynonymSpan, ...],
+        morphological: tantivy.Query,
+        fallback: Fallback,
+        scoring: bool,
+    ) -> tantivy.Query:
+        """The word matched morphologically or, failing that, inside a compound.
+
+        Scoring: a morphological match earns MORPHOLOGY_TIER on top of its own
+        score, a fallback match only FALLBACK_WEIGHT times its BM25 score, so
+        every morphological match ranks above every fallback-only one.
+        """
+        occur = tantivy.Occur
+        inside = self._fallback_query(fallback)
+        if not scoring:
+            return tantivy.Query.boolean_query(
+                [(occur.Should, morphological), (occur.Should, inside)]
+            )
+        plain = (
+            self._expanded_word_query(terms, spans, False)
+            if spans
+            else self._word_query(terms, boosts=False)
+        )
+        return tantivy.Query.boolean_query(
+            [
+                (occur.Should, morphological),
+                (occur.Should, tantivy.Query.const_score_query(plain, MORPHOLOGY_TIER)),
+                (occur.Should, _boost(inside, FALLBACK_WEIGHT)),
+            ]
+        )
+
+    def _fallback_query(self, fallback: Fallback) -> tantivy.Query:
+        """Every Hangul run of the word as a phrase of grams, and its other terms."""
+        parts: list[tantivy.Query] = []
+        for run in fallback.runs:
+            grams = run_grams(run)
+            if len(grams) == 1:
+                parts.append(self._term(GRAMS_FIELD, grams[0]))
+            else:
+                parts.append(
+                    tantivy.Query.phrase_query(self._schema, GRAMS_FIELD, list(enumerate(grams)))
+                )
+        parts.extend(self._term(TEXT_FIELD, t) for t in fallback.terms)
+        if len(parts) == 1:
+            return parts[0]
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in parts])
 
     def _phrases_query(
         self, terms: PositionedTerms, spans: tuple[SynonymSpan, ...]
@@ -651,19 +892,33 @@ class TantivyIndex:
         if limit == 0:
             return [], total
         terms = analyzed.highlight_terms if request.with_highlights else frozenset()
+        surfaces = (
+            analyzed.highlight_surfaces
+            if request.with_highlights and self._fallback
+            else frozenset()
+        )
         hits = []
         for value, address in result.hits:
             score = float(value) if sort is SortOrder.RELEVANCE else 0.0
-            hits.append(self._hit(searcher.doc(address), score, terms))
+            hits.append(self._hit(searcher.doc(address), score, terms, surfaces))
         return hits, total
 
-    def _hit(self, doc: tantivy.Document, score: float, terms: frozenset[str]) -> SearchHit:
+    def _hit(
+        self,
+        doc: tantivy.Document,
+        score: float,
+        terms: frozenset[str],
+        surfaces: frozenset[str],
+    ) -> SearchHit:
         title = _bytes_field(doc, "src_title")
         fragments: list[str] = []
         if terms:
-            fragments = highlight(self._analyzer, _bytes_field(doc, "src_body"), terms)
+            body = _bytes_field(doc, "src_body")
+            fragments = highlight(self._analyzer, body, terms, surfaces=surfaces)
             if not fragments:
-                fragments = highlight(self._analyzer, title, terms, max_fragments=1)
+                fragments = highlight(
+                    self._analyzer, title, terms, surfaces=surfaces, max_fragments=1
+                )
         created = doc.get_first("created_at")
         return SearchHit(
             id=str(doc.get_first("id")),
@@ -708,6 +963,8 @@ def _schema() -> tantivy.Schema:
     builder.add_text_field("tag", fast=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("readers", tokenizer_name="raw", index_option="basic")
     builder.add_text_field(TEXT_FIELD, index_option="position")
+    builder.add_text_field(GRAMS_FIELD, index_option="position")
+    builder.add_text_field(COMPLETE_FIELD, tokenizer_name="raw", index_option="basic")
     for name in BOOST_FIELDS:
         builder.add_text_field(name, index_option="freq")
     builder.add_integer_field("revision", fast=True)
@@ -715,6 +972,119 @@ def _schema() -> tantivy.Schema:
     for name in ("src_title", "src_filename", "src_body"):
         builder.add_bytes_field(name, stored=True)
     return builder.build()
+
+
+def _completion_keys(
+    parts: list[tuple[str, str, str]], part_tokens: list[list[TokenTuple]]
+) -> list[str]:
+    """The completion keys of a document (see COMPLETE_FIELD): its title, and the
+    words of its text as written without their particles and endings (see
+    `_add_completion_terms`), title, filename and tags first."""
+    keys: list[str] = []
+    title = parts[0][1].strip()
+    if title and len(title) <= MAX_COMPLETION_TITLE:
+        keys.append(f"tj:{letters(title)}{_KEY_SEPARATOR}{title}")
+        if initials(title):
+            keys.append(f"tc:{initials(title)}{_KEY_SEPARATOR}{title}")
+    terms: dict[str, None] = {}
+    for (_, _, analysed), tokens in zip(parts, part_tokens, strict=True):
+        if len(terms) >= MAX_COMPLETION_TERMS:
+            break
+        _add_completion_terms(analysed, tokens, terms)
+    for term in terms:
+        keys.extend(_word_keys(term))
+    return keys
+
+
+#: Completion keys of words seen lately: the same words recur in document after
+#: document, and spelling them letter by letter is most of the keys' cost.
+_WORD_KEYS: dict[str, tuple[str, ...]] = {}
+_WORD_KEYS_LIMIT = 200_000
+
+
+def _word_keys(term: str) -> tuple[str, ...]:
+    """The completion keys of one word: in letters, and in initials (two or more)."""
+    known = _WORD_KEYS.get(term)
+    if known is not None:
+        return known
+    chosung = initials(term)
+    keys: tuple[str, ...] = (f"wj:{letters(term)}{_KEY_SEPARATOR}{term}",)
+    if len(chosung) >= 2:
+        keys += (f"wc:{chosung}{_KEY_SEPARATOR}{term}",)
+    if len(_WORD_KEYS) >= _WORD_KEYS_LIMIT:
+        _WORD_KEYS.clear()  # a rare reset beats bookkeeping on every hit
+    _WORD_KEYS[term] = keys
+    return keys
+
+
+def _add_completion_terms(text: str, tokens: list[TokenTuple], out: dict[str, None]) -> None:
+    """Add to `out` (up to MAX_COMPLETION_TERMS) each word of `text` from its first
+    term to its last (`행정안전부는` → 행정안전부, `출생신고를` → 출생신고, whatever
+    the dictionary knows of them), and each term that stands in the text as
+    written (`출생`, `신고`; not the lemma of an inflected verb)."""
+    word_start = word_end = -1
+    for term, _, start, end in sorted(tokens, key=lambda t: (t[2], t[3])):
+        if len(out) >= MAX_COMPLETION_TERMS:
+            return
+        if len(term) >= 2 and text[start:end].lower() == term:
+            out.setdefault(term, None)
+        if word_start >= 0 and start > word_end and _spaced(text, word_end, start):
+            _add_word(_whole_word(text, word_start, word_end), out)  # a space ends the word
+            word_start = -1
+        if word_start < 0:
+            word_start, word_end = start, end
+        else:
+            word_end = max(word_end, end)
+    if word_start >= 0:
+        _add_word(_whole_word(text, word_start, word_end), out)
+
+
+def _whole_word(text: str, start: int, end: int) -> str:
+    """text[start:end], and the one syllable after it when that is all that is left
+    of the word but a particle: a noun suffix mecab dropped (`상품권을` read as
+    상품/권/을 → 상품권), not an ending (`시행한다`)."""
+    rest = _HANGUL_PREFIX.match(text, end)
+    if rest is not None and rest.group() not in PARTICLES:
+        tail = strip_particle(rest.group())
+        if len(tail) == 1 and tail == rest.group()[:1] and tail not in _PARTICLE_SYLLABLES:
+            end += 1
+    return text[start:end]
+
+
+def _spaced(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] holds a space or punctuation (a word boundary)."""
+    return not text[start:end].isalnum()
+
+
+def _add_word(word: str, out: dict[str, None]) -> None:
+    word = word.lower()
+    if 2 <= len(word) <= MAX_TOKEN_CHARS and len(out) < MAX_COMPLETION_TERMS:
+        out.setdefault(word, None)
+
+
+def _add_grams(text: str, base: int, out: list[tantivy.Token]) -> int:
+    """Append the Hangul grams of `text` from position `base`; the next part's base.
+
+    The hot loop of the fallback at index time: grams and tokens are made by
+    `map` over C functions (per-gram Python code cost a fifth of ingest).
+    """
+    runs = gram_runs(text)
+    for start, position, run in runs:
+        n = len(run) - 1
+        first = base + position
+        out.extend(
+            map(
+                tantivy.Token,
+                map(operator.add, run, run[1:]),
+                range(first, first + n),
+                range(start, start + n),
+                range(start + 2, start + 2 + n),
+            )
+        )
+    if not runs:
+        return base
+    _, position, run = runs[-1]
+    return base + position + len(run) + _PART_GAP
 
 
 def _pretokenized(text: str, tokens: Iterable[TokenTuple]) -> tantivy.PreTokenizedString:

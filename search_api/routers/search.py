@@ -1,7 +1,9 @@
-"""/search: permission-aware full-text search with facets and highlights."""
+"""/search: permission-aware full-text search with facets, highlights and "did you
+mean"; /suggest: completions as you type. Both through the same access filter."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -14,12 +16,16 @@ from search_api.audit import Auditor
 from search_api.deps import AddressDep, AuditorDep, PrincipalDep, SearchRateDep, ServicesDep
 from search_api.errors import ApiError
 from search_api.openapi import errors
-from search_api.schemas import FacetOut, HitOut, SearchOut
-from search_api.search import search_documents
+from search_api.schemas import FacetOut, HitOut, SearchOut, SuggestionOut, SuggestOut
+from search_api.search import corrections_for, search_documents, suggest_for
 
 router = APIRouter(tags=["search"])
 
 MAX_PAGE = 10_000
+#: At most this many hits make a search worth a "did you mean".
+FEW_HITS = 2
+#: Longest text /suggest completes.
+MAX_SUGGEST_CHARS = 100
 
 # Dates without a time are days in Korea.
 KST = ZoneInfo("Asia/Seoul")
@@ -103,6 +109,27 @@ def search(
         request,
         max_window=settings.max_result_window,
     )
+    did_you_mean = None
+    if results.total <= FEW_HITS and request.query.words and page == 1:
+        corrected = corrections_for(services.catalog, services.index, principal, request.query)
+        if corrected is not None:
+            # Proposed only if it finds more, with the same filters and access.
+            better = search_documents(
+                services.catalog,
+                services.index,
+                principal,
+                replace(
+                    request,
+                    query=parse_user_query(corrected),
+                    offset=0,
+                    limit=1,
+                    with_facets=False,
+                    with_highlights=False,
+                ),
+                max_window=settings.max_result_window,
+            )
+            if better.total > results.total:
+                did_you_mean = corrected
     auditor.record_later(
         Auditor.event(
             principal.username,
@@ -151,4 +178,40 @@ def search(
             name: [FacetOut(value=f.value, count=f.count) for f in buckets]
             for name, buckets in results.facets.items()
         },
+        did_you_mean=did_you_mean,
+    )
+
+
+@router.get(
+    "/suggest",
+    response_model=SuggestOut,
+    responses={
+        401: {"description": "not signed in"},
+        422: {"description": "invalid parameters"},
+        429: {"description": "too many searches (see Retry-After); shares the search limit"},
+    },
+)
+def suggest(
+    _rate: SearchRateDep,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    q: Annotated[str, Query(max_length=MAX_SUGGEST_CHARS)] = "",
+    limit: Annotated[int, Query(ge=1, le=20)] = 10,
+) -> SuggestOut:
+    """Titles and terms beginning with `q`, only from documents the caller may read.
+
+    Korean is completed letter by letter (`행정아` → 행정안전부) and by initial
+    consonants (`ㅎㅈㅇㅈㅂ` → 행정안전부).
+    """
+    found = suggest_for(services.catalog, services.index, principal, q, limit)
+    auditor.record_later(
+        Auditor.event(
+            principal.username, "suggest", "", address, detail={"q": q, "count": len(found)}
+        )
+    )
+    return SuggestOut(
+        q=q,
+        suggestions=[SuggestionOut(text=s.text, kind=s.kind.value, count=s.count) for s in found],
     )

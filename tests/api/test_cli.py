@@ -142,3 +142,38 @@ def test_import_while_indexing_loses_no_document(data_dir: Path, tmp_path: Path)
         assert services.index.count() == services.catalog.count_documents() == 400
     finally:
         services.close()
+
+
+def test_an_index_of_an_older_schema_is_rebuilt_from_the_record(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    import tantivy
+
+    tree = make_tree(tmp_path / "old-drive")
+    r = crossdoc(
+        data_dir, "import", str(tree), "--department", "MOIS-REC", "--visibility", "government"
+    )
+    assert r.returncode == 0, r.stderr
+    before = search(data_dir, "park.seojun", "기록물")
+    assert len(before) == 1
+    # An index written by an older release: another schema (e.g. without the
+    # compound fallback's grams field).
+    shutil.rmtree(data_dir / "index")
+    (data_dir / "index").mkdir()
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("id", stored=True)
+    old = tantivy.Index(builder.build(), str(data_dir / "index"), reuse=True)
+    writer = old.writer(15_000_000, 1)
+    writer.commit()
+    writer.wait_merging_threads()
+    del writer, old
+
+    services = build_services(Settings(data_dir=data_dir))
+    try:
+        assert services.index.count() == 0
+        assert services.catalog.outbox_backlog() == 3  # every document queued again
+    finally:
+        services.close()
+    r = crossdoc(data_dir, "reindex")
+    assert r.returncode == 0, r.stderr
+    assert search(data_dir, "park.seojun", "기록물") == before

@@ -266,3 +266,81 @@ def test_deep_pages_have_highlights(server: Server, org: dict[str, str]) -> None
     page = server.search("lee", q=word, size=2, page=3, sort="oldest")
     assert len(page["hits"]) == 2
     assert all(any(f"<mark>{word}</mark>" in h for h in hit["highlights"]) for hit in page["hits"])
+
+
+# -- suggestions as you type, and "did you mean" ----------------------------------------
+
+
+def suggest(server: Server, username: str, q: str, **params: Any) -> list[str]:
+    with server.client(username) as c:
+        r = c.get("/suggest", params={"q": q, **params})
+        assert r.status_code == 200, r.text
+        return [s["text"] for s in r.json()["suggestions"]]
+
+
+def test_suggestions_complete_korean_mid_syllable_and_by_initials(
+    server: Server, org: dict[str, str]
+) -> None:
+    server.upload(
+        "kim",
+        "행정안전부는 지역사랑상품권 발행 지침을 시행한다.".encode(),
+        "guide.txt",
+        title="행정안전부 상품권 발행 지침",
+        visibility="government",
+    )
+    for typed in ("행정안", "행정아", "ㅎㅈㅇㅈㅂ", "행정안전부"):
+        found = suggest(server, org["choi"], typed)
+        assert "행정안전부 상품권 발행 지침" in found, typed
+        assert "행정안전부" in found, typed
+    assert "지역사랑상품권" in suggest(server, org["choi"], "지역사")
+    with server.client(org["choi"]) as c:
+        assert c.get("/suggest", params={"q": "행", "limit": 0}).status_code == 422
+        assert c.get("/suggest", params={"q": "가" * 101}).status_code == 422
+        assert c.get("/suggest", params={"q": ""}).json()["suggestions"] == []
+    with server.client() as anonymous:
+        assert anonymous.get("/suggest", params={"q": "행정"}).status_code == 401
+
+
+def test_suggestions_never_show_text_the_caller_may_not_read(
+    server: Server, org: dict[str, str]
+) -> None:
+    doc = server.upload(
+        "kim",
+        "극비사항인 잠수함도입계획 검토".encode(),
+        "secret.txt",
+        title="잠수함도입계획 극비",
+        visibility="private",
+    )
+    assert suggest(server, "kim", "잠수함")  # the owner completes it
+    for typed in ("잠수함", "잠수", "ㅈㅅㅎ", "잠수함도"):
+        assert suggest(server, org["choi"], typed) == [], typed
+    # A grant shows it at once, a revocation hides it at once (no reindex wait).
+    with server.client("kim") as c:
+        grant = {"principal": "user:choi", "permission": "read"}
+        r = c.put(f"/documents/{doc['id']}/acl", json={"visibility": "private", "grants": [grant]})
+        assert r.status_code == 200
+    assert "잠수함도입계획 극비" in suggest(server, org["choi"], "잠수함")
+    with server.client("kim") as c:
+        c.put(f"/documents/{doc['id']}/acl", json={"visibility": "private", "grants": []})
+    assert suggest(server, org["choi"], "잠수함") == []
+    server.wait_indexed("kim", doc["id"])
+    assert suggest(server, org["choi"], "잠수함") == []
+
+
+def test_did_you_mean_proposes_a_readable_term(server: Server, org: dict[str, str]) -> None:
+    server.upload(
+        "kim", "주민등록등본 발급 절차 안내".encode(), "cert.txt", visibility="government"
+    )
+    secret = server.upload(
+        "kim", "주민등록초본 비공개 검토".encode(), "s.txt", visibility="private"
+    )
+    r = server.search(org["choi"], q="쥬민등록등본 발급")
+    assert r["did_you_mean"] == "주민등록등본 발급"
+    r = server.search(org["choi"], q="budgit")
+    assert r["did_you_mean"] is None or "budget" in r["did_you_mean"]
+    # Never a term only an unreadable document holds.
+    assert server.search(org["choi"], q="주민등록쵸본")["did_you_mean"] != "주민등록초본"
+    assert server.search("kim", q="주민등록쵸본")["did_you_mean"] == "주민등록초본"
+    assert secret["id"]
+    # Enough hits: no proposal.
+    assert server.search(org["choi"], q="주민등록등본")["did_you_mean"] is None

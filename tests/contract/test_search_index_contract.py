@@ -355,6 +355,141 @@ def test_facets_count_the_filtered_query(search_index: SearchIndex) -> None:
     assert search(search_index, "예산", with_facets=False, limit=0).total == 3
 
 
+# -- nouns inside unknown compounds -----------------------------------------------------
+
+#: Coined names mecab reads into pieces of which the noun is not one.
+COINED = {"키오스크": "배리어프리키오스크", "귀가": "안심귀가스카우트", "상품권": "지역사랑상품권"}
+
+
+@pytest.mark.parametrize(("noun", "compound"), COINED.items())
+def test_a_noun_finds_documents_that_hold_it_only_inside_a_compound(
+    search_index: SearchIndex, noun: str, compound: str
+) -> None:
+    put(
+        search_index,
+        doc("inside", f"올해 {compound} 사업을 추진한다."),
+        doc("unrelated", "올해 주민 편의 사업을 추진한다."),
+    )
+    results = search(search_index, noun)
+    assert ids(results) == ["inside"]
+    assert results.total == 1
+    assert facet(results, "department") == {"dept-a": 1}
+    assert results.hits[0].highlights == (
+        f"올해 {compound.replace(noun, f'<mark>{noun}</mark>')} 사업을 추진한다.",
+    )
+    # With a particle, and beside another word, it is found all the same.
+    assert ids(search(search_index, f"{noun}를 사업")) == ["inside"]
+
+
+def test_morphological_matches_rank_above_matches_inside_compounds(
+    search_index: SearchIndex,
+) -> None:
+    filler = " ".join(f"항목{i} 검토" for i in range(200))
+    words = [f"word-{i}" for i in range(6)]
+    put(
+        search_index,
+        # By term statistics alone this one would win: short, the compound
+        # three times, in the title too, and its grams rare; the others are
+        # long and the word is common among them.
+        doc("inside", "배리어프리키오스크 배리어프리키오스크", title="배리어프리키오스크"),
+        *(doc(w, f"{filler} 민원실에 키오스크를 둔다. {filler}") for w in words),
+    )
+    found = ids(search(search_index, "키오스크"))
+    assert sorted(found[:-1]) == words
+    assert found[-1] == "inside"
+    assert "inside" not in ids(search(search_index, "키오스크 검토"))
+
+
+def test_exclusions_and_phrases_with_compound_matches(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("inside", "배리어프리키오스크 설치 사업"),
+        doc("word", "무인 키오스크 설치 사업"),
+        doc("neither", "민원 창구 설치 사업"),
+    )
+    # An excluded word is excluded wherever the word would be found.
+    assert ids(search(search_index, "사업 -키오스크")) == ["neither"]
+    assert ids(search(search_index, '"키오스크 설치"')) == ["word"]
+    assert sorted(ids(search(search_index, "설치 -창구"))) == ["inside", "word"]
+
+
+def test_compound_matches_stay_inside_one_word(search_index: SearchIndex) -> None:
+    # 상품 and 권 in separate words are not the word 상품권.
+    put(search_index, doc("apart", "새 상품 판매 권장 사항"))
+    assert search(search_index, "상품권").total == 0
+
+
+def test_compound_matches_respect_readers(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("secret", "배리어프리키오스크 구매 계획", readers=["dept:intel"]),
+        doc("public", "공개 자료"),
+    )
+    assert search(search_index, "키오스크").total == 0
+    assert ids(search(search_index, "키오스크", readers=frozenset({"dept:intel"}))) == ["secret"]
+
+
+# -- suggestions and corrections ---------------------------------------------------------
+
+
+def suggestions(index: SearchIndex, prefix: str, readers: frozenset[str] = GOV) -> list[str]:
+    request = SearchRequest(query=parse_user_query(""), readers=readers)
+    return [s.text for s in index.suggest(request, prefix, 10)]
+
+
+def test_suggestions_complete_korean_letter_by_letter_and_by_initials(
+    search_index: SearchIndex,
+) -> None:
+    put(search_index, doc("a", "출생신고 제도를 개선한다", title="출생신고 개선 안내"))
+    for typed in ("출생", "출새", "ㅊㅅㅅㄱ"):
+        found = suggestions(search_index, typed)
+        assert "출생신고 개선 안내" in found, typed
+        assert "출생신고" in found, typed
+    # One character (or two initials) completes words only, not titles.
+    for typed in ("ㅊ", "출", "ㅊㅅ"):
+        found = suggestions(search_index, typed)
+        assert "출생신고" in found and "출생신고 개선 안내" not in found, typed
+    assert suggestions(search_index, "개서") == ["개선"]  # a word of the body, not the title
+    assert suggestions(search_index, "한다") == []  # endings are not words
+    assert suggestions(search_index, "") == []
+
+
+def test_suggestions_come_only_from_readable_documents(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("secret", "잠수함도입계획 검토", title="잠수함 극비", readers=["dept:intel"]),
+        doc("public", "잠자리 생태 조사", title="잠자리 조사"),
+    )
+    assert set(suggestions(search_index, "잠자")) == {"잠자리 조사", "잠자리"}
+    assert set(suggestions(search_index, "잠")) == {"잠자리"}
+    assert suggestions(search_index, "ㅈㅅㅎ") == []
+    assert suggestions(search_index, "잠", readers=frozenset()) == []
+    intel = frozenset({"dept:intel"})
+    assert {"잠수함 극비", "잠수함도입계획"} <= set(
+        suggestions(search_index, "잠수", readers=intel)
+    )
+    request = SearchRequest(query=parse_user_query(""), readers=GOV)
+    counted = {s.text: s.count for s in search_index.suggest(request, "잠자", 10)}
+    assert counted == {"잠자리 조사": 1, "잠자리": 1}  # the secret one counts nowhere
+
+
+def test_corrections_come_only_from_readable_documents(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("public", "주민등록등본 발급 안내"),
+        doc("secret", "주민등록초본 검토", readers=["dept:intel"]),
+    )
+    request = SearchRequest(query=parse_user_query(""), readers=GOV)
+    assert [s.text for s in search_index.corrections(request, "쥬민등록등본", 3)] == [
+        "주민등록등본"
+    ]
+    found = [s.text for s in search_index.corrections(request, "주민등록쵸본", 3)]
+    assert "주민등록초본" not in found
+    intel = SearchRequest(query=parse_user_query(""), readers=frozenset({"dept:intel"}))
+    assert [s.text for s in search_index.corrections(intel, "주민등록쵸본", 3)] == ["주민등록초본"]
+    assert search_index.corrections(request, "주민등록등본", 3) == []  # already right
+
+
 # -- highlights ------------------------------------------------------------------------
 
 

@@ -69,13 +69,41 @@ def test_a_second_writer_on_the_same_directory_is_unavailable(
     second.close()
 
 
-def test_a_directory_with_another_schema_is_refused(
+def test_a_directory_with_another_schema_is_rebuilt_empty(
     tmp_path: Path, korean_analyzer: KoreanAnalyzer
 ) -> None:
+    # An index of an older release (e.g. without the compound fallback's grams):
+    # derived data, so it is emptied and the caller told to queue everything again.
     (tmp_path / "ix").mkdir()
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("something_else", stored=True)
-    tantivy.Index(builder.build(), str(tmp_path / "ix"))
+    old = tantivy.Index(builder.build(), str(tmp_path / "ix"))
+    writer = old.writer(15_000_000, 1)
+    document = tantivy.Document()
+    document.add_text("something_else", "x")
+    writer.add_document(document)
+    writer.commit()
+    writer.wait_merging_threads()
+    index = TantivyIndex(tmp_path / "ix", korean_analyzer)
+    try:
+        assert index.schema_rebuilt
+        assert index.count() == 0
+        index.upsert([doc("a", "예산")])
+        assert index.count() == 1
+    finally:
+        index.close()
+    again = TantivyIndex(tmp_path / "ix", korean_analyzer)
+    try:
+        assert not again.schema_rebuilt
+        assert again.count() == 1
+    finally:
+        again.close()
+
+
+def test_a_directory_that_is_not_an_index_is_refused(
+    tmp_path: Path, korean_analyzer: KoreanAnalyzer
+) -> None:
+    (tmp_path / "ix").write_text("not a directory")
     with pytest.raises(SearchUnavailableError, match="cannot open"):
         TantivyIndex(tmp_path / "ix", korean_analyzer)
 

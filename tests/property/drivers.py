@@ -36,6 +36,7 @@ from indexer.worker import drain_once
 from search_api.app import create_app
 from search_api.deps import current_principal
 from search_api.routers.search import search as search_route
+from search_api.routers.search import suggest as suggest_route
 from tests.conftest import ADMIN_PASSWORD, PASSWORD, Server, fast_passwords, start_server
 
 API = "/api/v1"
@@ -113,6 +114,11 @@ class Stack:
         """The same search, as cheaply as this stack can run it."""
         return self.search(user, params)
 
+    def suggest(self, user: str, q: str) -> tuple[int, dict[str, Any]]:
+        """`GET /suggest` as `user`: (status, body)."""
+        r = self.request("GET", "/suggest", user, params={"q": q, "limit": 20})
+        return r.status_code, r.json()
+
     def drain(self, batch: int | None) -> None:
         """Index one batch of `batch` outbox rows, or everything due when None."""
         raise NotImplementedError
@@ -181,6 +187,23 @@ class InProcessStack(Stack):
             sort=params.get("sort", "relevance"),
             page=params.get("page", 1),
             size=params.get("size", 20),
+        )
+        return 200, out.model_dump(mode="json")
+
+    def suggest(self, user: str, q: str) -> tuple[int, dict[str, Any]]:
+        """The suggest route function called directly, as `search_direct` does."""
+        try:
+            principal = current_principal(self.services, self.tokens[user])
+        except InvalidTokenError:
+            return 401, {}
+        out = suggest_route(
+            _rate=None,
+            services=self.services,
+            principal=principal,
+            auditor=self.app.state.auditor,
+            address="10.0.0.1",
+            q=q,
+            limit=20,
         )
         return 200, out.model_dump(mode="json")
 

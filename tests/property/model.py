@@ -347,3 +347,33 @@ def expected_search(world: World, user: UserModel, query: QuerySpec, now: dateti
         highlights={d.id: expected_highlights(d, query) for d in page},
         hidden=len(matching) - len(found),
     )
+
+
+# -- what suggestions may show ------------------------------------------------------------
+
+
+def _suggestable(doc: DocModel) -> str:
+    """What of a document suggestions may show: its title, filename, tags (as now
+    and as last indexed) and words, lowercased."""
+    return " ".join(
+        (doc.title, doc.filename, *doc.tags, *doc.indexed_tags, *doc.body_words)
+    ).lower()
+
+
+def suggestion_sources(world: World, user: UserModel, now: datetime) -> list[str]:
+    """The suggestable text of each live document `user` may read: every
+    suggestion must occur in one, and count no more documents than hold it."""
+    return [
+        _suggestable(d)
+        for d in world.docs.values()
+        if not d.deleted and readable(world, user, d, now)
+    ]
+
+
+def hidden_sources(world: World, user: UserModel, now: datetime) -> list[str]:
+    """The same for the live, indexed documents `user` may not read (what a leak shows)."""
+    return [
+        _suggestable(d)
+        for d in world.docs.values()
+        if not d.deleted and d.in_index and not readable(world, user, d, now)
+    ]

@@ -53,6 +53,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from indexer.analysis.jamo import initials
 from indexer.analysis.korean import AnalysisMode, KoreanAnalyzer
 from indexer.extraction.base import TextExtractor
 from indexer.extraction.native import NativeTikaExtractor
@@ -73,8 +74,10 @@ from tests.property.model import (
     UserModel,
     World,
     expected_search,
+    hidden_sources,
     permission,
     policies_in_force,
+    suggestion_sources,
 )
 
 #: Nouns the analyser keeps whole, alone and next to each other (checked below),
@@ -145,6 +148,10 @@ class Tally:
     policy_changes: int = 0
     retags: int = 0
     examples: int = 0
+    #: (user, prefix) suggestion checks, and those where documents the user may not
+    #: read held words with that prefix (what a leak through suggestions would show).
+    suggest_checks: int = 0
+    hidden_suggest_checks: int = 0
 
     def reset(self) -> None:
         for f in fields(self):
@@ -869,7 +876,43 @@ class NoLeakMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     @step
     def search_as_everyone(self, data: st.DataObject) -> None:
-        self.check_searches(self._draw_queries(data), direct=True)
+        queries = self._draw_queries(data)
+        self.check_searches(queries, direct=True)
+        # Suggestions for what those queries type (no draws of their own, so the
+        # examples explored stay those of the searches): a first syllable, a
+        # whole word, a title's start (`t`), and initials (ㅅㄱ).
+        words = [w for q in queries for w in q.words][:2] or [VOCAB[0]]
+        self.check_suggestions([words[0][0], words[-1], "t", initials(words[0])])
+
+    def check_suggestions(self, prefixes: list[str]) -> None:
+        """Every suggestion shown to a user occurs in a document they may read, and
+        counts no more documents than those that hold it."""
+        for name in self.usernames:
+            user = self.world.users[name]
+            for prefix in prefixes:
+                before = utcnow()
+                status, body = self.stack.suggest(name, prefix)
+                after = utcnow()
+                if user.disabled:
+                    assert status == 401, body
+                    continue
+                assert status == 200, body
+                sources = suggestion_sources(self.world, user, before)
+                if sources != suggestion_sources(self.world, user, after):
+                    continue  # a grant ended during the request
+                for suggestion in body["suggestions"]:
+                    text = suggestion["text"].lower()
+                    holding = sum(text in source for source in sources)
+                    assert holding > 0, f"{name} ({user}) was suggested {text!r} for {prefix!r}"
+                    assert suggestion["count"] <= holding, (
+                        f"{name} ({user}): {text!r} counted {suggestion['count']} documents, "
+                        f"only {holding} readable hold it"
+                    )
+                self.tally.suggest_checks += 1
+                self.tally.hidden_suggest_checks += any(
+                    f" {prefix}" in f" {source}"
+                    for source in hidden_sources(self.world, user, before)
+                )
 
     @staticmethod
     def _endpoints(doc_id: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -972,6 +1015,7 @@ class NoLeakMachine(RuleBasedStateMachine):
                 self.stack.drain(None)
                 self.refresh_index_state()
                 self.check_searches(final, direct=True)
+                self.check_suggestions([w[0] for w in VOCAB[::3]])
                 turn = iter(range(1_000_000))
                 self.check_documents(lambda n: next(turn) % n)
         finally:
@@ -1043,6 +1087,8 @@ def test_no_leak_in_process(extractor: TextExtractor) -> None:
     # Policies were in force for the searching user, and some decided what it found.
     assert tally.policy_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS, tally.line()
     assert tally.policy_decided_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS // 10
+    # Suggestions were checked, also where others' documents held what was typed.
+    assert tally.hidden_suggest_checks >= 100, tally.line()
 
 
 @pytest.mark.slow

@@ -20,6 +20,11 @@ from indexer.index.base import IndexDocument, SearchRequest
 from indexer.index.tantivy_index import TantivyIndex
 from indexer.query import parse_user_query
 from tests.relevance.corpus import GeneratedDocument, JudgedQuery, generate, load_queries
+from tests.relevance.independent import Document as IndependentDocument
+from tests.relevance.independent import IndependentQuery, corpus_documents
+from tests.relevance.independent import generate as generate_independent
+from tests.relevance.independent import is_relevant as is_relevant_text
+from tests.relevance.independent import load_queries as load_independent_queries
 
 K = 10
 READERS = frozenset({"gov"})
@@ -149,3 +154,123 @@ def evaluate(
         finally:
             index.close()
     return Evaluation(results, len(docs))
+
+
+# -- the set judged without the analyser (tests/relevance/independent.py) -------------------
+
+
+@dataclass(frozen=True)
+class IndependentResult:
+    query: IndependentQuery
+    relevant: frozenset[str]
+    ranked: tuple[str, ...]
+
+    @property
+    def recall(self) -> float:
+        if not self.relevant:
+            return 1.0
+        return len(self.relevant & set(self.ranked)) / min(len(self.relevant), K)
+
+    @property
+    def ndcg(self) -> float:
+        if not self.relevant:
+            return 1.0
+        dcg = sum(1 / math.log2(i + 2) for i, d in enumerate(self.ranked) if d in self.relevant)
+        ideal = sum(1 / math.log2(i + 2) for i in range(min(len(self.relevant), K)))
+        return dcg / ideal
+
+
+@dataclass(frozen=True)
+class IndependentEvaluation:
+    results: list[IndependentResult]
+    documents: int
+    corpus_documents: int
+
+    @property
+    def recall(self) -> float:
+        return sum(r.recall for r in self.results) / len(self.results)
+
+    @property
+    def ndcg(self) -> float:
+        return sum(r.ndcg for r in self.results) / len(self.results)
+
+    def report(self, *, misses: bool = True) -> str:
+        judged = sum(len(r.relevant) for r in self.results)
+        lines = [
+            f"independent relevance: {len(self.results)} queries, {judged} judgements, "
+            f"{self.documents} documents ({self.corpus_documents} real)",
+            f"recall@{K} {self.recall:.3f}  nDCG@{K} {self.ndcg:.3f}",
+        ]
+        for kind in dict.fromkeys(r.query.kind for r in self.results):
+            rs = [r for r in self.results if r.query.kind == kind]
+            lines.append(
+                f"  {kind:<10} {len(rs):>3} queries  "
+                f"recall@{K} {sum(r.recall for r in rs) / len(rs):.3f}  "
+                f"nDCG@{K} {sum(r.ndcg for r in rs) / len(rs):.3f}"
+            )
+        if misses:
+            for r in self.results:
+                if r.recall < 1.0:
+                    lines.append(
+                        f"  missed {r.query.id} {r.query.query!r}: "
+                        f"{len(r.relevant & set(r.ranked))} of {min(len(r.relevant), K)}"
+                    )
+        return "\n".join(lines)
+
+
+def evaluate_independent(
+    analyzer: KoreanAnalyzer | None = None,
+    *,
+    use_synonyms: bool = True,
+    compound_fallback: bool = True,
+    with_corpus: bool = True,
+    directory: Path | None = None,
+) -> IndependentEvaluation:
+    """Index the generated notices (and the real Hangul corpus, when present and asked
+    for) and run every query of the independent set; relevance by its text rules."""
+    analyzer = analyzer or shipped_analyzer()
+    synonyms = (
+        SynonymsFile(shipped_analysis_file("synonyms_ko.txt"), analyzer) if use_synonyms else None
+    )
+    real = corpus_documents() if with_corpus else []
+    docs = generate_independent() + real
+    queries = load_independent_queries(with_corpus=bool(real))
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        index = TantivyIndex(
+            Path(tmp) / "index", analyzer, synonyms=synonyms, compound_fallback=compound_fallback
+        )
+        try:
+            index.upsert([_independent_document(d) for d in docs])
+            results = []
+            for q in queries:
+                request = SearchRequest(
+                    query=parse_user_query(q.query),
+                    readers=READERS,
+                    limit=K,
+                    with_facets=False,
+                    with_highlights=False,
+                )
+                hits = index.search(request).hits
+                relevant = frozenset(d.id for d in docs if is_relevant_text(d.text, q))
+                results.append(IndependentResult(q, relevant, tuple(h.id for h in hits)))
+        finally:
+            index.close()
+    return IndependentEvaluation(results, len(docs), len(real))
+
+
+def _independent_document(doc: IndependentDocument) -> IndexDocument:
+    return IndexDocument(
+        id=doc.id,
+        revision=1,
+        title=doc.title,
+        filename="",
+        body=doc.body,
+        department="",
+        ministry=doc.ministry,
+        content_type="application/hwp+zip",
+        tags=(),
+        owner="user:writer",
+        readers=READERS,
+        created_at=doc.created_at,
+        updated_at=doc.created_at,
+    )

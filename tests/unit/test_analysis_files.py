@@ -222,10 +222,29 @@ def test_elasticsearch_mapping_mirrors_the_tantivy_schema(es_settings: dict[str,
         assert fields[name]["analyzer"] == "crossdoc_korean_index", name
         assert fields[name]["search_analyzer"] == "crossdoc_korean_search", name
     for name in (*tantivy_index.BOOST_FIELDS, "body"):
-        assert fields[name]["copy_to"] == tantivy_index.TEXT_FIELD, name
+        assert fields[name]["copy_to"] == [tantivy_index.TEXT_FIELD, tantivy_index.GRAMS_FIELD]
     text = fields[tantivy_index.TEXT_FIELD]
     assert text["index_options"] == "positions"
     assert text["position_increment_gap"] == tantivy_index._PART_GAP
     assert fields["revision"]["type"] == "long"
     assert fields["created_at"]["type"] == "date_nanos"  # microseconds, as tantivy's integers
-    assert set(fields) == keywords | analysed | {"body", "revision", "created_at"}
+    assert set(fields) == keywords | analysed | {
+        "body",
+        "revision",
+        "created_at",
+        tantivy_index.GRAMS_FIELD,
+    }
+
+
+def test_elasticsearch_has_the_compound_fallback_field(es_settings: dict[str, object]) -> None:
+    # The same Hangul bigrams as indexer.analysis.grams: analysis-common's
+    # cjk_bigram, Hangul only, a lone syllable kept as itself, with positions.
+    analysis = es_settings["settings"]["index"]["analysis"]  # type: ignore[index]
+    grams = es_settings["mappings"]["properties"][tantivy_index.GRAMS_FIELD]  # type: ignore[index]
+    assert grams["index_options"] == "positions"
+    assert grams["position_increment_gap"] == tantivy_index._PART_GAP
+    analyzer = analysis["analyzer"][grams["analyzer"]]
+    bigram = analysis["filter"][analyzer["filter"][-1]]
+    assert bigram["type"] == "cjk_bigram"
+    assert "hangul" not in bigram["ignored_scripts"]
+    assert bigram["output_unigrams"] is False

@@ -1,0 +1,97 @@
+"""Suggestion latency (`GET /api/v1/suggest`) through HTTP with the access filter.
+
+    python -m bench.suggest_latency --docs 100000
+    python -m bench.suggest_latency --docs 100000 --reuse   # a data dir built before
+
+Builds (or reuses) the same generated data dir as `bench.search_latency` (N
+catalog rows and index entries, a generated organisation), starts `crossdoc
+serve`, signs in as 50 different users and sends what a search box sends as
+someone types: a word's first syllable, first two syllables, the two with the
+last one still missing its final consonant (`행정아`), and the word's initial
+consonants (`ㅎㅈ`). Prints p50/p90/p99 per kind and overall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+
+from bench import korean
+from bench.search_latency import PASSWORD, build, percentile
+from bench.server import BenchServer
+from indexer.analysis.jamo import initials
+
+
+def typed_prefixes(word: str) -> dict[str, str]:
+    """What a user types on the way to `word`, by kind."""
+    out = {"syllable": word[:1], "two": word[:2], "initials": initials(word[:3])}
+    last = word[1:2]
+    if last and "가" <= last <= "힣" and (ord(last) - 0xAC00) % 28:
+        # The second syllable without its final consonant: typed halfway.
+        out["mid_syllable"] = word[:1] + chr(ord(last) - (ord(last) - 0xAC00) % 28)
+    return {k: v for k, v in out.items() if v}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=1000, help="words typed (×4 requests)")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true", help="reuse a data dir built before")
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    data_dir = args.data_dir or Path(f"bench/results/search-{args.docs}")
+    if args.reuse and (data_dir / "bench-users.json").exists():
+        users = json.loads((data_dir / "bench-users.json").read_text())
+    else:
+        if data_dir.exists():
+            raise SystemExit(f"{data_dir} exists: pass --reuse or remove it")
+        t0 = time.monotonic()
+        users = build(data_dir, args.docs, args.seed)
+        print(f"built {args.docs} documents in {time.monotonic() - t0:.0f}s")
+
+    server = BenchServer(data_dir, args.port, rate_limits=False)
+    try:
+        rng = random.Random(args.seed)
+        tokens = [server.sign_in(user, PASSWORD) for user in rng.sample(users, 50)]
+        by_kind: dict[str, list[float]] = {}
+        found: list[int] = []
+        with httpx.Client(base_url=server.base, timeout=60) as client:
+            for n in range(args.queries + 50):
+                word = korean.query(rng).split()[0]
+                token = rng.choice(tokens)
+                for kind, prefix in typed_prefixes(word).items():
+                    start = time.perf_counter()
+                    r = client.get(
+                        "/api/v1/suggest",
+                        params={"q": prefix},
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                    elapsed = (time.perf_counter() - start) * 1000
+                    r.raise_for_status()
+                    if n >= 50:  # the first words warm the caches
+                        by_kind.setdefault(kind, []).append(elapsed)
+                        found.append(len(r.json()["suggestions"]))
+        everything = [v for values in by_kind.values() for v in values]
+        for kind, values in [*by_kind.items(), ("all", everything)]:
+            print(
+                f"docs={args.docs} suggest {kind:<12} n={len(values)} "
+                f"p50={percentile(values, 50):.1f}ms p90={percentile(values, 90):.1f}ms "
+                f"p99={percentile(values, 99):.1f}ms mean={statistics.mean(values):.1f}ms"
+            )
+        print(f"median suggestions per request: {statistics.median(found):.0f}")
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()
