@@ -1422,6 +1422,7 @@ class Catalog:
             r.updated_at,
             r.updated_by,
             r.generation,
+            r.uid,
         )
 
     def list_policies(self) -> list[PolicyRecord]:
@@ -1532,6 +1533,7 @@ class Catalog:
         with self._session(write=True) as s:
             now = _now()
             row = m.Policy(
+                uid=uuid.uuid4().hex,
                 name=new.name,
                 match=dict(new.match),
                 principal=new.principal,

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from storage.catalog import Catalog
 from storage.catalog.migrate import alembic_config
 from storage.catalog.models import Base
+from storage.catalog.records import NewPolicy
 from storage.catalog.repository import GENESIS_HASH, _chain_hash, audit_fields
 
 T0 = "2026-01-05 09:00:00.000000"
@@ -53,7 +54,17 @@ ROWS_AT_0001 = [
     "INSERT INTO policies (name, match, principal, permission, expires_at, created_at,"
     " created_by) VALUES ('기록 열람', '{\"department\": \"MOIS-REC\"}', 'dept:MOIS-AUD',"
     " 'read', NULL, :t, 'admin')",
+    "INSERT INTO policies (name, match, principal, permission, expires_at, created_at,"
+    " created_by) VALUES ('공지 열람', '{\"tag\": \"공지\"}', 'ministry:MOHW',"
+    " 'read', NULL, :t, 'admin')",
 ]
+#: The audit log of the first release: policy 5, created and deleted since, is
+#: still named there (its tokens may still be in the index).
+AUDITED = (
+    ("kim", "upload", "d1"),
+    ("kim", "acl_change", "d1"),
+    ("admin", "policy_delete", "policy:5"),
+)
 
 
 def _count(conn: object, table: str) -> int:
@@ -74,16 +85,24 @@ def test_a_populated_first_release_catalog_upgrades_with_every_row(tmp_path: Pat
         for statement in ROWS_AT_0001:
             conn.execute(text(statement), params)
         prev = GENESIS_HASH
-        for i, action in enumerate(("upload", "acl_change")):
-            fields = audit_fields(AT0, "kim", action, "d1", "10.0.0.1", "ok", {"n": i})
+        for i, (actor, action, target) in enumerate(AUDITED):
+            fields = audit_fields(AT0, actor, action, target, "10.0.0.1", "ok", {"n": i})
             digest = _chain_hash(prev, fields)
             conn.execute(
                 text(
                     "INSERT INTO audit_events (at, actor, action, target, address, outcome,"
-                    " detail, prev_hash, hash) VALUES (:t, 'kim', :a, 'd1', '10.0.0.1', 'ok',"
-                    " :d, :p, :h)"
+                    " detail, prev_hash, hash) VALUES (:t, :actor, :a, :target, '10.0.0.1',"
+                    " 'ok', :d, :p, :h)"
                 ),
-                {"t": T0, "a": action, "d": f'{{"n": {i}}}', "p": prev, "h": digest},
+                {
+                    "t": T0,
+                    "actor": actor,
+                    "a": action,
+                    "target": target,
+                    "d": f'{{"n": {i}}}',
+                    "p": prev,
+                    "h": digest,
+                },
             )
             prev = digest
     engine.dispose()
@@ -99,19 +118,52 @@ def test_a_populated_first_release_catalog_upgrades_with_every_row(tmp_path: Pat
             "documents": 2,
             "document_versions": 1,
             "document_grants": 1,
-            "outbox": 1,
-            "policies": 1,
-            "audit_events": 2,
+            # One access-only row for each document a policy matches (below).
+            "outbox": 3,
+            "policies": 2,
+            "audit_events": 3,
         }.items():
             assert _count(conn, table) == expected, table
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        policies_sql = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'policies'"
+        ).scalar_one()
+        fanouts = conn.exec_driver_sql(
+            "SELECT policy_id, generation, documents, done_at FROM policy_fanouts ORDER BY id"
+        ).all()
+        queued = conn.exec_driver_sql(
+            "SELECT document_id, revision FROM outbox WHERE access_only ORDER BY document_id"
+        ).all()
     assert diffs == [], diffs
+    # Policy ids are never handed out again (SQLite reused the highest one deleted).
+    assert "AUTOINCREMENT" in policies_sql, policies_sql
 
     typed, untyped = catalog.get_documents(["d1", "d2"])
     assert (typed.title, typed.title_from_user) == ("출생통보제 안내", True)
     assert (untyped.title, untyped.title_from_user) == ("scan.pdf", False)
     assert [g.principal for g in typed.grants] == ["user:lee"]
     assert typed.tags == ("공지",)
-    assert [p.name for p in catalog.list_policies()] == ["기록 열람"]
+    policies = catalog.list_policies()
+    assert [p.name for p in policies] == ["기록 열람", "공지 열람"]
+    # Index tokens are made of a unique uid: no one holds an old `policy:ID.GEN` token
+    # any more, so those a deleted policy left in the index count for no one ...
+    uids = [p.uid for p in policies]
+    assert len(set(uids)) == 2 and all(len(u) == 32 and int(u, 16) >= 0 for u in uids), uids
+    # ... and the documents of the policies in force get the new tokens: queued for an
+    # access-only re-index, their fan-outs pending (the grantees match them by the
+    # policy's match meanwhile).
+    assert catalog.pending_policy_ids() == {p.id for p in policies}
+    assert [(f[0], f[1], f[2], f[3]) for f in fanouts] == [(1, 1, 2, None), (2, 1, 1, None)]
+    assert queued == [("d1", 3), ("d2", 2)]
+    assert catalog.policy_fanout_backlog() == 2
     ok, checked, problem = catalog.verify_audit_chain()
-    assert (ok, checked) == (True, 2), problem
+    assert (ok, checked) == (True, 3), problem
+
+    # New policies start above every id the catalog names (policy 5 of the audit log),
+    # and a deleted one's id is not given out again.
+    new = NewPolicy("새 정책", {"department": "MOIS-REC"}, "user:kim", "read")
+    first = catalog.create_policy(new, "admin").policy
+    catalog.delete_policy(first.id)
+    second = catalog.create_policy(new, "admin").policy
+    assert (first.id, second.id) == (6, 7)
+    assert first.uid != second.uid
