@@ -61,8 +61,8 @@ _outbox = sa.table(
     "outbox",
     sa.column("document_id", sa.String()),
     sa.column("revision", sa.BigInteger()),
-    sa.column("created_at", sa.DateTime()),
-    sa.column("available_at", sa.DateTime()),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+    sa.column("available_at", sa.DateTime(timezone=True)),
     sa.column("attempts", sa.Integer()),
     sa.column("last_error", sa.Text()),
     sa.column("access_only", sa.Boolean()),
@@ -72,8 +72,8 @@ _fanouts = sa.table(
     sa.column("policy_id", sa.Integer()),
     sa.column("generation", sa.Integer()),
     sa.column("documents", sa.Integer()),
-    sa.column("created_at", sa.DateTime()),
-    sa.column("done_at", sa.DateTime()),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+    sa.column("done_at", sa.DateTime(timezone=True)),
 )
 _audit = sa.table("audit_events", sa.column("target", sa.String()))
 
@@ -133,7 +133,7 @@ def _fan_out(bind: sa.Connection, policies: Sequence[Any], sqlite: bool) -> None
         .where(where)
         .values(revision=_docs.c.revision + 1, policy_revision=_docs.c.revision + 1)
     )
-    at = sa.literal(now, sa.DateTime())
+    at = sa.literal(now, sa.DateTime(timezone=True))
     bind.execute(
         sa.insert(_outbox).from_select(
             [
