@@ -1079,7 +1079,7 @@ def test_no_leak_in_process(extractor: TextExtractor) -> None:
     assert tally.policy_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS, tally.line()
     assert tally.policy_decided_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS // 10
     # Policies were deleted and created again over the index's leftover tokens.
-    assert tally.policies_recreated_over_indexed_tokens >= 10, tally.line()
+    assert tally.policies_recreated_over_indexed_tokens >= 5, tally.line()
 
 
 @pytest.mark.slow
