@@ -11,12 +11,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
+from auth.access import Principal
+from indexer.analysis.korean import KoreanAnalyzer
+from indexer.index.base import IndexDocument, SearchRequest
+from indexer.index.tantivy_index import TantivyIndex
+from indexer.pipeline import IndexingPipeline
+from indexer.query import parse_user_query
+from indexer.worker import drain_once
+from search_api.search import search_documents
 from storage.catalog import Catalog
 from storage.catalog.migrate import alembic_config
 from storage.catalog.models import Base
@@ -167,3 +176,111 @@ def test_a_populated_first_release_catalog_upgrades_with_every_row(tmp_path: Pat
     second = catalog.create_policy(new, "admin").policy
     assert (first.id, second.id) == (6, 7)
     assert first.uid != second.uid
+
+
+ROWS_AT_0004 = [
+    "INSERT INTO ministries (code, name, created_at) VALUES ('MOIS', '행정안전부', :t),"
+    " ('MOHW', '보건복지부', :t)",
+    "INSERT INTO departments (code, name, ministry_code, created_at) VALUES"
+    " ('MOIS-DX', '디지털정부과', 'MOIS', :t), ('MOIS-REC', '기록관리과', 'MOIS', :t),"
+    " ('MOHW-POP', '인구정책과', 'MOHW', :t)",
+    # p2, which was handed the id of p1 (match MOIS-DX, grant dept:MOHW-POP), deleted
+    # after the index had its token `policy:1.1` on kim's documents.
+    "INSERT INTO policies (id, name, match, principal, permission, expires_at, created_at,"
+    " created_by, updated_by, generation) VALUES (1, 'p2', '{\"department\": \"MOHW-POP\"}',"
+    " 'ministry:MOIS', 'read', NULL, :t, 'admin', '', 1)",
+]
+LEAKY_DOCS = {"d1": ("kim", "MOIS-DX", "MOIS"), "d2": ("kim", "MOIS-DX", "MOIS")}
+P2_DOCS = {"e1": ("choi", "MOHW-POP", "MOHW")}
+
+
+def test_an_index_leaking_through_a_reused_policy_id_stops_on_upgrade(tmp_path: Path) -> None:
+    """A deployment that already met the leak (a policy holding a deleted one's id, the
+    index still carrying the deleted one's tokens) upgrades to a state that leaks nothing
+    and loses nothing: before the index has caught up, and after."""
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+    engine = create_engine(url)
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004_policies")
+    sha = "cd" * 32
+    with engine.begin() as conn:
+        for statement in ROWS_AT_0004:
+            conn.execute(text(statement), {"t": T0})
+        for doc_id, (owner, dept, ministry) in {**LEAKY_DOCS, **P2_DOCS}.items():
+            conn.execute(
+                text(
+                    "INSERT INTO documents (id, title, title_from_user, filename, declared_type,"
+                    " content_type, size, sha256, blob_key, department, ministry, owner,"
+                    " visibility, tags, status, status_detail, version, revision, acl_revision,"
+                    " indexed_revision, policy_revision, created_at, updated_at, deleted_at)"
+                    " VALUES (:id, :id, 1, 'a.txt', '', 'text/plain', 6, :sha, :key, :dept,"
+                    " :ministry, :owner, 'private', '[]', 'indexed', '', 1, 2, 1, 2, 2, :t, :t,"
+                    " NULL)"
+                ),
+                {
+                    "id": doc_id,
+                    "sha": sha,
+                    "key": f"blobs/cd/cd/{sha}",
+                    "dept": dept,
+                    "ministry": ministry,
+                    "owner": owner,
+                    "t": T0,
+                },
+            )
+    engine.dispose()
+    index = TantivyIndex(tmp_path / "index", KoreanAnalyzer())
+    index.upsert(
+        [
+            IndexDocument(
+                id=doc_id,
+                revision=2,
+                title=doc_id,
+                filename="a.txt",
+                body="사과",
+                department=dept,
+                ministry=ministry,
+                content_type="text/plain",
+                tags=(),
+                owner=owner,
+                # What the first release wrote: p1's token on kim's, p2's on choi's.
+                readers=frozenset(
+                    {f"user:{owner}", f"deptadmin:{dept}", "visibility:private", "policy:1.1"}
+                ),
+                created_at=AT0,
+                updated_at=AT0,
+            )
+            for doc_id, (owner, dept, ministry) in {**LEAKY_DOCS, **P2_DOCS}.items()
+        ]
+    )
+    index.refresh()
+
+    catalog = Catalog(url)
+    catalog.migrate()
+    park = Principal("park", "MOIS-REC", "MOIS", frozenset({"member"}))  # p2's grantee
+    choi = Principal("choi", "MOHW-POP", "MOHW", frozenset({"member"}))  # p1's, once
+
+    def found(who: Principal) -> tuple[int, set[str], dict[str, int]]:
+        request = SearchRequest(query=parse_user_query("사과"), readers=frozenset())
+        got = search_documents(catalog, index, who, request)
+        facets = {b.value: b.count for b in got.facets["department"]}
+        return got.total, {h.id for h in got.hits}, facets
+
+    try:
+        for _ in ("before the index has caught up", "after"):
+            assert found(park) == (1, {"e1"}, {"MOHW-POP": 1})
+            assert found(choi) == (1, {"e1"}, {"MOHW-POP": 1})
+            kim = Principal("kim", "MOIS-DX", "MOIS")  # owner, and in p2's ministry
+            assert found(kim)[1] == {*LEAKY_DOCS, *P2_DOCS}
+            # Access-only: no object store, and an extractor that cannot extract.
+            no_text = SimpleNamespace(version="none")
+            pipeline = IndexingPipeline(catalog, None, no_text, index, tmp_path)  # type: ignore[arg-type]
+            while drain_once(catalog, pipeline, 16):
+                pass
+            catalog.settle_policy_fanouts()  # the worker's chore once the outbox is empty
+        assert catalog.pending_policy_ids() == set()
+        assert catalog.policy_fanout_backlog() == 0
+    finally:
+        index.close()
+        catalog.close()
