@@ -15,9 +15,12 @@ Tokens:
     gov              every signed-in, enabled user
 
 In the search index only (see `index_readers`, `search_tokens`):
-    policy:ID.GEN    the grant of access policy ID (generation GEN of its match);
-                     a caller holds it while the policy is active and grants one
-                     of the caller's tokens, decided at query time
+    policy:UID.GEN   the grant of the access policy whose catalog uid is UID
+                     (generation GEN of its match); a caller holds it while the
+                     policy is active and grants one of the caller's tokens,
+                     decided at query time. UID is random and never given to
+                     another policy, so the tokens a deleted policy left in the
+                     index count for no one (its id might be given out again)
     visibility:V     the document's visibility; held by no one (lets a search
                      select documents by visibility)
 
@@ -146,6 +149,8 @@ class Grant:
     policy_name: str = ""
     #: Bumped when the policy's match changes (its index token changes with it).
     policy_generation: int = 0
+    #: The policy's unique, never reused uid: its index token is made of it.
+    policy_uid: str = ""
 
     def active(self, now: datetime) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -241,8 +246,21 @@ def readers_of(doc: DocumentAccess, now: datetime) -> frozenset[str]:
     return holders_of(doc, Permission.READ, now)
 
 
-def policy_token(policy_id: int, generation: int) -> str:
-    return f"policy:{policy_id}.{generation}"
+def policy_token(policy_uid: str, generation: int) -> str:
+    """The index token of a policy's match: from its uid, never its id (ids may recur)."""
+    if not policy_uid:
+        raise ValueError("a policy token needs the policy's uid")
+    return f"policy:{policy_uid}.{generation}"
+
+
+def _policy_tokens(grants: Iterable[Grant]) -> set[str]:
+    # A policy grant without its uid gets no token (fail closed: it is written to
+    # no index entry and held by no one), rather than one shared with others.
+    return {
+        policy_token(g.policy_uid, g.policy_generation)
+        for g in grants
+        if g.policy_id is not None and g.policy_uid
+    }
 
 
 def visibility_token(visibility: str) -> str:
@@ -259,11 +277,7 @@ def index_readers(doc: DocumentAccess, now: datetime) -> frozenset[str]:
     `visibility:` token, which no caller holds.
     """
     tokens = {s.token for s in access_sources(doc, now) if s.kind is not SourceKind.POLICY}
-    tokens.update(
-        policy_token(g.policy_id, g.policy_generation)
-        for g in doc.grants
-        if g.policy_id is not None
-    )
+    tokens.update(_policy_tokens(doc.grants))
     tokens.add(visibility_token(doc.visibility))
     return frozenset(tokens)
 
@@ -281,11 +295,7 @@ def search_tokens(
     tokens = principal.tokens
     if not tokens:
         return frozenset()
-    held = {
-        policy_token(g.policy_id, g.policy_generation)
-        for g in policy_grants
-        if g.policy_id is not None and g.active(now) and g.principal in tokens
-    }
+    held = _policy_tokens(g for g in policy_grants if g.active(now) and g.principal in tokens)
     return tokens | held
 
 

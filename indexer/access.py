@@ -37,6 +37,7 @@ def policy_grant(policy: PolicyRecord) -> Grant:
         policy.id,
         policy.name,
         policy.generation,
+        policy.uid,
     )
 
 

@@ -166,14 +166,20 @@ class DocumentGrant(Base):
 class Policy(Base):
     """An access policy: a grant applied to every document its match selects.
 
-    The index stores the policy's token (`policy:ID.GENERATION`) on the documents
+    The index stores the policy's token (`policy:UID.GENERATION`) on the documents
     it matches; `generation` is bumped whenever the match changes, so the token
     of the old match stops counting at once. Principal, permission and expiry
     are read at query time and need no re-index.
+
+    Ids are never given out again (SQLite `AUTOINCREMENT`; a sequence elsewhere),
+    and the token is made of `uid`, random and unique, not of the id: the tokens
+    a deleted policy left in the index must never count for another policy.
     """
 
     __tablename__ = "policies"
+    __table_args__ = ({"sqlite_autoincrement": True},)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True, index=True)
     name: Mapped[str] = mapped_column(String(200))
     match: Mapped[dict[str, str]] = mapped_column(JSON)
     principal: Mapped[str] = mapped_column(String(140))

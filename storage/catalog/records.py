@@ -53,6 +53,9 @@ class PolicyRecord:
     updated_by: str = ""
     #: Bumped when the match changes: the index token of the policy changes with it.
     generation: int = 1
+    #: Random, unique, never reused (unlike an id, which SQLite could give out again
+    #: after a delete): the policy's index token is made of it.
+    uid: str = ""
 
 
 @dataclass(frozen=True)

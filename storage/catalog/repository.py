@@ -1605,6 +1605,7 @@ class Catalog:
             r.updated_at,
             r.updated_by,
             r.generation,
+            r.uid,
         )
 
     def list_policies(self) -> list[PolicyRecord]:
@@ -1715,6 +1716,7 @@ class Catalog:
         with self._session(write=True) as s:
             now = _now()
             row = m.Policy(
+                uid=uuid.uuid4().hex,
                 name=new.name,
                 match=dict(new.match),
                 principal=new.principal,

@@ -212,6 +212,41 @@ def test_a_deleted_policy_counts_in_the_next_search_and_download(
     assert events[0]["detail"]["principal"] == "user:choi"
 
 
+def test_a_new_policy_inherits_nothing_from_a_deleted_one(
+    server: Server, org: dict[str, str]
+) -> None:
+    """The outside probe's leak: the deleted policy's tokens, still in the index, must not
+    count for a policy created after it (SQLite used to hand out the same id again, and
+    generations restart at 1), not even in totals and facets."""
+    w = word()
+    docs = [server.upload("kim", w.encode(), f"c{i}.txt", visibility="private") for i in range(3)]
+    p1 = policy(server, "보건부 열람", {"department": "MOIS-DX"}, "dept:MOHW-POP")
+    caught_up(server)  # the index now carries p1's token on kim's three documents
+    assert found(server, "choi", w) == {d["id"] for d in docs}
+    with admin(server) as c:
+        assert c.delete(f"/admin/policies/{p1['id']}").status_code == 204
+    # Unrelated: MOHW-POP's documents, to kim's ministry (park is in it, not in MOIS-DX).
+    p2 = policy(server, "행안부 열람", {"department": "MOHW-POP"}, "ministry:MOIS")
+    reused = p2["id"] == p1["id"]  # checked last: the leak it caused is the point
+
+    def nothing_for(user: str) -> None:
+        result = server.search(user, q=w)
+        departments = {b["value"]: b["count"] for b in result["facets"]["department"]}
+        assert (result["total"], result["hits"], departments) == (0, [], {}), result
+
+    nothing_for("park")  # p2's fan-out still pending: its match decides too
+    nothing_for("choi")
+    caught_up(server)
+    nothing_for("park")
+    nothing_for("choi")
+    assert {download(server, u, d["id"]) for u in ("park", "choi") for d in docs} == {404}
+    assert found(server, "lee", w) == set()
+    assert found(server, "kim", w) == {d["id"] for d in docs}
+    with admin(server) as c:  # p2 would reach other tests' MOHW-POP documents
+        assert c.delete(f"/admin/policies/{p2['id']}").status_code == 204
+    assert not reused, f"policy id {p1['id']} was handed out again"
+
+
 def test_changing_a_policy_moves_its_grant_at_once(server: Server, org: dict[str, str]) -> None:
     w, tag_a, tag_b = word(), word(), word()
     a = server.upload("kim", w.encode(), "a.txt", visibility="private", tags=tag_a)

@@ -72,7 +72,11 @@ class GrantModel:
 
 @dataclass(frozen=True)
 class PolicyModel:
-    """An access policy: a grant on every document matching all of `match`."""
+    """An access policy: a grant on every document matching all of `match`.
+
+    `id` is the one the product answered with (the model gives out no ids of its
+    own); it only names the policy in later requests, never decides access.
+    """
 
     id: int
     match: tuple[tuple[str, str], ...]
@@ -134,6 +138,9 @@ class World:
     docs: dict[str, DocModel] = field(default_factory=dict)
     #: Access policies, expired ones included, in creation order.
     policies: list[PolicyModel] = field(default_factory=list)
+    #: Every policy id the product has answered with, deleted policies' included:
+    #: API.md, a policy id is never given to another policy.
+    policy_ids_ever: set[int] = field(default_factory=set)
 
     def ministry_of(self, user: UserModel) -> str | None:
         return self.departments.get(user.department) if user.department else None

@@ -113,6 +113,10 @@ ROLE_SETS = (
 KST = timezone(timedelta(hours=9))
 MISSING_ID = "0" * 32
 
+#: Whether a policy id given out twice fails the proof at once (set to False to
+#: see the searches themselves catch what a reused id does).
+CHECK_POLICY_IDS = os.environ.get("CROSSDOC_PROOF_CHECK_POLICY_IDS", "1") != "0"
+
 #: How many (user, query) search checks a run of the suite must make.
 REQUIRED_SEARCH_CHECKS = 10_000
 #: ... of which, made by a user an active access policy grants something.
@@ -146,6 +150,10 @@ class Tally:
     policy_decided_search_checks: int = 0
     #: Policies created, changed and deleted through the API; documents retagged.
     policy_changes: int = 0
+    #: Policies created right after the newest one was deleted (the id SQLite
+    #: handed out again before migration 0007), with the deleted one's tokens in the index.
+    policies_recreated: int = 0
+    policies_recreated_over_indexed_tokens: int = 0
     retags: int = 0
     examples: int = 0
     #: (user, prefix) suggestion checks, and those where documents the user may not
@@ -391,8 +399,14 @@ class NoLeakMachine(RuleBasedStateMachine):
             body["expires_at"] = grant.expires_at.isoformat()
         r = self.stack.request("POST", "/admin/policies", "admin", json=body)
         assert r.status_code == 201, r.text
+        # The product's id, whatever it is: the model only checks it is a new one.
         policy = PolicyModel(r.json()["id"], match, grant)
         self._check_policy_out(r.json(), policy)
+        if CHECK_POLICY_IDS:
+            assert policy.id not in self.world.policy_ids_ever, (
+                f"policy id {policy.id} handed out again"
+            )
+        self.world.policy_ids_ever.add(policy.id)
         self.world.policies.append(policy)
         self.tally.policy_changes += 1
 
@@ -440,7 +454,9 @@ class NoLeakMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     @step
     def delete_policy(self, data: st.DataObject) -> None:
-        i = data.draw(st.integers(0, len(self.world.policies) - 1), label="policy")
+        self._delete_policy(data.draw(st.integers(0, len(self.world.policies) - 1), label="policy"))
+
+    def _delete_policy(self, i: int) -> None:
         gone = self.world.policies.pop(i)
         r = self.stack.request("DELETE", f"/admin/policies/{gone.id}", "admin")
         assert r.status_code == 204, r.text
@@ -1029,6 +1045,26 @@ class InProcessMachine(NoLeakMachine):
     def make_stack(self) -> Stack:
         return InProcessStack(self.extractor)
 
+    # Only in this leg: the HTTP leg's few steps keep the rules (and draws) they had.
+    @precondition(lambda self: bool(self.world.policies))
+    @rule(data=st.data())
+    @step
+    def recreate_policy(self, data: st.DataObject) -> None:
+        """Delete the newest policy, maybe once the index carries its tokens, and create
+        another, maybe several: an engine that gives the deleted id out again (SQLite's
+        `INTEGER PRIMARY KEY`), with generations starting at 1 again, makes the index's
+        leftover tokens count for the new policy, which the searches after this step see."""
+        indexed = data.draw(st.booleans(), label="index the newest policy first")
+        if indexed:
+            self.stack.drain(None)
+            self.refresh_index_state()
+        newest = max(range(len(self.world.policies)), key=lambda i: self.world.policies[i].id)
+        self._delete_policy(newest)
+        for _ in range(data.draw(st.integers(1, 2), label="policies created after")):
+            self._create_policy(data)
+            self.tally.policies_recreated += 1
+            self.tally.policies_recreated_over_indexed_tokens += indexed
+
 
 class ServerMachine(NoLeakMachine):
     leg = "http"
@@ -1089,6 +1125,8 @@ def test_no_leak_in_process(extractor: TextExtractor) -> None:
     assert tally.policy_decided_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS // 10
     # Suggestions were checked, also where others' documents held what was typed.
     assert tally.hidden_suggest_checks >= 100, tally.line()
+    # Policies were deleted and created again over the index's leftover tokens.
+    assert tally.policies_recreated_over_indexed_tokens >= 5, tally.line()
 
 
 @pytest.mark.slow

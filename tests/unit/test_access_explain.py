@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from auth.access import (
@@ -41,9 +42,9 @@ GRANT_SETS: list[tuple[Grant, ...]] = [
     (Grant("user:choi", Permission.READ),),
     (Grant("dept:D2", Permission.WRITE, FUTURE),),
     (Grant("ministry:M2", Permission.MANAGE, PAST),),
-    (Grant("user:lee", Permission.READ, None, 7, "감사 정책"),),
+    (Grant("user:lee", Permission.READ, None, 7, "감사 정책", 1, "7" * 32),),
     (
-        Grant("dept:D3", Permission.READ, PAST, 8, "지난 정책"),
+        Grant("dept:D3", Permission.READ, PAST, 8, "지난 정책", 2, "8" * 32),
         Grant("user:park", Permission.MANAGE),
     ),
 ]
@@ -80,6 +81,24 @@ def test_the_index_tokens_meet_exactly_when_the_caller_can_read() -> None:
             )
             checked += 1
     assert checked > 1000
+
+
+def test_a_deleted_policys_tokens_count_for_no_policy_given_its_id_again() -> None:
+    """Policy tokens are made of the policy's uid: a policy with the id and generation of
+    one deleted earlier (SQLite could hand the id out again) does not hold the tokens the
+    deleted one left in the index; a policy grant without uid gets no token at all."""
+    park = next(p for p in PRINCIPALS if p.username == "park" and not p.roles - {"member"})
+    deleted = Grant("dept:D3", Permission.READ, None, 7, "지운 정책", 1, "a" * 32)
+    stored = index_readers(DocumentAccess("kim", "D1", "M1", "private", (deleted,)), NOW)
+    reused = Grant("ministry:M1", Permission.READ, None, 7, "새 정책", 1, "b" * 32)
+    assert search_tokens(park, [reused], NOW).isdisjoint(stored)
+    assert not search_tokens(park, [replace(reused, policy_uid="a" * 32)], NOW).isdisjoint(stored)
+    no_uid = replace(deleted, policy_uid="")
+    assert not any(
+        t.startswith("policy:")
+        for t in index_readers(DocumentAccess("kim", "D1", "M1", "private", (no_uid,)), NOW)
+    )
+    assert search_tokens(park, [replace(reused, policy_uid="")], NOW) == park.tokens
 
 
 def test_reasons_name_what_gives_access() -> None:
