@@ -231,7 +231,14 @@ def build_services(settings: Settings, *, passwords: Passwords | None = None) ->
     store = build_object_store(settings)
     extractor = build_extractor(settings)
     index = build_index(settings)
-    pipeline = IndexingPipeline(catalog, store, extractor, index, settings.spool_dir)
+    pipeline = IndexingPipeline(
+        catalog,
+        store,
+        extractor,
+        index,
+        settings.spool_dir,
+        batch_text_bytes=settings.worker_batch_text_bytes,
+    )
     return Services(
         settings=settings,
         catalog=catalog,
