@@ -90,9 +90,10 @@ _KEYWORD_FIELDS = ("id", "department", "ministry", "content_type")
 
 DEFAULT_WRITER_HEAP_BYTES = 64_000_000
 DEFAULT_MAX_BODY_CHARS = 1_000_000
-#: Characters of text analysed at once when indexing: their tokens (as Python
-#: tuples, then tantivy tokens) take about 80 bytes a character, so ~20 MB.
-DEFAULT_ANALYSIS_CHUNK_CHARS = 256_000
+#: Characters of text analysed at once when indexing. Their tokens take about
+#: 70 bytes a character as Python tuples (~4.5 MB here), and unpickling them
+#: from the analysis child holds the GIL (~50 ms here on a loaded machine).
+DEFAULT_ANALYSIS_CHUNK_CHARS = 64_000
 #: Documents whose stored bodies are read at once by `update_access`.
 _BODIES_BATCH = 32
 #: Default deepest result reachable (offset + limit), as Elasticsearch's max_result_window.
