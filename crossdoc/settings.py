@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     #: beyond the first, at most `worker_batch_bytes` of files to extract.
     worker_batch_size: int = Field(default=256, ge=1, le=1000)
     worker_batch_bytes: int = Field(default=64 * MiB, ge=1 * MiB)
+    #: Extracted text (UTF-8 bytes) a batch holds at once: beyond it the batch is
+    #: indexed in several commits, so its memory follows its text (a compressed
+    #: file can hold many times its size in text), not its file sizes.
+    worker_batch_text_bytes: int = Field(default=16 * MiB, ge=1 * MiB)
     #: Korean analysis of documents in a child process, on another core (embedded
     #: index; ignored on a one-core machine).
     analysis_process: bool = True

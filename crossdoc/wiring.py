@@ -241,7 +241,14 @@ def build_services(settings: Settings, *, passwords: Passwords | None = None) ->
         # An index of an older release (e.g. without the compound fallback's
         # grams) was emptied: index every document again from the record.
         catalog.mark_all_for_reindex()
-    pipeline = IndexingPipeline(catalog, store, extractor, index, settings.spool_dir)
+    pipeline = IndexingPipeline(
+        catalog,
+        store,
+        extractor,
+        index,
+        settings.spool_dir,
+        batch_text_bytes=settings.worker_batch_text_bytes,
+    )
     return Services(
         settings=settings,
         catalog=catalog,

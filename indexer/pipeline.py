@@ -13,7 +13,7 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +48,9 @@ class BatchReport:
     deleted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # unknown ids, or already up to date
 
+
+#: Default bound of the extracted text a batch holds at once (UTF-8 bytes).
+DEFAULT_BATCH_TEXT_BYTES = 16 * 1024 * 1024
 
 #: Longest title the catalog stores.
 MAX_TITLE_CHARS = 500
@@ -111,12 +114,20 @@ class IndexingPipeline:
         extractor: TextExtractor,
         index: SearchIndex,
         spool_dir: Path,
+        *,
+        batch_text_bytes: int = DEFAULT_BATCH_TEXT_BYTES,
     ) -> None:
+        """`batch_text_bytes` bounds the extracted text (UTF-8 bytes) a batch holds
+        at once: beyond it, the batch is indexed in several commits (a document
+        larger than that is indexed alone)."""
+        if batch_text_bytes < 1:
+            raise ValueError("batch_text_bytes must be positive")
         self.catalog = catalog
         self.store = store
         self.extractor = extractor
         self.index = index
         self.spool_dir = spool_dir
+        self.batch_text_bytes = batch_text_bytes
 
     # -- extraction, cached per blob ---------------------------------------------------
 
@@ -211,8 +222,16 @@ class IndexingPipeline:
     def process(self, document_ids: Sequence[str]) -> BatchReport:
         """Bring the index up to date for these documents, as one batch.
 
-        Raises one of TRANSIENT_ERRORS when the infrastructure fails; nothing is
-        recorded as done then, and the caller retries the whole batch later.
+        The documents to extract are indexed in parts of at most
+        `batch_text_bytes` of extracted text (one index commit and one catalog
+        transaction each), so the memory of a batch follows its text, not its
+        file sizes or its count: a part is extracted, cached, analysed, indexed
+        and recorded, then released before the next is extracted.
+
+        Raises one of TRANSIENT_ERRORS when the infrastructure fails; the parts
+        already recorded stay done, nothing of the failed part is, and the
+        caller retries the batch later (done documents are then skipped or only
+        rewritten).
         """
         report = BatchReport()
         docs = self.catalog.get_documents(document_ids, include_deleted=True)
@@ -224,8 +243,6 @@ class IndexingPipeline:
         policies = self.catalog.list_policies()
 
         to_delete = [d for d in docs if d.deleted_at is not None]
-        to_index: list[tuple[DocumentRecord, Extraction]] = []
-        fresh: list[ExtractionRecord] = []
         live = [d for d in docs if d.deleted_at is None]
         # Only the access (or title, tags) of these changed since they were
         # indexed: no new version waits ("pending") and no outbox row asks for
@@ -242,16 +259,8 @@ class IndexingPipeline:
             access_only = [d for d in access_only if d.id not in missing]
             done = {d.id for d in access_only}
             live = [d for d in live if d.id not in done]
-        cache = self.catalog.get_extractions([d.sha256 for d in live], self.extractor.version)
-        for doc in live:
-            to_index.append((doc, self.extract(doc, fresh, cache)))
-        self.catalog.put_extractions(fresh)
-
         if to_delete:
             self.index.delete([d.id for d in to_delete])
-        if to_index:
-            self.index.upsert([self.index_document(d, e, policies, now) for d, e in to_index])
-        self.index.refresh()
 
         outcomes: list[tuple[str, int, int, str | None, str, str | None, str | None]] = []
         for doc in access_only:
@@ -260,7 +269,56 @@ class IndexingPipeline:
         for doc in to_delete:
             outcomes.append((doc.id, doc.revision, doc.version, None, "", None, None))
             report.deleted.append(doc.id)
-        for doc, extraction in to_index:
+
+        part: list[tuple[DocumentRecord, Extraction]] = []
+        fresh: list[ExtractionRecord] = []
+        held = 0
+        for window in self._cache_windows(live):
+            cache = self.catalog.get_extractions([d.sha256 for d in window], self.extractor.version)
+            for doc in window:
+                extracted: list[ExtractionRecord] = []
+                extraction = self.extract(doc, extracted, cache)
+                size = len(extraction.text.encode("utf-8"))
+                if part and held + size > self.batch_text_bytes:
+                    self._index_part(part, fresh, policies, now, outcomes, report)
+                    part, fresh, outcomes, held = [], [], [], 0
+                part.append((doc, extraction))
+                fresh.extend(extracted)
+                held += size
+        self._index_part(part, fresh, policies, now, outcomes, report)
+        self.index.refresh()
+        return report
+
+    def _cache_windows(self, docs: Sequence[DocumentRecord]) -> Iterator[list[DocumentRecord]]:
+        """`docs` in runs whose files add up to at most `batch_text_bytes` (at least
+        one each): the extraction cache is read for one run at a time, so a batch
+        whose text is all cached is not read from the cache all at once."""
+        run: list[DocumentRecord] = []
+        size = 0
+        for doc in docs:
+            if run and size + doc.size > self.batch_text_bytes:
+                yield run
+                run, size = [], 0
+            run.append(doc)
+            size += doc.size
+        if run:
+            yield run
+
+    def _index_part(
+        self,
+        part: Sequence[tuple[DocumentRecord, Extraction]],
+        fresh: Sequence[ExtractionRecord],
+        policies: Sequence[PolicyRecord],
+        now: datetime,
+        outcomes: list[tuple[str, int, int, str | None, str, str | None, str | None]],
+        report: BatchReport,
+    ) -> None:
+        """Cache, index (one commit) and record one part of a batch, with `outcomes`
+        already due (access-only rewrites and deletions) recorded alongside."""
+        self.catalog.put_extractions(fresh)
+        if part:
+            self.index.upsert([self.index_document(d, e, policies, now) for d, e in part])
+        for doc, extraction in part:
             status, detail = _document_status(extraction)
             outcomes.append(
                 (
@@ -275,4 +333,3 @@ class IndexingPipeline:
             )
             (report.indexed if status == "indexed" else report.failed).append(doc.id)
         self.catalog.mark_indexed_many(outcomes)
-        return report

@@ -121,6 +121,12 @@ _KEYWORD_FIELDS = ("id", "department", "ministry", "content_type")
 
 DEFAULT_WRITER_HEAP_BYTES = 64_000_000
 DEFAULT_MAX_BODY_CHARS = 1_000_000
+#: Characters of text analysed at once when indexing. Their tokens take about
+#: 70 bytes a character as Python tuples (~4.5 MB here), and unpickling them
+#: from the analysis child holds the GIL (~50 ms here on a loaded machine).
+DEFAULT_ANALYSIS_CHUNK_CHARS = 64_000
+#: Documents whose stored bodies are read at once by `update_access`.
+_BODIES_BATCH = 32
 #: Default deepest result reachable (offset + limit), as Elasticsearch's max_result_window.
 DEFAULT_MAX_RESULT_WINDOW = 10_000
 #: Buckets returned per facet; segments report more so merged counts stay exact
@@ -170,6 +176,7 @@ class TantivyIndex:
         writer_threads: int = 1,
         max_body_chars: int = DEFAULT_MAX_BODY_CHARS,
         max_result_window: int = DEFAULT_MAX_RESULT_WINDOW,
+        analysis_chunk_chars: int = DEFAULT_ANALYSIS_CHUNK_CHARS,
         synonyms: SynonymSource | None = None,
         analysis: AnalysisProcess | None = None,
         compound_fallback: bool = True,
@@ -188,7 +195,9 @@ class TantivyIndex:
         `synonyms` are applied to every query (asked for on each search, so a
         reloading source takes effect without a restart).
 
-        `writer_heap_bytes` and `writer_threads` size tantivy's writer;
+        `writer_heap_bytes` and `writer_threads` size tantivy's writer (its
+        buffer of pending documents; beyond it tantivy writes a segment);
+        `analysis_chunk_chars` is about how much text is analysed at once;
         `max_body_chars` bounds the indexed, stored and highlighted part of each
         body; `max_result_window` bounds offset + limit of a search. A directory
         holding an index built with another schema (an older release) is
@@ -209,6 +218,7 @@ class TantivyIndex:
         self._max_body_chars = max_body_chars
         self._max_window = max_result_window
         self._fallback = compound_fallback
+        self._analysis_chunk_chars = max(1, analysis_chunk_chars)
         self._schema = _schema()
         #: The directory held an index built with another schema (an older
         #: release): it was emptied, and every document must be indexed again.
@@ -241,40 +251,34 @@ class TantivyIndex:
 
     def upsert(self, docs: Sequence[IndexDocument]) -> None:
         """Add or replace documents, skipping any older than the stored revision (one commit)."""
-        latest: dict[str, IndexDocument] = {}
-        for doc in docs:
-            if not doc.id:
-                raise ValueError("an index document needs an id")
-            held = latest.get(doc.id)
-            if held is None or doc.revision >= held.revision:
-                latest[doc.id] = doc
+        latest = _latest(docs)
         if not latest:
             return
-        # Analysed before the write lock is taken: the lock only covers the writes.
-        built = dict(zip(latest, self._analyzed(list(latest.values())), strict=True))
         with self._writing("write to the search index") as writer:
-            stored = self._stored_revisions(list(latest))
-            for doc in latest.values():
-                if stored.get(doc.id, -1) > doc.revision:
-                    continue  # an older task must not restore older text or ACL
-                writer.delete_documents_by_term("id", doc.id)
-                writer.add_document(built[doc.id])
+            self._add(writer, list(latest.values()))
 
     def update_access(self, docs: Sequence[IndexDocument]) -> list[str]:
         """Re-add documents with new readers and the body stored for them (one commit).
 
         Tantivy cannot change one field of a document, so each is rebuilt from
         its stored body and the metadata given; the analysis runs again, but
-        nothing is extracted or read from the object store.
+        nothing is extracted or read from the object store. The stored bodies
+        are read a few documents at a time, so a large change does not hold
+        every body at once.
         """
         if not docs:
             return []
         self._check_open()
-        bodies = self._stored_bodies([d.id for d in docs])
-        missing = [d.id for d in docs if d.id not in bodies]
-        present = [replace(d, body=bodies[d.id]) for d in docs if d.id in bodies]
-        self.upsert(present)
-        return missing
+        latest = list(_latest(docs).values())
+        found: set[str] = set()
+        with self._writing("write to the search index") as writer:
+            for i in range(0, len(latest), _BODIES_BATCH):
+                chunk = latest[i : i + _BODIES_BATCH]
+                bodies = self._stored_bodies([d.id for d in chunk])
+                found.update(bodies)
+                self._add(writer, [replace(d, body=bodies[d.id]) for d in chunk if d.id in bodies])
+                del bodies
+        return [d.id for d in docs if d.id not in found]
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove documents by id (one commit; missing ids are ignored)."""
@@ -537,6 +541,35 @@ class TantivyIndex:
         except ValueError as err:
             raise SearchUnavailableError(f"cannot read the search index: {err}") from err
         return found
+
+    def _add(self, writer: tantivy.IndexWriter, docs: Sequence[IndexDocument]) -> None:
+        """Replace `docs` (one per id) in the pending commit, skipping any older than
+        the stored revision.
+
+        They are analysed and added a group of about `analysis_chunk_chars` at a
+        time: the tokens of a group (tens of times the size of its text) and its
+        tantivy documents are released before the next group is analysed, and
+        no single call into the analyser or tantivy holds the GIL for long.
+        """
+        stored = self._stored_revisions([d.id for d in docs])
+        # An older task must not restore older text or ACL.
+        wanted = [d for d in docs if stored.get(d.id, -1) <= d.revision]
+        group: list[IndexDocument] = []
+        size = 0
+        for doc in wanted:
+            chars = len(doc.title) + len(doc.filename) + min(len(doc.body), self._max_body_chars)
+            if group and size + chars > self._analysis_chunk_chars:
+                self._add_group(writer, group)
+                group, size = [], 0
+            group.append(doc)
+            size += chars
+        if group:
+            self._add_group(writer, group)
+
+    def _add_group(self, writer: tantivy.IndexWriter, docs: Sequence[IndexDocument]) -> None:
+        for doc, built in zip(docs, self._analyzed(docs), strict=True):
+            writer.delete_documents_by_term("id", doc.id)
+            writer.add_document(built)
 
     def _analyzed(self, docs: Sequence[IndexDocument]) -> list[tantivy.Document]:
         """The tantivy documents of `docs`, their texts analysed in one batch
@@ -1104,6 +1137,18 @@ def _micros(moment: datetime) -> int:
         moment = moment.replace(tzinfo=UTC)  # the port promises UTC; be lenient
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _latest(docs: Sequence[IndexDocument]) -> dict[str, IndexDocument]:
+    """The highest revision of each id among `docs`, in order of first appearance."""
+    latest: dict[str, IndexDocument] = {}
+    for doc in docs:
+        if not doc.id:
+            raise ValueError("an index document needs an id")
+        held = latest.get(doc.id)
+        if held is None or doc.revision >= held.revision:
+            latest[doc.id] = doc
+    return latest
 
 
 def _micros_or_none(moment: datetime | None) -> int | None:

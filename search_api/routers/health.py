@@ -12,7 +12,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    # On the event loop, not the thread pool: a liveness answer needs no I/O and
+    # must not queue behind uploads for a pool thread (or for the GIL, twice).
     return {"status": "ok"}
 
 

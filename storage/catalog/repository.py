@@ -1326,6 +1326,22 @@ class Catalog:
             return
         table = _table(m.ExtractedText)
         now = _now()
+        # Compressed before the write transaction: the catalog's writers (uploads)
+        # need not wait while megabytes of text are compressed.
+        rows = [
+            {
+                "sha256": rec.sha256,
+                "extractor_version": rec.extractor_version,
+                "status": rec.status,
+                "detail": rec.detail,
+                "content_type": rec.content_type,
+                "doc_metadata": rec.metadata,
+                "text_zlib": zlib.compress(rec.text.encode("utf-8"), 6),
+                "truncated": rec.truncated,
+                "created_at": now,
+            }
+            for rec in latest.values()
+        ]
         with self._session(write=True) as s:
             for version in {version for _, version in latest}:
                 s.execute(
@@ -1334,23 +1350,7 @@ class Catalog:
                         table.c.sha256.in_([sha for sha, v in latest if v == version]),
                     )
                 )
-            s.execute(
-                insert(table),
-                [
-                    {
-                        "sha256": rec.sha256,
-                        "extractor_version": rec.extractor_version,
-                        "status": rec.status,
-                        "detail": rec.detail,
-                        "content_type": rec.content_type,
-                        "doc_metadata": rec.metadata,
-                        "text_zlib": zlib.compress(rec.text.encode("utf-8"), 6),
-                        "truncated": rec.truncated,
-                        "created_at": now,
-                    }
-                    for rec in latest.values()
-                ],
-            )
+            s.execute(insert(table), rows)
 
     # -- audit -------------------------------------------------------------------------
 

@@ -153,3 +153,53 @@ def test_a_failed_batch_is_rolled_back_whole(
     assert index.count() == 1
     assert [h.id for h in index.search(request("예산")).hits] == ["later"]
     index.close()
+
+
+def test_an_upsert_analyses_its_documents_a_group_at_a_time_in_one_commit(
+    tmp_path: Path, korean_analyzer: KoreanAnalyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tokens of a large upsert are not all held at once: its documents are
+    analysed in groups of about `analysis_chunk_chars`, and still committed together."""
+    import indexer.index.tantivy_index as module
+
+    groups: list[int] = []
+    real = module.analyze_texts
+
+    def counting(
+        analyzer: KoreanAnalyzer, texts: list[str]
+    ) -> list[list[tuple[str, int, int, int]]]:
+        groups.append(sum(len(t) for t in texts))
+        return real(analyzer, texts)
+
+    monkeypatch.setattr(module, "analyze_texts", counting)
+    index = TantivyIndex(tmp_path / "ix", korean_analyzer, analysis_chunk_chars=2_000)
+    commits: list[int] = []
+    real_writing = index._writing
+
+    def writing(action: str):  # type: ignore[no-untyped-def]
+        commits.append(1)
+        return real_writing(action)
+
+    monkeypatch.setattr(index, "_writing", writing)
+    body = "예산 보고서를 검토하였다. " * 60  # ~900 characters
+    index.upsert([doc(f"d{i}", body + f"표식{i}") for i in range(6)])
+    assert len(commits) == 1
+    assert len(groups) >= 3
+    assert max(groups) <= 2 * 1_000 + 200  # two bodies (and their titles) at most
+    assert index.count() == 6
+    assert {h.id for h in index.search(request("표식3")).hits} == {"d3"}
+    # A document larger than a group is analysed alone, and indexed.
+    groups.clear()
+    index.upsert([doc("big", body * 5 + "거대표식")])
+    assert len(groups) == 1
+    assert [h.id for h in index.search(request("거대표식")).hits] == ["big"]
+    # update_access rebuilds from stored bodies the same way.
+    groups.clear()
+    missing = index.update_access(
+        [replace(doc(f"d{i}", ""), readers=frozenset({"gov", "x"})) for i in range(6)]
+        + [doc("absent", "")]
+    )
+    assert missing == ["absent"]
+    assert len(groups) >= 3
+    assert {h.id for h in index.search(request("표식3")).hits} == {"d3"}
+    index.close()
