@@ -20,19 +20,16 @@ starts `crossdoc serve` in a child process. Then, over HTTP:
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import statistics
 import threading
 import time
-from pathlib import Path
 
 import httpx
 from sqlalchemy import delete, func, select
 
 from bench import korean
-from bench.search_latency import PASSWORD, build, percentile, rss_kib
+from bench.search_latency import PASSWORD, dataset_parser, percentile, prepared_dataset, rss_kib
 from bench.server import ADMIN_PASSWORD, BenchServer
 from storage.catalog import Catalog
 from storage.catalog import models as m
@@ -86,25 +83,8 @@ def latency_line(label: str, values: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--docs", type=int, default=100_000)
-    parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--reuse", action="store_true", help="reuse a data dir built before")
-    parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument("--seed", type=int, default=11)
-    args = parser.parse_args()
-    data_dir = args.data_dir or Path(f"bench/results/fanout-{args.docs}")
-    if args.reuse and (data_dir / "bench-users.json").exists():
-        users = json.loads((data_dir / "bench-users.json").read_text())
-    else:
-        if data_dir.exists():
-            raise SystemExit(f"{data_dir} exists: pass --reuse or remove it")
-        t0 = time.monotonic()
-        users = build(data_dir, args.docs, args.seed, tags=(FANOUT_TAG,))
-        print(f"built {args.docs} documents in {time.monotonic() - t0:.0f}s", flush=True)
+    args = dataset_parser(__doc__, queries=500, port=8766, seed=11).parse_args()
+    data_dir, users = prepared_dataset(args, "fanout", tags=(FANOUT_TAG,))
     catalog = Catalog(f"sqlite:///{(data_dir / 'catalog.sqlite3').resolve()}")
     catalog.migrate()
     with catalog.engine.begin() as conn:  # a reused data dir starts without policies

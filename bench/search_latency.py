@@ -224,26 +224,41 @@ def run_queries(
             totals.append(r.json()["total"])
 
 
-def main() -> None:
+def dataset_parser(
+    doc: str | None, *, queries: int, port: int, seed: int
+) -> argparse.ArgumentParser:
+    """The command line shared by the benches over a generated data dir (`build`)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--docs", type=int, default=100_000)
-    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--queries", type=int, default=queries)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--reuse", action="store_true", help="reuse a data dir built before")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
-    data_dir = args.data_dir or Path(f"bench/results/search-{args.docs}")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--seed", type=int, default=seed)
+    return parser
+
+
+def prepared_dataset(
+    args: argparse.Namespace, name: str = "search", tags: tuple[str, ...] = ()
+) -> tuple[Path, list[str]]:
+    """The data dir named by `args` (built now, or reused with `--reuse`) and its users."""
+    data_dir: Path = args.data_dir or Path(f"bench/results/{name}-{args.docs}")
     if args.reuse and (data_dir / "bench-users.json").exists():
-        users = json.loads((data_dir / "bench-users.json").read_text())
-    else:
-        if data_dir.exists():
-            raise SystemExit(f"{data_dir} exists: pass --reuse or remove it")
-        t0 = time.monotonic()
-        users = build(data_dir, args.docs, args.seed)
-        print(f"built {args.docs} documents in {time.monotonic() - t0:.0f}s")
+        users: list[str] = json.loads((data_dir / "bench-users.json").read_text())
+        return data_dir, users
+    if data_dir.exists():
+        raise SystemExit(f"{data_dir} exists: pass --reuse or remove it")
+    t0 = time.monotonic()
+    users = build(data_dir, args.docs, args.seed, tags=tags)
+    print(f"built {args.docs} documents in {time.monotonic() - t0:.0f}s", flush=True)
+    return data_dir, users
+
+
+def main() -> None:
+    args = dataset_parser(__doc__, queries=1000, port=8765, seed=7).parse_args()
+    data_dir, users = prepared_dataset(args)
 
     # This measures search, not the rate limits (2,000 queries from one address).
     server = BenchServer(data_dir, args.port, rate_limits=False)

@@ -13,17 +13,14 @@ consonants (`ㅎㅈ`). Prints p50/p90/p99 per kind and overall.
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import statistics
 import time
-from pathlib import Path
 
 import httpx
 
 from bench import korean
-from bench.search_latency import PASSWORD, build, percentile
+from bench.search_latency import PASSWORD, dataset_parser, percentile, prepared_dataset
 from bench.server import BenchServer
 from indexer.analysis.jamo import initials
 
@@ -39,25 +36,9 @@ def typed_prefixes(word: str) -> dict[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--docs", type=int, default=100_000)
-    parser.add_argument("--queries", type=int, default=1000, help="words typed (×4 requests)")
-    parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--reuse", action="store_true", help="reuse a data dir built before")
-    parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument("--seed", type=int, default=7)
+    parser = dataset_parser(__doc__, queries=1000, port=8766, seed=7)
     args = parser.parse_args()
-    data_dir = args.data_dir or Path(f"bench/results/search-{args.docs}")
-    if args.reuse and (data_dir / "bench-users.json").exists():
-        users = json.loads((data_dir / "bench-users.json").read_text())
-    else:
-        if data_dir.exists():
-            raise SystemExit(f"{data_dir} exists: pass --reuse or remove it")
-        t0 = time.monotonic()
-        users = build(data_dir, args.docs, args.seed)
-        print(f"built {args.docs} documents in {time.monotonic() - t0:.0f}s")
+    data_dir, users = prepared_dataset(args)
 
     server = BenchServer(data_dir, args.port, rate_limits=False)
     try:
