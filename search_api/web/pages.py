@@ -167,11 +167,31 @@ def json_text(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+#: Characters of an audit detail value shown in the table (the whole value in its title).
+DETAIL_CHARS = 60
+
+
+def detail_items(detail: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """An audit event's detail as (key, shown value, full value), keys sorted.
+
+    Text stays as it is, anything else is JSON; a long value is cut (the full one
+    goes in the cell's title). The template escapes all three like any text.
+    """
+    items = []
+    for key in sorted(detail):
+        value = detail[key]
+        full = value if isinstance(value, str) else json_text(value)
+        shown = full if len(full) <= DETAIL_CHARS else full[: DETAIL_CHARS - 1] + "…"
+        items.append((str(key), shown, full))
+    return items
+
+
 _templates.filters["size"] = human_size
 _templates.filters["type_label"] = type_label
 _templates.filters["day"] = day
 _templates.filters["moment"] = moment
 _templates.filters["json_text"] = json_text
+_templates.filters["detail_items"] = detail_items
 _templates.filters["highlight_parts"] = highlight_parts
 
 
@@ -716,7 +736,7 @@ def admin_explain_page(
 AUDIT_PAGE = 50
 #: The audit actions offered in the filter (any other can be typed in the URL).
 AUDIT_ACTIONS = (
-    "sign_in", "sign_out", "token_refresh", "token_reuse", "search", "read", "download",
+    "sign_in", "sign_out", "token_refresh", "token_reuse", "search", "suggest", "read", "download",
     "upload", "new_version", "update_metadata", "delete", "acl_change", "policy_create",
     "policy_update", "policy_delete", "org_change", "denied", "throttled",
     "explain_access", "explain_readers", "audit_export",
