@@ -770,9 +770,10 @@ def admin_audit_page(
     outcome: Annotated[str, Query(max_length=32)] = "",
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
 ) -> HTMLResponse:
-    # The API's own filters and listing (oldest first, paged with a cursor).
+    # The API's own filters and listing, newest first (what an auditor looks for),
+    # paged back in time with the cursor.
     filters = audit_routes.audit_filters(
         actor.strip() or None,
         action.strip() or None,
@@ -783,7 +784,14 @@ def admin_audit_page(
     )
     headers = Response()
     events = audit_routes.list_audit(
-        request, headers, services, caller, filters, after_id=after_id, limit=AUDIT_PAGE
+        request,
+        headers,
+        services,
+        caller,
+        filters,
+        limit=AUDIT_PAGE,
+        order="desc",
+        before_id=before_id,
     )
     given = {
         "actor": actor,
@@ -802,8 +810,8 @@ def admin_audit_page(
         principal=caller,
         events=events,
         filters=given,
-        next_url=("/admin/audit?" + urlencode({**kept, "after_id": cursor})) if cursor else None,
-        first_url=("/admin/audit?" + urlencode(kept)) if after_id else None,
+        next_url=("/admin/audit?" + urlencode({**kept, "before_id": cursor})) if cursor else None,
+        first_url=("/admin/audit" + (f"?{urlencode(kept)}" if kept else "")) if before_id else None,
         audit_actions=AUDIT_ACTIONS,
         export_url="/api/v1/admin/audit/export" + (f"?{export_query}" if export_query else ""),
     )

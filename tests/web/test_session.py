@@ -429,7 +429,7 @@ def test_the_audit_page_shows_action_labels_and_a_readable_detail(server: Server
             if long_query[:20] in page.text or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        rows = page.text.split('<tbody>', 1)[1]
+        rows = page.text.split("<tbody>", 1)[1]
         assert '<td class="nowrap" title="search">검색</td>' in rows
         assert '<td class="nowrap" title="sign_in">로그인</td>' in rows  # over the API
         # The detail: one "key: value" a line, the long query cut, whole in the title.
@@ -447,3 +447,31 @@ def test_the_audit_page_shows_action_labels_and_a_readable_detail(server: Server
     # An action no catalog knows is shown as its code.
     assert Translator("ko").label("action.made_up", "made_up") == "made_up"
     assert Translator("en").label("action.search", "search") == "Search"
+
+
+AUDIT_ROW_ID = re.compile(r'<tr class="outcome-\w+">\s*<td class="mono small">(\d+)</td>')
+
+
+def test_the_audit_page_lists_the_newest_first_and_pages_back(server: Server) -> None:
+    def newest_id() -> int:
+        with server.client("admin") as c:
+            return int(c.get("/admin/audit", params={"order": "desc", "limit": 1}).json()[0]["id"])
+
+    for i in range(60):  # more events than one page (each new user is audited)
+        if newest_id() > 60:
+            break
+        server.user(f"web.filler{i}", "MOIS-WEB")
+    with browser_client(server) as client:
+        sign_in(client, "admin")
+        newest = newest_id()
+        first = client.get("/admin/audit")
+        ids = [int(i) for i in AUDIT_ROW_ID.findall(first.text)]
+        assert len(ids) == 50 and ids == sorted(ids, reverse=True)
+        assert ids[0] >= newest
+        assert "최신 기록으로" not in first.text
+        older = f'href="/admin/audit?before_id={ids[-1]}" rel="next">이전 기록</a>'
+        assert older in first.text
+        second = client.get("/admin/audit", params={"before_id": ids[-1]})
+        more = [int(i) for i in AUDIT_ROW_ID.findall(second.text)]
+        assert more and more == sorted(more, reverse=True) and more[0] == ids[-1] - 1
+        assert 'href="/admin/audit">최신 기록으로</a>' in second.text
