@@ -475,3 +475,24 @@ def test_the_audit_page_lists_the_newest_first_and_pages_back(server: Server) ->
         more = [int(i) for i in AUDIT_ROW_ID.findall(second.text)]
         assert more and more == sorted(more, reverse=True) and more[0] == ids[-1] - 1
         assert 'href="/admin/audit">최신 기록으로</a>' in second.text
+
+
+def test_static_files_carry_nosniff_and_a_restrictive_csp(server: Server) -> None:
+    with browser_client(server) as client:
+        for path in ("/static/app.css", "/static/search.js", "/static/favicon.svg"):
+            response = client.get(path)
+            assert response.status_code == 200, path
+            assert response.headers["x-content-type-options"] == "nosniff", path
+            csp = response.headers["content-security-policy"]
+            assert "default-src 'none'" in csp and "script-src" not in csp, path
+            assert "frame-ancestors 'none'" in csp and "unsafe" not in csp, path
+            # A revalidation (304) carries them too.
+            etag = response.headers["etag"]
+            again = client.get(path, headers={"If-None-Match": etag})
+            assert again.status_code == 304, path
+            assert again.headers["x-content-type-options"] == "nosniff", path
+        missing = client.get("/static/nothing-here.js")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "not_found"
+        assert missing.headers["x-content-type-options"] == "nosniff"
+        assert "default-src 'none'" in missing.headers["content-security-policy"]
