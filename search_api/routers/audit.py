@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -91,7 +91,8 @@ FiltersDep = Annotated[AuditFilters, Depends(audit_filters)]
     "/audit",
     response_model=list[AuditOut],
     responses=errors(400),
-    summary="Audit events, oldest first; page on with after_id (see the X-Next-Cursor header)",
+    summary="Audit events, oldest first (or newest first with order=desc); page on with the "
+    "X-Next-Cursor header as after_id (asc) or before_id (desc)",
 )
 def list_audit(
     request: Request,
@@ -101,7 +102,16 @@ def list_audit(
     filters: FiltersDep,
     after_id: Annotated[int, Query(ge=0, description="cursor: only events after this id")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 100,
+    order: Annotated[
+        Literal["asc", "desc"],
+        Query(description="asc: oldest first (the default); desc: newest first"),
+    ] = "asc",
+    before_id: Annotated[
+        int | None,
+        Query(ge=1, description="cursor for order=desc: only events before this id"),
+    ] = None,
 ) -> list[AuditOut]:
+    newest_first = order == "desc"
     rows = services.catalog.list_audit(
         actor=filters.actor,
         action=filters.action,
@@ -110,12 +120,16 @@ def list_audit(
         since=filters.since,
         until=filters.until,
         after_id=after_id,
+        before_id=before_id,
         limit=limit,
+        newest_first=newest_first,
     )
     if len(rows) == limit:
         cursor = rows[-1].id
         response.headers["X-Next-Cursor"] = str(cursor)
-        next_url = request.url.include_query_params(after_id=cursor)
+        # Newest first pages down the ids (before_id), oldest first up (after_id).
+        cursor_param = "before_id" if newest_first else "after_id"
+        next_url = request.url.include_query_params(**{cursor_param: cursor})
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return [
         AuditOut(

@@ -41,6 +41,11 @@ class Translator:
             return key
         return text.format(**values) if values else text
 
+    def label(self, key: str, fallback: str) -> str:
+        """The message for `key`, or `fallback` when no catalog has it (e.g. an action
+        recorded by a newer version, shown as its code rather than as a key)."""
+        return self._messages.get(key) or self._fallback.get(key) or fallback
+
     def subset(self, prefix: str) -> dict[str, str]:
         """The messages under `prefix` (for a page's script), with the fallbacks."""
         merged = {**self._fallback, **self._messages}

@@ -26,6 +26,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from auth.access import Permission, Principal, access_sources, can
 from auth.errors import InvalidCredentialsError, InvalidTokenError
@@ -167,11 +168,31 @@ def json_text(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+#: Characters of an audit detail value shown in the table (the whole value in its title).
+DETAIL_CHARS = 60
+
+
+def detail_items(detail: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """An audit event's detail as (key, shown value, full value), keys sorted.
+
+    Text stays as it is, anything else is JSON; a long value is cut (the full one
+    goes in the cell's title). The template escapes all three like any text.
+    """
+    items = []
+    for key in sorted(detail):
+        value = detail[key]
+        full = value if isinstance(value, str) else json_text(value)
+        shown = full if len(full) <= DETAIL_CHARS else full[: DETAIL_CHARS - 1] + "…"
+        items.append((str(key), shown, full))
+    return items
+
+
 _templates.filters["size"] = human_size
 _templates.filters["type_label"] = type_label
 _templates.filters["day"] = day
 _templates.filters["moment"] = moment
 _templates.filters["json_text"] = json_text
+_templates.filters["detail_items"] = detail_items
 _templates.filters["highlight_parts"] = highlight_parts
 
 
@@ -716,7 +737,7 @@ def admin_explain_page(
 AUDIT_PAGE = 50
 #: The audit actions offered in the filter (any other can be typed in the URL).
 AUDIT_ACTIONS = (
-    "sign_in", "sign_out", "token_refresh", "token_reuse", "search", "read", "download",
+    "sign_in", "sign_out", "token_refresh", "token_reuse", "search", "suggest", "read", "download",
     "upload", "new_version", "update_metadata", "delete", "acl_change", "policy_create",
     "policy_update", "policy_delete", "org_change", "denied", "throttled",
     "explain_access", "explain_readers", "audit_export",
@@ -750,9 +771,10 @@ def admin_audit_page(
     outcome: Annotated[str, Query(max_length=32)] = "",
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
 ) -> HTMLResponse:
-    # The API's own filters and listing (oldest first, paged with a cursor).
+    # The API's own filters and listing, newest first (what an auditor looks for),
+    # paged back in time with the cursor.
     filters = audit_routes.audit_filters(
         actor.strip() or None,
         action.strip() or None,
@@ -763,7 +785,14 @@ def admin_audit_page(
     )
     headers = Response()
     events = audit_routes.list_audit(
-        request, headers, services, caller, filters, after_id=after_id, limit=AUDIT_PAGE
+        request,
+        headers,
+        services,
+        caller,
+        filters,
+        limit=AUDIT_PAGE,
+        order="desc",
+        before_id=before_id,
     )
     given = {
         "actor": actor,
@@ -782,8 +811,8 @@ def admin_audit_page(
         principal=caller,
         events=events,
         filters=given,
-        next_url=("/admin/audit?" + urlencode({**kept, "after_id": cursor})) if cursor else None,
-        first_url=("/admin/audit?" + urlencode(kept)) if after_id else None,
+        next_url=("/admin/audit?" + urlencode({**kept, "before_id": cursor})) if cursor else None,
+        first_url=("/admin/audit" + (f"?{urlencode(kept)}" if kept else "")) if before_id else None,
         audit_actions=AUDIT_ACTIONS,
         export_url="/api/v1/admin/audit/export" + (f"?{export_query}" if export_query else ""),
     )
@@ -798,7 +827,34 @@ def _suggest_url(request: Request) -> str | None:
     return SUGGEST_PATH if any(getattr(r, "path", "") == SUGGEST_PATH for r in routes) else None
 
 
+#: Static files are styles, scripts and an SVG icon: none may load or run anything of
+#: its own if opened directly (an SVG is a document), and none may be framed.
+STATIC_CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'self'; frame-ancestors 'none'"
+STATIC_HEADERS = {
+    "Content-Security-Policy": STATIC_CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class SecureStaticFiles(StaticFiles):
+    """Our static files with the security headers (nosniff: a script or style is only
+    ever used as what its media type says), on every answer including 304 and 404."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            response = await super().get_response(path, scope)
+        except StarletteHTTPException as err:
+            # Answered by the app's error handler (the JSON error shape), with our headers.
+            headers = {**(err.headers or {}), **STATIC_HEADERS}
+            raise StarletteHTTPException(err.status_code, err.detail, headers) from None
+        for name, value in STATIC_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
 def install(app: FastAPI) -> None:
     """Add the pages and their static files to `app` (outside the OpenAPI schema)."""
     app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", SecureStaticFiles(directory=STATIC_DIR), name="static")

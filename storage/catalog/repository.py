@@ -1407,8 +1407,12 @@ class Catalog:
         since: datetime | None,
         until: datetime | None,
         after_id: int,
+        before_id: int | None = None,
+        newest_first: bool = False,
     ) -> Any:
         query = select(m.AuditEvent).where(m.AuditEvent.id > after_id)
+        if before_id is not None:
+            query = query.where(m.AuditEvent.id < before_id)
         if actor:
             query = query.where(m.AuditEvent.actor == actor)
         if action:
@@ -1421,7 +1425,7 @@ class Catalog:
             query = query.where(m.AuditEvent.at >= since)
         if until:
             query = query.where(m.AuditEvent.at < until)
-        return query.order_by(m.AuditEvent.id)
+        return query.order_by(m.AuditEvent.id.desc() if newest_first else m.AuditEvent.id)
 
     def list_audit(
         self,
@@ -1434,11 +1438,14 @@ class Catalog:
         until: datetime | None = None,
         after_id: int = 0,
         limit: int = 100,
+        before_id: int | None = None,
+        newest_first: bool = False,
     ) -> list[AuditRecord]:
-        """Audit records matching every filter given, oldest first, with ids above `after_id`.
+        """Audit records matching every filter given, with ids above `after_id` (and
+        below `before_id` if given), oldest first, or newest first with `newest_first`.
 
-        `since` is inclusive, `until` exclusive. Page on with `after_id` set to
-        the last id returned.
+        `since` is inclusive, `until` exclusive. Page on with `after_id` set to the
+        last id returned (oldest first) or `before_id` set to it (newest first).
         """
         with self._session() as s:
             query = self._audit_query(
@@ -1449,6 +1456,8 @@ class Catalog:
                 since=since,
                 until=until,
                 after_id=after_id,
+                before_id=before_id,
+                newest_first=newest_first,
             )
             rows = s.scalars(query.limit(limit))
             return [

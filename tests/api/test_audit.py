@@ -177,6 +177,50 @@ def test_paging_with_the_cursor(server: Server, org: dict[str, str]) -> None:
     assert seen == sorted(set(seen))
 
 
+def test_newest_first_paging_with_before_id(server: Server, org: dict[str, str]) -> None:
+    oldest_first = [e["id"] for e in events(server)]
+    assert len(oldest_first) > 10
+    newest = oldest_first[-1]
+    seen: list[int] = []
+    params: dict[str, Any] = {"limit": 4, "order": "desc"}
+    with server.client("inspector") as c:
+        while True:
+            r = c.get("/admin/audit", params=params)
+            assert r.status_code == 200, r.text
+            page = r.json()
+            seen += [e["id"] for e in page]
+            cursor = r.headers.get("x-next-cursor")
+            if cursor is None:
+                assert len(page) < 4
+                break
+            assert int(cursor) == page[-1]["id"]
+            assert "before_id=" + cursor in r.headers["link"] and 'rel="next"' in r.headers["link"]
+            params = {"limit": 4, "order": "desc", "before_id": cursor}
+        # Events recorded while paging are newer than the first page: not in `seen`.
+        assert seen == sorted(set(seen), reverse=True)
+        assert [i for i in seen if i <= newest] == oldest_first[::-1]
+        # Both cursors bound the ids, in either order; the default order is unchanged.
+        window = {"after_id": oldest_first[2], "before_id": oldest_first[6]}
+        both = c.get("/admin/audit", params={**window, "order": "desc"}).json()
+        assert [e["id"] for e in both] == oldest_first[3:6][::-1]
+        default = c.get("/admin/audit", params=window).json()
+        assert [e["id"] for e in default] == oldest_first[3:6]
+        bad = c.get("/admin/audit", params={"order": "newest"})
+        assert bad.status_code == 422 and "error" in bad.json()
+        assert c.get("/admin/audit", params={"before_id": 0}).status_code == 422
+
+
+def test_the_new_audit_parameters_are_documented(server: Server) -> None:
+    schema = httpx.get(f"{server.base_url}/api/v1/openapi.json").json()
+    operation = schema["paths"]["/api/v1/admin/audit"]["get"]
+    params = {p["name"]: p for p in operation["parameters"]}
+    assert params["order"]["schema"]["enum"] == ["asc", "desc"]
+    assert params["order"]["schema"]["default"] == "asc"
+    assert "newest first" in params["order"]["description"]
+    assert "before this id" in params["before_id"]["description"]
+    assert {"400", "422"} <= set(operation["responses"])
+
+
 def test_log_injection_is_stored_as_data_and_export_stays_one_record_a_line(
     server: Server, org: dict[str, str]
 ) -> None:

@@ -40,6 +40,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def org(server: Server) -> dict[str, str]:
+    # Real names, as a ministry user sees them (made before the users, which reuse them).
+    with server.client("admin") as c:
+        for ministry, name in (("MOIS", "행정안전부"), ("MOHW", "보건복지부")):
+            assert c.post("/admin/ministries", json={"code": ministry, "name": name}).is_success
+        for code, name, ministry in (
+            ("MOIS-DGOV", "디지털정부과", "MOIS"),
+            ("MOHW-POP", "인구정책과", "MOHW"),
+        ):
+            body = {"code": code, "name": name, "ministry": ministry}
+            assert c.post("/admin/departments", json=body).is_success
     users = {
         "kim": server.user("kim.web", "MOIS-DGOV", ministry="MOIS"),
         "park": server.user("park.web", "MOHW-POP", ministry="MOHW"),
@@ -360,7 +370,7 @@ def test_admin_policy_lets_the_grantee_find_documents_and_the_audit_shows_it(
     assert "정부혁신을" in admin.locator("table.audit").inner_text()
     admin.goto(f"/admin/audit?actor={org['park']}")
     actions = set(admin.locator("table.audit td:nth-child(4)").all_inner_texts())
-    assert {"sign_in", "search"} <= actions, actions
+    assert {"로그인", "검색"} <= actions, actions  # labels, not action codes
     check_accessibility(admin, "audit")
     screenshot(admin, "08-audit-log")
     with admin.expect_download() as export:

@@ -13,7 +13,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from search_api.web.i18n import catalog
+from search_api.web.i18n import Translator, catalog
 from search_api.web.pages import highlight_parts, safe_next
 from search_api.web.session import is_secure, set_session_cookies
 from tests.conftest import Server, start_server
@@ -366,3 +366,133 @@ def test_the_home_page_lists_the_newest_readable_documents(server: Server) -> No
         assert home.status_code == 200
         assert home.text.index("나중에 올린 문서") < home.text.index("먼저 올린 문서")
         assert '<option value="newest" selected>' in home.text
+
+
+def _korean_org(server: Server) -> None:
+    """A ministry and department with their Korean names (made before any user of them)."""
+    with server.client("admin") as c:
+        r = c.post("/admin/ministries", json={"code": "MOEF", "name": "기획재정부"})
+        assert r.status_code in (201, 409), r.text
+        r = c.post(
+            "/admin/departments",
+            json={"code": "MOEF-BUD", "name": "예산총괄과", "ministry": "MOEF"},
+        )
+        assert r.status_code in (201, 409), r.text
+
+
+def test_ministries_and_departments_show_their_names_not_codes(server: Server) -> None:
+    _korean_org(server)
+    member = server.user("web.names", "MOEF-BUD", ministry="MOEF")
+    doc = server.upload(member, "예산 편성 지침".encode(), "budget.txt", title="예산 편성 지침")
+    server.wait_indexed(member, doc["id"])
+    with browser_client(server) as client:
+        sign_in(client, member)
+        page = client.get("/", params={"q": "예산"})
+        assert page.status_code == 200
+        # The hit's line names the ministry and department together, codes as a tooltip.
+        assert 'title="MOEF · MOEF-BUD">기획재정부 · 예산총괄과</span>' in page.text
+        # A facet shows the name, the code beside it, and still filters by the code.
+        assert 'href="/?q=%EC%98%88%EC%82%B0&amp;ministry=MOEF"' in page.text
+        assert '<span>기획재정부 <span class="org-code">MOEF</span></span>' in page.text
+        assert '<span>예산총괄과 <span class="org-code">MOEF-BUD</span></span>' in page.text
+        document = client.get(f"/documents/{doc['id']}")
+        assert '<dd>기획재정부 <span class="org-code">MOEF</span></dd>' in document.text
+        assert '<dd>예산총괄과 <span class="org-code">MOEF-BUD</span></dd>' in document.text
+
+
+def test_every_recorded_action_has_a_label_in_both_languages() -> None:
+    """Every action the product records (`Auditor.event(actor, "action", …)`) is labelled."""
+    root = WEB.parents[1]
+    sources = [*root.glob("search_api/**/*.py"), *root.glob("crossdoc/*.py")]
+    recorded = set()
+    for path in sources:
+        text = path.read_text()
+        recorded |= set(re.findall(r'Auditor\.event\(\s*[\w.\[\]"]+,\s*"(\w+)"', text))
+        recorded |= set(re.findall(r'NewAuditEvent\(\s*\w+,\s*"(\w+)"', text))
+        recorded |= set(re.findall(r'action="(\w+)"', text))
+    assert {"sign_in", "search", "upload", "denied", "throttled", "audit_export"} <= recorded
+    for lang in ("ko", "en"):
+        missing = {a for a in recorded if f"action.{a}" not in catalog(lang)}
+        assert not missing, (lang, missing)
+
+
+def test_the_audit_page_shows_action_labels_and_a_readable_detail(server: Server) -> None:
+    member = server.user("web.readable", "MOIS-WEB")
+    long_query = "가" * 100
+    server.search(member, q=long_query)
+    with browser_client(server) as client:
+        sign_in(client, "admin")
+        deadline = time.monotonic() + 10
+        while True:  # searches are audited in batches
+            page = client.get("/admin/audit", params={"actor": member})
+            assert page.status_code == 200
+            if long_query[:20] in page.text or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        rows = page.text.split("<tbody>", 1)[1]
+        assert '<td class="nowrap" title="search">검색</td>' in rows
+        assert '<td class="nowrap" title="sign_in">로그인</td>' in rows  # over the API
+        # The detail: one "key: value" a line, the long query cut, whole in the title.
+        assert '<li><span class="k">hits</span>: 0</li>' in rows
+        assert f'<span class="k">q</span>: <span title="{long_query}">{"가" * 59}…</span>' in rows
+        assert "{&#34;" not in rows and '{"' not in rows  # no raw JSON
+        # The filter offers the labels, by code.
+        assert '<option value="upload" >올리기</option>' in page.text
+        english = client.post(
+            "/session/lang", data={"lang": "en", "csrf_token": csrf_of(client), "next": "/"}
+        )
+        assert english.status_code == 303
+        page = client.get("/admin/audit", params={"actor": member, "action": "search"})
+        assert '<td class="nowrap" title="search">Search</td>' in page.text
+    # An action no catalog knows is shown as its code.
+    assert Translator("ko").label("action.made_up", "made_up") == "made_up"
+    assert Translator("en").label("action.search", "search") == "Search"
+
+
+AUDIT_ROW_ID = re.compile(r'<tr class="outcome-\w+">\s*<td class="mono small">(\d+)</td>')
+
+
+def test_the_audit_page_lists_the_newest_first_and_pages_back(server: Server) -> None:
+    def newest_id() -> int:
+        with server.client("admin") as c:
+            return int(c.get("/admin/audit", params={"order": "desc", "limit": 1}).json()[0]["id"])
+
+    for i in range(60):  # more events than one page (each new user is audited)
+        if newest_id() > 60:
+            break
+        server.user(f"web.filler{i}", "MOIS-WEB")
+    with browser_client(server) as client:
+        sign_in(client, "admin")
+        newest = newest_id()
+        first = client.get("/admin/audit")
+        ids = [int(i) for i in AUDIT_ROW_ID.findall(first.text)]
+        assert len(ids) == 50 and ids == sorted(ids, reverse=True)
+        assert ids[0] >= newest
+        assert "최신 기록으로" not in first.text
+        older = f'href="/admin/audit?before_id={ids[-1]}" rel="next">이전 기록</a>'
+        assert older in first.text
+        second = client.get("/admin/audit", params={"before_id": ids[-1]})
+        more = [int(i) for i in AUDIT_ROW_ID.findall(second.text)]
+        assert more and more == sorted(more, reverse=True) and more[0] == ids[-1] - 1
+        assert 'href="/admin/audit">최신 기록으로</a>' in second.text
+
+
+def test_static_files_carry_nosniff_and_a_restrictive_csp(server: Server) -> None:
+    with browser_client(server) as client:
+        for path in ("/static/app.css", "/static/search.js", "/static/favicon.svg"):
+            response = client.get(path)
+            assert response.status_code == 200, path
+            assert response.headers["x-content-type-options"] == "nosniff", path
+            csp = response.headers["content-security-policy"]
+            assert "default-src 'none'" in csp and "script-src" not in csp, path
+            assert "frame-ancestors 'none'" in csp and "unsafe" not in csp, path
+            # A revalidation (304) carries them too.
+            etag = response.headers["etag"]
+            again = client.get(path, headers={"If-None-Match": etag})
+            assert again.status_code == 304, path
+            assert again.headers["x-content-type-options"] == "nosniff", path
+        missing = client.get("/static/nothing-here.js")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "not_found"
+        assert missing.headers["x-content-type-options"] == "nosniff"
+        assert "default-src 'none'" in missing.headers["content-security-policy"]
