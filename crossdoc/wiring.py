@@ -237,7 +237,7 @@ def build_services(settings: Settings, *, passwords: Passwords | None = None) ->
     store = build_object_store(settings)
     extractor = build_extractor(settings)
     index = build_index(settings)
-    if getattr(index, "schema_rebuilt", False):
+    if index.schema_rebuilt:
         # An index of an older release (e.g. without the compound fallback's
         # grams) was emptied: index every document again from the record.
         catalog.mark_all_for_reindex()

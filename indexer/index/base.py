@@ -133,6 +133,10 @@ class Suggestion:
 class SearchIndex(Protocol):
     """A full-text index of documents with per-document readers."""
 
+    #: Opening found an index built with another schema (an older release) and
+    #: emptied it: the caller must queue every document again from the record.
+    schema_rebuilt: bool
+
     def upsert(self, docs: Sequence[IndexDocument]) -> None:
         """Add or replace documents by id, idempotently.
 
