@@ -102,6 +102,11 @@ def _readable_stale(catalog: Catalog, principal: Principal, access: _Access) -> 
     )
 
 
+#: A search whose precise match finds fewer documents than this also matches
+#: words inside compounds the analyser does not know (the compound fallback).
+COMPOUND_FALLBACK_BELOW = 100
+
+
 def search_documents(
     catalog: Catalog,
     index: SearchIndex,
@@ -124,41 +129,54 @@ def search_documents(
     window = request.offset + request.limit
     # Beyond the first page, highlight only the page returned (second pass below).
     deep = request.offset > 0 and request.with_highlights
-    main = index.search(
-        replace(
-            request,
-            readers=tokens,
-            reader_matches=reader_matches,
-            exclude_ids=request.exclude_ids | stale_ids,
-            prechecked_ids=None,
-            offset=0,
-            limit=window,
-            with_highlights=not deep,
+
+    def run(compound_fallback: bool) -> SearchResults:
+        main = index.search(
+            replace(
+                request,
+                readers=tokens,
+                reader_matches=reader_matches,
+                exclude_ids=request.exclude_ids | stale_ids,
+                prechecked_ids=None,
+                offset=0,
+                limit=window,
+                with_highlights=not deep,
+                compound_fallback=compound_fallback,
+            )
         )
-    )
-    results = main
-    if stale_ids:
+        if not stale_ids:
+            return main
         readable_stale = _readable_stale(catalog, principal, access)
         if request.only_ids is not None:
             readable_stale &= request.only_ids
-        if readable_stale:
-            extra = index.search(
-                replace(
-                    request,
-                    readers=tokens,
-                    prechecked_ids=readable_stale,
-                    exclude_ids=request.exclude_ids,
-                    offset=0,
-                    limit=window,
-                    with_highlights=not deep,
-                )
+        if not readable_stale:
+            return main
+        extra = index.search(
+            replace(
+                request,
+                readers=tokens,
+                prechecked_ids=readable_stale,
+                exclude_ids=request.exclude_ids,
+                offset=0,
+                limit=window,
+                with_highlights=not deep,
+                compound_fallback=compound_fallback,
             )
-            hits = sorted(main.hits + extra.hits, key=lambda h: _sort_key(request, h))
-            results = SearchResults(
-                total=main.total + extra.total,
-                hits=hits,
-                facets=_merge_facets(main.facets, extra.facets),
-            )
+        )
+        return SearchResults(
+            total=main.total + extra.total,
+            hits=sorted(main.hits + extra.hits, key=lambda h: _sort_key(request, h)),
+            facets=_merge_facets(main.facets, extra.facets),
+        )
+
+    # The precise (morphological) match first; a search that finds little is
+    # widened to words inside unknown compounds. Those rank below every precise
+    # match anyway, and scoring the gram phrases of a common word over a large
+    # index costs more than the rest of the search.
+    results = run(compound_fallback=False)
+    fallback = request.compound_fallback and results.total < COMPOUND_FALLBACK_BELOW
+    if fallback:
+        results = run(compound_fallback=True)
 
     page = results.hits[request.offset : request.offset + request.limit]
     # Late check: the catalog has the last word on every hit we return.
@@ -171,7 +189,9 @@ def search_documents(
     ]
     denied = len(page) - len(allowed)
     if deep and allowed:
-        allowed = _with_highlights(index, request, tokens, allowed)
+        allowed = _with_highlights(
+            index, replace(request, compound_fallback=fallback), tokens, allowed
+        )
     return SearchResults(total=max(0, results.total - denied), hits=allowed, facets=results.facets)
 
 

@@ -83,6 +83,10 @@ class SearchRequest:
     prechecked_ids: frozenset[str] | None = None
     with_facets: bool = True
     with_highlights: bool = True
+    #: Also match a word inside compounds the analyser does not know, ranked below
+    #: every precise match (an engine without such a field ignores it). The search
+    #: service asks for it only when the precise match finds little.
+    compound_fallback: bool = True
 
 
 @dataclass(frozen=True)

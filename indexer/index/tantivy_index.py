@@ -670,7 +670,9 @@ class TantivyIndex:
                 morphological = self._expanded_word_query(terms, spans, scoring)
             else:
                 morphological = self._word_query(terms, boosts=scoring)
-            fallback = analyzed.fallback(i) if self._fallback else None
+            fallback = (
+                analyzed.fallback(i) if self._fallback and request.compound_fallback else None
+            )
             if fallback is None:
                 clauses.append((occur.Must, morphological))
                 continue
