@@ -142,18 +142,22 @@ def evaluate(
             index.upsert([index_document(d) for d in docs])
             results = []
             for q in queries:
-                request = SearchRequest(
-                    query=parse_user_query(q.query),
-                    readers=READERS,
-                    limit=K,
-                    with_facets=False,
-                    with_highlights=False,
-                )
-                hits = index.search(request).hits
-                results.append(QueryResult(q, tuple(h.id for h in hits)))
+                results.append(QueryResult(q, top_ids(index, q.query)))
         finally:
             index.close()
     return Evaluation(results, len(docs))
+
+
+def top_ids(index: TantivyIndex, query: str) -> tuple[str, ...]:
+    """The ids of the first K hits of `query`, ranked (no facets, no highlights)."""
+    request = SearchRequest(
+        query=parse_user_query(query),
+        readers=READERS,
+        limit=K,
+        with_facets=False,
+        with_highlights=False,
+    )
+    return tuple(h.id for h in index.search(request).hits)
 
 
 # -- the set judged without the analyser (tests/relevance/independent.py) -------------------
@@ -243,16 +247,8 @@ def evaluate_independent(
             index.upsert([_independent_document(d) for d in docs])
             results = []
             for q in queries:
-                request = SearchRequest(
-                    query=parse_user_query(q.query),
-                    readers=READERS,
-                    limit=K,
-                    with_facets=False,
-                    with_highlights=False,
-                )
-                hits = index.search(request).hits
                 relevant = frozenset(d.id for d in docs if is_relevant_text(d.text, q))
-                results.append(IndependentResult(q, relevant, tuple(h.id for h in hits)))
+                results.append(IndependentResult(q, relevant, top_ids(index, q.query)))
         finally:
             index.close()
     return IndependentEvaluation(results, len(docs), len(real))
