@@ -30,7 +30,7 @@ from auth.access import index_readers
 from auth.passwords import Passwords
 from bench import korean
 from bench.server import BenchServer
-from indexer.access import document_access
+from indexer.access_facts import document_access
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.index.base import IndexDocument
 from indexer.index.tantivy_index import TantivyIndex

@@ -353,7 +353,7 @@ def audit_export(
     ] = None,
 ) -> None:
     """Write the audit log as JSON Lines: one event a line, with its chain hashes."""
-    from search_api.audit import audit_json_line
+    from search_api.audit_writer import audit_json_line
     from storage.catalog.records import NewAuditEvent
 
     since_at, until_at = _parse_time(since, "--since"), _parse_time(until, "--until")

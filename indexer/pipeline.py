@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from auth.access import index_readers
-from indexer.access import document_access
+from indexer.access_facts import document_access
 from indexer.errors import ExtractionUnavailableError, SearchUnavailableError
 from indexer.extraction.base import Extraction, ExtractionStatus, TextExtractor
 from indexer.extraction.classify import base_type

@@ -12,7 +12,7 @@ from crossdoc import __version__
 from crossdoc.settings import Settings
 from crossdoc.wiring import Services, build_services
 from indexer.worker import InProcessWorker
-from search_api.audit import Auditor
+from search_api.audit_writer import Auditor
 from search_api.bootstrap import BootstrapReport, bootstrap
 from search_api.errors import install_error_handlers
 from search_api.openapi import install_openapi

@@ -18,8 +18,8 @@ from auth.errors import InvalidTokenError
 from auth.ratelimit import RateRule
 from auth.tokens import TokenClaims
 from crossdoc.wiring import Services
-from indexer.access import document_access, principal_of
-from search_api.audit import Auditor
+from indexer.access_facts import document_access, principal_of
+from search_api.audit_writer import Auditor
 from search_api.errors import ApiError, forbidden, not_found
 from search_api.openapi import raises
 from search_api.web.session import cookie_token

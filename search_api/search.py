@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from auth.access import Permission, Principal, can, search_tokens
-from indexer.access import document_access, policy_grant
+from indexer.access_facts import document_access, policy_grant
 from indexer.errors import InvalidQueryError
 from indexer.index.base import (
     FACET_FIELDS,

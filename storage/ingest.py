@@ -29,10 +29,10 @@ from storage.catalog.records import (
     upload_fingerprint,
 )
 from storage.catalog.repository import Catalog
+from storage.content_guess import guess_content_type
 from storage.errors import IdempotencyKeyReusedError, StorageError, os_storage_error
 from storage.filenames import sanitize_filename
 from storage.objectstore.base import ObjectStore
-from storage.sniff import sniff_content_type
 
 _log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class StagedFile:
 
     @property
     def sniffed_type(self) -> str:
-        return sniff_content_type(self.head)
+        return guess_content_type(self.head)
 
 
 class SpoolWriter:

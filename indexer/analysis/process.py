@@ -23,7 +23,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from indexer.analysis._child import read_frame, write_frame
+from indexer.analysis._child_main import read_frame, write_frame
 from indexer.analysis.korean import AnalysisMode, KoreanAnalyzer
 from indexer.lifeline import spawn
 
@@ -41,7 +41,8 @@ STOP_GRACE_SECONDS = 2.0
 # whether or not the project is installed.
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 _BOOTSTRAP = (
-    "import sys; sys.path.insert(0, sys.argv[1]); from indexer.analysis._child import main; main()"
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from indexer.analysis._child_main import main; main()"
 )
 
 

@@ -1,6 +1,6 @@
 """Embedded text extraction: Apache Tika compiled to native code (`iscc-tika`), out of process.
 
-Tika runs in long-lived child processes (`indexer.extraction._child`), never in
+Tika runs in long-lived child processes (`indexer.extraction._child_main`), never in
 the caller's process: a hostile file (zip bomb, billion laughs, a parser that
 loops or crashes) can at worst take down one child, which is killed and
 replaced, and the file ends with a non-OK `Extraction`. Children are reused
@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from indexer.errors import ExtractionUnavailableError
-from indexer.extraction._childproc import ChildProcess, Reply
+from indexer.extraction._child_handle import ChildProcess, Reply
 from indexer.extraction.base import Extraction, ExtractionStatus
 from indexer.extraction.classify import (
     ParserReport,
@@ -48,7 +48,7 @@ PLAIN_TEXT_MAX_BYTES = 8 * 1024 * 1024
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 _BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from indexer.extraction._child import main; main(sys.argv[2:])"
+    "from indexer.extraction._child_main import main; main(sys.argv[2:])"
 )
 #: The extraction child's PATH: a directory that does not exist.
 _NO_PROGRAMS = "/nonexistent/crossdoc-extraction-child"

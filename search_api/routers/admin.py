@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from search_api.audit import Auditor
+from search_api.audit_writer import Auditor
 from search_api.deps import AddressDep, AdminDep, AuditorDep, ServicesDep
 from search_api.errors import ApiError, not_found
 from search_api.openapi import errors

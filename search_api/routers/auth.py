@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 
 from auth.errors import InvalidCredentialsError, InvalidTokenError
-from search_api.audit import Auditor
+from search_api.audit_writer import Auditor
 from search_api.deps import (
     AccessClaimsDep,
     AddressDep,

@@ -10,8 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from auth.access import VISIBILITIES, Permission, Principal, Visibility, can
-from indexer.access import document_access
-from search_api.audit import Auditor
+from indexer.access_facts import document_access
+from search_api.audit_writer import Auditor
 from search_api.deps import (
     AddressDep,
     AuditorDep,

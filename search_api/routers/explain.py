@@ -1,7 +1,7 @@
 """/admin/explain: why a user can or cannot read a document; who can (roles `admin`, `auditor`).
 
 Built over `auth.access.explain`, the function `can` is derived from, with the
-same catalog facts (`indexer.access.document_access`, `principal_of`) that every
+same catalog facts (`indexer.access_facts.document_access`, `principal_of`) that every
 search and download uses, so an explanation cannot disagree with enforcement.
 Explaining is not reading: the answer names the document's access facts, never
 its title or content.
@@ -15,8 +15,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from auth.access import AccessSource, Denial, Permission, SourceKind, access_sources, explain
-from indexer.access import document_access, principal_of
-from search_api.audit import Auditor
+from indexer.access_facts import document_access, principal_of
+from search_api.audit_writer import Auditor
 from search_api.deps import AddressDep, AuditorDep, AuditorRoleDep, ServicesDep
 from search_api.errors import not_found
 from search_api.openapi import errors

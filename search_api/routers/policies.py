@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from search_api.audit import Auditor
+from search_api.audit_writer import Auditor
 from search_api.deps import AddressDep, AdminDep, ServicesDep
 from search_api.errors import ApiError
 from search_api.openapi import errors

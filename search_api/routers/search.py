@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 
 from indexer.index.base import SearchRequest, SortOrder
 from indexer.query import MAX_QUERY_CHARS, parse_user_query
-from search_api.audit import Auditor
+from search_api.audit_writer import Auditor
 from search_api.deps import AddressDep, AuditorDep, PrincipalDep, SearchRateDep, ServicesDep
 from search_api.errors import ApiError
 from search_api.openapi import errors

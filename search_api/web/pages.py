@@ -30,7 +30,7 @@ from starlette.types import Scope
 
 from auth.access import Permission, Principal, access_sources, can
 from auth.errors import InvalidCredentialsError, InvalidTokenError
-from indexer.access import document_access
+from indexer.access_facts import document_access
 from indexer.errors import InvalidQueryError
 from indexer.query import MAX_QUERY_CHARS
 from search_api.deps import (

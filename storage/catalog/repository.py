@@ -86,7 +86,7 @@ _WRITE = "crossdoc_write"
 _SINGLE_READ = "crossdoc_single_read"
 #: Ids per `IN (…)` list: SQLite allows 32,766 bound variables per statement.
 _IN_CHUNK = 10_000
-#: The document attributes a policy can match on (`indexer.access.policy_matches`).
+#: The document attributes a policy can match on (`indexer.access_facts.policy_matches`).
 POLICY_MATCH_KEYS = ("ministry", "department", "tag", "visibility")
 
 
@@ -1631,7 +1631,7 @@ class Catalog:
             return self._policy_record(r)
 
     def _match_clause(self, match: dict[str, str]) -> ColumnElement[bool]:
-        """SQL for `indexer.access.policy_matches` over the documents table (same rules)."""
+        """SQL for `indexer.access_facts.policy_matches` over the documents table (same rules)."""
         docs = _table(m.Document)
         if not match:
             return false()  # an empty match would select everything: fail closed

@@ -4,7 +4,7 @@ The property test in `test_no_leak.py` keeps this model in step with what it
 does to the real stack and asks it, after every change, what each user must see.
 The rules below are written from the public contract (`shared/API.md`,
 "Visibility and grants") and deliberately share no code with `auth.access` or
-`indexer.access`: a test that computed its expectations with the product's own
+`indexer.access_facts`: a test that computed its expectations with the product's own
 functions could not catch a mistake in them.
 
 The rules, as the contract states them:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.access import policy_matches
+from indexer.access_facts import policy_matches
 from storage.catalog import Catalog
 from storage.catalog.records import NewAuditEvent, NewPolicy
 from storage.errors import NotFoundError

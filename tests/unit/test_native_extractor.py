@@ -499,7 +499,7 @@ def test_missing_file_is_the_callers_error(extractor: NativeTikaExtractor, tmp_p
 
 
 def test_child_that_cannot_start_makes_the_extractor_unavailable() -> None:
-    from indexer.extraction._childproc import ChildProcess
+    from indexer.extraction._child_handle import ChildProcess
 
     broken = ChildProcess(
         [sys.executable, "-c", "import sys; sys.stderr.write('no tika here'); sys.exit(2)"],

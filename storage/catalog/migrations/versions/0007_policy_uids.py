@@ -79,7 +79,7 @@ _audit = sa.table("audit_events", sa.column("target", sa.String()))
 
 
 def _match_clause(match: dict[str, str], sqlite: bool) -> sa.ColumnElement[bool]:
-    """The documents a policy's match selects (the rules of `indexer.access.policy_matches`
+    """The documents a policy's match selects (the rules of `indexer.access_facts.policy_matches`
     as they stand at this revision: every attribute named matches; an empty match or an
     unknown attribute selects nothing)."""
     if not match:

@@ -71,7 +71,7 @@ def _set_nonblocking(fd: int) -> None:
 
 
 class ChildProcess:
-    """A long-lived child speaking JSON lines (see `indexer.extraction._child`)."""
+    """A long-lived child speaking JSON lines (see `indexer.extraction._child_main`)."""
 
     def __init__(
         self,

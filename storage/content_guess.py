@@ -19,7 +19,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
-def sniff_content_type(head: bytes) -> str:
+def guess_content_type(head: bytes) -> str:
     """Guess a MIME type from the first bytes; never from the name or the uploader's claim."""
     for magic, mime in _MAGIC:
         if head.startswith(magic):
