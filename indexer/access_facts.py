@@ -9,23 +9,9 @@ from storage.catalog.records import AccessRecord, DocumentRecord, PolicyRecord, 
 
 
 def policy_matches(policy: PolicyRecord, doc: DocumentRecord | AccessRecord) -> bool:
-    """A policy applies when every attribute it names matches the document."""
-    if not policy.match:
-        return False  # an empty match would grant on everything: refuse (fail closed)
-    for key, value in policy.match.items():
-        if key == "ministry":
-            ok = doc.ministry == value
-        elif key == "department":
-            ok = doc.department == value
-        elif key == "tag":
-            ok = value in doc.tags
-        elif key == "visibility":
-            ok = doc.visibility == value
-        else:
-            ok = False  # an attribute we do not know never matches
-        if not ok:
-            return False
-    return True
+    """A policy applies when every attribute its match names matches the document
+    (the rule is `PolicyMatch.matches`: one place, with its SQL and index translations)."""
+    return policy.match.matches(doc)
 
 
 def policy_grant(policy: PolicyRecord) -> Grant:

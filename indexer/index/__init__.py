@@ -1,6 +1,7 @@
 """Search index port and adapters."""
 
 from indexer.index.base import (
+    AccessFilter,
     FacetCount,
     IndexDocument,
     SearchHit,
@@ -11,6 +12,7 @@ from indexer.index.base import (
 )
 
 __all__ = [
+    "AccessFilter",
     "FacetCount",
     "IndexDocument",
     "SearchHit",

@@ -2,23 +2,28 @@
 
 The index is derived data: it holds, per document, the latest extracted text, the
 metadata to filter and facet on, and the document's *readers*: the principal
-tokens (`user:…`, `dept:…`, `deptadmin:…`, `ministry:…`, `gov`) allowed to read
-it, computed by `auth.access.index_readers`. Every search is the user's text AND
-a non-scoring filter "readers ∩ caller's tokens ≠ ∅" (or, for access policies not
-yet applied to every entry, "matches one of `reader_matches`"); an empty token
-set matches nothing. The user's text can never reach the filter: it is analysed into terms,
-never parsed as engine query syntax.
+tokens (`user:…`, `dept:…`, `deptadmin:…`, `ministry:…`, `gov`, `visibility:…`,
+policy tokens) allowed to read it, computed by `auth.access.index_readers`.
+
+A search is two values: the `SearchRequest` (what the user asked: text,
+filters, sort, page) and the `AccessFilter` (who asks, built only by the search
+service from the live catalog). Every search is the user's text AND the access
+filter AND the request's filters, in one query: totals and facets come from
+that same filtered query, and the index pages it itself (`offset`, `limit`).
+The user's text can never reach the filter: it is analysed into terms, never
+parsed as engine query syntax, and it only scores.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from indexer.query import UserQuery
+from storage.catalog.policy_match import PolicyMatch
 
 FACET_FIELDS: tuple[str, ...] = ("department", "ministry", "content_type")
 
@@ -51,13 +56,86 @@ class IndexDocument:
 
 
 @dataclass(frozen=True)
+class AccessFilter:
+    """What the caller may read, as an index filter: built only by the search
+    service (`services.search`) from the live catalog, never from user input
+    (`tests/unit/test_access_filter_builders.py` checks that no other product
+    module constructs one).
+
+    A document passes when::
+
+        ( readers ∩ tokens ≠ ∅  OR  it matches one of `pending` )  AND  id ∉ stale_ids
+        OR  id ∈ readable_stale_ids
+
+    * `tokens`: the caller's principal tokens, with the tokens of the access
+      policies in force for them. Empty: nothing passes (fail closed), and then
+      nothing else may be given.
+    * `pending`: the matches of the caller's policies that the index may not
+      carry on every document yet (a fan-out under way): a document matching
+      one (every attribute it names: ministry, department, tag; visibility as
+      the reader token `visibility:<name>`) passes as if it held the policy's
+      token. An empty match lets nothing through.
+    * `stale_ids`: documents whose index entry is stale on access (its readers
+      or attributes are out of date): the index must not decide them...
+    * `readable_stale_ids`: ...so the service decided them against the catalog:
+      these (a subset of `stale_ids`) pass, whatever their indexed readers.
+
+    Mapping to an Elasticsearch `bool` query (the scale-out adapter): the access
+    filter is one non-scoring `filter` clause of the search's `bool`, beside the
+    request's filters (`term` on the keywords `department`, `ministry`,
+    `content_type`, `tag`; `range` on `created_at`), with the user's text alone
+    in `must` (`infra/elasticsearch/index-settings.json` has these fields)::
+
+        {"bool": {
+          "should": [
+            {"bool": {
+              "should": [
+                {"terms": {"readers": [...tokens]}},
+                {"bool": {"filter": [{"term": {"ministry": "…"}},
+                                     {"term": {"tag": "…"}},
+                                     {"term": {"readers": "visibility:…"}}]}},
+                …one per pending match (none for an empty match)
+              ],
+              "minimum_should_match": 1,
+              "must_not": [{"terms": {"id": [...stale_ids]}}]
+            }},
+            {"terms": {"id": [...readable_stale_ids]}}
+          ],
+          "minimum_should_match": 1
+        }}
+
+    Facets are `terms` aggregations (`department`, `ministry`, `content_type`)
+    of the same query, the total its `hits.total` (with `track_total_hits:
+    true`), the page `from`/`size`; so facets and totals only ever count what
+    the filter lets through. Suggestions and corrections use the filter alone
+    (e.g. as the `filter` of a `terms` aggregation on the completion field).
+
+    Raises `ValueError` for a combination that means nothing: readable stale
+    ids that are not stale, or pending matches or readable ids without tokens.
+    """
+
+    tokens: frozenset[str]
+    pending: tuple[PolicyMatch, ...] = ()
+    stale_ids: frozenset[str] = frozenset()
+    readable_stale_ids: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.readable_stale_ids <= self.stale_ids:
+            raise ValueError("readable stale ids must be stale ids")
+        if not self.tokens and (self.pending or self.readable_stale_ids):
+            raise ValueError("an access filter without tokens lets nothing through")
+
+    @property
+    def lets_nothing_through(self) -> bool:
+        """True when no document can pass (no tokens): engines may answer empty at once."""
+        return not self.tokens
+
+
+@dataclass(frozen=True)
 class SearchRequest:
-    """A permission-filtered search."""
+    """What the user asked: text, filters, sort and page (who asks is the `AccessFilter`)."""
 
     query: UserQuery
-    #: The caller's principal tokens. A document matches only if its readers share
-    #: at least one; an empty set matches nothing (fail closed).
-    readers: frozenset[str]
     department: str | None = None
     ministry: str | None = None
     content_type: str | None = None
@@ -67,20 +145,6 @@ class SearchRequest:
     sort: SortOrder = SortOrder.RELEVANCE
     offset: int = 0
     limit: int = 20
-    #: Documents matching every attribute of one of these are readable too (the
-    #: matches of the caller's access policies whose tokens the index may still
-    #: lack). Keys: ministry, department, tag, visibility; a match that is empty
-    #: or names another key selects nothing. Ignored with `prechecked_ids`.
-    reader_matches: tuple[Mapping[str, str], ...] = ()
-    #: Restrict to these ids (None: no restriction; empty: nothing).
-    only_ids: frozenset[str] | None = None
-    #: Never return these ids (documents whose index entry is known to be stale).
-    exclude_ids: frozenset[str] = frozenset()
-    #: Ids the caller has already checked readable against the catalog, because
-    #: their index entry (and its readers) is stale. When set, the search is
-    #: restricted to exactly these ids and the reader filter is not applied.
-    #: Only the search service sets it, never from user input.
-    prechecked_ids: frozenset[str] | None = None
     with_facets: bool = True
     with_highlights: bool = True
     #: Also match a word inside compounds the analyser does not know, ranked below
@@ -165,17 +229,19 @@ class SearchIndex(Protocol):
         """
         ...
 
-    def search(self, request: SearchRequest) -> SearchResults:
-        """Run a permission-filtered search.
+    def search(self, request: SearchRequest, access: AccessFilter) -> SearchResults:
+        """The page `request.offset`…`+limit` of the documents matching the request's
+        text and filters AND `access` (one query; see `AccessFilter`), with the
+        total and (if asked) the facets of that same query, and highlights for
+        the page's hits (if asked).
 
         Raises `InvalidQueryError`, `SearchUnavailableError`.
         """
         ...
 
-    def suggest(self, request: SearchRequest, prefix: str, limit: int) -> list[Suggestion]:
-        """Titles and terms beginning with `prefix`, from documents `request`'s filter
-        lets through (its readers, reader matches, id restrictions; its query is
-        ignored): never text of a document the filter excludes.
+    def suggest(self, access: AccessFilter, prefix: str, limit: int) -> list[Suggestion]:
+        """Titles and terms beginning with `prefix`, from documents `access` lets
+        through: never text of a document the filter excludes.
 
         Korean prefixes match letter by letter (`행정아` → 행정안전부) and by
         initial consonants (`ㅎㅈㅇㅈㅂ` → 행정안전부). Titles first, then terms,
@@ -184,9 +250,9 @@ class SearchIndex(Protocol):
         """
         ...
 
-    def corrections(self, request: SearchRequest, word: str, limit: int) -> list[Suggestion]:
+    def corrections(self, access: AccessFilter, word: str, limit: int) -> list[Suggestion]:
         """Terms close to `word` by edit distance (Korean letter by letter, other
-        scripts by character), from documents `request`'s filter lets through,
+        scripts by character), from documents `access` lets through,
         nearest first, then most frequent; `word` itself is never one. Raises
         `SearchUnavailableError`.
         """

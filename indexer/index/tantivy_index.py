@@ -31,8 +31,9 @@ with a synonym span requires its other terms and, for the span, either its typed
 terms or one alternative as a phrase on `text`; a phrase or exclusion becomes a
 union of its variants. Editing the synonyms file therefore needs no reindex.
 
-Search = user text (scoring) AND the filter (a zero-scoring clause: readers term
-set, keyword filters, date range, id restrictions). Facets are one terms
+Search = user text (scoring) AND the filter (a zero-scoring clause: the access
+filter of `indexer.index.base.AccessFilter`, keyword filters, date range), paged
+by tantivy itself. Facets are one terms
 aggregation per facet field over that same query (without the boost clauses),
 run on the fast fields inside tantivy (no Python loop over matches); the same
 pass counts the exact total, so the ranking pass only keeps the top hits.
@@ -56,7 +57,7 @@ import re
 import shutil
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -85,6 +86,7 @@ from indexer.analysis.synonyms import SynonymSource
 from indexer.errors import InvalidQueryError, SearchUnavailableError
 from indexer.index.base import (
     FACET_FIELDS,
+    AccessFilter,
     FacetCount,
     IndexDocument,
     SearchHit,
@@ -94,6 +96,7 @@ from indexer.index.base import (
     Suggestion,
     SuggestionKind,
 )
+from storage.catalog.policy_match import PolicyMatch
 
 log = logging.getLogger(__name__)
 
@@ -321,8 +324,8 @@ class TantivyIndex:
         """Raise `SearchUnavailableError` unless the index can be read."""
         self.count()
 
-    def search(self, request: SearchRequest) -> SearchResults:
-        """Run `request`: its text AND its access filter; see the module docstring."""
+    def search(self, request: SearchRequest, access: AccessFilter) -> SearchResults:
+        """Run `request`: its text AND `access` AND its filters; see the module docstring."""
         self._check_open()
         if request.offset < 0 or request.limit < 0:
             raise InvalidQueryError("offset and limit must not be negative")
@@ -331,12 +334,8 @@ class TantivyIndex:
         empty = SearchResults(
             total=0, hits=[], facets={f: [] for f in FACET_FIELDS} if request.with_facets else {}
         )
-        if (
-            not request.readers
-            or (request.only_ids is not None and not request.only_ids)
-            or (request.prechecked_ids is not None and not request.prechecked_ids)
-        ):
-            return empty  # fail closed: no principal, or an empty id restriction
+        if access.lets_nothing_through:
+            return empty  # fail closed: no principal
         lower = _micros_or_none(request.created_from)
         upper = _micros_or_none(request.created_to)
         if lower is not None and upper is not None and lower >= upper:
@@ -347,12 +346,12 @@ class TantivyIndex:
             return empty
         try:
             searcher = self._index.searcher()
-            query = self._build_query(analyzed, request)
+            query = self._build_query(analyzed, request, access)
             if not request.with_facets:
                 hits, total = self._top_hits(searcher, query, request, analyzed, True)
                 return SearchResults(total=total, hits=hits, facets={})
             # The aggregation pass counts too, so the ranking pass need not.
-            matching = self._build_query(analyzed, request, scoring=False)
+            matching = self._build_query(analyzed, request, access, scoring=False)
             facet_pass = self._facet_pool.submit(self._facets, searcher, matching)
             try:
                 hits, _ = self._top_hits(searcher, query, request, analyzed, False)
@@ -362,12 +361,12 @@ class TantivyIndex:
             raise SearchUnavailableError(f"search failed: {err}") from err
         return SearchResults(total=total, hits=hits, facets=facets)
 
-    def suggest(self, request: SearchRequest, prefix: str, limit: int) -> list[Suggestion]:
-        """Titles, then terms, beginning with `prefix`, counted over the documents the
-        request's filter lets through (see the port)."""
+    def suggest(self, access: AccessFilter, prefix: str, limit: int) -> list[Suggestion]:
+        """Titles, then terms, beginning with `prefix`, counted over the documents
+        `access` lets through (see the port)."""
         self._check_open()
         typed = unicodedata.normalize("NFC", prefix).strip()
-        if not typed or limit < 1 or not self._may_read_something(request):
+        if not typed or limit < 1 or access.lets_nothing_through:
             return []
         form = "c" if is_initials(typed) else "j"
         lookup = typed if form == "c" else letters(typed)
@@ -380,10 +379,10 @@ class TantivyIndex:
         seen: set[str] = set()
         try:
             searcher = self._index.searcher()
-            access = self._filter_query(request)
+            readable = self._access_query(access)
             for kind in kinds:
                 key = f"{'t' if kind is SuggestionKind.TITLE else 'w'}{form}:{lookup}"
-                for text, count in self._completions(searcher, key, access, limit):
+                for text, count in self._completions(searcher, key, readable, limit):
                     if text and text not in seen:
                         seen.add(text)
                         out.append(Suggestion(text, kind, count))
@@ -403,12 +402,12 @@ class TantivyIndex:
             (term.partition(_KEY_SEPARATOR)[2], int(count)) for term, count in found if count > 0
         ]
 
-    def corrections(self, request: SearchRequest, word: str, limit: int) -> list[Suggestion]:
+    def corrections(self, access: AccessFilter, word: str, limit: int) -> list[Suggestion]:
         """Readable terms within a few letters of `word` (see the port)."""
         self._check_open()
         typed = unicodedata.normalize("NFC", word).strip().lower()
         spelled = letters(typed)
-        if len(spelled) < 2 or limit < 1 or not self._may_read_something(request):
+        if len(spelled) < 2 or limit < 1 or access.lets_nothing_through:
             return []
         # Korean: about one letter in four may be wrong (at least one); other
         # scripts: one in four characters too, at most two.
@@ -419,7 +418,7 @@ class TantivyIndex:
             found = self._index.searcher().terms_with_prefix(
                 COMPLETE_FIELD,
                 f"wj:{spelled[0]}",
-                filter_query=self._filter_query(request),
+                filter_query=self._access_query(access),
                 limit=_CORRECTION_CANDIDATES,
             )
         except ValueError as err:
@@ -436,13 +435,6 @@ class TantivyIndex:
         return [
             Suggestion(text, SuggestionKind.TERM, -negative) for _, negative, text in scored[:limit]
         ]
-
-    def _may_read_something(self, request: SearchRequest) -> bool:
-        """False when the request's filter can let nothing through (fail closed)."""
-        return bool(request.readers) and not (
-            (request.only_ids is not None and not request.only_ids)
-            or (request.prechecked_ids is not None and not request.prechecked_ids)
-        )
 
     def close(self) -> None:
         """Let merges finish and release the writer's lock; further calls raise."""
@@ -658,7 +650,12 @@ class TantivyIndex:
     # -- internals: searching --------------------------------------------------------
 
     def _build_query(
-        self, analyzed: AnalyzedQuery, request: SearchRequest, *, scoring: bool = True
+        self,
+        analyzed: AnalyzedQuery,
+        request: SearchRequest,
+        access: AccessFilter,
+        *,
+        scoring: bool = True,
     ) -> tantivy.Query:
         """The user's text AND the filter; without `scoring`, only what decides a match
         (the title/filename/tags boosts are left out, e.g. for aggregations)."""
@@ -688,12 +685,12 @@ class TantivyIndex:
                 clauses.append((occur.MustNot, self._fallback_query(excluded_fallback)))
         if scoring:
             clauses.extend((occur.Should, q) for q in self._adjacency_boosts(analyzed))
-        access = self._filter_query(request)
+        restriction = self._filter_query(request, access)
         if analyzed.has_positive:
             # The filter must not score: the user's text ranks, the filter only restricts.
-            clauses.append((occur.Must, tantivy.Query.const_score_query(access, 0.0)))
+            clauses.append((occur.Must, tantivy.Query.const_score_query(restriction, 0.0)))
         else:
-            clauses.append((occur.Must, access))
+            clauses.append((occur.Must, restriction))
         return tantivy.Query.boolean_query(clauses)
 
     def _word_query(self, terms: PositionedTerms, *, boosts: bool) -> tantivy.Query:
@@ -835,30 +832,30 @@ class TantivyIndex:
     def _keyword(self, field: str, value: str) -> tantivy.Query:
         return tantivy.Query.term_query(self._schema, field, value, index_option="basic")
 
-    def _reader_match(self, match: Mapping[str, str]) -> tantivy.Query | None:
-        """Documents with every attribute of `match` (None: the match selects nothing)."""
-        if not match:
-            return None
-        terms = []
-        for key, value in match.items():
-            if key in ("ministry", "department", "tag"):
-                terms.append(self._keyword(key, value))
-            elif key == "visibility":
-                terms.append(self._keyword("readers", visibility_token(value)))
-            else:
-                return None
+    def _policy_match_query(self, match: PolicyMatch) -> tantivy.Query | None:
+        """`PolicyMatch.matches` as a query: documents with every attribute `match`
+        names (None: the match selects nothing). Visibility is a reader token."""
+        if match.is_empty:
+            return None  # an empty match would select everything: fail closed
+        terms = [
+            self._keyword(key, value)
+            for key, value in (
+                ("ministry", match.ministry),
+                ("department", match.department),
+                ("tag", match.tag),
+            )
+            if value is not None
+        ]
+        if match.visibility is not None:
+            terms.append(self._keyword("readers", visibility_token(match.visibility)))
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, t) for t in terms])
 
-    def _filter_query(self, request: SearchRequest) -> tantivy.Query:
-        """The non-scoring restriction: readable, and every requested filter."""
+    def _access_query(self, access: AccessFilter) -> tantivy.Query:
+        """The documents `access` lets through (see `AccessFilter`)."""
         schema = self._schema
         occur = tantivy.Occur
-        readers = sorted(request.readers)
-        if request.prechecked_ids is not None:
-            # The search service checked these against the catalog because
-            # their indexed readers are stale: they replace the reader filter.
-            readable = tantivy.Query.term_set_query(schema, "id", sorted(request.prechecked_ids))
-        elif len(readers) <= _READERS_UNION_MAX:
+        readers = sorted(access.tokens)
+        if len(readers) <= _READERS_UNION_MAX:
             # A union of term queries can skip through postings, which makes a
             # caller with few documents (user:…) much faster than a term set,
             # which first collects every match of every token into a bitset.
@@ -867,11 +864,30 @@ class TantivyIndex:
             )
         else:
             readable = tantivy.Query.term_set_query(schema, "readers", readers)
-        if request.prechecked_ids is None and request.reader_matches:
-            by_match = [self._reader_match(m) for m in request.reader_matches]
+        by_match = [q for q in map(self._policy_match_query, access.pending) if q is not None]
+        if by_match:
             readable = tantivy.Query.boolean_query(
-                [(occur.Should, readable)] + [(occur.Should, q) for q in by_match if q is not None]
+                [(occur.Should, readable)] + [(occur.Should, q) for q in by_match]
             )
+        if access.stale_ids:
+            # Their indexed readers are out of date: the catalog decided them.
+            stale = tantivy.Query.term_set_query(schema, "id", sorted(access.stale_ids))
+            readable = tantivy.Query.boolean_query([(occur.Must, readable), (occur.MustNot, stale)])
+        if access.readable_stale_ids:
+            checked = sorted(access.readable_stale_ids)
+            readable = tantivy.Query.boolean_query(
+                [
+                    (occur.Should, readable),
+                    (occur.Should, tantivy.Query.term_set_query(schema, "id", checked)),
+                ]
+            )
+        return readable
+
+    def _filter_query(self, request: SearchRequest, access: AccessFilter) -> tantivy.Query:
+        """The non-scoring restriction: readable, and every requested filter."""
+        schema = self._schema
+        occur = tantivy.Occur
+        readable = self._access_query(access)
         clauses = [(occur.Must, readable)]
         for name in ("department", "ministry", "content_type", "tag"):
             value: str | None = getattr(request, name)
@@ -893,12 +909,6 @@ class TantivyIndex:
                     ),
                 )
             )
-        if request.only_ids is not None:
-            ids = sorted(request.only_ids)
-            clauses.append((occur.Must, tantivy.Query.term_set_query(schema, "id", ids)))
-        if request.exclude_ids:
-            ids = sorted(request.exclude_ids)
-            clauses.append((occur.MustNot, tantivy.Query.term_set_query(schema, "id", ids)))
         return tantivy.Query.boolean_query(clauses)
 
     def _top_hits(

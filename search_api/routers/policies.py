@@ -18,6 +18,7 @@ from search_api.deps import AddressDep, AdminDep, ServicesDep
 from search_api.errors import ApiError
 from search_api.openapi import errors
 from search_api.schemas import PolicyGrantIO, PolicyIn, PolicyOut, PolicyPatch
+from storage.catalog.policy_match import PolicyMatch
 from storage.catalog.records import NewPolicy, PolicyRecord
 from storage.catalog.repository import Catalog
 
@@ -66,7 +67,7 @@ def _check_references(catalog: Catalog, new: NewPolicy) -> None:
 def _new_policy(body: PolicyIn) -> NewPolicy:
     return NewPolicy(
         name=body.name,
-        match=body.match.as_dict(),
+        match=PolicyMatch.from_dict(body.match.as_dict()),
         principal=body.grant.principal,
         permission=body.grant.permission,
         expires_at=body.expires_at,
@@ -76,7 +77,7 @@ def _new_policy(body: PolicyIn) -> NewPolicy:
 def _described(new: NewPolicy) -> dict[str, object]:
     return {
         "name": new.name,
-        "match": new.match,
+        "match": dict(new.match),
         "principal": new.principal,
         "permission": new.permission,
         "expires_at": new.expires_at.isoformat() if new.expires_at else None,
@@ -125,7 +126,7 @@ def update_policy(
     given = body.model_fields_set
     new = NewPolicy(
         name=body.name if body.name is not None else old.name,
-        match=body.match.as_dict() if body.match is not None else dict(old.match),
+        match=PolicyMatch.from_dict(body.match.as_dict()) if body.match is not None else old.match,
         principal=body.grant.principal if body.grant is not None else old.principal,
         permission=body.grant.permission if body.grant is not None else old.permission,
         expires_at=body.expires_at if "expires_at" in given else old.expires_at,
@@ -161,5 +162,5 @@ def delete_policy(
 
 def _as_new(policy: PolicyRecord) -> NewPolicy:
     return NewPolicy(
-        policy.name, dict(policy.match), policy.principal, policy.permission, policy.expires_at
+        policy.name, policy.match, policy.principal, policy.permission, policy.expires_at
     )

@@ -17,7 +17,7 @@ from search_api.deps import AddressDep, AuditorDep, PrincipalDep, SearchRateDep,
 from search_api.errors import ApiError
 from search_api.openapi import errors
 from search_api.schemas import FacetOut, HitOut, SearchOut, SuggestionOut, SuggestOut
-from search_api.search import corrections_for, search_documents, suggest_for
+from services.search import corrections_for, search_documents, suggest_for
 
 router = APIRouter(tags=["search"])
 
@@ -91,7 +91,6 @@ def search(
         created_to += timedelta(days=1)  # `to` is an inclusive day
     request = SearchRequest(
         query=parse_user_query(q),
-        readers=frozenset(),
         department=department or None,
         ministry=ministry or None,
         content_type=content_type or None,

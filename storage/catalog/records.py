@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from storage.catalog.policy_match import PolicyMatch
+
 
 @dataclass(frozen=True)
 class MinistryRecord:
@@ -43,7 +45,7 @@ class GrantRecord:
 class PolicyRecord:
     id: int
     name: str
-    match: dict[str, str]
+    match: PolicyMatch
     principal: str
     permission: str
     expires_at: datetime | None
@@ -63,7 +65,7 @@ class NewPolicy:
     """A policy to create, or the new state of one being changed."""
 
     name: str
-    match: dict[str, str]
+    match: PolicyMatch
     principal: str
     permission: str
     expires_at: datetime | None = None

@@ -39,13 +39,12 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy import cast as sql_cast
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.catalog import models as m
+from storage.catalog.policy_match import PolicyMatch, match_clause
 from storage.catalog.records import (
     AccessRecord,
     AccessSnapshot,
@@ -86,8 +85,6 @@ _WRITE = "crossdoc_write"
 _SINGLE_READ = "crossdoc_single_read"
 #: Ids per `IN (…)` list: SQLite allows 32,766 bound variables per statement.
 _IN_CHUNK = 10_000
-#: The document attributes a policy can match on (`indexer.access_facts.policy_matches`).
-POLICY_MATCH_KEYS = ("ministry", "department", "tag", "visibility")
 
 
 def _table(model: type[m.Base]) -> Table:
@@ -1605,7 +1602,7 @@ class Catalog:
         return PolicyRecord(
             r.id,
             r.name,
-            dict(r.match),
+            PolicyMatch.stored(r.match),
             r.principal,
             r.permission,
             r.expires_at,
@@ -1631,23 +1628,8 @@ class Catalog:
             return self._policy_record(r)
 
     def _match_clause(self, match: dict[str, str]) -> ColumnElement[bool]:
-        """SQL for `indexer.access_facts.policy_matches` over the documents table (same rules)."""
-        docs = _table(m.Document)
-        if not match:
-            return false()  # an empty match would select everything: fail closed
-        clauses: list[ColumnElement[bool]] = []
-        for key, value in match.items():
-            if key in ("ministry", "department", "visibility"):
-                clauses.append(docs.c[key] == value)
-            elif key == "tag":
-                if self.is_sqlite:
-                    each = func.json_each(docs.c.tags).table_valued("value")
-                    clauses.append(exists(select(1).select_from(each).where(each.c.value == value)))
-                else:
-                    clauses.append(sql_cast(docs.c.tags, JSONB).contains([value]))
-            else:
-                return false()
-        return and_(*clauses)
+        """SQL for a policy's stored match over the documents table (`policy_match`)."""
+        return match_clause(PolicyMatch.stored(match), _table(m.Document), sqlite=self.is_sqlite)
 
     def _count_matching(self, s: Session, match: dict[str, str]) -> int:
         docs = _table(m.Document)

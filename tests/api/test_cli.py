@@ -16,7 +16,7 @@ from crossdoc.wiring import build_services
 from indexer.index.base import SearchRequest
 from indexer.query import parse_user_query
 from search_api.bootstrap import bootstrap
-from search_api.search import search_documents
+from services.search import search_documents
 from tests.conftest import fast_passwords
 
 
@@ -56,7 +56,7 @@ def search(data_dir: Path, username: str, q: str) -> set[str]:
             services.catalog,
             services.index,
             principal,
-            SearchRequest(parse_user_query(q), frozenset(), limit=100),
+            SearchRequest(parse_user_query(q), limit=100),
         )
         return {h.filename for h in results.hits}
     finally:

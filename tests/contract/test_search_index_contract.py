@@ -16,6 +16,7 @@ import pytest
 from indexer.errors import InvalidQueryError
 from indexer.index.base import (
     FACET_FIELDS,
+    AccessFilter,
     IndexDocument,
     SearchIndex,
     SearchRequest,
@@ -23,6 +24,7 @@ from indexer.index.base import (
     SortOrder,
 )
 from indexer.query import parse_user_query
+from storage.catalog.policy_match import PolicyMatch
 
 GOV = frozenset({"gov"})
 T0 = datetime(2024, 3, 1, 9, 0, 0, tzinfo=UTC)
@@ -65,10 +67,19 @@ def put(index: SearchIndex, *docs: IndexDocument) -> None:
     index.refresh()
 
 
+#: The `AccessFilter` fields a test can give `search` besides `readers` (its tokens).
+ACCESS_FIELDS = ("pending", "stale_ids", "readable_stale_ids")
+
+
 def search(
     index: SearchIndex, q: str = "", readers: frozenset[str] = GOV, **kwargs: object
 ) -> SearchResults:
-    return index.search(SearchRequest(query=parse_user_query(q), readers=readers, **kwargs))  # type: ignore[arg-type]
+    """Search `q` as a caller holding `readers`; access and request fields by name."""
+    access = {k: kwargs.pop(k) for k in ACCESS_FIELDS if k in kwargs}
+    return index.search(
+        SearchRequest(query=parse_user_query(q), **kwargs),  # type: ignore[arg-type]
+        AccessFilter(readers, **access),  # type: ignore[arg-type]
+    )
 
 
 def ids(results: SearchResults) -> list[str]:
@@ -433,8 +444,7 @@ def test_compound_matches_respect_readers(search_index: SearchIndex) -> None:
 
 
 def suggestions(index: SearchIndex, prefix: str, readers: frozenset[str] = GOV) -> list[str]:
-    request = SearchRequest(query=parse_user_query(""), readers=readers)
-    return [s.text for s in index.suggest(request, prefix, 10)]
+    return [s.text for s in index.suggest(AccessFilter(readers), prefix, 10)]
 
 
 def test_suggestions_complete_korean_letter_by_letter_and_by_initials(
@@ -468,8 +478,7 @@ def test_suggestions_come_only_from_readable_documents(search_index: SearchIndex
     assert {"잠수함 극비", "잠수함도입계획"} <= set(
         suggestions(search_index, "잠수", readers=intel)
     )
-    request = SearchRequest(query=parse_user_query(""), readers=GOV)
-    counted = {s.text: s.count for s in search_index.suggest(request, "잠자", 10)}
+    counted = {s.text: s.count for s in search_index.suggest(AccessFilter(GOV), "잠자", 10)}
     assert counted == {"잠자리 조사": 1, "잠자리": 1}  # the secret one counts nowhere
 
 
@@ -479,13 +488,13 @@ def test_corrections_come_only_from_readable_documents(search_index: SearchIndex
         doc("public", "주민등록등본 발급 안내"),
         doc("secret", "주민등록초본 검토", readers=["dept:intel"]),
     )
-    request = SearchRequest(query=parse_user_query(""), readers=GOV)
+    request = AccessFilter(GOV)
     assert [s.text for s in search_index.corrections(request, "쥬민등록등본", 3)] == [
         "주민등록등본"
     ]
     found = [s.text for s in search_index.corrections(request, "주민등록쵸본", 3)]
     assert "주민등록초본" not in found
-    intel = SearchRequest(query=parse_user_query(""), readers=frozenset({"dept:intel"}))
+    intel = AccessFilter(frozenset({"dept:intel"}))
     assert [s.text for s in search_index.corrections(intel, "주민등록쵸본", 3)] == ["주민등록초본"]
     assert search_index.corrections(request, "주민등록등본", 3) == []  # already right
 
@@ -586,7 +595,7 @@ def test_a_batch_keeps_the_highest_revision_per_id(search_index: SearchIndex) ->
     assert search_index.count() == 201
 
 
-def test_reader_matches_widen_access_by_attributes(search_index: SearchIndex) -> None:
+def test_pending_policy_matches_widen_access_by_attributes(search_index: SearchIndex) -> None:
     put(
         search_index,
         doc("a", "예산 보고서", readers=["user:kim", "visibility:private"], tags=("감사",)),
@@ -595,26 +604,25 @@ def test_reader_matches_widen_access_by_attributes(search_index: SearchIndex) ->
     )
     lee = frozenset({"user:lee"})
 
-    def found(*matches: dict[str, str]) -> list[str]:
-        return sorted(ids(search(search_index, "예산", readers=lee, reader_matches=matches)))
+    def found(*matches: PolicyMatch) -> list[str]:
+        return sorted(ids(search(search_index, "예산", readers=lee, pending=matches)))
 
     assert found() == []
-    assert found({"tag": "감사"}) == ["a"]
-    assert found({"department": "d-2"}, {"ministry": "m-2"}) == ["b", "c"]
-    assert found({"ministry": "ministry-a", "visibility": "private"}) == ["a"]
-    assert found({"visibility": "ministry", "tag": "감사"}) == []
-    assert found({}, {"owner": "kim"}) == []  # selects nothing, never everything
-    listing = search(search_index, "", readers=lee, reader_matches=({"tag": "감사"},))
+    assert found(PolicyMatch(tag="감사")) == ["a"]
+    assert found(PolicyMatch(department="d-2"), PolicyMatch(ministry="m-2")) == ["b", "c"]
+    assert found(PolicyMatch(ministry="ministry-a", visibility="private")) == ["a"]
+    assert found(PolicyMatch(visibility="ministry", tag="감사")) == []
+    assert found(PolicyMatch()) == []  # selects nothing, never everything
+    listing = search(search_index, "", readers=lee, pending=(PolicyMatch(tag="감사"),))
     assert listing.total == 1 and facet(listing, "department") == {"dept-a": 1}
-    # The caller's own tokens still count; no tokens at all still sees nothing.
+    # The caller's own tokens still count.
     assert (
-        found({"tag": "없음"}) == []
+        found(PolicyMatch(tag="없음")) == []
         and len(ids(search(search_index, "예산", readers=frozenset({"user:kim"})))) == 3
     )
-    assert (
-        search(search_index, "예산", readers=frozenset(), reader_matches=({"tag": "감사"},)).total
-        == 0
-    )
+    # Matches pending for a caller without tokens mean nothing: not representable.
+    with pytest.raises(ValueError, match="tokens"):
+        AccessFilter(frozenset(), pending=(PolicyMatch(tag="감사"),))
 
 
 def test_update_access_rewrites_readers_and_keeps_the_text(search_index: SearchIndex) -> None:
@@ -653,38 +661,74 @@ def test_delete(search_index: SearchIndex) -> None:
     assert search_index.count() == 1
 
 
-def test_only_ids_and_exclude_ids(search_index: SearchIndex) -> None:
-    put(search_index, *(doc(i, "예산") for i in "abc"), doc("z", "예산", readers=["x"]))
-    only = search(search_index, "예산", only_ids=frozenset({"a", "c", "z"}))
-    assert sorted(ids(only)) == ["a", "c"]
-    assert search(search_index, "예산", only_ids=frozenset()).total == 0
-    assert sorted(ids(search(search_index, "예산", exclude_ids=frozenset({"b"})))) == ["a", "c"]
-    results = search(search_index, "", only_ids=frozenset({"a", "b"}), exclude_ids=frozenset({"a"}))
-    assert ids(results) == ["b"]
-    assert facet(results, "department") == {"dept-a": 1}
-
-
-def test_prechecked_ids_replace_the_reader_filter(search_index: SearchIndex) -> None:
-    # The search service checked these against the catalog: their indexed
-    # readers are stale (here: still the old owner only).
+def test_stale_entries_are_decided_by_the_caller_in_the_same_query(
+    search_index: SearchIndex,
+) -> None:
+    # The search service decided these against the catalog: their indexed
+    # readers are stale (`old`: the index still lets gov read it, the catalog
+    # no longer does; `moved`: only the old owner in the index, the catalog
+    # lets the caller read it now).
     put(
         search_index,
-        doc("stale", "예산", readers=["user:old"], department="d1"),
-        doc("stale2", "예산", readers=["user:old"], department="d2"),
+        doc("old", "예산", readers=["gov"], department="d1"),
+        doc("moved", "예산", readers=["user:old"], department="d2"),
+        doc("moved2", "예산", readers=["user:old"], department="d3"),
         doc("fresh", "예산", readers=["gov"]),
+        doc("other", "예산", readers=["user:other"]),
     )
-    results = search(search_index, "예산", prechecked_ids=frozenset({"stale", "stale2"}))
-    assert sorted(ids(results)) == ["stale", "stale2"]  # only these, though gov reads fresh
-    assert facet(results, "department") == {"d1": 1, "d2": 1}
+    stale = frozenset({"old", "moved", "moved2"})
+    readable = frozenset({"moved", "moved2"})
+    results = search(search_index, "예산", stale_ids=stale, readable_stale_ids=readable)
+    assert sorted(ids(results)) == ["fresh", "moved", "moved2"]
+    assert results.total == 3
+    assert facet(results, "department") == {"dept-a": 1, "d2": 1, "d3": 1}
     narrowed = search(
-        search_index, "예산", prechecked_ids=frozenset({"stale", "stale2"}), department="d2"
+        search_index,
+        "예산",
+        stale_ids=stale,
+        readable_stale_ids=readable,
+        department="d2",
     )
-    assert ids(narrowed) == ["stale2"]
-    assert search(search_index, "예산", prechecked_ids=frozenset()).total == 0
-    assert (
-        search(search_index, "예산", readers=frozenset(), prechecked_ids=frozenset({"stale"})).total
-        == 0
+    assert ids(narrowed) == ["moved"]
+    # Stale and not readable: excluded, whatever the index's readers say.
+    assert sorted(ids(search(search_index, "예산", stale_ids=stale))) == ["fresh"]
+    # A pending policy match does not let a stale entry through either.
+    pending = (PolicyMatch(department="d1"),)
+    assert sorted(ids(search(search_index, "예산", stale_ids=stale, pending=pending))) == ["fresh"]
+    # Suggestions go through the same filter.
+    access = AccessFilter(GOV, stale_ids=stale, readable_stale_ids=frozenset({"moved"}))
+    (word,) = search_index.suggest(access, "예", 10)
+    assert (word.text, word.count) == ("예산", 2)
+
+
+def test_access_filter_refuses_combinations_that_mean_nothing() -> None:
+    with pytest.raises(ValueError, match="stale"):
+        AccessFilter(GOV, readable_stale_ids=frozenset({"a"}))  # readable but not stale
+    with pytest.raises(ValueError, match="tokens"):
+        AccessFilter(frozenset(), stale_ids=frozenset({"a"}), readable_stale_ids=frozenset({"a"}))
+    assert AccessFilter(frozenset(), stale_ids=frozenset({"a"})).lets_nothing_through
+
+
+def test_the_index_pages_itself(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        *(
+            doc(f"d{i:02d}", "예산", created_at=T0 + timedelta(days=i), readers=["gov"])
+            for i in range(30)
+        ),
+        doc("stale", "예산", created_at=T0 + timedelta(days=100), readers=["user:old"]),
     )
+    stale = frozenset({"stale", "d29"})
+    access = {"stale_ids": stale, "readable_stale_ids": frozenset({"stale"})}
+    everything = search(search_index, "", sort=SortOrder.NEWEST, limit=100, **access)
+    assert everything.total == 30 and ids(everything)[0] == "stale" and "d29" not in ids(everything)
+    pages = [
+        search(search_index, "", sort=SortOrder.NEWEST, offset=o, limit=7, **access)
+        for o in range(0, 30, 7)
+    ]
+    assert [h for p in pages for h in ids(p)] == ids(everything)
+    assert all(p.total == 30 for p in pages)
+    assert all(facet(p, "department") == {"dept-a": 30} for p in pages)
 
 
 def test_clear_and_count(search_index: SearchIndex) -> None:

@@ -12,7 +12,7 @@ import tantivy
 
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.errors import InvalidQueryError, SearchUnavailableError
-from indexer.index.base import IndexDocument, SearchRequest
+from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
 from indexer.index.tantivy_index import TantivyIndex
 from indexer.query import parse_user_query
 
@@ -39,7 +39,11 @@ def doc(doc_id: str, body: str, *, revision: int = 1, title: str = "제목") -> 
 
 
 def request(q: str, **kwargs: object) -> SearchRequest:
-    return SearchRequest(query=parse_user_query(q), readers=GOV, **kwargs)  # type: ignore[arg-type]
+    return SearchRequest(query=parse_user_query(q), **kwargs)  # type: ignore[arg-type]
+
+
+#: Everything `gov` reads.
+AS_GOV = AccessFilter(GOV)
 
 
 def test_documents_survive_reopening(tmp_path: Path, korean_analyzer: KoreanAnalyzer) -> None:
@@ -49,7 +53,7 @@ def test_documents_survive_reopening(tmp_path: Path, korean_analyzer: KoreanAnal
     reopened = TantivyIndex(tmp_path / "ix", korean_analyzer)
     assert reopened.count() == 1
     assert reopened.revisions(["a"]) == {"a": 7}
-    assert [h.id for h in reopened.search(request("예산")).hits] == ["a"]
+    assert [h.id for h in reopened.search(request("예산"), AS_GOV).hits] == ["a"]
     reopened.close()
 
 
@@ -121,11 +125,11 @@ def test_a_closed_index_is_unavailable(tmp_path: Path, korean_analyzer: KoreanAn
 def test_paging_limits(tmp_path: Path, korean_analyzer: KoreanAnalyzer) -> None:
     index = TantivyIndex(tmp_path / "ix", korean_analyzer, max_result_window=100)
     index.upsert([doc(f"d{i}", "공지") for i in range(120)])
-    assert len(index.search(request("공지", offset=90, limit=10)).hits) == 10
+    assert len(index.search(request("공지", offset=90, limit=10), AS_GOV).hits) == 10
     with pytest.raises(InvalidQueryError):
-        index.search(request("공지", limit=101))
+        index.search(request("공지", limit=101), AS_GOV)
     with pytest.raises(InvalidQueryError):
-        index.search(request("공지", offset=100, limit=1))
+        index.search(request("공지", offset=100, limit=1), AS_GOV)
     index.close()
 
 
@@ -135,10 +139,10 @@ def test_long_bodies_are_cut_and_text_is_stored_as_nfc(
     index = TantivyIndex(tmp_path / "ix", korean_analyzer, max_body_chars=200)
     body = unicodedata.normalize("NFD", "저장소에서 확인. ") + "채움 " * 200 + "끝부분단어"
     index.upsert([doc("a", body, title=unicodedata.normalize("NFD", "한글 제목"))])
-    (hit,) = index.search(request("저장소")).hits
+    (hit,) = index.search(request("저장소"), AS_GOV).hits
     assert hit.title == "한글 제목"  # NFC
     assert hit.highlights[0].startswith("<mark>저장소</mark>에서 확인.")
-    assert index.search(request("끝부분단어")).total == 0  # beyond max_body_chars
+    assert index.search(request("끝부분단어"), AS_GOV).total == 0  # beyond max_body_chars
     index.close()
 
 
@@ -151,7 +155,7 @@ def test_a_failed_batch_is_rolled_back_whole(
         index.upsert([doc("good", "예산"), broken])
     index.upsert([doc("later", "예산")])  # must not carry "good" along
     assert index.count() == 1
-    assert [h.id for h in index.search(request("예산")).hits] == ["later"]
+    assert [h.id for h in index.search(request("예산"), AS_GOV).hits] == ["later"]
     index.close()
 
 
@@ -187,12 +191,12 @@ def test_an_upsert_analyses_its_documents_a_group_at_a_time_in_one_commit(
     assert len(groups) >= 3
     assert max(groups) <= 2 * 1_000 + 200  # two bodies (and their titles) at most
     assert index.count() == 6
-    assert {h.id for h in index.search(request("표식3")).hits} == {"d3"}
+    assert {h.id for h in index.search(request("표식3"), AS_GOV).hits} == {"d3"}
     # A document larger than a group is analysed alone, and indexed.
     groups.clear()
     index.upsert([doc("big", body * 5 + "거대표식")])
     assert len(groups) == 1
-    assert [h.id for h in index.search(request("거대표식")).hits] == ["big"]
+    assert [h.id for h in index.search(request("거대표식"), AS_GOV).hits] == ["big"]
     # update_access rebuilds from stored bodies the same way.
     groups.clear()
     missing = index.update_access(
@@ -201,5 +205,5 @@ def test_an_upsert_analyses_its_documents_a_group_at_a_time_in_one_commit(
     )
     assert missing == ["absent"]
     assert len(groups) >= 3
-    assert {h.id for h in index.search(request("표식3")).hits} == {"d3"}
+    assert {h.id for h in index.search(request("표식3"), AS_GOV).hits} == {"d3"}
     index.close()

@@ -13,7 +13,7 @@ from crossdoc.settings import shipped_analysis_file
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.analysis.synonyms import Synonyms, SynonymsFile, parse_synonyms
 from indexer.analysis.user_dictionary import load_user_dictionary
-from indexer.index.base import IndexDocument, SearchRequest
+from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
 from indexer.index.tantivy_index import TantivyIndex
 from indexer.query import parse_user_query
 
@@ -40,7 +40,7 @@ def doc(doc_id: str, body: str, title: str = "공문") -> IndexDocument:
 
 
 def found(index: TantivyIndex, q: str) -> set[str]:
-    results = index.search(SearchRequest(query=parse_user_query(q), readers=GOV, limit=100))
+    results = index.search(SearchRequest(query=parse_user_query(q), limit=100), AccessFilter(GOV))
     assert results.total == len(results.hits)
     return {hit.id for hit in results.hits}
 

@@ -16,7 +16,7 @@ from crossdoc.settings import shipped_analysis_file
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.analysis.synonyms import SynonymsFile
 from indexer.analysis.user_dictionary import load_user_dictionary
-from indexer.index.base import IndexDocument, SearchRequest
+from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
 from indexer.index.tantivy_index import TantivyIndex
 from indexer.query import parse_user_query
 from tests.relevance.corpus import GeneratedDocument, JudgedQuery, generate, load_queries
@@ -152,12 +152,11 @@ def top_ids(index: TantivyIndex, query: str) -> tuple[str, ...]:
     """The ids of the first K hits of `query`, ranked (no facets, no highlights)."""
     request = SearchRequest(
         query=parse_user_query(query),
-        readers=READERS,
         limit=K,
         with_facets=False,
         with_highlights=False,
     )
-    return tuple(h.id for h in index.search(request).hits)
+    return tuple(h.id for h in index.search(request, AccessFilter(READERS)).hits)
 
 
 # -- the set judged without the analyser (tests/relevance/independent.py) -------------------

@@ -25,10 +25,11 @@ from indexer.index.tantivy_index import TantivyIndex
 from indexer.pipeline import IndexingPipeline
 from indexer.query import parse_user_query
 from indexer.worker import drain_once
-from search_api.search import search_documents
+from services.search import search_documents
 from storage.catalog import Catalog
 from storage.catalog.migrate import alembic_config
 from storage.catalog.models import Base
+from storage.catalog.policy_match import PolicyMatch
 from storage.catalog.records import NewPolicy, upload_fingerprint
 from storage.catalog.repository import GENESIS_HASH, _chain_hash, audit_fields
 
@@ -181,7 +182,7 @@ def test_a_populated_first_release_catalog_upgrades_with_every_row(tmp_path: Pat
 
     # New policies start above every id the catalog names (policy 5 of the audit log),
     # and a deleted one's id is not given out again.
-    new = NewPolicy("새 정책", {"department": "MOIS-REC"}, "user:kim", "read")
+    new = NewPolicy("새 정책", PolicyMatch(department="MOIS-REC"), "user:kim", "read")
     first = catalog.create_policy(new, "admin").policy
     catalog.delete_policy(first.id)
     second = catalog.create_policy(new, "admin").policy
@@ -273,7 +274,7 @@ def test_an_index_leaking_through_a_reused_policy_id_stops_on_upgrade(tmp_path: 
     choi = Principal("choi", "MOHW-POP", "MOHW", frozenset({"member"}))  # p1's, once
 
     def found(who: Principal) -> tuple[int, set[str], dict[str, int]]:
-        request = SearchRequest(query=parse_user_query("사과"), readers=frozenset())
+        request = SearchRequest(query=parse_user_query("사과"))
         got = search_documents(catalog, index, who, request)
         facets = {b.value: b.count for b in got.facets["department"]}
         return got.total, {h.id for h in got.hits}, facets

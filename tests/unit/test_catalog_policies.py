@@ -10,6 +10,7 @@ import pytest
 
 from indexer.access_facts import policy_matches
 from storage.catalog import Catalog
+from storage.catalog.policy_match import PolicyMatch
 from storage.catalog.records import NewAuditEvent, NewPolicy
 from storage.errors import NotFoundError
 from tests.unit.test_catalog import new_doc
@@ -54,7 +55,9 @@ MATCHES = [
 @pytest.mark.parametrize("match", MATCHES)
 def test_fan_out_selects_what_the_rules_match(catalog: Catalog, match: dict[str, str]) -> None:
     docs = [catalog.get_document(i) for batch in catalog.all_document_ids() for i in batch]
-    change = catalog.create_policy(NewPolicy("p", match, "user:kim", "read"), "admin")
+    # As the catalog reads a stored match: an unknown attribute matches nothing.
+    new = NewPolicy("p", PolicyMatch.stored(match), "user:kim", "read")
+    change = catalog.create_policy(new, "admin")
     expected = {d.id for d in docs if policy_matches(change.policy, d)}
     assert change.affected_documents == change.reindexed_documents == len(expected)
     after = {d.id: d for batch in catalog.all_document_ids() for d in catalog.get_documents(batch)}
@@ -66,19 +69,21 @@ def test_fan_out_selects_what_the_rules_match(catalog: Catalog, match: dict[str,
 
 
 def test_changes_generations_and_settling(catalog: Catalog) -> None:
-    created = catalog.create_policy(NewPolicy("p", {"tag": "감사"}, "user:kim", "read"), "admin")
+    created = catalog.create_policy(
+        NewPolicy("p", PolicyMatch(tag="감사"), "user:kim", "read"), "admin"
+    )
     assert created.policy.generation == 1 and created.affected_documents == 24
     claims = catalog.claim_outbox(1, timedelta(minutes=1), access_limit=100)
     assert len(claims) == 25 and sum(c.access_only for c in claims) == 24  # beyond the limit
     assert catalog.settle_policy_fanouts() == 0  # the index is behind
     # Another grantee and expiry: the same token, nothing re-indexed.
     moved = catalog.update_policy(
-        created.policy.id, NewPolicy("q", {"tag": "감사"}, "dept:D2", "write"), "admin"
+        created.policy.id, NewPolicy("q", PolicyMatch(tag="감사"), "dept:D2", "write"), "admin"
     )
     assert moved.policy.generation == 1 and moved.reindexed_documents == 0
     assert moved.affected_documents == 24 and moved.policy.updated_by == "admin"
     rematched = catalog.update_policy(
-        created.policy.id, NewPolicy("q", {"tag": "예산"}, "dept:D2", "write"), "admin"
+        created.policy.id, NewPolicy("q", PolicyMatch(tag="예산"), "dept:D2", "write"), "admin"
     )
     assert rematched.policy.generation == 2 and rematched.reindexed_documents == 12
     every = [i for batch in catalog.all_document_ids() for i in batch]

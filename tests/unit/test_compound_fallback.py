@@ -11,7 +11,7 @@ import indexer.index.tantivy_index as tantivy_index
 from indexer.analysis.grams import hangul_grams, query_runs, run_grams
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.analysis.query_terms import analyze_query
-from indexer.index.base import IndexDocument, SearchRequest
+from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
 from indexer.query import parse_user_query
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -88,8 +88,8 @@ def test_the_morphological_tier_holds_even_if_the_fallback_weighed_more(
                 *(_doc(f"word-{i}", f"{filler} 민원실에 키오스크를 둔다.") for i in range(3)),
             ]
         )
-        request = SearchRequest(query=parse_user_query("키오스크"), readers=frozenset({"gov"}))
-        hits = index.search(request).hits
+        request = SearchRequest(query=parse_user_query("키오스크"))
+        hits = index.search(request, AccessFilter(frozenset({"gov"}))).hits
         assert [h.id for h in hits][-1] == "inside"
         assert hits[-1].score < tantivy_index.MORPHOLOGY_TIER <= hits[-2].score
     finally:
@@ -102,7 +102,7 @@ def test_without_the_fallback_the_grams_field_stays_empty(tmp_path: Path) -> Non
     )
     try:
         index.upsert([_doc("inside", "배리어프리키오스크 사업")])
-        request = SearchRequest(query=parse_user_query("키오스크"), readers=frozenset({"gov"}))
-        assert index.search(request).total == 0
+        request = SearchRequest(query=parse_user_query("키오스크"))
+        assert index.search(request, AccessFilter(frozenset({"gov"}))).total == 0
     finally:
         index.close()

@@ -16,7 +16,7 @@ import pytest
 
 from crossdoc.settings import Settings
 from crossdoc.wiring import Services, build_services
-from indexer.index.base import IndexDocument, SearchRequest
+from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
 from indexer.pipeline import IndexingPipeline
 from indexer.query import parse_user_query
 from indexer.worker import drain_once
@@ -98,11 +98,11 @@ def test_a_batch_over_its_text_budget_is_indexed_in_parts(
     readers = IndexingPipeline.index_document(docs[0], None, [], datetime.now(UTC)).readers
     for i, doc_id in enumerate(ids[:-1]):
         hits = services.index.search(
-            SearchRequest(query=parse_user_query(f"표식{i}"), readers=readers)
+            SearchRequest(query=parse_user_query(f"표식{i}")), AccessFilter(readers)
         ).hits
         assert [h.id for h in hits] == [doc_id]
     hits = services.index.search(
-        SearchRequest(query=parse_user_query("거대표식"), readers=readers)
+        SearchRequest(query=parse_user_query("거대표식")), AccessFilter(readers)
     ).hits
     assert [h.id for h in hits] == [ids[-1]]
 

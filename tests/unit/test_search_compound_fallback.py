@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from auth.access import Principal
-from indexer.index.base import SearchRequest, SearchResults
+from indexer.index.base import AccessFilter, SearchRequest, SearchResults
 from indexer.query import parse_user_query
-from search_api.search import COMPOUND_FALLBACK_BELOW, search_documents
+from services.search import COMPOUND_FALLBACK_BELOW, search_documents
 from storage.catalog import Catalog
 
 
@@ -30,7 +30,7 @@ class RecordingIndex:
         self.total = total
         self.requests: list[SearchRequest] = []
 
-    def search(self, request: SearchRequest) -> SearchResults:
+    def search(self, request: SearchRequest, access: AccessFilter) -> SearchResults:
         self.requests.append(request)
         return SearchResults(total=self.total, hits=[], facets={})
 
@@ -55,7 +55,7 @@ def _fallback_flags(catalog: Catalog, total: int, **request: Any) -> list[bool]:
         catalog,
         index,  # type: ignore[arg-type]
         KIM,
-        SearchRequest(query=parse_user_query("키오스크"), readers=frozenset(), **request),
+        SearchRequest(query=parse_user_query("키오스크"), **request),
     )
     return [r.compound_fallback for r in index.requests]
 
