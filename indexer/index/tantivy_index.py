@@ -31,12 +31,12 @@ with a synonym span requires its other terms and, for the span, either its typed
 terms or one alternative as a phrase on `text`; a phrase or exclusion becomes a
 union of its variants. Editing the synonyms file therefore needs no reindex.
 
-Search = user text (scoring) AND the filter (a zero-scoring clause: the access
-filter of `indexer.index.base.AccessFilter`, keyword filters, date range), paged
-by tantivy itself. Facets are one terms
-aggregation per facet field over that same query (without the boost clauses),
-run on the fast fields inside tantivy (no Python loop over matches); the same
-pass counts the exact total, so the ranking pass only keeps the top hits.
+Search = user text (scoring) AND the filter (a zero-scoring clause: the
+`AccessFilter` of the port, keyword filters, date range), paged by tantivy
+itself. Facets are one terms aggregation per facet field over that same query
+(without the boost clauses), run on the fast fields inside tantivy (no Python
+loop over matches); the same pass counts the exact total, so the ranking pass
+only keeps the top hits.
 Highlights re-analyse only the few words of each hit that can match (see
 `indexer.analysis.highlight`).
 
