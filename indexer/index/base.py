@@ -80,11 +80,23 @@ class AccessFilter:
     * `readable_stale_ids`: ...so the service decided them against the catalog:
       these (a subset of `stale_ids`) pass, whatever their indexed readers.
 
-    Mapping to an Elasticsearch `bool` query (the scale-out adapter): the access
-    filter is one non-scoring `filter` clause of the search's `bool`, beside the
-    request's filters (`term` on the keywords `department`, `ministry`,
-    `content_type`, `tag`; `range` on `created_at`), with the user's text alone
-    in `must` (`infra/elasticsearch/index-settings.json` has these fields)::
+    Mapping to Elasticsearch (the scale-out adapter), one request per search;
+    the fields are those of `infra/elasticsearch/index-settings.json`::
+
+        {"query": {"bool": {
+           "must": [<the user's text>],            # the only scoring clause
+           "filter": [
+             {"term": {"department": …}}, {"term": {"ministry": …}},
+             {"term": {"content_type": …}}, {"term": {"tag": …}},
+             {"range": {"created_at": {"gte": …, "lt": …}}},   # the request's filters
+             ACCESS                                            # this filter
+           ]}},
+         "from": offset, "size": limit, "track_total_hits": true,
+         "aggs": {"department": {"terms": {"field": "department"}},
+                  "ministry": {"terms": {"field": "ministry"}},
+                  "content_type": {"terms": {"field": "content_type"}}}}
+
+    where ACCESS is::
 
         {"bool": {
           "should": [
@@ -92,9 +104,11 @@ class AccessFilter:
               "should": [
                 {"terms": {"readers": [...tokens]}},
                 {"bool": {"filter": [{"term": {"ministry": "…"}},
+                                     {"term": {"department": "…"}},
                                      {"term": {"tag": "…"}},
                                      {"term": {"readers": "visibility:…"}}]}},
-                …one per pending match (none for an empty match)
+                …one per pending match, with a `term` per attribute it names
+                 (none for an empty match)
               ],
               "minimum_should_match": 1,
               "must_not": [{"terms": {"id": [...stale_ids]}}]
@@ -104,11 +118,10 @@ class AccessFilter:
           "minimum_should_match": 1
         }}
 
-    Facets are `terms` aggregations (`department`, `ministry`, `content_type`)
-    of the same query, the total its `hits.total` (with `track_total_hits:
-    true`), the page `from`/`size`; so facets and totals only ever count what
-    the filter lets through. Suggestions and corrections use the filter alone
-    (e.g. as the `filter` of a `terms` aggregation on the completion field).
+    Facets and the total thus come from the same filtered query and count only
+    what the filter lets through; the engine pages it (`from`/`size`).
+    Suggestions and corrections use ACCESS alone (e.g. as the `filter` of a
+    `terms` aggregation on the completion field).
 
     Raises `ValueError` for a combination that means nothing: readable stale
     ids that are not stale, or pending matches or readable ids without tokens.
