@@ -2,6 +2,8 @@
 
     python -m bench.ingest                    # defaults: 2000 Korean 1 KB texts, 300 DOCX
     python -m bench.ingest --texts 5000 --docx 500
+    python -m bench.ingest --texts-only --clients 1,4,8 --rounds 3 \
+        --tree before=/tmp/previous-checkout --tree after=.   # side by side, alternated
 
 Starts `crossdoc serve` (embedded default) on a fresh data dir in a child
 process, uploads documents over HTTP from 4 client threads, and measures:
@@ -9,6 +11,11 @@ process, uploads documents over HTTP from 4 client threads, and measures:
   document indexed) for 1 KB Korean text files and for small DOCX files;
 - for a 1 MB DOCX (text plus an embedded image), the time from its 202 to the
   first search that finds it (5 runs, median).
+
+With `--texts-only` it measures only the 1 KB texts, for each number of clients in
+`--clients`, with the p50 and p99 latency of an upload (request to 202); each
+`--tree` is a checkout whose code the server runs, alternated round by round on
+a fresh data dir, so that code before and after a change meet the same noise.
 """
 
 from __future__ import annotations
@@ -75,10 +82,12 @@ def make_docx(text: str, padding_bytes: int = 0) -> bytes:
 
 
 class Bench:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tree: Path | None = None) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="crossdoc-bench-"))
         # This measures ingest, not the rate limits.
-        self.server = BenchServer(self.data_dir, port, rate_limits=False, start_timeout=60)
+        self.server = BenchServer(
+            self.data_dir, port, rate_limits=False, start_timeout=60, tree=tree
+        )
         self.base = self.server.base
         admin = self.server.sign_in("admin", ADMIN_PASSWORD)
         with httpx.Client(
@@ -111,8 +120,16 @@ class Bench:
     def pending(self) -> int:
         return self.catalog.outbox_backlog()
 
-    def upload_many(self, files: list[tuple[str, bytes]], threads: int = 4) -> tuple[float, float]:
-        """Upload all files; return (upload seconds, end-to-end seconds until indexed)."""
+    def upload_many(
+        self,
+        files: list[tuple[str, bytes]],
+        threads: int = 4,
+        latencies: list[float] | None = None,
+    ) -> tuple[float, float]:
+        """Upload all files; return (upload seconds, end-to-end seconds until indexed).
+
+        Each upload's seconds from request to 202 are appended to `latencies`.
+        """
         queue = list(files)
         lock = threading.Lock()
 
@@ -123,8 +140,11 @@ class Bench:
                         if not queue:
                             return
                         name, content = queue.pop()
+                    sent = time.perf_counter()
                     r = c.post("/documents", files={"file": (name, content)})
                     r.raise_for_status()
+                    if latencies is not None:
+                        latencies.append(time.perf_counter() - sent)
 
         start = time.perf_counter()
         workers = [threading.Thread(target=work) for _ in range(threads)]
@@ -163,6 +183,51 @@ def report(label: str, n: int, seconds: tuple[float, float]) -> None:
     )
 
 
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def texts_only(args: argparse.Namespace, rng: random.Random) -> None:
+    """1 KB texts per number of clients, for each tree, rounds alternated."""
+    clients = [int(c) for c in args.clients.split(",")]
+    trees: list[tuple[str, Path | None]] = [("this", None)]
+    if args.tree:
+        trees = [
+            (label, Path(path).resolve())
+            for label, _, path in (t.partition("=") for t in args.tree)
+        ]
+    rates: dict[tuple[str, int], list[float]] = {}
+    for round_no in range(1, args.rounds + 1):
+        for label, tree in trees:
+            bench = Bench(args.port, tree)
+            try:
+                for n_clients in clients:
+                    texts = [
+                        (f"문서{i}.txt", korean.document_text(rng, 1024).encode())
+                        for i in range(args.texts)
+                    ]
+                    latencies: list[float] = []
+                    uploaded, total = bench.upload_many(texts, n_clients, latencies)
+                    rate = len(texts) / uploaded
+                    rates.setdefault((label, n_clients), []).append(rate)
+                    print(
+                        f"round={round_no} code={label} clients={n_clients} n={len(texts)} "
+                        f"upload={rate:.0f} docs/s end_to_end={len(texts) / total:.0f} docs/s "
+                        f"p50={percentile(latencies, 0.5) * 1000:.1f}ms "
+                        f"p99={percentile(latencies, 0.99) * 1000:.1f}ms",
+                        flush=True,
+                    )
+            finally:
+                bench.close()
+    for (label, n_clients), values in rates.items():
+        print(
+            f"summary code={label} clients={n_clients} upload docs/s: "
+            f"median={statistics.median(values):.0f} min={min(values):.0f} "
+            f"max={max(values):.0f} rounds={len(values)}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -171,8 +236,17 @@ def main() -> None:
     parser.add_argument("--docx", type=int, default=300)
     parser.add_argument("--latency-runs", type=int, default=5)
     parser.add_argument("--port", type=int, default=8767)
+    parser.add_argument("--texts-only", action="store_true")
+    parser.add_argument("--clients", default="4", help="comma-separated, with --texts-only")
+    parser.add_argument("--rounds", type=int, default=1, help="with --texts-only")
+    parser.add_argument(
+        "--tree", action="append", help="LABEL=PATH of a checkout to run, with --texts-only"
+    )
     args = parser.parse_args()
     rng = random.Random(11)
+    if args.texts_only:
+        texts_only(args, rng)
+        return
     bench = Bench(args.port)
     try:
         texts = [
