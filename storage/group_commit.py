@@ -73,6 +73,12 @@ class GroupCommit(Generic[T, R]):
         self._queue: list[_Slot[T, R]] = []
         self._leading = False
 
+    @property
+    def queued(self) -> int:
+        """Items waiting for the next batch (not those being committed)."""
+        with self._cond:
+            return len(self._queue)
+
     def submit(self, item: T) -> R:
         """Commit `item` with whatever else is queued; its result, or its own error."""
         slot: _Slot[T, R] = _Slot(item)
@@ -151,6 +157,11 @@ class UploadCommits:
         self._group: GroupCommit[PendingUpload, DocumentRecord] = GroupCommit(
             self._commit_many, self._commit_one, max_batch=max_batch
         )
+
+    @property
+    def queued(self) -> int:
+        """Uploads waiting for the next transaction."""
+        return self._group.queued
 
     def record(self, upload: PendingUpload) -> DocumentRecord:
         """Record the upload's document (with others queued at the same moment)."""
