@@ -4,8 +4,9 @@ The order is what makes an acknowledged upload durable: (1) the bytes stream to 
 spool file on the data disk while being hashed and counted, with a hard size
 limit, in bounded memory; (2) the object store makes the blob durable (verified
 by size and SHA-256); (3) one catalog transaction records the document, its
-version and its outbox row. Only then may the caller answer 202. A crash before
-(3) leaves at most an unreferenced blob, never a row without bytes.
+version and its outbox row (over HTTP, uploads ready at the same moment share
+that transaction: `storage.group_commit`). Only then may the caller answer 202.
+A crash before (3) leaves at most an unreferenced blob, never a row without bytes.
 """
 
 from __future__ import annotations
