@@ -2,6 +2,8 @@
 
     python -m bench.ingest                    # defaults: 2000 Korean 1 KB texts, 300 DOCX
     python -m bench.ingest --texts 5000 --docx 500
+    python -m bench.ingest --texts-only --clients 1,4,8 --rounds 3 \
+        --tree before=/tmp/previous-checkout --tree after=.   # side by side, alternated
 
 Starts `crossdoc serve` (embedded default) on a fresh data dir in a child
 process, uploads documents over HTTP from 4 client threads, and measures:
@@ -9,6 +11,16 @@ process, uploads documents over HTTP from 4 client threads, and measures:
   document indexed) for 1 KB Korean text files and for small DOCX files;
 - for a 1 MB DOCX (text plus an embedded image), the time from its 202 to the
   first search that finds it (5 runs, median).
+
+With `--texts-only` it measures only the 1 KB texts, for each number of clients in
+`--clients`, with the p50 and p99 latency of an upload (request to 202); each
+`--tree` is a checkout whose code the server runs, alternated round by round on
+a fresh data dir, so that code before and after a change meet the same noise.
+`uploads_per_transaction` is how many uploads, on average, one catalog
+transaction recorded (the group commit's batch size; 1.00 without it).
+`--direct` measures the durable-write path alone (spool → blob → catalog, in
+threads, no HTTP, no indexing), each upload its own transaction against the
+group commit.
 """
 
 from __future__ import annotations
@@ -32,6 +44,10 @@ import httpx
 from bench import korean
 from bench.server import ADMIN_PASSWORD, BenchServer
 from storage.catalog import Catalog
+from storage.group_commit import UploadCommits
+from storage.ingest import SpoolWriter, accept_document
+from storage.objectstore.base import ObjectStore
+from storage.objectstore.local import LocalObjectStore
 
 PASSWORD = "bench-password-1"
 
@@ -75,10 +91,12 @@ def make_docx(text: str, padding_bytes: int = 0) -> bytes:
 
 
 class Bench:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tree: Path | None = None) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="crossdoc-bench-"))
         # This measures ingest, not the rate limits.
-        self.server = BenchServer(self.data_dir, port, rate_limits=False, start_timeout=60)
+        self.server = BenchServer(
+            self.data_dir, port, rate_limits=False, start_timeout=60, tree=tree
+        )
         self.base = self.server.base
         admin = self.server.sign_in("admin", ADMIN_PASSWORD)
         with httpx.Client(
@@ -111,8 +129,22 @@ class Bench:
     def pending(self) -> int:
         return self.catalog.outbox_backlog()
 
-    def upload_many(self, files: list[tuple[str, bytes]], threads: int = 4) -> tuple[float, float]:
-        """Upload all files; return (upload seconds, end-to-end seconds until indexed)."""
+    def commit_times(self) -> set[object]:
+        """The distinct creation times of the documents: one per catalog transaction
+        that recorded uploads (a transaction gives all its documents its time)."""
+        ids = [i for batch in self.catalog.all_document_ids() for i in batch]
+        return {d.created_at for d in self.catalog.get_documents(ids)}
+
+    def upload_many(
+        self,
+        files: list[tuple[str, bytes]],
+        threads: int = 4,
+        latencies: list[float] | None = None,
+    ) -> tuple[float, float]:
+        """Upload all files; return (upload seconds, end-to-end seconds until indexed).
+
+        Each upload's seconds from request to 202 are appended to `latencies`.
+        """
         queue = list(files)
         lock = threading.Lock()
 
@@ -123,8 +155,11 @@ class Bench:
                         if not queue:
                             return
                         name, content = queue.pop()
+                    sent = time.perf_counter()
                     r = c.post("/documents", files={"file": (name, content)})
                     r.raise_for_status()
+                    if latencies is not None:
+                        latencies.append(time.perf_counter() - sent)
 
         start = time.perf_counter()
         workers = [threading.Thread(target=work) for _ in range(threads)]
@@ -163,6 +198,137 @@ def report(label: str, n: int, seconds: tuple[float, float]) -> None:
     )
 
 
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def texts_only(args: argparse.Namespace, rng: random.Random) -> None:
+    """1 KB texts per number of clients, for each tree, rounds alternated."""
+    clients = [int(c) for c in args.clients.split(",")]
+    trees: list[tuple[str, Path | None]] = [("this", None)]
+    if args.tree:
+        trees = [
+            (label, Path(path).resolve())
+            for label, _, path in (t.partition("=") for t in args.tree)
+        ]
+    rates: dict[tuple[str, int], list[float]] = {}
+    for round_no in range(1, args.rounds + 1):
+        for label, tree in trees:
+            bench = Bench(args.port, tree)
+            try:
+                for n_clients in clients:
+                    texts = [
+                        (f"문서{i}.txt", korean.document_text(rng, 1024).encode())
+                        for i in range(args.texts)
+                    ]
+                    latencies: list[float] = []
+                    before = len(bench.commit_times())
+                    uploaded, total = bench.upload_many(texts, n_clients, latencies)
+                    transactions = len(bench.commit_times()) - before
+                    rate = len(texts) / uploaded
+                    rates.setdefault((label, n_clients), []).append(rate)
+                    print(
+                        f"round={round_no} code={label} clients={n_clients} n={len(texts)} "
+                        f"upload={rate:.0f} docs/s end_to_end={len(texts) / total:.0f} docs/s "
+                        f"p50={percentile(latencies, 0.5) * 1000:.1f}ms "
+                        f"p99={percentile(latencies, 0.99) * 1000:.1f}ms "
+                        f"uploads_per_transaction={len(texts) / transactions:.2f}",
+                        flush=True,
+                    )
+            finally:
+                bench.close()
+    for (label, n_clients), values in rates.items():
+        print(
+            f"summary code={label} clients={n_clients} upload docs/s: "
+            f"median={statistics.median(values):.0f} min={min(values):.0f} "
+            f"max={max(values):.0f} rounds={len(values)}"
+        )
+
+
+def _direct_uploads(
+    catalog: Catalog,
+    store: ObjectStore,
+    spool_dir: Path,
+    commits: UploadCommits | None,
+    contents: list[bytes],
+    n_clients: int,
+) -> tuple[float, list[float]]:
+    """Accept every content through `accept_document` from `n_clients` threads;
+    return (seconds, each upload's seconds)."""
+    queue = list(contents)
+    lock = threading.Lock()
+    latencies: list[float] = []
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                content = queue.pop()
+            sent = time.perf_counter()
+            with SpoolWriter(spool_dir, 1 << 20) as spool:
+                spool.write(content)
+                accept_document(
+                    catalog,
+                    store,
+                    spool.finish(),
+                    filename="문서.txt",
+                    declared_type="text/plain",
+                    title=None,
+                    department="MOIS-REC",
+                    owner="uploader",
+                    visibility="department",
+                    commits=commits,
+                )
+            latencies.append(time.perf_counter() - sent)
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=work) for _ in range(n_clients)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return time.perf_counter() - start, latencies
+
+
+def direct(args: argparse.Namespace, rng: random.Random) -> None:
+    """The durable-write path alone (spool file → blob → catalog), no HTTP, no
+    indexing: each upload its own transaction (`one`) against the group commit
+    (`grouped`), alternated round by round on fresh data dirs."""
+    clients = [int(c) for c in args.clients.split(",")]
+    rates: dict[tuple[str, int], list[float]] = {}
+    for round_no in range(1, args.rounds + 1):
+        for label in ("one", "grouped"):
+            data = Path(tempfile.mkdtemp(prefix="crossdoc-bench-direct-"))
+            catalog = Catalog(f"sqlite:///{data / 'catalog.sqlite3'}")
+            catalog.migrate()
+            catalog.create_ministry("MOIS", "행정안전부")
+            catalog.create_department("MOIS-REC", "기록관리과", "MOIS")
+            store = LocalObjectStore(data / "objects")
+            commits = UploadCommits(catalog) if label == "grouped" else None
+            for n_clients in clients:
+                contents = [korean.document_text(rng, 1024).encode() for _ in range(args.texts)]
+                seconds, latencies = _direct_uploads(
+                    catalog, store, data / "spool", commits, contents, n_clients
+                )
+                rate = args.texts / seconds
+                rates.setdefault((label, n_clients), []).append(rate)
+                print(
+                    f"round={round_no} commit={label} clients={n_clients} n={args.texts} "
+                    f"direct={rate:.0f} docs/s p50={percentile(latencies, 0.5) * 1000:.1f}ms "
+                    f"p99={percentile(latencies, 0.99) * 1000:.1f}ms",
+                    flush=True,
+                )
+            catalog.close()
+    for (label, n_clients), values in rates.items():
+        print(
+            f"summary commit={label} clients={n_clients} direct docs/s: "
+            f"median={statistics.median(values):.0f} min={min(values):.0f} "
+            f"max={max(values):.0f} rounds={len(values)}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -171,8 +337,23 @@ def main() -> None:
     parser.add_argument("--docx", type=int, default=300)
     parser.add_argument("--latency-runs", type=int, default=5)
     parser.add_argument("--port", type=int, default=8767)
+    parser.add_argument("--texts-only", action="store_true")
+    parser.add_argument(
+        "--direct", action="store_true", help="the durable-write path alone, no HTTP"
+    )
+    parser.add_argument("--clients", default="4", help="comma-separated, with --texts-only")
+    parser.add_argument("--rounds", type=int, default=1, help="with --texts-only")
+    parser.add_argument(
+        "--tree", action="append", help="LABEL=PATH of a checkout to run, with --texts-only"
+    )
     args = parser.parse_args()
     rng = random.Random(11)
+    if args.direct:
+        direct(args, rng)
+        return
+    if args.texts_only:
+        texts_only(args, rng)
+        return
     bench = Bench(args.port)
     try:
         texts = [

@@ -15,7 +15,10 @@ ADMIN_PASSWORD = "bench-admin-password"
 
 class BenchServer:
     """A server on `data_dir` (no demo organisation; admin password `ADMIN_PASSWORD`),
-    started and ready (`/readyz` answers 200) when the constructor returns."""
+    started and ready (`/readyz` answers 200) when the constructor returns.
+
+    `tree`, if given, is the checkout whose code the server runs (default: this one).
+    """
 
     def __init__(
         self,
@@ -24,6 +27,7 @@ class BenchServer:
         *,
         rate_limits: bool = True,
         start_timeout: float = 120.0,
+        tree: Path | None = None,
     ) -> None:
         self.base = f"http://127.0.0.1:{port}"
         env = dict(
@@ -34,8 +38,13 @@ class BenchServer:
         )
         if not rate_limits:
             env["CROSSDOC_RATE_LIMITS"] = "false"
+        if tree is not None:
+            # Another checkout's code (e.g. the previous commit, for a side-by-side
+            # measurement): `python -m` imports from the working directory first.
+            env["PYTHONPATH"] = str(tree)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "crossdoc", "serve", "--port", str(port)],
+            cwd=tree,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -31,6 +31,7 @@ from indexer.extraction.base import TextExtractor
 from indexer.index.base import SearchIndex
 from indexer.pipeline import IndexingPipeline
 from storage.catalog.repository import Catalog
+from storage.group_commit import UploadCommits
 from storage.objectstore.base import ObjectStore
 
 if TYPE_CHECKING:
@@ -59,6 +60,11 @@ class Services:
     rate_rules: RateRules = field(default_factory=RateRules)
     dispatcher: Dispatcher | None = None
     closers: list[object] = field(default_factory=list)
+    #: Uploads that arrive together commit together (see storage.group_commit).
+    upload_commits: UploadCommits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.upload_commits = UploadCommits(self.catalog)
 
     def close(self) -> None:
         if self.dispatcher is not None:

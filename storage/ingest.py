@@ -4,8 +4,9 @@ The order is what makes an acknowledged upload durable: (1) the bytes stream to 
 spool file on the data disk while being hashed and counted, with a hard size
 limit, in bounded memory; (2) the object store makes the blob durable (verified
 by size and SHA-256); (3) one catalog transaction records the document, its
-version and its outbox row. Only then may the caller answer 202. A crash before
-(3) leaves at most an unreferenced blob, never a row without bytes.
+version and its outbox row (over HTTP, uploads ready at the same moment share
+that transaction: `storage.group_commit`). Only then may the caller answer 202.
+A crash before (3) leaves at most an unreferenced blob, never a row without bytes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from storage.catalog.repository import Catalog
 from storage.content_guess import guess_content_type
 from storage.errors import IdempotencyKeyReusedError, StorageError, os_storage_error
 from storage.filenames import sanitize_filename
+from storage.group_commit import PendingUpload, UploadCommits
 from storage.objectstore.base import ObjectStore
 
 _log = logging.getLogger(__name__)
@@ -172,6 +174,7 @@ def accept_document(
     grants: tuple[GrantRecord, ...] = (),
     idempotency_key: str | None = None,
     audit: NewAuditEvent | None = None,
+    commits: UploadCommits | None = None,
 ) -> tuple[DocumentRecord, bool]:
     """Store and record a new document. Returns (document, created).
 
@@ -181,6 +184,9 @@ def accept_document(
     same upload returns the first document (created=False) and another upload
     under the key raises `IdempotencyKeyReusedError`; both are decided before
     the bytes are stored, so a refused upload leaves no unreferenced blob.
+    With `commits`, an upload without a key is recorded by that group commit,
+    in one transaction with the uploads ready at the same moment; one with a
+    key in a transaction of its own, where its key is decided.
     """
     # Without a typed title the file name stands in until indexing finds a
     # title in the file's metadata (see indexer.pipeline.automatic_title).
@@ -193,21 +199,20 @@ def accept_document(
         if replay is not None:
             return replay, False
     blob = store_blob(store, staged, filename, declared_type)
+    new = NewDocument(
+        blob=blob,
+        title=clean_title or blob.filename,
+        title_from_user=bool(clean_title),
+        department=department,
+        owner=owner,
+        visibility=visibility,
+        tags=tags,
+        grants=grants,
+    )
+    if commits is not None and not idempotency_key:
+        return commits.record(PendingUpload(new, audit)), True
     try:
-        return catalog.create_document(
-            NewDocument(
-                blob=blob,
-                title=clean_title or blob.filename,
-                title_from_user=bool(clean_title),
-                department=department,
-                owner=owner,
-                visibility=visibility,
-                tags=tags,
-                grants=grants,
-            ),
-            idempotency_key=idempotency_key,
-            audit=audit,
-        )
+        return catalog.create_document(new, idempotency_key=idempotency_key, audit=audit)
     except IdempotencyKeyReusedError:
         # Only when another upload with the key committed after the check above:
         # the blob stays (content-addressed, possibly shared), said here.

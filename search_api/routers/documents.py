@@ -203,6 +203,7 @@ async def upload_document(
             visibility=visibility,
             tags=tags,
             idempotency_key=idempotency_key,
+            commits=services.upload_commits,
             audit=Auditor.event(
                 principal.username,
                 "upload",

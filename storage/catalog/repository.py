@@ -635,17 +635,27 @@ class Catalog:
         ]
 
     def create_documents(
-        self, news: Sequence[NewDocument], *, audit: NewAuditEvent | None = None
+        self,
+        news: Sequence[NewDocument],
+        *,
+        audit: NewAuditEvent | None = None,
+        audits: Sequence[NewAuditEvent | None] = (),
     ) -> list[DocumentRecord]:
-        """Record many new documents in one transaction (bulk import).
+        """Record many new documents in one transaction (bulk import, group commit).
 
         All or nothing. `audit`, if given, is recorded once per document (target
-        set to its id), in the same transaction.
+        set to its id), in the same transaction; `audits`, if given, holds each
+        document's own audit record (or None), in the order of `news`.
         """
+        if audits and len(audits) != len(news):
+            raise ValueError("audits: one per new document")
         with self._session(write=True) as s:
             docs = self._insert_documents(s, news, _now())
-            if audit is not None:
-                self._append_audit(s, [replace(audit, target=d.id) for d in docs])
+            events = [replace(audit, target=d.id) for d in docs] if audit is not None else []
+            if audits:
+                events += [replace(a, target=d.id) for a, d in zip(audits, docs, strict=True) if a]
+            if events:
+                self._append_audit(s, events)
             return docs
 
     def create_document(

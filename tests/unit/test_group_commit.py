@@ -1,0 +1,225 @@
+"""The group commit: items queued while a commit runs share the next one; a lone
+item is committed at once; a failed batch is split so that each caller gets its
+own answer; uploads recorded together each keep their own audit record."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from storage.catalog import Catalog
+from storage.catalog.records import NewAuditEvent, NewBlob, NewDocument
+from storage.errors import NotFoundError
+from storage.group_commit import GroupCommit, PendingUpload, UploadCommits
+
+
+class Recorder:
+    """A commit that records its batches, and holds its first commit until `release`."""
+
+    def __init__(self, bad: frozenset[int] = frozenset()) -> None:
+        self.batches: list[list[int]] = []
+        self.singles: list[int] = []
+        self.bad = bad
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+
+    def _hold(self) -> None:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(30)
+
+    def many(self, items: list[int]) -> list[str]:
+        self._hold()
+        with self.lock:
+            self.batches.append(list(items))
+        if self.bad & set(items):
+            raise ValueError("a bad item: nothing of the batch is committed")
+        return [f"r{i}" for i in items]
+
+    def one(self, item: int) -> str:
+        self._hold()
+        with self.lock:
+            self.singles.append(item)
+        if item in self.bad:
+            raise ValueError(f"bad {item}")
+        return f"r{item}"
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def _submit_all(
+    group: GroupCommit[int, str], items: list[int], results: dict[int, object]
+) -> list[threading.Thread]:
+    def run(item: int) -> None:
+        try:
+            results[item] = group.submit(item)
+        except ValueError as err:
+            results[item] = err
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in items]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def _held_first_then(
+    recorder: Recorder, group: GroupCommit[int, str], rest: list[int]
+) -> dict[int, object]:
+    """Item 0 commits (held) while `rest` queue up; then all are let through."""
+    results: dict[int, object] = {}
+    threads = _submit_all(group, [0], results)
+    assert recorder.entered.wait(30)  # the leader is inside its commit
+    threads += _submit_all(group, rest, results)
+    _wait_until(lambda: group.queued == len(rest))
+    recorder.release.set()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    return results
+
+
+def test_a_lone_item_is_committed_at_once_on_its_own() -> None:
+    recorder = Recorder()
+    recorder.entered.set()  # nothing held
+    group = GroupCommit(recorder.many, recorder.one)
+    assert group.submit(7) == "r7"
+    assert group.submit(8) == "r8"
+    assert recorder.singles == [7, 8] and recorder.batches == []
+
+
+def test_items_queued_during_a_commit_share_the_next_one() -> None:
+    recorder = Recorder()
+    group = GroupCommit(recorder.many, recorder.one)
+    results = _held_first_then(recorder, group, [1, 2, 3, 4, 5])
+    assert recorder.singles == [0]
+    assert [sorted(b) for b in recorder.batches] == [[1, 2, 3, 4, 5]]
+    assert results == {i: f"r{i}" for i in range(6)}  # each caller its own result
+
+
+def test_a_failed_batch_is_split_and_only_the_bad_item_fails() -> None:
+    recorder = Recorder(bad=frozenset({3}))
+    group = GroupCommit(recorder.many, recorder.one)
+    results = _held_first_then(recorder, group, [1, 2, 3, 4])
+    assert [sorted(b) for b in recorder.batches] == [[1, 2, 3, 4]]
+    assert sorted(recorder.singles) == [0, 1, 2, 3, 4]
+    assert isinstance(results.pop(3), ValueError)
+    assert results == {0: "r0", 1: "r1", 2: "r2", 4: "r4"}
+
+
+def test_batches_are_bounded_and_every_item_is_committed() -> None:
+    recorder = Recorder()
+    group = GroupCommit(recorder.many, recorder.one, max_batch=2)
+    results = _held_first_then(recorder, group, [1, 2, 3, 4, 5])
+    assert recorder.batches and all(len(b) <= 2 for b in recorder.batches)
+    committed = recorder.singles + [i for b in recorder.batches for i in b]
+    assert sorted(committed) == list(range(6))  # each exactly once
+    assert results == {i: f"r{i}" for i in range(6)}
+
+
+def test_many_threads_each_get_their_own_result() -> None:
+    recorder = Recorder()
+    recorder.entered.set()
+    group = GroupCommit(recorder.many, recorder.one, max_batch=8)
+    results: dict[int, object] = {}
+    for t in _submit_all(group, list(range(200)), results):
+        t.join(30)
+    assert results == {i: f"r{i}" for i in range(200)}
+    committed = recorder.singles + [i for b in recorder.batches for i in b]
+    assert sorted(committed) == list(range(200))  # each exactly once
+
+
+# -- uploads into a real catalog -----------------------------------------------------
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    c = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    c.migrate()
+    c.create_ministry("M1", "부")
+    c.create_department("D1", "과", "M1")
+    c.create_user("kim", "hash", "김", "D1", ["member"])
+    return c
+
+
+def _upload(n: int, department: str = "D1") -> PendingUpload:
+    sha = f"{n:064x}"
+    blob = NewBlob(f"blobs/sha256/{sha[:2]}/{sha[2:4]}/{sha}", sha, 3, f"{n}.txt", "", "")
+    new = NewDocument(
+        blob=blob, title=f"{n}.txt", department=department, owner="kim", visibility="department"
+    )
+    return PendingUpload(new, NewAuditEvent("kim", "upload", detail={"n": n}))
+
+
+def test_uploads_recorded_together_keep_their_own_audit_and_a_bad_one_fails_alone(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commits = UploadCommits(catalog)
+    real_many = catalog.create_documents
+    batches: list[int] = []
+    gate = threading.Event()
+    first = threading.Event()
+
+    def create_documents(news: list[NewDocument], **kw: object) -> object:
+        batches.append(len(news))
+        return real_many(news, **kw)  # type: ignore[arg-type]
+
+    real_one = catalog.create_document
+
+    def create_document(new: NewDocument, **kw: object) -> object:
+        if not first.is_set():
+            first.set()
+            assert gate.wait(30)  # hold the first commit while the others queue
+        return real_one(new, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(catalog, "create_documents", create_documents)
+    monkeypatch.setattr(catalog, "create_document", create_document)
+    uploads = [_upload(0)] + [_upload(n, "NO-SUCH" if n == 3 else "D1") for n in range(1, 6)]
+    results: dict[int, object] = {}
+
+    def run(n: int) -> None:
+        try:
+            results[n] = commits.record(uploads[n])
+        except NotFoundError as err:
+            results[n] = err
+
+    threads = [threading.Thread(target=run, args=(0,))]
+    threads[0].start()
+    assert first.wait(30)
+    threads += [threading.Thread(target=run, args=(n,)) for n in range(1, 6)]
+    for t in threads[1:]:
+        t.start()
+    _wait_until(lambda: commits.queued == 5)
+    gate.set()
+    for t in threads:
+        t.join(30)
+
+    assert batches == [5]  # the five queued together, refused as a whole, then split
+    assert isinstance(results.pop(3), NotFoundError)
+    docs = {n: r for n, r in results.items()}
+    assert sorted(docs) == [0, 1, 2, 4, 5]
+    assert catalog.count_documents() == 5
+    for n, doc in docs.items():
+        assert doc.filename == f"{n}.txt"  # type: ignore[attr-defined]
+        (audit,) = catalog.list_audit(target=doc.id)  # type: ignore[attr-defined]
+        assert audit.detail == {"n": n}
+
+
+def test_a_batch_of_uploads_is_one_transaction(catalog: Catalog) -> None:
+    docs = catalog.create_documents(
+        [_upload(n).document for n in range(3)], audits=[_upload(n).audit for n in range(3)]
+    )
+    assert len({d.created_at for d in docs}) == 1
+    assert [a.detail for a in catalog.list_audit(action="upload")] == [{"n": n} for n in range(3)]
+    with pytest.raises(ValueError, match="one per new document"):
+        catalog.create_documents([_upload(9).document], audits=[None, None])
+    assert catalog.count_documents() == 3
