@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench import korean
 from crossdoc.settings import Settings
-from crossdoc.wiring import build_services
+from crossdoc.wiring.api import build_services
 from search_api.bootstrap import bootstrap
 
 

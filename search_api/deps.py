@@ -17,7 +17,7 @@ from auth.access import Permission, Principal, can
 from auth.errors import InvalidTokenError
 from auth.ratelimit import RateRule
 from auth.tokens import TokenClaims
-from crossdoc.wiring import Services
+from crossdoc.wiring.api import Services
 from indexer.access_facts import document_access, principal_of
 from search_api.audit_writer import Auditor
 from search_api.errors import ApiError, forbidden, not_found
