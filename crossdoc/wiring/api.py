@@ -109,12 +109,7 @@ def build_services(settings: Settings, *, passwords: Passwords | None = None) ->
     tokens = build_tokens(settings)
     core = build_core(settings)
     return Services(
-        settings=core.settings,
-        catalog=core.catalog,
-        store=core.store,
-        extractor=core.extractor,
-        index=core.index,
-        pipeline=core.pipeline,
+        **core.parts(),
         tokens=tokens,
         passwords=passwords or Passwords(),
         dispatcher=in_process_worker(core),

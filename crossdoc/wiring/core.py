@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 from crossdoc.settings import Settings
 from indexer.errors import AnalysisConfigError
@@ -41,6 +41,10 @@ class Core:
     extractor: TextExtractor
     index: SearchIndex
     pipeline: IndexingPipeline
+
+    def parts(self) -> dict[str, Any]:
+        """The fields, by name: a process's root builds its own services from them."""
+        return {f.name: getattr(self, f.name) for f in fields(Core)}
 
     def close(self) -> None:
         self.extractor.close()

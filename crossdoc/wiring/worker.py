@@ -48,11 +48,6 @@ def build_worker(settings: Settings, *, idle_seconds: float = IDLE_SECONDS) -> W
     """
     core = build_core(settings)
     return WorkerServices(
-        settings=core.settings,
-        catalog=core.catalog,
-        store=core.store,
-        extractor=core.extractor,
-        index=core.index,
-        pipeline=core.pipeline,
+        **core.parts(),
         worker=in_process_worker(core, idle_seconds=idle_seconds),
     )
