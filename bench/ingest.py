@@ -13,7 +13,6 @@ process, uploads documents over HTTP from 4 client threads, and measures:
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import random
@@ -30,6 +29,7 @@ from xml.sax.saxutils import escape
 import httpx
 
 from bench import korean
+from bench.options import bench_parser
 from bench.server import ADMIN_PASSWORD, BenchServer
 from storage.catalog import Catalog
 
@@ -164,13 +164,10 @@ def report(label: str, n: int, seconds: tuple[float, float]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__, port=8767)
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--docx", type=int, default=300)
     parser.add_argument("--latency-runs", type=int, default=5)
-    parser.add_argument("--port", type=int, default=8767)
     args = parser.parse_args()
     rng = random.Random(11)
     bench = Bench(args.port)
