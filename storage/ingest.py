@@ -183,7 +183,7 @@ def accept_document(
     the bytes are stored, so a refused upload leaves no unreferenced blob.
     """
     # Without a typed title the file name stands in until indexing finds a
-    # title in the file's metadata (see indexer.pipeline.automatic_title).
+    # title in the file's metadata (see indexer.titles.automatic_title).
     clean_title = " ".join((title or "").split())[:500]
     if idempotency_key:
         fingerprint = upload_fingerprint(
