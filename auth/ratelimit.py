@@ -5,7 +5,7 @@ may spend one unit under a `RateRule`. `InProcessRateLimiter` keeps the buckets
 in this process's memory (the embedded default: one API process). A scale-out
 deployment with several API processes needs shared buckets: a Redis adapter
 implements the same two methods (one Lua script each) and is chosen in
-`crossdoc.wiring`.
+`crossdoc.wiring.api`.
 """
 
 from __future__ import annotations

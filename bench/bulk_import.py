@@ -13,7 +13,6 @@ same files, and prints what the fallback costs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import subprocess
@@ -23,15 +22,14 @@ import time
 from pathlib import Path
 
 from bench import korean
+from bench.options import bench_parser
 from crossdoc.settings import Settings
-from crossdoc.wiring import build_services
+from crossdoc.wiring.api import build_services
 from search_api.bootstrap import bootstrap
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--fallback", choices=("on", "off", "both"), default="on")
     args = parser.parse_args()

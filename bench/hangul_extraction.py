@@ -24,7 +24,6 @@ Prints figures; asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import importlib.util
 import random
@@ -39,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from bench.options import bench_parser
 from indexer.extraction.base import ExtractionStatus
 from indexer.extraction.native import NativeTikaExtractor
 
@@ -149,7 +149,7 @@ def mutants(path: Path, count: int, workdir: Path, rng: random.Random) -> list[P
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--mutants", type=int, default=0, help="corrupted copies per file")
     parser.add_argument("--corpus", type=Path, default=CORPUS, help=f"default {CORPUS}")
     args = parser.parse_args()

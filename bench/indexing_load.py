@@ -19,7 +19,6 @@ dates, figures and names of ministries, in paragraphs of different lengths.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import statistics
@@ -31,6 +30,7 @@ import httpx
 
 from bench import korean
 from bench.ingest import Bench
+from bench.options import bench_parser
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MINISTRIES = ("행정안전부", "보건복지부", "국토교통부", "교육부", "기획재정부", "환경부", "법무부")
@@ -153,13 +153,10 @@ def mib(value: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__, port=8771)
     parser.add_argument("--texts", type=int, default=400)
     parser.add_argument("--kb", type=int, default=200, help="size of each text, in KB")
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--port", type=int, default=8771)
     args = parser.parse_args()
     rng = random.Random(7)
     texts = [

@@ -42,6 +42,7 @@ from xml.sax.saxutils import escape
 import httpx
 
 from bench import korean
+from bench.options import bench_parser
 from bench.server import ADMIN_PASSWORD, BenchServer
 from storage.catalog import Catalog
 from storage.group_commit import UploadCommits
@@ -330,13 +331,10 @@ def direct(args: argparse.Namespace, rng: random.Random) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__, port=8767)
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--docx", type=int, default=300)
     parser.add_argument("--latency-runs", type=int, default=5)
-    parser.add_argument("--port", type=int, default=8767)
     parser.add_argument("--texts-only", action="store_true")
     parser.add_argument(
         "--direct", action="store_true", help="the durable-write path alone, no HTTP"

@@ -11,7 +11,6 @@ on one page as PNG and on a multi-page image-only PDF (poppler renders it at
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import resource
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from bench.options import bench_parser
 from indexer.extraction.native import NativeTikaExtractor
 from indexer.extraction.ocr import OcrConfig, probe_engine
 
@@ -58,9 +58,7 @@ def found_share(text: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--pages", type=int, default=3, help="pages of the PDF")
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()

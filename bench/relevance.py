@@ -8,15 +8,15 @@ python -m bench.relevance --independent   # the set judged without the analyser,
 
 from __future__ import annotations
 
-import argparse
 import time
 
+from bench.options import bench_parser
 from indexer.analysis.korean import KoreanAnalyzer
 from tests.relevance.evaluate import evaluate, evaluate_independent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser(__doc__)
     parser.add_argument("--plain", action="store_true", help="also run without dictionary/synonyms")
     parser.add_argument(
         "--independent", action="store_true", help="the independently judged set (both ways)"

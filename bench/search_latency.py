@@ -29,6 +29,7 @@ from sqlalchemy import insert, update
 from auth.access import index_readers
 from auth.passwords import Passwords
 from bench import korean
+from bench.options import bench_parser
 from bench.server import BenchServer
 from indexer.access_facts import document_access
 from indexer.analysis.korean import KoreanAnalyzer
@@ -228,14 +229,11 @@ def dataset_parser(
     doc: str | None, *, queries: int, port: int, seed: int
 ) -> argparse.ArgumentParser:
     """The command line shared by the benches over a generated data dir (`build`)."""
-    parser = argparse.ArgumentParser(
-        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(doc, port=port)
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=queries)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--reuse", action="store_true", help="reuse a data dir built before")
-    parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--seed", type=int, default=seed)
     return parser
 

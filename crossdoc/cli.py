@@ -8,10 +8,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
@@ -20,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from auth.access import VISIBILITIES
 from crossdoc.settings import Settings
-from crossdoc.wiring import ConfigurationError, Services, build_catalog, build_services
+from crossdoc.wiring import cli as roots
+from crossdoc.wiring.core import ConfigurationError, Core
 
 app = typer.Typer(
     help="Crossdoc: cross-ministry document cloud (범정부 문서 클라우드).",
@@ -28,6 +29,8 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+
+T = TypeVar("T")
 
 IMPORT_OWNER = "@import"  # not a valid username: imported documents are owned by no person
 
@@ -39,35 +42,13 @@ def _setup_logging() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _services(settings: Settings) -> Services:
+def _built(build: Callable[[Settings], T], settings: Settings) -> T:
+    """What `build` (a root in `crossdoc.wiring.cli`) makes, or exit 2 on bad settings."""
     try:
-        return build_services(settings)
+        return build(settings)
     except ConfigurationError as err:
         console.print(f"[red]configuration error:[/red] {err}")
         raise typer.Exit(2) from err
-
-
-def uvicorn_options(host: str, port: int) -> dict[str, object]:
-    """How we run uvicorn, here and in the tests.
-
-    httptools, through our protocol that answers the server layer's own refusals
-    (malformed request line, URL over 64 KiB → 414, request head over 160 KiB → 431)
-    in the JSON error shape. The 160 KiB head allowance lets an oversized
-    Authorization header reach our token check and get a clean 401 (capped at 4 KiB
-    there), instead of a reset connection.
-    """
-    from search_api.protocol import JsonErrorsHttpToolsProtocol
-
-    return {
-        "host": host,
-        "port": port,
-        "http": JsonErrorsHttpToolsProtocol,
-        # No WebSocket routes: an Upgrade request is an ordinary HTTP request to us,
-        # answered by the app (in JSON), not refused by the WebSocket layer in plain text.
-        "ws": "none",
-        "proxy_headers": False,
-        "log_level": "info",
-    }
 
 
 @app.command()
@@ -76,37 +57,12 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
 ) -> None:
     """Run the API (and the in-process indexer on the embedded default)."""
-    import uvicorn
-
-    from search_api.app import create_app
-    from search_api.bootstrap import bootstrap
+    # The API process, with its own root (`crossdoc.wiring.api`): the one command
+    # that loads the web package (`tests/test_architecture.py` allows it here only).
+    from search_api.server import run_server
 
     _setup_logging()
-    settings = Settings()
-    services = _services(settings)
-    report = bootstrap(
-        services,
-        admin_password=settings.admin_password.get_secret_value()
-        if settings.admin_password
-        else None,
-        demo=settings.demo,
-    )
-    if report.admin_password:
-        console.print(
-            f"[bold]관리자 계정 생성 · created user 'admin' with password:[/bold] "
-            f"{report.admin_password}\n(shown once; set CROSSDOC_ADMIN_PASSWORD to choose it)"
-        )
-    if report.demo_password:
-        console.print(
-            f"[bold]데모 조직 생성 · demo organisation created.[/bold] Users "
-            f"{', '.join(report.demo_users)} share the password: {report.demo_password} "
-            "(shown once)"
-        )
-    console.print(
-        f"Crossdoc: http://{host}:{port}/  (웹 화면 · web UI; API docs: /docs; "
-        f"data: {settings.data_dir.resolve()})"
-    )
-    uvicorn.run(create_app(settings, services), **uvicorn_options(host, port))  # type: ignore[arg-type]
+    _built(lambda settings: run_server(settings, host, port, console), Settings())
 
 
 @app.command()
@@ -145,7 +101,7 @@ def _hash_file(path: Path) -> tuple[str, int, bytes]:
     return digest.hexdigest(), size, head
 
 
-def _drain_if_possible(services: Services, quiet: bool = False) -> None:
+def _drain_if_possible(services: Core, quiet: bool = False) -> None:
     """Index queued documents in this process; fine to skip when a server holds the index."""
     from indexer.claims import ClaimKeeper
     from indexer.worker import drain_once
@@ -196,7 +152,6 @@ def import_(
     index: Annotated[bool, typer.Option(help="index now, unless a running server will")] = True,
 ) -> None:
     """Import a folder tree. Resumable: files already stored for the department are skipped."""
-    from indexer.worker import InProcessWorker
     from storage.catalog.records import NewAuditEvent
     from storage.ingest import BulkItem, StagedFile, accept_documents
 
@@ -206,20 +161,14 @@ def import_(
         console.print(f"[red]--visibility must be one of {', '.join(VISIBILITIES)}[/red]")
         raise typer.Exit(2)
     settings = Settings()
-    services = _services(settings)
+    services = _built(roots.for_import, settings)
     if services.catalog.get_department(department) is None:
         console.print(f"[red]no department {department!r}[/red]")
         raise typer.Exit(2)
     tag_list = tuple(t.strip() for t in tags.split(",") if t.strip())
     files = list(_walk(directory))
     # Index while importing (this process holds the index unless a server does).
-    worker = InProcessWorker(
-        services.catalog,
-        services.pipeline,
-        batch_size=settings.worker_batch_size,
-        batch_bytes=settings.worker_batch_bytes,
-        idle_seconds=0.5,
-    )
+    worker = services.worker
     if index:
         worker.start()
     audit = NewAuditEvent(
@@ -289,8 +238,7 @@ def reindex() -> None:
     """Rebuild the search index from the object store and the catalog."""
     _setup_logging()
     logging.getLogger().setLevel(logging.WARNING)
-    settings = Settings()
-    services = _services(settings)
+    services = _built(roots.for_reindex, Settings())
     try:
         services.index.clear()
     except Exception as err:
@@ -330,7 +278,7 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Re-hash the whole audit log; exit 1 naming the first record edited or removed."""
-    catalog = build_catalog(Settings())
+    catalog = _built(roots.for_audit, Settings())
     try:
         ok, checked, problem = catalog.verify_audit_chain()
     finally:
@@ -353,11 +301,11 @@ def audit_export(
     ] = None,
 ) -> None:
     """Write the audit log as JSON Lines: one event a line, with its chain hashes."""
-    from search_api.audit_writer import audit_json_line
+    from storage.catalog.audit_lines import audit_json_line
     from storage.catalog.records import NewAuditEvent
 
     since_at, until_at = _parse_time(since, "--since"), _parse_time(until, "--until")
-    catalog = build_catalog(Settings())
+    catalog = _built(roots.for_audit, Settings())
     try:
         catalog.append_audit(
             [

@@ -13,6 +13,12 @@ from typing import Protocol, runtime_checkable
 
 @runtime_checkable
 class Dispatcher(Protocol):
+    """Built by the API's composition root (`crossdoc.wiring.api`); always present."""
+
+    def start(self) -> None:
+        """Begin delivering (the in-process worker starts its threads); idempotent."""
+        ...
+
     def notify(self, document_ids: Sequence[str]) -> None:
         """Called after the catalog commit that wrote outbox rows for these documents.
 
@@ -24,4 +30,6 @@ class Dispatcher(Protocol):
         """Raise unless the queue answers (for /readyz)."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Stop delivering and release what `start` took; safe to call twice."""
+        ...

@@ -10,8 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from crossdoc import __version__
 from crossdoc.settings import Settings
-from crossdoc.wiring import Services, build_services
-from indexer.worker import InProcessWorker
+from crossdoc.wiring.api import Services, build_services
 from search_api.audit_writer import Auditor
 from search_api.bootstrap import BootstrapReport, bootstrap
 from search_api.errors import install_error_handlers
@@ -36,16 +35,6 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """Build the application. Adapters are built from `settings` unless `services` is given."""
     services = services or build_services(settings)
-    worker: InProcessWorker | None = None
-    if services.dispatcher is None:
-        # Embedded: no broker, so this process drains the outbox itself.
-        worker = InProcessWorker(
-            services.catalog,
-            services.pipeline,
-            batch_size=settings.worker_batch_size,
-            batch_bytes=settings.worker_batch_bytes,
-        )
-        services.dispatcher = worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,13 +48,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.state.bootstrap = report
         auditor = Auditor(services.catalog)
         app.state.auditor = auditor
-        if worker is not None:
-            worker.start()
+        # Embedded: the dispatcher is the in-process worker draining the outbox.
+        services.dispatcher.start()
         try:
             yield
         finally:
-            if worker is not None:
-                worker.stop()
+            services.dispatcher.close()
             auditor.close()
             services.close()
 

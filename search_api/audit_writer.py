@@ -9,14 +9,12 @@ wait for an fsync; `close()` flushes what is left.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
-import re
 import threading
 from collections.abc import Mapping
 
-from storage.catalog.records import AuditRecord, NewAuditEvent
+from storage.catalog.records import NewAuditEvent
 from storage.catalog.repository import Catalog
 
 log = logging.getLogger(__name__)
@@ -35,39 +33,6 @@ def _clip(value: object) -> object:
     if isinstance(value, dict):
         return {str(k)[:100]: _clip(v) for k, v in list(value.items())[:50]}
     return value
-
-
-# json.dumps escapes C0 controls (newline, ESC…) but, with ensure_ascii=False,
-# leaves C1 controls and the Unicode line and paragraph separators raw; some
-# line readers split on those, so they are escaped too. They can only occur
-# inside JSON strings, where `\uXXXX` means the same character.
-_LINE_BREAKERS = re.compile("[\u0080-\u009f\u2028\u2029]")
-
-
-def audit_json_line(record: AuditRecord) -> str:
-    """One audit record as one line of JSON (JSON Lines), newline included.
-
-    Hostile text (newlines, ANSI escapes in filenames or queries) stays inside
-    JSON strings, escaped, so every record is exactly one line. The hashes are
-    included so an export can be checked against the chain.
-    """
-    line = json.dumps(
-        {
-            "id": record.id,
-            "at": record.at.isoformat(),
-            "actor": record.actor,
-            "action": record.action,
-            "target": record.target,
-            "address": record.address,
-            "outcome": record.outcome,
-            "detail": record.detail,
-            "prev_hash": record.prev_hash,
-            "hash": record.hash,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return _LINE_BREAKERS.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n"
 
 
 class Auditor:

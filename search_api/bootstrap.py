@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from crossdoc.wiring import Services
+from crossdoc.wiring.api import Services
 from storage.errors import ConflictError
 
 DEMO_MINISTRIES = (

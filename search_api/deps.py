@@ -17,7 +17,7 @@ from auth.access import Permission, Principal, can
 from auth.errors import InvalidTokenError
 from auth.ratelimit import RateRule
 from auth.tokens import TokenClaims
-from crossdoc.wiring import Services
+from crossdoc.wiring.api import Services
 from indexer.access_facts import document_access, principal_of
 from search_api.audit_writer import Auditor
 from search_api.errors import ApiError, forbidden, not_found
@@ -287,39 +287,23 @@ def _load(
 DocumentId = Annotated[str, Path(max_length=64, description="document id")]
 
 
-@raises(404)
-def readable_document(
-    services: ServicesDep,
-    principal: PrincipalDep,
-    document_id: DocumentId,
-    auditor: AuditorDep,
-    request: Request,
-) -> DocumentRecord:
-    return _load(services, principal, document_id, Permission.READ, auditor, request)
+def _document_loader(permission: Permission) -> Callable[..., DocumentRecord]:
+    """The dependency loading the path's document for `permission` (see `_load`)."""
+
+    def load(
+        services: ServicesDep,
+        principal: PrincipalDep,
+        document_id: DocumentId,
+        auditor: AuditorDep,
+        request: Request,
+    ) -> DocumentRecord:
+        return _load(services, principal, document_id, permission, auditor, request)
+
+    load.__name__ = f"{permission.name.lower()}_document"
+    # Reading answers 404 only: a document one may not read is not there.
+    return raises(404)(load) if permission is Permission.READ else raises(403, 404)(load)
 
 
-@raises(403, 404)
-def writable_document(
-    services: ServicesDep,
-    principal: PrincipalDep,
-    document_id: DocumentId,
-    auditor: AuditorDep,
-    request: Request,
-) -> DocumentRecord:
-    return _load(services, principal, document_id, Permission.WRITE, auditor, request)
-
-
-@raises(403, 404)
-def managed_document(
-    services: ServicesDep,
-    principal: PrincipalDep,
-    document_id: DocumentId,
-    auditor: AuditorDep,
-    request: Request,
-) -> DocumentRecord:
-    return _load(services, principal, document_id, Permission.MANAGE, auditor, request)
-
-
-ReadableDoc = Annotated[DocumentRecord, Depends(readable_document)]
-WritableDoc = Annotated[DocumentRecord, Depends(writable_document)]
-ManagedDoc = Annotated[DocumentRecord, Depends(managed_document)]
+ReadableDoc = Annotated[DocumentRecord, Depends(_document_loader(Permission.READ))]
+WritableDoc = Annotated[DocumentRecord, Depends(_document_loader(Permission.WRITE))]
+ManagedDoc = Annotated[DocumentRecord, Depends(_document_loader(Permission.MANAGE))]

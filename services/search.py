@@ -117,9 +117,7 @@ def search_documents(
 
     # Late check: the catalog has the last word on every hit we return.
     docs = catalog.access_records([h.id for h in results.hits])
-    allowed = [
-        h for h in results.hits if h.id in docs and access.may_read(principal, docs[h.id])
-    ]
+    allowed = [h for h in results.hits if h.id in docs and access.may_read(principal, docs[h.id])]
     denied = len(results.hits) - len(allowed)
     return SearchResults(total=max(0, results.total - denied), hits=allowed, facets=results.facets)
 

@@ -189,7 +189,7 @@ def accept_document(
     key in a transaction of its own, where its key is decided.
     """
     # Without a typed title the file name stands in until indexing finds a
-    # title in the file's metadata (see indexer.pipeline.automatic_title).
+    # title in the file's metadata (see indexer.titles.automatic_title).
     clean_title = " ".join((title or "").split())[:500]
     if idempotency_key:
         fingerprint = upload_fingerprint(

@@ -15,10 +15,10 @@ import pytest
 import uvicorn
 
 from auth.passwords import Passwords
-from crossdoc.cli import uvicorn_options
 from crossdoc.settings import Settings
-from crossdoc.wiring import Services, build_services
+from crossdoc.wiring.api import Services, build_services
 from search_api.app import create_app
+from search_api.server import uvicorn_options
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 ADMIN_PASSWORD = "admin-password-for-tests"

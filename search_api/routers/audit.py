@@ -13,11 +13,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator
 
-from search_api.audit_writer import Auditor, audit_json_line
+from search_api.audit_writer import Auditor
 from search_api.deps import AddressDep, AuditorDep, AuditorRoleDep, ServicesDep
 from search_api.errors import ApiError
 from search_api.openapi import errors
 from search_api.schemas import AuditOut
+from storage.catalog.audit_lines import audit_json_line
 
 router = APIRouter(prefix="/admin", tags=["audit"])
 

@@ -216,7 +216,7 @@ async def upload_document(
                 },
             ),
         )
-    if created and services.dispatcher is not None:
+    if created:
         services.dispatcher.notify([doc.id])
     if not created:  # a retry with the same Idempotency-Key: audited on its own
         await run_in_threadpool(
@@ -249,8 +249,7 @@ def update_document(
     updated = services.catalog.update_metadata(
         doc.id, title=" ".join(body.title.split()) if body.title else None, tags=tags
     )
-    if services.dispatcher is not None:
-        services.dispatcher.notify([doc.id])
+    services.dispatcher.notify([doc.id])
     auditor.record(
         Auditor.event(
             principal.username,
@@ -353,8 +352,7 @@ async def put_content(
         updated = await run_in_threadpool(
             services.catalog.add_version, doc.id, blob, principal.username
         )
-    if services.dispatcher is not None:
-        services.dispatcher.notify([doc.id])
+    services.dispatcher.notify([doc.id])
     await run_in_threadpool(
         auditor.record,
         Auditor.event(
@@ -424,8 +422,7 @@ def delete_document(
     address: AddressDep,
 ) -> Response:
     services.catalog.soft_delete(doc.id)
-    if services.dispatcher is not None:
-        services.dispatcher.notify([doc.id])
+    services.dispatcher.notify([doc.id])
     auditor.record(Auditor.event(principal.username, "delete", doc.id, address))
     return Response(status_code=204)
 
@@ -486,8 +483,7 @@ def put_acl(
         raise ApiError(422, "validation_error", "grants: each principal at most once")
     grants = [GrantRecord(g.principal, g.permission, g.expires_at) for g in body.grants]
     updated = services.catalog.set_acl(doc.id, body.visibility, grants, principal.username)
-    if services.dispatcher is not None:
-        services.dispatcher.notify([doc.id])
+    services.dispatcher.notify([doc.id])
     auditor.record(
         Auditor.event(
             principal.username,

@@ -25,9 +25,8 @@ def readyz(services: ServicesDep) -> JSONResponse:
         "object_store": services.store.ping,
         "search_index": services.index.ping,
         "extractor": services.extractor.ping,
+        "worker": services.dispatcher.ping,
     }
-    if services.dispatcher is not None:
-        checks["worker"] = services.dispatcher.ping
     for name, check in checks.items():
         try:
             check()

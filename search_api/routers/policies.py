@@ -92,8 +92,7 @@ def create_policy(
     _check_references(services.catalog, new)
     audit = Auditor.event(admin.username, "policy_create", "", address, detail=_described(new))
     change = services.catalog.create_policy(new, admin.username, audit=audit)
-    if services.dispatcher is not None:
-        services.dispatcher.notify(())
+    services.dispatcher.notify(())
     return policy_out(change.policy, change.affected_documents)
 
 
@@ -135,8 +134,7 @@ def update_policy(
     detail = {**_described(new), "before": _described(_as_new(old))}
     audit = Auditor.event(admin.username, "policy_update", "", address, detail=detail)
     change = services.catalog.update_policy(policy_id, new, admin.username, audit=audit)
-    if services.dispatcher is not None:
-        services.dispatcher.notify(())
+    services.dispatcher.notify(())
     return policy_out(change.policy, change.affected_documents)
 
 
@@ -155,8 +153,7 @@ def delete_policy(
         admin.username, "policy_delete", "", address, detail=_described(_as_new(old))
     )
     services.catalog.delete_policy(policy_id, audit=audit)
-    if services.dispatcher is not None:
-        services.dispatcher.notify(())
+    services.dispatcher.notify(())
     return Response(status_code=204)
 
 

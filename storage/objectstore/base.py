@@ -9,6 +9,7 @@ catalog): losing an accepted document is the worst bug this product can have.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from typing import BinaryIO, Protocol, runtime_checkable
 from storage.errors import IntegrityError
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+#: How much of a file the stores read, hash or send at a time.
+CHUNK_SIZE = 1 << 20
 
 
 def blob_key_for(sha256: str) -> str:
@@ -40,6 +44,31 @@ def sha256_of_key(key: str) -> str:
     if match is None or not match.group(3).startswith(match.group(1) + match.group(2)):
         raise ValueError(f"not a blob key: {key!r}")
     return match.group(3)
+
+
+def check_digest(source: object, actual_sha: str, actual_size: int, sha256: str, size: int) -> None:
+    """Raise `IntegrityError` unless the bytes read from `source` are those declared."""
+    if actual_size != size:
+        raise IntegrityError(f"{source}: {actual_size} bytes, declared {size}; not stored")
+    if actual_sha != sha256:
+        raise IntegrityError(f"{source}: SHA-256 {actual_sha}, declared {sha256}; not stored")
+
+
+def check_source(source: Path, sha256: str, size: int) -> None:
+    """Hash `source` (bounded memory) and raise `IntegrityError` unless it matches.
+
+    Every adapter checks a file this way before it takes the file's bytes as a
+    blob it already holds (or sends nothing), so a wrong declaration is refused.
+    """
+    digest = hashlib.sha256()
+    read = 0
+    with source.open("rb") as src:
+        while chunk := src.read(CHUNK_SIZE):
+            read += len(chunk)
+            if read > size:
+                raise IntegrityError(f"{source}: more than the declared {size} bytes")
+            digest.update(chunk)
+    check_digest(source, digest.hexdigest(), read, sha256, size)
 
 
 @dataclass(frozen=True)

@@ -30,14 +30,22 @@ from storage.errors import (
     StorageFullError,
     StorageUnavailableError,
 )
-from storage.objectstore.base import StoredBlob, blob_key_for, sha256_of_key
+from storage.objectstore.base import (
+    CHUNK_SIZE,
+    StoredBlob,
+    blob_key_for,
+    check_digest,
+    check_source,
+    sha256_of_key,
+)
 
 __all__ = ["LocalObjectStore"]
 
 _log = logging.getLogger(__name__)
 
-# Copy and hash in 1 MiB steps: memory stays bounded whatever the file size.
-_CHUNK_SIZE = 1 << 20
+# Copy and hash in 1 MiB steps: memory stays bounded whatever the file size
+# (a name of this module's own, so a test can shrink the copy's steps).
+_CHUNK_SIZE = CHUNK_SIZE
 
 # Blobs are immutable; read-only files guard them against a stray open-for-write
 # (by us or an operator's tool). No access for "other": these are official papers.
@@ -135,7 +143,7 @@ class LocalObjectStore:
         existing = self._existing_size(target)
         if existing is not None:
             self._check_existing(key, existing, size)
-            _check_source(path, sha256, size)
+            check_source(path, sha256, size)
             self._sync_dirs(target.parent)
             return StoredBlob(key=key, sha256=sha256, size=size)
 
@@ -197,7 +205,7 @@ class LocalObjectStore:
                             )
                         digest.update(chunk)
                         _write_all(fd, chunk, tmp)
-                _check_digest(source, digest.hexdigest(), copied, sha256, size)
+                check_digest(source, digest.hexdigest(), copied, sha256, size)
                 try:
                     os.fchmod(fd, _BLOB_MODE)
                     # The bytes must be on disk before any name can point at them.
@@ -357,23 +365,3 @@ def _write_all(fd: int, data: bytes, path: Path) -> None:
             view = view[os.write(fd, view) :]
     except OSError as err:
         raise _store_error(err, f"cannot write {path}") from err
-
-
-def _check_digest(source: Path, actual_sha: str, actual_size: int, sha256: str, size: int) -> None:
-    if actual_size != size:
-        raise IntegrityError(f"{source}: {actual_size} bytes, declared {size}; not stored")
-    if actual_sha != sha256:
-        raise IntegrityError(f"{source}: SHA-256 {actual_sha}, declared {sha256}; not stored")
-
-
-def _check_source(source: Path, sha256: str, size: int) -> None:
-    """Hash `source` (bounded memory) and raise `IntegrityError` unless it matches."""
-    digest = hashlib.sha256()
-    read = 0
-    with source.open("rb") as src:
-        while chunk := src.read(_CHUNK_SIZE):
-            read += len(chunk)
-            if read > size:
-                raise IntegrityError(f"{source}: more than the declared {size} bytes")
-            digest.update(chunk)
-    _check_digest(source, digest.hexdigest(), read, sha256, size)

@@ -35,7 +35,13 @@ from storage.errors import (
     StorageFullError,
     StorageUnavailableError,
 )
-from storage.objectstore.base import StoredBlob, blob_key_for, sha256_of_key
+from storage.objectstore.base import (
+    CHUNK_SIZE,
+    StoredBlob,
+    blob_key_for,
+    check_source,
+    sha256_of_key,
+)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -45,7 +51,6 @@ __all__ = ["S3ObjectStore"]
 
 _log = logging.getLogger(__name__)
 
-_CHUNK_SIZE = 1 << 20
 _SHA256_META = "x-amz-meta-sha256"
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -329,12 +334,12 @@ class S3ObjectStore:
         existing = self._stat(key)
         if existing is not None:
             self._check_stored(key, existing, sha256, size)
-            _check_source(path, sha256, size)
+            check_source(path, sha256, size)
             return StoredBlob(key=key, sha256=sha256, size=size)
 
         if size == 0:
             # minio sends an empty body without calling read(): check before, not during.
-            _check_source(path, sha256, size)
+            check_source(path, sha256, size)
         try:
             with path.open("rb") as file:
                 reader = _VerifyingReader(file, path, sha256, size)
@@ -386,7 +391,7 @@ class S3ObjectStore:
         See `ObjectStore.open`; `ValueError` for a bad key. Read errors mid-stream
         raise `StorageUnavailableError`.
         """
-        return io.BufferedReader(_ObjectReader(self._get(key), key), _CHUNK_SIZE)
+        return io.BufferedReader(_ObjectReader(self._get(key), key), CHUNK_SIZE)
 
     def iter_chunks(self, key: str, chunk_size: int = 1 << 16) -> Iterator[bytes]:
         """Stream a blob in chunks of at most `chunk_size` bytes.
@@ -444,19 +449,3 @@ class S3ObjectStore:
             raise StorageUnavailableError(str(err)) from err
         if not found:
             raise StorageUnavailableError(f"bucket {self._bucket} does not exist")
-
-
-def _check_source(source: Path, sha256: str, size: int) -> None:
-    """Hash `source` (bounded memory) and raise `IntegrityError` unless it matches."""
-    digest = hashlib.sha256()
-    read = 0
-    with source.open("rb") as src:
-        while chunk := src.read(_CHUNK_SIZE):
-            read += len(chunk)
-            if read > size:
-                raise IntegrityError(f"{source}: more than the declared {size} bytes")
-            digest.update(chunk)
-    if read != size:
-        raise IntegrityError(f"{source}: {read} bytes, declared {size}; not stored")
-    if digest.hexdigest() != sha256:
-        raise IntegrityError(f"{source}: SHA-256 {digest.hexdigest()}, declared {sha256}")

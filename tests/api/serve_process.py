@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from crossdoc.settings import Settings
-from crossdoc.wiring import build_services
+from crossdoc.wiring.api import build_services
 from search_api.bootstrap import bootstrap
 from tests.conftest import ADMIN_PASSWORD, PASSWORD, fast_passwords, free_port
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from crossdoc.settings import Settings
-from crossdoc.wiring import build_catalog
+from crossdoc.wiring.core import build_catalog
 from storage.catalog.records import NewAuditEvent
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from auth.access import Principal
 from crossdoc.settings import Settings
-from crossdoc.wiring import build_services
+from crossdoc.wiring.api import build_services
 from indexer.index.base import SearchRequest
 from indexer.query import parse_user_query
 from search_api.bootstrap import bootstrap

@@ -8,7 +8,6 @@ adding a param to the fixture; a behaviour it lacks is declared in
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,41 +24,10 @@ from indexer.index.base import (
 )
 from indexer.query import parse_user_query
 from storage.catalog.policy_match import PolicyMatch
+from tests.factories import T0
+from tests.factories import index_doc as doc
 
 GOV = frozenset({"gov"})
-T0 = datetime(2024, 3, 1, 9, 0, 0, tzinfo=UTC)
-
-
-def doc(
-    doc_id: str,
-    body: str = "",
-    *,
-    readers: Iterable[str] = ("gov",),
-    title: str = "문서",
-    filename: str | None = None,
-    revision: int = 1,
-    department: str = "dept-a",
-    ministry: str = "ministry-a",
-    content_type: str = "application/pdf",
-    tags: tuple[str, ...] = (),
-    created_at: datetime = T0,
-) -> IndexDocument:
-    """An index document readable by `readers` (a permission case is one argument)."""
-    return IndexDocument(
-        id=doc_id,
-        revision=revision,
-        title=title,
-        filename=filename if filename is not None else f"{doc_id}.pdf",
-        body=body,
-        department=department,
-        ministry=ministry,
-        content_type=content_type,
-        tags=tags,
-        owner="user:owner",
-        readers=frozenset(readers),
-        created_at=created_at,
-        updated_at=created_at,
-    )
 
 
 def put(index: SearchIndex, *docs: IndexDocument) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,30 +11,12 @@ import tantivy
 
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.errors import InvalidQueryError, SearchUnavailableError
-from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
+from indexer.index.base import AccessFilter, SearchRequest
 from indexer.index.tantivy_index import TantivyIndex
 from indexer.query import parse_user_query
+from tests.factories import index_doc as doc
 
 GOV = frozenset({"gov"})
-
-
-def doc(doc_id: str, body: str, *, revision: int = 1, title: str = "제목") -> IndexDocument:
-    moment = datetime(2024, 1, 1, tzinfo=UTC)
-    return IndexDocument(
-        id=doc_id,
-        revision=revision,
-        title=title,
-        filename=f"{doc_id}.txt",
-        body=body,
-        department="d",
-        ministry="m",
-        content_type="text/plain",
-        tags=(),
-        owner="user:o",
-        readers=GOV,
-        created_at=moment,
-        updated_at=moment,
-    )
 
 
 def request(q: str, **kwargs: object) -> SearchRequest:
@@ -200,8 +181,7 @@ def test_an_upsert_analyses_its_documents_a_group_at_a_time_in_one_commit(
     # update_access rebuilds from stored bodies the same way.
     groups.clear()
     missing = index.update_access(
-        [replace(doc(f"d{i}", ""), readers=frozenset({"gov", "x"})) for i in range(6)]
-        + [doc("absent", "")]
+        [doc(f"d{i}", "", readers={"gov", "x"}) for i in range(6)] + [doc("absent", "")]
     )
     assert missing == ["absent"]
     assert len(groups) >= 3

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,30 +12,12 @@ from crossdoc.settings import shipped_analysis_file
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.analysis.synonyms import Synonyms, SynonymsFile, parse_synonyms
 from indexer.analysis.user_dictionary import load_user_dictionary
-from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
+from indexer.index.base import AccessFilter, SearchRequest
 from indexer.index.tantivy_index import TantivyIndex
 from indexer.query import parse_user_query
+from tests.factories import index_doc as doc
 
 GOV = frozenset({"gov"})
-
-
-def doc(doc_id: str, body: str, title: str = "공문") -> IndexDocument:
-    moment = datetime(2024, 1, 1, tzinfo=UTC)
-    return IndexDocument(
-        id=doc_id,
-        revision=1,
-        title=title,
-        filename=f"{doc_id}.hwp",
-        body=body,
-        department="d",
-        ministry="m",
-        content_type="application/x-hwp",
-        tags=(),
-        owner="user:o",
-        readers=GOV,
-        created_at=moment,
-        updated_at=moment,
-    )
 
 
 def found(index: TantivyIndex, q: str) -> set[str]:

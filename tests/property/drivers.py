@@ -30,7 +30,7 @@ import httpx
 
 from auth.errors import InvalidTokenError
 from crossdoc.settings import Settings
-from crossdoc.wiring import Services, build_services
+from crossdoc.wiring.api import Services, build_services
 from indexer.extraction.base import Extraction, TextExtractor
 from indexer.worker import drain_once
 from search_api.app import create_app
@@ -70,6 +70,9 @@ class SharedExtractor:
 
 class ManualDispatcher:
     """No background worker: the test drains the outbox itself, when it chooses."""
+
+    def start(self) -> None:
+        pass
 
     def notify(self, document_ids: Sequence[str]) -> None:
         del document_ids

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from crossdoc.settings import Settings, shipped_analysis_file
-from crossdoc.wiring import ConfigurationError, build_analyzer
+from crossdoc.wiring.core import ConfigurationError, build_analyzer
 from indexer.analysis import korean
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.analysis.query_terms import analyze_query

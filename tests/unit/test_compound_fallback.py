@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,9 @@ import indexer.index.tantivy_index as tantivy_index
 from indexer.analysis.grams import hangul_grams, query_runs, run_grams
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.analysis.query_terms import analyze_query
-from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
+from indexer.index.base import AccessFilter, SearchRequest
 from indexer.query import parse_user_query
-
-T0 = datetime(2024, 3, 1, tzinfo=UTC)
+from tests.factories import index_doc
 
 
 def test_grams_are_consecutive_inside_a_run_and_apart_across_runs() -> None:
@@ -55,24 +53,6 @@ def test_the_fallback_surface_leaves_particles_out() -> None:
     assert analyzed.highlight_surfaces == frozenset({"키오스크", "바우처"})
 
 
-def _doc(doc_id: str, body: str, title: str = "문서") -> IndexDocument:
-    return IndexDocument(
-        id=doc_id,
-        revision=1,
-        title=title,
-        filename="",
-        body=body,
-        department="d",
-        ministry="m",
-        content_type="text/plain",
-        tags=(),
-        owner="user:o",
-        readers=frozenset({"gov"}),
-        created_at=T0,
-        updated_at=T0,
-    )
-
-
 def test_the_morphological_tier_holds_even_if_the_fallback_weighed_more(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -84,8 +64,10 @@ def test_the_morphological_tier_holds_even_if_the_fallback_weighed_more(
         filler = " ".join(f"항목{i} 검토" for i in range(200))
         index.upsert(
             [
-                _doc("inside", "배리어프리키오스크 배리어프리키오스크", title="배리어프리키오스크"),
-                *(_doc(f"word-{i}", f"{filler} 민원실에 키오스크를 둔다.") for i in range(3)),
+                index_doc(
+                    "inside", "배리어프리키오스크 배리어프리키오스크", title="배리어프리키오스크"
+                ),
+                *(index_doc(f"word-{i}", f"{filler} 민원실에 키오스크를 둔다.") for i in range(3)),
             ]
         )
         request = SearchRequest(query=parse_user_query("키오스크"))
@@ -101,7 +83,7 @@ def test_without_the_fallback_the_grams_field_stays_empty(tmp_path: Path) -> Non
         tmp_path / "index", KoreanAnalyzer(), compound_fallback=False
     )
     try:
-        index.upsert([_doc("inside", "배리어프리키오스크 사업")])
+        index.upsert([index_doc("inside", "배리어프리키오스크 사업")])
         request = SearchRequest(query=parse_user_query("키오스크"))
         assert index.search(request, AccessFilter(frozenset({"gov"}))).total == 0
     finally:

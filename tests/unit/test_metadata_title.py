@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.pipeline import metadata_title
+from indexer.titles import metadata_title
 
 
 @pytest.mark.parametrize(

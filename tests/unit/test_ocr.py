@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from crossdoc.settings import Settings
-from crossdoc.wiring import build_extractor
+from crossdoc.wiring.core import build_extractor
 from indexer.extraction.base import Extraction, ExtractionStatus
 from indexer.extraction.classify import ParserReport, classify
 from indexer.extraction.native import NativeTikaExtractor

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from crossdoc.settings import Settings
-from crossdoc.wiring import Services, build_services
+from crossdoc.wiring.api import Services, build_services
 from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
 from indexer.pipeline import IndexingPipeline
 from indexer.query import parse_user_query

@@ -1,37 +1,24 @@
-"""Building the adapters from settings: the one place that chooses engines.
+"""What every Crossdoc process builds from settings: the one place that chooses engines.
 
-`search_api.app.create_app` (the API process) and the worker bootstrap each call
-`build_services` once; every other module receives what it needs explicitly.
+Settings → catalog, object store, extractor, index, indexing pipeline (`Core`).
+Each process has its own composition root on top of this: `crossdoc.wiring.api`
+(the API: tokens, passwords, rate limits, the dispatcher), `crossdoc.wiring.worker`
+(the indexing worker: no web objects) and `crossdoc.wiring.cli` (the commands).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
-from dataclasses import dataclass, field
-from datetime import timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
-from auth.keys import FileKeyRing, KeyRingError
-from auth.passwords import Passwords
-from auth.ratelimit import (
-    InProcessRateLimiter,
-    NoRateLimiter,
-    RateLimiter,
-    RateRule,
-    RateRules,
-)
-from auth.tokens import TokenService
 from crossdoc.settings import Settings
-from indexer.dispatch import Dispatcher
 from indexer.errors import AnalysisConfigError
 from indexer.extraction.base import TextExtractor
 from indexer.index.base import SearchIndex
 from indexer.pipeline import IndexingPipeline
 from storage.catalog.repository import Catalog
-from storage.group_commit import UploadCommits
 from storage.objectstore.base import ObjectStore
 
 if TYPE_CHECKING:
@@ -45,46 +32,24 @@ class ConfigurationError(Exception):
 
 
 @dataclass
-class Services:
-    """Everything a Crossdoc process works with, built once at start-up."""
+class Core:
+    """The adapters every Crossdoc process works with, built once at start-up."""
 
     settings: Settings
     catalog: Catalog
     store: ObjectStore
     extractor: TextExtractor
     index: SearchIndex
-    tokens: TokenService
-    passwords: Passwords
     pipeline: IndexingPipeline
-    limiter: RateLimiter = field(default_factory=NoRateLimiter)
-    rate_rules: RateRules = field(default_factory=RateRules)
-    dispatcher: Dispatcher | None = None
-    closers: list[object] = field(default_factory=list)
-    #: Uploads that arrive together commit together (see storage.group_commit).
-    upload_commits: UploadCommits = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.upload_commits = UploadCommits(self.catalog)
+    def parts(self) -> dict[str, Any]:
+        """The fields, by name: a process's root builds its own services from them."""
+        return {f.name: getattr(self, f.name) for f in fields(Core)}
 
     def close(self) -> None:
-        if self.dispatcher is not None:
-            self.dispatcher.close()
         self.extractor.close()
         self.index.close()
         self.catalog.close()
-
-
-def _secret_file(path: Path) -> str:
-    """A secret generated once and kept (mode 0600) in the data dir."""
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(secret, encoding="utf-8")
-    tmp.chmod(0o600)
-    tmp.replace(path)
-    return secret
 
 
 def build_object_store(settings: Settings) -> ObjectStore:
@@ -178,47 +143,6 @@ def build_analyzer(settings: Settings) -> KoreanAnalyzer:
         raise ConfigurationError(f"CROSSDOC_USER_DICTIONARY: {err}") from err
 
 
-def build_tokens(settings: Settings) -> TokenService:
-    secret = (
-        settings.jwt_secret.get_secret_value()
-        if settings.jwt_secret is not None
-        else _secret_file(settings.data_dir / "jwt-secret")
-    )
-    access_ttl = timedelta(minutes=settings.access_token_minutes)
-    refresh_ttl = timedelta(hours=settings.refresh_token_hours)
-    try:
-        keys = FileKeyRing(settings.keys_file, secret, max(access_ttl, refresh_ttl))
-    except KeyRingError as err:
-        raise ConfigurationError(str(err)) from err
-    return TokenService(keys, access_ttl=access_ttl, refresh_ttl=refresh_ttl)
-
-
-def build_rate_rules(settings: Settings) -> RateRules:
-    def per_minute(name: str, capacity: int) -> RateRule | None:
-        return RateRule(name, capacity, 60.0) if capacity else None
-
-    failures = settings.rate_sign_in_failures_per_user
-    return RateRules(
-        sign_in_per_address=per_minute("sign_in", settings.rate_sign_in_per_address),
-        sign_in_failures_per_user=(
-            RateRule(
-                "sign_in_failures", failures, settings.rate_sign_in_failure_window_minutes * 60.0
-            )
-            if failures
-            else None
-        ),
-        search_per_user=per_minute("search", settings.rate_search_per_user),
-        search_per_address=per_minute("search", settings.rate_search_per_address),
-        download_per_user=per_minute("download", settings.rate_download_per_user),
-        download_per_address=per_minute("download", settings.rate_download_per_address),
-    )
-
-
-def build_rate_limiter(settings: Settings) -> RateLimiter:
-    """In-process buckets: right for one API process (a shared store for several is planned)."""
-    return InProcessRateLimiter() if settings.rate_limits else NoRateLimiter()
-
-
 def build_catalog(settings: Settings) -> Catalog:
     """The catalog alone, migrated (for commands that need nothing else)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -227,8 +151,11 @@ def build_catalog(settings: Settings) -> Catalog:
     return catalog
 
 
-def build_services(settings: Settings, *, passwords: Passwords | None = None) -> Services:
-    """Build and start every adapter the settings ask for (the catalog is migrated)."""
+def check_settings(settings: Settings) -> None:
+    """Refuse settings unfit to run with (`ConfigurationError`); make the data dir.
+
+    Production checks included, so every process refuses the same configurations.
+    """
     problems = settings.check_for_production()
     if problems:
         raise ConfigurationError("; ".join(problems))
@@ -238,7 +165,14 @@ def build_services(settings: Settings, *, passwords: Passwords | None = None) ->
             "CROSSDOC_BROKER_URL (Celery) is not supported by this build yet; unset it to "
             "index in-process"
         )
-    tokens = build_tokens(settings)
+
+
+def build_core(settings: Settings) -> Core:
+    """Build and start the shared adapters the settings ask for (the catalog is migrated).
+
+    Raises `ConfigurationError` (see `check_settings`).
+    """
+    check_settings(settings)
     catalog = build_catalog(settings)
     store = build_object_store(settings)
     extractor = build_extractor(settings)
@@ -255,15 +189,11 @@ def build_services(settings: Settings, *, passwords: Passwords | None = None) ->
         settings.spool_dir,
         batch_text_bytes=settings.worker_batch_text_bytes,
     )
-    return Services(
+    return Core(
         settings=settings,
         catalog=catalog,
         store=store,
         extractor=extractor,
         index=index,
-        tokens=tokens,
-        passwords=passwords or Passwords(),
         pipeline=pipeline,
-        limiter=build_rate_limiter(settings),
-        rate_rules=build_rate_rules(settings),
     )

@@ -1,0 +1,31 @@
+"""The command line's composition root: what each `crossdoc` command builds.
+
+No command but `serve` (the API process, built by `crossdoc.wiring.api`) builds web
+objects or loads the web package: importing, re-indexing and the audit commands
+work on the shared adapters (`crossdoc.wiring.core`) and the indexing worker.
+"""
+
+from __future__ import annotations
+
+from crossdoc.settings import Settings
+from crossdoc.wiring.core import Core, build_catalog, build_core
+from crossdoc.wiring.worker import WorkerServices, build_worker
+from storage.catalog.repository import Catalog
+
+#: `crossdoc import` indexes while it imports: its worker looks for new rows often.
+IMPORT_IDLE_SECONDS = 0.5
+
+
+def for_import(settings: Settings) -> WorkerServices:
+    """`crossdoc import`: the shared adapters and a worker (not started) to index as it goes."""
+    return build_worker(settings, idle_seconds=IMPORT_IDLE_SECONDS)
+
+
+def for_reindex(settings: Settings) -> Core:
+    """`crossdoc reindex`: the shared adapters (the index is emptied and rebuilt from them)."""
+    return build_core(settings)
+
+
+def for_audit(settings: Settings) -> Catalog:
+    """`crossdoc audit verify|export`: the catalog alone, migrated."""
+    return build_catalog(settings)
