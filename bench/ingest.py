@@ -31,7 +31,7 @@ import httpx
 
 from bench import korean
 from bench.server import ADMIN_PASSWORD, BenchServer
-from storage.catalog import Catalog
+from storage.catalog.sql import SqlCatalog
 
 PASSWORD = "bench-password-1"
 
@@ -99,7 +99,7 @@ class Bench:
                 },
             )
         self.token = self.server.sign_in("uploader", PASSWORD)
-        self.catalog = Catalog(f"sqlite:///{self.data_dir / 'catalog.sqlite3'}")
+        self.catalog = SqlCatalog(f"sqlite:///{self.data_dir / 'catalog.sqlite3'}")
 
     def client(self) -> httpx.Client:
         return httpx.Client(
@@ -109,7 +109,7 @@ class Bench:
         )
 
     def pending(self) -> int:
-        return self.catalog.outbox_backlog()
+        return self.catalog.outbox.backlog()
 
     def upload_many(self, files: list[tuple[str, bytes]], threads: int = 4) -> tuple[float, float]:
         """Upload all files; return (upload seconds, end-to-end seconds until indexed)."""

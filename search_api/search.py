@@ -34,8 +34,8 @@ from indexer.index.base import (
     SuggestionKind,
 )
 from indexer.query import UserQuery
+from storage.catalog.ports import CatalogStore
 from storage.catalog.records import PolicyRecord
-from storage.catalog.repository import Catalog
 
 
 def _sort_key(request: SearchRequest, hit: SearchHit) -> tuple[float, str]:
@@ -77,11 +77,11 @@ class _Access:
     stale_ids: frozenset[str]
 
 
-def _caller_access(catalog: Catalog, principal: Principal) -> _Access:
+def _caller_access(catalog: CatalogStore, principal: Principal) -> _Access:
     """The access filter's inputs for `principal`, from the live catalog (shared by
     search, suggestions and corrections, so they can never disagree)."""
     now = datetime.now(UTC)
-    snapshot = catalog.access_snapshot()
+    snapshot = catalog.documents.access_snapshot()
     policies = snapshot.policies
     grants = [policy_grant(p) for p in policies]
     tokens = search_tokens(principal, grants, now)
@@ -93,11 +93,11 @@ def _caller_access(catalog: Catalog, principal: Principal) -> _Access:
     return _Access(now, policies, tokens, reader_matches, frozenset(snapshot.stale_ids))
 
 
-def _readable_stale(catalog: Catalog, principal: Principal, access: _Access) -> frozenset[str]:
+def _readable_stale(catalog: CatalogStore, principal: Principal, access: _Access) -> frozenset[str]:
     """The stale documents the catalog lets `principal` read."""
     return frozenset(
         doc_id
-        for doc_id, doc in catalog.access_records(sorted(access.stale_ids)).items()
+        for doc_id, doc in catalog.documents.access_records(sorted(access.stale_ids)).items()
         if can(principal, document_access(doc, access.policies), Permission.READ, access.now)
     )
 
@@ -108,7 +108,7 @@ COMPOUND_FALLBACK_BELOW = 100
 
 
 def search_documents(
-    catalog: Catalog,
+    catalog: CatalogStore,
     index: SearchIndex,
     principal: Principal,
     request: SearchRequest,
@@ -180,7 +180,7 @@ def search_documents(
 
     page = results.hits[request.offset : request.offset + request.limit]
     # Late check: the catalog has the last word on every hit we return.
-    docs = catalog.access_records([h.id for h in page])
+    docs = catalog.documents.access_records([h.id for h in page])
     allowed = [
         h
         for h in page
@@ -221,7 +221,7 @@ MAX_SUGGESTIONS = 20
 
 
 def suggest_for(
-    catalog: Catalog, index: SearchIndex, principal: Principal, prefix: str, limit: int = 10
+    catalog: CatalogStore, index: SearchIndex, principal: Principal, prefix: str, limit: int = 10
 ) -> list[Suggestion]:
     """Titles and terms beginning with `prefix` from documents `principal` may read.
 
@@ -249,7 +249,7 @@ def suggest_for(
 
 
 def corrections_for(
-    catalog: Catalog, index: SearchIndex, principal: Principal, query: UserQuery
+    catalog: CatalogStore, index: SearchIndex, principal: Principal, query: UserQuery
 ) -> str | None:
     """A corrected query ("did you mean"), each positive word replaced by the nearest
     term of the documents `principal` may read that it is not; None if no word has one.

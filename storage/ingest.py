@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from storage.catalog.ports import CatalogStore
 from storage.catalog.records import (
     DocumentRecord,
     GrantRecord,
@@ -28,7 +29,6 @@ from storage.catalog.records import (
     NewDocument,
     upload_fingerprint,
 )
-from storage.catalog.repository import Catalog
 from storage.content_guess import guess_content_type
 from storage.errors import IdempotencyKeyReusedError, StorageError, os_storage_error
 from storage.filenames import sanitize_filename
@@ -158,7 +158,7 @@ def store_blob(
 
 
 def accept_document(
-    catalog: Catalog,
+    catalog: CatalogStore,
     store: ObjectStore,
     staged: StagedFile,
     *,
@@ -177,7 +177,7 @@ def accept_document(
 
     `audit`, if given, is recorded in the same transaction (its target becomes
     the new document's id), so an upload and its audit record exist together.
-    With an `idempotency_key` (see `Catalog.create_document`), a retry of the
+    With an `idempotency_key` (see `Documents.create`), a retry of the
     same upload returns the first document (created=False) and another upload
     under the key raises `IdempotencyKeyReusedError`; both are decided before
     the bytes are stored, so a refused upload leaves no unreferenced blob.
@@ -189,12 +189,12 @@ def accept_document(
         fingerprint = upload_fingerprint(
             staged.sha256, sanitize_filename(filename), clean_title, visibility, tags
         )
-        replay = catalog.idempotent_replay(owner, idempotency_key, fingerprint)
+        replay = catalog.documents.idempotent_replay(owner, idempotency_key, fingerprint)
         if replay is not None:
             return replay, False
     blob = store_blob(store, staged, filename, declared_type)
     try:
-        return catalog.create_document(
+        return catalog.documents.create(
             NewDocument(
                 blob=blob,
                 title=clean_title or blob.filename,
@@ -228,7 +228,7 @@ class BulkItem:
 
 
 def accept_documents(
-    catalog: Catalog,
+    catalog: CatalogStore,
     store: ObjectStore,
     items: list[BulkItem],
     *,
@@ -259,4 +259,4 @@ def accept_documents(
         )
         for item, blob in zip(items, blobs, strict=True)
     ]
-    return catalog.create_documents(news, audit=audit)
+    return catalog.documents.create_many(news, audit=audit)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["crossdoc", "auth", "storage", "indexer", "search_api", "infra"]
+PACKAGES = ["crossdoc", "auth", "storage", "indexer", "search_api", "services", "infra"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
