@@ -1,10 +1,12 @@
 """Recording audit events.
 
-Changes (uploads, ACL, organisation, sign-ins, denials) are written synchronously,
-in their own transaction, before the answer. High-volume reads (searches, reads,
-downloads) go through a small queue flushed by a background thread every few
-hundred milliseconds in one transaction per batch, so that a search does not
-wait for an fsync; `close()` flushes what is left.
+Document changes (upload, new version, metadata, ACL, delete) and policy changes
+are audited in their own transaction (`services.documents`, the catalog's unit
+of work), not here. Other events (organisation changes, sign-ins, denials) are
+written synchronously, in a transaction of their own, before the answer.
+High-volume reads (searches, reads, downloads) go through a small queue flushed
+by a background thread every few hundred milliseconds in one transaction per
+batch, so that a search does not wait for an fsync; `close()` flushes what is left.
 """
 
 from __future__ import annotations

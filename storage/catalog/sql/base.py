@@ -9,7 +9,7 @@ work commits, and everything is rolled back if it does not.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
@@ -26,19 +26,24 @@ class SqlRepository:
     def is_sqlite(self) -> bool:
         return self._db.is_sqlite
 
-    @contextmanager
-    def _session(self, write: bool = False) -> Iterator[Session]:
+    def _session(self, write: bool = False) -> AbstractContextManager[Session]:
         if self._bound is not None:
-            yield self._bound
-            self._bound.flush()
-            return
-        with self._db.session(write) as s:
-            yield s
+            return _in_unit_of_work(self._bound)
+        return self._db.session(write)
 
-    @contextmanager
-    def _read(self, *, single_statement: bool = False) -> Iterator[Connection]:
+    def _read(self, *, single_statement: bool = False) -> AbstractContextManager[Connection]:
         if self._bound is not None:
-            yield self._bound.connection()
-            return
-        with self._db.read(single_statement=single_statement) as conn:
-            yield conn
+            return _connection_of(self._bound)
+        # Not wrapped again: the per-request read paths pay for one context manager.
+        return self._db.read(single_statement=single_statement)
+
+
+@contextmanager
+def _in_unit_of_work(session: Session) -> Iterator[Session]:
+    yield session
+    session.flush()  # errors surface at the statement that caused them
+
+
+@contextmanager
+def _connection_of(session: Session) -> Iterator[Connection]:
+    yield session.connection()
