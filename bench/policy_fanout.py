@@ -32,13 +32,12 @@ from bench import korean
 from bench.search_latency import PASSWORD, dataset_parser, percentile, prepared_dataset, rss_kib
 from bench.server import ADMIN_PASSWORD, BenchServer
 from storage.catalog import models as m
-from storage.catalog.ports import CatalogStore
 from storage.catalog.sql import SqlCatalog
 
 FANOUT_TAG = "fanout"
 
 
-def behind(catalog: CatalogStore) -> int:
+def behind(catalog: SqlCatalog) -> int:
     """Documents whose index entry is older than their last policy change."""
     with catalog.engine.connect() as conn:
         return int(
@@ -51,7 +50,7 @@ def behind(catalog: CatalogStore) -> int:
         )
 
 
-def wait_caught_up(catalog: CatalogStore, timeout: float) -> float:
+def wait_caught_up(catalog: SqlCatalog, timeout: float) -> float:
     """Seconds until no document is behind (polled every 0.2 s)."""
     start = time.perf_counter()
     while behind(catalog):
