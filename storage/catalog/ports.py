@@ -39,6 +39,7 @@ from storage.catalog.records import (
     AccessSnapshot,
     AuditFilter,
     AuditRecord,
+    ChainCheck,
     DepartmentRecord,
     DocumentRecord,
     ExtractionRecord,
@@ -292,7 +293,7 @@ class AuditLog(Protocol):
     def each(self, where: AuditFilter = ..., *, batch: int = 1000) -> Iterator[AuditRecord]:
         """Every record matching `where`, oldest first, read in batches."""
 
-    def verify_chain(self) -> tuple[bool, int, str]:
+    def verify_chain(self) -> ChainCheck:
         """Re-hash the chain: (ok, records checked, first problem)."""
 
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -340,3 +341,13 @@ def audit_event(
         outcome=outcome,
         detail=clipped,
     )
+
+
+class ChainCheck(NamedTuple):
+    """The outcome of re-hashing the audit chain (`AuditLog.verify_chain`)."""
+
+    ok: bool
+    #: Records that verified before the first problem (all of them if ok).
+    checked: int
+    #: The first record that does not verify, and why ("" if ok).
+    problem: str

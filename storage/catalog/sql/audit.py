@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage.catalog import models as m
-from storage.catalog.records import AuditFilter, AuditRecord, NewAuditEvent
+from storage.catalog.records import AuditFilter, AuditRecord, ChainCheck, NewAuditEvent
 from storage.catalog.sql.base import SqlRepository
 from storage.catalog.sql.database import now as _now
 
@@ -164,7 +164,7 @@ class SqlAuditLog(SqlRepository):
                 return
             after = rows[-1].id
 
-    def verify_chain(self) -> tuple[bool, int, str]:
+    def verify_chain(self) -> ChainCheck:
         """Re-hash the whole chain and compare its end with the head.
 
         Returns (ok, records checked, first problem). The problem names the
@@ -180,14 +180,14 @@ class SqlAuditLog(SqlRepository):
                 audit_fields(r.at, r.actor, r.action, r.target, r.address, r.outcome, r.detail),
             )
             if r.prev_hash != prev:
-                return (
+                return ChainCheck(
                     False,
                     checked,
                     f"record {r.id}: chain broken: the record before it "
                     f"(after record {last_id}) was removed or altered",
                 )
             if r.hash != expected:
-                return False, checked, f"record {r.id}: contents do not match its hash"
+                return ChainCheck(False, checked, f"record {r.id}: contents do not match its hash")
             prev = r.hash
             checked += 1
             last_id = r.id
@@ -195,14 +195,14 @@ class SqlAuditLog(SqlRepository):
             head = s.get(m.AuditChainHead, 1)
             if head is None:
                 if checked:
-                    return False, checked, "the chain head is missing"
-                return True, 0, ""
+                    return ChainCheck(False, checked, "the chain head is missing")
+                return ChainCheck(True, 0, "")
             if head.last_hash != prev or head.count != checked:
-                return (
+                return ChainCheck(
                     False,
                     checked,
                     f"record {last_id + 1}: missing: the log ends at record {last_id} "
                     f"({checked} records) but its head records {head.count} records "
                     f"ending at record {head.last_id}",
                 )
-        return True, checked, ""
+        return ChainCheck(True, checked, "")
