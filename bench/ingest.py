@@ -44,7 +44,8 @@ import httpx
 from bench import korean
 from bench.options import bench_parser
 from bench.server import ADMIN_PASSWORD, BenchServer
-from storage.catalog import Catalog
+from storage.catalog.ports import CatalogStore
+from storage.catalog.sql import SqlCatalog
 from storage.group_commit import UploadCommits
 from storage.ingest import SpoolWriter, accept_document
 from storage.objectstore.base import ObjectStore
@@ -118,7 +119,7 @@ class Bench:
                 },
             )
         self.token = self.server.sign_in("uploader", PASSWORD)
-        self.catalog = Catalog(f"sqlite:///{self.data_dir / 'catalog.sqlite3'}")
+        self.catalog = SqlCatalog(f"sqlite:///{self.data_dir / 'catalog.sqlite3'}")
 
     def client(self) -> httpx.Client:
         return httpx.Client(
@@ -128,13 +129,13 @@ class Bench:
         )
 
     def pending(self) -> int:
-        return self.catalog.outbox_backlog()
+        return self.catalog.outbox.backlog()
 
     def commit_times(self) -> set[object]:
         """The distinct creation times of the documents: one per catalog transaction
         that recorded uploads (a transaction gives all its documents its time)."""
-        ids = [i for batch in self.catalog.all_document_ids() for i in batch]
-        return {d.created_at for d in self.catalog.get_documents(ids)}
+        ids = [i for batch in self.catalog.documents.all_ids() for i in batch]
+        return {d.created_at for d in self.catalog.documents.get_many(ids)}
 
     def upload_many(
         self,
@@ -248,7 +249,7 @@ def texts_only(args: argparse.Namespace, rng: random.Random) -> None:
 
 
 def _direct_uploads(
-    catalog: Catalog,
+    catalog: CatalogStore,
     store: ObjectStore,
     spool_dir: Path,
     commits: UploadCommits | None,
@@ -302,10 +303,10 @@ def direct(args: argparse.Namespace, rng: random.Random) -> None:
     for round_no in range(1, args.rounds + 1):
         for label in ("one", "grouped"):
             data = Path(tempfile.mkdtemp(prefix="crossdoc-bench-direct-"))
-            catalog = Catalog(f"sqlite:///{data / 'catalog.sqlite3'}")
+            catalog = SqlCatalog(f"sqlite:///{data / 'catalog.sqlite3'}")
             catalog.migrate()
-            catalog.create_ministry("MOIS", "행정안전부")
-            catalog.create_department("MOIS-REC", "기록관리과", "MOIS")
+            catalog.organisation.create_ministry("MOIS", "행정안전부")
+            catalog.organisation.create_department("MOIS-REC", "기록관리과", "MOIS")
             store = LocalObjectStore(data / "objects")
             commits = UploadCommits(catalog) if label == "grouped" else None
             for n_clients in clients:

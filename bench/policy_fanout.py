@@ -31,13 +31,13 @@ from sqlalchemy import delete, func, select
 from bench import korean
 from bench.search_latency import PASSWORD, dataset_parser, percentile, prepared_dataset, rss_kib
 from bench.server import ADMIN_PASSWORD, BenchServer
-from storage.catalog import Catalog
 from storage.catalog import models as m
+from storage.catalog.sql import SqlCatalog
 
 FANOUT_TAG = "fanout"
 
 
-def behind(catalog: Catalog) -> int:
+def behind(catalog: SqlCatalog) -> int:
     """Documents whose index entry is older than their last policy change."""
     with catalog.engine.connect() as conn:
         return int(
@@ -50,7 +50,7 @@ def behind(catalog: Catalog) -> int:
         )
 
 
-def wait_caught_up(catalog: Catalog, timeout: float) -> float:
+def wait_caught_up(catalog: SqlCatalog, timeout: float) -> float:
     """Seconds until no document is behind (polled every 0.2 s)."""
     start = time.perf_counter()
     while behind(catalog):
@@ -85,7 +85,7 @@ def latency_line(label: str, values: list[float]) -> str:
 def main() -> None:
     args = dataset_parser(__doc__, queries=500, port=8766, seed=11).parse_args()
     data_dir, users = prepared_dataset(args, "fanout", tags=(FANOUT_TAG,))
-    catalog = Catalog(f"sqlite:///{(data_dir / 'catalog.sqlite3').resolve()}")
+    catalog = SqlCatalog(f"sqlite:///{(data_dir / 'catalog.sqlite3').resolve()}")
     catalog.migrate()
     with catalog.engine.begin() as conn:  # a reused data dir starts without policies
         conn.execute(delete(m.Policy))
@@ -134,7 +134,7 @@ def main() -> None:
             )
             r.raise_for_status()
         settle = wait_caught_up(catalog, 3600)
-        while catalog.pending_policy_ids():  # the worker notes the fan-outs done
+        while catalog.policies.pending_ids():  # the worker notes the fan-outs done
             time.sleep(0.2)
         print(f"50 policies created; index caught up in {settle:.1f}s", flush=True)
         for _ in range(50):  # warm up

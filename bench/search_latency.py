@@ -35,9 +35,9 @@ from indexer.access_facts import document_access
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.index.base import IndexDocument
 from indexer.index.tantivy_index import TantivyIndex
-from storage.catalog import Catalog
 from storage.catalog import models as m
 from storage.catalog.records import DocumentRecord, GrantRecord
+from storage.catalog.sql import SqlCatalog
 
 PASSWORD = "bench-password-1"
 VISIBILITIES = ("private", "department", "department", "ministry", "government")
@@ -47,7 +47,7 @@ def build(data_dir: Path, n_docs: int, seed: int, tags: tuple[str, ...] = ()) ->
     """Generate the organisation and `n_docs` documents (each with `tags`); return the users."""
     rng = random.Random(seed)
     data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(f"sqlite:///{(data_dir / 'catalog.sqlite3').resolve()}")
+    catalog = SqlCatalog(f"sqlite:///{(data_dir / 'catalog.sqlite3').resolve()}")
     catalog.migrate()
     now = datetime.now(UTC)
     ministries = [f"M{i:02d}" for i in range(18)]

@@ -22,6 +22,7 @@ from auth.access import VISIBILITIES
 from crossdoc.settings import Settings
 from crossdoc.wiring import cli as roots
 from crossdoc.wiring.core import ConfigurationError, Core
+from storage.catalog.records import AuditFilter
 
 app = typer.Typer(
     help="Crossdoc: cross-ministry document cloud (범정부 문서 클라우드).",
@@ -106,7 +107,7 @@ def _drain_if_possible(services: Core, quiet: bool = False) -> None:
     from indexer.claims import ClaimKeeper
     from indexer.worker import drain_once
 
-    backlog = services.catalog.outbox_backlog()
+    backlog = services.catalog.outbox.backlog()
     if not backlog:
         return
     keeper = ClaimKeeper(services.catalog)
@@ -162,7 +163,7 @@ def import_(
         raise typer.Exit(2)
     settings = Settings()
     services = _built(roots.for_import, settings)
-    if services.catalog.get_department(department) is None:
+    if services.catalog.organisation.get_department(department) is None:
         console.print(f"[red]no department {department!r}[/red]")
         raise typer.Exit(2)
     tag_list = tuple(t.strip() for t in tags.split(",") if t.strip())
@@ -200,7 +201,9 @@ def import_(
                 batch.append(
                     BulkItem(StagedFile(path, sha256, size, head), path.name, tag_list + folder)
                 )
-            known = services.catalog.existing_sha256([b.staged.sha256 for b in batch], department)
+            known = services.catalog.documents.existing_sha256(
+                [b.staged.sha256 for b in batch], department
+            )
             fresh: dict[str, BulkItem] = {}
             for item in batch:
                 if item.staged.sha256 in known or item.staged.sha256 in fresh:
@@ -248,7 +251,7 @@ def reindex() -> None:
         )
         services.close()
         raise typer.Exit(1) from err
-    queued = services.catalog.mark_all_for_reindex()
+    queued = services.catalog.documents.mark_all_for_reindex()
     console.print(f"{queued} documents queued for re-indexing")
     _drain_if_possible(services)
     console.print(f"index holds {services.index.count()} documents")
@@ -280,7 +283,7 @@ def audit_verify() -> None:
     """Re-hash the whole audit log; exit 1 naming the first record edited or removed."""
     catalog = _built(roots.for_audit, Settings())
     try:
-        ok, checked, problem = catalog.verify_audit_chain()
+        ok, checked, problem = catalog.audit.verify_chain()
     finally:
         catalog.close()
     if not ok:
@@ -307,7 +310,7 @@ def audit_export(
     since_at, until_at = _parse_time(since, "--since"), _parse_time(until, "--until")
     catalog = _built(roots.for_audit, Settings())
     try:
-        catalog.append_audit(
+        catalog.audit.append(
             [
                 NewAuditEvent(
                     CLI_ACTOR,
@@ -323,7 +326,7 @@ def audit_export(
         count = 0
         # Bytes, UTF-8, whatever the terminal's locale.
         with output.open("wb") if output else contextlib.nullcontext(sys.stdout.buffer) as out:
-            for record in catalog.iter_audit(since=since_at, until=until_at):
+            for record in catalog.audit.each(AuditFilter(since=since_at, until=until_at)):
                 out.write(audit_json_line(record).encode("utf-8"))
                 count += 1
             out.flush()

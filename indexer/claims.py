@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from storage.catalog.ports import CatalogStore
 from storage.catalog.records import OutboxOwnerRecord
-from storage.catalog.repository import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +122,14 @@ class ClaimKeeper:
     """Registers this process as an outbox owner, keeps its heartbeat, takes back
     the claims of owners that are gone."""
 
-    def __init__(self, catalog: Catalog, owner: ClaimOwner | None = None) -> None:
+    def __init__(self, catalog: CatalogStore, owner: ClaimOwner | None = None) -> None:
         self.catalog = catalog
         self.owner = owner or ClaimOwner.this_process()
         self._registered = False
 
     def register(self) -> None:
         o = self.owner
-        self.catalog.register_outbox_owner(o.id, o.host, o.pid, o.started)
+        self.catalog.outbox.register_owner(o.id, o.host, o.pid, o.started)
         self._registered = True
 
     def ensure_registered(self) -> str:
@@ -142,16 +142,16 @@ class ClaimKeeper:
         """Refresh the heartbeat; register again if the row was taken for dead."""
         if not self._registered:
             self.register()
-        elif not self.catalog.heartbeat_outbox_owner(self.owner.id):
+        elif not self.catalog.outbox.heartbeat_owner(self.owner.id):
             log.warning("this worker was taken for dead; registering again")
             self.register()
 
     def reclaim(self) -> int:
         """Free the claims of every owner that is gone; returns how many rows."""
-        gone = [o.id for o in self.catalog.outbox_owners() if owner_is_gone(o, self.owner)]
+        gone = [o.id for o in self.catalog.outbox.owners() if owner_is_gone(o, self.owner)]
         if not gone:
             return 0
-        freed = self.catalog.reclaim_outbox(gone)
+        freed = self.catalog.outbox.reclaim(gone)
         if freed:
             log.warning("took back %d outbox claims of %d stopped workers", freed, len(gone))
         return freed
@@ -159,5 +159,5 @@ class ClaimKeeper:
     def release(self) -> None:
         """On a clean stop: free this process's claims and remove its row."""
         if self._registered:
-            self.catalog.reclaim_outbox([self.owner.id])
+            self.catalog.outbox.reclaim([self.owner.id])
             self._registered = False

@@ -25,8 +25,13 @@ from indexer.extraction.base import Extraction, ExtractionStatus, TextExtractor
 from indexer.extraction.classify import base_type
 from indexer.index.base import IndexDocument, SearchIndex
 from indexer.titles import automatic_title, effective_title
-from storage.catalog.records import DocumentRecord, ExtractionRecord, PolicyRecord
-from storage.catalog.repository import Catalog
+from storage.catalog.ports import CatalogStore
+from storage.catalog.records import (
+    DocumentRecord,
+    ExtractionRecord,
+    IndexOutcome,
+    PolicyRecord,
+)
 from storage.errors import BlobNotFoundError, StorageUnavailableError
 from storage.objectstore.base import ObjectStore
 
@@ -65,7 +70,7 @@ class IndexingPipeline:
 
     def __init__(
         self,
-        catalog: Catalog,
+        catalog: CatalogStore,
         store: ObjectStore,
         extractor: TextExtractor,
         index: SearchIndex,
@@ -190,13 +195,13 @@ class IndexingPipeline:
         rewritten).
         """
         report = BatchReport()
-        docs = self.catalog.get_documents(document_ids, include_deleted=True)
+        docs = self.catalog.documents.get_many(document_ids, include_deleted=True)
         known = {d.id for d in docs}
         report.skipped.extend(i for i in document_ids if i not in known)
         now = datetime.now(UTC)
         # Read after the documents: a policy committed before a document was
         # created (so its fan-out missed it) is then always seen here.
-        policies = self.catalog.list_policies()
+        policies = self.catalog.policies.list_all()
 
         to_delete = [d for d in docs if d.deleted_at is not None]
         live = [d for d in docs if d.deleted_at is None]
@@ -204,7 +209,7 @@ class IndexingPipeline:
         # indexed: no new version waits ("pending") and no outbox row asks for
         # more (a reindex). The index keeps their text and their entry is
         # rewritten from the catalog; no extraction, no blob read.
-        full = self.catalog.pending_full_reindex([d.id for d in live])
+        full = self.catalog.outbox.pending_full_reindex([d.id for d in live])
         access_only = [d for d in live if d.id not in full and d.status != "pending"]
         if access_only:
             missing = set(
@@ -218,19 +223,19 @@ class IndexingPipeline:
         if to_delete:
             self.index.delete([d.id for d in to_delete])
 
-        outcomes: list[tuple[str, int, int, str | None, str, str | None, str | None]] = []
+        outcomes: list[IndexOutcome] = []
         for doc in access_only:
-            outcomes.append((doc.id, doc.revision, doc.version, None, "", None, None))
+            outcomes.append(IndexOutcome(doc.id, doc.revision, doc.version, None))
             report.indexed.append(doc.id)
         for doc in to_delete:
-            outcomes.append((doc.id, doc.revision, doc.version, None, "", None, None))
+            outcomes.append(IndexOutcome(doc.id, doc.revision, doc.version, None))
             report.deleted.append(doc.id)
 
         part: list[tuple[DocumentRecord, Extraction]] = []
         fresh: list[ExtractionRecord] = []
         held = 0
         for window in self._cache_windows(live):
-            cache = self.catalog.get_extractions([d.sha256 for d in window], self.extractor.version)
+            cache = self.catalog.extractions.get([d.sha256 for d in window], self.extractor.version)
             for doc in window:
                 extracted: list[ExtractionRecord] = []
                 extraction = self.extract(doc, extracted, cache)
@@ -266,18 +271,18 @@ class IndexingPipeline:
         fresh: Sequence[ExtractionRecord],
         policies: Sequence[PolicyRecord],
         now: datetime,
-        outcomes: list[tuple[str, int, int, str | None, str, str | None, str | None]],
+        outcomes: list[IndexOutcome],
         report: BatchReport,
     ) -> None:
         """Cache, index (one commit) and record one part of a batch, with `outcomes`
         already due (access-only rewrites and deletions) recorded alongside."""
-        self.catalog.put_extractions(fresh)
+        self.catalog.extractions.put(fresh)
         if part:
             self.index.upsert([self.index_document(d, e, policies, now) for d, e in part])
         for doc, extraction in part:
             status, detail = _document_status(extraction)
             outcomes.append(
-                (
+                IndexOutcome(
                     doc.id,
                     doc.revision,
                     doc.version,
@@ -288,4 +293,4 @@ class IndexingPipeline:
                 )
             )
             (report.indexed if status == "indexed" else report.failed).append(doc.id)
-        self.catalog.mark_indexed_many(outcomes)
+        self.catalog.documents.mark_indexed_many(outcomes)

@@ -15,8 +15,8 @@ from datetime import timedelta
 
 from indexer.claims import HEARTBEAT_SECONDS, ClaimKeeper
 from indexer.pipeline import TRANSIENT_ERRORS, BatchReport, IndexingPipeline
+from storage.catalog.ports import CatalogStore
 from storage.catalog.records import OutboxClaim
-from storage.catalog.repository import Catalog
 from storage.errors import StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def backoff(attempts: int) -> timedelta:
 
 
 def _settle(
-    catalog: Catalog, claims: Sequence[OutboxClaim], report: BatchReport
+    catalog: CatalogStore, claims: Sequence[OutboxClaim], report: BatchReport
 ) -> list[Callable[[], None]]:
     """How to finish the claims of a processed batch.
 
@@ -60,14 +60,14 @@ def _settle(
     return actions
 
 
-def _complete(catalog: Catalog, claim: OutboxClaim) -> Callable[[], None]:
-    return lambda: catalog.complete_outbox(claim)
+def _complete(catalog: CatalogStore, claim: OutboxClaim) -> Callable[[], None]:
+    return lambda: catalog.outbox.complete(claim)
 
 
 def _release(
-    catalog: Catalog, claim: OutboxClaim, error: str, retry_in: timedelta
+    catalog: CatalogStore, claim: OutboxClaim, error: str, retry_in: timedelta
 ) -> Callable[[], None]:
-    return lambda: catalog.release_outbox(claim, error, retry_in)
+    return lambda: catalog.outbox.release(claim, error, retry_in)
 
 
 def settle_retrying(
@@ -105,7 +105,7 @@ def settle_retrying(
 
 
 def drain_once(
-    catalog: Catalog,
+    catalog: CatalogStore,
     pipeline: IndexingPipeline,
     batch_size: int,
     access_batch_size: int = 0,
@@ -127,7 +127,7 @@ def drain_once(
     rewritten, nothing extracted) ride along beyond `batch_size`, so that a
     change touching many documents reaches the index in few large commits.
     """
-    claims = catalog.claim_outbox(
+    claims = catalog.outbox.claim(
         batch_size, LEASE, access_limit=access_batch_size, max_bytes=batch_bytes, owner=owner
     )
     if not claims:
@@ -157,7 +157,7 @@ def drain_once(
     return len(claims)
 
 
-def drain_document(catalog: Catalog, pipeline: IndexingPipeline, document_id: str) -> None:
+def drain_document(catalog: CatalogStore, pipeline: IndexingPipeline, document_id: str) -> None:
     """Process one document on its own (used to isolate a failing one)."""
     try:
         pipeline.process([document_id])
@@ -177,7 +177,7 @@ class InProcessWorker:
 
     def __init__(
         self,
-        catalog: Catalog,
+        catalog: CatalogStore,
         pipeline: IndexingPipeline,
         *,
         batch_size: int = 64,
@@ -243,10 +243,10 @@ class InProcessWorker:
     def maintenance(self) -> None:
         """Periodic chores: expire grants (their documents are re-indexed) and note
         policy fan-outs the index has caught up with."""
-        expired = self.catalog.expire_grants()
+        expired = self.catalog.documents.expire_grants()
         if expired:
             log.info("expired grants on %d documents", len(expired))
-        self.catalog.settle_policy_fanouts()
+        self.catalog.policies.settle_fanouts()
 
     def _keep_claims(self) -> None:
         """Heartbeat and take back dead workers' claims, until stopped."""
@@ -287,7 +287,7 @@ class InProcessWorker:
                 ):
                     continue
                 # Idle: the index may just have caught up with a policy change.
-                self.catalog.settle_policy_fanouts()
+                self.catalog.policies.settle_fanouts()
             except Exception:
                 log.exception("worker pass failed; retrying shortly")
             self._wake.wait(self.idle_seconds)

@@ -39,10 +39,10 @@ def bootstrap(services: Services, *, admin_password: str | None, demo: bool) -> 
     """Create `admin` if missing, and the demo organisation on an empty catalog. Idempotent."""
     report = BootstrapReport()
     catalog = services.catalog
-    if catalog.get_user("admin") is None:
+    if catalog.organisation.get_user("admin") is None:
         password = admin_password or secrets.token_urlsafe(12)
         try:
-            catalog.create_user(
+            catalog.organisation.create_user(
                 "admin",
                 services.passwords.hash(password),
                 "관리자 (Administrator)",
@@ -53,15 +53,15 @@ def bootstrap(services: Services, *, admin_password: str | None, demo: bool) -> 
                 report.admin_password = password
         except ConflictError:
             pass  # another process created it first
-    if demo and not catalog.list_ministries():
+    if demo and not catalog.organisation.list_ministries():
         demo_password = secrets.token_urlsafe(9)
         hashed = services.passwords.hash(demo_password)
         for code, name in DEMO_MINISTRIES:
-            catalog.create_ministry(code, name)
+            catalog.organisation.create_ministry(code, name)
         for code, name, ministry in DEMO_DEPARTMENTS:
-            catalog.create_department(code, name, ministry)
+            catalog.organisation.create_department(code, name, ministry)
         for username, display, department, roles in DEMO_USERS:
-            catalog.create_user(username, hashed, display, department, roles)
+            catalog.organisation.create_user(username, hashed, display, department, roles)
             report.demo_users.append(username)
         report.demo_password = demo_password
     return report

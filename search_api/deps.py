@@ -23,6 +23,7 @@ from search_api.audit_writer import Auditor
 from search_api.errors import ApiError, forbidden, not_found
 from search_api.openapi import raises
 from search_api.web.session import cookie_token
+from services.documents import Caller, DocumentService
 from storage.catalog.records import DocumentRecord
 from storage.errors import NotFoundError
 
@@ -74,6 +75,14 @@ async def _client_address(request: Request) -> str:
 AddressDep = Annotated[str, Depends(_client_address)]
 
 
+async def document_service(services: ServicesDep) -> DocumentService:
+    """Document changes, each in one unit of work, waking the index worker after commit."""
+    return DocumentService(services.catalog, services.dispatcher.notify)
+
+
+DocumentServiceDep = Annotated[DocumentService, Depends(document_service)]
+
+
 def _verified_access_token(services: Services, token: str | None) -> TokenClaims:
     """The claims of a signed, unexpired access token (revocation not checked here)."""
     if not token:
@@ -85,7 +94,7 @@ def _verified_access_token(services: Services, token: str | None) -> TokenClaims
 def access_claims(services: ServicesDep, token: TokenDep) -> TokenClaims:
     """The claims of a valid, unrevoked access token."""
     claims = _verified_access_token(services, token)
-    if services.catalog.token_revoked(
+    if services.catalog.tokens.is_revoked(
         claims.token_id, claims.family, claims.subject, claims.issued_at
     ):
         raise InvalidTokenError("token revoked")
@@ -103,7 +112,7 @@ def current_principal(services: ServicesDep, token: TokenDep) -> Principal:
     as the revocations: one thread hop and one catalog round trip per request.
     """
     claims = _verified_access_token(services, token)
-    user = services.catalog.token_holder(
+    user = services.catalog.tokens.holder(
         claims.subject, claims.token_id, claims.family, claims.issued_at
     )
     if user is None or user.disabled:
@@ -112,6 +121,14 @@ def current_principal(services: ServicesDep, token: TokenDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+async def caller(principal: PrincipalDep, address: AddressDep) -> Caller:
+    """Who asks (and from where), for the services' audit records."""
+    return Caller(principal.username, address)
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
 
 
 def require_roles(*roles: str) -> Callable[..., Principal]:
@@ -270,10 +287,10 @@ def _load(
     if not _DOCUMENT_ID.match(document_id):
         raise refuse("not_found", not_found())
     try:
-        doc = services.catalog.get_document(document_id)
+        doc = services.catalog.documents.get(document_id)
     except NotFoundError:
         raise refuse("not_found", not_found()) from None
-    access = document_access(doc, services.catalog.list_policies())
+    access = document_access(doc, services.catalog.policies.list_all())
     now = datetime.now(UTC)
     if not can(principal, access, Permission.READ, now):
         raise refuse("denied", not_found())

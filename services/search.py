@@ -40,7 +40,7 @@ from storage.catalog.records import AccessRecord, AccessSnapshot, PolicyRecord
 
 
 class SearchCatalog(Protocol):
-    """The catalog reads search needs (the `Catalog` repository has them)."""
+    """The catalog reads search needs (the catalog's `Documents` repository has them)."""
 
     def access_snapshot(self) -> AccessSnapshot:
         """Policies, pending policy ids and stale-access ids, in one read transaction."""

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from storage.catalog.ports import CatalogStore
 from storage.catalog.records import DocumentRecord, NewAuditEvent, NewDocument
-from storage.catalog.repository import Catalog
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -152,7 +152,7 @@ class UploadCommits:
     """The group commit of uploads into one catalog: `record` returns once the
     document, its version, its outbox row and its audit record are committed."""
 
-    def __init__(self, catalog: Catalog, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, catalog: CatalogStore, *, max_batch: int = MAX_BATCH) -> None:
         self._catalog = catalog
         self._group: GroupCommit[PendingUpload, DocumentRecord] = GroupCommit(
             self._commit_many, self._commit_one, max_batch=max_batch
@@ -168,10 +168,10 @@ class UploadCommits:
         return self._group.submit(upload)
 
     def _commit_many(self, uploads: list[PendingUpload]) -> list[DocumentRecord]:
-        return self._catalog.create_documents(
+        return self._catalog.documents.create_many(
             [u.document for u in uploads], audits=[u.audit for u in uploads]
         )
 
     def _commit_one(self, upload: PendingUpload) -> DocumentRecord:
-        doc, _created = self._catalog.create_document(upload.document, audit=upload.audit)
+        doc, _created = self._catalog.documents.create(upload.document, audit=upload.audit)
         return doc

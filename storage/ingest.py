@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from storage.catalog.ports import CatalogStore
 from storage.catalog.records import (
     DocumentRecord,
     GrantRecord,
@@ -29,7 +30,6 @@ from storage.catalog.records import (
     NewDocument,
     upload_fingerprint,
 )
-from storage.catalog.repository import Catalog
 from storage.content_guess import guess_content_type
 from storage.errors import IdempotencyKeyReusedError, StorageError, os_storage_error
 from storage.filenames import sanitize_filename
@@ -160,7 +160,7 @@ def store_blob(
 
 
 def accept_document(
-    catalog: Catalog,
+    catalog: CatalogStore,
     store: ObjectStore,
     staged: StagedFile,
     *,
@@ -195,7 +195,7 @@ def accept_document(
         fingerprint = upload_fingerprint(
             staged.sha256, sanitize_filename(filename), clean_title, visibility, tags
         )
-        replay = catalog.idempotent_replay(owner, idempotency_key, fingerprint)
+        replay = catalog.documents.idempotent_replay(owner, idempotency_key, fingerprint)
         if replay is not None:
             return replay, False
     blob = store_blob(store, staged, filename, declared_type)
@@ -212,7 +212,7 @@ def accept_document(
     if commits is not None and not idempotency_key:
         return commits.record(PendingUpload(new, audit)), True
     try:
-        return catalog.create_document(new, idempotency_key=idempotency_key, audit=audit)
+        return catalog.documents.create(new, idempotency_key=idempotency_key, audit=audit)
     except IdempotencyKeyReusedError:
         # Only when another upload with the key committed after the check above:
         # the blob stays (content-addressed, possibly shared), said here.
@@ -233,7 +233,7 @@ class BulkItem:
 
 
 def accept_documents(
-    catalog: Catalog,
+    catalog: CatalogStore,
     store: ObjectStore,
     items: list[BulkItem],
     *,
@@ -264,4 +264,4 @@ def accept_documents(
         )
         for item, blob in zip(items, blobs, strict=True)
     ]
-    return catalog.create_documents(news, audit=audit)
+    return catalog.documents.create_many(news, audit=audit)

@@ -135,9 +135,9 @@ class Server:
         with self.client(username) as c:
             while True:
                 doc: dict[str, Any] = c.get(f"/documents/{doc_id}").json()
-                stale = self.services.catalog.stale_access_ids()
+                stale = self.services.catalog.documents.stale_access_ids()
                 if doc.get("status") != "pending" and doc_id not in stale:
-                    backlog = [i for i in self.services.catalog.due_outbox_ids()]
+                    backlog = [i for i in self.services.catalog.outbox.due_ids()]
                     if not backlog:
                         return doc
                 if time.monotonic() > deadline:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import Core, build_catalog, build_core
 from crossdoc.wiring.worker import WorkerServices, build_worker
-from storage.catalog.repository import Catalog
+from storage.catalog.ports import CatalogStore
 
 #: `crossdoc import` indexes while it imports: its worker looks for new rows often.
 IMPORT_IDLE_SECONDS = 0.5
@@ -26,6 +26,6 @@ def for_reindex(settings: Settings) -> Core:
     return build_core(settings)
 
 
-def for_audit(settings: Settings) -> Catalog:
+def for_audit(settings: Settings) -> CatalogStore:
     """`crossdoc audit verify|export`: the catalog alone, migrated."""
     return build_catalog(settings)

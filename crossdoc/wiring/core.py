@@ -18,7 +18,8 @@ from indexer.errors import AnalysisConfigError
 from indexer.extraction.base import TextExtractor
 from indexer.index.base import SearchIndex
 from indexer.pipeline import IndexingPipeline
-from storage.catalog.repository import Catalog
+from storage.catalog.ports import CatalogStore
+from storage.catalog.sql import SqlCatalog
 from storage.objectstore.base import ObjectStore
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class Core:
     """The adapters every Crossdoc process works with, built once at start-up."""
 
     settings: Settings
-    catalog: Catalog
+    catalog: CatalogStore
     store: ObjectStore
     extractor: TextExtractor
     index: SearchIndex
@@ -143,10 +144,10 @@ def build_analyzer(settings: Settings) -> KoreanAnalyzer:
         raise ConfigurationError(f"CROSSDOC_USER_DICTIONARY: {err}") from err
 
 
-def build_catalog(settings: Settings) -> Catalog:
+def build_catalog(settings: Settings) -> CatalogStore:
     """The catalog alone, migrated (for commands that need nothing else)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(settings.resolved_database_url)
+    catalog = SqlCatalog(settings.resolved_database_url)
     catalog.migrate()
     return catalog
 
@@ -180,7 +181,7 @@ def build_core(settings: Settings) -> Core:
     if index.schema_rebuilt:
         # An index of an older release (e.g. without the compound fallback's
         # grams) was emptied: index every document again from the record.
-        catalog.mark_all_for_reindex()
+        catalog.documents.mark_all_for_reindex()
     pipeline = IndexingPipeline(
         catalog,
         store,

@@ -41,7 +41,7 @@ def create_ministry(
     auditor: AuditorDep,
     address: AddressDep,
 ) -> MinistryOut:
-    record = services.catalog.create_ministry(body.code, body.name)
+    record = services.catalog.organisation.create_ministry(body.code, body.name)
     auditor.record(
         Auditor.event(
             admin.username,
@@ -56,7 +56,10 @@ def create_ministry(
 
 @router.get("/ministries", response_model=list[MinistryOut])
 def list_ministries(services: ServicesDep, _: AdminDep) -> list[MinistryOut]:
-    return [MinistryOut(code=m.code, name=m.name) for m in services.catalog.list_ministries()]
+    return [
+        MinistryOut(code=m.code, name=m.name)
+        for m in services.catalog.organisation.list_ministries()
+    ]
 
 
 @router.post("/departments", status_code=201, response_model=DepartmentOut, responses=errors(409))
@@ -67,9 +70,9 @@ def create_department(
     auditor: AuditorDep,
     address: AddressDep,
 ) -> DepartmentOut:
-    if services.catalog.get_ministry(body.ministry) is None:
+    if services.catalog.organisation.get_ministry(body.ministry) is None:
         raise ApiError(422, "validation_error", f"ministry: no ministry {body.ministry}")
-    record = services.catalog.create_department(body.code, body.name, body.ministry)
+    record = services.catalog.organisation.create_department(body.code, body.name, body.ministry)
     auditor.record(
         Auditor.event(
             admin.username,
@@ -86,7 +89,7 @@ def create_department(
 def list_departments(services: ServicesDep, _: AdminDep) -> list[DepartmentOut]:
     return [
         DepartmentOut(code=d.code, name=d.name, ministry=d.ministry)
-        for d in services.catalog.list_departments()
+        for d in services.catalog.organisation.list_departments()
     ]
 
 
@@ -94,11 +97,14 @@ def list_departments(services: ServicesDep, _: AdminDep) -> list[DepartmentOut]:
 def create_user(
     body: UserIn, services: ServicesDep, admin: AdminDep, auditor: AuditorDep, address: AddressDep
 ) -> UserOut:
-    if body.department is not None and services.catalog.get_department(body.department) is None:
+    if (
+        body.department is not None
+        and services.catalog.organisation.get_department(body.department) is None
+    ):
         raise ApiError(422, "validation_error", f"department: no department {body.department}")
     password_hash = services.passwords.hash(body.password)
     roles = sorted({"member", *body.roles})
-    record = services.catalog.create_user(
+    record = services.catalog.organisation.create_user(
         body.username, password_hash, body.display_name, body.department, roles
     )
     auditor.record(
@@ -115,7 +121,7 @@ def create_user(
 
 @router.get("/users", response_model=list[UserOut])
 def list_users(services: ServicesDep, _: AdminDep) -> list[UserOut]:
-    return [user_out(u) for u in services.catalog.list_users()]
+    return [user_out(u) for u in services.catalog.organisation.list_users()]
 
 
 @router.patch("/users/{username}", response_model=UserOut, responses=errors(404, 409))
@@ -127,19 +133,22 @@ def update_user(
     auditor: AuditorDep,
     address: AddressDep,
 ) -> UserOut:
-    if body.department is not None and services.catalog.get_department(body.department) is None:
+    if (
+        body.department is not None
+        and services.catalog.organisation.get_department(body.department) is None
+    ):
         raise ApiError(422, "validation_error", f"department: no department {body.department}")
     roles = sorted({"member", *body.roles}) if body.roles is not None else None
     if username == admin.username and body.disabled:
         raise ApiError(409, "conflict", "you cannot disable yourself")
     if username == admin.username and roles is not None and "admin" not in roles:
         raise ApiError(409, "conflict", "you cannot remove your own admin role")
-    before = services.catalog.get_user(username)
+    before = services.catalog.organisation.get_user(username)
     if before is None:
         raise not_found("user")
     # The change counts from the caller's next request: principals are resolved
     # from the catalog on every request, whatever the token says.
-    record = services.catalog.update_user(
+    record = services.catalog.organisation.update_user(
         username, department=body.department, roles=roles, disabled=body.disabled
     )
     auditor.record(

@@ -19,6 +19,7 @@ from search_api.errors import ApiError
 from search_api.openapi import errors
 from search_api.schemas import AuditOut
 from storage.catalog.audit_lines import audit_json_line
+from storage.catalog.records import AuditFilter
 
 router = APIRouter(prefix="/admin", tags=["audit"])
 
@@ -35,6 +36,12 @@ class AuditFilters:
     outcome: str | None
     since: datetime | None
     until: datetime | None
+
+    def as_filter(self) -> AuditFilter:
+        """The catalog's filter (the API calls the target `document`)."""
+        return AuditFilter(
+            self.actor, self.action, self.document, self.outcome, self.since, self.until
+        )
 
     def as_detail(self) -> dict[str, object]:
         return {
@@ -113,13 +120,8 @@ def list_audit(
     ] = None,
 ) -> list[AuditOut]:
     newest_first = order == "desc"
-    rows = services.catalog.list_audit(
-        actor=filters.actor,
-        action=filters.action,
-        target=filters.document,
-        outcome=filters.outcome,
-        since=filters.since,
-        until=filters.until,
+    rows = services.catalog.audit.page(
+        filters.as_filter(),
         after_id=after_id,
         before_id=before_id,
         limit=limit,
@@ -172,14 +174,7 @@ def export_audit(
     )
 
     def lines() -> Iterator[bytes]:
-        for record in services.catalog.iter_audit(
-            actor=filters.actor,
-            action=filters.action,
-            target=filters.document,
-            outcome=filters.outcome,
-            since=filters.since,
-            until=filters.until,
-        ):
+        for record in services.catalog.audit.each(filters.as_filter()):
             yield audit_json_line(record).encode("utf-8")
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

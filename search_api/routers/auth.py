@@ -22,6 +22,7 @@ from search_api.deps import (
 from search_api.errors import ApiError
 from search_api.openapi import errors
 from search_api.schemas import Me, RefreshRequest, TokenResponse
+from storage.catalog.records import Revocation
 from storage.errors import ConflictError
 
 router = APIRouter(tags=["auth"])
@@ -80,7 +81,7 @@ async def sign_in(
 ) -> TokenResponse:
     username = form.username.strip().lower()[:64]
     _check_sign_in_rates(services, auditor, username, address)
-    user = await run_in_threadpool(services.catalog.get_user, username)
+    user = await run_in_threadpool(services.catalog.organisation.get_user, username)
     # Argon2 verification is deliberately slow: keep it off the event loop.
     valid = await run_in_threadpool(
         services.passwords.verify, user.password_hash if user else None, form.password
@@ -122,12 +123,16 @@ def refresh(
     tokens = services.tokens
     claims = tokens.verify(body.refresh_token, "refresh")
     catalog = services.catalog
-    if catalog.token_revoked(None, claims.family, claims.subject, claims.issued_at):
+    if catalog.tokens.is_revoked(None, claims.family, claims.subject, claims.issued_at):
         raise InvalidTokenError("token revoked")
     try:
-        catalog.revoke_tokens([("jti", claims.token_id, claims.expires_at)], fail_if_revoked=True)
+        catalog.tokens.revoke(
+            [Revocation("jti", claims.token_id, claims.expires_at)], fail_if_revoked=True
+        )
     except ConflictError:
-        catalog.revoke_tokens([("family", claims.family, datetime.now(UTC) + tokens.max_lifetime)])
+        catalog.tokens.revoke(
+            [Revocation("family", claims.family, datetime.now(UTC) + tokens.max_lifetime)]
+        )
         auditor.record(
             Auditor.event(
                 claims.subject,
@@ -139,7 +144,7 @@ def refresh(
             )
         )
         raise InvalidTokenError("refresh token reused") from None
-    user = catalog.get_user(claims.subject)
+    user = catalog.organisation.get_user(claims.subject)
     if user is None or user.disabled:
         auditor.record(
             Auditor.event(
@@ -165,10 +170,10 @@ def refresh(
 def logout(
     claims: AccessClaimsDep, services: ServicesDep, auditor: AuditorDep, address: AddressDep
 ) -> Response:
-    services.catalog.revoke_tokens(
+    services.catalog.tokens.revoke(
         [
-            ("jti", claims.token_id, claims.expires_at),
-            ("family", claims.family, datetime.now(UTC) + services.tokens.max_lifetime),
+            Revocation("jti", claims.token_id, claims.expires_at),
+            Revocation("family", claims.family, datetime.now(UTC) + services.tokens.max_lifetime),
         ]
     )
     auditor.record(Auditor.event(claims.subject, "sign_out", claims.subject, address))
@@ -177,7 +182,7 @@ def logout(
 
 @router.get("/me", response_model=Me)
 def me(principal: PrincipalDep, services: ServicesDep) -> Me:
-    user = services.catalog.get_user(principal.username)
+    user = services.catalog.organisation.get_user(principal.username)
     assert user is not None
     return Me(
         username=user.username,

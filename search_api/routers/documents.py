@@ -15,6 +15,8 @@ from search_api.audit_writer import Auditor
 from search_api.deps import (
     AddressDep,
     AuditorDep,
+    CallerDep,
+    DocumentServiceDep,
     DownloadRateDep,
     ManagedDoc,
     PrincipalDep,
@@ -236,30 +238,13 @@ def get_document(
 
 @router.patch("/{document_id}", response_model=DocumentOut)
 def update_document(
-    body: DocumentPatch,
-    doc: WritableDoc,
-    services: ServicesDep,
-    principal: PrincipalDep,
-    auditor: AuditorDep,
-    address: AddressDep,
+    body: DocumentPatch, doc: WritableDoc, documents: DocumentServiceDep, caller: CallerDep
 ) -> DocumentOut:
     tags = None
     if body.tags is not None:
         tags = parse_tags(",".join(body.tags))
-    updated = services.catalog.update_metadata(
-        doc.id, title=" ".join(body.title.split()) if body.title else None, tags=tags
-    )
-    services.dispatcher.notify([doc.id])
-    auditor.record(
-        Auditor.event(
-            principal.username,
-            "update_metadata",
-            doc.id,
-            address,
-            detail=body.model_dump(exclude_none=True),
-        )
-    )
-    return document_out(updated)
+    title = " ".join(body.title.split()) if body.title else None
+    return document_out(documents.update_metadata(doc.id, caller, title=title, tags=tags))
 
 
 def _stream(services: ServicesDep, key: str, filename: str, content_type: str) -> StreamingResponse:
@@ -333,9 +318,8 @@ def download_content(
 async def put_content(
     request: Request,
     services: ServicesDep,
-    principal: PrincipalDep,
-    auditor: AuditorDep,
-    address: AddressDep,
+    documents: DocumentServiceDep,
+    caller: CallerDep,
     doc: WritableDoc,
 ) -> DocumentOut:
     settings = services.settings
@@ -349,20 +333,7 @@ async def put_content(
             parsed.filename or doc.filename,
             parsed.content_type,
         )
-        updated = await run_in_threadpool(
-            services.catalog.add_version, doc.id, blob, principal.username
-        )
-    services.dispatcher.notify([doc.id])
-    await run_in_threadpool(
-        auditor.record,
-        Auditor.event(
-            principal.username,
-            "new_version",
-            doc.id,
-            address,
-            detail={"version": updated.version, "sha256": updated.sha256, "size": updated.size},
-        ),
-    )
+        updated = await run_in_threadpool(documents.new_version, doc.id, blob, caller)
     return document_out(updated)
 
 
@@ -386,7 +357,7 @@ def list_versions(
             created_by=v.created_by,
             created_at=v.created_at,
         )
-        for v in services.catalog.list_versions(doc.id)
+        for v in services.catalog.documents.list_versions(doc.id)
     ]
 
 
@@ -404,7 +375,7 @@ def download_version(
     auditor: AuditorDep,
     address: AddressDep,
 ) -> StreamingResponse:
-    match = [v for v in services.catalog.list_versions(doc.id) if v.version == version]
+    match = [v for v in services.catalog.documents.list_versions(doc.id) if v.version == version]
     if not match:
         raise not_found("version")
     auditor.record_later(
@@ -414,16 +385,8 @@ def download_version(
 
 
 @router.delete("/{document_id}", status_code=204, response_class=Response)
-def delete_document(
-    doc: ManagedDoc,
-    services: ServicesDep,
-    principal: PrincipalDep,
-    auditor: AuditorDep,
-    address: AddressDep,
-) -> Response:
-    services.catalog.soft_delete(doc.id)
-    services.dispatcher.notify([doc.id])
-    auditor.record(Auditor.event(principal.username, "delete", doc.id, address))
+def delete_document(doc: ManagedDoc, documents: DocumentServiceDep, caller: CallerDep) -> Response:
+    documents.delete(doc.id, caller)
     return Response(status_code=204)
 
 
@@ -450,7 +413,7 @@ def get_acl(
     address: AddressDep,
 ) -> AclIO:
     # Readers see that the document exists; only managers see who else may read it.
-    access = document_access(doc, services.catalog.list_policies())
+    access = document_access(doc, services.catalog.policies.list_all())
     if not can(principal, access, Permission.MANAGE, datetime.now(UTC)):
         auditor.record_later(
             Auditor.event(
@@ -471,29 +434,10 @@ def get_acl(
 
 @router.put("/{document_id}/acl", response_model=AclIO)
 def put_acl(
-    body: AclIO,
-    doc: ManagedDoc,
-    services: ServicesDep,
-    principal: PrincipalDep,
-    auditor: AuditorDep,
-    address: AddressDep,
+    body: AclIO, doc: ManagedDoc, documents: DocumentServiceDep, caller: CallerDep
 ) -> AclIO:
     principals = [g.principal for g in body.grants]
     if len(set(principals)) != len(principals):
         raise ApiError(422, "validation_error", "grants: each principal at most once")
     grants = [GrantRecord(g.principal, g.permission, g.expires_at) for g in body.grants]
-    updated = services.catalog.set_acl(doc.id, body.visibility, grants, principal.username)
-    services.dispatcher.notify([doc.id])
-    auditor.record(
-        Auditor.event(
-            principal.username,
-            "acl_change",
-            doc.id,
-            address,
-            detail={
-                "before": _acl_out(doc).model_dump(mode="json"),
-                "after": body.model_dump(mode="json"),
-            },
-        )
-    )
-    return _acl_out(updated)
+    return _acl_out(documents.set_acl(doc.id, body.visibility, grants, caller))

@@ -31,8 +31,8 @@ from search_api.schemas import (
     ReaderOut,
     ReadersExplanationOut,
 )
+from storage.catalog.ports import CatalogStore
 from storage.catalog.records import DocumentRecord
-from storage.catalog.repository import Catalog
 from storage.errors import NotFoundError
 
 router = APIRouter(prefix="/admin/explain", tags=["explain"])
@@ -91,9 +91,9 @@ def _permission_name(permission: Permission) -> PermissionName:
     return names[permission]
 
 
-def _document(catalog: Catalog, document_id: str) -> DocumentRecord:
+def _document(catalog: CatalogStore, document_id: str) -> DocumentRecord:
     try:
-        return catalog.get_document(document_id)
+        return catalog.documents.get(document_id)
     except NotFoundError:
         raise not_found() from None
 
@@ -124,13 +124,13 @@ def explain_access(
     document: DocumentQuery,
     permission: PermissionName = "read",
 ) -> AccessExplanationOut:
-    record = services.catalog.get_user(user)
+    record = services.catalog.organisation.get_user(user)
     if record is None:
         raise not_found("user")
     doc = _document(services.catalog, document)
     result = explain(
         principal_of(record),
-        document_access(doc, services.catalog.list_policies()),
+        document_access(doc, services.catalog.policies.list_all()),
         Permission.parse(permission),
         datetime.now(UTC),
     )
@@ -180,10 +180,10 @@ def explain_readers(
     document: DocumentQuery,
 ) -> ReadersExplanationOut:
     doc = _document(services.catalog, document)
-    access = document_access(doc, services.catalog.list_policies())
+    access = document_access(doc, services.catalog.policies.list_all())
     now = datetime.now(UTC)
     readers = []
-    for user in services.catalog.list_users():
+    for user in services.catalog.organisation.list_users():
         result = explain(principal_of(user), access, Permission.READ, now)
         if result.allowed:
             readers.append(

@@ -3,7 +3,7 @@
 A policy grants a permission to a principal on every document its match selects,
 now and in future. Creating, changing or deleting one takes effect in the next
 search and download: the documents it touches are marked in the same catalog
-transaction (see `Catalog.create_policy`), and the change is audited in it too.
+transaction (see `Policies.create`), and the change is audited in it too.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from search_api.errors import ApiError
 from search_api.openapi import errors
 from search_api.schemas import PolicyGrantIO, PolicyIn, PolicyOut, PolicyPatch
 from storage.catalog.policy_match import PolicyMatch
+from storage.catalog.ports import CatalogStore
 from storage.catalog.records import NewPolicy, PolicyRecord
-from storage.catalog.repository import Catalog
 
 router = APIRouter(prefix="/admin/policies", tags=["policies"])
 
@@ -44,21 +44,24 @@ def policy_out(policy: PolicyRecord, affected: int | None = None) -> PolicyOut:
     )
 
 
-def _check_references(catalog: Catalog, new: NewPolicy) -> None:
+def _check_references(catalog: CatalogStore, new: NewPolicy) -> None:
     """Names in a policy must exist: a typo would silently grant nothing (or later, too much)."""
     kind, _, name = new.principal.partition(":")
     exists = {
-        "user": lambda: catalog.get_user(name) is not None,
-        "dept": lambda: catalog.get_department(name) is not None,
-        "ministry": lambda: catalog.get_ministry(name) is not None,
+        "user": lambda: catalog.organisation.get_user(name) is not None,
+        "dept": lambda: catalog.organisation.get_department(name) is not None,
+        "ministry": lambda: catalog.organisation.get_ministry(name) is not None,
     }[kind]()
     if not exists:
         raise ApiError(422, "validation_error", f"grant.principal: no such {kind} {name}")
-    if "ministry" in new.match and catalog.get_ministry(new.match["ministry"]) is None:
+    if "ministry" in new.match and catalog.organisation.get_ministry(new.match["ministry"]) is None:
         raise ApiError(
             422, "validation_error", f"match.ministry: no ministry {new.match['ministry']}"
         )
-    if "department" in new.match and catalog.get_department(new.match["department"]) is None:
+    if (
+        "department" in new.match
+        and catalog.organisation.get_department(new.match["department"]) is None
+    ):
         raise ApiError(
             422, "validation_error", f"match.department: no department {new.match['department']}"
         )
@@ -91,21 +94,21 @@ def create_policy(
     new = _new_policy(body)
     _check_references(services.catalog, new)
     audit = Auditor.event(admin.username, "policy_create", "", address, detail=_described(new))
-    change = services.catalog.create_policy(new, admin.username, audit=audit)
+    change = services.catalog.policies.create(new, admin.username, audit=audit)
     services.dispatcher.notify(())
     return policy_out(change.policy, change.affected_documents)
 
 
 @router.get("", response_model=list[PolicyOut], summary="List access policies")
 def list_policies(services: ServicesDep, _: AdminDep) -> list[PolicyOut]:
-    return [policy_out(p) for p in services.catalog.list_policies()]
+    return [policy_out(p) for p in services.catalog.policies.list_all()]
 
 
 @router.get(
     "/{policy_id}", response_model=PolicyOut, summary="One access policy", responses=errors(404)
 )
 def get_policy(policy_id: PolicyId, services: ServicesDep, _: AdminDep) -> PolicyOut:
-    return policy_out(services.catalog.get_policy(policy_id))
+    return policy_out(services.catalog.policies.get(policy_id))
 
 
 @router.patch(
@@ -121,7 +124,7 @@ def update_policy(
     admin: AdminDep,
     address: AddressDep,
 ) -> PolicyOut:
-    old = services.catalog.get_policy(policy_id)
+    old = services.catalog.policies.get(policy_id)
     given = body.model_fields_set
     new = NewPolicy(
         name=body.name if body.name is not None else old.name,
@@ -133,7 +136,7 @@ def update_policy(
     _check_references(services.catalog, new)
     detail = {**_described(new), "before": _described(_as_new(old))}
     audit = Auditor.event(admin.username, "policy_update", "", address, detail=detail)
-    change = services.catalog.update_policy(policy_id, new, admin.username, audit=audit)
+    change = services.catalog.policies.update(policy_id, new, admin.username, audit=audit)
     services.dispatcher.notify(())
     return policy_out(change.policy, change.affected_documents)
 
@@ -148,11 +151,11 @@ def update_policy(
 def delete_policy(
     policy_id: PolicyId, services: ServicesDep, admin: AdminDep, address: AddressDep
 ) -> Response:
-    old = services.catalog.get_policy(policy_id)
+    old = services.catalog.policies.get(policy_id)
     audit = Auditor.event(
         admin.username, "policy_delete", "", address, detail=_described(_as_new(old))
     )
-    services.catalog.delete_policy(policy_id, audit=audit)
+    services.catalog.policies.delete(policy_id, audit=audit)
     services.dispatcher.notify(())
     return Response(status_code=204)
 

@@ -102,7 +102,7 @@ def search(
         limit=size,
     )
     results = search_documents(
-        services.catalog,
+        services.catalog.documents,
         services.index,
         principal,
         request,
@@ -110,11 +110,13 @@ def search(
     )
     did_you_mean = None
     if results.total <= FEW_HITS and request.query.words and page == 1:
-        corrected = corrections_for(services.catalog, services.index, principal, request.query)
+        corrected = corrections_for(
+            services.catalog.documents, services.index, principal, request.query
+        )
         if corrected is not None:
             # Proposed only if it finds more, with the same filters and access.
             better = search_documents(
-                services.catalog,
+                services.catalog.documents,
                 services.index,
                 principal,
                 replace(
@@ -204,7 +206,7 @@ def suggest(
     Korean is completed letter by letter (`행정아` → 행정안전부) and by initial
     consonants (`ㅎㅈㅇㅈㅂ` → 행정안전부).
     """
-    found = suggest_for(services.catalog, services.index, principal, q, limit)
+    found = suggest_for(services.catalog.documents, services.index, principal, q, limit)
     auditor.record_later(
         Auditor.event(
             principal.username, "suggest", "", address, detail={"q": q, "count": len(found)}

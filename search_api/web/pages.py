@@ -229,7 +229,7 @@ def render(
         csrf = fresh_csrf = new_csrf_token()
     display_name = ""
     if principal is not None:
-        user = request.app.state.services.catalog.get_user(principal.username)
+        user = request.app.state.services.catalog.organisation.get_user(principal.username)
         display_name = user.display_name if user is not None else principal.username
     body = _templates.get_template(template).render(
         t=t,
@@ -499,8 +499,8 @@ PAGE_SIZE = 20
 
 def _org_names(services: ServicesDep) -> dict[str, str]:
     catalog = services.catalog
-    names = {m.code: m.name for m in catalog.list_ministries()}
-    names.update({d.code: d.name for d in catalog.list_departments()})
+    names = {m.code: m.name for m in catalog.organisation.list_ministries()}
+    names.update({d.code: d.name for d in catalog.organisation.list_departments()})
     return names
 
 
@@ -559,7 +559,9 @@ def search_page(
         error = Translator(language(request))("search.invalid", detail=str(err))
         results = SearchOut(total=0, page=page, size=PAGE_SIZE, hits=[], facets={})
     # Sizes of the hits on this page (the search already decided they are readable).
-    sizes = {d.id: d.size for d in services.catalog.get_documents([h.id for h in results.hits])}
+    sizes = {
+        d.id: d.size for d in services.catalog.documents.get_many([h.id for h in results.hits])
+    }
 
     def url(**changes: str | int | None) -> str:
         params = {**filters, "page": page, **changes}
@@ -570,7 +572,7 @@ def search_page(
 
     last_page = max(1, min(500, -(-results.total // PAGE_SIZE)))
     # Documents waiting for the indexer: results may be missing them for now.
-    pending = services.catalog.outbox_backlog()
+    pending = services.catalog.outbox.backlog()
     return render(
         request,
         "search.html",
@@ -632,7 +634,7 @@ def document_page(
     # Readable is decided by the API's own dependency (404 otherwise, audited); the
     # metadata, and the access list for managers, come from the API's route functions.
     out = document_routes.get_document(doc, principal, auditor, address)
-    access = document_access(doc, services.catalog.list_policies())
+    access = document_access(doc, services.catalog.policies.list_all())
     now = datetime.now(UTC)
     can_write = can(principal, access, Permission.WRITE, now)
     can_manage = can(principal, access, Permission.MANAGE, now)
@@ -641,7 +643,7 @@ def document_page(
         acl = document_routes.get_acl(doc, services, principal, auditor, address)
         # Who can read it and why: the sources the admin explanations expand.
         sources = [explain_routes.source_out(s) for s in access_sources(access, now)]
-    cached = services.catalog.get_extractions(
+    cached = services.catalog.extractions.get(
         [doc.sha256], services.pipeline.extractor.version
     ).get(doc.sha256)
     preview = cached.text[:PREVIEW_CHARS] if cached is not None else None
@@ -651,7 +653,7 @@ def document_page(
         principal=principal,
         script="document.js",
         doc=out,
-        versions=services.catalog.list_versions(doc.id),
+        versions=services.catalog.documents.list_versions(doc.id),
         can_write=can_write,
         can_manage=can_manage,
         acl=acl,
@@ -659,8 +661,8 @@ def document_page(
         preview=preview,
         preview_cut=cached is not None and len(cached.text) > PREVIEW_CHARS,
         names=_org_names(services),
-        departments=services.catalog.list_departments(),
-        ministries=services.catalog.list_ministries(),
+        departments=services.catalog.organisation.list_departments(),
+        ministries=services.catalog.organisation.list_ministries(),
         today=now.date().isoformat(),
     )
 

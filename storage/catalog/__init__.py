@@ -1,8 +1,6 @@
 """The catalog: organisation, document metadata, versions, ACLs, the outbox and the audit log.
 
-SQLAlchemy over SQLite (embedded) or PostgreSQL (scale-out), migrated with Alembic.
+`ports.py` says what each repository does and when a unit of work is needed;
+`sql/` implements them with SQLAlchemy over SQLite (embedded) or PostgreSQL
+(scale-out), migrated with Alembic.
 """
-
-from storage.catalog.repository import Catalog
-
-__all__ = ["Catalog"]

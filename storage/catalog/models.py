@@ -309,7 +309,7 @@ class AuditChainHead(Base):
 
     Updated in the transaction that appends to the chain, so that removing
     records from the end of the log (which leaves the chain itself consistent)
-    is found by `verify_audit_chain`.
+    is found by `AuditLog.verify_chain`.
     """
 
     __tablename__ = "audit_chain_head"

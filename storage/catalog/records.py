@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from storage.catalog.policy_match import PolicyMatch
 
@@ -264,3 +266,90 @@ class NewAuditEvent:
     address: str = ""
     outcome: str = "ok"
     detail: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexOutcome:
+    """What indexing one document did, for `Documents.mark_indexed_many`."""
+
+    document_id: str
+    #: The document revision now in the index (the indexed revision only moves forward).
+    revision: int
+    #: The version whose text was extracted.
+    version: int
+    #: The new status, or None to leave status, detail, type and title as they are.
+    status: str | None
+    status_detail: str = ""
+    #: The content type the extractor detected, or None to keep the sniffed one.
+    content_type: str | None = None
+    #: The automatic title (from the file's metadata), or None to keep the current one.
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """A token revocation: `kind` is `jti`, `family` or `user`; kept until `expires_at`."""
+
+    kind: str
+    value: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which audit records to read: every field given must match (`since` inclusive,
+    `until` exclusive); None (or "") matches everything."""
+
+    actor: str | None = None
+    action: str | None = None
+    target: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+#: Longest string kept in an audit record's detail.
+MAX_DETAIL_STRING = 1000
+
+
+def _clip(value: object) -> object:
+    # Detail is stored as JSON (so newlines or ANSI escapes cannot forge records);
+    # long strings are clipped so a huge query cannot bloat the log.
+    if isinstance(value, str):
+        return value[:MAX_DETAIL_STRING]
+    if isinstance(value, list | tuple):
+        return [_clip(v) for v in value[:100]]
+    if isinstance(value, dict):
+        return {str(k)[:100]: _clip(v) for k, v in list(value.items())[:50]}
+    return value
+
+
+def audit_event(
+    actor: str,
+    action: str,
+    target: str = "",
+    address: str = "",
+    outcome: str = "ok",
+    detail: Mapping[str, object] | None = None,
+) -> NewAuditEvent:
+    """An audit event with every field bounded (long names and details clipped)."""
+    clipped = _clip(dict(detail or {}))
+    assert isinstance(clipped, dict)
+    return NewAuditEvent(
+        actor=actor[:64],
+        action=action,
+        target=target[:200],
+        address=address[:64],
+        outcome=outcome,
+        detail=clipped,
+    )
+
+
+class ChainCheck(NamedTuple):
+    """The outcome of re-hashing the audit chain (`AuditLog.verify_chain`)."""
+
+    ok: bool
+    #: Records that verified before the first problem (all of them if ok).
+    checked: int
+    #: The first record that does not verify, and why ("" if ok).
+    problem: str

@@ -33,9 +33,9 @@ def prepare_data_dir(data: Path) -> None:
     services = build_services(Settings(data_dir=data), passwords=fast_passwords())
     try:
         bootstrap(services, admin_password=ADMIN_PASSWORD, demo=False)
-        services.catalog.create_ministry("MOIS", "행정안전부")
-        services.catalog.create_department(DEPARTMENT, "장애시험과", "MOIS")
-        services.catalog.create_user(
+        services.catalog.organisation.create_ministry("MOIS", "행정안전부")
+        services.catalog.organisation.create_department(DEPARTMENT, "장애시험과", "MOIS")
+        services.catalog.organisation.create_user(
             UPLOADER, services.passwords.hash(PASSWORD), "김충돌", DEPARTMENT, ["member"]
         )
     finally:

@@ -265,6 +265,6 @@ def test_export_is_itself_audited_and_filtered(server: Server, org: dict[str, st
 
 
 def test_the_chain_verifies_after_all_this(server: Server, org: dict[str, str]) -> None:
-    ok, checked, problem = server.services.catalog.verify_audit_chain()
+    ok, checked, problem = server.services.catalog.audit.verify_chain()
     assert ok, problem
     assert checked >= len(events(server))

@@ -35,13 +35,13 @@ def data_dir(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     catalog = build_catalog(Settings(data_dir=data))
     try:
-        catalog.append_audit(
+        catalog.audit.append(
             [
                 NewAuditEvent(f"user{i}", "search", "", "10.0.0.1", "ok", {"q": f"q{i}"})
                 for i in range(9)
             ]
         )
-        catalog.append_audit(
+        catalog.audit.append(
             [NewAuditEvent("mallory", "upload", "doc", "", "ok", {"filename": "a\n\x1b[31mb"})]
         )
     finally:

@@ -49,11 +49,11 @@ def data_dir(tmp_path: Path) -> Path:
 def search(data_dir: Path, username: str, q: str) -> set[str]:
     services = build_services(Settings(data_dir=data_dir))
     try:
-        user = services.catalog.get_user(username)
+        user = services.catalog.organisation.get_user(username)
         assert user is not None
         principal = Principal(user.username, user.department, user.ministry, frozenset(user.roles))
         results = search_documents(
-            services.catalog,
+            services.catalog.documents,
             services.index,
             principal,
             SearchRequest(parse_user_query(q), limit=100),
@@ -132,14 +132,14 @@ def test_import_while_indexing_loses_no_document(data_dir: Path, tmp_path: Path)
     assert r.returncode == 0, r.stderr
     services = build_services(Settings(data_dir=data_dir))
     try:
-        assert services.catalog.outbox_backlog() == 0
+        assert services.catalog.outbox.backlog() == 0
         statuses = {
             d.status
-            for ids in services.catalog.all_document_ids()
-            for d in services.catalog.get_documents(ids)
+            for ids in services.catalog.documents.all_ids()
+            for d in services.catalog.documents.get_many(ids)
         }
         assert statuses == {"indexed"}
-        assert services.index.count() == services.catalog.count_documents() == 400
+        assert services.index.count() == services.catalog.documents.count() == 400
     finally:
         services.close()
 
@@ -171,7 +171,7 @@ def test_an_index_of_an_older_schema_is_rebuilt_from_the_record(
     services = build_services(Settings(data_dir=data_dir))
     try:
         assert services.index.count() == 0
-        assert services.catalog.outbox_backlog() == 3  # every document queued again
+        assert services.catalog.outbox.backlog() == 3  # every document queued again
     finally:
         services.close()
     r = crossdoc(data_dir, "reindex")

@@ -32,7 +32,7 @@ import httpx
 import pytest
 
 from crossdoc.settings import Settings
-from storage.catalog import Catalog
+from storage.catalog.sql import SqlCatalog
 from tests.api.serve_process import ServeProcess, prepare_data_dir, sha256
 from tests.conftest import ADMIN_PASSWORD
 
@@ -187,19 +187,19 @@ def test_crash_trials(tmp_path: Path) -> None:
     assert len(ledger.accepted) >= TRIALS, f"seed {SEED}: too few uploads got through"
 
     server = ServeProcess(data)
-    catalog = Catalog(Settings(data_dir=data).resolved_database_url)
+    catalog = SqlCatalog(Settings(data_dir=data).resolved_database_url)
     try:
         # Every document settles within a minute of the restart.
         while True:
-            ids = [i for batch in catalog.all_document_ids() for i in batch]
-            docs = catalog.get_documents(ids)
+            ids = [i for batch in catalog.documents.all_ids() for i in batch]
+            docs = catalog.documents.get_many(ids)
             pending = [d.id for d in docs if d.status == "pending"]
-            if not pending and not catalog.outbox_backlog():
+            if not pending and not catalog.outbox.backlog():
                 break
             waited = time.monotonic() - server.ready
             assert waited < SETTLE_SECONDS, (
                 f"seed {SEED}: {len(pending)} documents still pending {waited:.0f} s "
-                f"after the restart (outbox {catalog.outbox_backlog()})"
+                f"after the restart (outbox {catalog.outbox.backlog()})"
             )
             time.sleep(0.25)
         settle_seconds = time.monotonic() - server.ready
@@ -292,9 +292,11 @@ def test_crash_during_a_burst_of_grouped_uploads(tmp_path: Path) -> None:
     assert ledger.cut, f"seed {SEED}: no kill landed during an upload"
 
     server = ServeProcess(data)
-    catalog = Catalog(Settings(data_dir=data).resolved_database_url)
+    catalog = SqlCatalog(Settings(data_dir=data).resolved_database_url)
     try:
-        docs = catalog.get_documents([i for batch in catalog.all_document_ids() for i in batch])
+        docs = catalog.documents.get_many(
+            [i for batch in catalog.documents.all_ids() for i in batch]
+        )
         missing = set(ledger.accepted) - {d.id for d in docs}
         assert not missing, f"seed {SEED}: accepted uploads lost: {sorted(missing)}"
         # The documents of one transaction share its time: uploads were grouped.

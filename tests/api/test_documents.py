@@ -64,7 +64,7 @@ def test_upload_answers_202_with_pending_or_later(server: Server, users: dict[st
         "version",
     }
     # Durable before the answer: the catalog row and the blob exist right now.
-    record = server.services.catalog.get_document(body["id"])
+    record = server.services.catalog.documents.get(body["id"])
     assert server.services.store.exists(record.blob_key)
 
 
@@ -114,19 +114,19 @@ def test_hostile_filenames_are_sanitised(
     assert "\r" not in disposition and "\n" not in disposition
     assert disposition.count('"') == 2  # the ASCII fallback is quoted once, no quote inside
     # Stored under a content-addressed key, never under the name.
-    record = server.services.catalog.get_document(doc["id"])
+    record = server.services.catalog.documents.get(doc["id"])
     assert record.blob_key.startswith("blobs/sha256/")
 
 
 def test_too_large_upload_is_413_and_stores_nothing(server: Server, users: dict[str, str]) -> None:
     limit = server.services.settings.max_upload_bytes
-    before = server.services.catalog.count_documents()
+    before = server.services.catalog.documents.count()
     spool = server.services.settings.spool_dir
     with server.client("owner") as c:
         r = c.post("/documents", files={"file": ("big.bin", b"\0" * (limit + 1))})
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "payload_too_large"
-    assert server.services.catalog.count_documents() == before
+    assert server.services.catalog.documents.count() == before
     assert not list(spool.glob("upload-*"))
 
 
@@ -148,7 +148,7 @@ def test_chunked_upload_without_length_is_cut_at_the_limit(
             sent += len(chunk)
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    before = server.services.catalog.count_documents()
+    before = server.services.catalog.documents.count()
     with server.client("owner") as c:
         try:
             r = c.post(
@@ -159,7 +159,7 @@ def test_chunked_upload_without_length_is_cut_at_the_limit(
             assert r.status_code == 413
         except httpx.HTTPError:
             pass  # the server may close the connection once it has answered 413
-    assert server.services.catalog.count_documents() == before
+    assert server.services.catalog.documents.count() == before
 
 
 def test_upload_needs_a_file_part(server: Server, users: dict[str, str]) -> None:
@@ -218,7 +218,7 @@ def test_readers_cannot_write_and_only_managers_delete(
     with server.client("owner") as c:
         assert c.get(f"/documents/{doc['id']}").status_code == 404
     # Deleted is hidden, never destroyed: the bytes are still in the object store.
-    record = server.services.catalog.get_document(doc["id"], include_deleted=True)
+    record = server.services.catalog.documents.get(doc["id"], include_deleted=True)
     assert server.services.store.exists(record.blob_key)
 
 

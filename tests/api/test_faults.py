@@ -33,14 +33,14 @@ def test_object_store_down_during_upload(
     def unreachable(*args: Any, **kwargs: Any) -> Any:
         raise StorageUnavailableError("connection refused")
 
-    before = server.services.catalog.count_documents()
+    before = server.services.catalog.documents.count()
     monkeypatch.setattr(server.services.store, "put_file", unreachable)
     with server.client("writer") as c:
         r = c.post("/documents", files={"file": ("a.txt", b"store is down")})
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "storage_unavailable"
     assert r.headers["retry-after"]
-    assert server.services.catalog.count_documents() == before  # no row without bytes
+    assert server.services.catalog.documents.count() == before  # no row without bytes
     monkeypatch.undo()
     doc = server.upload("writer", b"store is back", "a.txt")
     assert doc["status"] == "indexed"
@@ -54,13 +54,13 @@ def test_crash_between_bytes_and_catalog_commit(
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise StorageUnavailableError("catalog went away")
 
-    before = server.services.catalog.count_documents()
-    monkeypatch.setattr(server.services.catalog, "create_document", crash)
+    before = server.services.catalog.documents.count()
+    monkeypatch.setattr(server.services.catalog.documents, "create", crash)
     with server.client("writer") as c:
         r = c.post("/documents", files={"file": ("b.txt", content)})
     assert r.status_code == 503  # never acknowledged, so nothing was promised
     monkeypatch.undo()
-    assert server.services.catalog.count_documents() == before
+    assert server.services.catalog.documents.count() == before
     # The retry succeeds and reuses the (content-addressed) bytes already stored.
     doc = server.upload("writer", content, "b.txt")
     assert doc["sha256"] == hashlib.sha256(content).hexdigest()

@@ -59,10 +59,10 @@ def caught_up(server: Server, timeout: float = 60) -> None:
     catalog = server.services.catalog
     deadline = time.monotonic() + timeout
     while (
-        catalog.stale_access_ids()
-        or catalog.due_outbox_ids()
-        or catalog.policy_fanout_backlog()
-        or catalog.pending_policy_ids()
+        catalog.documents.stale_access_ids()
+        or catalog.outbox.due_ids()
+        or catalog.policies.fanout_backlog()
+        or catalog.policies.pending_ids()
     ):
         assert time.monotonic() < deadline, "the index did not catch up"
         time.sleep(0.05)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from storage.catalog.records import AuditFilter
 from tests.conftest import Server
 
 
@@ -252,7 +253,9 @@ def test_search_is_audited(server: Server, org: dict[str, str]) -> None:
     deadline = time.monotonic() + 5  # the read-event queue flushes within a second
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        events = server.services.catalog.list_audit(actor="lee", action="search", limit=1000)
+        events = server.services.catalog.audit.page(
+            AuditFilter(actor="lee", action="search"), limit=1000
+        )
         if any(e.detail.get("q") == "감사추적검색어" for e in events):
             return
         time.sleep(0.1)

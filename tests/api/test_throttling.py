@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from storage.catalog.records import AuditFilter
 from tests.conftest import PASSWORD, Server, start_server
 
 
@@ -56,7 +57,11 @@ def audit(
 ) -> list[Any]:
     deadline = time.monotonic() + 10
     while True:  # throttling events are written in batches
-        found = [e for e in server.services.catalog.list_audit(limit=1000, **filters) if match(e)]
+        found = [
+            e
+            for e in server.services.catalog.audit.page(AuditFilter(**filters), limit=1000)
+            if match(e)
+        ]
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.1)

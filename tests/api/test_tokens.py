@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwe, jwt
 
+from storage.catalog.records import AuditFilter
 from tests.conftest import Server
 
 
@@ -242,7 +243,9 @@ def test_logout_revokes_the_token_and_its_whole_sign_in(server: Server, alice: s
     assert refresh(server, renewed["refresh_token"]).status_code == 401
     assert me(server, other["access_token"]).status_code == 200  # another sign-in lives on
     assert logout(server, first["access_token"]).status_code == 401
-    events = server.services.catalog.list_audit(actor="alice", action="sign_out", limit=10)
+    events = server.services.catalog.audit.page(
+        AuditFilter(actor="alice", action="sign_out"), limit=10
+    )
     assert len(events) == 1 and events[0].outcome == "ok"
 
 
@@ -259,7 +262,9 @@ def test_a_refresh_token_works_once_and_reuse_revokes_the_family(
     assert me(server, renewed["access_token"]).status_code == 401
     assert me(server, tokens["access_token"]).status_code == 401
     assert refresh(server, renewed["refresh_token"]).status_code == 401
-    reuse = server.services.catalog.list_audit(actor="alice", action="token_reuse", limit=10)
+    reuse = server.services.catalog.audit.page(
+        AuditFilter(actor="alice", action="token_reuse"), limit=10
+    )
     assert reuse and reuse[-1].outcome == "denied"
 
 
@@ -305,7 +310,9 @@ def test_failed_sign_ins_are_audited(server: Server, alice: str) -> None:
         )
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "invalid_credentials"
-    events = server.services.catalog.list_audit(actor="alice", action="sign_in", limit=1000)
+    events = server.services.catalog.audit.page(
+        AuditFilter(actor="alice", action="sign_in"), limit=1000
+    )
     assert sum(1 for e in events if e.outcome == "denied") >= 3
 
 

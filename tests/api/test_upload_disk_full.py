@@ -62,7 +62,7 @@ def _leftovers(server: Server) -> list[Path]:
 
 
 def _assert_nothing_kept(server: Server, before: int, content: bytes) -> None:
-    assert server.services.catalog.count_documents() == before
+    assert server.services.catalog.documents.count() == before
     assert _leftovers(server) == []
 
 
@@ -109,7 +109,7 @@ def full_spool(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_full_spool_disk_is_507_and_leaves_nothing(
     server: Server, user: str, full_spool: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = server.services.catalog.count_documents()
+    before = server.services.catalog.documents.count()
     content = _content("spool")
 
     _assert_full(_upload(server, user, content))
@@ -134,7 +134,7 @@ def test_a_full_spool_disk_for_a_new_version_is_507_and_keeps_the_current_one(
     with server.client(user) as c:
         r = c.put(f"/documents/{doc['id']}/content", files={"file": ("v.txt", _content("v2"))})
     _assert_full(r)
-    assert server.services.catalog.get_document(doc["id"]).version == 1
+    assert server.services.catalog.documents.get(doc["id"]).version == 1
     assert _leftovers(server) == []
     monkeypatch.undo()
     with server.client(user) as c:
@@ -162,7 +162,7 @@ def test_a_full_object_store_disk_is_507_and_leaves_no_temporary_file(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(fd, data)
 
-    before = server.services.catalog.count_documents()
+    before = server.services.catalog.documents.count()
     content = _content("objects")
     monkeypatch.setattr(os, "write", write)
 
@@ -200,7 +200,7 @@ def full_catalog(server: Server) -> Iterator[Callable[[], None]]:
 def test_a_full_catalog_disk_is_507_and_records_nothing(
     server: Server, user: str, full_catalog: Callable[[], None]
 ) -> None:
-    before = server.services.catalog.count_documents()
+    before = server.services.catalog.documents.count()
     answers: list[httpx.Response] = []
     while len(answers) < 40 and not any(r.status_code != 202 for r in answers):
         n = len(answers)
@@ -211,7 +211,7 @@ def test_a_full_catalog_disk_is_507_and_records_nothing(
     assert refused, "the catalog never filled up"
     _assert_full(refused[0])
     accepted = sum(r.status_code == 202 for r in answers)
-    assert server.services.catalog.count_documents() == before + accepted
+    assert server.services.catalog.documents.count() == before + accepted
     assert _leftovers(server) == []
     full_catalog()  # space is back
     assert _upload(server, user, b"after the catalog had room again", "ok.txt").status_code == 202
@@ -291,7 +291,7 @@ def test_real_full_disks_answer_507_and_recover(
     disks: tuple[Server, dict[str, Path]], disk: str
 ) -> None:
     server, mounts = disks
-    before = server.services.catalog.count_documents()
+    before = server.services.catalog.documents.count()
     if disk == "catalog":
         # An empty write-ahead log, so that the next transaction must grow a file.
         with server.services.catalog.engine.connect() as conn:
@@ -300,7 +300,7 @@ def test_real_full_disks_answer_507_and_recover(
     try:
         content = _content(disk)
         _assert_full(_upload(server, "fulldisk", content))
-        assert server.services.catalog.count_documents() == before
+        assert server.services.catalog.documents.count() == before
         assert _leftovers(server) == []
     finally:
         filler.unlink()

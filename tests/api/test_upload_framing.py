@@ -40,7 +40,7 @@ def _post(
 
 
 def _nothing_stored(server: Server, before: int) -> None:
-    assert server.services.catalog.count_documents() == before
+    assert server.services.catalog.documents.count() == before
     sha = hashlib.sha256(CONTENT.encode()).hexdigest()
     assert not server.services.store.exists(blob_key_for(sha))
     assert not list(server.services.settings.spool_dir.glob("upload-*"))
@@ -65,7 +65,7 @@ def _nothing_stored(server: Server, before: int) -> None:
     ],
 )
 def test_a_body_cut_short_is_400_and_stores_nothing(server: Server, user: str, body: str) -> None:
-    before = server.services.catalog.count_documents()
+    before = server.services.catalog.documents.count()
     status, answer = _post(server, user, body.encode())
     assert status == 400, answer
     assert answer["error"]["code"] == "bad_request"
@@ -82,7 +82,7 @@ def test_a_new_version_cut_short_is_400_and_keeps_the_current_one(
     )
     assert status == 400, answer
     assert answer["error"]["code"] == "bad_request"
-    assert server.services.catalog.get_document(doc["id"]).version == 1
+    assert server.services.catalog.documents.get(doc["id"]).version == 1
     assert not list(server.services.settings.spool_dir.glob("upload-*"))
 
 

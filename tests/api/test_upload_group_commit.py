@@ -46,7 +46,7 @@ def _wait_until(condition: Callable[[], bool]) -> None:
 def test_concurrent_uploads_are_all_there_each_answered_with_its_own(
     server: Server, uploader: str
 ) -> None:
-    before = server.services.catalog.count_documents()
+    before = server.services.catalog.documents.count()
     files = [
         (f"동시{n}.txt", f"동시 업로드 {n} 번째 문서입니다. {'가나다' * n}".encode())
         for n in range(CLIENTS * PER_CLIENT)
@@ -57,7 +57,7 @@ def test_concurrent_uploads_are_all_there_each_answered_with_its_own(
     assert [r.status_code for r in answers] == [202] * len(files), answers[0].text
     ids = [r.json()["id"] for r in answers]
     assert len(set(ids)) == len(files)
-    assert server.services.catalog.count_documents() == before + len(files)
+    assert server.services.catalog.documents.count() == before + len(files)
     with server.client(uploader) as c:
         for (name, content), answer in zip(files, answers, strict=True):
             body = answer.json()
@@ -66,7 +66,7 @@ def test_concurrent_uploads_are_all_there_each_answered_with_its_own(
             assert body["size"] == len(content)
             assert c.get(f"/documents/{body['id']}/content").content == content
     for (name, content), doc_id in zip(files, ids, strict=True):
-        (audit,) = server.services.catalog.list_audit(target=doc_id, action="upload")
+        (audit,) = server.services.catalog.audit.page(target=doc_id, action="upload")
         assert audit.detail["filename"] == name
         assert audit.detail["sha256"] == hashlib.sha256(content).hexdigest()
 
@@ -78,7 +78,7 @@ def test_one_upload_that_cannot_be_recorded_fails_alone(
     those cannot be recorded (a stand-in for a constraint or a catalog error)."""
     catalog = server.services.catalog
     commits = server.services.upload_commits
-    real_many, real_one = catalog.create_documents, catalog.create_document
+    real_many, real_one = catalog.documents.create_many, catalog.documents.create
     held, release = threading.Event(), threading.Event()
     batches: list[int] = []
 
@@ -100,7 +100,7 @@ def test_one_upload_that_cannot_be_recorded_fails_alone(
 
     monkeypatch.setattr(catalog, "create_documents", create_documents)
     monkeypatch.setattr(catalog, "create_document", create_document)
-    before = catalog.count_documents()
+    before = catalog.documents.count()
     names = ["good1.txt", "good2.txt", "bad.txt", "good3.txt", "good4.txt"]
     with ThreadPoolExecutor(len(names) + 1) as pool:
         first = pool.submit(_upload, server, uploader, "first.txt", b"held first")
@@ -119,14 +119,14 @@ def test_one_upload_that_cannot_be_recorded_fails_alone(
     assert bad.status_code == 503, bad.text
     assert bad.json()["error"]["code"]
     assert all(r.status_code == 202 for r in answers.values()), answers
-    assert catalog.count_documents() == before + 1 + len(answers)
+    assert catalog.documents.count() == before + 1 + len(answers)
     for name, r in answers.items():
-        assert catalog.get_document(r.json()["id"]).filename == name
+        assert catalog.documents.get(r.json()["id"]).filename == name
     assert not list(server.services.settings.spool_dir.glob("upload-*"))
 
 
 def test_concurrent_uploads_under_one_key_make_one_document(server: Server, uploader: str) -> None:
-    before = server.services.catalog.count_documents()
+    before = server.services.catalog.documents.count()
     with ThreadPoolExecutor(8) as pool:
         same = list(
             pool.map(
@@ -136,7 +136,7 @@ def test_concurrent_uploads_under_one_key_make_one_document(server: Server, uplo
         )
     assert [r.status_code for r in same] == [202] * 8, [r.text for r in same]
     assert len({r.json()["id"] for r in same}) == 1
-    assert server.services.catalog.count_documents() == before + 1
+    assert server.services.catalog.documents.count() == before + 1
 
     with ThreadPoolExecutor(6) as pool:
         other = list(
@@ -150,4 +150,4 @@ def test_concurrent_uploads_under_one_key_make_one_document(server: Server, uplo
     assert all(
         r.json()["error"]["code"] == "idempotency_key_reused" for r in other if r.status_code == 409
     )
-    assert server.services.catalog.count_documents() == before + 2
+    assert server.services.catalog.documents.count() == before + 2

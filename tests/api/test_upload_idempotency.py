@@ -49,7 +49,7 @@ def _refused(r: httpx.Response) -> dict[str, Any]:
 def test_the_same_upload_again_replays_the_first_answer(
     server: Server, users: dict[str, str]
 ) -> None:
-    before = server.services.catalog.count_documents()
+    before = server.services.catalog.documents.count()
     fields = {"title": "회의록", "visibility": "ministry", "tags": "회의,2026"}
     first = _post(server, users["kim"], "replay-1", b"same bytes", "m.txt", **fields)
     # Tags in another order are the same set.
@@ -59,7 +59,7 @@ def test_the_same_upload_again_replays_the_first_answer(
     assert first.status_code == again.status_code == 202, again.text
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["sha256"] == hashlib.sha256(b"same bytes").hexdigest()
-    assert server.services.catalog.count_documents() == before + 1
+    assert server.services.catalog.documents.count() == before + 1
 
 
 def test_the_key_with_other_bytes_is_refused_and_they_are_not_stored(
@@ -67,13 +67,13 @@ def test_the_key_with_other_bytes_is_refused_and_they_are_not_stored(
 ) -> None:
     first = _post(server, users["kim"], "key-1", b"the content of a.txt", "a.txt")
     assert first.status_code == 202, first.text
-    before = server.services.catalog.count_documents()
+    before = server.services.catalog.documents.count()
     other = b"the content of b.txt, never stored"
 
     error = _refused(_post(server, users["kim"], "key-1", other, "b.txt"))
 
     assert "Idempotency-Key" in error["message"]
-    assert server.services.catalog.count_documents() == before
+    assert server.services.catalog.documents.count() == before
     # Refused before the bytes were stored: no blob that nothing refers to.
     assert not server.services.store.exists(blob_key_for(hashlib.sha256(other).hexdigest()))
     assert not list(server.services.settings.spool_dir.glob("upload-*"))

@@ -143,7 +143,7 @@ def test_each_text_file_is_found_by_a_word_of_its_text(
             assert r.status_code == 202, r.text
             uploaded[path.name] = r.json()["id"]
         deadline = time.monotonic() + 300
-        while server.services.catalog.outbox_backlog():
+        while server.services.catalog.outbox.backlog():
             assert time.monotonic() < deadline, "indexing did not finish in 5 minutes"
             time.sleep(0.2)
     missing = []

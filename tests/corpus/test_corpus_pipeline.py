@@ -50,7 +50,7 @@ def test_every_corpus_file_is_stored_and_ends_with_a_status(corpus_server: Serve
             assert r.status_code == 202, (path, r.text)
             uploaded[r.json()["id"]] = (path, hashlib.sha256(content).hexdigest())
         deadline = time.monotonic() + 600
-        while server.services.catalog.outbox_backlog():
+        while server.services.catalog.outbox.backlog():
             assert time.monotonic() < deadline, "indexing did not finish in 10 minutes"
             assert c.get("/healthz").status_code == 200
             time.sleep(0.5)

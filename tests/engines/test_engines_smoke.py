@@ -287,9 +287,9 @@ def test_postgres_runs_the_catalog_migrations(fresh_postgres_url: str) -> None:
     from sqlalchemy import text
 
     from storage.catalog.migrate import alembic_config
-    from storage.catalog.repository import Catalog
+    from storage.catalog.sql import SqlCatalog
 
-    catalog = Catalog(fresh_postgres_url)
+    catalog = SqlCatalog(fresh_postgres_url)
     try:
         with catalog.engine.connect() as conn:
             assert conn.execute(text("SHOW server_version")).scalar_one().startswith("15.")
@@ -300,11 +300,11 @@ def test_postgres_runs_the_catalog_migrations(fresh_postgres_url: str) -> None:
             assert (
                 conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head
             )
-        catalog.create_ministry("MOIS", "행정안전부")
-        catalog.create_department("MOIS-REC", "기록관리과", "MOIS")
-        user = catalog.create_user("kim.minsu", "hash", "김민수", "MOIS-REC", ["user"])
+        catalog.organisation.create_ministry("MOIS", "행정안전부")
+        catalog.organisation.create_department("MOIS-REC", "기록관리과", "MOIS")
+        user = catalog.organisation.create_user("kim.minsu", "hash", "김민수", "MOIS-REC", ["user"])
         assert user.department == "MOIS-REC"
-        assert [m.name for m in catalog.list_ministries()] == ["행정안전부"]
+        assert [m.name for m in catalog.organisation.list_ministries()] == ["행정안전부"]
     finally:
         catalog.close()
 

@@ -249,7 +249,7 @@ class ServerStack(Stack):
         if batch is not None:
             return
         deadline = time.monotonic() + 60
-        while self.services.catalog.outbox_backlog():
+        while self.services.catalog.outbox.backlog():
             if time.monotonic() > deadline:
                 raise AssertionError("the server's worker did not catch up in 60 s")
             time.sleep(0.02)

@@ -242,7 +242,7 @@ class NoLeakMachine(RuleBasedStateMachine):
     def refresh_index_state(self) -> None:
         """Which documents the index holds text for (those indexed at least once)."""
         catalog = self.stack.services.catalog
-        for rec in catalog.get_documents(list(self.world.docs), include_deleted=True):
+        for rec in catalog.documents.get_many(list(self.world.docs), include_deleted=True):
             self.world.docs[rec.id].indexed_revision = rec.indexed_revision
 
     def on_document(
@@ -672,7 +672,7 @@ class NoLeakMachine(RuleBasedStateMachine):
         if not self._expect_refusal(actor, r, levels, WRITE):
             return
         assert tuple(r.json()["tags"]) == tags, r.text
-        (rec,) = self.stack.services.catalog.get_documents([doc.id])
+        (rec,) = self.stack.services.catalog.documents.get_many([doc.id])
         if not doc.tag_history:
             doc.tag_history = ((0, doc.tags),)
         doc.tag_history += ((rec.revision, tags),)
@@ -719,7 +719,7 @@ class NoLeakMachine(RuleBasedStateMachine):
     @step
     def expire_grants(self) -> None:
         """The worker's periodic chore: expired grants are deleted and their documents queued."""
-        self.stack.services.catalog.expire_grants()
+        self.stack.services.catalog.documents.expire_grants()
 
     # -- checks -------------------------------------------------------------------------
 
@@ -852,7 +852,7 @@ class NoLeakMachine(RuleBasedStateMachine):
 
     def _explain(self, where: str, user: UserModel, want: tuple[str, ...], got: list[str]) -> str:
         now = utcnow()
-        stale = self.stack.services.catalog.stale_access_ids()
+        stale = self.stack.services.catalog.documents.stale_access_ids()
         lines = [f"{where}: hits {got} != expected {list(want)}"]
         for doc_id in sorted(set(want) ^ set(got)):
             doc = self.world.docs.get(doc_id)
@@ -866,7 +866,7 @@ class NoLeakMachine(RuleBasedStateMachine):
         return "\n".join(lines)
 
     def check_searches(self, queries: list[QuerySpec], *, direct: bool) -> None:
-        stale = bool(self.stack.services.catalog.stale_access_ids())
+        stale = bool(self.stack.services.catalog.documents.stale_access_ids())
         before = self.tally.search_checks
         for name in self.usernames:
             for query in queries:

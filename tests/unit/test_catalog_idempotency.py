@@ -10,22 +10,22 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import Table, event, select, text, update
 
-from storage.catalog import Catalog
 from storage.catalog.models import IdempotencyKey
 from storage.catalog.records import NewBlob, NewDocument
-from storage.catalog.repository import IDEMPOTENCY_KEY_TTL
+from storage.catalog.sql import SqlCatalog
+from storage.catalog.sql.documents import IDEMPOTENCY_KEY_TTL
 from storage.errors import IdempotencyKeyReusedError, StorageFullError
 from storage.ingest import SpoolWriter, StagedFile, accept_document
 from storage.objectstore.local import LocalObjectStore
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    c = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+def catalog(tmp_path: Path) -> SqlCatalog:
+    c = SqlCatalog(f"sqlite:///{tmp_path / 'c.db'}")
     c.migrate()
-    c.create_ministry("M1", "부")
-    c.create_department("D1", "과", "M1")
-    c.create_user("kim", "hash", "김", "D1", ["member"])
+    c.organisation.create_ministry("M1", "부")
+    c.organisation.create_department("D1", "과", "M1")
+    c.organisation.create_user("kim", "hash", "김", "D1", ["member"])
     return c
 
 
@@ -42,7 +42,7 @@ def new_doc(sha: str = "a" * 64, filename: str = "a.txt", **kw: Any) -> NewDocum
     return NewDocument(blob=blob, **(fields | kw))
 
 
-def _age_keys(catalog: Catalog, by: timedelta) -> None:
+def _age_keys(catalog: SqlCatalog, by: timedelta) -> None:
     """Move every key's creation time back by `by` (through the typed column)."""
     keys = cast(Table, IdempotencyKey.__table__)
     with catalog.engine.begin() as conn:
@@ -50,51 +50,51 @@ def _age_keys(catalog: Catalog, by: timedelta) -> None:
             conn.execute(update(keys).where(keys.c.key == key).values(created_at=created_at - by))
 
 
-def test_a_key_is_free_again_once_expired(catalog: Catalog) -> None:
-    first, _ = catalog.create_document(new_doc("a" * 64), idempotency_key="k")
-    catalog.create_document(new_doc("c" * 64), idempotency_key="other")
+def test_a_key_is_free_again_once_expired(catalog: SqlCatalog) -> None:
+    first, _ = catalog.documents.create(new_doc("a" * 64), idempotency_key="k")
+    catalog.documents.create(new_doc("c" * 64), idempotency_key="other")
     _age_keys(catalog, IDEMPOTENCY_KEY_TTL + timedelta(minutes=1))
 
-    second, created = catalog.create_document(new_doc("b" * 64), idempotency_key="k")
+    second, created = catalog.documents.create(new_doc("b" * 64), idempotency_key="k")
 
     assert created and second.id != first.id
     # The key now answers the new upload, and the owner's other expired key is gone.
-    again, created_again = catalog.create_document(new_doc("b" * 64), idempotency_key="k")
+    again, created_again = catalog.documents.create(new_doc("b" * 64), idempotency_key="k")
     assert not created_again and again.id == second.id
     with catalog.engine.connect() as conn:
         keys = conn.execute(text("SELECT key FROM idempotency_keys")).scalars().all()
     assert keys == ["k"]
 
 
-def test_a_key_within_its_lifetime_still_refuses_other_bytes(catalog: Catalog) -> None:
-    catalog.create_document(new_doc("a" * 64), idempotency_key="k")
+def test_a_key_within_its_lifetime_still_refuses_other_bytes(catalog: SqlCatalog) -> None:
+    catalog.documents.create(new_doc("a" * 64), idempotency_key="k")
     _age_keys(catalog, IDEMPOTENCY_KEY_TTL - timedelta(minutes=1))
     with pytest.raises(IdempotencyKeyReusedError):
-        catalog.create_document(new_doc("b" * 64), idempotency_key="k")
-    assert catalog.count_documents() == 1
+        catalog.documents.create(new_doc("b" * 64), idempotency_key="k")
+    assert catalog.documents.count() == 1
 
 
-def test_a_key_recorded_before_fingerprints_matches_its_first_version(catalog: Catalog) -> None:
-    first, _ = catalog.create_document(
+def test_a_key_recorded_before_fingerprints_matches_its_first_version(catalog: SqlCatalog) -> None:
+    first, _ = catalog.documents.create(
         new_doc("a" * 64, "old.txt", title="제목", title_from_user=True), idempotency_key="k"
     )
     with catalog.engine.begin() as conn:
         conn.execute(text("UPDATE idempotency_keys SET request_hash = ''"))
 
-    replay, created = catalog.create_document(
+    replay, created = catalog.documents.create(
         new_doc("a" * 64, "old.txt", title="제목", title_from_user=True), idempotency_key="k"
     )
     assert not created and replay.id == first.id
     with pytest.raises(IdempotencyKeyReusedError):
-        catalog.create_document(new_doc("b" * 64, "old.txt"), idempotency_key="k")
+        catalog.documents.create(new_doc("b" * 64, "old.txt"), idempotency_key="k")
 
 
-def _fill(catalog: Catalog) -> None:
+def _fill(catalog: SqlCatalog) -> None:
     for n in range(200):  # the first few may fit in the last free pages
-        catalog.create_document(new_doc(f"{n:064x}"), idempotency_key=f"k{n}")
+        catalog.documents.create(new_doc(f"{n:064x}"), idempotency_key=f"k{n}")
 
 
-def test_a_full_catalog_disk_is_storage_full_and_records_nothing(catalog: Catalog) -> None:
+def test_a_full_catalog_disk_is_storage_full_and_records_nothing(catalog: SqlCatalog) -> None:
     # SQLite's own page limit answers SQLITE_FULL ("database or disk is full"),
     # exactly as a full disk does, on every new connection of the pool.
     with catalog.engine.connect() as conn:
@@ -111,10 +111,10 @@ def test_a_full_catalog_disk_is_storage_full_and_records_nothing(catalog: Catalo
     finally:
         event.remove(catalog.engine, "connect", limit)
         catalog.engine.dispose()
-    count = catalog.count_documents()
+    count = catalog.documents.count()
     # Space is back: the next upload is recorded.
-    catalog.create_document(new_doc("f" * 64))
-    assert catalog.count_documents() == count + 1
+    catalog.documents.create(new_doc("f" * 64))
+    assert catalog.documents.count() == count + 1
 
 
 def _staged(tmp_path: Path, content: bytes) -> StagedFile:
@@ -124,7 +124,7 @@ def _staged(tmp_path: Path, content: bytes) -> StagedFile:
 
 
 def test_the_transaction_refuses_a_reused_key_the_early_check_missed(
-    catalog: Catalog,
+    catalog: SqlCatalog,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -143,12 +143,12 @@ def test_the_transaction_refuses_a_reused_key_the_early_check_missed(
     }
     first, created = accept_document(catalog, store, _staged(tmp_path, b"first"), **fields)
     assert created
-    monkeypatch.setattr(catalog, "idempotent_replay", lambda *args: None)  # the race
+    monkeypatch.setattr(catalog.documents, "idempotent_replay", lambda *args: None)  # the race
 
     with pytest.raises(IdempotencyKeyReusedError):
         accept_document(catalog, store, _staged(tmp_path, b"second"), **fields)
 
-    assert catalog.count_documents() == 1
+    assert catalog.documents.count() == 1
     assert "Idempotency-Key reused" in caplog.text  # the stored blob is not silent
     replay, created = accept_document(catalog, store, _staged(tmp_path, b"first"), **fields)
     assert not created and replay.id == first.id

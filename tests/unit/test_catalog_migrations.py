@@ -26,12 +26,13 @@ from indexer.pipeline import IndexingPipeline
 from indexer.query import parse_user_query
 from indexer.worker import drain_once
 from services.search import search_documents
-from storage.catalog import Catalog
 from storage.catalog.migrate import alembic_config
 from storage.catalog.models import Base
 from storage.catalog.policy_match import PolicyMatch
 from storage.catalog.records import NewPolicy, upload_fingerprint
-from storage.catalog.repository import GENESIS_HASH, _chain_hash, audit_fields
+from storage.catalog.sql import SqlCatalog
+from storage.catalog.sql.audit import GENESIS_HASH, audit_fields
+from storage.catalog.sql.audit import chain_hash as _chain_hash
 
 T0 = "2026-01-05 09:00:00.000000"
 AT0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -120,7 +121,7 @@ def test_a_populated_first_release_catalog_upgrades_with_every_row(tmp_path: Pat
             prev = digest
     engine.dispose()
 
-    catalog = Catalog(url)
+    catalog = SqlCatalog(url)
     catalog.migrate()  # what `crossdoc serve` does at start-up
     with catalog.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
@@ -152,12 +153,12 @@ def test_a_populated_first_release_catalog_upgrades_with_every_row(tmp_path: Pat
     # Policy ids are never handed out again (SQLite reused the highest one deleted).
     assert "AUTOINCREMENT" in policies_sql, policies_sql
 
-    typed, untyped = catalog.get_documents(["d1", "d2"])
+    typed, untyped = catalog.documents.get_many(["d1", "d2"])
     assert (typed.title, typed.title_from_user) == ("출생통보제 안내", True)
     assert (untyped.title, untyped.title_from_user) == ("scan.pdf", False)
     assert [g.principal for g in typed.grants] == ["user:lee"]
     assert typed.tags == ("공지",)
-    policies = catalog.list_policies()
+    policies = catalog.policies.list_all()
     assert [p.name for p in policies] == ["기록 열람", "공지 열람"]
     # Index tokens are made of a unique uid: no one holds an old `policy:ID.GEN` token
     # any more, so those a deleted policy left in the index count for no one ...
@@ -166,26 +167,26 @@ def test_a_populated_first_release_catalog_upgrades_with_every_row(tmp_path: Pat
     # ... and the documents of the policies in force get the new tokens: queued for an
     # access-only re-index, their fan-outs pending (the grantees match them by the
     # policy's match meanwhile).
-    assert catalog.pending_policy_ids() == {p.id for p in policies}
+    assert catalog.policies.pending_ids() == {p.id for p in policies}
     assert [(f[0], f[1], f[2], f[3]) for f in fanouts] == [(1, 1, 2, None), (2, 1, 1, None)]
     assert queued == [("d1", 3), ("d2", 2)]
-    assert catalog.policy_fanout_backlog() == 2
+    assert catalog.policies.fanout_backlog() == 2
     # A key recorded before fingerprints were kept replays its own upload (0005).
-    replay = catalog.idempotent_replay(
+    replay = catalog.documents.idempotent_replay(
         "kim",
         "upload-1",
         upload_fingerprint(sha, "notice.hwp", "출생통보제 안내", "department", ("공지",)),
     )
     assert replay is not None and replay.id == "d1"
-    ok, checked, problem = catalog.verify_audit_chain()
+    ok, checked, problem = catalog.audit.verify_chain()
     assert (ok, checked) == (True, 3), problem
 
     # New policies start above every id the catalog names (policy 5 of the audit log),
     # and a deleted one's id is not given out again.
     new = NewPolicy("새 정책", PolicyMatch(department="MOIS-REC"), "user:kim", "read")
-    first = catalog.create_policy(new, "admin").policy
-    catalog.delete_policy(first.id)
-    second = catalog.create_policy(new, "admin").policy
+    first = catalog.policies.create(new, "admin").policy
+    catalog.policies.delete(first.id)
+    second = catalog.policies.create(new, "admin").policy
     assert (first.id, second.id) == (6, 7)
     assert first.uid != second.uid
 
@@ -268,14 +269,14 @@ def test_an_index_leaking_through_a_reused_policy_id_stops_on_upgrade(tmp_path: 
     )
     index.refresh()
 
-    catalog = Catalog(url)
+    catalog = SqlCatalog(url)
     catalog.migrate()
     park = Principal("park", "MOIS-REC", "MOIS", frozenset({"member"}))  # p2's grantee
     choi = Principal("choi", "MOHW-POP", "MOHW", frozenset({"member"}))  # p1's, once
 
     def found(who: Principal) -> tuple[int, set[str], dict[str, int]]:
         request = SearchRequest(query=parse_user_query("사과"))
-        got = search_documents(catalog, index, who, request)
+        got = search_documents(catalog.documents, index, who, request)
         facets = {b.value: b.count for b in got.facets["department"]}
         return got.total, {h.id for h in got.hits}, facets
 
@@ -290,9 +291,9 @@ def test_an_index_leaking_through_a_reused_policy_id_stops_on_upgrade(tmp_path: 
             pipeline = IndexingPipeline(catalog, None, no_text, index, tmp_path)  # type: ignore[arg-type]
             while drain_once(catalog, pipeline, 16):
                 pass
-            catalog.settle_policy_fanouts()  # the worker's chore once the outbox is empty
-        assert catalog.pending_policy_ids() == set()
-        assert catalog.policy_fanout_backlog() == 0
+            catalog.policies.settle_fanouts()  # the worker's chore once the outbox is empty
+        assert catalog.policies.pending_ids() == set()
+        assert catalog.policies.fanout_backlog() == 0
     finally:
         index.close()
         catalog.close()

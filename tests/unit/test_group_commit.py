@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from storage.catalog import Catalog
+from storage.catalog.ports import CatalogStore
 from storage.catalog.records import NewAuditEvent, NewBlob, NewDocument
+from storage.catalog.sql import SqlCatalog
 from storage.errors import NotFoundError
 from storage.group_commit import GroupCommit, PendingUpload, UploadCommits
 
@@ -142,12 +143,12 @@ def test_many_threads_each_get_their_own_result() -> None:
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    c = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+def catalog(tmp_path: Path) -> CatalogStore:
+    c = SqlCatalog(f"sqlite:///{tmp_path / 'c.db'}")
     c.migrate()
-    c.create_ministry("M1", "부")
-    c.create_department("D1", "과", "M1")
-    c.create_user("kim", "hash", "김", "D1", ["member"])
+    c.organisation.create_ministry("M1", "부")
+    c.organisation.create_department("D1", "과", "M1")
+    c.organisation.create_user("kim", "hash", "김", "D1", ["member"])
     return c
 
 
@@ -161,10 +162,10 @@ def _upload(n: int, department: str = "D1") -> PendingUpload:
 
 
 def test_uploads_recorded_together_keep_their_own_audit_and_a_bad_one_fails_alone(
-    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+    catalog: CatalogStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     commits = UploadCommits(catalog)
-    real_many = catalog.create_documents
+    real_many = catalog.documents.create_many
     batches: list[int] = []
     gate = threading.Event()
     first = threading.Event()
@@ -173,7 +174,7 @@ def test_uploads_recorded_together_keep_their_own_audit_and_a_bad_one_fails_alon
         batches.append(len(news))
         return real_many(news, **kw)  # type: ignore[arg-type]
 
-    real_one = catalog.create_document
+    real_one = catalog.documents.create
 
     def create_document(new: NewDocument, **kw: object) -> object:
         if not first.is_set():
@@ -207,19 +208,19 @@ def test_uploads_recorded_together_keep_their_own_audit_and_a_bad_one_fails_alon
     assert isinstance(results.pop(3), NotFoundError)
     docs = {n: r for n, r in results.items()}
     assert sorted(docs) == [0, 1, 2, 4, 5]
-    assert catalog.count_documents() == 5
+    assert catalog.documents.count() == 5
     for n, doc in docs.items():
         assert doc.filename == f"{n}.txt"  # type: ignore[attr-defined]
-        (audit,) = catalog.list_audit(target=doc.id)  # type: ignore[attr-defined]
+        (audit,) = catalog.audit.page(target=doc.id)  # type: ignore[attr-defined]
         assert audit.detail == {"n": n}
 
 
-def test_a_batch_of_uploads_is_one_transaction(catalog: Catalog) -> None:
-    docs = catalog.create_documents(
+def test_a_batch_of_uploads_is_one_transaction(catalog: CatalogStore) -> None:
+    docs = catalog.documents.create_many(
         [_upload(n).document for n in range(3)], audits=[_upload(n).audit for n in range(3)]
     )
     assert len({d.created_at for d in docs}) == 1
-    assert [a.detail for a in catalog.list_audit(action="upload")] == [{"n": n} for n in range(3)]
+    assert [a.detail for a in catalog.audit.page(action="upload")] == [{"n": n} for n in range(3)]
     with pytest.raises(ValueError, match="one per new document"):
-        catalog.create_documents([_upload(9).document], audits=[None, None])
-    assert catalog.count_documents() == 3
+        catalog.documents.create_many([_upload(9).document], audits=[None, None])
+    assert catalog.documents.count() == 3

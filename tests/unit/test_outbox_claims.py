@@ -26,27 +26,27 @@ from sqlalchemy import event
 from indexer.claims import ClaimKeeper, ClaimOwner, owner_is_gone, process_started
 from indexer.pipeline import BatchReport
 from indexer.worker import LEASE, InProcessWorker, drain_once
-from storage.catalog import Catalog
-from storage.catalog.records import NewBlob, NewDocument, OutboxOwnerRecord
+from storage.catalog.records import IndexOutcome, NewBlob, NewDocument, OutboxOwnerRecord
+from storage.catalog.sql import SqlCatalog
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    c = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+def catalog(tmp_path: Path) -> Iterator[SqlCatalog]:
+    c = SqlCatalog(f"sqlite:///{tmp_path / 'c.db'}")
     c.migrate()
-    c.create_ministry("M1", "부")
-    c.create_department("D1", "과", "M1")
-    c.create_user("kim", "hash", "김", "D1", ["member"])
+    c.organisation.create_ministry("M1", "부")
+    c.organisation.create_department("D1", "과", "M1")
+    c.organisation.create_user("kim", "hash", "김", "D1", ["member"])
     yield c
     c.close()
 
 
-def add_documents(catalog: Catalog, n: int) -> list[str]:
+def add_documents(catalog: SqlCatalog, n: int) -> list[str]:
     ids = []
     for i in range(n):
         sha = f"{i:064x}"
         blob = NewBlob(f"blobs/{sha}", sha, 3, "a.txt", "text/plain", "text/plain")
-        doc, _ = catalog.create_document(
+        doc, _ = catalog.documents.create(
             NewDocument(blob=blob, title="t", department="D1", owner="kim", visibility="private")
         )
         ids.append(doc.id)
@@ -56,16 +56,16 @@ def add_documents(catalog: Catalog, n: int) -> list[str]:
 class RecordingPipeline:
     """Stands for the indexing pipeline: records every id it is given, marks them indexed."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: SqlCatalog) -> None:
         self.catalog = catalog
         self.seen: list[str] = []
         self.done = threading.Event()
 
     def process(self, document_ids: Sequence[str]) -> BatchReport:
         self.seen.extend(document_ids)
-        docs = self.catalog.get_documents(list(document_ids))
-        self.catalog.mark_indexed_many(
-            [(d.id, d.revision, d.version, "indexed", "", None) for d in docs]
+        docs = self.catalog.documents.get_many(list(document_ids))
+        self.catalog.documents.mark_indexed_many(
+            [IndexOutcome(d.id, d.revision, d.version, "indexed", "", None) for d in docs]
         )
         self.done.set()
         return BatchReport(indexed=list(document_ids))
@@ -78,15 +78,15 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def test_a_dead_workers_claims_are_indexed_at_once_by_the_next(catalog: Catalog) -> None:
+def test_a_dead_workers_claims_are_indexed_at_once_by_the_next(catalog: SqlCatalog) -> None:
     ids = add_documents(catalog, 3)
     # A worker registered, claimed the batch for the full lease, then was SIGKILLed.
     me = ClaimOwner.this_process()
     dead = replace(me, id="dead-worker", pid=dead_pid(), started="1")
-    catalog.register_outbox_owner(dead.id, dead.host, dead.pid, dead.started)
-    claims = catalog.claim_outbox(10, LEASE, owner=dead.id)
+    catalog.outbox.register_owner(dead.id, dead.host, dead.pid, dead.started)
+    claims = catalog.outbox.claim(10, LEASE, owner=dead.id)
     assert [c.document_id for c in claims] == ids
-    assert catalog.claim_outbox(10, LEASE) == []  # leased for 10 minutes
+    assert catalog.outbox.claim(10, LEASE) == []  # leased for 10 minutes
 
     pipeline = RecordingPipeline(catalog)
     worker = InProcessWorker(catalog, pipeline, idle_seconds=0.05)  # type: ignore[arg-type]
@@ -94,36 +94,36 @@ def test_a_dead_workers_claims_are_indexed_at_once_by_the_next(catalog: Catalog)
     worker.start()
     try:
         assert pipeline.done.wait(10)
-        while catalog.outbox_backlog() and time.monotonic() - started < 10:
+        while catalog.outbox.backlog() and time.monotonic() - started < 10:
             time.sleep(0.05)
     finally:
         worker.stop()
     assert sorted(pipeline.seen) == sorted(ids)
-    assert catalog.outbox_backlog() == 0
+    assert catalog.outbox.backlog() == 0
     assert time.monotonic() - started < 10
-    assert all(d.status == "indexed" for d in catalog.get_documents(ids))
+    assert all(d.status == "indexed" for d in catalog.documents.get_many(ids))
     # The dead owner is gone from the catalog, and so is the stopped worker.
-    assert catalog.outbox_owners() == []
+    assert catalog.outbox.owners() == []
 
 
-def test_a_live_owners_claims_are_not_taken(catalog: Catalog) -> None:
+def test_a_live_owners_claims_are_not_taken(catalog: SqlCatalog) -> None:
     add_documents(catalog, 2)
     # Another live process on this host (this test's parent: alive, own start time).
     parent = os.getppid()
     me = ClaimOwner.this_process()
     live = ClaimOwner("live-worker", me.host, parent, process_started(parent) or "")
-    catalog.register_outbox_owner(live.id, live.host, live.pid, live.started)
+    catalog.outbox.register_owner(live.id, live.host, live.pid, live.started)
     # Another host, heartbeat fresh.
-    catalog.register_outbox_owner("remote", "other-host/boot", 1, "5")
-    claims = catalog.claim_outbox(1, LEASE, owner=live.id)
-    remote = catalog.claim_outbox(1, LEASE, owner="remote")
+    catalog.outbox.register_owner("remote", "other-host/boot", 1, "5")
+    claims = catalog.outbox.claim(1, LEASE, owner=live.id)
+    remote = catalog.outbox.claim(1, LEASE, owner="remote")
     assert claims and remote
 
     keeper = ClaimKeeper(catalog)
     keeper.register()
     assert keeper.reclaim() == 0
-    assert catalog.claim_outbox(10, LEASE, owner=keeper.owner.id) == []
-    assert {o.id for o in catalog.outbox_owners()} == {"live-worker", "remote", keeper.owner.id}
+    assert catalog.outbox.claim(10, LEASE, owner=keeper.owner.id) == []
+    assert {o.id for o in catalog.outbox.owners()} == {"live-worker", "remote", keeper.owner.id}
 
 
 def test_which_owners_are_gone() -> None:
@@ -159,19 +159,19 @@ def test_which_owners_are_gone() -> None:
     assert owner_is_gone(rec(host="", pid=0), me)
 
 
-def test_a_stopped_worker_hands_its_claims_back(catalog: Catalog) -> None:
+def test_a_stopped_worker_hands_its_claims_back(catalog: SqlCatalog) -> None:
     (doc_id,) = add_documents(catalog, 1)
     keeper = ClaimKeeper(catalog)
-    claims = catalog.claim_outbox(10, LEASE, owner=keeper.ensure_registered())
+    claims = catalog.outbox.claim(10, LEASE, owner=keeper.ensure_registered())
     assert [c.document_id for c in claims] == [doc_id]
     keeper.release()
-    assert [c.document_id for c in catalog.claim_outbox(10, LEASE)] == [doc_id]
+    assert [c.document_id for c in catalog.outbox.claim(10, LEASE)] == [doc_id]
 
 
 class DiskFull:
     """Makes the catalog's writes fail as SQLite does on a full disk, while `full` is set."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: SqlCatalog) -> None:
         self.full = threading.Event()
         self.refused = 0
         event.listen(catalog.engine, "before_cursor_execute", self._before)
@@ -184,7 +184,7 @@ class DiskFull:
             raise sqlite3.OperationalError("database or disk is full")
 
 
-def test_a_full_disk_does_not_keep_claims_once_space_returns(catalog: Catalog) -> None:
+def test_a_full_disk_does_not_keep_claims_once_space_returns(catalog: SqlCatalog) -> None:
     ids = add_documents(catalog, 2)
     disk = DiskFull(catalog)
     keeper = ClaimKeeper(catalog)
@@ -217,7 +217,7 @@ def test_a_full_disk_does_not_keep_claims_once_space_returns(catalog: Catalog) -
     deadline = time.monotonic() + 10
     claimed: list[str] = []
     while time.monotonic() < deadline and len(claimed) < 2:
-        claimed += [c.document_id for c in catalog.claim_outbox(10, LEASE)]
+        claimed += [c.document_id for c in catalog.outbox.claim(10, LEASE)]
         time.sleep(0.2)
     assert sorted(claimed) == sorted(ids)
 
@@ -244,12 +244,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def test_a_really_full_disk_does_not_keep_claims_once_space_returns(
     small_disk: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    catalog = Catalog(f"sqlite:///{small_disk / 'c.db'}")
+    catalog = SqlCatalog(f"sqlite:///{small_disk / 'c.db'}")
     try:
         catalog.migrate()
-        catalog.create_ministry("M1", "부")
-        catalog.create_department("D1", "과", "M1")
-        catalog.create_user("kim", "hash", "김", "D1", ["member"])
+        catalog.organisation.create_ministry("M1", "부")
+        catalog.organisation.create_department("D1", "과", "M1")
+        catalog.organisation.create_user("kim", "hash", "김", "D1", ["member"])
         ids = add_documents(catalog, 2)
         keeper = ClaimKeeper(catalog)
         owner = keeper.ensure_registered()
@@ -289,7 +289,7 @@ def test_a_really_full_disk_does_not_keep_claims_once_space_returns(
         deadline = time.monotonic() + 10
         claimed: list[str] = []
         while time.monotonic() < deadline and len(claimed) < 2:
-            claimed += [c.document_id for c in catalog.claim_outbox(10, LEASE)]
+            claimed += [c.document_id for c in catalog.outbox.claim(10, LEASE)]
             time.sleep(0.2)
         assert sorted(claimed) == sorted(ids)
     finally:

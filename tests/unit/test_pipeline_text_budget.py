@@ -84,7 +84,7 @@ def test_a_batch_over_its_text_budget_is_indexed_in_parts(
 
     # One claim takes them all (the file bounds allow it): the text budget splits it.
     assert drain_once(services.catalog, pipeline, 256, batch_bytes=64 << 20) == 6
-    assert services.catalog.outbox_backlog() == 0
+    assert services.catalog.outbox.backlog() == 0
     assert sorted(i for part in commits for i in part) == sorted(ids)
     assert len(commits) >= 3
     sizes = {i: len(c) for i, c in zip(ids, files.values(), strict=True)}
@@ -93,7 +93,7 @@ def test_a_batch_over_its_text_budget_is_indexed_in_parts(
         assert len(part) == 1 or sum(sizes[i] for i in part) <= BUDGET
     assert [ids[-1]] in commits
 
-    docs = services.catalog.get_documents(ids)
+    docs = services.catalog.documents.get_many(ids)
     assert {d.status for d in docs} == {"indexed"}
     readers = IndexingPipeline.index_document(docs[0], None, [], datetime.now(UTC)).readers
     for i, doc_id in enumerate(ids[:-1]):

@@ -20,10 +20,11 @@ from indexer.analysis.korean import KoreanAnalyzer
 from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
 from indexer.index.tantivy_index import TantivyIndex
 from indexer.query import parse_user_query
-from storage.catalog import Catalog
 from storage.catalog import models as m
 from storage.catalog.policy_match import POLICY_MATCH_KEYS, PolicyMatch, match_clause
+from storage.catalog.ports import CatalogStore
 from storage.catalog.records import AccessRecord
+from storage.catalog.sql import SqlCatalog
 
 MINISTRY_OF = {"D1": "M1", "D2": "M1", "D3": "M2"}
 VISIBILITIES = ("private", "department", "ministry", "government")
@@ -58,14 +59,14 @@ matches = st.builds(
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Catalog, TantivyIndex]]:
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CatalogStore, TantivyIndex]]:
     root = tmp_path_factory.mktemp("policy-match")
-    catalog = Catalog(f"sqlite:///{root / 'catalog.sqlite3'}")
+    catalog = SqlCatalog(f"sqlite:///{root / 'catalog.sqlite3'}")
     catalog.migrate()
     for ministry in sorted(set(MINISTRY_OF.values())):
-        catalog.create_ministry(ministry, ministry)
+        catalog.organisation.create_ministry(ministry, ministry)
     for dept, ministry in MINISTRY_OF.items():
-        catalog.create_department(dept, dept, ministry)
+        catalog.organisation.create_department(dept, dept, ministry)
     index = TantivyIndex(root / "index", KoreanAnalyzer())
     yield catalog, index
     index.close()
@@ -124,7 +125,9 @@ def _entry(doc: AccessRecord) -> IndexDocument:
 )
 @given(docs=documents, generated=st.lists(matches, min_size=1, max_size=6))
 def test_python_sql_and_index_select_the_same_documents(
-    stores: tuple[Catalog, TantivyIndex], docs: list[AccessRecord], generated: list[PolicyMatch]
+    stores: tuple[CatalogStore, TantivyIndex],
+    docs: list[AccessRecord],
+    generated: list[PolicyMatch],
 ) -> None:
     catalog, index = stores
     table: Table = m.Document.__table__  # type: ignore[assignment]
@@ -170,16 +173,16 @@ def test_the_stored_json_and_the_api_shape_are_unchanged(tmp_path: Path) -> None
     """The catalog stores and returns the same JSON object as before the type."""
     from storage.catalog.records import NewPolicy
 
-    catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    catalog = SqlCatalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     catalog.migrate()
     try:
-        catalog.create_ministry("M1", "M1")
+        catalog.organisation.create_ministry("M1", "M1")
         new = NewPolicy("p", PolicyMatch(ministry="M1", visibility="ministry"), "user:kim", "read")
-        created = catalog.create_policy(new, "admin").policy
+        created = catalog.policies.create(new, "admin").policy
         with catalog.engine.connect() as conn:
             stored = conn.scalar(select(m.Policy.match).where(m.Policy.id == created.id))
         assert stored == {"ministry": "M1", "visibility": "ministry"}
-        assert catalog.get_policy(created.id).match == PolicyMatch(
+        assert catalog.policies.get(created.id).match == PolicyMatch(
             ministry="M1", visibility="ministry"
         )
     finally:

@@ -18,7 +18,7 @@ from auth.access import Principal
 from indexer.index.base import AccessFilter, SearchRequest, SearchResults
 from indexer.query import parse_user_query
 from services.search import COMPOUND_FALLBACK_BELOW, search_documents
-from storage.catalog import Catalog
+from storage.catalog.sql import SqlCatalog
 
 
 class RecordingIndex:
@@ -39,8 +39,8 @@ class RecordingIndex:
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
+def catalog(tmp_path: Path) -> Iterator[SqlCatalog]:
+    catalog = SqlCatalog(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
     catalog.migrate()
     yield catalog
     catalog.close()
@@ -49,10 +49,10 @@ def catalog(tmp_path: Path) -> Iterator[Catalog]:
 KIM = Principal("kim", "MOIS-DX", "MOIS", frozenset({"member"}))
 
 
-def _fallback_flags(catalog: Catalog, total: int, **request: Any) -> list[bool]:
+def _fallback_flags(catalog: SqlCatalog, total: int, **request: Any) -> list[bool]:
     index = RecordingIndex(total)
     search_documents(
-        catalog,
+        catalog.documents,
         index,  # type: ignore[arg-type]
         KIM,
         SearchRequest(query=parse_user_query("키오스크"), **request),
@@ -60,17 +60,17 @@ def _fallback_flags(catalog: Catalog, total: int, **request: Any) -> list[bool]:
     return [r.compound_fallback for r in index.requests]
 
 
-def test_a_search_that_finds_enough_is_not_widened(catalog: Catalog) -> None:
+def test_a_search_that_finds_enough_is_not_widened(catalog: SqlCatalog) -> None:
     assert _fallback_flags(catalog, COMPOUND_FALLBACK_BELOW) == [False]
     assert _fallback_flags(catalog, 20_000) == [False]
 
 
 def test_a_search_that_finds_little_is_widened_to_words_inside_compounds(
-    catalog: Catalog,
+    catalog: SqlCatalog,
 ) -> None:
     assert _fallback_flags(catalog, 0) == [False, True]
     assert _fallback_flags(catalog, COMPOUND_FALLBACK_BELOW - 1) == [False, True]
 
 
-def test_a_caller_may_ask_for_no_fallback(catalog: Catalog) -> None:
+def test_a_caller_may_ask_for_no_fallback(catalog: SqlCatalog) -> None:
     assert _fallback_flags(catalog, 0, compound_fallback=False) == [False]

@@ -16,7 +16,8 @@ import auth.tokens
 from auth.errors import InvalidTokenError
 from auth.keys import FileKeyRing, KeyRingError, StaticKeyRing, parse_keys_file, rotate_keys
 from auth.tokens import TokenService
-from storage.catalog import Catalog
+from storage.catalog.records import Revocation
+from storage.catalog.sql import SqlCatalog
 from storage.errors import ConflictError
 
 SECRET = "s" * 40
@@ -148,43 +149,43 @@ def test_a_broken_keys_file_keeps_the_last_good_keys(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    c = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+def catalog(tmp_path: Path) -> SqlCatalog:
+    c = SqlCatalog(f"sqlite:///{tmp_path / 'c.db'}")
     c.migrate()
-    c.create_ministry("M1", "부")
-    c.create_department("D1", "과", "M1")
-    c.create_user("kim", "hash", "김", "D1", ["member"])
+    c.organisation.create_ministry("M1", "부")
+    c.organisation.create_department("D1", "과", "M1")
+    c.organisation.create_user("kim", "hash", "김", "D1", ["member"])
     return c
 
 
-def test_revocations_are_checked_spent_once_and_pruned(catalog: Catalog) -> None:
+def test_revocations_are_checked_spent_once_and_pruned(catalog: SqlCatalog) -> None:
     now = datetime.now(UTC)
     later = now + timedelta(hours=1)
     issued = now - timedelta(minutes=1)
-    assert not catalog.token_revoked("j1", "f1", "kim", issued)
-    catalog.revoke_tokens([("jti", "j1", later)])
-    assert catalog.token_revoked("j1", "f1", "kim", issued)
-    assert not catalog.token_revoked(None, "f1", "kim", issued)
-    catalog.revoke_tokens([("family", "f1", later)])
-    assert catalog.token_revoked("j2", "f1", "kim", issued)
+    assert not catalog.tokens.is_revoked("j1", "f1", "kim", issued)
+    catalog.tokens.revoke([Revocation("jti", "j1", later)])
+    assert catalog.tokens.is_revoked("j1", "f1", "kim", issued)
+    assert not catalog.tokens.is_revoked(None, "f1", "kim", issued)
+    catalog.tokens.revoke([Revocation("family", "f1", later)])
+    assert catalog.tokens.is_revoked("j2", "f1", "kim", issued)
     with pytest.raises(ConflictError):
-        catalog.revoke_tokens([("jti", "j1", later)], fail_if_revoked=True)
-    catalog.revoke_tokens([("jti", "old", now - timedelta(seconds=1))])
-    assert catalog.prune_token_revocations() == 1
-    catalog.revoke_tokens([("jti", "old2", now - timedelta(seconds=1))])
-    catalog.revoke_tokens([("jti", "j3", later)])  # prunes as it goes
+        catalog.tokens.revoke([Revocation("jti", "j1", later)], fail_if_revoked=True)
+    catalog.tokens.revoke([Revocation("jti", "old", now - timedelta(seconds=1))])
+    assert catalog.tokens.prune() == 1
+    catalog.tokens.revoke([Revocation("jti", "old2", now - timedelta(seconds=1))])
+    catalog.tokens.revoke([Revocation("jti", "j3", later)])  # prunes as it goes
     with catalog.engine.connect() as conn:
         kept = {row[0] for row in conn.exec_driver_sql("SELECT value FROM token_revocations")}
     assert kept == {"j1", "f1", "j3"}
 
 
-def test_disabling_a_user_revokes_every_token_issued_so_far(catalog: Catalog) -> None:
+def test_disabling_a_user_revokes_every_token_issued_so_far(catalog: SqlCatalog) -> None:
     before = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
-    catalog.update_user("kim", disabled=True)
-    catalog.update_user("kim", disabled=False)
-    assert catalog.token_revoked("j", "f", "kim", before)
-    assert not catalog.token_revoked("j", "f", "kim", datetime.now(UTC) + timedelta(seconds=1))
-    assert not catalog.token_revoked("j", "f", "lee", before)
+    catalog.organisation.update_user("kim", disabled=True)
+    catalog.organisation.update_user("kim", disabled=False)
+    assert catalog.tokens.is_revoked("j", "f", "kim", before)
+    assert not catalog.tokens.is_revoked("j", "f", "kim", datetime.now(UTC) + timedelta(seconds=1))
+    assert not catalog.tokens.is_revoked("j", "f", "lee", before)
 
 
 def test_a_verified_token_is_not_decoded_again_while_its_key_and_lifetime_hold(

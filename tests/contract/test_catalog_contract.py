@@ -1,0 +1,485 @@
+"""The catalog's contract: every repository of `storage.catalog.ports` and the unit of
+work, run over each adapter — SQLite (embedded) and a real PostgreSQL.
+
+The PostgreSQL leg needs `CROSSDOC_TEST_DATABASE_URL` (a role that may create
+databases; `infra/dev/engines up postgres` starts one and prints it) and skips
+without it. Each test gets a database of its own, copied from one migrated once
+per session (`CREATE DATABASE … TEMPLATE`), so no test sees another's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from storage.catalog.ports import CatalogStore
+from storage.catalog.records import (
+    AuditFilter,
+    ExtractionRecord,
+    GrantRecord,
+    IndexOutcome,
+    NewAuditEvent,
+    NewBlob,
+    NewDocument,
+    NewPolicy,
+    Revocation,
+)
+from storage.catalog.sql import SqlCatalog
+from storage.errors import ConflictError, IdempotencyKeyReusedError, NotFoundError
+
+_PG_ENV = "CROSSDOC_TEST_DATABASE_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A migrated database on the test cluster, the template of each test's own."""
+    url = os.environ.get(_PG_ENV)
+    if not url:
+        pytest.skip(
+            f"PostgreSQL leg: set {_PG_ENV} (a role that may create databases; "
+            "`infra/dev/engines up postgres` starts one and prints it)"
+        )
+    base = make_url(url)
+    name = f"crossdoc_contract_tmpl_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        template = base.set(database=name).render_as_string(hide_password=False)
+        catalog = SqlCatalog(template)
+        catalog.migrate()
+        catalog.close()  # a template may have no connections when it is copied
+        yield name
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CatalogStore]:
+    if request.param == "sqlite":
+        store = SqlCatalog(f"sqlite:///{tmp_path / 'c.db'}")
+        store.migrate()
+        cleanup = None
+    else:
+        template = request.getfixturevalue("postgres_template")
+        base = make_url(os.environ[_PG_ENV])
+        name = f"crossdoc_contract_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        store = SqlCatalog(base.set(database=name).render_as_string(hide_password=False))
+        cleanup = (admin, name)
+    store.organisation.create_ministry("M1", "행정안전부")
+    store.organisation.create_department("D1", "기록관리과", "M1")
+    store.organisation.create_department("D2", "정보공개과", "M1")
+    store.organisation.create_user("kim", "hash", "김민수", "D1", ["member"])
+    try:
+        yield store
+    finally:
+        store.close()
+        if cleanup is not None:
+            admin, name = cleanup
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def new_doc(sha: str = "a" * 64, **kw: object) -> NewDocument:
+    blob = NewBlob(f"blobs/sha256/{sha[:2]}/{sha}", sha, 3, "a.txt", "text/plain", "text/plain")
+    fields: dict[str, object] = {
+        "title": "제목",
+        "department": "D1",
+        "owner": "kim",
+        "visibility": "department",
+    }
+    fields.update(kw)
+    return NewDocument(blob=blob, **fields)  # type: ignore[arg-type]
+
+
+def indexed(catalog: CatalogStore, *ids: str) -> None:
+    docs = catalog.documents.get_many(list(ids), include_deleted=True)
+    catalog.documents.mark_indexed_many(
+        [IndexOutcome(d.id, d.revision, d.version, "indexed") for d in docs]
+    )
+
+
+# -- organisation -------------------------------------------------------------------------
+
+
+def test_organisation(catalog: CatalogStore) -> None:
+    org = catalog.organisation
+    assert [m.code for m in org.list_ministries()] == ["M1"]
+    assert org.get_ministry("M1") is not None and org.get_ministry("M9") is None
+    assert [d.code for d in org.list_departments()] == ["D1", "D2"]
+    assert org.get_department("D2") is not None and org.get_department("D9") is None
+    with pytest.raises(ConflictError):
+        org.create_ministry("M1", "again")
+    with pytest.raises(NotFoundError):
+        org.create_department("D9", "x", "M9")
+    with pytest.raises(ConflictError):
+        org.create_user("kim", "h", "k", "D1", [])
+    lee = org.create_user("lee", "h2", "이지영", "D2", ["member", "member", "dept_admin"])
+    assert lee.ministry == "M1" and lee.roles == ("dept_admin", "member")
+    moved = org.update_user("lee", department="D1", roles=["member"], password_hash="h3")
+    assert moved.department == "D1" and moved.roles == ("member",)
+    assert org.get_user("lee") is not None
+    assert [u.username for u in org.list_users()] == ["kim", "lee"]
+    with pytest.raises(NotFoundError):
+        org.update_user("nobody", disabled=True)
+
+
+# -- documents ---------------------------------------------------------------------------
+
+
+def test_create_read_and_count(catalog: CatalogStore) -> None:
+    docs = catalog.documents
+    doc, created = docs.create(new_doc(tags=("예산",)), audit=NewAuditEvent("kim", "upload"))
+    assert created and doc.version == 1 and doc.ministry == "M1" and doc.status == "pending"
+    assert docs.get(doc.id) == doc
+    assert [d.id for d in docs.get_many([doc.id, "nope", doc.id])] == [doc.id]
+    assert docs.count() == 1 and catalog.outbox.backlog() == 1
+    (event,) = catalog.audit.page(AuditFilter(action="upload"))
+    assert event.target == doc.id
+    many = docs.create_many(
+        [new_doc("b" * 64), new_doc("c" * 64, department="D2")],
+        audit=NewAuditEvent("kim", "import"),
+    )
+    assert docs.count() == 3
+    assert {e.target for e in catalog.audit.page(AuditFilter(action="import"))} == {
+        d.id for d in many
+    }
+    assert docs.existing_sha256(["a" * 64, "c" * 64, "f" * 64], "D1") == {"a" * 64}
+    assert sorted(i for batch in docs.all_ids(batch=2) for i in batch) == sorted(
+        [doc.id, *(d.id for d in many)]
+    )
+    with pytest.raises(NotFoundError):
+        docs.create(new_doc(department="D9"))
+    with pytest.raises(ConflictError):
+        docs.create(new_doc(grants=(GrantRecord("user:x", "read"), GrantRecord("user:x", "write"))))
+    assert docs.count() == 3
+
+
+def test_idempotency_keys(catalog: CatalogStore) -> None:
+    docs = catalog.documents
+    first, created = docs.create(new_doc(), idempotency_key="k")
+    again, created_again = docs.create(new_doc(), idempotency_key="k")
+    assert created and not created_again and again.id == first.id
+    assert docs.idempotent_replay("kim", "k", new_doc().fingerprint) == first
+    assert docs.idempotent_replay("kim", "other", new_doc().fingerprint) is None
+    with pytest.raises(IdempotencyKeyReusedError):
+        docs.create(new_doc("b" * 64), idempotency_key="k")
+    docs.soft_delete(first.id)
+    with pytest.raises(IdempotencyKeyReusedError):
+        docs.idempotent_replay("kim", "k", new_doc().fingerprint)
+    assert docs.count() == 0
+
+
+def test_changes_versions_and_staleness(catalog: CatalogStore) -> None:
+    docs = catalog.documents
+    doc, _ = docs.create(new_doc())
+    indexed(catalog, doc.id)
+    assert docs.stale_access_ids() == set() and catalog.outbox.backlog() == 0
+    blob = NewBlob("blobs/b", "b" * 64, 9, "b.txt", "text/plain", "text/plain")
+    v2 = docs.add_version(doc.id, blob, "kim")
+    assert v2.version == 2 and v2.sha256 == "b" * 64
+    assert [v.version for v in docs.list_versions(doc.id)] == [1, 2]
+    titled = docs.update_metadata(doc.id, title="새 제목")
+    assert titled.title == "새 제목" and titled.title_from_user
+    assert docs.stale_access_ids() == set()  # a title does not change access
+    docs.update_metadata(doc.id, tags=["기밀"])
+    assert docs.stale_access_ids() == {doc.id}  # policies match on tags
+    indexed(catalog, doc.id)
+    acl = docs.set_acl(doc.id, "private", [GrantRecord("user:lee", "read")], "kim")
+    assert acl.visibility == "private" and acl.grants == (GrantRecord("user:lee", "read"),)
+    assert docs.stale_access_ids() == {doc.id}
+    assert catalog.outbox.pending_full_reindex([doc.id]) == set()  # access only
+    indexed(catalog, doc.id)
+    docs.soft_delete(doc.id)
+    with pytest.raises(NotFoundError):
+        docs.get(doc.id)
+    assert docs.get(doc.id, include_deleted=True).deleted_at is not None
+    assert docs.stale_access_ids() == {doc.id}
+    for change in (
+        lambda: docs.soft_delete(doc.id),
+        lambda: docs.update_metadata(doc.id, title="x"),
+        lambda: docs.add_version(doc.id, blob, "kim"),
+        lambda: docs.set_acl(doc.id, "private", [], "kim"),
+    ):
+        with pytest.raises(NotFoundError):
+            change()
+
+
+def test_index_outcomes(catalog: CatalogStore) -> None:
+    docs = catalog.documents
+    doc, _ = docs.create(new_doc())
+    docs.mark_indexed_many(
+        [IndexOutcome(doc.id, doc.revision, 1, "indexed", "", "application/pdf", "메타 제목")]
+    )
+    done = docs.get(doc.id)
+    assert (done.status, done.content_type, done.title) == (
+        "indexed",
+        "application/pdf",
+        "메타 제목",
+    )
+    assert done.indexed_revision == doc.revision and catalog.outbox.backlog() == 0
+    docs.update_metadata(doc.id, title="사용자 제목")
+    docs.mark_indexed_many([IndexOutcome(doc.id, doc.revision, 1, "failed", "boom", None, "x")])
+    late = docs.get(doc.id)  # an older revision: the indexed revision does not go back
+    assert late.indexed_revision == doc.revision and late.title == "사용자 제목"
+    assert late.content_type == "application/pdf"
+    assert docs.mark_all_for_reindex() == 1
+    assert docs.get(doc.id).indexed_revision == 0 and catalog.outbox.backlog() == 1
+
+
+def test_access_reads(catalog: CatalogStore) -> None:
+    docs = catalog.documents
+    until = datetime.now(UTC) + timedelta(days=1)
+    grants = (GrantRecord("user:lee", "read", until), GrantRecord("dept:D2", "write"))
+    doc, _ = docs.create(new_doc(tags=("예산", "기밀"), grants=grants))
+    gone, _ = docs.create(new_doc("b" * 64))
+    docs.soft_delete(gone.id)
+    records = docs.access_records([doc.id, gone.id, "f" * 32])
+    assert list(records) == [doc.id]
+    record = records[doc.id]
+    assert record.tags == ("예산", "기밀") and record.grants == grants
+    assert docs.access_records([]) == {}
+    indexed(catalog, doc.id, gone.id)
+    snapshot = docs.access_snapshot()
+    assert snapshot.policies == () and snapshot.stale_ids == frozenset()
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    lapsed, _ = docs.create(new_doc("c" * 64, grants=(GrantRecord("user:lee", "read", past),)))
+    indexed(catalog, lapsed.id)
+    assert docs.access_snapshot().stale_ids == {lapsed.id}
+    assert docs.expire_grants() == [lapsed.id]
+    assert docs.get(lapsed.id).grants == ()
+
+
+# -- outbox ------------------------------------------------------------------------------
+
+
+def test_outbox_claims(catalog: CatalogStore) -> None:
+    docs = [catalog.documents.create(new_doc(f"{i:064x}"))[0] for i in range(3)]
+    outbox = catalog.outbox
+    assert len(outbox.due_ids()) == 3
+    claims = outbox.claim(2, timedelta(minutes=1), owner="w1")
+    assert [c.document_id for c in claims] == [d.id for d in docs[:2]]
+    assert [c.attempts for c in claims] == [1, 1]
+    assert len(outbox.due_ids()) == 1
+    outbox.release(claims[0], "transient", timedelta(seconds=-1))
+    outbox.complete(claims[1])
+    assert outbox.backlog() == 2
+    again = outbox.claim(10, timedelta(minutes=1))
+    assert {c.document_id for c in again} == {docs[0].id, docs[2].id}
+    assert next(c for c in again if c.document_id == docs[0].id).attempts == 2
+    assert outbox.claim(10, timedelta(minutes=1)) == []  # leased
+    assert outbox.pending_full_reindex([d.id for d in docs]) == {docs[0].id, docs[2].id}
+
+
+def test_outbox_batches_by_bytes_and_access(catalog: CatalogStore) -> None:
+    for i in range(3):
+        catalog.documents.create(new_doc(f"{i:064x}"))
+    assert len(catalog.outbox.claim(10, timedelta(minutes=1), max_bytes=4)) == 1
+    doc, _ = catalog.documents.create(new_doc("f" * 64))
+    indexed(catalog, doc.id)
+    for visibility in ("private", "ministry", "department"):
+        catalog.documents.set_acl(doc.id, visibility, [], "kim")
+    lapsed = catalog.outbox.claim(1, timedelta(seconds=-1))
+    assert len(lapsed) == 1  # one row: the limit
+    rows = catalog.outbox.claim(1, timedelta(minutes=1), access_limit=3)
+    assert sum(1 for r in rows if r.access_only) == 3
+
+
+def test_outbox_owners(catalog: CatalogStore) -> None:
+    catalog.documents.create(new_doc())
+    outbox = catalog.outbox
+    outbox.register_owner("w1", "host", 42, "t0")
+    outbox.register_owner("w1", "host", 43, "t1")  # refreshed
+    (claim,) = outbox.claim(10, timedelta(hours=1), owner="w1")
+    assert [(o.id, o.pid) for o in outbox.owners()] == [("w1", 43)]
+    assert outbox.heartbeat_owner("w1")
+    assert outbox.reclaim(["w1"]) == 1
+    assert not outbox.heartbeat_owner("w1") and outbox.owners() == []
+    assert outbox.claim(10, timedelta(hours=1))[0].document_id == claim.document_id
+    assert outbox.reclaim([]) == 0
+
+
+# -- extractions -------------------------------------------------------------------------
+
+
+def test_extractions(catalog: CatalogStore) -> None:
+    rec = ExtractionRecord(
+        "a" * 64, "v1", "ok", "", "text/plain", {"k": "값"}, "본문 " * 100, False
+    )
+    catalog.extractions.put([rec, rec])
+    assert catalog.extractions.get(["a" * 64, "b" * 64], "v1") == {"a" * 64: rec}
+    assert catalog.extractions.get(["a" * 64], "v2") == {}
+    newer = ExtractionRecord("a" * 64, "v1", "ok", "", "text/html", {}, "새 본문", True)
+    catalog.extractions.put([newer])
+    assert catalog.extractions.get(["a" * 64], "v1")["a" * 64] == newer
+    assert catalog.extractions.get([], "v1") == {}
+
+
+# -- audit -------------------------------------------------------------------------------
+
+
+def test_audit_log(catalog: CatalogStore) -> None:
+    audit = catalog.audit
+    audit.append(
+        [
+            NewAuditEvent("kim", "sign_in"),
+            NewAuditEvent("kim", "search", detail={"q": "예산\n\x1b[31m"}),
+            NewAuditEvent("lee", "download", "doc1", outcome="denied"),
+        ]
+    )
+    audit.append([])
+    assert [r.action for r in audit.page()] == ["sign_in", "search", "download"]
+    assert [r.action for r in audit.page(AuditFilter(actor="kim"))] == ["sign_in", "search"]
+    assert [r.actor for r in audit.page(AuditFilter(outcome="denied", target="doc1"))] == ["lee"]
+    newest = audit.page(newest_first=True, limit=2)
+    assert [r.action for r in newest] == ["download", "search"]
+    assert [r.action for r in audit.page(before_id=newest[-1].id, newest_first=True)] == ["sign_in"]
+    assert [r.action for r in audit.page(after_id=newest[-1].id)] == ["download"]
+    future = datetime.now(UTC) + timedelta(hours=1)
+    assert audit.page(AuditFilter(since=future)) == []
+    assert len(audit.page(AuditFilter(until=future))) == 3
+    assert [r.action for r in audit.each(AuditFilter(actor="kim"), batch=1)] == [
+        "sign_in",
+        "search",
+    ]
+    assert audit.page(AuditFilter(action="search"))[0].detail == {"q": "예산\n\x1b[31m"}
+    assert audit.verify_chain() == (True, 3, "")
+
+
+# -- token revocations ---------------------------------------------------------------------
+
+
+def test_token_revocations(catalog: CatalogStore) -> None:
+    tokens = catalog.tokens
+    now = datetime.now(UTC)
+    later = now + timedelta(hours=1)
+    assert tokens.holder("kim", "j1", "f1", now) is not None
+    assert tokens.holder("nobody", "j1", "f1", now) is None
+    tokens.revoke([Revocation("jti", "j1", later)])
+    assert tokens.is_revoked("j1", "f9", "kim", now)
+    assert tokens.holder("kim", "j1", "f9", now) is None
+    with pytest.raises(ConflictError):
+        tokens.revoke([Revocation("jti", "j1", later)], fail_if_revoked=True)
+    tokens.revoke([Revocation("family", "f1", later)])
+    assert tokens.is_revoked(None, "f1", "kim", now)
+    assert not tokens.is_revoked("j2", "f2", "kim", now)
+    catalog.organisation.update_user("kim", disabled=True)  # revokes tokens issued so far
+    assert tokens.is_revoked("j2", "f2", "kim", now)
+    assert tokens.holder("kim", "j2", "f2", now) is None
+    issued_later = datetime.now(UTC) + timedelta(seconds=5)
+    assert not tokens.is_revoked("j2", "f2", "kim", issued_later)
+    tokens.revoke([Revocation("jti", "old", now - timedelta(seconds=1))])
+    assert tokens.prune() == 1
+
+
+# -- policies ----------------------------------------------------------------------------
+
+
+def test_policies_fan_out_by_their_match(catalog: CatalogStore) -> None:
+    tagged, _ = catalog.documents.create(new_doc(tags=("예산",)))
+    other, _ = catalog.documents.create(new_doc("b" * 64, department="D2"))
+    indexed(catalog, tagged.id, other.id)
+    policies = catalog.policies
+    new = NewPolicy("예산 열람", {"tag": "예산", "ministry": "M1"}, "dept:D2", "read")
+    change = policies.create(new, "admin", audit=NewAuditEvent("admin", "policy_create"))
+    assert change.affected_documents == change.reindexed_documents == 1
+    assert policies.get(change.policy.id) == change.policy
+    assert [p.id for p in policies.list_all()] == [change.policy.id]
+    assert policies.pending_ids() == {change.policy.id} and policies.fanout_backlog() == 1
+    assert catalog.outbox.claim(10, timedelta(minutes=1))[0].document_id == tagged.id
+    (event,) = catalog.audit.page(AuditFilter(action="policy_create"))
+    assert event.target == f"policy:{change.policy.id}"
+    assert event.detail["affected_documents"] == 1
+    assert policies.settle_fanouts() == 0  # the index is behind
+    indexed(catalog, tagged.id)
+    assert policies.fanout_backlog() == 0 and policies.settle_fanouts() == 1
+    assert policies.pending_ids() == set()
+    same = policies.update(
+        change.policy.id, NewPolicy("새 이름", new.match, "user:lee", "write"), "a"
+    )
+    assert same.policy.generation == 1 and same.reindexed_documents == 0
+    assert same.affected_documents == 1
+    moved = policies.update(
+        change.policy.id, NewPolicy("부서", {"department": "D2"}, "x", "read"), "a"
+    )
+    assert moved.policy.generation == 2 and moved.reindexed_documents == 1
+    assert catalog.documents.access_snapshot().pending_policy_ids == {change.policy.id}
+    gone = policies.delete(change.policy.id)
+    assert gone.affected_documents == 1 and policies.list_all() == []
+    with pytest.raises(NotFoundError):
+        policies.get(change.policy.id)
+    with pytest.raises(NotFoundError):
+        policies.delete(change.policy.id)
+    empty = policies.create(NewPolicy("빈", {"visibility": "없음"}, "x", "read"), "a")
+    assert empty.affected_documents == 0 and policies.pending_ids() == set()
+
+
+# -- unit of work ----------------------------------------------------------------------------
+
+
+def test_a_unit_of_work_commits_change_audit_and_outbox_together(catalog: CatalogStore) -> None:
+    doc, _ = catalog.documents.create(new_doc())
+    indexed(catalog, doc.id)
+    woken: list[str] = []
+    with catalog.unit_of_work() as uow:
+        uow.documents.set_acl(doc.id, "government", [], "kim")
+        uow.audit.append([NewAuditEvent("kim", "acl_change", doc.id)])
+        uow.after_commit(lambda: woken.append(doc.id))
+        assert woken == []
+        uow.commit()
+    assert woken == [doc.id]
+    assert catalog.documents.get(doc.id).visibility == "government"
+    assert catalog.audit.page(AuditFilter(action="acl_change"))[0].target == doc.id
+    assert catalog.outbox.backlog() == 1
+    assert catalog.audit.verify_chain().ok
+
+
+def test_a_unit_of_work_left_without_commit_keeps_nothing(catalog: CatalogStore) -> None:
+    doc, _ = catalog.documents.create(new_doc())
+    indexed(catalog, doc.id)
+    woken: list[str] = []
+
+    def crash() -> None:
+        with catalog.unit_of_work() as uow:
+            uow.documents.set_acl(doc.id, "government", [], "kim")
+            uow.audit.append([NewAuditEvent("kim", "acl_change", doc.id)])
+            uow.after_commit(lambda: woken.append(doc.id))
+            raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError):
+        crash()
+    with catalog.unit_of_work() as uow:
+        uow.documents.soft_delete(doc.id)  # no commit: rolled back
+    assert woken == []
+    assert catalog.documents.get(doc.id).visibility == "department"
+    assert catalog.audit.page() == [] and catalog.outbox.backlog() == 0
+
+
+def test_a_unit_of_work_raises_our_errors_and_keeps_nothing(catalog: CatalogStore) -> None:
+    def ministry_again() -> None:
+        with catalog.unit_of_work() as uow:
+            uow.audit.append([NewAuditEvent("kim", "x")])
+            uow.organisation.create_ministry("M1", "again")
+
+    def nowhere() -> None:
+        with catalog.unit_of_work() as uow:
+            uow.documents.create(new_doc(department="D9"))
+
+    with pytest.raises(ConflictError):
+        ministry_again()
+    with pytest.raises(NotFoundError):
+        nowhere()
+    assert catalog.audit.page() == [] and catalog.documents.count() == 0
