@@ -98,8 +98,8 @@ def test_one_upload_that_cannot_be_recorded_fails_alone(
         refuse_bad([new])
         return real_one(new, **kw)
 
-    monkeypatch.setattr(catalog, "create_documents", create_documents)
-    monkeypatch.setattr(catalog, "create_document", create_document)
+    monkeypatch.setattr(catalog.documents, "create_many", create_documents)
+    monkeypatch.setattr(catalog.documents, "create", create_document)
     before = catalog.documents.count()
     names = ["good1.txt", "good2.txt", "bad.txt", "good3.txt", "good4.txt"]
     with ThreadPoolExecutor(len(names) + 1) as pool:

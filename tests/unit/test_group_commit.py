@@ -182,8 +182,8 @@ def test_uploads_recorded_together_keep_their_own_audit_and_a_bad_one_fails_alon
             assert gate.wait(30)  # hold the first commit while the others queue
         return real_one(new, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(catalog, "create_documents", create_documents)
-    monkeypatch.setattr(catalog, "create_document", create_document)
+    monkeypatch.setattr(catalog.documents, "create_many", create_documents)
+    monkeypatch.setattr(catalog.documents, "create", create_document)
     uploads = [_upload(0)] + [_upload(n, "NO-SUCH" if n == 3 else "D1") for n in range(1, 6)]
     results: dict[int, object] = {}
 
