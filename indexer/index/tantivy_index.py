@@ -392,6 +392,8 @@ class TantivyIndex:
             searcher = self._index.searcher()
             access = self._filter_query(request)
             for kind in kinds:
+                if len(out) >= limit:
+                    break  # titles fill the list: the words would be cut off anyway
                 key = f"{'t' if kind is SuggestionKind.TITLE else 'w'}{form}:{lookup}"
                 for text, count in self._completions(searcher, key, access, limit):
                     if text and text not in seen:
