@@ -995,7 +995,9 @@ class TantivyIndex:
         """
         if not addresses:
             return {}
-        moments = {int(m) for m in searcher.fast_field_values("created_at", addresses) if m}
+        moments = {
+            int(m) for m in searcher.fast_field_values("created_at", addresses) if m is not None
+        }
         picked = tantivy.Query.const_score_query(
             tantivy.Query.boolean_query(
                 [

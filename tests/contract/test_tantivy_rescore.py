@@ -80,17 +80,19 @@ def whole_query_ranking(index: TantivyIndex, q: str) -> list[tuple[str, float]]:
     ]
 
 
-@pytest.mark.parametrize("same_moment", [False, True], ids=["distinct", "same_created_at"])
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("first", "step"),
+    [(MOMENT, timedelta(days=1)), (MOMENT, timedelta(0)), (EPOCH, timedelta(0))],
+    ids=["distinct", "same_created_at", "created_at_zero"],
+)
 def test_below_the_window_the_ranking_is_the_whole_querys(
-    tmp_path: Path, korean_analyzer: KoreanAnalyzer, same_moment: bool
+    tmp_path: Path, korean_analyzer: KoreanAnalyzer, first: datetime, step: timedelta
 ) -> None:
     index = TantivyIndex(tmp_path / "ix", korean_analyzer)
-    index.upsert(
-        [
-            doc(f"d{i}", body, created_at=MOMENT + timedelta(0 if same_moment else i))
-            for i, body in enumerate(BODIES)
-        ]
-    )
+    index.upsert([doc(f"d{i}", body, created_at=first + i * step) for i, body in enumerate(BODIES)])
     try:
         for q in ("출생 신고 절차", "출생신고 절차", "출생신고"):
             expected = whole_query_ranking(index, q)
