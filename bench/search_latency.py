@@ -286,16 +286,19 @@ def main() -> None:
                 for i in range(clients)
             ]
             start = time.perf_counter()
+            cpu_start = server.cpu_seconds()
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
             elapsed = time.perf_counter() - start
+            cpu_ms = (server.cpu_seconds() - cpu_start) * 1000 / len(latencies)
             rss, hwm = rss_kib(server.pid)
             print(
                 f"docs={args.docs} clients={clients} queries={len(latencies)} "
                 f"p50={percentile(latencies, 50):.1f}ms p90={percentile(latencies, 90):.1f}ms "
-                f"p99={percentile(latencies, 99):.1f}ms mean={statistics.mean(latencies):.1f}ms "
+                f"p99={percentile(latencies, 99):.1f}ms max={max(latencies):.1f}ms "
+                f"mean={statistics.mean(latencies):.1f}ms server_cpu={cpu_ms:.1f}ms/query "
                 f"throughput={len(latencies) / elapsed:.0f}/s "
                 f"median_total={statistics.median(totals):.0f} "
                 f"server_rss={rss / 1024:.0f}MiB peak_rss={hwm / 1024:.0f}MiB"

@@ -46,8 +46,11 @@ def main() -> None:
         tokens = [server.sign_in(user, PASSWORD) for user in rng.sample(users, 50)]
         by_kind: dict[str, list[float]] = {}
         found: list[int] = []
+        cpu_start = 0.0
         with httpx.Client(base_url=server.base, timeout=60) as client:
             for n in range(args.queries + 50):
+                if n == 50:
+                    cpu_start = server.cpu_seconds()
                 word = korean.query(rng).split()[0]
                 token = rng.choice(tokens)
                 for kind, prefix in typed_prefixes(word).items():
@@ -63,12 +66,15 @@ def main() -> None:
                         by_kind.setdefault(kind, []).append(elapsed)
                         found.append(len(r.json()["suggestions"]))
         everything = [v for values in by_kind.values() for v in values]
+        cpu_ms = (server.cpu_seconds() - cpu_start) * 1000 / len(everything)
         for kind, values in [*by_kind.items(), ("all", everything)]:
             print(
                 f"docs={args.docs} suggest {kind:<12} n={len(values)} "
                 f"p50={percentile(values, 50):.1f}ms p90={percentile(values, 90):.1f}ms "
-                f"p99={percentile(values, 99):.1f}ms mean={statistics.mean(values):.1f}ms"
+                f"p99={percentile(values, 99):.1f}ms max={max(values):.1f}ms "
+                f"mean={statistics.mean(values):.1f}ms"
             )
+        print(f"server cpu per request: {cpu_ms:.2f}ms")
         print(f"median suggestions per request: {statistics.median(found):.0f}")
     finally:
         server.close()

@@ -36,7 +36,8 @@ Search = user text (scoring) AND the filter (a zero-scoring clause: the
 itself. Facets are one terms aggregation per facet field over that same query
 (without the boost clauses), run on the fast fields inside tantivy (no Python
 loop over matches); the same pass counts the exact total, so the ranking pass
-only keeps the top hits.
+only keeps the top hits. The phrase boosts for words standing together are
+added to the first hits only (RESCORE_WINDOW), as Elasticsearch's rescore does.
 Highlights re-analyse only the few words of each hit that can match (see
 `indexer.analysis.highlight`).
 
@@ -113,6 +114,14 @@ MORPHOLOGY_TIER = 1000.0
 #: the score of documents where they stand together: `2024년도` or `3월` rank
 #: documents holding them as written above those with 2024 and 년도 apart.
 ADJACENCY_BOOST = 1.0
+#: The first this many hits of a relevance ranking are ranked again with the
+#: adjacency boosts (ADJACENCY_BOOST), as Elasticsearch's rescore does: a
+#: phrase among the optional clauses of a search is checked against the
+#: positions of every document holding its terms, readable or not (tantivy's
+#: union of optional clauses fills windows of 4,096 documents), which at 1M
+#: documents cost more than the rest of the search; checked only on these
+#: hits it costs little. Below this many matches the ranking is exact.
+RESCORE_WINDOW = 50
 #: Weight of the fallback's BM25 score (it only orders fallback matches among
 #: themselves and adds a little to documents that match both ways).
 FALLBACK_WEIGHT = 0.1
@@ -381,6 +390,8 @@ class TantivyIndex:
             searcher = self._index.searcher()
             readable = self._access_query(access)
             for kind in kinds:
+                if len(out) >= limit:
+                    break  # titles fill the list: the words would be cut off anyway
                 key = f"{'t' if kind is SuggestionKind.TITLE else 'w'}{form}:{lookup}"
                 for text, count in self._completions(searcher, key, readable, limit):
                     if text and text not in seen:
@@ -658,7 +669,8 @@ class TantivyIndex:
         scoring: bool = True,
     ) -> tantivy.Query:
         """The user's text AND the filter; without `scoring`, only what decides a match
-        (the title/filename/tags boosts are left out, e.g. for aggregations)."""
+        (the title/filename/tags boosts are left out, e.g. for aggregations). The
+        adjacency boosts are not in it: `_top_hits` ranks its first hits with them."""
         occur = tantivy.Occur
         clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
         for i, terms in enumerate(analyzed.words):
@@ -683,8 +695,6 @@ class TantivyIndex:
             excluded_fallback = analyzed.excluded_fallback(i) if self._fallback else None
             if excluded_fallback is not None:
                 clauses.append((occur.MustNot, self._fallback_query(excluded_fallback)))
-        if scoring:
-            clauses.extend((occur.Should, q) for q in self._adjacency_boosts(analyzed))
         restriction = self._filter_query(request, access)
         if analyzed.has_positive:
             # The filter must not score: the user's text ranks, the filter only restricts.
@@ -930,10 +940,17 @@ class TantivyIndex:
             kwargs["order"] = tantivy.Order.Desc if sort is SortOrder.NEWEST else tantivy.Order.Asc
         if limit == 0 and not count:
             return [], 0
-        # tantivy refuses a limit of 0 (it panics), so fetch one hit and drop it.
-        result = searcher.search(query, max(limit, 1), count=count, offset=request.offset, **kwargs)
-        # `count` is missing from tantivy's type stubs.
-        total = int(getattr(result, "count", 0) or 0)
+        boosts = self._adjacency_boosts(analyzed) if sort is SortOrder.RELEVANCE else []
+        if boosts and limit > 0:
+            ranked, total = self._rescored(searcher, query, boosts, request, count)
+        else:
+            # tantivy refuses a limit of 0 (it panics), so fetch one hit and drop it.
+            result = searcher.search(
+                query, max(limit, 1), count=count, offset=request.offset, **kwargs
+            )
+            ranked = result.hits
+            # `count` is missing from tantivy's type stubs.
+            total = int(getattr(result, "count", 0) or 0)
         if limit == 0:
             return [], total
         terms = analyzed.highlight_terms if request.with_highlights else frozenset()
@@ -943,10 +960,80 @@ class TantivyIndex:
             else frozenset()
         )
         hits = []
-        for value, address in result.hits:
+        for value, address in ranked:
             score = float(value) if sort is SortOrder.RELEVANCE else 0.0
             hits.append(self._hit(searcher.doc(address), score, terms, surfaces))
         return hits, total
+
+    def _rescored(
+        self,
+        searcher: tantivy.Searcher,
+        query: tantivy.Query,
+        boosts: list[tantivy.Query],
+        request: SearchRequest,
+        count: bool,
+    ) -> tuple[list[tuple[float, tantivy.DocAddress]], int]:
+        """The page of a relevance ranking of `query` whose first RESCORE_WINDOW hits
+        are ranked again with the adjacency `boosts` added to their scores (hits
+        further down keep their order, so pages stay consistent); and the total
+        when `count`."""
+        window = request.offset + request.limit
+        result = searcher.search(query, max(window, RESCORE_WINDOW), count=count)
+        total = int(getattr(result, "count", 0) or 0)
+        ranked = [(float(score), address) for score, address in result.hits]
+        head = ranked[:RESCORE_WINDOW]
+        bonus = self._boost_scores(searcher, boosts, [a for _, a in head])
+        head = [(score + bonus.get(_address_key(a), 0.0), a) for score, a in head]
+        # Ties as tantivy breaks them: the earlier document first.
+        head.sort(key=lambda hit: (-hit[0], _address_key(hit[1])))
+        return (head + ranked[RESCORE_WINDOW:])[request.offset : window], total
+
+    def _boost_scores(
+        self,
+        searcher: tantivy.Searcher,
+        boosts: list[tantivy.Query],
+        addresses: list[tantivy.DocAddress],
+    ) -> dict[tuple[int, int], float]:
+        """What `boosts` add to the score of each of `addresses`: the score the search
+        gives each boost as an optional clause, computed on these documents only.
+
+        Each boost is a required clause beside the documents' `created_at`
+        values (a union of term queries: cheap to drive, and a required phrase
+        is checked on its documents alone); another document created at the
+        same moment may match too, and is left out.
+        """
+        if not addresses:
+            return {}
+        moments = {
+            int(m) for m in searcher.fast_field_values("created_at", addresses) if m is not None
+        }
+        picked = tantivy.Query.const_score_query(
+            tantivy.Query.boolean_query(
+                [
+                    (
+                        tantivy.Occur.Should,
+                        tantivy.Query.term_query(self._schema, "created_at", moment),
+                    )
+                    for moment in sorted(moments)
+                ]
+            ),
+            0.0,
+        )
+        wanted = {_address_key(a) for a in addresses}
+        bonus: dict[tuple[int, int], float] = {}
+        for boost in boosts:
+            scored = tantivy.Query.boolean_query(
+                [(tantivy.Occur.Must, boost), (tantivy.Occur.Must, picked)]
+            )
+            result = searcher.search(scored, len(addresses), count=True)
+            found = int(getattr(result, "count", 0) or 0)
+            if found > len(addresses):  # documents created at the same moments: take all
+                result = searcher.search(scored, found, count=False)
+            for score, address in result.hits:
+                key = _address_key(address)
+                if key in wanted:
+                    bonus[key] = bonus.get(key, 0.0) + float(score)
+        return bonus
 
     def _hit(
         self,
@@ -1134,6 +1221,10 @@ def _add_grams(text: str, base: int, out: list[tantivy.Token]) -> int:
 
 def _pretokenized(text: str, tokens: Iterable[TokenTuple]) -> tantivy.PreTokenizedString:
     return tantivy.PreTokenizedString(text, [tantivy.Token(*t) for t in tokens])
+
+
+def _address_key(address: tantivy.DocAddress) -> tuple[int, int]:
+    return (address.segment_ord, address.doc)
 
 
 def _boost(query: tantivy.Query, boost: float) -> tantivy.Query:
