@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storage.catalog.records import NewDocument
+from storage.catalog.records import AuditFilter, NewDocument
 from storage.errors import StorageUnavailableError
 from tests.conftest import Server
 
@@ -66,7 +66,7 @@ def test_concurrent_uploads_are_all_there_each_answered_with_its_own(
             assert body["size"] == len(content)
             assert c.get(f"/documents/{body['id']}/content").content == content
     for (name, content), doc_id in zip(files, ids, strict=True):
-        (audit,) = server.services.catalog.audit.page(target=doc_id, action="upload")
+        (audit,) = server.services.catalog.audit.page(AuditFilter(target=doc_id, action="upload"))
         assert audit.detail["filename"] == name
         assert audit.detail["sha256"] == hashlib.sha256(content).hexdigest()
 

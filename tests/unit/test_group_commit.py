@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from storage.catalog.ports import CatalogStore
-from storage.catalog.records import NewAuditEvent, NewBlob, NewDocument
+from storage.catalog.records import AuditFilter, NewAuditEvent, NewBlob, NewDocument
 from storage.catalog.sql import SqlCatalog
 from storage.errors import NotFoundError
 from storage.group_commit import GroupCommit, PendingUpload, UploadCommits
@@ -211,7 +211,7 @@ def test_uploads_recorded_together_keep_their_own_audit_and_a_bad_one_fails_alon
     assert catalog.documents.count() == 5
     for n, doc in docs.items():
         assert doc.filename == f"{n}.txt"  # type: ignore[attr-defined]
-        (audit,) = catalog.audit.page(target=doc.id)  # type: ignore[attr-defined]
+        (audit,) = catalog.audit.page(AuditFilter(target=doc.id))  # type: ignore[attr-defined]
         assert audit.detail == {"n": n}
 
 
@@ -220,7 +220,9 @@ def test_a_batch_of_uploads_is_one_transaction(catalog: CatalogStore) -> None:
         [_upload(n).document for n in range(3)], audits=[_upload(n).audit for n in range(3)]
     )
     assert len({d.created_at for d in docs}) == 1
-    assert [a.detail for a in catalog.audit.page(action="upload")] == [{"n": n} for n in range(3)]
+    assert [a.detail for a in catalog.audit.page(AuditFilter(action="upload"))] == [
+        {"n": n} for n in range(3)
+    ]
     with pytest.raises(ValueError, match="one per new document"):
         catalog.documents.create_many([_upload(9).document], audits=[None, None])
     assert catalog.documents.count() == 3
