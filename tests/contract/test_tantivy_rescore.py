@@ -19,11 +19,12 @@ import tantivy
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.analysis.query_terms import analyze_query
 from indexer.index import tantivy_index
-from indexer.index.base import IndexDocument, SearchRequest
+from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
 from indexer.index.tantivy_index import TantivyIndex
 from indexer.query import parse_user_query
 
 GOV = frozenset({"gov"})
+ACCESS = AccessFilter(GOV)
 MOMENT = datetime(2024, 1, 1, tzinfo=UTC)
 
 
@@ -46,7 +47,7 @@ def doc(doc_id: str, body: str, *, created_at: datetime = MOMENT) -> IndexDocume
 
 
 def request(q: str, **kwargs: object) -> SearchRequest:
-    return SearchRequest(query=parse_user_query(q), readers=GOV, **kwargs)  # type: ignore[arg-type]
+    return SearchRequest(query=parse_user_query(q), **kwargs)  # type: ignore[arg-type]
 
 
 #: Documents with the words of `출생 신고 절차` together, apart, or in part, some
@@ -70,7 +71,7 @@ def whole_query_ranking(index: TantivyIndex, q: str) -> list[tuple[str, float]]:
     req = request(q)
     analyzed = analyze_query(index._analyzer, req.query)
     query = tantivy.Query.boolean_query(
-        [(tantivy.Occur.Must, index._build_query(analyzed, req))]
+        [(tantivy.Occur.Must, index._build_query(analyzed, req, ACCESS))]
         + [(tantivy.Occur.Should, b) for b in index._adjacency_boosts(analyzed)]
     )
     searcher = index._index.searcher()
@@ -96,7 +97,7 @@ def test_below_the_window_the_ranking_is_the_whole_querys(
     try:
         for q in ("출생 신고 절차", "출생신고 절차", "출생신고"):
             expected = whole_query_ranking(index, q)
-            hits = index.search(request(q, limit=20)).hits
+            hits = index.search(request(q, limit=20), ACCESS).hits
             assert [h.id for h in hits] == [i for i, _ in expected], q
             assert [h.score for h in hits] == pytest.approx([s for _, s in expected], rel=1e-5)
     finally:
@@ -113,16 +114,16 @@ def test_the_boosts_rank_only_the_first_hits_and_pages_stay_consistent(
     together = doc("together", "출생 신고 " + "행정 예산 보고서 " * 2)
     index.upsert([*apart, together])
     try:
-        first = index.search(request("출생 신고", limit=5)).hits
+        first = index.search(request("출생 신고", limit=5), ACCESS).hits
         assert first[0].id == "together"  # below the window: the boost counts
 
         monkeypatch.setattr(tantivy_index, "RESCORE_WINDOW", 4, raising=False)
-        listing = [h.id for h in index.search(request("출생 신고", limit=13)).hits]
+        listing = [h.id for h in index.search(request("출생 신고", limit=13), ACCESS).hits]
         assert listing[-1] == "together"  # beyond the window: the ranking pass's order
         pages = [
             h.id
             for offset in range(0, 13, 3)
-            for h in index.search(request("출생 신고", offset=offset, limit=3)).hits
+            for h in index.search(request("출생 신고", offset=offset, limit=3), ACCESS).hits
         ]
         assert pages == listing
     finally:

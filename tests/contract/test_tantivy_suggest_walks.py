@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from indexer.analysis.korean import KoreanAnalyzer
-from indexer.index.base import IndexDocument, SearchRequest, SuggestionKind
+from indexer.index.base import AccessFilter, IndexDocument, SuggestionKind
 from indexer.index.tantivy_index import TantivyIndex
-from indexer.query import parse_user_query
 
 GOV = frozenset({"gov"})
 MOMENT = datetime(2024, 1, 1, tzinfo=UTC)
@@ -59,14 +58,14 @@ def test_words_are_not_walked_when_titles_fill_the_list(
         return completions(self, searcher, key, *args)
 
     monkeypatch.setattr(TantivyIndex, "_completions", spy)
-    request = SearchRequest(query=parse_user_query(""), readers=GOV)
+    access = AccessFilter(GOV)
     try:
-        found = index.suggest(request, "출생", 2)
+        found = index.suggest(access, "출생", 2)
         assert [s.kind for s in found] == [SuggestionKind.TITLE] * 2
         assert walked == ["tj"]  # two titles fill the list: no walk of the words
 
         walked.clear()
-        found = index.suggest(request, "출생", 10)
+        found = index.suggest(access, "출생", 10)
         assert walked == ["tj", "wj"]
         assert {s.text for s in found} >= {"출생신고 개선 안내", "출생신고"}
     finally:
