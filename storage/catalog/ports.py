@@ -16,10 +16,11 @@ The rule for transactions:
   keeps the same rule for callers without a unit of work.)
 - **Everything else is one short transaction per method.** Reads, and writes that
   stand alone (outbox claims, index outcomes, token revocations, the batched
-  audit of reads), call the repositories of a `CatalogStore` directly: each method opens and ends its own transaction. The
-  hot read paths (`Documents.access_snapshot` and `access_records` on every
-  search, `TokenRevocations.holder` and `is_revoked` on every request) stay one
-  lean read each; they never need a unit of work.
+  audit of reads), call the repositories of a `CatalogStore` directly: each
+  method opens and ends its own transaction. The hot read paths
+  (`Documents.access_snapshot` and `access_records` on every search,
+  `TokenRevocations.holder` and `is_revoked` on every request) stay one lean
+  read each; they never need a unit of work.
 
 Errors are ours (`storage.errors`): `NotFoundError`, `ConflictError` (a
 uniqueness or state conflict; nothing written), `IdempotencyKeyReusedError`,
