@@ -22,6 +22,8 @@ from auth.access import VISIBILITIES
 from crossdoc.settings import Settings
 from crossdoc.wiring import cli as roots
 from crossdoc.wiring.core import ConfigurationError, Core
+from services.audit import AuditService
+from services.documents import Caller
 from storage.catalog.records import AuditFilter
 
 app = typer.Typer(
@@ -283,7 +285,7 @@ def audit_verify() -> None:
     """Re-hash the whole audit log; exit 1 naming the first record edited or removed."""
     catalog = _built(roots.for_audit, Settings())
     try:
-        ok, checked, problem = catalog.audit.verify_chain()
+        ok, checked, problem = AuditService(catalog).verify_chain()
     finally:
         catalog.close()
     if not ok:
@@ -304,30 +306,23 @@ def audit_export(
     ] = None,
 ) -> None:
     """Write the audit log as JSON Lines: one event a line, with its chain hashes."""
-    from storage.catalog.audit_lines import audit_json_line
-    from storage.catalog.records import NewAuditEvent
-
     since_at, until_at = _parse_time(since, "--since"), _parse_time(until, "--until")
     catalog = _built(roots.for_audit, Settings())
     try:
-        catalog.audit.append(
-            [
-                NewAuditEvent(
-                    CLI_ACTOR,
-                    "audit_export",
-                    detail={
-                        "since": since_at.isoformat() if since_at else None,
-                        "until": until_at.isoformat() if until_at else None,
-                        "output": str(output) if output else "-",
-                    },
-                )
-            ]
+        lines = AuditService(catalog).export(
+            AuditFilter(since=since_at, until=until_at),
+            Caller(CLI_ACTOR),
+            {
+                "since": since_at.isoformat() if since_at else None,
+                "until": until_at.isoformat() if until_at else None,
+                "output": str(output) if output else "-",
+            },
         )
         count = 0
         # Bytes, UTF-8, whatever the terminal's locale.
         with output.open("wb") if output else contextlib.nullcontext(sys.stdout.buffer) as out:
-            for record in catalog.audit.each(AuditFilter(since=since_at, until=until_at)):
-                out.write(audit_json_line(record).encode("utf-8"))
+            for line in lines:
+                out.write(line.encode("utf-8"))
                 count += 1
             out.flush()
     finally:

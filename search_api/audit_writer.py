@@ -1,9 +1,10 @@
 """Recording audit events.
 
-Document changes (upload, new version, metadata, ACL, delete) and policy changes
-are audited in their own transaction (`services.documents`, the catalog's unit
-of work), not here. Other events (organisation changes, sign-ins, denials) are
-written synchronously, in a transaction of their own, before the answer.
+Changes (documents, organisation, policies) are audited in their own transaction
+by the services (`services.documents`, `services.organisation`,
+`services.policies`: the catalog's unit of work), and audit exports by
+`services.audit`, not here. Other events (sign-ins, denials) are written
+synchronously, in a transaction of their own, before the answer.
 High-volume reads (searches, reads, downloads) go through a small queue flushed
 by a background thread every few hundred milliseconds in one transaction per
 batch, so that a search does not wait for an fsync; `close()` flushes what is left.

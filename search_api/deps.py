@@ -23,7 +23,10 @@ from search_api.audit_writer import Auditor
 from search_api.errors import ApiError, forbidden, not_found
 from search_api.openapi import raises
 from search_api.web.session import cookie_token
+from services.audit import AuditService
 from services.documents import Caller, DocumentService
+from services.organisation import OrganisationService
+from services.policies import PolicyService
 from storage.catalog.records import DocumentRecord
 from storage.errors import NotFoundError
 
@@ -81,6 +84,30 @@ async def document_service(services: ServicesDep) -> DocumentService:
 
 
 DocumentServiceDep = Annotated[DocumentService, Depends(document_service)]
+
+
+async def organisation_service(services: ServicesDep) -> OrganisationService:
+    """Ministry, department and user changes, each audited in its unit of work."""
+    return OrganisationService(services.catalog, services.passwords.hash)
+
+
+OrganisationServiceDep = Annotated[OrganisationService, Depends(organisation_service)]
+
+
+async def policy_service(services: ServicesDep) -> PolicyService:
+    """Policy changes, each in one unit of work, waking the index worker after commit."""
+    return PolicyService(services.catalog, services.dispatcher.notify)
+
+
+PolicyServiceDep = Annotated[PolicyService, Depends(policy_service)]
+
+
+async def audit_service(services: ServicesDep) -> AuditService:
+    """The audit log: pages, export, chain check."""
+    return AuditService(services.catalog)
+
+
+AuditServiceDep = Annotated[AuditService, Depends(audit_service)]
 
 
 def _verified_access_token(services: Services, token: str | None) -> TokenClaims:

@@ -14,6 +14,7 @@ from starlette.routing import Match
 from auth.errors import InvalidCredentialsError, InvalidTokenError
 from auth.passwords import PasswordPolicyError
 from indexer.errors import InvalidQueryError, SearchUnavailableError
+from services.errors import InvalidChangeError
 from storage.errors import (
     ConflictError,
     IdempotencyKeyReusedError,
@@ -114,6 +115,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return _json(
             401, "invalid_credentials", "wrong username or password", _UNAUTHORIZED_HEADERS
         )
+
+    @app.exception_handler(InvalidChangeError)
+    async def _invalid_change(_: Request, err: InvalidChangeError) -> JSONResponse:
+        return _json(422, "validation_error", str(err))
 
     @app.exception_handler(NotFoundError)
     async def _missing(_: Request, err: NotFoundError) -> JSONResponse:

@@ -1,12 +1,13 @@
-"""/admin: the organisation (role `admin`). The audit log is in `routers/audit.py`."""
+"""/admin: the organisation (role `admin`). The audit log is in `routers/audit.py`.
+
+Changes go through `services.organisation` (each audited in its own unit of work).
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from search_api.audit_writer import Auditor
-from search_api.deps import AddressDep, AdminDep, AuditorDep, ServicesDep
-from search_api.errors import ApiError, not_found
+from search_api.deps import AddressDep, AdminDep, OrganisationServiceDep, ServicesDep
 from search_api.openapi import errors
 from search_api.schemas import (
     DepartmentIn,
@@ -17,6 +18,7 @@ from search_api.schemas import (
     UserOut,
     UserPatch,
 )
+from services.documents import Caller
 from storage.catalog.records import UserRecord
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -36,21 +38,11 @@ def user_out(user: UserRecord) -> UserOut:
 @router.post("/ministries", status_code=201, response_model=MinistryOut, responses=errors(409))
 def create_ministry(
     body: MinistryIn,
-    services: ServicesDep,
+    organisation: OrganisationServiceDep,
     admin: AdminDep,
-    auditor: AuditorDep,
     address: AddressDep,
 ) -> MinistryOut:
-    record = services.catalog.organisation.create_ministry(body.code, body.name)
-    auditor.record(
-        Auditor.event(
-            admin.username,
-            "org_change",
-            f"ministry:{body.code}",
-            address,
-            detail={"op": "create", **body.model_dump()},
-        )
-    )
+    record = organisation.create_ministry(body.code, body.name, Caller(admin.username, address))
     return MinistryOut(code=record.code, name=record.name)
 
 
@@ -65,22 +57,12 @@ def list_ministries(services: ServicesDep, _: AdminDep) -> list[MinistryOut]:
 @router.post("/departments", status_code=201, response_model=DepartmentOut, responses=errors(409))
 def create_department(
     body: DepartmentIn,
-    services: ServicesDep,
+    organisation: OrganisationServiceDep,
     admin: AdminDep,
-    auditor: AuditorDep,
     address: AddressDep,
 ) -> DepartmentOut:
-    if services.catalog.organisation.get_ministry(body.ministry) is None:
-        raise ApiError(422, "validation_error", f"ministry: no ministry {body.ministry}")
-    record = services.catalog.organisation.create_department(body.code, body.name, body.ministry)
-    auditor.record(
-        Auditor.event(
-            admin.username,
-            "org_change",
-            f"dept:{body.code}",
-            address,
-            detail={"op": "create", **body.model_dump()},
-        )
+    record = organisation.create_department(
+        body.code, body.name, body.ministry, Caller(admin.username, address)
     )
     return DepartmentOut(code=record.code, name=record.name, ministry=record.ministry)
 
@@ -95,26 +77,15 @@ def list_departments(services: ServicesDep, _: AdminDep) -> list[DepartmentOut]:
 
 @router.post("/users", status_code=201, response_model=UserOut, responses=errors(409))
 def create_user(
-    body: UserIn, services: ServicesDep, admin: AdminDep, auditor: AuditorDep, address: AddressDep
+    body: UserIn, organisation: OrganisationServiceDep, admin: AdminDep, address: AddressDep
 ) -> UserOut:
-    if (
-        body.department is not None
-        and services.catalog.organisation.get_department(body.department) is None
-    ):
-        raise ApiError(422, "validation_error", f"department: no department {body.department}")
-    password_hash = services.passwords.hash(body.password)
-    roles = sorted({"member", *body.roles})
-    record = services.catalog.organisation.create_user(
-        body.username, password_hash, body.display_name, body.department, roles
-    )
-    auditor.record(
-        Auditor.event(
-            admin.username,
-            "org_change",
-            f"user:{body.username}",
-            address,
-            detail={"op": "create", "department": body.department, "roles": roles},
-        )
+    record = organisation.create_user(
+        body.username,
+        body.password,
+        body.display_name,
+        body.department,
+        body.roles,
+        Caller(admin.username, address),
     )
     return user_out(record)
 
@@ -128,44 +99,15 @@ def list_users(services: ServicesDep, _: AdminDep) -> list[UserOut]:
 def update_user(
     username: str,
     body: UserPatch,
-    services: ServicesDep,
+    organisation: OrganisationServiceDep,
     admin: AdminDep,
-    auditor: AuditorDep,
     address: AddressDep,
 ) -> UserOut:
-    if (
-        body.department is not None
-        and services.catalog.organisation.get_department(body.department) is None
-    ):
-        raise ApiError(422, "validation_error", f"department: no department {body.department}")
-    roles = sorted({"member", *body.roles}) if body.roles is not None else None
-    if username == admin.username and body.disabled:
-        raise ApiError(409, "conflict", "you cannot disable yourself")
-    if username == admin.username and roles is not None and "admin" not in roles:
-        raise ApiError(409, "conflict", "you cannot remove your own admin role")
-    before = services.catalog.organisation.get_user(username)
-    if before is None:
-        raise not_found("user")
-    # The change counts from the caller's next request: principals are resolved
-    # from the catalog on every request, whatever the token says.
-    record = services.catalog.organisation.update_user(
-        username, department=body.department, roles=roles, disabled=body.disabled
-    )
-    auditor.record(
-        Auditor.event(
-            admin.username,
-            "org_change",
-            f"user:{username}",
-            address,
-            detail={
-                "op": "update",
-                **body.model_dump(exclude_none=True),
-                "before": {
-                    "department": before.department,
-                    "roles": list(before.roles),
-                    "disabled": before.disabled,
-                },
-            },
-        )
+    record = organisation.update_user(
+        username,
+        Caller(admin.username, address),
+        department=body.department,
+        roles=body.roles,
+        disabled=body.disabled,
     )
     return user_out(record)

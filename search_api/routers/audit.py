@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -13,12 +12,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator
 
-from search_api.audit_writer import Auditor
-from search_api.deps import AddressDep, AuditorDep, AuditorRoleDep, ServicesDep
+from search_api.deps import AddressDep, AuditorRoleDep, AuditServiceDep
 from search_api.errors import ApiError
 from search_api.openapi import errors
 from search_api.schemas import AuditOut
-from storage.catalog.audit_lines import audit_json_line
+from services.documents import Caller
 from storage.catalog.records import AuditFilter
 
 router = APIRouter(prefix="/admin", tags=["audit"])
@@ -105,7 +103,7 @@ FiltersDep = Annotated[AuditFilters, Depends(audit_filters)]
 def list_audit(
     request: Request,
     response: Response,
-    services: ServicesDep,
+    audit: AuditServiceDep,
     _: AuditorRoleDep,
     filters: FiltersDep,
     after_id: Annotated[int, Query(ge=0, description="cursor: only events after this id")] = 0,
@@ -120,15 +118,15 @@ def list_audit(
     ] = None,
 ) -> list[AuditOut]:
     newest_first = order == "desc"
-    rows = services.catalog.audit.page(
+    page = audit.page(
         filters.as_filter(),
         after_id=after_id,
         before_id=before_id,
         limit=limit,
         newest_first=newest_first,
     )
-    if len(rows) == limit:
-        cursor = rows[-1].id
+    if page.next_cursor is not None:
+        cursor = page.next_cursor
         response.headers["X-Next-Cursor"] = str(cursor)
         # Newest first pages down the ids (before_id), oldest first up (after_id).
         cursor_param = "before_id" if newest_first else "after_id"
@@ -145,7 +143,7 @@ def list_audit(
             outcome=r.outcome,
             detail=r.detail,
         )
-        for r in rows
+        for r in page.records
     ]
 
 
@@ -156,30 +154,18 @@ def list_audit(
     summary="The audit log as JSON Lines (one event a line, with its chain hashes)",
 )
 def export_audit(
-    services: ServicesDep,
-    auditor_principal: AuditorRoleDep,
-    auditor: AuditorDep,
+    audit: AuditServiceDep,
+    auditor: AuditorRoleDep,
     address: AddressDep,
     filters: FiltersDep,
 ) -> StreamingResponse:
-    # Recorded before the export runs, so the export itself is in the log it exports.
-    auditor.record(
-        Auditor.event(
-            auditor_principal.username,
-            "audit_export",
-            "",
-            address,
-            detail=filters.as_detail(),
-        )
+    # Audited before the first line is read: the export is in the log it exports.
+    lines = audit.export(
+        filters.as_filter(), Caller(auditor.username, address), filters.as_detail()
     )
-
-    def lines() -> Iterator[bytes]:
-        for record in services.catalog.audit.each(filters.as_filter()):
-            yield audit_json_line(record).encode("utf-8")
-
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return StreamingResponse(
-        lines(),
+        (line.encode("utf-8") for line in lines),
         media_type="application/jsonl",
         headers={
             "Content-Disposition": f'attachment; filename="crossdoc-audit-{stamp}.jsonl"',

@@ -38,6 +38,7 @@ from search_api.deps import (
     AdminDep,
     AuditorDep,
     AuditorRoleDep,
+    AuditServiceDep,
     PrincipalDep,
     ReadableDoc,
     SearchRateDep,
@@ -765,7 +766,7 @@ def _audit_time(value: str, name: str, *, end_of_day: bool = False) -> datetime 
 @router.get("/admin/audit", response_class=HTMLResponse)
 def admin_audit_page(
     request: Request,
-    services: ServicesDep,
+    audit: AuditServiceDep,
     caller: AuditorRoleDep,
     actor: Annotated[str, Query(max_length=64)] = "",
     action: Annotated[str, Query(max_length=64)] = "",
@@ -789,7 +790,7 @@ def admin_audit_page(
     events = audit_routes.list_audit(
         request,
         headers,
-        services,
+        audit,
         caller,
         filters,
         limit=AUDIT_PAGE,

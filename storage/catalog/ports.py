@@ -6,7 +6,7 @@ Adapters: `storage.catalog.sql` (SQLite embedded, PostgreSQL scale-out).
 The rule for transactions:
 
 - **A change and its record commit together.** A write that has an audit record
-  (document changes, policy changes) goes through a `UnitOfWork`: the change,
+  (document, organisation and policy changes) goes through a `UnitOfWork`: the change,
   the audit record and the outbox row (the index work it needs) are written in
   one transaction by `commit()`; workers are notified by `after_commit` hooks,
   which run only once the commit succeeded. Leaving the block without
@@ -15,12 +15,12 @@ The rule for transactions:
   writes take an `audit=` event and write it in their own transaction, which
   keeps the same rule for callers without a unit of work.)
 - **Everything else is one short transaction per method.** Reads, and writes that
-  stand alone (outbox claims, index outcomes, token revocations, organisation
-  changes, the batched audit of reads), call the repositories of a
-  `CatalogStore` directly: each method opens and ends its own transaction. The
-  hot read paths (`Documents.access_snapshot` and `access_records` on every
-  search, `TokenRevocations.holder` and `is_revoked` on every request) stay one
-  lean read each; they never need a unit of work.
+  stand alone (outbox claims, index outcomes, token revocations, the batched
+  audit of reads), call the repositories of a `CatalogStore` directly: each
+  method opens and ends its own transaction. The hot read paths
+  (`Documents.access_snapshot` and `access_records` on every search,
+  `TokenRevocations.holder` and `is_revoked` on every request) stay one lean
+  read each; they never need a unit of work.
 
 Errors are ours (`storage.errors`): `NotFoundError`, `ConflictError` (a
 uniqueness or state conflict; nothing written), `IdempotencyKeyReusedError`,

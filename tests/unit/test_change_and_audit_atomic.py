@@ -5,6 +5,8 @@ work) and is SIGKILLed at a point between the change and the commit: after the
 change is flushed to the database but before its audit record is written, or
 with both written just before the commit. The catalog must then hold the change
 if and only if it holds the audit record (here: neither). Without the kill, both.
+The same for organisation changes (`services.organisation`) and policy changes
+(`services.policies`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,19 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from storage.catalog.records import AuditFilter, DocumentRecord, NewBlob, NewDocument
+from storage.catalog.policy_match import PolicyMatch
+from storage.catalog.records import (
+    AuditFilter,
+    DocumentRecord,
+    NewBlob,
+    NewDocument,
+    NewPolicy,
+)
 from storage.catalog.sql import SqlCatalog
 
 # The child: make one change, dying at `point` (with SIGKILL: no clean-up, no rollback).
@@ -112,6 +122,125 @@ def test_a_change_and_its_audit_record_survive_together_or_not_at_all(
         doc = catalog.documents.get(doc_id, include_deleted=True)
         changed = _changed(op, doc)
         audited = bool(catalog.audit.page(AuditFilter(action=ACTIONS[op], target=doc_id)))
+        assert changed == audited, f"change kept: {changed}, audit record kept: {audited}"
+        assert changed == (point == "none")
+        assert catalog.audit.verify_chain().ok
+    finally:
+        catalog.close()
+
+
+# Organisation and policy changes: the same rule, through their services.
+ORG_CHILD = r"""
+import os, signal, sys
+from services.documents import Caller
+from services.organisation import OrganisationService
+from services.policies import PolicyService, PolicyUpdate
+from storage.catalog.policy_match import PolicyMatch
+from storage.catalog.records import NewPolicy
+from storage.catalog.sql import SqlCatalog
+from storage.catalog.sql import policies as sql_policies
+from storage.catalog.sql.audit import SqlAuditLog
+from storage.catalog.sql.unit_of_work import SqlUnitOfWork
+
+url, policy_id, op, point = sys.argv[1:]
+
+def die(*_args, **_kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "before_audit":  # the change is flushed; its audit record is not written
+    SqlAuditLog.append = die
+    sql_policies.append_events = die
+elif point == "before_commit":  # change and audit record flushed, not committed
+    def commit(self):
+        self._session.flush()
+        die()
+    SqlUnitOfWork.commit = commit
+
+catalog = SqlCatalog(url)
+caller = Caller("kim", "127.0.0.1")
+notified = []
+organisation = OrganisationService(catalog, lambda password: "hashed:" + password)
+policies = PolicyService(catalog, notified.append)
+if op == "create_user":
+    organisation.create_user("park", "password123", "박", "D1", ["auditor"], caller)
+elif op == "update_user":
+    organisation.update_user("lee", caller, department="D2", roles=["admin"], disabled=True)
+elif op == "create_department":
+    organisation.create_department("D3", "새 과", "M1", caller)
+elif op == "policy_create":
+    new = NewPolicy("새 정책", PolicyMatch.from_dict({"department": "D1"}), "dept:D2", "read")
+    policies.create(new, caller)
+    assert notified == [()], notified  # woken once, after the commit
+elif op == "policy_update":
+    policies.update(int(policy_id), PolicyUpdate(name="바뀐 정책"), caller)
+    assert notified == [()], notified
+"""
+
+ORG_ACTIONS = {
+    "create_user": ("org_change", "user:park"),
+    "update_user": ("org_change", "user:lee"),
+    "create_department": ("org_change", "dept:D3"),
+    "policy_create": ("policy_create", None),
+    "policy_update": ("policy_update", None),
+}
+
+
+def _org_changed(op: str, catalog: SqlCatalog) -> bool:
+    org = catalog.organisation
+    if op == "create_user":
+        return org.get_user("park") is not None
+    if op == "update_user":
+        lee = org.get_user("lee")
+        assert lee is not None
+        changed = lee.disabled and lee.department == "D2" and "admin" in lee.roles
+        # Disabling revokes the user's tokens in the same transaction.
+        issued = datetime.now(UTC) - timedelta(minutes=1)
+        assert catalog.tokens.is_revoked(None, "family", "lee", issued) == changed
+        return changed
+    if op == "create_department":
+        return org.get_department("D3") is not None
+    names = {p.name for p in catalog.policies.list_all()}
+    return ("새 정책" if op == "policy_create" else "바뀐 정책") in names
+
+
+@pytest.fixture
+def org_setup(tmp_path: Path) -> tuple[str, int]:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    catalog = SqlCatalog(url)
+    catalog.migrate()
+    catalog.organisation.create_ministry("M1", "부")
+    catalog.organisation.create_department("D1", "과", "M1")
+    catalog.organisation.create_department("D2", "둘째 과", "M1")
+    catalog.organisation.create_user("kim", "hash", "김", "D1", ["admin", "member"])
+    catalog.organisation.create_user("lee", "hash", "이", "D1", ["member"])
+    match = PolicyMatch.from_dict({"ministry": "M1"})
+    change = catalog.policies.create(NewPolicy("정책", match, "dept:D1", "read"), "kim")
+    catalog.close()
+    return url, change.policy.id
+
+
+@pytest.mark.parametrize("op", sorted(ORG_ACTIONS))
+@pytest.mark.parametrize("point", ["before_audit", "before_commit", "none"])
+def test_an_organisation_or_policy_change_and_its_audit_record_survive_together(
+    org_setup: tuple[str, int], op: str, point: str
+) -> None:
+    url, policy_id = org_setup
+    child = subprocess.run(
+        [sys.executable, "-c", ORG_CHILD, url, str(policy_id), op, point],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if point == "none":
+        assert child.returncode == 0, child.stderr
+    else:
+        assert child.returncode == -signal.SIGKILL, child.stderr
+    catalog = SqlCatalog(url)
+    try:
+        changed = _org_changed(op, catalog)
+        action, target = ORG_ACTIONS[op]
+        audited = bool(catalog.audit.page(AuditFilter(action=action, target=target)))
         assert changed == audited, f"change kept: {changed}, audit record kept: {audited}"
         assert changed == (point == "none")
         assert catalog.audit.verify_chain().ok
