@@ -109,9 +109,7 @@ def test_every_engine_has_a_health_check_that_its_users_wait_on(
     for name, service in services.items():
         for needed, how in (service.get("depends_on") or {}).items():
             assert needed in services, f"{name} waits on an unknown service {needed}"
-            wanted = (
-                "service_completed_successfully" if needed in ONE_SHOT else "service_healthy"
-            )
+            wanted = "service_completed_successfully" if needed in ONE_SHOT else "service_healthy"
             assert how == {"condition": wanted}, f"{name} must wait for {needed}: {wanted}"
 
 
