@@ -25,6 +25,7 @@ from search_api.openapi import raises
 from search_api.web.session import cookie_token
 from services.audit import AuditService
 from services.documents import Caller, DocumentService
+from services.explain import ExplainService
 from services.organisation import OrganisationService
 from services.policies import PolicyService
 from storage.catalog.records import DocumentRecord
@@ -108,6 +109,14 @@ async def audit_service(services: ServicesDep) -> AuditService:
 
 
 AuditServiceDep = Annotated[AuditService, Depends(audit_service)]
+
+
+async def explain_service(services: ServicesDep) -> ExplainService:
+    """Why a user can read a document, and who can (each explanation audited)."""
+    return ExplainService(services.catalog)
+
+
+ExplainServiceDep = Annotated[ExplainService, Depends(explain_service)]
 
 
 def _verified_access_token(services: Services, token: str | None) -> TokenClaims:

@@ -69,6 +69,7 @@ from search_api.web.session import (
     set_session_cookies,
     tokens_match,
 )
+from services.explain import ExplainService
 from storage.errors import NotFoundError
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -716,7 +717,6 @@ def admin_explain_page(
     request: Request,
     services: ServicesDep,
     caller: AuditorRoleDep,
-    auditor: AuditorDep,
     address: AddressDep,
     user: Annotated[str, Query(max_length=64)] = "",
     document: Annotated[str, Query(max_length=64)] = "",
@@ -725,7 +725,11 @@ def admin_explain_page(
     explanation = None
     if user and document:
         explanation = explain_routes.explain_access(
-            services, caller, auditor, address, user=user.strip(), document=document.strip()
+            ExplainService(services.catalog),
+            caller,
+            address,
+            user=user.strip(),
+            document=document.strip(),
         )
     return render(
         request,
