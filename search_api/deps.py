@@ -28,6 +28,7 @@ from services.documents import Caller, DocumentService
 from services.explain import ExplainService
 from services.organisation import OrganisationService
 from services.policies import PolicyService
+from services.sessions import SessionService
 from storage.catalog.records import DocumentRecord
 from storage.errors import NotFoundError
 
@@ -117,6 +118,14 @@ async def explain_service(services: ServicesDep) -> ExplainService:
 
 
 ExplainServiceDep = Annotated[ExplainService, Depends(explain_service)]
+
+
+async def session_service(services: ServicesDep) -> SessionService:
+    """Refresh-token spending and sign-out, each audited in its unit of work."""
+    return SessionService(services.catalog, services.tokens.max_lifetime)
+
+
+SessionServiceDep = Annotated[SessionService, Depends(session_service)]
 
 
 def _verified_access_token(services: Services, token: str | None) -> TokenClaims:
