@@ -105,12 +105,16 @@ _HTML_PARSER = "org.apache.tika.parser.html.JSoupParser"
 _GENERIC_OLE2 = "application/x-tika-msoffice"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
+_WARNING = "X-TIKA:warning"
+_ENCRYPTED_EXCEPTION = re.compile(r"EncryptedDocumentException")
 _ENCRYPTION = re.compile(r"EncryptedDocument|encrypt", re.IGNORECASE)
 #: Largest HTML file we re-decode ourselves (the whole file is read into memory).
 _MAX_HTML_REDECODE_BYTES = 32 * _MIB
 _UTF8_BOM = b"\xef\xbb\xbf"
 #: Worst-case bytes per character, to size the prefix of a text file we decode.
 _MAX_BYTES_PER_CHAR = 4
+#: Characters asked for beyond `max_text_chars` (Tika counts the whitespace we strip).
+_WRITE_LIMIT_SLACK = 1024
 #: Seconds beyond the parse timeout the client waits for the server's answer.
 _ANSWER_GRACE_SECONDS = 10.0
 #: Answers that say the server, not the file, is in trouble: retried later.
@@ -267,7 +271,8 @@ class TikaServerExtractor:
             "Accept": "application/json",
             # Only the extension, as a detection hint: the name itself may not be ASCII.
             "Content-Disposition": f'attachment; filename="document{suffix}"',
-            "writeLimit": str(self._max_text_chars + 1),
+            # Room for the blank lines Tika writes around the body, which we strip.
+            "writeLimit": str(self._max_text_chars + _WRITE_LIMIT_SLACK),
             "timeoutMillis": str(int(self._timeout * 1000)),
         }
         if not self._server_ocr:
@@ -343,7 +348,12 @@ class TikaServerExtractor:
         write_limited = any(_WRITE_LIMIT in item for item in items)
         raw_metadata.pop(_WRITE_LIMIT, None)
         error = (raw_metadata.pop(_CONTAINER_EXCEPTION, None) or [""])[0]
-        limit = self._max_text_chars + 1
+        if _ENCRYPTED_EXCEPTION.search(error.split("\n", 1)[0]):
+            # Where native Tika reports encryption (a warning, then `classify` says
+            # "password or DRM protected"), not as a parse failure.
+            raw_metadata.setdefault(_WARNING, []).append(summarize_trace(error))
+            error = ""
+        limit = self._max_text_chars + _WRITE_LIMIT_SLACK
         parts: list[str] = []
         length = 0
         # The container first, then each embedded document, as the server lists them.
