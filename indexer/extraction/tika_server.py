@@ -186,15 +186,20 @@ class TikaServerExtractor:
     def version(self) -> str:
         """Server version, our revision, Hangul reader and OCR (cached text depends on each).
 
-        Asks the server once (`GET /version`); raises `ExtractionUnavailableError`
-        while it cannot be reached, so nothing is cached under a guessed version.
+        The server's version is asked once (`GET /version`). Until the server
+        has answered, the version names no server ("tika-server-unreached"), so
+        no cached text matches it; nothing is extracted meanwhile (`extract`
+        first needs the server's version).
         """
         if not self._server_version:
-            self._server_version = self._fetch_version()
-        return (
-            f"{self._server_version}+crossdoc.{_ADAPTER_REVISION}"
-            f".hangul{HANGUL_REVISION}+ocr.{self._ocr_tag}"
-        )
+            try:
+                self._server_version = self._fetch_version()
+            except ExtractionUnavailableError:
+                return self._versioned("tika-server-unreached")
+        return self._versioned(self._server_version)
+
+    def _versioned(self, server: str) -> str:
+        return f"{server}+crossdoc.{_ADAPTER_REVISION}.hangul{HANGUL_REVISION}+ocr.{self._ocr_tag}"
 
     @version.setter
     def version(self, value: str) -> None:  # the port declares a plain attribute
@@ -210,6 +215,9 @@ class TikaServerExtractor:
         be used now.
         """
         target = Path(path).resolve(strict=True)
+        if not self._server_version:
+            # Every result is cached under the version: never under a guessed one.
+            self._server_version = self._fetch_version()
         name = filename or target.name
         plain = plain_text_extraction(target, name, max_text_chars=self._max_text_chars)
         if plain is not None:
