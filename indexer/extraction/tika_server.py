@@ -44,6 +44,7 @@ import json
 import logging
 import os
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
@@ -117,6 +118,8 @@ _MAX_BYTES_PER_CHAR = 4
 _WRITE_LIMIT_SLACK = 1024
 #: Seconds beyond the parse timeout the client waits for the server's answer.
 _ANSWER_GRACE_SECONDS = 10.0
+#: How long `version` waits before asking an unreachable server again.
+_VERSION_RETRY_SECONDS = 5.0
 #: Answers that say the server, not the file, is in trouble: retried later.
 _TRANSIENT_STATUSES = frozenset({404, 405, 408, 429})
 
@@ -179,6 +182,7 @@ class TikaServerExtractor:
             _test_hooks=_test_hooks,
         )
         self._server_version = ""
+        self._version_retry_at = 0.0
 
     # -- TextExtractor -----------------------------------------------------
 
@@ -191,19 +195,21 @@ class TikaServerExtractor:
         no cached text matches it; nothing is extracted meanwhile (`extract`
         first needs the server's version).
         """
-        if not self._server_version:
+        # While the server is down, ask again at most every few seconds: the version
+        # is read on every batch and document page, and a connect can take seconds.
+        if not self._server_version and time.monotonic() >= self._version_retry_at:
             try:
                 self._server_version = self._fetch_version()
             except ExtractionUnavailableError:
-                return self._versioned("tika-server-unreached")
-        return self._versioned(self._server_version)
-
-    def _versioned(self, server: str) -> str:
-        return f"{server}+crossdoc.{_ADAPTER_REVISION}.hangul{HANGUL_REVISION}+ocr.{self._ocr_tag}"
+                self._version_retry_at = time.monotonic() + _VERSION_RETRY_SECONDS
+        return self._versioned(self._server_version or "tika-server-unreached")
 
     @version.setter
     def version(self, value: str) -> None:  # the port declares a plain attribute
         raise AttributeError("the version of a Tika server extractor comes from the server")
+
+    def _versioned(self, server: str) -> str:
+        return f"{server}+crossdoc.{_ADAPTER_REVISION}.hangul{HANGUL_REVISION}+ocr.{self._ocr_tag}"
 
     def extract(self, path: Path, *, filename: str = "", declared_type: str = "") -> Extraction:
         """Extract text from the local file `path` (see `TextExtractor.extract`).
