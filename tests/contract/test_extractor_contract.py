@@ -36,6 +36,7 @@ MAX_CHARS = 5_000
 #: Tesseract's memory limit must stay under the extraction child's own (768 MiB).
 OCR = OcrConfig(enabled=True, timeout_seconds=60, memory_limit_bytes=512 * 1024 * 1024)
 TIKA_URL_VARIABLE = "CROSSDOC_TEST_TIKA_URL"
+UHC = "똠방각하 햏자 뷁,출생신고 안내문"
 HWP_TEXT = "출생신고 안내문: 한글 문서의 본문입니다."
 HTML = f"<html><head><title>공지</title></head><body><p>똠방각하 {NOTICE}</p></body></html>"
 
@@ -91,6 +92,9 @@ CASES = [
     # Not named like text: Tika's parser reads it, our charset rules decode it.
     Case("notice-cp949.csv", lambda: f"이름,내용\n홍길동,{NOTICE}\n".encode("cp949"),
          ExtractionStatus.OK, "text/plain; charset=EUC-KR", NOTICE, contains=True),
+    # Extended CP949 (UHC) Hangul, which Tika reads as KOI8-R.
+    Case("uhc.csv", lambda: f"{UHC}\n".encode("cp949"), ExtractionStatus.OK,
+         "text/plain; charset=x-windows-949", UHC),
     Case("notice.hwp", _hwp5, ExtractionStatus.OK, "application/x-hwp", HWP_TEXT,
          metadata={"title": "출생신고", "author": "김민원", "created": "2024-03-01T09:30:00Z"}),
     Case("notice.hwpx", _hwpx, ExtractionStatus.OK, "application/hwp+zip", HWP_TEXT),
