@@ -220,3 +220,27 @@ def test_the_setting_selects_the_tika_server_extractor(tmp_path: Path) -> None:
     embedded.close()
     with pytest.raises(ConfigurationError, match="CROSSDOC_TIKA_URL"):
         build_extractor(Settings(data_dir=tmp_path, tika_url="tika:9998"))
+
+
+def test_a_hanging_hangul_reader_is_killed_and_replaced(fake: FakeTika, tmp_path: Path) -> None:
+    """Our readers run in a sandboxed child with the extraction timeout, as in the embedded one."""
+    from tests import hangul_fixtures as hf
+
+    section = hf.hwpx_section(hf.hwpx_paragraph("<hp:t>출생신고 안내문</hp:t>"))
+    package = hf.hwpx_file([section])
+    hanging = tmp_path / "__crossdoc_hook_sleep.hwpx"
+    hanging.write_bytes(package)
+    ordinary = tmp_path / "notice.hwpx"
+    ordinary.write_bytes(package)
+    extractor = TikaServerExtractor(fake.url, timeout_seconds=1, ocr=None, _test_hooks=True)
+    try:
+        result = extractor.extract(hanging)
+        assert result.status is ExtractionStatus.LIMIT_EXCEEDED, result
+        assert result.detail.startswith("timeout")
+        result = extractor.extract(ordinary)
+        assert result.status is ExtractionStatus.OK, result
+        assert result.text == "출생신고 안내문"
+        assert result.content_type == "application/hwp+zip"
+        assert all(request[1] == "/version" for request in fake.requests)  # never sent to Tika
+    finally:
+        extractor.close()
