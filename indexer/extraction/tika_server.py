@@ -13,14 +13,22 @@ and exceptions are lost), and drops the status code we tell faults by.
 
 What is whose fault, and so what the outbox does:
 
-- the server cannot be reached, does not answer within the timeout, or answers
-  5xx (overloaded, restarting its forked parser, a proxy's 502/503/504), 404 or
-  429: `ExtractionUnavailableError`, retried with backoff, never `failed`;
 - the file: a parse exception (`X-TIKA:EXCEPTION:container_exception`), an
-  encrypted document, no parser for the type, 415/422 answers: an `Extraction`
-  with the same status and reason the embedded extractor gives (`classify`).
+  encrypted document, no parser for the type, answers 415, 422 and 413: an
+  `Extraction` with the same status and reason the embedded extractor gives
+  (`classify`);
+- anything else is the server's (or its configuration's): it cannot be reached,
+  does not answer within the extraction timeout (plus a grace), answers 5xx
+  (overloaded, restarting its forked parser, a proxy's 502/503/504) or another
+  4xx (a 400 is what Tika answers a request it refuses, e.g. a per-request
+  timeout under its minimum): `ExtractionUnavailableError`, retried by the
+  outbox with backoff, never `failed`.
 
-A file that makes the server's parser hang or crash every time is therefore
+The parse time is bounded on our side by the read timeout; the server's own
+`taskTimeoutMillis` (300 s by default) restarts a forked parser that runs
+away. No per-request timeout is sent (`X-Tika-Timeout-Millis` must lie between
+the server's configured minimum and maximum, which the client cannot know). A
+file that makes the server's parser hang or crash every time is therefore
 retried with a growing delay rather than failed: the server cannot tell us
 whether its forked parser died of this file or of something else.
 
@@ -125,8 +133,6 @@ _WRITE_LIMIT_SLACK = 1024
 _ANSWER_GRACE_SECONDS = 10.0
 #: How long `version` waits before asking an unreachable server again.
 _VERSION_RETRY_SECONDS = 5.0
-#: Answers that say the server, not the file, is in trouble: retried later.
-_TRANSIENT_STATUSES = frozenset({404, 405, 408, 429})
 
 
 class TikaServerExtractor:
@@ -135,8 +141,8 @@ class TikaServerExtractor:
     Thread-safe: each call is one HTTP request (plus, for HWP 5/HWPX and OCR,
     one request to a local child from a pool of `pool_size`).
 
-    Limits, per file: `timeout_seconds` for the server's parse (sent as
-    `timeoutMillis`; the client waits that plus a grace for the answer),
+    Limits, per file: `timeout_seconds` for the server's answer (plus a grace;
+    silence beyond it is the server's fault, retried),
     `max_text_chars` (sent as `writeLimit`; longer text is cut and marked
     `truncated`); `memory_limit_bytes` and `ocr` bound the local child as in
     `NativeTikaExtractor`.
@@ -292,7 +298,6 @@ class TikaServerExtractor:
             "Content-Disposition": f'attachment; filename="document{suffix}"',
             # Room for the blank lines Tika writes around the body, which we strip.
             "writeLimit": str(self._max_text_chars + _WRITE_LIMIT_SLACK),
-            "timeoutMillis": str(int(self._timeout * 1000)),
         }
         if not self._server_ocr:
             headers["X-Tika-OCRskipOcr"] = "true"
@@ -316,7 +321,7 @@ class TikaServerExtractor:
             return Extraction(
                 ExtractionStatus.LIMIT_EXCEEDED, detail="the Tika server refused its size (413)"
             )
-        if status == 422 or (400 <= status < 500 and status not in _TRANSIENT_STATUSES):
+        if status == 422:
             report = ParserReport(size=1, error=message or f"HTTP {status} from the Tika server")
             return classify(report, max_text_chars=self._max_text_chars)
         raise ExtractionUnavailableError(
