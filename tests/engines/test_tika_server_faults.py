@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -39,13 +40,16 @@ from tests.unit.test_native_extractor import docx_bytes
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-TIKA_VERSION = "3.3.2"  # infra/dev/engines: TIKA_VERSION
+ENGINES_SCRIPT = ROOT / "infra" / "dev" / "engines"
 START_SECONDS = 120.0
 
 
 def _jar() -> Path:
+    # The version the engines script pins and caches.
+    pinned = re.search(r"^TIKA_VERSION=(\S+)$", ENGINES_SCRIPT.read_text(), re.MULTILINE)
+    assert pinned, f"no TIKA_VERSION= line in {ENGINES_SCRIPT}"
     cache = Path(os.environ.get("CROSSDOC_ENGINES_DIR") or ROOT / ".cache" / "engines")
-    jar = cache / "tika" / f"tika-server-standard-{TIKA_VERSION}.jar"
+    jar = cache / "tika" / f"tika-server-standard-{pinned.group(1)}.jar"
     if not jar.is_file():
         pytest.skip(f"no Tika server jar at {jar}: run `infra/dev/engines up tika` once")
     return jar
