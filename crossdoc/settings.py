@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     s3_secure: bool = True
     s3_region: str | None = None
     search_url: str = "embedded"
+    #: An Apache Tika server (http://host:9998) instead of the embedded extractor.
     tika_url: str | None = None
+    #: With a Tika server: let it OCR images itself, instead of our OCR settings below.
+    tika_server_ocr: bool = False
     broker_url: str | None = None
 
     jwt_secret: SecretStr | None = None  # default: generated once and kept in the data dir
