@@ -26,13 +26,13 @@ from typing import BinaryIO
 
 import httpx
 import pytest
+from search_api.bootstrap import bootstrap
 
 from crossdoc.settings import Settings
 from crossdoc.wiring.api import Services, build_services
 from indexer.errors import ExtractionUnavailableError
 from indexer.extraction.tika_server import TikaServerExtractor
 from indexer.worker import drain_once
-from search_api.bootstrap import bootstrap
 from storage.ingest import BulkItem, StagedFile, accept_documents
 from tests.conftest import fast_passwords
 from tests.unit.test_native_extractor import docx_bytes
