@@ -26,13 +26,13 @@ from typing import BinaryIO
 
 import httpx
 import pytest
-from search_api.bootstrap import bootstrap
 
 from crossdoc.settings import Settings
 from crossdoc.wiring.api import Services, build_services
 from indexer.errors import ExtractionUnavailableError
 from indexer.extraction.tika_server import TikaServerExtractor
 from indexer.worker import drain_once
+from services.bootstrap import bootstrap
 from storage.ingest import BulkItem, StagedFile, accept_documents
 from tests.conftest import fast_passwords
 from tests.unit.test_native_extractor import docx_bytes
@@ -126,7 +126,9 @@ def services(tmp_path: Path, tika: TikaServerProcess) -> Iterator[Services]:
         extraction_timeout_seconds=30,
     )  # fmt: skip
     built = build_services(settings, passwords=fast_passwords())
-    bootstrap(built, admin_password="admin-password-for-tests", demo=True)
+    bootstrap(
+        built.catalog, built.passwords.hash, admin_password="admin-password-for-tests", demo=True
+    )
     yield built
     built.close()
 
