@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from auth.access import VISIBILITIES
+from crossdoc import __version__
 from crossdoc.settings import Settings
 from crossdoc.wiring import cli as roots
 from crossdoc.wiring.core import ConfigurationError, Core
@@ -30,6 +31,11 @@ app = typer.Typer(
     help="Crossdoc: cross-ministry document cloud (범정부 문서 클라우드).",
     no_args_is_help=True,
     add_completion=False,
+    # Click's plain help, not Rich panels: no `<bool>` type beside every flag, and
+    # long help and choices wrap instead of being cut at 80 columns. It applies to
+    # every sub-command group too (Typer hands the root's mode down).
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
 )
 console = Console(stderr=True)
 
@@ -52,6 +58,28 @@ def _built(build: Callable[[Settings], T], settings: Settings) -> T:
     except ConfigurationError as err:
         console.print(f"[red]configuration error:[/red] {err}")
         raise typer.Exit(2) from err
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"crossdoc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Crossdoc: cross-ministry document cloud (범정부 문서 클라우드)."""
 
 
 @app.command()
@@ -282,7 +310,7 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Re-hash the whole audit log; exit 1 naming the first record edited or removed."""
+    """Re-hash the whole audit log. Exit 1 naming the first record edited or removed."""
     catalog = _built(roots.for_audit, Settings())
     try:
         ok, checked, problem = AuditService(catalog).verify_chain()
@@ -305,7 +333,7 @@ def audit_export(
         Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")
     ] = None,
 ) -> None:
-    """Write the audit log as JSON Lines: one event a line, with its chain hashes."""
+    """Export the audit log as JSON Lines. One event a line, with its chain hashes."""
     since_at, until_at = _parse_time(since, "--since"), _parse_time(until, "--until")
     catalog = _built(roots.for_audit, Settings())
     try:
@@ -340,7 +368,7 @@ def keys_rotate(
         ),
     ] = False,
 ) -> None:
-    """Sign new tokens with a new key; a running server picks it up without a restart.
+    """Sign new tokens with a new key. A running server picks it up without a restart.
 
     Tokens signed with older keys keep working until they expire, unless --drop-old.
     """
