@@ -98,7 +98,7 @@ def search(
                 "only documents of this department: its code (any case) or its exact "
                 "name; an unknown one is reported in `warnings`"
             ),
-            examples=["MOIS-DGI"],
+            examples=["MOIS-DGOV"],
         ),
     ] = None,
     ministry: Annotated[
