@@ -227,7 +227,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidQueryError)
     async def _query(_: Request, err: InvalidQueryError) -> JSONResponse:
-        return _json(400, "invalid_query", str(err))
+        # A query the index cannot run (too many words, beyond the result window) is
+        # a parameter out of range: 422, as every invalid parameter.
+        return _json(422, "invalid_query", str(err))
 
     @app.exception_handler(PasswordPolicyError)
     async def _password(_: Request, err: PasswordPolicyError) -> JSONResponse:

@@ -30,14 +30,14 @@ _RAISES: dict[Callable[..., Any], frozenset[int]] = {}
 
 #: What each error status means in this API (the description in the schema).
 DESCRIPTIONS = {
-    400: "bad request: malformed input, or a value out of range",
+    400: "bad request: a malformed request or body",
     401: "missing, invalid or expired token, or wrong credentials",
     403: "not allowed (role or permission)",
     404: "not found, or not readable by the caller (the same answer)",
     409: "conflict with the current state",
     413: "the upload is larger than the limit",
     415: "unsupported media type (send multipart/form-data)",
-    422: "a parameter or field is invalid",
+    422: "a parameter or field is invalid or out of range (its name in the message)",
     429: "too many requests (see Retry-After)",
     503: "a dependency is unavailable; try again shortly",
     507: "not enough storage to keep the upload",

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from indexer.query import MAX_CLAUSES
 from tests.api.serve_process import ServeProcess, prepare_data_dir
 from tests.api.test_http_errors import _get, _raw
 from tests.conftest import Server
@@ -63,6 +64,14 @@ def test_app_errors_are_korean_then_english(server: Server, member: str) -> None
         c.post("/admin/ministries", json={"code": "ERRS2", "name": "중복부"})
         r = c.post("/admin/ministries", json={"code": "ERRS2", "name": "중복부"})
         assert_bilingual(r.json(), "conflict")
+
+
+def test_a_query_with_too_many_words_is_422(server: Server, member: str) -> None:
+    words = " ".join(f"낱말{i}" for i in range(MAX_CLAUSES + 1))
+    with server.client(member) as c:
+        r = c.get("/search", params={"q": words})
+    assert r.status_code == 422, r.text
+    assert_bilingual(r.json(), "invalid_query")
 
 
 @pytest.mark.parametrize(
