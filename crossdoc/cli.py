@@ -84,8 +84,8 @@ def _root(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    host: Annotated[str, typer.Option(metavar="HOST", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="port to listen on")] = 8000,
 ) -> None:
     """Run the API (and the in-process indexer on the embedded default)."""
     # The API process, with its own root (`crossdoc.wiring.api`): the one command
@@ -174,12 +174,21 @@ IMPORT_BATCH = 64
 
 @app.command("import")
 def import_(
-    directory: Annotated[Path, typer.Argument(exists=True, file_okay=False, readable=True)],
-    department: Annotated[str, typer.Option("--department", help="owning department code")],
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, file_okay=False, readable=True, metavar="DIR", help="the folder to import"
+        ),
+    ],
+    department: Annotated[
+        str, typer.Option("--department", metavar="CODE", help="owning department code")
+    ],
     visibility: Annotated[
-        str, typer.Option(help="private|department|ministry|government")
+        str, typer.Option(metavar="VISIBILITY", help="private, department, ministry or government")
     ] = "department",
-    tags: Annotated[str, typer.Option(help="comma-separated tags for every document")] = "",
+    tags: Annotated[
+        str, typer.Option(metavar="TAGS", help="comma-separated tags for every document")
+    ] = "",
     index: Annotated[bool, typer.Option(help="index now, unless a running server will")] = True,
 ) -> None:
     """Import a folder tree. Resumable: files already stored for the department are skipped."""
@@ -326,11 +335,15 @@ def audit_verify() -> None:
 @audit_app.command("export")
 def audit_export(
     since: Annotated[
-        str | None, typer.Option(help="from this date or time (ISO 8601; KST if no zone)")
+        str | None,
+        typer.Option(metavar="WHEN", help="from this date or time (ISO 8601; KST if no zone)"),
     ] = None,
-    until: Annotated[str | None, typer.Option(help="before this date or time")] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="WHEN", help="before this date or time")
+    ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="file to write (default: stdout)"),
     ] = None,
 ) -> None:
     """Export the audit log as JSON Lines. One event a line, with its chain hashes."""
