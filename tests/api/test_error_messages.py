@@ -5,8 +5,10 @@ warning, not a silent 0 hits, for a filter value that names nothing."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -18,8 +20,38 @@ from indexer.query import MAX_CLAUSES
 from tests.api.serve_process import ServeProcess, prepare_data_dir
 from tests.api.test_http_errors import _get, _raw
 from tests.conftest import Server
+from tests.hangul_fixtures import hwp5_file, hwpx_file, hwpx_paragraph, hwpx_section, para_text
+from tests.scans import text_pdf
 
 HANGUL = re.compile("[가-힣]")
+
+_DOCX_TYPES = (
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" '
+    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-'
+    'officedocument.wordprocessingml.document.main+xml"/></Types>'
+)
+_DOCX_RELS = (
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+    'relationships/officeDocument" Target="word/document.xml"/></Relationships>'
+)
+
+
+def docx_bytes(text: str) -> bytes:
+    """A minimal Word document holding `text`."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", _DOCX_TYPES)
+        archive.writestr("_rels/.rels", _DOCX_RELS)
+        archive.writestr(
+            "word/document.xml",
+            '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+            f"<w:body><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:body></w:document>",
+        )
+    return buffer.getvalue()
 
 
 def assert_bilingual(body: dict[str, object], code: str) -> str:
@@ -96,6 +128,26 @@ def test_friendly_content_type_filters(server: Server, member: str) -> None:
         assert found["warnings"] == []
     assert server.search(member, content_type="docx")["total"] == 0
     assert server.search(member, content_type="docx")["warnings"] == []
+
+
+def test_short_names_find_real_pdf_hwp_hwpx_and_docx_files(server: Server) -> None:
+    pytest.importorskip("iscc_tika", reason="the embedded extractor needs iscc-tika")
+    owner = server.user("formats.park", "FMT-A", ministry="FMT")
+    files = {
+        "pdf": ("plan.pdf", text_pdf("formatcheck plan")),
+        "hwp": ("공고.hwp", hwp5_file([para_text("formatcheck 한글 공고")])),
+        "hwpx": (
+            "공고.hwpx",
+            hwpx_file([hwpx_section(hwpx_paragraph("<hp:t>formatcheck</hp:t>"))]),
+        ),
+        "docx": ("memo.docx", docx_bytes("formatcheck memo")),
+    }
+    made = {short: server.upload(owner, data, name)["id"] for short, (name, data) in files.items()}
+    for short, doc_id in made.items():
+        for value in (short, short.upper(), "." + short):
+            found = server.search(owner, q="formatcheck", content_type=value)
+            assert [h["id"] for h in found["hits"]] == [doc_id], (value, found)
+            assert found["warnings"] == []
 
 
 def test_unknown_filter_values_are_reported(server: Server, member: str) -> None:
