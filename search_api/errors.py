@@ -86,10 +86,21 @@ _GENERIC_KOREAN = "요청을 처리하지 못했습니다"
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
 
 
+_SEPARATOR = re.compile(r" · | / ")
+_ENGLISH_WORD = re.compile(r"[A-Za-z]{3}")
+
+
+def _has_korean_of_its_own(message: str) -> bool:
+    """Korean, then English after ` · ` (or ` / `); or Korean alone. Not English that
+    merely quotes a Korean name (`no department 기록과`)."""
+    head, *rest = _SEPARATOR.split(message, maxsplit=1)
+    return bool(_HANGUL.search(head)) and (bool(rest) or not _ENGLISH_WORD.search(message))
+
+
 def bilingual(code: str, message: str) -> str:
-    """`message` in Korean and English: as it is if it has Korean already, else the
+    """`message` in Korean and English: as it is if it has Korean of its own, else the
     Korean sentence of `code` first."""
-    if _HANGUL.search(message):
+    if _has_korean_of_its_own(message):
         return message
     korean = KOREAN_MESSAGES.get(code, _GENERIC_KOREAN)
     return f"{korean} · {message}" if message else korean
