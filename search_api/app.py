@@ -12,6 +12,7 @@ from crossdoc import __version__
 from crossdoc.settings import Settings
 from crossdoc.wiring.api import Services, build_services
 from search_api.audit_writer import Auditor
+from search_api.docs import install_docs
 from search_api.errors import install_error_handlers
 from search_api.openapi import install_openapi
 from search_api.routers import (
@@ -65,7 +66,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             "범정부 문서 클라우드 · Cross-ministry document cloud with permission-aware search"
         ),
         lifespan=lifespan,
-        docs_url="/docs",
+        # Served from packaged assets, not a CDN (docs.py); the schema is also at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.services = services
@@ -87,6 +90,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(health.router)
     install_openapi(app, [*((API_PREFIX, r) for r in routers), ("", health.router)])
+    install_docs(app)
     # The web UI at `/` (sign-in, search, documents, upload, admin), outside the schema.
     web_pages.install(app)
 

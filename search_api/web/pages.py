@@ -45,7 +45,7 @@ from search_api.deps import (
     ServicesDep,
     access_claims,
 )
-from search_api.errors import ApiError, forbidden
+from search_api.errors import ApiError, error_body, forbidden
 from search_api.routers import admin as admin_routes
 from search_api.routers import audit as audit_routes
 from search_api.routers import auth as auth_routes
@@ -472,7 +472,7 @@ def refresh_for_script(
     response: Response = Response(status_code=204)
     if not _refresh(request, services, auditor, address, response):
         response = JSONResponse(
-            {"error": {"code": "invalid_token", "message": "sign in again"}}, status_code=401
+            error_body("invalid_token", "다시 로그인하십시오 · sign in again"), status_code=401
         )
         clear_session_cookies(response, secure=_secure(request))
     return response
@@ -561,7 +561,7 @@ def search_page(
             size=PAGE_SIZE,
         )
     except (ApiError, InvalidQueryError) as err:
-        if isinstance(err, ApiError) and err.status != 400:
+        if isinstance(err, ApiError) and err.status not in (400, 422):
             raise
         error = Translator(language(request))("search.invalid", detail=str(err))
         results = SearchOut(total=0, page=page, size=PAGE_SIZE, hits=[], facets={})
