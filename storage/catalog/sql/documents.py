@@ -61,6 +61,10 @@ _ACCESS_ROWS = (
     .order_by(_GRANTS.c.id)
 )
 _STALE_ACCESS_IDS = select(_DOCS.c.id).where(_DOCS.c.indexed_revision < _DOCS.c.acl_revision)
+_DEPARTMENTS = _table(m.Department)
+_DEPARTMENT_MINISTRIES = select(_DEPARTMENTS.c.code, _DEPARTMENTS.c.ministry_code).where(
+    _DEPARTMENTS.c.code.in_(bindparam("codes", expanding=True))
+)
 _EXPIRED_GRANT_DOCUMENTS = select(_GRANTS.c.document_id).where(
     _GRANTS.c.expires_at <= bindparam("now")
 )
@@ -174,12 +178,15 @@ class SqlDocuments(SqlRepository):
         upload hot path, where the ORM's unit of work costs more than the
         inserts themselves.
         """
-        ministries: dict[str, str] = {}
-        for code in {new.department for new in news}:
-            dept = s.get(m.Department, code)
-            if dept is None:
-                raise NotFoundError(f"no department {code}")
-            ministries[code] = dept.ministry_code
+        codes = {new.department for new in news}
+        ministries: dict[str, str] = {
+            code: ministry
+            for code, ministry in s.connection().execute(
+                _DEPARTMENT_MINISTRIES, {"codes": list(codes)}
+            )
+        }
+        for code in codes - ministries.keys():
+            raise NotFoundError(f"no department {code}")
         documents: list[dict[str, Any]] = []
         versions: list[dict[str, Any]] = []
         grants: list[dict[str, Any]] = []
