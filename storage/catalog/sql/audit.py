@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from storage.catalog import models as m
@@ -52,6 +52,15 @@ _EVENTS = table(m.AuditEvent)
 _HEAD = table(m.AuditChainHead)
 # The head row is the lock that serialises writers of the chain.
 _LOCK_HEAD = select(_HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
+_ADVANCE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(
+        last_id=bindparam("to_id"),
+        last_hash=bindparam("to_hash"),
+        count=_HEAD.c.count + bindparam("added"),
+    )
+)
 # One statement for the whole batch, ids returned in the order of the rows.
 _INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 
@@ -97,11 +106,7 @@ def append_events(s: Session, events: Sequence[NewAuditEvent]) -> None:
     if new_head:
         conn.execute(insert(_HEAD).values(id=1, last_id=last_id, last_hash=prev, count=len(rows)))
     else:
-        conn.execute(
-            update(_HEAD)
-            .where(_HEAD.c.id == 1)
-            .values(last_id=last_id, last_hash=prev, count=_HEAD.c.count + len(rows))
-        )
+        conn.execute(_ADVANCE_HEAD, {"to_id": last_id, "to_hash": prev, "added": len(rows)})
 
 
 def _filtered(where: AuditFilter) -> Any:
