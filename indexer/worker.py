@@ -30,6 +30,9 @@ SETTLE_RETRY_MAX_SECONDS = 5.0
 #: Without a stop event to wait on (the CLI), how long settling is retried before
 #: giving up (the claims are then freed when this process is gone).
 SETTLE_PATIENCE_SECONDS = 120.0
+#: While a stream of documents arrives, batches start at least this far apart, so
+#: that each carries what arrived meanwhile (see `InProcessWorker`).
+MIN_BATCH_SECONDS = 0.1
 #: Faults of the catalog's writes that pass once the cause goes away.
 _WRITE_FAULTS: tuple[type[Exception], ...] = (StorageUnavailableError, OSError)
 
@@ -173,6 +176,13 @@ class InProcessWorker:
     the heartbeat and takes back the claims of workers that are gone, first
     thing at start: after a crash, the batch the dead process held is indexed
     again at once.
+
+    A batch that was not full (the worker has caught up) is followed by the
+    next one no sooner than `min_batch_seconds` after it started: while uploads
+    stream in, each batch then carries what arrived meanwhile, instead of one
+    or two documents each paying the batch's fixed work (an index commit, the
+    catalog's transactions) on the cores the API needs. A document arriving on
+    an idle worker is taken at once; a backlog is drained without pause.
     """
 
     def __init__(
@@ -187,8 +197,10 @@ class InProcessWorker:
         maintenance_seconds: float = 5.0,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         keeper: ClaimKeeper | None = None,
+        min_batch_seconds: float = MIN_BATCH_SECONDS,
     ) -> None:
         self.catalog = catalog
+        self.min_batch_seconds = min_batch_seconds
         self.pipeline = pipeline
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
@@ -276,7 +288,8 @@ class InProcessWorker:
                 if now - self._last_maintenance >= self.maintenance_seconds:
                     self._last_maintenance = now
                     self.maintenance()
-                if drain_once(
+                started = time.monotonic()
+                claimed = drain_once(
                     self.catalog,
                     self.pipeline,
                     self.batch_size,
@@ -284,7 +297,13 @@ class InProcessWorker:
                     self.batch_bytes,
                     owner=owner,
                     stop=self._stop,
-                ):
+                )
+                if claimed:
+                    if claimed < self.batch_size:
+                        # Caught up: let the next batch gather what arrives meanwhile.
+                        rest = self.min_batch_seconds - (time.monotonic() - started)
+                        if rest > 0:
+                            self._stop.wait(rest)
                     continue
                 # Idle: the index may just have caught up with a policy change.
                 self.catalog.policies.settle_fanouts()

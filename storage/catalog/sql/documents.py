@@ -61,6 +61,15 @@ _ACCESS_ROWS = (
     .order_by(_GRANTS.c.id)
 )
 _STALE_ACCESS_IDS = select(_DOCS.c.id).where(_DOCS.c.indexed_revision < _DOCS.c.acl_revision)
+_DEPARTMENTS = _table(m.Department)
+_DEPARTMENT_MINISTRIES = select(_DEPARTMENTS.c.code, _DEPARTMENTS.c.ministry_code).where(
+    _DEPARTMENTS.c.code.in_(bindparam("codes", expanding=True))
+)
+# The inserts of every upload (Core executemany, built once).
+_INSERT_DOCUMENTS = insert(_DOCS)
+_INSERT_VERSIONS = insert(_table(m.DocumentVersion))
+_INSERT_GRANTS = insert(_GRANTS)
+_INSERT_OUTBOX = insert(_table(m.OutboxItem))
 _EXPIRED_GRANT_DOCUMENTS = select(_GRANTS.c.document_id).where(
     _GRANTS.c.expires_at <= bindparam("now")
 )
@@ -195,12 +204,14 @@ class SqlDocuments(SqlRepository):
         upload hot path, where the ORM's unit of work costs more than the
         inserts themselves.
         """
-        ministries: dict[str, str] = {}
-        for code in {new.department for new in news}:
-            dept = s.get(m.Department, code)
-            if dept is None:
-                raise NotFoundError(f"no department {code}")
-            ministries[code] = dept.ministry_code
+        conn = s.connection()
+        codes = {new.department for new in news}
+        ministries: dict[str, str] = {
+            code: ministry
+            for code, ministry in conn.execute(_DEPARTMENT_MINISTRIES, {"codes": list(codes)})
+        }
+        for code in codes - ministries.keys():
+            raise NotFoundError(f"no department {code}")
         documents: list[dict[str, Any]] = []
         versions: list[dict[str, Any]] = []
         grants: list[dict[str, Any]] = []
@@ -248,14 +259,11 @@ class SqlDocuments(SqlRepository):
                 }
             )
             grants.extend(self._grant_rows(doc_id, new.grants, new.owner, now))
-        s.execute(insert(_table(m.Document)), documents)
-        s.execute(insert(_table(m.DocumentVersion)), versions)
+        conn.execute(_INSERT_DOCUMENTS, documents)
+        conn.execute(_INSERT_VERSIONS, versions)
         if grants:
-            s.execute(insert(_table(m.DocumentGrant)), grants)
-        s.execute(
-            insert(_table(m.OutboxItem)),
-            [outbox_row(row["id"], 1, now) for row in documents],
-        )
+            conn.execute(_INSERT_GRANTS, grants)
+        conn.execute(_INSERT_OUTBOX, [outbox_row(row["id"], 1, now) for row in documents])
         return [
             DocumentRecord(**{**row, "tags": tuple(row["tags"])}, grants=tuple(new.grants))
             for row, new in zip(documents, news, strict=True)
