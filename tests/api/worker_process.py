@@ -31,8 +31,7 @@ def redis_url_or_skip() -> str:
     url = os.environ.get(REDIS_ENV)
     if not url:
         pytest.skip(
-            f"Celery leg: set {REDIS_ENV} (`infra/dev/engines up redis` starts Redis and "
-            "prints it)"
+            f"Celery leg: set {REDIS_ENV} (`infra/dev/engines up redis` starts Redis and prints it)"
         )
     return url
 
@@ -127,7 +126,9 @@ def wait_settled(data_dir: Path, ids: set[str], timeout: float) -> list[Document
         if len(docs) == len(ids) and all(d.status in ("indexed", "failed") for d in docs):
             return docs
         if time.monotonic() > deadline:
-            late = sorted(f"{d.id}:{d.status}" for d in docs if d.status not in ("indexed", "failed"))
+            late = sorted(
+                f"{d.id}:{d.status}" for d in docs if d.status not in ("indexed", "failed")
+            )
             raise AssertionError(
                 f"{len(late)} documents not settled in {timeout:.0f} s: {late[:10]} "
                 f"(of {len(ids)}; {len(docs)} in the catalog)"
