@@ -94,9 +94,10 @@ def api(tmp_path: Path, redis_url: str) -> Iterator[Server]:
 
 def assert_nothing_lost(api: Server, uploads: Uploads, timeout: float = 120) -> dict[str, int]:
     """Every 202 settled with a reason if failed, byte for byte, indexed once."""
-    data = api.services.settings.data_dir
-    docs = wait_settled(data, set(uploads.accepted), timeout=timeout)
-    assert {d.id for d in documents(data)} == set(uploads.accepted)  # nothing stored twice
+    docs = wait_settled(api.services.catalog, set(uploads.accepted), timeout=timeout)
+    assert {d.id for d in documents(api.services.catalog)} == set(
+        uploads.accepted
+    )  # nothing stored twice
     unexplained = [d.id for d in docs if d.status == "failed" and not d.status_detail]
     assert unexplained == [], f"seed {SEED}: failed without a reason: {unexplained}"
     with api.client(USER) as http:
@@ -233,7 +234,7 @@ def test_redis_restarted_empty_with_tasks_queued_loses_nothing(tmp_path: Path) -
                     assert broker.queued() == 0
                     worker.process.send_signal(signal.SIGCONT)
                     after = uploads.add(2)  # the API publishes again after the restart
-                    wait_settled(data, queued | during | after, timeout=90)
+                    wait_settled(api.services.catalog, queued | during | after, timeout=90)
                 with httpx.Client(base_url=api.base_url) as http:
                     assert http.get("/readyz").status_code == 200  # reconnected
                 outcome = assert_nothing_lost(api, uploads)

@@ -3,19 +3,24 @@ real `crossdoc worker` processes index what it accepts, from the task messages a
 when messages are lost, from the outbox (the reconciler).
 
 Needs `CROSSDOC_TEST_REDIS_URL` (`infra/dev/engines up redis`); skips without it.
-About 30 s on 2 cores. The fault trials are in test_celery_faults.py.
+About 30 s on 2 cores, and 20 s more for the PostgreSQL leg (which needs
+`CROSSDOC_TEST_DATABASE_URL` too). The fault trials are in test_celery_faults.py.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from indexer.celery_queue import QUEUE
 from tests.api.worker_process import WorkerProcess, documents, redis_url, wait_settled
@@ -55,16 +60,16 @@ def test_uploads_are_indexed_by_a_separate_worker_from_its_task_messages(
     first = upload(api, "출생신고 제도 개선 계획 보고서")
     time.sleep(3)
     # The API process indexes nothing itself: with no worker, the document waits.
-    assert {d.id: d.status for d in documents(data)} == {first: "pending"}
+    assert {d.id: d.status for d in documents(api.services.catalog)} == {first: "pending"}
     assert redis.Redis.from_url(redis_url).llen(QUEUE) >= 1  # its task is queued
 
     # The reconciler would take 10 minutes: what follows is the task messages' doing.
     worker = WorkerProcess(data, redis_url, reconcile_seconds=600)
     try:
-        wait_settled(data, {first}, timeout=60)
+        wait_settled(api.services.catalog, {first}, timeout=60)
         time.sleep(1)  # the worker is idle now, its first pass done
         later = {upload(api, f"지방자치단체 예산 집행 협조 요청 {i}호") for i in range(3)}
-        docs = wait_settled(data, later, timeout=30)
+        docs = wait_settled(api.services.catalog, later, timeout=30)
         assert {d.status for d in docs} == {"indexed"}
         # The API's searches see what the worker indexed (another process's commits).
         deadline = time.monotonic() + 30
@@ -95,13 +100,13 @@ def test_tasks_lost_with_the_broker_are_indexed_by_the_reconciler(
     assert broker.llen(QUEUE) == 0
     worker = WorkerProcess(data, redis_url, reconcile_seconds=1)
     try:
-        docs = wait_settled(data, ids, timeout=60)
+        docs = wait_settled(api.services.catalog, ids, timeout=60)
         assert {d.status for d in docs} == {"indexed"}
         # And while it runs: messages lost again, the next pass finds the rows.
         broker.flushdb()
         more = {upload(api, f"행정안전부 공문 협조 {i}") for i in range(3)}
         broker.flushdb()
-        docs = wait_settled(data, more, timeout=60)
+        docs = wait_settled(api.services.catalog, more, timeout=60)
         assert {d.status for d in docs} == {"indexed"}
     finally:
         code = worker.stop(signal.SIGINT)  # Ctrl+C is a clean stop too
@@ -126,3 +131,58 @@ def test_the_api_is_not_ready_while_the_broker_does_not_answer_yet_keeps_uploads
         doc_id = upload(api, "브로커 장애 중 업로드")
         assert api.services.catalog.outbox.backlog() == 1
         assert api.services.catalog.documents.get(doc_id).status == "pending"
+
+
+PG_ENV = "CROSSDOC_TEST_DATABASE_URL"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own (dropped afterwards)."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(
+            f"PostgreSQL leg: set {PG_ENV} (`infra/dev/engines up postgres` starts one "
+            "and prints it)"
+        )
+    base = make_url(url)
+    name = f"crossdoc_celery_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield base.set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.mark.slow
+def test_workers_index_over_the_postgresql_catalog(
+    tmp_path: Path, redis_url: str, postgres_url: str
+) -> None:
+    # The scale-out catalog: the API and the worker share PostgreSQL, and a worker
+    # killed mid-batch leaves its claims to the next one (SKIP LOCKED claims).
+    for api in start_server(tmp_path, broker_url=redis_url, database_url=postgres_url):
+        api.user(USER, DEPARTMENT)
+        data = api.services.settings.data_dir
+        env = {"CROSSDOC_DATABASE_URL": postgres_url, "CROSSDOC_WORKER_BATCH_SIZE": "2"}
+        worker = WorkerProcess(data, redis_url, reconcile_seconds=2, extra_env=env)
+        ids = {upload(api, f"국가기록원 기록물 이관 공문 {i}호") for i in range(8)}
+        outbox = api.services.catalog.outbox
+        deadline = time.monotonic() + 30
+        while outbox.backlog() == len(outbox.due_ids()) and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the worker holds a batch
+        worker.kill()
+        worker = WorkerProcess(data, redis_url, reconcile_seconds=2, extra_env=env)
+        try:
+            docs = wait_settled(api.services.catalog, ids, timeout=60)
+            assert {d.status for d in docs} == {"indexed"}
+            deadline = time.monotonic() + 30
+            while search_ids(api, "기록물 이관") != ids:
+                assert time.monotonic() < deadline, search_ids(api, "기록물 이관")
+                time.sleep(0.25)
+        finally:
+            assert worker.stop() == 0, worker.output()[-3000:]
+        assert outbox.owners() == []

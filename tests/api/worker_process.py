@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from crossdoc.settings import Settings
+from storage.catalog.ports import CatalogStore
 from storage.catalog.records import DocumentRecord
-from storage.catalog.sql import SqlCatalog
 from tests.conftest import ADMIN_PASSWORD
 
 REDIS_ENV = "CROSSDOC_TEST_REDIS_URL"
@@ -108,21 +107,17 @@ class WorkerProcess:
             ) from None
 
 
-def documents(data_dir: Path) -> list[DocumentRecord]:
-    """Every document of the data dir's catalog, as it stands now."""
-    catalog = SqlCatalog(Settings(data_dir=data_dir).resolved_database_url)
-    try:
-        ids = [i for batch in catalog.documents.all_ids() for i in batch]
-        return catalog.documents.get_many(ids, include_deleted=True)
-    finally:
-        catalog.close()
+def documents(catalog: CatalogStore) -> list[DocumentRecord]:
+    """Every document of the catalog, as it stands now (written by other processes too)."""
+    ids = [i for batch in catalog.documents.all_ids() for i in batch]
+    return catalog.documents.get_many(ids, include_deleted=True)
 
 
-def wait_settled(data_dir: Path, ids: set[str], timeout: float) -> list[DocumentRecord]:
+def wait_settled(catalog: CatalogStore, ids: set[str], timeout: float) -> list[DocumentRecord]:
     """Wait until every document of `ids` is indexed or failed; their records."""
     deadline = time.monotonic() + timeout
     while True:
-        docs = [d for d in documents(data_dir) if d.id in ids]
+        docs = [d for d in documents(catalog) if d.id in ids]
         if len(docs) == len(ids) and all(d.status in ("indexed", "failed") for d in docs):
             return docs
         if time.monotonic() > deadline:
