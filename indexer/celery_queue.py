@@ -80,7 +80,10 @@ class CeleryQueue:
             worker_prefetch_multiplier=1,
             worker_hijack_root_logger=False,
             worker_redirect_stdouts=False,
+            # Redis down (at start or later) is waited out, never a reason to exit:
+            # meanwhile the reconciler keeps indexing from the outbox.
             broker_connection_retry_on_startup=True,
+            broker_connection_max_retries=None,
             broker_connection_timeout=CONNECT_TIMEOUT_SECONDS,
             broker_transport_options={
                 "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,

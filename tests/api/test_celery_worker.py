@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from indexer.celery_queue import QUEUE
 from tests.api.worker_process import WorkerProcess, documents, redis_url, wait_settled
-from tests.conftest import Server, start_server
+from tests.conftest import Server, free_port, start_server
 
 __all__ = ["redis_url"]  # the fixture, used by name
 
@@ -117,8 +117,6 @@ def test_tasks_lost_with_the_broker_are_indexed_by_the_reconciler(
 def test_the_api_is_not_ready_while_the_broker_does_not_answer_yet_keeps_uploads(
     tmp_path: Path,
 ) -> None:
-    from tests.conftest import free_port
-
     dead = f"redis://127.0.0.1:{free_port()}/0"
     for api in start_server(tmp_path, broker_url=dead):
         api.user(USER, DEPARTMENT)
@@ -186,3 +184,20 @@ def test_workers_index_over_the_postgresql_catalog(
         finally:
             assert worker.stop() == 0, worker.output()[-3000:]
         assert outbox.owners() == []
+
+
+def test_workers_keep_indexing_while_the_broker_is_down(tmp_path: Path) -> None:
+    # No Redis at all (never up): the API accepts, the worker waits for the broker
+    # and meanwhile indexes from the outbox.
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    for api in start_server(tmp_path, broker_url=dead):
+        api.user(USER, DEPARTMENT)
+        data = api.services.settings.data_dir
+        worker = WorkerProcess(data, dead, reconcile_seconds=1, ready_line="indexing worker ready")
+        try:
+            ids = {upload(api, f"브로커 없이 색인 {i}") for i in range(3)}
+            docs = wait_settled(api.services.catalog, ids, timeout=60)
+            assert {d.status for d in docs} == {"indexed"}
+            assert worker.process.poll() is None  # still waiting for Redis, not exited
+        finally:
+            assert worker.stop() == 0, worker.output()[-3000:]

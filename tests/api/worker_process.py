@@ -48,7 +48,7 @@ def redis_url() -> Iterator[str]:
 
 class WorkerProcess:
     """`crossdoc worker` on `data_dir` with `broker_url`, started when the constructor
-    returns (its log shows the Celery worker ready)."""
+    returns (its log shows `ready_line`: by default, the Celery worker ready)."""
 
     def __init__(
         self,
@@ -58,6 +58,7 @@ class WorkerProcess:
         reconcile_seconds: float = 2.0,
         start_timeout: float = 90.0,
         extra_env: dict[str, str] | None = None,
+        ready_line: str = " ready.",
     ) -> None:
         self.marker = uuid.uuid4().hex
         env = dict(
@@ -79,7 +80,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + start_timeout
-        while " ready." not in self.output():
+        while ready_line not in self.output():
             if time.monotonic() > deadline or self.process.poll() is not None:
                 self.kill()
                 raise AssertionError(f"the worker did not start: {self.output()[-3000:]}")
