@@ -12,7 +12,6 @@ from crossdoc import __version__
 from crossdoc.settings import Settings
 from crossdoc.wiring.api import Services, build_services
 from search_api.audit_writer import Auditor
-from search_api.bootstrap import BootstrapReport, bootstrap
 from search_api.errors import install_error_handlers
 from search_api.openapi import install_openapi
 from search_api.routers import (
@@ -26,6 +25,7 @@ from search_api.routers import (
     search,
 )
 from search_api.web import pages as web_pages
+from services.bootstrap import BootstrapReport, bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         report: BootstrapReport = bootstrap(
-            services,
+            services.catalog,
+            services.passwords.hash,
             admin_password=(
                 settings.admin_password.get_secret_value() if settings.admin_password else None
             ),

@@ -80,6 +80,27 @@ def _live_document(s: Session, document_id: str) -> m.Document:
     return d
 
 
+def _new_revision(
+    s: Session,
+    d: m.Document,
+    now: datetime,
+    *,
+    access_changed: bool = False,
+    access_only: bool = False,
+) -> None:
+    """A change to `d`: its next revision, queued for the index in this transaction.
+
+    `access_changed`: who may read it may have changed, so its index entry grants
+    what the catalog may no longer grant until it is re-indexed (`acl_revision`).
+    `access_only`: the text is unchanged (the worker re-indexes without extracting).
+    """
+    d.revision += 1
+    if access_changed:
+        d.acl_revision = d.revision
+    d.updated_at = now
+    enqueue(s, d.id, d.revision, now, access_only=access_only)
+
+
 class SqlDocuments(SqlRepository):
     """`ports.Documents` over SQL."""
 
@@ -441,7 +462,6 @@ class SqlDocuments(SqlRepository):
             d = _live_document(s, document_id)
             now = _now()
             d.version += 1
-            d.revision += 1
             d.filename = blob.filename
             d.declared_type = blob.declared_type
             d.content_type = blob.content_type
@@ -450,7 +470,7 @@ class SqlDocuments(SqlRepository):
             d.blob_key = blob.blob_key
             d.status = "pending"
             d.status_detail = ""
-            d.updated_at = now
+            _new_revision(s, d, now)
             s.add(
                 m.DocumentVersion(
                     document_id=document_id,
@@ -464,7 +484,6 @@ class SqlDocuments(SqlRepository):
                     created_at=now,
                 )
             )
-            enqueue(s, document_id, d.revision, now)
             s.flush()
             return self._document_record(d, self._grants(s, [document_id])[document_id])
 
@@ -502,13 +521,11 @@ class SqlDocuments(SqlRepository):
             if title is not None:
                 d.title = title
                 d.title_from_user = True
-            d.revision += 1
-            if tags is not None and list(tags) != list(d.tags):
+            # Policies match on tags: who may read it may have changed with them.
+            retagged = tags is not None and list(tags) != list(d.tags)
+            if tags is not None:
                 d.tags = list(tags)
-                # Policies match on tags: who may read it may have changed.
-                d.acl_revision = d.revision
-            d.updated_at = _now()
-            enqueue(s, document_id, d.revision, d.updated_at)
+            _new_revision(s, d, _now(), access_changed=retagged)
             s.flush()
             return self._document_record(d, self._grants(s, [document_id])[document_id])
 
@@ -520,11 +537,8 @@ class SqlDocuments(SqlRepository):
             d = _live_document(s, document_id)
             now = _now()
             d.visibility = visibility
-            d.revision += 1
-            d.acl_revision = d.revision
-            d.updated_at = now
             self._replace_grants(s, document_id, grants, actor, now)
-            enqueue(s, document_id, d.revision, now, access_only=True)
+            _new_revision(s, d, now, access_changed=True, access_only=True)
             s.flush()
             return self._document_record(d, tuple(grants))
 
@@ -534,10 +548,7 @@ class SqlDocuments(SqlRepository):
             d = _live_document(s, document_id)
             now = _now()
             d.deleted_at = now
-            d.revision += 1
-            d.acl_revision = d.revision
-            d.updated_at = now
-            enqueue(s, document_id, d.revision, now)
+            _new_revision(s, d, now, access_changed=True)
 
     def stale_access_ids(self) -> set[str]:
         """Documents whose index entry may grant access the catalog no longer does.
