@@ -230,8 +230,9 @@ def test_redis_restarted_empty_with_tasks_queued_loses_nothing(tmp_path: Path) -
                     lost_messages += broker.queued()
                     broker.kill()  # Redis restarted empty: the queued tasks are gone
                     during = uploads.add(2)  # uploads while Redis is down: still 202
+                    # (No check that the queue is empty now: the API's publisher may
+                    # already have sent the notifications of `during` again.)
                     broker.start()
-                    assert broker.queued() == 0
                     worker.process.send_signal(signal.SIGCONT)
                     after = uploads.add(2)  # the API publishes again after the restart
                     wait_settled(api.services.catalog, queued | during | after, timeout=90)
