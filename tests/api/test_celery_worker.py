@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -201,3 +203,29 @@ def test_workers_keep_indexing_while_the_broker_is_down(tmp_path: Path) -> None:
             assert worker.process.poll() is None  # still waiting for Redis, not exited
         finally:
             assert worker.stop() == 0, worker.output()[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CROSSDOC_BROKER_URL": "amqp://guest@127.0.0.1//"}, "redis://"),
+        (
+            {"CROSSDOC_BROKER_URL": "redis://127.0.0.1:1/0", "CROSSDOC_WORKER_CONCURRENCY": "2"},
+            "shared search index",
+        ),
+    ],
+)
+def test_crossdoc_worker_refuses_what_it_cannot_run(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "crossdoc", "worker"],
+        env=dict(os.environ, CROSSDOC_DATA_DIR=str(tmp_path / "data"), **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "configuration error" in result.stderr
+    assert message in " ".join(result.stderr.split())  # rich wraps lines
