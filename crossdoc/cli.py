@@ -106,8 +106,14 @@ def worker() -> None:
             "in-process; set CROSSDOC_BROKER_URL (Redis) to run separate workers."
         )
         raise typer.Exit(2)
-    console.print("[red]Celery workers are not available in this build yet.[/red]")
-    raise typer.Exit(2)
+    from crossdoc.wiring.worker import CeleryWorker
+
+    _setup_logging()
+    celery_worker = _built(CeleryWorker, settings)
+    # In the foreground until SIGTERM/SIGINT (a warm shutdown: the batch being
+    # indexed ends, the claims are handed back); exit 0 after a clean stop.
+    code = celery_worker.run()
+    raise typer.Exit(code)
 
 
 def _walk(root: Path) -> Iterator[Path]:

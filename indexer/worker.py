@@ -1,7 +1,10 @@
 """The in-process worker: drains the catalog outbox on a background thread.
 
-Used by the embedded deployment (`crossdoc serve` with no broker). Celery workers
-run the same `drain_once` through their tasks.
+Used by the embedded deployment (`crossdoc serve` with no broker). A Celery worker
+process (`crossdoc worker`) runs one too, as its reconciler: it keeps the claims'
+heartbeat, takes back dead workers' claims, does the periodic chores and drains
+whatever is due every few seconds, so no work depends on a broker message; the
+process's tasks drain through the same object (`drain_due`), one pass at a time.
 """
 
 from __future__ import annotations
@@ -215,6 +218,8 @@ class InProcessWorker:
         self._heart: threading.Thread | None = None
         self._last_maintenance = 0.0
         self._reclaimed = False
+        #: One drain pass at a time in this process (the loop, and Celery tasks).
+        self._pass = threading.Lock()
 
     def start(self) -> None:
         """Start the threads (again, after `stop`)."""
@@ -226,6 +231,12 @@ class InProcessWorker:
             )
             self._thread.start()
             self._heart.start()
+
+    def request_stop(self) -> None:
+        """Ask the loop and a running `drain_due` to end after their batch (safe in a
+        signal handler: it only sets events); `stop` then waits and hands back claims."""
+        self._stop.set()
+        self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the threads and hand back this process's claims (due at once)."""
@@ -251,6 +262,33 @@ class InProcessWorker:
 
     def close(self) -> None:
         self.stop()
+
+    def drain_due(self, budget_seconds: float | None = None) -> int:
+        """Claim and process due rows, batch after batch, until none is due (or the
+        worker is stopping, or `budget_seconds` have passed); returns rows claimed.
+
+        The body of a Celery task: the claims name this process, as the loop's do.
+        """
+        deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+        total = 0
+        while not self._stop.is_set():
+            claimed = self._drain_batch()
+            total += claimed
+            if not claimed or (deadline is not None and time.monotonic() > deadline):
+                break
+        return total
+
+    def _drain_batch(self) -> int:
+        with self._pass:
+            return drain_once(
+                self.catalog,
+                self.pipeline,
+                self.batch_size,
+                self.access_batch_size,
+                self.batch_bytes,
+                owner=self._claim_ready(),
+                stop=self._stop,
+            )
 
     def maintenance(self) -> None:
         """Periodic chores: expire grants (their documents are re-indexed) and note
@@ -283,21 +321,13 @@ class InProcessWorker:
         self._reclaimed = False
         while not self._stop.is_set():
             try:
-                owner = self._claim_ready()
+                self._claim_ready()
                 now = time.monotonic()
                 if now - self._last_maintenance >= self.maintenance_seconds:
                     self._last_maintenance = now
                     self.maintenance()
                 started = time.monotonic()
-                claimed = drain_once(
-                    self.catalog,
-                    self.pipeline,
-                    self.batch_size,
-                    self.access_batch_size,
-                    self.batch_bytes,
-                    owner=owner,
-                    stop=self._stop,
-                )
+                claimed = self._drain_batch()
                 if claimed:
                     if claimed < self.batch_size:
                         # Caught up: let the next batch gather what arrives meanwhile.

@@ -50,7 +50,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.state.bootstrap = report
         auditor = Auditor(services.catalog)
         app.state.auditor = auditor
-        # Embedded: the dispatcher is the in-process worker draining the outbox.
+        # Embedded: the in-process worker draining the outbox; with a broker, the
+        # thread that publishes Celery tasks (`crossdoc worker` processes index).
         services.dispatcher.start()
         try:
             yield

@@ -173,11 +173,6 @@ def check_settings(settings: Settings) -> None:
     if problems:
         raise ConfigurationError("; ".join(problems))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.broker_url:
-        raise ConfigurationError(
-            "CROSSDOC_BROKER_URL (Celery) is not supported by this build yet; unset it to "
-            "index in-process"
-        )
 
 
 def build_core(settings: Settings) -> Core:
