@@ -39,6 +39,7 @@ from search_api.deps import (
     AuditorDep,
     AuditorRoleDep,
     AuditServiceDep,
+    OrganisationServiceDep,
     PrincipalDep,
     ReadableDoc,
     SearchRateDep,
@@ -690,13 +691,18 @@ def admin_org_page(request: Request, services: ServicesDep, admin: AdminDep) -> 
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
-def admin_users_page(request: Request, services: ServicesDep, admin: AdminDep) -> HTMLResponse:
+def admin_users_page(
+    request: Request,
+    services: ServicesDep,
+    organisation: OrganisationServiceDep,
+    admin: AdminDep,
+) -> HTMLResponse:
     return render(
         request,
         "admin_users.html",
         principal=admin,
         script="admin.js",
-        users=admin_routes.list_users(services, admin),
+        users=admin_routes.list_users(organisation, admin, include_deleted=False),
         departments=admin_routes.list_departments(services, admin),
         names=_org_names(services),
     )
