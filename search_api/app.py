@@ -46,6 +46,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                 settings.admin_password.get_secret_value() if settings.admin_password else None
             ),
             demo=settings.demo,
+            verify_password=services.passwords.verify,
         )
         app.state.bootstrap = report
         auditor = Auditor(services.catalog)
