@@ -605,7 +605,7 @@ class NoLeakMachine(RuleBasedStateMachine):
         # (422); one the catalog still holds unchanged is kept as it is.
         held = {
             (g.principal, g.permission, g.expires_at)
-            for g in self.stack.services.catalog.documents.get(doc.id).grants
+            for g in self.stack.services.catalog.documents.get(doc.id, include_deleted=True).grants
         }
         fresh = [g for g in grants if (g.principal, names[g.permission], g.expires_at) not in held]
         before = utcnow()
