@@ -1047,6 +1047,36 @@ class NoLeakMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     @step
+    def check_every_document(self, data: st.DataObject) -> None:
+        self.check_documents(lambda n: data.draw(st.integers(0, n - 1)))
+
+    def teardown(self) -> None:
+        try:
+            if not self.in_step:
+                # The last word of every example: all words, before and after the
+                # index has caught up with everything that happened.
+                final = [QuerySpec(), *(QuerySpec(words=(w,)) for w in VOCAB)]
+                self.check_searches(final, direct=False)
+                self.stack.drain(None)
+                self.refresh_index_state()
+                self.check_searches(final, direct=True)
+                self.check_suggestions([w[0] for w in VOCAB[::3]])
+                turn = iter(range(1_000_000))
+                self.check_documents(lambda n: next(turn) % n)
+        finally:
+            self.stack.close()
+
+
+class InProcessMachine(NoLeakMachine):
+    leg = "in-process"
+    extractor: ClassVar[TextExtractor]
+
+    def make_stack(self) -> Stack:
+        return InProcessStack(self.extractor)
+
+    # Only in this leg: the HTTP leg's few steps keep the rules (and draws) they had.
+    @rule(data=st.data())
+    @step
     def look_up_the_directory(self, data: st.DataObject) -> None:
         """The sharing dialog's lookup: every signed-in user sees the organisation's
         names and codes, and nothing else (no document word, role or state)."""
@@ -1078,36 +1108,6 @@ class NoLeakMachine(RuleBasedStateMachine):
         assert r.json()["total"] == len(got) <= 50
         self.tally.directory_checks += 1
 
-    @rule(data=st.data())
-    @step
-    def check_every_document(self, data: st.DataObject) -> None:
-        self.check_documents(lambda n: data.draw(st.integers(0, n - 1)))
-
-    def teardown(self) -> None:
-        try:
-            if not self.in_step:
-                # The last word of every example: all words, before and after the
-                # index has caught up with everything that happened.
-                final = [QuerySpec(), *(QuerySpec(words=(w,)) for w in VOCAB)]
-                self.check_searches(final, direct=False)
-                self.stack.drain(None)
-                self.refresh_index_state()
-                self.check_searches(final, direct=True)
-                self.check_suggestions([w[0] for w in VOCAB[::3]])
-                turn = iter(range(1_000_000))
-                self.check_documents(lambda n: next(turn) % n)
-        finally:
-            self.stack.close()
-
-
-class InProcessMachine(NoLeakMachine):
-    leg = "in-process"
-    extractor: ClassVar[TextExtractor]
-
-    def make_stack(self) -> Stack:
-        return InProcessStack(self.extractor)
-
-    # Only in this leg: the HTTP leg's few steps keep the rules (and draws) they had.
     @precondition(lambda self: bool(self.world.policies))
     @rule(data=st.data())
     @step
@@ -1182,7 +1182,8 @@ def test_no_leak_in_process(extractor: TextExtractor) -> None:
     assert tally.search_checks - tally.stale_search_checks >= REQUIRED_SEARCH_CHECKS // 10
     assert tally.hidden_search_checks >= REQUIRED_SEARCH_CHECKS // 10, tally.line()
     assert tally.unreadable_document_checks >= 300, tally.line()
-    assert tally.refused_grants >= 10 and tally.directory_checks >= 20, tally.line()
+    # ACLs naming no one or ending in the past were refused; the directory was read.
+    assert tally.refused_grants >= 2 and tally.directory_checks >= 20, tally.line()
     # Policies were in force for the searching user, and some decided what it found.
     assert tally.policy_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS, tally.line()
     assert tally.policy_decided_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS // 10
