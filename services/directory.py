@@ -3,7 +3,9 @@
 It lists ministries, departments and users (not deleted ones) whose code or name
 contains the query, with nothing more than a directory shows: the kind, the code
 (`kind:code` is the grant principal), the name, and a user's department code. No
-roles, no disabled flag, no documents. Pages are bounded; lookups are not audited
+roles, no disabled flag, no documents. Disabled users are listed like the others (a
+directory does not show account state, and a grant to them counts again once they
+are enabled); deleted users are not. Pages are bounded; lookups are not audited
 (they are as frequent as keystrokes in the dialog, read no document and show
 only what the organisation publishes to its members; the grant they lead to is).
 """

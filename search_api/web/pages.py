@@ -380,6 +380,15 @@ async def sign_in(
             username=username,
         )
     except ApiError as err:
+        if err.code == "account_disabled":
+            return render(
+                request,
+                "signin.html",
+                status=401,
+                next=safe_next(next),
+                error=t("signin.disabled"),
+                username=username,
+            )
         if err.status != 429:
             raise
         throttled = render(

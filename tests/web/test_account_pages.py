@@ -100,3 +100,16 @@ def test_the_users_page_offers_reset_unlock_and_delete(server: Server) -> None:
         assert 'data-api="/api/v1/admin/users/web.park/unlock"' in page.text
         assert 'data-method="DELETE" data-api="/api/v1/admin/users/web.park"' in page.text
         assert 'data-api="/api/v1/admin/users/admin/password"' not in page.text  # not oneself
+
+
+def test_a_disabled_user_is_told_so_on_the_sign_in_page(server: Server) -> None:
+    server.user("web.choi", "WEBA-A", ministry="WEBA")
+    with server.client("admin") as c:
+        assert c.patch("/admin/users/web.choi", json={"disabled": True}).status_code == 200
+    with browser_client(server) as client:
+        form = {"username": "web.choi", "csrf_token": csrf_of(client), "next": "/"}
+        wrong = client.post("/session/signin", data={**form, "password": "wrong-password"})
+        assert wrong.status_code == 401 and "사용이 중지된" not in wrong.text
+        right = client.post("/session/signin", data={**form, "password": PASSWORD})
+        assert right.status_code == 401 and "사용이 중지된 계정입니다" in right.text
+        assert 'action="/session/signin"' in right.text  # the form again, not an error page
