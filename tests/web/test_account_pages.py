@@ -113,3 +113,13 @@ def test_a_disabled_user_is_told_so_on_the_sign_in_page(server: Server) -> None:
         right = client.post("/session/signin", data={**form, "password": PASSWORD})
         assert right.status_code == 401 and "사용이 중지된 계정입니다" in right.text
         assert 'action="/session/signin"' in right.text  # the form again, not an error page
+
+
+def test_the_organisation_page_offers_rename_and_retire(server: Server) -> None:
+    server.ensure_org("WEBO", "WEBO-A")
+    with browser_client(server) as client:
+        sign_in(client, "admin")
+        page = client.get("/admin")
+        assert page.status_code == 200
+        assert 'data-method="PATCH" data-api="/api/v1/admin/ministries/WEBO"' in page.text
+        assert 'data-method="DELETE" data-api="/api/v1/admin/departments/WEBO-A"' in page.text
