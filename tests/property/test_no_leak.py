@@ -1183,7 +1183,7 @@ def test_no_leak_in_process(extractor: TextExtractor) -> None:
     assert tally.hidden_search_checks >= REQUIRED_SEARCH_CHECKS // 10, tally.line()
     assert tally.unreadable_document_checks >= 300, tally.line()
     # ACLs naming no one or ending in the past were refused; the directory was read.
-    assert tally.refused_grants >= 2 and tally.directory_checks >= 20, tally.line()
+    assert tally.refused_grants >= 2 and tally.directory_checks >= 10, tally.line()
     # Policies were in force for the searching user, and some decided what it found.
     assert tally.policy_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS, tally.line()
     assert tally.policy_decided_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS // 10
