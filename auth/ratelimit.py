@@ -59,6 +59,10 @@ class RateLimiter(Protocol):
         """Whether one unit is available now, without spending it."""
         ...
 
+    def reset(self, key: str) -> None:
+        """Forget the key's bucket (it is full again): an administrator's unlock."""
+        ...
+
 
 MAX_PERIOD_SECONDS = 3600.0
 
@@ -105,6 +109,10 @@ class InProcessRateLimiter:
                 return RateDecision(True)
             return RateDecision(False, (1 - level) / rule.per_second)
 
+    def reset(self, key: str) -> None:
+        with self._lock:
+            self._buckets.pop(key, None)
+
     def _trim(self, now: float) -> None:
         if len(self._buckets) <= self._max_keys:
             return
@@ -124,6 +132,9 @@ class NoRateLimiter:
 
     def check(self, key: str, rule: RateRule) -> RateDecision:
         return RateDecision(True)
+
+    def reset(self, key: str) -> None:
+        pass
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The `crossdoc` command: serve, import, reindex, worker, audit, keys."""
+"""The `crossdoc` command: serve, import, reindex, worker, audit, keys, users."""
 
 from __future__ import annotations
 
@@ -408,6 +408,63 @@ def keys_rotate(
         console.print("tokens signed with older keys are refused from now on")
     else:
         console.print(f"older keys verify their tokens for {lifetime} more, then are dropped")
+
+
+users_app = typer.Typer(help="User accounts (사용자 계정): recover a lost password.")
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("reset-password")
+def users_reset_password(
+    username: Annotated[str, typer.Argument(help="the user, e.g. admin")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="read the new password from standard input (then no change is forced)",
+        ),
+    ] = False,
+) -> None:
+    """Reset a user's password (the way back in when the admin password is lost).
+
+    Prints a new one-time password on standard output, to be changed at next
+    sign-in; or sets the one read from standard input. Every token of the user is
+    revoked; the reset is audited as made by `system` (via the command line). A
+    sign-in lockout ends with it.
+    """
+    from auth.passwords import PasswordPolicyError
+    from services.accounts import SYSTEM_ACTOR, AccountService
+    from storage.errors import NotFoundError
+
+    password: str | None = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    catalog, passwords, lifetime = _built(roots.for_users, Settings())
+    accounts = AccountService(catalog, passwords.hash, passwords.verify, lifetime)
+    try:
+        result = accounts.reset_password(
+            username.strip().lower(),
+            Caller(SYSTEM_ACTOR),
+            password,
+            via="cli",
+            must_change=password is None,
+        )
+    except NotFoundError as err:
+        console.print(f"[red]사용자가 없습니다 · no such user:[/red] {username}")
+        raise typer.Exit(1) from err
+    except PasswordPolicyError as err:
+        console.print(f"[red]비밀번호 정책 · password policy:[/red] {err}")
+        raise typer.Exit(2) from err
+    finally:
+        catalog.close()
+    if result.password is not None:
+        console.print(
+            f"'{result.user.username}'의 임시 비밀번호 (다음 로그인 때 바꿔야 합니다) · "
+            "one-time password (to be changed at next sign-in):"
+        )
+        typer.echo(result.password)
+    else:
+        console.print(f"'{result.user.username}' 비밀번호를 바꿨습니다 · password set")
 
 
 def main() -> None:

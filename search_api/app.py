@@ -19,6 +19,7 @@ from search_api.routers import (
     admin,
     audit,
     auth,
+    directory,
     documents,
     explain,
     health,
@@ -46,6 +47,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                 settings.admin_password.get_secret_value() if settings.admin_password else None
             ),
             demo=settings.demo,
+            verify_password=services.passwords.verify,
         )
         app.state.bootstrap = report
         auditor = Auditor(services.catalog)
@@ -82,6 +84,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         audit.router,
         policies.router,
         explain.router,
+        directory.router,
         documents.router,
         search.router,
         health.router,

@@ -23,13 +23,15 @@ from search_api.audit_writer import Auditor
 from search_api.errors import ApiError, forbidden, not_found
 from search_api.openapi import raises
 from search_api.web.session import cookie_token
+from services.accounts import AccountService
 from services.audit import AuditService
+from services.directory import DirectoryService
 from services.documents import Caller, DocumentService
 from services.explain import ExplainService
 from services.organisation import OrganisationService
 from services.policies import PolicyService
 from services.sessions import SessionService
-from storage.catalog.records import DocumentRecord
+from storage.catalog.records import DocumentRecord, UserRecord
 from storage.errors import NotFoundError
 
 _DOCUMENT_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -128,6 +130,34 @@ async def session_service(services: ServicesDep) -> SessionService:
 SessionServiceDep = Annotated[SessionService, Depends(session_service)]
 
 
+async def account_service(services: ServicesDep) -> AccountService:
+    """Password changes and resets, unlocking (each audited)."""
+    return AccountService(
+        services.catalog,
+        services.passwords.hash,
+        services.passwords.verify,
+        services.tokens.max_lifetime,
+        limiter=services.limiter,
+        failures=services.rate_rules.sign_in_failures_per_user,
+    )
+
+
+AccountServiceDep = Annotated[AccountService, Depends(account_service)]
+
+
+async def directory_service(services: ServicesDep) -> DirectoryService:
+    """Names and codes of users, departments and ministries (the sharing dialog)."""
+    return DirectoryService(services.catalog)
+
+
+DirectoryServiceDep = Annotated[DirectoryService, Depends(directory_service)]
+
+CHANGE_FIRST_MESSAGE = (
+    "비밀번호를 바꾼 뒤에 이용할 수 있습니다 (POST /api/v1/auth/password) · "
+    "change your password first (POST /api/v1/auth/password)"
+)
+
+
 def _verified_access_token(services: Services, token: str | None) -> TokenClaims:
     """The claims of a signed, unexpired access token (revocation not checked here)."""
     if not token:
@@ -149,23 +179,43 @@ def access_claims(services: ServicesDep, token: TokenDep) -> TokenClaims:
 AccessClaimsDep = Annotated[TokenClaims, Depends(access_claims)]
 
 
-@raises(401)
-def current_principal(services: ServicesDep, token: TokenDep) -> Principal:
-    """The caller, from a valid access token and the *live* catalog (never from claims).
-
-    The same checks as `access_claims`, with the user read in the same transaction
-    as the revocations: one thread hop and one catalog round trip per request.
-    """
+def _token_holder(services: Services, token: str | None) -> UserRecord:
     claims = _verified_access_token(services, token)
     user = services.catalog.tokens.holder(
         claims.subject, claims.token_id, claims.family, claims.issued_at
     )
     if user is None or user.disabled:
         raise InvalidTokenError("revoked token, or unknown or disabled user")
+    return user
+
+
+@raises(401, 403)
+def current_principal(services: ServicesDep, token: TokenDep) -> Principal:
+    """The caller, from a valid access token and the *live* catalog (never from claims).
+
+    The same checks as `access_claims`, with the user read in the same transaction
+    as the revocations: one thread hop and one catalog round trip per request.
+    A user whose password was reset must change it first: every route but
+    `/me`, `/auth/password`, `/auth/refresh` and `/auth/logout` answers
+    `403 password_change_required` until then.
+    """
+    user = _token_holder(services, token)
+    if user.must_change_password:
+        raise ApiError(403, "password_change_required", CHANGE_FIRST_MESSAGE)
     return principal_of(user)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+@raises(401)
+def current_user_pending_change(services: ServicesDep, token: TokenDep) -> UserRecord:
+    """The caller as `current_principal` finds it, also while a password change is
+    required (for `/me` and `/auth/password` only). No password hash."""
+    return _token_holder(services, token)
+
+
+SignedInUserDep = Annotated[UserRecord, Depends(current_user_pending_change)]
 
 
 async def caller(principal: PrincipalDep, address: AddressDep) -> Caller:
@@ -292,6 +342,8 @@ SearchRateDep = Annotated[None, Depends(rate_limited("search"))]
 DownloadRateDep = Annotated[None, Depends(rate_limited("download"))]
 
 AdminDep = Annotated[Principal, Depends(require_roles("admin"))]
+#: Administrators (every user) and department admins (their department's members).
+UserManagerDep = Annotated[Principal, Depends(require_roles("admin", "dept_admin"))]
 AuditorRoleDep = Annotated[Principal, Depends(require_roles("auditor", "admin"))]
 
 

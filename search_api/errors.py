@@ -21,7 +21,7 @@ from starlette.routing import Match
 from auth.errors import InvalidCredentialsError, InvalidTokenError
 from auth.passwords import PasswordPolicyError
 from indexer.errors import InvalidQueryError, SearchUnavailableError
-from services.errors import InvalidChangeError
+from services.errors import InUseError, InvalidChangeError, NotAllowedError, WrongPasswordError
 from storage.errors import (
     ConflictError,
     IdempotencyKeyReusedError,
@@ -218,7 +218,23 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidChangeError)
     async def _invalid_change(_: Request, err: InvalidChangeError) -> JSONResponse:
-        return _json(422, "validation_error", str(err))
+        return _json(422, err.code, str(err))
+
+    @app.exception_handler(NotAllowedError)
+    async def _not_allowed(_: Request, err: NotAllowedError) -> JSONResponse:
+        return _json(403, "forbidden", str(err))
+
+    @app.exception_handler(InUseError)
+    async def _in_use(_: Request, err: InUseError) -> JSONResponse:
+        return _json(409, "in_use", str(err))
+
+    @app.exception_handler(WrongPasswordError)
+    async def _wrong_password(_: Request, err: WrongPasswordError) -> JSONResponse:
+        return _json(
+            422,
+            "wrong_current_password",
+            "current_password: 지금 비밀번호가 맞지 않습니다 · the current password is wrong",
+        )
 
     @app.exception_handler(NotFoundError)
     async def _missing(_: Request, err: NotFoundError) -> JSONResponse:

@@ -27,6 +27,9 @@ class TokenResponse(BaseModel):
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 (OAuth2 token type)
     expires_in: int
     refresh_token: str | None = None
+    #: The password was reset: these tokens serve only to change it
+    #: (`POST /auth/password`); every other call answers 403 `password_change_required`.
+    password_change_required: bool = False
 
 
 class RefreshRequest(Strict):
@@ -39,6 +42,57 @@ class Me(BaseModel):
     department: str | None
     ministry: str | None
     roles: list[str]
+    #: The password was reset and must be changed before anything else.
+    password_change_required: bool = False
+
+
+class PasswordChangeIn(Strict):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(
+        max_length=1024, description="the same policy as at creation (8 to 1024 characters)"
+    )
+
+
+class PasswordResetIn(Strict):
+    """A password to set, or none: a one-time password is generated (and shown once)."""
+
+    password: str | None = Field(default=None, max_length=1024)
+
+
+class PasswordResetOut(BaseModel):
+    username: str
+    #: The generated one-time password (null when one was given): shown this once.
+    password: str | None
+    password_change_required: bool
+
+
+class UnlockOut(BaseModel):
+    username: str
+    #: Whether sign-in was refused for too many failures until now.
+    was_locked: bool
+
+
+class RenameIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class DirectoryEntryOut(BaseModel):
+    """A line of the directory: names and codes only."""
+
+    kind: Literal["user", "dept", "ministry"]
+    code: str
+    name: str
+    #: What a grant names: `kind:code`.
+    principal: str
+    #: A user's department code (null for departments and ministries).
+    department: str | None = None
+
+
+class DirectoryOut(BaseModel):
+    total: int
+    page: int
+    size: int
+    items: list[DirectoryEntryOut]
 
 
 class MinistryIn(Strict):
@@ -79,6 +133,7 @@ class UserPatch(Strict):
     department: str | None = Field(default=None, pattern=CODE_PATTERN)
     roles: list[RoleName] | None = None
     disabled: bool | None = None
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class UserOut(BaseModel):
@@ -88,6 +143,10 @@ class UserOut(BaseModel):
     ministry: str | None
     roles: list[str]
     disabled: bool
+    #: The password was reset and must be changed at next sign-in.
+    password_change_required: bool = False
+    #: Deleted (listed only with `include_deleted`).
+    deleted: bool = False
 
 
 class GrantIO(Strict):

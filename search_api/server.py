@@ -48,7 +48,14 @@ def run_server(settings: Settings, host: str, port: int, console: Console) -> No
         if settings.admin_password
         else None,
         demo=settings.demo,
+        verify_password=services.passwords.verify,
     )
+    if report.admin_password_ignored:
+        console.print(
+            "[bold yellow]CROSSDOC_ADMIN_PASSWORD 무시됨 · ignored:[/bold yellow] 'admin' "
+            "exists with another password. 관리자 비밀번호 재설정 · to reset it: "
+            "crossdoc users reset-password admin"
+        )
     if report.admin_password:
         console.print(
             f"[bold]관리자 계정 생성 · created user 'admin' with password:[/bold] "

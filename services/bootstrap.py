@@ -7,7 +7,9 @@ one unit of work with its audit records.
 
 from __future__ import annotations
 
+import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.organisation import HashPassword
@@ -15,8 +17,16 @@ from storage.catalog.ports import CatalogStore
 from storage.catalog.records import NewAuditEvent, audit_event
 from storage.errors import ConflictError
 
+log = logging.getLogger(__name__)
+
 #: The actor of changes Crossdoc makes itself, not on anyone's request.
 SYSTEM_ACTOR = "system"
+
+IGNORED_ADMIN_SETTING = (
+    "CROSSDOC_ADMIN_PASSWORD is set but user 'admin' exists with another password: it is "
+    "NOT applied (it only creates 'admin' on first start). To reset the admin password, "
+    "run: crossdoc users reset-password admin"
+)
 
 DEMO_MINISTRIES = (
     ("MOIS", "행정안전부 (Ministry of the Interior and Safety)"),
@@ -43,6 +53,8 @@ class BootstrapReport:
     admin_password: str | None = None  # set only when generated now (print it once)
     demo_password: str | None = None
     demo_users: list[str] = field(default_factory=list)
+    #: `admin` exists and the configured admin password is not its password (warned).
+    admin_password_ignored: bool = False
 
 
 def _created(target: str, **detail: object) -> NewAuditEvent:
@@ -55,10 +67,24 @@ def bootstrap(
     *,
     admin_password: str | None,
     demo: bool,
+    verify_password: Callable[[str | None, str], bool] | None = None,
 ) -> BootstrapReport:
-    """Create `admin` if missing, and the demo organisation on an empty catalog. Idempotent."""
+    """Create `admin` if missing, and the demo organisation on an empty catalog. Idempotent.
+
+    An `admin_password` given when `admin` exists is never applied (a restart must
+    not silently change a password someone may have changed since): unless it is
+    already admin's password (checked with `verify_password`, if given), a warning
+    says how to reset it (`crossdoc users reset-password admin`)."""
     report = BootstrapReport()
-    if catalog.organisation.get_user("admin") is None:
+    existing = catalog.organisation.get_user("admin")
+    if (
+        existing is not None
+        and admin_password is not None
+        and (verify_password is None or not verify_password(existing.password_hash, admin_password))
+    ):
+        report.admin_password_ignored = True
+        log.warning(IGNORED_ADMIN_SETTING)
+    if existing is None:
         password = admin_password or secrets.token_urlsafe(12)
         admin_roles = ["member", "admin"]
         hashed = hash_password(password)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
+from services.errors import InvalidChangeError
+from services.grantees import no_such_principal, principal_exists
 from storage.catalog.ports import CatalogStore, UnitOfWork
 from storage.catalog.records import (
     DocumentRecord,
@@ -112,9 +114,27 @@ class DocumentService:
         caller: Caller,
     ) -> DocumentRecord:
         """Replace visibility and grants; the audit record holds the access before and
-        after. Raises NotFoundError, ConflictError (a principal twice)."""
+        after. Raises NotFoundError, ConflictError (a principal twice),
+        InvalidChangeError (`unknown_grantee`: a grantee that does not exist;
+        `expired_grant`: a new or changed grant whose expiry has passed)."""
         with self._catalog.unit_of_work() as uow:
             before = uow.documents.get(document_id)
+            # Checked in the write transaction, against the organisation as it is now.
+            unchanged = set(before.grants)
+            now = datetime.now(UTC)
+            for i, grant in enumerate(grants):
+                if grant in unchanged:
+                    continue  # kept as it is (an expired one counts for no one already)
+                if not principal_exists(uow.organisation, grant.principal):
+                    raise InvalidChangeError(
+                        f"grants[{i}].principal: {no_such_principal(grant.principal)}",
+                        "unknown_grantee",
+                    )
+                if grant.expires_at is not None and grant.expires_at <= now:
+                    raise InvalidChangeError(
+                        f"grants[{i}].expires_at: 이미 지난 시각입니다 · the expiry is in the past",
+                        "expired_grant",
+                    )
             updated = uow.documents.set_acl(document_id, visibility, grants, caller.username)
             detail = {
                 "before": acl_detail(before.visibility, before.grants),

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from services.documents import Caller
 from services.errors import InvalidChangeError
+from services.grantees import principal_exists
 from storage.catalog.policy_match import PolicyMatch
 from storage.catalog.ports import CatalogStore, UnitOfWork
 from storage.catalog.records import NewPolicy, PolicyChange, PolicyRecord, audit_event
@@ -67,12 +68,7 @@ def check_references(uow: UnitOfWork, new: NewPolicy) -> None:
     match names, does not exist."""
     org = uow.organisation
     kind, _, name = new.principal.partition(":")
-    exists = {
-        "user": lambda: org.get_user(name) is not None,
-        "dept": lambda: org.get_department(name) is not None,
-        "ministry": lambda: org.get_ministry(name) is not None,
-    }[kind]()
-    if not exists:
+    if not principal_exists(org, new.principal):
         raise InvalidChangeError(f"grant.principal: no such {kind} {name}")
     if "ministry" in new.match and org.get_ministry(new.match["ministry"]) is None:
         raise InvalidChangeError(f"match.ministry: no ministry {new.match['ministry']}")

@@ -155,9 +155,7 @@ class Server:
 def start_server(tmp_path: Path, **overrides: Any) -> Iterator[Server]:
     settings = Settings(
         data_dir=tmp_path / "data",
-        admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
-        demo=False,
-        **overrides,
+        **{"admin_password": ADMIN_PASSWORD, "demo": False, **overrides},
     )
     services = build_services(settings, passwords=fast_passwords())
     app = create_app(settings, services)

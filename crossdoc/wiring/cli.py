@@ -7,6 +7,9 @@ work on the shared adapters (`crossdoc.wiring.core`) and the indexing worker.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from auth.passwords import Passwords
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import Core, build_catalog, build_core
 from crossdoc.wiring.worker import WorkerServices, build_worker
@@ -29,3 +32,13 @@ def for_reindex(settings: Settings) -> Core:
 def for_audit(settings: Settings) -> CatalogStore:
     """`crossdoc audit verify|export`: the catalog alone, migrated."""
     return build_catalog(settings)
+
+
+def for_users(settings: Settings) -> tuple[CatalogStore, Passwords, timedelta]:
+    """`crossdoc users …`: the catalog (migrated), password hashing, and the longest a
+    token lives (how long a user's token revocation is kept)."""
+    lifetime = max(
+        timedelta(minutes=settings.access_token_minutes),
+        timedelta(hours=settings.refresh_token_hours),
+    )
+    return build_catalog(settings), Passwords(), lifetime

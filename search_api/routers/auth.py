@@ -1,4 +1,11 @@
-"""/auth/token, /auth/refresh, /auth/logout and /me."""
+"""/auth/token, /auth/refresh, /auth/logout, /auth/password and /me.
+
+Sign-in: a wrong name or password answers 401 `invalid_credentials` alike; only
+after the right password is a disabled (or deleted) user told so (401
+`account_disabled`), so a name's existence is never revealed. A user whose
+password was reset gets tokens with `password_change_required: true` that serve
+only `/me`, `/auth/password`, `/auth/refresh` and `/auth/logout`.
+"""
 
 from __future__ import annotations
 
@@ -12,50 +19,71 @@ from auth.errors import InvalidCredentialsError
 from search_api.audit_writer import Auditor
 from search_api.deps import (
     AccessClaimsDep,
+    AccountServiceDep,
     AddressDep,
     AuditorDep,
-    PrincipalDep,
     ServicesDep,
     SessionServiceDep,
+    SignedInUserDep,
     enforce_rate,
 )
 from search_api.errors import ApiError
 from search_api.openapi import errors
-from search_api.schemas import Me, RefreshRequest, TokenResponse
+from search_api.schemas import Me, PasswordChangeIn, RefreshRequest, TokenResponse
+from services.accounts import failure_key
+from services.errors import WrongPasswordError
+from storage.catalog.records import UserRecord
 
 router = APIRouter(tags=["auth"])
 
 
-def _tokens(services: ServicesDep, username: str, family: str | None = None) -> TokenResponse:
-    access, refresh = services.tokens.issue_pair(username, family)
+ACCOUNT_DISABLED = (
+    "사용이 중지된 계정입니다. 관리자에게 문의하십시오 · "
+    "this account is disabled; ask your administrator"
+)
+
+
+def _tokens(services: ServicesDep, user: UserRecord, family: str | None = None) -> TokenResponse:
+    access, refresh = services.tokens.issue_pair(user.username, family)
     return TokenResponse(
         access_token=access.token,
         expires_in=int(services.tokens.access_ttl.total_seconds()),
         refresh_token=refresh.token,
+        password_change_required=user.must_change_password,
     )
 
 
-def _check_sign_in_rates(
+def _check_address_rate(
     services: ServicesDep, auditor: Auditor, username: str, address: str
 ) -> None:
-    rules = services.rate_rules
     enforce_rate(
         services,
         auditor,
-        [(rules.sign_in_per_address, f"address:{address}")],
+        [(services.rate_rules.sign_in_per_address, f"address:{address}")],
         actor=username,
         address=address,
         target=username,
     )
-    failures = rules.sign_in_failures_per_user
+
+
+def _check_failures(
+    services: ServicesDep,
+    auditor: Auditor,
+    username: str,
+    user: UserRecord | None,
+    address: str,
+    action: str = "sign_in",
+) -> None:
+    failures = services.rate_rules.sign_in_failures_per_user
     if failures is None:
         return
     # Failed attempts for one username count from every address together, so a
-    # password guesser spread over many addresses is still slowed down.
-    decision = services.limiter.check(f"{failures.name}:user:{username}", failures)
+    # password guesser spread over many addresses is still slowed down. The key
+    # changes with the password (`failure_key`): a reset lifts a lockout.
+    decision = services.limiter.check(failure_key(failures, username, user), failures)
     if not decision.allowed:
         auditor.record_later(
-            Auditor.event(username, "sign_in", username, address, "denied", {"reason": "throttled"})
+            Auditor.event(username, action, username, address, "denied", {"reason": "throttled"})
         )
         raise ApiError(
             429,
@@ -78,30 +106,41 @@ async def sign_in(
     address: AddressDep,
 ) -> TokenResponse:
     username = form.username.strip().lower()[:64]
-    _check_sign_in_rates(services, auditor, username, address)
+    _check_address_rate(services, auditor, username, address)
     user = await run_in_threadpool(services.catalog.organisation.get_user, username)
+    _check_failures(services, auditor, username, user, address)
     # Argon2 verification is deliberately slow: keep it off the event loop.
     valid = await run_in_threadpool(
         services.passwords.verify, user.password_hash if user else None, form.password
     )
-    if user is None or not valid or user.disabled:
-        reason = (
-            "disabled"
-            if user is not None and valid
-            else "unknown_user"
-            if user is None
-            else "wrong_password"
-        )
-        failures = services.rate_rules.sign_in_failures_per_user
-        if failures is not None:
-            services.limiter.consume(f"{failures.name}:user:{username}", failures)
+    if user is None or not valid:
+        reason = "unknown_user" if user is None else "wrong_password"
+        _charge_failure(services, username, user)
         await run_in_threadpool(
             auditor.record,
             Auditor.event(username, "sign_in", username, address, "denied", {"reason": reason}),
         )
         raise InvalidCredentialsError("sign-in failed")
-    await run_in_threadpool(auditor.record, Auditor.event(username, "sign_in", username, address))
-    return _tokens(services, username)
+    if user.disabled:
+        # Only now, after the right password: telling it earlier would reveal which
+        # names exist (and is no failed guess, so it does not count towards a lockout).
+        reason = "deleted" if user.deleted else "disabled"
+        await run_in_threadpool(
+            auditor.record,
+            Auditor.event(username, "sign_in", username, address, "denied", {"reason": reason}),
+        )
+        raise ApiError(401, "account_disabled", ACCOUNT_DISABLED, {"WWW-Authenticate": "Bearer"})
+    detail = {"password_change_required": True} if user.must_change_password else None
+    await run_in_threadpool(
+        auditor.record, Auditor.event(username, "sign_in", username, address, detail=detail)
+    )
+    return _tokens(services, user)
+
+
+def _charge_failure(services: ServicesDep, username: str, user: UserRecord | None) -> None:
+    failures = services.rate_rules.sign_in_failures_per_user
+    if failures is not None:
+        services.limiter.consume(failure_key(failures, username, user), failures)
 
 
 @router.post(
@@ -120,7 +159,7 @@ def refresh(
     """
     claims = services.tokens.verify(body.refresh_token, "refresh")
     user = sessions.spend_refresh_token(claims, address)
-    return _tokens(services, user.username, claims.family)
+    return _tokens(services, user, claims.family)
 
 
 @router.post(
@@ -134,14 +173,43 @@ def logout(claims: AccessClaimsDep, sessions: SessionServiceDep, address: Addres
     return Response(status_code=204)
 
 
+@router.post(
+    "/auth/password",
+    response_model=TokenResponse,
+    summary="Change your own password (signs you out everywhere; new tokens returned)",
+    responses={**errors(401, 422), 429: {"description": "too many failed attempts"}},
+)
+def change_password(
+    body: PasswordChangeIn,
+    user: SignedInUserDep,
+    services: ServicesDep,
+    accounts: AccountServiceDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+) -> TokenResponse:
+    """Needs the current password; the new one follows the policy of user creation.
+    Every token of the user is revoked (other sessions end) and a new pair is
+    returned. Clears a required change after a reset. A wrong current password
+    (422 `wrong_current_password`) counts as a failed sign-in."""
+    full = services.catalog.organisation.get_user(user.username)
+    _check_failures(services, auditor, user.username, full, address, "password_change")
+    try:
+        changed = accounts.change_password(
+            user.username, body.current_password, body.new_password, address
+        )
+    except WrongPasswordError:
+        _charge_failure(services, user.username, full)
+        raise
+    return _tokens(services, changed)
+
+
 @router.get("/me", response_model=Me)
-def me(principal: PrincipalDep, services: ServicesDep) -> Me:
-    user = services.catalog.organisation.get_user(principal.username)
-    assert user is not None
+def me(user: SignedInUserDep) -> Me:
     return Me(
         username=user.username,
         display_name=user.display_name,
         department=user.department,
         ministry=user.ministry,
         roles=list(user.roles),
+        password_change_required=user.must_change_password,
     )

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
@@ -30,7 +31,8 @@ from starlette.types import Scope
 
 from auth.access import Permission, Principal, access_sources, can
 from auth.errors import InvalidCredentialsError, InvalidTokenError
-from indexer.access_facts import document_access
+from auth.passwords import PasswordPolicyError
+from indexer.access_facts import document_access, principal_of
 from indexer.errors import InvalidQueryError
 from indexer.query import MAX_QUERY_CHARS
 from search_api.deps import (
@@ -39,11 +41,15 @@ from search_api.deps import (
     AuditorDep,
     AuditorRoleDep,
     AuditServiceDep,
+    OrganisationServiceDep,
     PrincipalDep,
     ReadableDoc,
     SearchRateDep,
     ServicesDep,
+    SignedInUserDep,
     access_claims,
+    account_service,
+    current_user_pending_change,
 )
 from search_api.errors import ApiError, error_body, forbidden
 from search_api.routers import admin as admin_routes
@@ -53,7 +59,7 @@ from search_api.routers import documents as document_routes
 from search_api.routers import explain as explain_routes
 from search_api.routers import policies as policy_routes
 from search_api.routers import search as search_routes
-from search_api.schemas import RefreshRequest, SearchOut
+from search_api.schemas import PasswordChangeIn, RefreshRequest, SearchOut
 from search_api.web.i18n import DEFAULT_LANGUAGE, LANG_COOKIE, LANGUAGES, Translator
 from search_api.web.session import (
     CSRF_COOKIE,
@@ -69,8 +75,10 @@ from search_api.web.session import (
     set_session_cookies,
     tokens_match,
 )
+from services.errors import InvalidChangeError, WrongPasswordError
 from services.explain import ExplainService
 from services.sessions import SessionService
+from storage.catalog.records import UserRecord
 from storage.errors import NotFoundError
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -280,6 +288,15 @@ def _sign_in_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/signin?next={quote(here)}", status_code=303)
 
 
+def _password_change_redirect(request: Request) -> Response:
+    # The password was reset: the session serves only to choose a new one.
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    response = RedirectResponse(f"/account/password?next={quote(here)}", status_code=303)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 class PageRoute(APIRoute):
     """Answers in HTML: sign-in redirects and error pages instead of JSON, and the
     security headers (strict CSP) on every answer."""
@@ -294,6 +311,8 @@ class PageRoute(APIRoute):
             except InvalidTokenError:
                 response = _sign_in_redirect(request)
             except ApiError as err:
+                if err.code == "password_change_required":
+                    return _password_change_redirect(request)
                 response = error_page(request, err.status, err.message)
                 for name, value in (err.headers or {}).items():
                     response.headers[name] = value
@@ -361,6 +380,15 @@ async def sign_in(
             username=username,
         )
     except ApiError as err:
+        if err.code == "account_disabled":
+            return render(
+                request,
+                "signin.html",
+                status=401,
+                next=safe_next(next),
+                error=t("signin.disabled"),
+                username=username,
+            )
         if err.status != 429:
             raise
         throttled = render(
@@ -373,7 +401,80 @@ async def sign_in(
         )
         throttled.headers.update(err.headers or {})
         return throttled
-    response = RedirectResponse(safe_next(next), status_code=303)
+    target = safe_next(next)
+    if tokens.password_change_required:
+        target = f"/account/password?next={quote(target)}"
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookies(
+        response,
+        access=tokens.access_token,
+        refresh=tokens.refresh_token or "",
+        lifetime=services.tokens.max_lifetime,
+        secure=_secure(request),
+    )
+    return response
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+def password_page(request: Request, user: SignedInUserDep, next: str = "/") -> HTMLResponse:
+    return _password_form(request, user, safe_next(next), None)
+
+
+def _password_form(
+    request: Request, user: UserRecord, next: str, error: str | None, status: int = 200
+) -> HTMLResponse:
+    return render(
+        request,
+        "account_password.html",
+        status=status,
+        principal=principal_of(user),
+        next=next,
+        error=error,
+        forced=user.must_change_password,
+        username=user.username,
+    )
+
+
+@router.post("/session/password")
+async def change_password(
+    request: Request,
+    services: ServicesDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    current_password: Annotated[str, Form(max_length=1024)] = "",
+    new_password: Annotated[str, Form(max_length=1024)] = "",
+    new_password_again: Annotated[str, Form(max_length=1024)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    """The API's own password change, for the web session (its cookies renewed)."""
+    _check_form_csrf(request, csrf_token)
+    user = await run_in_threadpool(
+        current_user_pending_change, services, request.cookies.get(SESSION_COOKIE)
+    )
+    t = Translator(language(request))
+    target = safe_next(next)
+    if new_password != new_password_again:
+        return _password_form(request, user, target, t("account.mismatch"), 422)
+    body = PasswordChangeIn(current_password=current_password, new_password=new_password)
+    accounts = await account_service(services)
+    try:
+        tokens = await run_in_threadpool(
+            auth_routes.change_password, body, user, services, accounts, auditor, address
+        )
+    except WrongPasswordError:
+        return _password_form(request, user, target, t("account.wrong_current"), 422)
+    except PasswordPolicyError:
+        return _password_form(request, user, target, t("account.weak"), 422)
+    except InvalidChangeError:
+        return _password_form(request, user, target, t("account.same"), 422)
+    except ApiError as err:
+        if err.status != 429:
+            raise
+        throttled = _password_form(request, user, target, t("signin.throttled"), 429)
+        throttled.headers.update(err.headers or {})
+        return throttled
+    response = RedirectResponse(target, status_code=303)
     set_session_cookies(
         response,
         access=tokens.access_token,
@@ -690,13 +791,18 @@ def admin_org_page(request: Request, services: ServicesDep, admin: AdminDep) -> 
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
-def admin_users_page(request: Request, services: ServicesDep, admin: AdminDep) -> HTMLResponse:
+def admin_users_page(
+    request: Request,
+    services: ServicesDep,
+    organisation: OrganisationServiceDep,
+    admin: AdminDep,
+) -> HTMLResponse:
     return render(
         request,
         "admin_users.html",
         principal=admin,
         script="admin.js",
-        users=admin_routes.list_users(services, admin),
+        users=admin_routes.list_users(organisation, admin, include_deleted=False),
         departments=admin_routes.list_departments(services, admin),
         names=_org_names(services),
     )

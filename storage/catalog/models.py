@@ -76,6 +76,18 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
+    # Set by an administrator's reset (a one-time password): until the user picks
+    # a new password, their tokens serve only to change it.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # When the password was last set (None: at creation). Part of the key of the
+    # user's sign-in failure bucket, so a reset (even by `crossdoc users
+    # reset-password` in another process) also lifts a lockout.
+    password_changed_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    # Deleted users are disabled and left out of lists and the directory; the row
+    # stays (their name is in grants, documents and the audit log, never reused).
+    deleted_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
 
 
 class Document(Base):

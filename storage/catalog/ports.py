@@ -41,6 +41,7 @@ from storage.catalog.records import (
     AuditRecord,
     ChainCheck,
     DepartmentRecord,
+    DirectoryEntry,
     DocumentRecord,
     ExtractionRecord,
     GrantRecord,
@@ -50,6 +51,7 @@ from storage.catalog.records import (
     NewBlob,
     NewDocument,
     NewPolicy,
+    OrgUsage,
     OutboxClaim,
     OutboxOwnerRecord,
     PolicyChange,
@@ -105,10 +107,38 @@ class Organisation(Protocol):
         roles: Sequence[str] | None = None,
         disabled: bool | None = None,
         password_hash: str | None = None,
+        display_name: str | None = None,
+        must_change_password: bool | None = None,
+        deleted: bool | None = None,
     ) -> UserRecord:
-        """Change what is given. Disabling revokes every token issued so far (kept
-        revoked after the user is enabled again). Raises NotFoundError (no such
+        """Change what is given. Disabling (and deleting, which also disables) revokes
+        every token issued so far (kept revoked after the user is enabled again); a
+        new `password_hash` records when it was set. Raises NotFoundError (no such
         user or department)."""
+
+    def rename_ministry(self, code: str, name: str) -> MinistryRecord:
+        """Raises NotFoundError."""
+
+    def rename_department(self, code: str, name: str) -> DepartmentRecord:
+        """Raises NotFoundError."""
+
+    def usage(self, kind: str, code: str) -> OrgUsage:
+        """What refers to the ministry (`kind` "ministry") or department ("dept"):
+        documents (deleted ones too: they may be restored), users (deleted ones too),
+        departments of a ministry, document grants and policies naming it."""
+
+    def delete_ministry(self, code: str) -> None:
+        """Remove a ministry (the caller checked `usage`). Raises NotFoundError."""
+
+    def delete_department(self, code: str) -> None:
+        """Remove a department (the caller checked `usage`). Raises NotFoundError."""
+
+    def directory(
+        self, query: str, kinds: Sequence[str], offset: int, limit: int
+    ) -> tuple[int, list[DirectoryEntry]]:
+        """Users (not deleted), departments and ministries of `kinds` whose code or
+        name contains `query` (case-insensitive; "" matches all): (how many match,
+        the page from `offset`), ministries, then departments, then users, by code."""
 
 
 class Documents(Protocol):

@@ -34,6 +34,42 @@ class UserRecord:
     roles: tuple[str, ...]
     disabled: bool
     password_hash: str = field(repr=False, default="")
+    #: An administrator reset the password: the user's tokens serve only to change it.
+    must_change_password: bool = False
+    #: When the password was last set (None: when the user was created).
+    password_changed_at: datetime | None = None
+    #: Deleted (always disabled too): left out of lists and the directory.
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    """One line of the directory members look grantees up in: names and codes only.
+
+    `kind` is `user`, `dept` or `ministry` (the grant principal is `kind:code`);
+    `department` is a user's department code (None for the others)."""
+
+    kind: str
+    code: str
+    name: str
+    department: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrgUsage:
+    """What still refers to a ministry or department (what must move before it retires)."""
+
+    documents: int = 0
+    users: int = 0
+    departments: int = 0
+    grants: int = 0
+    policies: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.documents or self.users or self.departments or self.grants or self.policies
+        )
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ def test_creating_the_organisation_answers_and_audits_each_change(server: Server
             "ministry": "ORGM",
             "roles": ["auditor", "member"],
             "disabled": False,
+            "password_change_required": False,
+            "deleted": False,
         }
         r = c.post("/admin/users", json={**user, "username": "org.lee", "department": "ORGM-Z"})
         assert r.status_code == 422
@@ -91,6 +93,8 @@ def test_updating_a_user_answers_and_audits_the_change_with_what_was_before(
             "ministry": "ORGU",
             "roles": ["dept_admin", "member"],
             "disabled": True,
+            "password_change_required": False,
+            "deleted": False,
         }
         r = c.patch("/admin/users/org.park", json={"department": "ORGU-Z"})
         assert (r.status_code, r.json()["error"]["code"]) == (422, "validation_error")

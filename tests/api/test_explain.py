@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from storage.catalog.records import GrantRecord
 from tests.conftest import Server
 
 
@@ -25,22 +26,35 @@ def world(server: Server) -> dict[str, Any]:
         "admin": "admin",
     }
     tag = "t" + uuid.uuid4().hex[:8]
-    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    past = yesterday.isoformat()
+    granted = server.upload(
+        "kim",
+        b"e",
+        visibility="private",
+        grants=[
+            {"principal": "user:choi", "permission": "read"},
+            {"principal": "user:admin", "permission": "read"},
+        ],
+    )
+    # A grant that has ended since it was given (the API refuses to give one that
+    # has already ended), written as the catalog holds it until the worker prunes it.
+    server.services.catalog.documents.set_acl(
+        granted["id"],
+        "private",
+        [
+            GrantRecord("user:choi", "read"),
+            GrantRecord("user:admin", "read"),
+            GrantRecord("dept:MOIS-REC", "read", yesterday),
+        ],
+        "kim",
+    )
     docs = {
         "private": server.upload("kim", b"a", visibility="private"),
         "department": server.upload("kim", b"b", visibility="department"),
         "ministry": server.upload("park", b"c", visibility="ministry"),
         "government": server.upload("choi", b"d", visibility="government"),
-        "granted": server.upload(
-            "kim",
-            b"e",
-            visibility="private",
-            grants=[
-                {"principal": "user:choi", "permission": "read"},
-                {"principal": "user:admin", "permission": "read"},
-                {"principal": "dept:MOIS-REC", "permission": "read", "expires_at": past},
-            ],
-        ),
+        "granted": server.wait_indexed("kim", granted["id"]),
         "policy": server.upload("moon", b"f", visibility="private", tags=tag),
         "lapsed": server.upload("moon", b"g", visibility="private", tags=tag + "x"),
     }

@@ -365,10 +365,15 @@ def test_non_admins_get_403_on_admin_endpoints_and_it_is_audited(
     assert me["roles"] == ["member"]  # nothing was escalated
     with admin(server) as c:
         denied = c.get("/admin/audit", params={"action": "denied", "limit": 1000}).json()
-    seen = {(e["actor"], e["target"], e["detail"]["method"]) for e in denied}
+    seen = {(e["actor"], e["target"], e["detail"].get("method")) for e in denied}
     assert ("kim", "/api/v1/admin/users/kim", "PATCH") in seen
     assert ("boss", "/api/v1/admin/policies", "POST") in seen
     assert ("audit", "/api/v1/admin/users/audit", "PATCH") in seen
+    # A dept_admin may reach the user routes, but not beyond their department's
+    # members: the user service refuses, and records it.
+    scoped = {(e["actor"], e["target"], e["detail"].get("op")) for e in denied}
+    assert ("boss", "user:kim", "update") in scoped
+    assert ("boss", "user:sneaky", "create") in scoped
 
 
 def test_an_access_only_reindex_never_drops_a_pending_text_change(

@@ -92,6 +92,9 @@ def _form_field_type_only(case: Case, failure: Failure) -> bool:
     )
 
 
+ACL_PATH = "/api/v1/documents/{document_id}/acl"
+
+
 def _first_failure(
     operation: Any,
     mode: GenerationMode,
@@ -102,10 +105,15 @@ def _first_failure(
     """The first failure of a few `mode` requests to `operation`, or None."""
     if mode is GenerationMode.NEGATIVE:
         checks = [*CHECKS, negative_data_rejection]
-    elif path_parameters and "document_id" in path_parameters:
+    elif (
+        path_parameters
+        and "document_id" in path_parameters
+        and (operation.method.upper(), operation.path) != ("PUT", ACL_PATH)
+    ):
         # On a document the caller manages, a schema-valid request names nothing that
-        # must exist elsewhere, so it must be accepted. (Admin bodies name departments
-        # and principals that must exist: a schema cannot say which.)
+        # must exist elsewhere, so it must be accepted. (Admin bodies, and an ACL's
+        # grants, name departments and principals that must exist, and an ACL's
+        # expiries must lie ahead: a schema cannot say which.)
         checks = [*CHECKS, positive_data_acceptance]
     else:
         checks = CHECKS

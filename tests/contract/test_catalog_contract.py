@@ -137,6 +137,85 @@ def test_organisation(catalog: CatalogStore) -> None:
         org.update_user("nobody", disabled=True)
 
 
+def test_user_accounts_fields(catalog: CatalogStore) -> None:
+    org = catalog.organisation
+    kim = org.get_user("kim")
+    assert kim is not None
+    assert not kim.must_change_password and kim.password_changed_at is None and not kim.deleted
+    reset = org.update_user("kim", password_hash="h9", must_change_password=True)
+    assert reset.must_change_password and reset.password_hash == "h9"
+    assert reset.password_changed_at is not None
+    renamed = org.update_user("kim", display_name="김철수", must_change_password=False)
+    assert renamed.display_name == "김철수" and not renamed.must_change_password
+    gone = org.update_user("kim", deleted=True)
+    assert gone.deleted and gone.disabled
+    assert [u.username for u in org.list_users() if u.deleted] == ["kim"]
+
+
+def test_organisation_upkeep(catalog: CatalogStore) -> None:
+    org = catalog.organisation
+    assert org.rename_ministry("M1", "새 부처").name == "새 부처"
+    assert org.rename_department("D2", "새 과") == org.get_department("D2")
+    with pytest.raises(NotFoundError):
+        org.rename_ministry("M9", "x")
+    with pytest.raises(NotFoundError):
+        org.rename_department("D9", "x")
+    # D1 holds kim; M1 holds both departments; D2 holds a document, a grant names
+    # D1 and a policy matches D2.
+    docs = catalog.documents
+    doc, _ = docs.create(new_doc(department="D2", grants=(GrantRecord("dept:D1", "read"),)))
+    docs.soft_delete(doc.id)  # a deleted document still counts: it may be restored
+    catalog.policies.create(NewPolicy("p", {"department": "D2"}, "user:kim", "read"), "admin")
+    assert org.usage("dept", "D1").users == 1 and org.usage("dept", "D1").grants == 1
+    d2 = org.usage("dept", "D2")
+    assert (d2.documents, d2.users, d2.policies, d2.empty) == (1, 0, 1, False)
+    m1 = org.usage("ministry", "M1")
+    assert (m1.departments, m1.users, m1.documents) == (2, 1, 1)
+    org.create_ministry("M2", "빈 부처")
+    org.create_department("D3", "빈 과", "M2")
+    assert org.usage("dept", "D3").empty and not org.usage("ministry", "M2").empty
+    org.delete_department("D3")
+    assert org.usage("ministry", "M2").empty
+    org.delete_ministry("M2")
+    assert org.get_department("D3") is None and org.get_ministry("M2") is None
+    with pytest.raises(NotFoundError):
+        org.delete_department("D3")
+    with pytest.raises(NotFoundError):
+        org.delete_ministry("M2")
+
+
+def test_directory(catalog: CatalogStore) -> None:
+    org = catalog.organisation
+    org.create_user("lee", "h", "이지영", "D2", ["member"])
+    org.create_user("gone", "h", "지워진 사람", "D2", ["member"])
+    org.update_user("gone", deleted=True)
+    org.create_user("pct", "h", "100%_done", None, ["member"])
+    total, everything = org.directory("", ("ministry", "dept", "user"), 0, 50)
+    assert [(e.kind, e.code) for e in everything] == [
+        ("ministry", "M1"),
+        ("dept", "D1"),
+        ("dept", "D2"),
+        ("user", "kim"),
+        ("user", "lee"),
+        ("user", "pct"),
+    ]
+    assert total == 6
+    assert everything[4].name == "이지영" and everything[4].department == "D2"
+    assert everything[1].department is None
+    # Pages cut across kinds; the total stays.
+    assert [e.code for e in org.directory("", ("ministry", "dept", "user"), 2, 2)[1]] == [
+        "D2",
+        "kim",
+    ]
+    assert org.directory("", ("ministry", "dept", "user"), 2, 2)[0] == 6
+    assert [e.code for e in org.directory("지영", ("user",), 0, 10)[1]] == ["lee"]
+    assert [e.code for e in org.directory("d", ("dept",), 0, 10)[1]] == ["D1", "D2"]
+    assert org.directory("지워진", ("user",), 0, 10) == (0, [])  # deleted users are gone
+    # The query is text, not a LIKE pattern.
+    assert [e.code for e in org.directory("%_", ("user",), 0, 10)[1]] == ["pct"]
+    assert org.directory("_", ("ministry", "dept"), 0, 10) == (0, [])
+
+
 # -- documents ---------------------------------------------------------------------------
 
 

@@ -160,6 +160,10 @@ class Tally:
     #: read held words with that prefix (what a leak through suggestions would show).
     suggest_checks: int = 0
     hidden_suggest_checks: int = 0
+    #: ACL changes refused for naming no one or ending in the past (422).
+    refused_grants: int = 0
+    #: Directory lookups checked (names and codes of the organisation, nothing else).
+    directory_checks: int = 0
 
     def reset(self) -> None:
         for f in fields(self):
@@ -597,7 +601,32 @@ class NoLeakMachine(RuleBasedStateMachine):
         }
         if self.settled_permission(actor, doc) is None:
             return  # whether this is allowed depends on a grant ending about now
+        # A new or changed grant naming no one, or ending in the past, is refused
+        # (422); one the catalog still holds unchanged is kept as it is.
+        held = {
+            (g.principal, g.permission, g.expires_at)
+            for g in self.stack.services.catalog.documents.get(doc.id, include_deleted=True).grants
+        }
+        fresh = [g for g in grants if (g.principal, names[g.permission], g.expires_at) not in held]
+        before = utcnow()
         r, levels = self.on_document(actor, doc, "PUT", f"/documents/{doc.id}/acl", json=body)
+        after = utcnow()
+
+        def refused(now: datetime) -> bool:
+            return any(
+                (g.principal.startswith("user:") and g.principal[5:] not in self.world.users)
+                or (g.expires_at is not None and g.expires_at <= now)
+                for g in fresh
+            )
+
+        if r.status_code == 422 and not actor.disabled:
+            assert any(level >= MANAGE for level in levels), r.text
+            assert refused(after), f"refused a valid ACL: {r.text} {body}"
+            assert r.json()["error"]["code"] in ("unknown_grantee", "expired_grant"), r.text
+            self.tally.refused_grants += 1
+            return  # nothing changed
+        if r.status_code == 200:
+            assert not refused(before), f"accepted an ACL it must refuse: {body}"
         if self._expect_refusal(actor, r, levels):
             assert r.json()["visibility"] == visibility
             assert [g["principal"] for g in r.json()["grants"]] == [g.principal for g in grants]
@@ -1046,6 +1075,39 @@ class InProcessMachine(NoLeakMachine):
         return InProcessStack(self.extractor)
 
     # Only in this leg: the HTTP leg's few steps keep the rules (and draws) they had.
+    @rule(data=st.data())
+    @step
+    def look_up_the_directory(self, data: st.DataObject) -> None:
+        """The sharing dialog's lookup: every signed-in user sees the organisation's
+        names and codes, and nothing else (no document word, role or state)."""
+        user = self.world.users[data.draw(st.sampled_from(self.usernames), label="user")]
+        query = data.draw(
+            st.sampled_from(("", "M1", "D", "u", *VOCAB[:3])) | st.sampled_from(self.usernames),
+            label="directory query",
+        )
+        r = self.stack.request("GET", "/directory", user.name, params={"q": query, "size": 50})
+        if user.disabled:
+            assert r.status_code == 401, r.text
+            return
+        assert r.status_code == 200, r.text
+        everyone = (
+            {("ministry", m, m, None) for m in self.ministries}
+            | {("dept", d, d, None) for d in self.departments}
+            | {("user", u.name, u.name, u.department) for u in self.world.users.values()}
+        )
+        everyone = {e for e in everyone if query.lower() in e[1].lower()}
+        # The organisation's users are named after their user name in this machine,
+        # except `admin` (its display name is set at first start).
+        got = set()
+        for item in r.json()["items"]:
+            assert set(item) == {"kind", "code", "name", "principal", "department"}, item
+            assert item["principal"] == f"{item['kind']}:{item['code']}", item
+            got.add((item["kind"], item["code"], item["name"], item["department"]))
+        want = {e for e in everyone if e[1] != "admin"}
+        assert {g for g in got if g[1] != "admin"} == want, (query, got, want)
+        assert r.json()["total"] == len(got) <= 50
+        self.tally.directory_checks += 1
+
     @precondition(lambda self: bool(self.world.policies))
     @rule(data=st.data())
     @step
@@ -1120,6 +1182,8 @@ def test_no_leak_in_process(extractor: TextExtractor) -> None:
     assert tally.search_checks - tally.stale_search_checks >= REQUIRED_SEARCH_CHECKS // 10
     assert tally.hidden_search_checks >= REQUIRED_SEARCH_CHECKS // 10, tally.line()
     assert tally.unreadable_document_checks >= 300, tally.line()
+    # ACLs naming no one or ending in the past were refused; the directory was read.
+    assert tally.refused_grants >= 2 and tally.directory_checks >= 10, tally.line()
     # Policies were in force for the searching user, and some decided what it found.
     assert tally.policy_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS, tally.line()
     assert tally.policy_decided_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS // 10

@@ -119,6 +119,7 @@ def setup(tmp_path: Path) -> tuple[str, str]:
     catalog.organisation.create_ministry("M1", "부")
     catalog.organisation.create_department("D1", "과", "M1")
     catalog.organisation.create_user("kim", "hash", "김", "D1", ["member"])
+    catalog.organisation.create_user("lee", "hash", "이", "D1", ["member"])  # a grantee
     sha = "a" * 64
     blob = NewBlob("blobs/sha256/aa/aa/" + sha, sha, 3, "a.txt", "text/plain", "text/plain")
     doc, _ = catalog.documents.create(NewDocument(blob, "제목", "D1", "kim", "department"))

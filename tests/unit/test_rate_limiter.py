@@ -75,3 +75,17 @@ def test_threads_never_overspend() -> None:
     for t in threads:
         t.join()
     assert sum(allowed) == 100
+
+
+def test_reset_forgets_a_bucket_so_it_is_full_again() -> None:
+    limiter = InProcessRateLimiter(clock=lambda: 0.0)
+    rule = RateRule("sign_in_failures", 2, 900)
+    limiter.consume("k", rule)
+    limiter.consume("k", rule)
+    limiter.consume("other", rule)
+    assert not limiter.check("k", rule).allowed
+    limiter.reset("k")
+    limiter.reset("never-seen")
+    assert limiter.consume("k", rule).allowed and limiter.consume("k", rule).allowed
+    # Other keys keep their level (one unit left).
+    assert limiter.consume("other", rule).allowed and not limiter.consume("other", rule).allowed

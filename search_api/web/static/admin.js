@@ -3,6 +3,8 @@
 //   data-method, data-api: the call;  name="a.b": nested fields;  data-type="list":
 //   checkboxes collected into a list;  data-type="bool";  data-type="end-of-day": a date
 //   meaning the end of that day in Korea;  data-confirm: asked first.  Empty fields are left out.
+//   data-show="password" | "was_locked": the answer is shown in the form (a one-time
+//   password is shown once, never kept) instead of reloading the page.
 "use strict";
 
 (() => {
@@ -49,6 +51,18 @@
       buttons.forEach((b) => { b.disabled = true; });
       try {
         const response = await api(form.dataset.api, options);
+        if (response.ok && form.dataset.show) {
+          const answer = await response.json();
+          if (form.dataset.show === "password") {
+            message.textContent = answer.password
+              ? t("js.admin.one_time", { password: answer.password })
+              : "";
+          } else {
+            message.textContent = t(answer.was_locked ? "js.admin.unlocked" : "js.admin.not_locked");
+          }
+          buttons.forEach((b) => { b.disabled = false; });
+          return;
+        }
         if (response.ok) {
           location.reload();
           return;

@@ -80,6 +80,32 @@
     }
   });
 
+  // The grantee field suggests from the directory (names and codes only), of the kind
+  // chosen, as the user types: users too, whom the page does not list.
+  const who = document.getElementById("grant-who");
+  const kind = document.getElementById("grant-kind");
+  const suggestions = document.getElementById("org-codes");
+  let lookup = null;
+  async function lookUp() {
+    const params = new URLSearchParams({ q: who.value.trim(), kind: kind.value, size: "20" });
+    try {
+      const response = await api("/api/v1/directory?" + params.toString());
+      if (!response.ok) return;
+      const page = await response.json();
+      suggestions.replaceChildren(...page.items.map((entry) => {
+        const option = document.createElement("option");
+        option.value = entry.code;
+        option.textContent = entry.department ? entry.name + " · " + entry.department : entry.name;
+        return option;
+      }));
+    } catch (error) { /* keep the suggestions there are */ }
+  }
+  who.addEventListener("input", () => {
+    clearTimeout(lookup);
+    lookup = setTimeout(lookUp, 250);
+  });
+  kind.addEventListener("change", lookUp);
+
   document.getElementById("share-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const who = document.getElementById("grant-who").value.trim();

@@ -46,6 +46,7 @@ _TOKEN_HOLDER = (
         _DEPARTMENTS.c.ministry_code,
         _USERS.c.roles,
         _USERS.c.disabled,
+        _USERS.c.must_change_password,
         _TOKEN_REVOKED.label("revoked"),
     )
     .select_from(_USERS.outerjoin(_DEPARTMENTS, _DEPARTMENTS.c.code == _USERS.c.department_code))
@@ -85,6 +86,7 @@ class SqlTokenRevocations(SqlRepository):
             ministry=row.ministry_code,
             roles=tuple(row.roles),
             disabled=row.disabled,
+            must_change_password=row.must_change_password,
         )
 
     def revoke(self, entries: Sequence[Revocation], *, fail_if_revoked: bool = False) -> None:
