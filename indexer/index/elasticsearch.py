@@ -1,0 +1,589 @@
+"""`SearchIndex` on Elasticsearch or OpenSearch (the scale-out adapter, issue 10).
+
+A first cut. The index uses the settings and mapping of
+`infra/elasticsearch/index-settings.json` (nori); one request per search, shaped
+as `indexer.index.base.AccessFilter` documents it: the user's text in `must`
+(the only scoring clause), the request's filters and the access filter in
+`filter`, `from`/`size`, `track_total_hits`, facets as `terms` aggregations.
+
+Writes go through `_bulk` with the revision as an external version
+(`version_type=external_gte`): the engine itself refuses an older revision, so
+an old task never overwrites newer text or a newer ACL, and the same revision
+written twice is idempotent.
+
+The engine is detected from `GET /`: OpenSearch is spoken to with
+`opensearch-py`, anything else with the official `elasticsearch` client; both
+sit behind `_EngineClient`, the only place that knows either library.
+
+Not yet (see NOTES-es-adapter.md): our query analysis
+(`indexer.analysis.query_terms`) does not run here — the user's words go to the
+engine as `match`/`match_phrase` on the nori-analysed fields; suggestions and
+corrections; an alias for reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, Protocol
+
+from indexer.errors import InvalidQueryError, SearchUnavailableError
+from indexer.index.base import (
+    FACET_FIELDS,
+    AccessFilter,
+    FacetCount,
+    IndexDocument,
+    SearchHit,
+    SearchRequest,
+    SearchResults,
+    SortOrder,
+    Suggestion,
+)
+from indexer.query import UserQuery
+from storage.catalog.policy_match import PolicyMatch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_RESULT_WINDOW = 10_000
+FACET_SIZE = 50
+_BULK_CHUNK = 500
+_HIGHLIGHT_FRAGMENT_CHARS = 150
+_HIGHLIGHT_FRAGMENTS = 3
+
+
+class _EngineClient(Protocol):
+    """The one call the adapter needs from a client library: a REST request.
+
+    Returns the decoded JSON body; raises `SearchUnavailableError` when the
+    engine cannot be reached and `_EngineError` when it answers with an error.
+    """
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class _EngineError(Exception):
+    """The engine answered with an HTTP error (status and its JSON body)."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"{status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class _OpenSearchClient:
+    """`_EngineClient` over opensearch-py."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        import opensearchpy
+
+        self._errors = opensearchpy.exceptions
+        self._client = opensearchpy.OpenSearch(hosts=[url], timeout=timeout)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        headers = None
+        if isinstance(body, str):  # _bulk: newline-delimited JSON
+            headers = {"Content-Type": "application/x-ndjson"}
+        try:
+            return self._client.transport.perform_request(
+                method, path, params=params, body=body, headers=headers
+            )
+        except self._errors.ConnectionError as err:
+            raise SearchUnavailableError(f"the search engine cannot be reached: {err}") from err
+        except self._errors.TransportError as err:
+            status = err.status_code if isinstance(err.status_code, int) else 500
+            raise _EngineError(status, err.info) from err
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _ElasticsearchClient:
+    """`_EngineClient` over the official elasticsearch client (8.x)."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        import elasticsearch
+
+        self._module = elasticsearch
+        self._client = elasticsearch.Elasticsearch(url, request_timeout=timeout)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        es = self._module
+        headers = {"accept": "application/json"}
+        if isinstance(body, str):
+            headers["content-type"] = "application/x-ndjson"
+            raw: Any = body.encode()
+        elif body is not None:
+            headers["content-type"] = "application/json"
+            raw = body
+        else:
+            raw = None
+        if params:
+            path = f"{path}?{urllib.parse.urlencode(params)}"
+        try:
+            response = self._client.perform_request(method, path, headers=headers, body=raw)
+        except es.ConnectionError as err:
+            raise SearchUnavailableError(f"the search engine cannot be reached: {err}") from err
+        except es.ApiError as err:
+            raise _EngineError(int(err.meta.status), err.body) from err
+        return response.body
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def detect_engine(url: str, timeout: float = 10.0) -> str:
+    """`"opensearch"` or `"elasticsearch"`, from the engine's answer to `GET /`."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/", timeout=timeout) as response:  # noqa: S310 - our own setting
+            info = json.loads(response.read())
+    except (OSError, ValueError) as err:
+        raise SearchUnavailableError(f"the search engine at {url} cannot be reached: {err}") from err
+    distribution = str(info.get("version", {}).get("distribution", ""))
+    return "opensearch" if distribution == "opensearch" else "elasticsearch"
+
+
+def _connect(url: str, timeout: float) -> _EngineClient:
+    if detect_engine(url, timeout) == "opensearch":
+        return _OpenSearchClient(url, timeout)
+    return _ElasticsearchClient(url, timeout)
+
+
+def index_settings() -> dict[str, Any]:
+    """The index settings and mapping shipped in `infra/elasticsearch/index-settings.json`."""
+    text = resources.files("infra.elasticsearch").joinpath("index-settings.json").read_text()
+    settings: dict[str, Any] = json.loads(text)
+    return settings
+
+
+class ElasticsearchIndex:
+    """`SearchIndex` on one Elasticsearch/OpenSearch index (created if missing)."""
+
+    def __init__(
+        self,
+        url: str,
+        index: str,
+        *,
+        timeout: float = 30.0,
+        max_result_window: int = DEFAULT_MAX_RESULT_WINDOW,
+        client: _EngineClient | None = None,
+    ) -> None:
+        """Connect to the engine at `url` and open (or create) `index`.
+
+        `client` replaces the REST client (tests). Raises `SearchUnavailableError`
+        when the engine cannot be reached or refuses the index settings.
+        """
+        self._client = client if client is not None else _connect(url, timeout)
+        self._index = index
+        self._max_window = max_result_window
+        self.schema_rebuilt = False
+        self._ensure_index()
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        what: str,
+    ) -> Any:
+        try:
+            return self._client.request(method, path, body=body, params=params)
+        except _EngineError as err:
+            raise SearchUnavailableError(f"cannot {what}: {err}") from err
+
+    def _ensure_index(self) -> None:
+        try:
+            self._client.request("HEAD", f"/{self._index}")
+            return
+        except _EngineError as err:
+            if err.status != 404:
+                raise SearchUnavailableError(f"cannot open the search index: {err}") from err
+        try:
+            self._client.request("PUT", f"/{self._index}", body=index_settings())
+        except _EngineError as err:
+            if "resource_already_exists" not in str(err.body):  # another process won the race
+                raise SearchUnavailableError(f"cannot create the search index: {err}") from err
+
+    # -- writes --------------------------------------------------------------------
+
+    def upsert(self, docs: Sequence[IndexDocument]) -> None:
+        """Index documents by id; the engine refuses any older than the stored revision."""
+        self._bulk_index(list(_latest(docs).values()))
+
+    def _bulk_index(self, docs: list[IndexDocument]) -> None:
+        for i in range(0, len(docs), _BULK_CHUNK):
+            lines: list[str] = []
+            for doc in docs[i : i + _BULK_CHUNK]:
+                action = {
+                    "index": {
+                        "_index": self._index,
+                        "_id": doc.id,
+                        "version": doc.revision,
+                        "version_type": "external_gte",
+                    }
+                }
+                lines.append(json.dumps(action))
+                lines.append(json.dumps(_source(doc), ensure_ascii=False))
+            result = self._call(
+                "POST", "/_bulk", body="\n".join(lines) + "\n", what="write to the search index"
+            )
+            self._check_bulk(result)
+
+    def _check_bulk(self, result: Any) -> None:
+        """Raise on any failed item but a version conflict (an older revision, ignored)."""
+        if not result.get("errors"):
+            return
+        failures = []
+        for item in result.get("items", []):
+            outcome = next(iter(item.values()))
+            status = int(outcome.get("status", 200))
+            if status < 300 or status == 409:
+                continue
+            if status == 404 and "delete" in item:
+                continue
+            failures.append(f"{outcome.get('_id')}: {outcome.get('error')}")
+        if failures:
+            raise SearchUnavailableError(
+                f"the search index refused {len(failures)} document(s): {failures[:3]}"
+            )
+
+    def update_access(self, docs: Sequence[IndexDocument]) -> list[str]:
+        """Re-index documents with new readers and metadata and the body stored for them.
+
+        The stored source is read back and written again under the new revision
+        (external versions cannot be given to partial updates, and the revision
+        rule must hold); nothing is extracted. Returns the ids not in the index.
+        """
+        if not docs:
+            return []
+        latest = list(_latest(docs).values())
+        bodies = self._stored_bodies([d.id for d in latest])
+        self._bulk_index([replace(d, body=bodies[d.id]) for d in latest if d.id in bodies])
+        return [d.id for d in docs if d.id not in bodies]
+
+    def _stored_bodies(self, ids: list[str]) -> dict[str, str]:
+        result = self._call(
+            "POST",
+            f"/{self._index}/_mget",
+            body={"ids": ids},
+            params={"_source_includes": "body"},
+            what="read the search index",
+        )
+        return {
+            d["_id"]: str(d.get("_source", {}).get("body", ""))
+            for d in result.get("docs", [])
+            if d.get("found")
+        }
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove documents by id (missing ids are ignored)."""
+        unique = list(dict.fromkeys(ids))
+        for i in range(0, len(unique), _BULK_CHUNK):
+            lines = [
+                json.dumps({"delete": {"_index": self._index, "_id": doc_id}})
+                for doc_id in unique[i : i + _BULK_CHUNK]
+            ]
+            result = self._call(
+                "POST",
+                "/_bulk",
+                body="\n".join(lines) + "\n",
+                what="remove documents from the search index",
+            )
+            self._check_bulk(result)
+
+    def clear(self) -> None:
+        """Remove every document."""
+        self._call(
+            "POST",
+            f"/{self._index}/_delete_by_query",
+            body={"query": {"match_all": {}}},
+            params={"refresh": "true", "conflicts": "proceed"},
+            what="clear the search index",
+        )
+
+    def refresh(self) -> None:
+        """Make every write so far visible to the next search."""
+        self._call("POST", f"/{self._index}/_refresh", what="refresh the search index")
+
+    # -- reads ---------------------------------------------------------------------
+
+    def revisions(self, ids: Sequence[str]) -> dict[str, int]:
+        """The stored revision of each of `ids` that is in the index."""
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return {}
+        result = self._call(
+            "POST",
+            f"/{self._index}/_mget",
+            body={"ids": unique},
+            params={"_source_includes": "revision"},
+            what="read the search index",
+        )
+        return {
+            d["_id"]: int(d["_source"]["revision"])
+            for d in result.get("docs", [])
+            if d.get("found")
+        }
+
+    def count(self) -> int:
+        """How many documents the index holds."""
+        result = self._call("GET", f"/{self._index}/_count", what="read the search index")
+        return int(result["count"])
+
+    def ping(self) -> None:
+        """Raise `SearchUnavailableError` unless the index answers."""
+        self.count()
+
+    def search(self, request: SearchRequest, access: AccessFilter) -> SearchResults:
+        """One request: the user's text scores, the filters and `access` restrict."""
+        if request.offset < 0 or request.limit < 0:
+            raise InvalidQueryError("offset and limit must not be negative")
+        if request.offset + request.limit > self._max_window:
+            raise InvalidQueryError(
+                f"offset + limit must not exceed {self._max_window} (narrow the search)"
+            )
+        if access.lets_nothing_through:
+            return SearchResults(
+                total=0,
+                hits=[],
+                facets={name: [] for name in FACET_FIELDS} if request.with_facets else {},
+            )
+        body = search_body(request, access)
+        result = self._call(
+            "POST", f"/{self._index}/_search", body=body, what="search the search index"
+        )
+        hits = [_hit(h) for h in result["hits"]["hits"]]
+        facets: dict[str, list[FacetCount]] = {}
+        if request.with_facets:
+            aggs = result.get("aggregations", {})
+            for name in FACET_FIELDS:
+                counts = [
+                    FacetCount(str(b["key"]), int(b["doc_count"]))
+                    for b in aggs.get(name, {}).get("buckets", [])
+                ]
+                facets[name] = sorted(counts, key=lambda c: (-c.count, c.value))
+        return SearchResults(total=int(result["hits"]["total"]["value"]), hits=hits, facets=facets)
+
+    def suggest(self, access: AccessFilter, prefix: str, limit: int) -> list[Suggestion]:
+        """Not implemented in this first cut (see NOTES-es-adapter.md)."""
+        raise NotImplementedError("suggestions on Elasticsearch are not implemented yet")
+
+    def corrections(self, access: AccessFilter, word: str, limit: int) -> list[Suggestion]:
+        """Not implemented in this first cut (see NOTES-es-adapter.md)."""
+        raise NotImplementedError("corrections on Elasticsearch are not implemented yet")
+
+    def close(self) -> None:
+        """Release the client's connections."""
+        self._client.close()
+
+    def drop(self) -> None:
+        """Delete the whole index (tests, and a reindex's old index)."""
+        try:
+            self._client.request("DELETE", f"/{self._index}")
+        except _EngineError as err:
+            if err.status != 404:
+                raise SearchUnavailableError(f"cannot delete the search index: {err}") from err
+
+
+# -- request bodies (pure: tested without an engine) ------------------------------------
+
+
+def text_query(query: UserQuery) -> dict[str, Any]:
+    """The user's text as the scoring clause: every word and phrase must match,
+    no excluded one may. The text is only ever an analysed `match` value, never
+    query syntax."""
+    if not query.has_positive and not query.excluded:
+        return {"match_all": {}}
+    must: list[dict[str, Any]] = [
+        {"match": {"text": {"query": word, "operator": "and"}}} for word in query.words
+    ]
+    must += [{"match_phrase": {"text": {"query": phrase}}} for phrase in query.phrases]
+    if not must:
+        must = [{"match_all": {}}]
+    clause: dict[str, Any] = {"must": must}
+    if query.excluded:
+        clause["must_not"] = [{"match_phrase": {"text": {"query": e}}} for e in query.excluded]
+    return {"bool": clause}
+
+
+def policy_match_filter(match: PolicyMatch) -> dict[str, Any] | None:
+    """A pending policy match as a `bool` of `term` filters (None: an empty match,
+    which lets nothing through)."""
+    if match.is_empty:
+        return None
+    terms: list[dict[str, Any]] = [
+        {"term": {key: value}}
+        for key, value in (
+            ("ministry", match.ministry),
+            ("department", match.department),
+            ("tag", match.tag),
+        )
+        if value is not None
+    ]
+    if match.visibility is not None:
+        terms.append({"term": {"readers": f"visibility:{match.visibility}"}})
+    return {"bool": {"filter": terms}}
+
+
+def access_filter(access: AccessFilter) -> dict[str, Any]:
+    """ACCESS of `AccessFilter`'s docstring."""
+    should: list[dict[str, Any]] = [{"terms": {"readers": sorted(access.tokens)}}]
+    should += [q for q in map(policy_match_filter, access.pending) if q is not None]
+    readable: dict[str, Any] = {"should": should, "minimum_should_match": 1}
+    if access.stale_ids:
+        readable["must_not"] = [{"terms": {"id": sorted(access.stale_ids)}}]
+    outer: list[dict[str, Any]] = [{"bool": readable}]
+    if access.readable_stale_ids:
+        outer.append({"terms": {"id": sorted(access.readable_stale_ids)}})
+    return {"bool": {"should": outer, "minimum_should_match": 1}}
+
+
+def search_body(request: SearchRequest, access: AccessFilter) -> dict[str, Any]:
+    """The whole `_search` body of `request` for the caller `access` describes."""
+    filters: list[dict[str, Any]] = []
+    for name in ("department", "ministry", "content_type", "tag"):
+        value: str | None = getattr(request, name)
+        if value:
+            filters.append({"term": {name: value}})
+    if request.created_from is not None or request.created_to is not None:
+        bounds: dict[str, str] = {}
+        if request.created_from is not None:
+            bounds["gte"] = _iso(request.created_from)
+        if request.created_to is not None:
+            bounds["lt"] = _iso(request.created_to)
+        filters.append({"range": {"created_at": bounds}})
+    filters.append(access_filter(access))
+    body: dict[str, Any] = {
+        "query": {"bool": {"must": [text_query(request.query)], "filter": filters}},
+        "from": request.offset,
+        "size": request.limit,
+        "track_total_hits": True,
+        "_source": ["id", "title", "filename", "department", "ministry", "content_type",
+                    "created_at"],
+    }
+    if request.sort is SortOrder.NEWEST:
+        body["sort"] = [{"created_at": "desc"}, {"id": "asc"}]
+    elif request.sort is SortOrder.OLDEST:
+        body["sort"] = [{"created_at": "asc"}, {"id": "asc"}]
+    else:
+        body["sort"] = [{"_score": "desc"}, {"id": "asc"}]
+        body["track_scores"] = True
+    if request.with_facets:
+        body["aggs"] = {
+            name: {"terms": {"field": name, "size": FACET_SIZE}} for name in FACET_FIELDS
+        }
+    if request.with_highlights and request.query.has_positive:
+        # `text` is a copy_to target with no source of its own: mark matches in
+        # the stored fields, re-analysed with the field's analyser.
+        positive = text_query(UserQuery(words=request.query.words, phrases=request.query.phrases))
+        body["highlight"] = {
+            "encoder": "html",
+            "pre_tags": ["<mark>"],
+            "post_tags": ["</mark>"],
+            "require_field_match": False,
+            "highlight_query": _on_fields(positive, ("body", "title")),
+            "fields": {
+                "body": {
+                    "type": "plain",
+                    "fragment_size": _HIGHLIGHT_FRAGMENT_CHARS,
+                    "number_of_fragments": _HIGHLIGHT_FRAGMENTS,
+                },
+                "title": {"type": "plain", "number_of_fragments": 0},
+            },
+        }
+        body["_source"].append("body")
+    return body
+
+
+def _on_fields(query: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """`query` with its `text` matches rewritten as matches on any of `fields`."""
+    text = json.dumps(query)
+    alternatives = [json.loads(text.replace('"text"', json.dumps(f))) for f in fields]
+    return {"bool": {"should": alternatives, "minimum_should_match": 1}}
+
+
+def _source(doc: IndexDocument) -> dict[str, Any]:
+    return {
+        "id": doc.id,
+        "revision": doc.revision,
+        "created_at": _iso(doc.created_at),
+        "department": doc.department,
+        "ministry": doc.ministry,
+        "content_type": doc.content_type,
+        "tag": list(doc.tags),
+        "tags": list(doc.tags),
+        "readers": sorted(doc.readers),
+        "title": doc.title,
+        "filename": doc.filename,
+        "body": doc.body,
+    }
+
+
+def _hit(raw: dict[str, Any]) -> SearchHit:
+    source = raw.get("_source", {})
+    marked = raw.get("highlight", {})
+    fragments = tuple(marked.get("body") or marked.get("title") or ())
+    score = raw.get("_score")
+    return SearchHit(
+        id=str(raw["_id"]),
+        score=float(score) if score is not None else 0.0,
+        title=str(source.get("title", "")),
+        filename=str(source.get("filename", "")),
+        department=str(source.get("department", "")),
+        ministry=str(source.get("ministry", "")),
+        content_type=str(source.get("content_type", "")),
+        created_at=_parse_iso(str(source.get("created_at"))),
+        highlights=fragments,
+    )
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("datetimes must be timezone-aware")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _latest(docs: Sequence[IndexDocument]) -> dict[str, IndexDocument]:
+    """The highest revision of each id (the last one given among equals)."""
+    latest: dict[str, IndexDocument] = {}
+    for doc in docs:
+        held = latest.get(doc.id)
+        if held is None or doc.revision >= held.revision:
+            latest[doc.id] = doc
+    return latest
