@@ -102,13 +102,10 @@ class _OpenSearchClient:
         body: Any = None,
         params: dict[str, str] | None = None,
     ) -> Any:
-        headers = None
-        if isinstance(body, str):  # _bulk: newline-delimited JSON
-            headers = {"Content-Type": "application/x-ndjson"}
+        # opensearch-py sends its own JSON content type, which `_bulk` accepts for
+        # newline-delimited JSON too (a second header would be refused).
         try:
-            return self._client.transport.perform_request(
-                method, path, params=params, body=body, headers=headers
-            )
+            return self._client.transport.perform_request(method, path, params=params, body=body)
         except self._errors.ConnectionError as err:
             raise SearchUnavailableError(f"the search engine cannot be reached: {err}") from err
         except self._errors.TransportError as err:
@@ -225,7 +222,8 @@ class ElasticsearchIndex:
 
     def _ensure_index(self) -> None:
         try:
-            self._client.request("HEAD", f"/{self._index}")
+            # GET, not HEAD: the clients answer a HEAD 404 with False, not an error.
+            self._client.request("GET", f"/{self._index}")
             return
         except _EngineError as err:
             if err.status != 404:
@@ -505,15 +503,16 @@ def search_body(request: SearchRequest, access: AccessFilter) -> dict[str, Any]:
             name: {"terms": {"field": name, "size": FACET_SIZE}} for name in FACET_FIELDS
         }
     if request.with_highlights and request.query.has_positive:
-        # `text` is a copy_to target with no source of its own: mark matches in
-        # the stored fields, re-analysed with the field's analyser.
+        # `text` is a copy_to target with no source of its own: its terms are
+        # marked in the stored fields, re-analysed with each field's analyser
+        # (`body` has the standard one: inflected Korean is not marked there yet).
         positive = text_query(UserQuery(words=request.query.words, phrases=request.query.phrases))
         body["highlight"] = {
             "encoder": "html",
             "pre_tags": ["<mark>"],
             "post_tags": ["</mark>"],
             "require_field_match": False,
-            "highlight_query": _on_fields(positive, ("body", "title")),
+            "highlight_query": positive,
             "fields": {
                 "body": {
                     "type": "plain",
@@ -525,13 +524,6 @@ def search_body(request: SearchRequest, access: AccessFilter) -> dict[str, Any]:
         }
         body["_source"].append("body")
     return body
-
-
-def _on_fields(query: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    """`query` with its `text` matches rewritten as matches on any of `fields`."""
-    text = json.dumps(query)
-    alternatives = [json.loads(text.replace('"text"', json.dumps(f))) for f in fields]
-    return {"bool": {"should": alternatives, "minimum_should_match": 1}}
 
 
 def _source(doc: IndexDocument) -> dict[str, Any]:
