@@ -33,6 +33,9 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Protocol
 
+from indexer.analysis.highlight import highlight
+from indexer.analysis.korean import KoreanAnalyzer
+from indexer.analysis.query_terms import analyze_query
 from indexer.errors import InvalidQueryError, SearchUnavailableError
 from indexer.index.base import (
     FACET_FIELDS,
@@ -163,7 +166,9 @@ def detect_engine(url: str, timeout: float = 10.0) -> str:
         with urllib.request.urlopen(url.rstrip("/") + "/", timeout=timeout) as response:  # noqa: S310 - our own setting
             info = json.loads(response.read())
     except (OSError, ValueError) as err:
-        raise SearchUnavailableError(f"the search engine at {url} cannot be reached: {err}") from err
+        raise SearchUnavailableError(
+            f"the search engine at {url} cannot be reached: {err}"
+        ) from err
     distribution = str(info.get("version", {}).get("distribution", ""))
     return "opensearch" if distribution == "opensearch" else "elasticsearch"
 
@@ -191,9 +196,15 @@ class ElasticsearchIndex:
         *,
         timeout: float = 30.0,
         max_result_window: int = DEFAULT_MAX_RESULT_WINDOW,
+        analyzer: KoreanAnalyzer | None = None,
         client: _EngineClient | None = None,
     ) -> None:
         """Connect to the engine at `url` and open (or create) `index`.
+
+        With `analyzer`, highlights are made here as the Tantivy adapter makes
+        them (our mecab analysis of the query, marked in the stored body, then
+        the title); without it, by the engine's highlighter (whose terms do not
+        line up with the body's standard analyser for inflected Korean).
 
         `client` replaces the REST client (tests). Raises `SearchUnavailableError`
         when the engine cannot be reached or refuses the index settings.
@@ -201,6 +212,7 @@ class ElasticsearchIndex:
         self._client = client if client is not None else _connect(url, timeout)
         self._index = index
         self._max_window = max_result_window
+        self._analyzer = analyzer
         self.schema_rebuilt = False
         self._ensure_index()
 
@@ -378,11 +390,15 @@ class ElasticsearchIndex:
                 hits=[],
                 facets={name: [] for name in FACET_FIELDS} if request.with_facets else {},
             )
-        body = search_body(request, access)
+        body = search_body(request, access, engine_highlights=self._analyzer is None)
+        if self._analyzer is not None and request.with_highlights:
+            body["_source"].append("body")
         result = self._call(
             "POST", f"/{self._index}/_search", body=body, what="search the search index"
         )
         hits = [_hit(h) for h in result["hits"]["hits"]]
+        if self._analyzer is not None and request.with_highlights and request.query.has_positive:
+            hits = self._highlighted(request.query, hits, result["hits"]["hits"])
         facets: dict[str, list[FacetCount]] = {}
         if request.with_facets:
             aggs = result.get("aggregations", {})
@@ -393,6 +409,20 @@ class ElasticsearchIndex:
                 ]
                 facets[name] = sorted(counts, key=lambda c: (-c.count, c.value))
         return SearchResults(total=int(result["hits"]["total"]["value"]), hits=hits, facets=facets)
+
+    def _highlighted(
+        self, query: UserQuery, hits: list[SearchHit], raw: list[dict[str, Any]]
+    ) -> list[SearchHit]:
+        """`hits` with highlights of our own analysis of `query` (see `__init__`)."""
+        assert self._analyzer is not None
+        terms = analyze_query(self._analyzer, query).highlight_terms
+        marked = []
+        for hit, source in zip(hits, (r.get("_source", {}) for r in raw), strict=True):
+            fragments = highlight(self._analyzer, str(source.get("body", "")), terms)
+            if not fragments:
+                fragments = highlight(self._analyzer, hit.title, terms, max_fragments=1)
+            marked.append(replace(hit, highlights=tuple(fragments)))
+        return marked
 
     def suggest(self, access: AccessFilter, prefix: str, limit: int) -> list[Suggestion]:
         """Not implemented in this first cut (see NOTES-es-adapter.md)."""
@@ -468,8 +498,11 @@ def access_filter(access: AccessFilter) -> dict[str, Any]:
     return {"bool": {"should": outer, "minimum_should_match": 1}}
 
 
-def search_body(request: SearchRequest, access: AccessFilter) -> dict[str, Any]:
-    """The whole `_search` body of `request` for the caller `access` describes."""
+def search_body(
+    request: SearchRequest, access: AccessFilter, *, engine_highlights: bool = True
+) -> dict[str, Any]:
+    """The whole `_search` body of `request` for the caller `access` describes
+    (with the engine's highlighter if `engine_highlights`)."""
     filters: list[dict[str, Any]] = []
     for name in ("department", "ministry", "content_type", "tag"):
         value: str | None = getattr(request, name)
@@ -488,8 +521,15 @@ def search_body(request: SearchRequest, access: AccessFilter) -> dict[str, Any]:
         "from": request.offset,
         "size": request.limit,
         "track_total_hits": True,
-        "_source": ["id", "title", "filename", "department", "ministry", "content_type",
-                    "created_at"],
+        "_source": [
+            "id",
+            "title",
+            "filename",
+            "department",
+            "ministry",
+            "content_type",
+            "created_at",
+        ],
     }
     if request.sort is SortOrder.NEWEST:
         body["sort"] = [{"created_at": "desc"}, {"id": "asc"}]
@@ -502,7 +542,7 @@ def search_body(request: SearchRequest, access: AccessFilter) -> dict[str, Any]:
         body["aggs"] = {
             name: {"terms": {"field": name, "size": FACET_SIZE}} for name in FACET_FIELDS
         }
-    if request.with_highlights and request.query.has_positive:
+    if engine_highlights and request.with_highlights and request.query.has_positive:
         # `text` is a copy_to target with no source of its own: its terms are
         # marked in the stored fields, re-analysed with each field's analyser
         # (`body` has the standard one: inflected Korean is not marked there yet).

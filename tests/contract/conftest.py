@@ -161,7 +161,9 @@ def search_index(
     if not os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL"):
         pytest.skip("set CROSSDOC_TEST_ELASTICSEARCH_URL to run against real Elasticsearch")
     es_index = ElasticsearchIndex(
-        os.environ["CROSSDOC_TEST_ELASTICSEARCH_URL"], f"crossdoc-test-{uuid.uuid4().hex}"
+        os.environ["CROSSDOC_TEST_ELASTICSEARCH_URL"],
+        f"crossdoc-test-{uuid.uuid4().hex}",
+        analyzer=korean_analyzer,
     )
     try:
         yield es_index
