@@ -58,6 +58,8 @@ FACET_SIZE = 50
 _BULK_CHUNK = 500
 _HIGHLIGHT_FRAGMENT_CHARS = 150
 _HIGHLIGHT_FRAGMENTS = 3
+#: The score of a word found only inside a compound (below any precise match).
+_FALLBACK_SCORE = 0.0001
 
 
 class _EngineClient(Protocol):
@@ -448,22 +450,57 @@ class ElasticsearchIndex:
 # -- request bodies (pure: tested without an engine) ------------------------------------
 
 
-def text_query(query: UserQuery) -> dict[str, Any]:
+def text_query(query: UserQuery, *, compound_fallback: bool = False) -> dict[str, Any]:
     """The user's text as the scoring clause: every word and phrase must match,
     no excluded one may. The text is only ever an analysed `match` value, never
-    query syntax."""
+    query syntax.
+
+    A word also matches in the title, which scores it higher. With
+    `compound_fallback`, a Hangul word also matches as written inside a compound
+    (its bigrams, adjacent, in `grams`) at a near-zero constant score, so such
+    matches rank below every precise one; an excluded word is excluded there too.
+    """
     if not query.has_positive and not query.excluded:
         return {"match_all": {}}
     must: list[dict[str, Any]] = [
-        {"match": {"text": {"query": word, "operator": "and"}}} for word in query.words
+        _word_query(word, compound_fallback=compound_fallback) for word in query.words
     ]
     must += [{"match_phrase": {"text": {"query": phrase}}} for phrase in query.phrases]
     if not must:
         must = [{"match_all": {}}]
     clause: dict[str, Any] = {"must": must}
     if query.excluded:
-        clause["must_not"] = [{"match_phrase": {"text": {"query": e}}} for e in query.excluded]
+        excluded: list[dict[str, Any]] = [
+            {"match_phrase": {"text": {"query": e}}} for e in query.excluded
+        ]
+        if compound_fallback:
+            excluded += [
+                {"match_phrase": {"grams": {"query": e}}} for e in query.excluded if _hangul(e)
+            ]
+        clause["must_not"] = excluded
     return {"bool": clause}
+
+
+def _word_query(word: str, *, compound_fallback: bool) -> dict[str, Any]:
+    precise = {
+        "bool": {
+            "must": [{"match": {"text": {"query": word, "operator": "and"}}}],
+            "should": [{"match": {"title": {"query": word, "operator": "and", "boost": 2.0}}}],
+        }
+    }
+    if not (compound_fallback and _hangul(word)):
+        return precise
+    inside = {
+        "constant_score": {
+            "filter": {"match_phrase": {"grams": {"query": word}}},
+            "boost": _FALLBACK_SCORE,
+        }
+    }
+    return {"bool": {"should": [precise, inside], "minimum_should_match": 1}}
+
+
+def _hangul(text: str) -> bool:
+    return any("\uac00" <= ch <= "\ud7a3" for ch in text)
 
 
 def policy_match_filter(match: PolicyMatch) -> dict[str, Any] | None:
@@ -517,7 +554,12 @@ def search_body(
         filters.append({"range": {"created_at": bounds}})
     filters.append(access_filter(access))
     body: dict[str, Any] = {
-        "query": {"bool": {"must": [text_query(request.query)], "filter": filters}},
+        "query": {
+            "bool": {
+                "must": [text_query(request.query, compound_fallback=request.compound_fallback)],
+                "filter": filters,
+            }
+        },
         "from": request.offset,
         "size": request.limit,
         "track_total_hits": True,
