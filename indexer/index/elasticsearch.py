@@ -400,7 +400,7 @@ class ElasticsearchIndex:
         )
         hits = [_hit(h) for h in result["hits"]["hits"]]
         if self._analyzer is not None and request.with_highlights and request.query.has_positive:
-            hits = self._highlighted(request.query, hits, result["hits"]["hits"])
+            hits = self._highlighted(request, hits, result["hits"]["hits"])
         facets: dict[str, list[FacetCount]] = {}
         if request.with_facets:
             aggs = result.get("aggregations", {})
@@ -413,16 +413,22 @@ class ElasticsearchIndex:
         return SearchResults(total=int(result["hits"]["total"]["value"]), hits=hits, facets=facets)
 
     def _highlighted(
-        self, query: UserQuery, hits: list[SearchHit], raw: list[dict[str, Any]]
+        self, request: SearchRequest, hits: list[SearchHit], raw: list[dict[str, Any]]
     ) -> list[SearchHit]:
-        """`hits` with highlights of our own analysis of `query` (see `__init__`)."""
+        """`hits` with highlights of our own analysis of the query (see `__init__`)."""
         assert self._analyzer is not None
-        terms = analyze_query(self._analyzer, query).highlight_terms
+        analyzed = analyze_query(self._analyzer, request.query)
+        terms = analyzed.highlight_terms
+        # Where the compound fallback may have matched, the word is marked as written.
+        surfaces = analyzed.highlight_surfaces if request.compound_fallback else frozenset()
         marked = []
         for hit, source in zip(hits, (r.get("_source", {}) for r in raw), strict=True):
-            fragments = highlight(self._analyzer, str(source.get("body", "")), terms)
+            body = str(source.get("body", ""))
+            fragments = highlight(self._analyzer, body, terms, surfaces=surfaces)
             if not fragments:
-                fragments = highlight(self._analyzer, hit.title, terms, max_fragments=1)
+                fragments = highlight(
+                    self._analyzer, hit.title, terms, surfaces=surfaces, max_fragments=1
+                )
             marked.append(replace(hit, highlights=tuple(fragments)))
         return marked
 
