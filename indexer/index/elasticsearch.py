@@ -27,7 +27,7 @@ import json
 import logging
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
@@ -392,7 +392,12 @@ class ElasticsearchIndex:
                 hits=[],
                 facets={name: [] for name in FACET_FIELDS} if request.with_facets else {},
             )
-        body = search_body(request, access, engine_highlights=self._analyzer is None)
+        body = search_body(
+            request,
+            access,
+            engine_highlights=self._analyzer is None,
+            runs_of=self._fallback_runs if self._analyzer is not None else None,
+        )
         if self._analyzer is not None and request.with_highlights:
             body["_source"].append("body")
         result = self._call(
@@ -411,6 +416,18 @@ class ElasticsearchIndex:
                 ]
                 facets[name] = sorted(counts, key=lambda c: (-c.count, c.value))
         return SearchResults(total=int(result["hits"]["total"]["value"]), hits=hits, facets=facets)
+
+    def _fallback_runs(self, word: str, excluded: bool) -> tuple[str, ...]:
+        """The Hangul runs our analysis seeks inside compounds for `word` (alone:
+        without the context of the other words, unlike Tantivy)."""
+        assert self._analyzer is not None
+        if excluded:
+            analyzed = analyze_query(self._analyzer, UserQuery(excluded=(word,)))
+            fallback = analyzed.excluded_fallback(0) if analyzed.excluded else None
+        else:
+            analyzed = analyze_query(self._analyzer, UserQuery(words=(word,)))
+            fallback = analyzed.fallback(0) if analyzed.words else None
+        return fallback.runs if fallback is not None else ()
 
     def _highlighted(
         self, request: SearchRequest, hits: list[SearchHit], raw: list[dict[str, Any]]
@@ -456,7 +473,12 @@ class ElasticsearchIndex:
 # -- request bodies (pure: tested without an engine) ------------------------------------
 
 
-def text_query(query: UserQuery, *, compound_fallback: bool = False) -> dict[str, Any]:
+def text_query(
+    query: UserQuery,
+    *,
+    compound_fallback: bool = False,
+    runs_of: Callable[[str, bool], tuple[str, ...]] | None = None,
+) -> dict[str, Any]:
     """The user's text as the scoring clause: every word and phrase must match,
     no excluded one may. The text is only ever an analysed `match` value, never
     query syntax.
@@ -465,11 +487,15 @@ def text_query(query: UserQuery, *, compound_fallback: bool = False) -> dict[str
     `compound_fallback`, a Hangul word also matches as written inside a compound
     (its bigrams, adjacent, in `grams`) at a near-zero constant score, so such
     matches rank below every precise one; an excluded word is excluded there too.
+    `runs_of(word, excluded)` gives the Hangul runs to seek for a word (our
+    analysis drops its particles: `키오스크를` → `키오스크`); without it, the
+    word as typed.
     """
+    runs = runs_of or _typed_runs
     if not query.has_positive and not query.excluded:
         return {"match_all": {}}
     must: list[dict[str, Any]] = [
-        _word_query(word, compound_fallback=compound_fallback) for word in query.words
+        _word_query(word, runs(word, False) if compound_fallback else ()) for word in query.words
     ]
     must += [{"match_phrase": {"text": {"query": phrase}}} for phrase in query.phrases]
     if not must:
@@ -480,29 +506,35 @@ def text_query(query: UserQuery, *, compound_fallback: bool = False) -> dict[str
             {"match_phrase": {"text": {"query": e}}} for e in query.excluded
         ]
         if compound_fallback:
-            excluded += [
-                {"match_phrase": {"grams": {"query": e}}} for e in query.excluded if _hangul(e)
-            ]
+            excluded += [q for e in query.excluded if (q := _inside(runs(e, True))) is not None]
         clause["must_not"] = excluded
     return {"bool": clause}
 
 
-def _word_query(word: str, *, compound_fallback: bool) -> dict[str, Any]:
+def _word_query(word: str, runs: tuple[str, ...]) -> dict[str, Any]:
     precise = {
         "bool": {
             "must": [{"match": {"text": {"query": word, "operator": "and"}}}],
             "should": [{"match": {"title": {"query": word, "operator": "and", "boost": 2.0}}}],
         }
     }
-    if not (compound_fallback and _hangul(word)):
+    found_inside = _inside(runs)
+    if found_inside is None:
         return precise
-    inside = {
-        "constant_score": {
-            "filter": {"match_phrase": {"grams": {"query": word}}},
-            "boost": _FALLBACK_SCORE,
-        }
-    }
+    inside = {"constant_score": {"filter": found_inside, "boost": _FALLBACK_SCORE}}
     return {"bool": {"should": [precise, inside], "minimum_should_match": 1}}
+
+
+def _inside(runs: tuple[str, ...]) -> dict[str, Any] | None:
+    """Every run, as written, inside a word (a phrase of its bigrams on `grams`)."""
+    if not runs:
+        return None
+    phrases = [{"match_phrase": {"grams": {"query": run}}} for run in runs]
+    return phrases[0] if len(phrases) == 1 else {"bool": {"filter": phrases}}
+
+
+def _typed_runs(word: str, excluded: bool) -> tuple[str, ...]:
+    return (word,) if _hangul(word) else ()
 
 
 def _hangul(text: str) -> bool:
@@ -542,7 +574,11 @@ def access_filter(access: AccessFilter) -> dict[str, Any]:
 
 
 def search_body(
-    request: SearchRequest, access: AccessFilter, *, engine_highlights: bool = True
+    request: SearchRequest,
+    access: AccessFilter,
+    *,
+    engine_highlights: bool = True,
+    runs_of: Callable[[str, bool], tuple[str, ...]] | None = None,
 ) -> dict[str, Any]:
     """The whole `_search` body of `request` for the caller `access` describes
     (with the engine's highlighter if `engine_highlights`)."""
@@ -562,7 +598,11 @@ def search_body(
     body: dict[str, Any] = {
         "query": {
             "bool": {
-                "must": [text_query(request.query, compound_fallback=request.compound_fallback)],
+                "must": [
+                    text_query(
+                        request.query, compound_fallback=request.compound_fallback, runs_of=runs_of
+                    )
+                ],
                 "filter": filters,
             }
         },
