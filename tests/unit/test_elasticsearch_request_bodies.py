@@ -1,0 +1,138 @@
+"""The Elasticsearch adapter's request bodies, checked against `AccessFilter`'s documented shape
+(no engine needed: the live leg is tests/contract with CROSSDOC_TEST_ELASTICSEARCH_URL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from indexer.index.base import AccessFilter, SearchRequest, SortOrder
+from indexer.index.elasticsearch import (
+    ElasticsearchIndex,
+    access_filter,
+    search_body,
+    text_query,
+)
+from indexer.query import parse_user_query
+from storage.catalog.policy_match import PolicyMatch
+
+
+def test_access_filter_has_the_documented_shape() -> None:
+    access = AccessFilter(
+        frozenset({"user:kim", "gov"}),
+        pending=(PolicyMatch(ministry="행안부", visibility="internal"), PolicyMatch()),
+        stale_ids=frozenset({"s1", "s2"}),
+        readable_stale_ids=frozenset({"s2"}),
+    )
+    assert access_filter(access) == {
+        "bool": {
+            "should": [
+                {
+                    "bool": {
+                        "should": [
+                            {"terms": {"readers": ["gov", "user:kim"]}},
+                            {
+                                "bool": {
+                                    "filter": [
+                                        {"term": {"ministry": "행안부"}},
+                                        {"term": {"readers": "visibility:internal"}},
+                                    ]
+                                }
+                            },
+                            # the empty match lets nothing through: no clause at all
+                        ],
+                        "minimum_should_match": 1,
+                        "must_not": [{"terms": {"id": ["s1", "s2"]}}],
+                    }
+                },
+                {"terms": {"id": ["s2"]}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+
+
+def test_search_body_scores_only_the_text_and_filters_the_rest() -> None:
+    request = SearchRequest(
+        query=parse_user_query('예산 "국정 과제" -비밀'),
+        department="d",
+        tag="t",
+        created_from=datetime(2024, 1, 1, tzinfo=UTC),
+        created_to=datetime(2024, 2, 1, tzinfo=UTC),
+        sort=SortOrder.NEWEST,
+        offset=20,
+        limit=10,
+    )
+    body = search_body(request, AccessFilter(frozenset({"gov"})))
+    query = body["query"]["bool"]
+    assert len(query["must"]) == 1
+    filters = query["filter"]
+    assert {"term": {"department": "d"}} in filters and {"term": {"tag": "t"}} in filters
+    assert {
+        "range": {"created_at": {"gte": "2024-01-01T00:00:00Z", "lt": "2024-02-01T00:00:00Z"}}
+    } in filters
+    assert filters[-1] == access_filter(AccessFilter(frozenset({"gov"})))
+    # The user's words are only ever analysed match values, never in a filter.
+    assert "예산" not in json.dumps(filters, ensure_ascii=False)
+    assert body["from"] == 20 and body["size"] == 10 and body["track_total_hits"] is True
+    assert body["sort"][0] == {"created_at": "desc"}
+    assert set(body["aggs"]) == {"department", "ministry", "content_type"}
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+def test_query_syntax_is_only_a_match_value() -> None:
+    body = text_query(parse_user_query('readers:gov OR *:* -id:x {"query": {"match_all": {}}}'))
+    engine_syntax = {"query_string", "simple_query_string", "match_all", "wildcard", "regexp"}
+    assert not _keys(body) & (engine_syntax | {"term", "terms", "prefix"})
+    # Each word went in whole, as the analysed value of a match on the text fields.
+    assert '"readers:gov"' in json.dumps(body) and '"*:*"' in json.dumps(body)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        self.calls.append((method, path))
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_caller_without_tokens_gets_nothing_without_asking_the_engine() -> None:
+    client = _Recorder()
+    index = ElasticsearchIndex("http://unused", "idx", client=client)
+    client.calls.clear()
+    results = index.search(SearchRequest(query=parse_user_query("예산")), AccessFilter(frozenset()))
+    assert results.total == 0 and results.hits == []
+    assert client.calls == []
+
+
+def test_offset_beyond_the_window_is_refused_before_the_engine() -> None:
+    from indexer.errors import InvalidQueryError
+
+    client = _Recorder()
+    index = ElasticsearchIndex("http://unused", "idx", client=client, max_result_window=100)
+    with pytest.raises(InvalidQueryError):
+        index.search(
+            SearchRequest(query=parse_user_query(""), offset=95, limit=10),
+            AccessFilter(frozenset({"gov"})),
+        )
