@@ -168,6 +168,33 @@ def _trial(data: Path, rng: random.Random, ledger: Ledger, number: int) -> list[
     return server.survivors(had)
 
 
+def assert_bytes_kept(server: ServeProcess, accepted: dict[str, str]) -> None:
+    """Every accepted upload (id → SHA-256) is served back byte for byte."""
+    with server.client(timeout=60) as http:
+        for doc_id, digest in accepted.items():
+            r = http.get(f"/documents/{doc_id}/content")
+            assert r.status_code == 200, (doc_id, r.text)
+            assert sha256(r.content) == digest, f"seed {SEED}: {doc_id} changed"
+
+
+def assert_audit_chain_verifies(data: Path) -> None:
+    """`crossdoc audit verify` over the data dir exits 0 (the hash chain is whole)."""
+    verify = subprocess.run(
+        [sys.executable, "-m", "crossdoc", "audit", "verify"],
+        env=dict(
+            os.environ,
+            CROSSDOC_DATA_DIR=str(data),
+            CROSSDOC_DEMO="false",
+            CROSSDOC_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert verify.returncode == 0, f"seed {SEED}: {verify.stdout}{verify.stderr}"
+
+
 def test_crash_trials(tmp_path: Path) -> None:
     print(f"crash trials: seed {SEED} (replay with CROSSDOC_CRASH_SEED={SEED})")
     rng = random.Random(SEED)
@@ -211,28 +238,11 @@ def test_crash_trials(tmp_path: Path) -> None:
         # Every 202 is there, byte for byte.
         missing = set(ledger.accepted) - set(ids)
         assert not missing, f"seed {SEED}: accepted uploads lost: {sorted(missing)}"
-        with server.client(timeout=60) as client:
-            for doc_id, digest in ledger.accepted.items():
-                r = client.get(f"/documents/{doc_id}/content")
-                assert r.status_code == 200, (doc_id, r.text)
-                assert sha256(r.content) == digest, f"seed {SEED}: {doc_id} changed"
+        assert_bytes_kept(server, ledger.accepted)
     finally:
         catalog.close()
         server.stop()
-    verify = subprocess.run(
-        [sys.executable, "-m", "crossdoc", "audit", "verify"],
-        env=dict(
-            os.environ,
-            CROSSDOC_DATA_DIR=str(data),
-            CROSSDOC_DEMO="false",
-            CROSSDOC_ADMIN_PASSWORD=ADMIN_PASSWORD,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert verify.returncode == 0, f"seed {SEED}: {verify.stdout}{verify.stderr}"
+    assert_audit_chain_verifies(data)
     print(
         f"crash trials: {TRIALS} kills in {trials_seconds:.0f} s, {len(ledger.accepted)} uploads "
         f"accepted, {ledger.cut} cut off, {len(ids)} documents, all settled "
@@ -302,26 +312,9 @@ def test_crash_during_a_burst_of_grouped_uploads(tmp_path: Path) -> None:
         # The documents of one transaction share its time: uploads were grouped.
         times = [d.created_at for d in docs]
         assert len(set(times)) < len(times), "no two uploads committed together"
-        with server.client(timeout=60) as http:
-            for doc_id, digest in ledger.accepted.items():
-                r = http.get(f"/documents/{doc_id}/content")
-                assert r.status_code == 200, (doc_id, r.text)
-                assert sha256(r.content) == digest, f"seed {SEED}: {doc_id} changed"
+        assert_bytes_kept(server, ledger.accepted)
     finally:
         catalog.close()
         server.stop()
-    verify = subprocess.run(
-        [sys.executable, "-m", "crossdoc", "audit", "verify"],
-        env=dict(
-            os.environ,
-            CROSSDOC_DATA_DIR=str(data),
-            CROSSDOC_DEMO="false",
-            CROSSDOC_ADMIN_PASSWORD=ADMIN_PASSWORD,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert verify.returncode == 0, f"seed {SEED}: {verify.stdout}{verify.stderr}"
+    assert_audit_chain_verifies(data)
     print(f"burst crash trials: {len(ledger.accepted)} accepted, {ledger.cut} cut off")

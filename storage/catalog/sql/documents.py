@@ -72,6 +72,14 @@ def _stale_access_ids(conn: Connection) -> set[str]:
     return stale
 
 
+def _live_document(s: Session, document_id: str) -> m.Document:
+    """The document row to change; NotFoundError if missing or deleted."""
+    d = s.get(m.Document, document_id)
+    if d is None or d.deleted_at is not None:
+        raise NotFoundError(f"no document {document_id}")
+    return d
+
+
 class SqlDocuments(SqlRepository):
     """`ports.Documents` over SQL."""
 
@@ -430,9 +438,7 @@ class SqlDocuments(SqlRepository):
 
     def add_version(self, document_id: str, blob: NewBlob, actor: str) -> DocumentRecord:
         with self._session(write=True) as s:
-            d = s.get(m.Document, document_id)
-            if d is None or d.deleted_at is not None:
-                raise NotFoundError(f"no document {document_id}")
+            d = _live_document(s, document_id)
             now = _now()
             d.version += 1
             d.revision += 1
@@ -492,9 +498,7 @@ class SqlDocuments(SqlRepository):
         tags: Sequence[str] | None = None,
     ) -> DocumentRecord:
         with self._session(write=True) as s:
-            d = s.get(m.Document, document_id)
-            if d is None or d.deleted_at is not None:
-                raise NotFoundError(f"no document {document_id}")
+            d = _live_document(s, document_id)
             if title is not None:
                 d.title = title
                 d.title_from_user = True
@@ -513,9 +517,7 @@ class SqlDocuments(SqlRepository):
     ) -> DocumentRecord:
         """Replace visibility and grants. Marks the index entry stale until re-indexed."""
         with self._session(write=True) as s:
-            d = s.get(m.Document, document_id)
-            if d is None or d.deleted_at is not None:
-                raise NotFoundError(f"no document {document_id}")
+            d = _live_document(s, document_id)
             now = _now()
             d.visibility = visibility
             d.revision += 1
@@ -529,9 +531,7 @@ class SqlDocuments(SqlRepository):
     def soft_delete(self, document_id: str) -> None:
         """Hide a document everywhere. Its versions and blobs are kept (nothing is lost)."""
         with self._session(write=True) as s:
-            d = s.get(m.Document, document_id)
-            if d is None or d.deleted_at is not None:
-                raise NotFoundError(f"no document {document_id}")
+            d = _live_document(s, document_id)
             now = _now()
             d.deleted_at = now
             d.revision += 1
