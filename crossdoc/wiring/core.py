@@ -101,11 +101,12 @@ def build_extractor(settings: Settings) -> TextExtractor:
 
 
 def build_index(settings: Settings) -> SearchIndex:
+    """The search index the settings name: Tantivy in the data dir (`embedded`),
+    or Elasticsearch/OpenSearch at `CROSSDOC_SEARCH_URL` through the alias
+    `CROSSDOC_SEARCH_INDEX`. Raises `ConfigurationError` when the engine cannot
+    be reached or refuses the index."""
     if settings.search_url != "embedded":
-        raise ConfigurationError(
-            "CROSSDOC_SEARCH_URL other than 'embedded' (Elasticsearch) is not supported by "
-            "this build yet"
-        )
+        return _build_elasticsearch_index(settings)
     from indexer.analysis.process import AnalysisProcess
     from indexer.analysis.synonyms import SynonymsFile
     from indexer.index.tantivy_index import TantivyIndex
@@ -128,6 +129,24 @@ def build_index(settings: Settings) -> SearchIndex:
         analysis=analysis,
         compound_fallback=settings.compound_fallback,
     )
+
+
+def _build_elasticsearch_index(settings: Settings) -> SearchIndex:
+    from indexer.errors import SearchUnavailableError
+    from indexer.index.elasticsearch import ElasticsearchIndex
+
+    try:
+        return ElasticsearchIndex(
+            settings.search_url,
+            settings.search_index,
+            build_analyzer(settings),
+            max_result_window=settings.max_result_window,
+        )
+    except SearchUnavailableError as err:
+        raise ConfigurationError(
+            f"CROSSDOC_SEARCH_URL: the search engine at {settings.search_url} is unavailable "
+            f"({err}); start it or set CROSSDOC_SEARCH_URL=embedded"
+        ) from err
 
 
 def build_analyzer(settings: Settings) -> KoreanAnalyzer:

@@ -1,30 +1,38 @@
 """`SearchIndex` on Elasticsearch or OpenSearch (the scale-out adapter, issue 10).
 
-A first cut. The index uses the settings and mapping of
-`infra/elasticsearch/index-settings.json` (nori); one request per search, shaped
-as `indexer.index.base.AccessFilter` documents it: the user's text in `must`
-(the only scoring clause), the request's filters and the access filter in
-`filter`, `from`/`size`, `track_total_hits`, facets as `terms` aggregations.
+The index uses the settings and mapping of
+`infra/elasticsearch/index-settings.json` (nori), behind an alias (see
+`ElasticsearchIndex`); one request per search, shaped as
+`indexer.index.base.AccessFilter` documents it: the user's text in `must` (the
+only scoring clause), the request's filters and the access filter in `filter`,
+`from`/`size`, `track_total_hits`, facets as `terms` aggregations.
 
 Writes go through `_bulk` with the revision as an external version
 (`version_type=external_gte`): the engine itself refuses an older revision, so
 an old task never overwrites newer text or a newer ACL, and the same revision
 written twice is idempotent.
 
+Suggestions and corrections read the keyword field `complete`: the completion
+keys our Python code writes with each document, the very keys of the Tantivy
+adapter (titles and words in jamo letters and in initial consonants), found by
+`prefix` under the ACCESS filter and counted by a `terms` aggregation over the
+documents that filter lets through (`completion_body`).
+
 The engine is detected from `GET /`: OpenSearch is spoken to with
 `opensearch-py`, anything else with the official `elasticsearch` client; both
 sit behind `_EngineClient`, the only place that knows either library.
 
-Not yet (see NOTES-es-adapter.md): our query analysis
+Not the same as Tantivy (see NOTES-es-adapter.md): our query analysis
 (`indexer.analysis.query_terms`) does not run here — the user's words go to the
-engine as `match`/`match_phrase` on the nori-analysed fields; suggestions and
-corrections; an alias for reads.
+engine as `match`/`match_phrase` on the nori-analysed fields.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import unicodedata
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -34,7 +42,9 @@ from importlib import resources
 from typing import Any, Protocol
 
 from indexer.analysis.highlight import highlight
+from indexer.analysis.jamo import edit_distance, is_initials, letters
 from indexer.analysis.korean import KoreanAnalyzer
+from indexer.analysis.process import analyze_texts
 from indexer.analysis.query_terms import analyze_query
 from indexer.errors import InvalidQueryError, SearchUnavailableError
 from indexer.index.base import (
@@ -47,6 +57,17 @@ from indexer.index.base import (
     SearchResults,
     SortOrder,
     Suggestion,
+    SuggestionKind,
+)
+
+# One definition of the completion keys for both engines: the Tantivy adapter's
+# (the behavioural reference), so suggestions and corrections agree key for key.
+from indexer.index.tantivy_index import (
+    _CORRECTION_CANDIDATES,
+    _FILENAME_PUNCT,
+    _KEY_SEPARATOR,
+    DEFAULT_MAX_BODY_CHARS,
+    _completion_keys,
 )
 from indexer.query import UserQuery
 from storage.catalog.policy_match import PolicyMatch
@@ -56,6 +77,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_RESULT_WINDOW = 10_000
 FACET_SIZE = 50
 _BULK_CHUNK = 500
+#: Documents whose stored text is read back at once by an access update.
+_STORED_BATCH = 100
 _HIGHLIGHT_FRAGMENT_CHARS = 150
 _HIGHLIGHT_FRAGMENTS = 3
 #: The score of a word found only inside a compound (below any precise match).
@@ -188,33 +211,57 @@ def index_settings() -> dict[str, Any]:
     return settings
 
 
+def schema_version() -> str:
+    """A short digest of the shipped settings and mapping: the suffix of the
+    concrete index (`<alias>-<version>`), so any change to the file gives a new
+    index and a reindex, never a mapping the engine cannot change in place."""
+    canonical = json.dumps(index_settings(), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
 class ElasticsearchIndex:
-    """`SearchIndex` on one Elasticsearch/OpenSearch index (created if missing)."""
+    """`SearchIndex` on Elasticsearch/OpenSearch, reached through an alias.
+
+    Reads and writes go to the alias `alias`, which points at one concrete index
+    `<alias>-<schema_version()>` created from `infra/elasticsearch/index-settings.json`.
+    When the shipped settings change (a new release), opening creates the new
+    concrete index, moves the alias to it in one atomic `_aliases` request,
+    deletes the old concrete index (the index is derived data: the catalog is
+    the record, and `schema_rebuilt` makes the caller queue every document
+    again) and sets `schema_rebuilt`. Opening sets it too whenever it has to
+    create the alias (a first start, or a deployment moving from the embedded
+    index: its documents are indexed again).
+    """
 
     def __init__(
         self,
         url: str,
-        index: str,
+        alias: str,
+        analyzer: KoreanAnalyzer,
         *,
         timeout: float = 30.0,
         max_result_window: int = DEFAULT_MAX_RESULT_WINDOW,
-        analyzer: KoreanAnalyzer | None = None,
+        max_body_chars: int = DEFAULT_MAX_BODY_CHARS,
         client: _EngineClient | None = None,
     ) -> None:
-        """Connect to the engine at `url` and open (or create) `index`.
+        """Connect to the engine at `url` and open (or create) the index behind `alias`.
 
-        With `analyzer`, highlights are made here as the Tantivy adapter makes
-        them (our mecab analysis of the query, marked in the stored body, then
-        the title); without it, by the engine's highlighter (whose terms do not
-        line up with the body's standard analyser for inflected Korean).
+        `analyzer` makes the completion keys of each document at write time and
+        the highlights of each hit (our mecab analysis, as the Tantivy adapter:
+        both engines suggest, correct and mark the same words). `max_body_chars`
+        bounds the part of each body analysed for completions.
 
         `client` replaces the REST client (tests). Raises `SearchUnavailableError`
         when the engine cannot be reached or refuses the index settings.
         """
         self._client = client if client is not None else _connect(url, timeout)
-        self._index = index
+        self._index = alias
+        self._concrete = f"{alias}-{schema_version()}"
         self._max_window = max_result_window
+        self._max_body_chars = max_body_chars
         self._analyzer = analyzer
+        #: This opening created the concrete index (first start, or a new schema):
+        #: the caller must queue every document again from the record.
         self.schema_rebuilt = False
         self._ensure_index()
 
@@ -234,19 +281,60 @@ class ElasticsearchIndex:
         except _EngineError as err:
             raise SearchUnavailableError(f"cannot {what}: {err}") from err
 
-    def _ensure_index(self) -> None:
+    def _aliased(self) -> list[str]:
+        """The concrete indices the alias points at (none when it does not exist)."""
         try:
             # GET, not HEAD: the clients answer a HEAD 404 with False, not an error.
-            self._client.request("GET", f"/{self._index}")
+            found = self._client.request("GET", f"/_alias/{self._index}")
+        except _EngineError as err:
+            if err.status == 404:
+                return []
+            raise SearchUnavailableError(f"cannot open the search index: {err}") from err
+        return sorted(found)
+
+    def _ensure_index(self) -> None:
+        current = self._aliased()
+        if current == [self._concrete]:
             return
-        except _EngineError as err:
-            if err.status != 404:
-                raise SearchUnavailableError(f"cannot open the search index: {err}") from err
         try:
-            self._client.request("PUT", f"/{self._index}", body=index_settings())
+            self._client.request("PUT", f"/{self._concrete}", body=index_settings())
         except _EngineError as err:
-            if "resource_already_exists" not in str(err.body):  # another process won the race
-                raise SearchUnavailableError(f"cannot create the search index: {err}") from err
+            # Already there: another process won the race, or an earlier start
+            # stopped before moving the alias.
+            if "resource_already_exists" not in str(err.body):
+                raise SearchUnavailableError(
+                    f"cannot create the search index {self._concrete}: {err}"
+                ) from err
+        actions: list[dict[str, Any]] = [
+            {"remove": {"index": old, "alias": self._index}} for old in current
+        ]
+        actions.append({"add": {"index": self._concrete, "alias": self._index}})
+        try:
+            self._client.request("POST", "/_aliases", body={"actions": actions})
+        except _EngineError as err:
+            # A 404 on removing: another process moved the alias between our read and ours.
+            if err.status == 404 and current and self._aliased() == [self._concrete]:
+                return
+            raise SearchUnavailableError(
+                f"cannot point the alias {self._index} at {self._concrete} (an index of "
+                f"that name, not an alias, would be in the way): {err}"
+            ) from err
+        if current:
+            log.warning(
+                "the search index %s had an older schema (%s): moved to %s, reindexing",
+                self._index,
+                ", ".join(current),
+                self._concrete,
+            )
+        for old in current:
+            try:
+                self._client.request("DELETE", f"/{old}")
+            except _EngineError as err:
+                if err.status != 404:
+                    log.warning("could not delete the old search index %s: %s", old, err)
+        # The alias was missing or pointed elsewhere: whatever the catalog holds
+        # is not (all) in this index.
+        self.schema_rebuilt = True
 
     # -- writes --------------------------------------------------------------------
 
@@ -254,10 +342,19 @@ class ElasticsearchIndex:
         """Index documents by id; the engine refuses any older than the stored revision."""
         self._bulk_index(list(_latest(docs).values()))
 
-    def _bulk_index(self, docs: list[IndexDocument]) -> None:
+    def _bulk_index(
+        self, docs: list[IndexDocument], stored_keys: dict[str, list[str]] | None = None
+    ) -> None:
+        """Write `docs` with their completion keys: those of `stored_keys` (an
+        access update keeps the text, hence the keys) or made here."""
         for i in range(0, len(docs), _BULK_CHUNK):
+            chunk = docs[i : i + _BULK_CHUNK]
+            if stored_keys is not None:
+                keys = [stored_keys.get(d.id, []) for d in chunk]
+            else:
+                keys = self._completion_keys(chunk)
             lines: list[str] = []
-            for doc in docs[i : i + _BULK_CHUNK]:
+            for doc, doc_keys in zip(chunk, keys, strict=True):
                 action = {
                     "index": {
                         "_index": self._index,
@@ -267,11 +364,34 @@ class ElasticsearchIndex:
                     }
                 }
                 lines.append(json.dumps(action))
-                lines.append(json.dumps(_source(doc), ensure_ascii=False))
+                lines.append(json.dumps(_source(doc, doc_keys), ensure_ascii=False))
             result = self._call(
                 "POST", "/_bulk", body="\n".join(lines) + "\n", what="write to the search index"
             )
             self._check_bulk(result)
+
+    def _completion_keys(self, docs: list[IndexDocument]) -> list[list[str]]:
+        """The completion keys of each document, from our analysis of its texts,
+        exactly as the Tantivy adapter makes them (title, filename, tags, body)."""
+        prepared: list[list[tuple[str, str, str]]] = []
+        for doc in docs:
+            title = _nfc(doc.title)
+            filename = _nfc(doc.filename)
+            parts = [
+                ("title", title, title),
+                ("filename", filename, _FILENAME_PUNCT.sub(" ", filename)),
+            ]
+            parts += [("tags", _nfc(tag), _nfc(tag)) for tag in doc.tags if tag]
+            body = _nfc(doc.body)[: self._max_body_chars]
+            parts.append(("body", body, body))
+            prepared.append(parts)
+        tokens = analyze_texts(self._analyzer, [text for parts in prepared for _, _, text in parts])
+        out: list[list[str]] = []
+        cursor = 0
+        for parts in prepared:
+            out.append(_completion_keys(parts, tokens[cursor : cursor + len(parts)]))
+            cursor += len(parts)
+        return out
 
     def _check_bulk(self, result: Any) -> None:
         """Raise on any failed item but a version conflict (an older revision, ignored)."""
@@ -301,20 +421,31 @@ class ElasticsearchIndex:
         if not docs:
             return []
         latest = list(_latest(docs).values())
-        bodies = self._stored_bodies([d.id for d in latest])
-        self._bulk_index([replace(d, body=bodies[d.id]) for d in latest if d.id in bodies])
-        return [d.id for d in docs if d.id not in bodies]
+        found: set[str] = set()
+        for i in range(0, len(latest), _STORED_BATCH):
+            chunk = latest[i : i + _STORED_BATCH]
+            stored = self._stored_texts([d.id for d in chunk])
+            found.update(stored)
+            self._bulk_index(
+                [replace(d, body=stored[d.id][0]) for d in chunk if d.id in stored],
+                {doc_id: keys for doc_id, (_, keys) in stored.items()},
+            )
+        return [d.id for d in docs if d.id not in found]
 
-    def _stored_bodies(self, ids: list[str]) -> dict[str, str]:
+    def _stored_texts(self, ids: list[str]) -> dict[str, tuple[str, list[str]]]:
+        """The stored body and completion keys of each of `ids` in the index."""
         result = self._call(
             "POST",
             f"/{self._index}/_mget",
             body={"ids": ids},
-            params={"_source_includes": "body"},
+            params={"_source_includes": "body,complete"},
             what="read the search index",
         )
         return {
-            d["_id"]: str(d.get("_source", {}).get("body", ""))
+            d["_id"]: (
+                str(d.get("_source", {}).get("body", "")),
+                [str(k) for k in d.get("_source", {}).get("complete", [])],
+            )
             for d in result.get("docs", [])
             if d.get("found")
         }
@@ -392,19 +523,14 @@ class ElasticsearchIndex:
                 hits=[],
                 facets={name: [] for name in FACET_FIELDS} if request.with_facets else {},
             )
-        body = search_body(
-            request,
-            access,
-            engine_highlights=self._analyzer is None,
-            runs_of=self._fallback_runs if self._analyzer is not None else None,
-        )
-        if self._analyzer is not None and request.with_highlights:
+        body = search_body(request, access, engine_highlights=False, runs_of=self._fallback_runs)
+        if request.with_highlights:
             body["_source"].append("body")
         result = self._call(
             "POST", f"/{self._index}/_search", body=body, what="search the search index"
         )
         hits = [_hit(h) for h in result["hits"]["hits"]]
-        if self._analyzer is not None and request.with_highlights and request.query.has_positive:
+        if request.with_highlights and request.query.has_positive:
             hits = self._highlighted(request, hits, result["hits"]["hits"])
         facets: dict[str, list[FacetCount]] = {}
         if request.with_facets:
@@ -420,7 +546,6 @@ class ElasticsearchIndex:
     def _fallback_runs(self, word: str, excluded: bool) -> tuple[str, ...]:
         """The Hangul runs our analysis seeks inside compounds for `word` (alone:
         without the context of the other words, unlike Tantivy)."""
-        assert self._analyzer is not None
         if excluded:
             analyzed = analyze_query(self._analyzer, UserQuery(excluded=(word,)))
             fallback = analyzed.excluded_fallback(0) if analyzed.excluded else None
@@ -433,7 +558,6 @@ class ElasticsearchIndex:
         self, request: SearchRequest, hits: list[SearchHit], raw: list[dict[str, Any]]
     ) -> list[SearchHit]:
         """`hits` with highlights of our own analysis of the query (see `__init__`)."""
-        assert self._analyzer is not None
         analyzed = analyze_query(self._analyzer, request.query)
         terms = analyzed.highlight_terms
         # Where the compound fallback may have matched, the word is marked as written.
@@ -450,24 +574,80 @@ class ElasticsearchIndex:
         return marked
 
     def suggest(self, access: AccessFilter, prefix: str, limit: int) -> list[Suggestion]:
-        """Not implemented in this first cut (see NOTES-es-adapter.md)."""
-        raise NotImplementedError("suggestions on Elasticsearch are not implemented yet")
+        """Titles, then terms, beginning with `prefix`, counted over the documents
+        `access` lets through (see the port; the same keys and rules as Tantivy)."""
+        typed = unicodedata.normalize("NFC", prefix).strip()
+        if not typed or limit < 1 or access.lets_nothing_through:
+            return []
+        form = "c" if is_initials(typed) else "j"
+        lookup = typed if form == "c" else letters(typed)
+        # As Tantivy: one syllable (two initials) completes words, not titles.
+        enough = 3 if form == "c" else 2
+        kinds = list(SuggestionKind) if len(typed) >= enough else [SuggestionKind.TERM]
+        out: list[Suggestion] = []
+        seen: set[str] = set()
+        for kind in kinds:
+            if len(out) >= limit:
+                break  # titles fill the list: the words would be cut off anyway
+            key = f"{'t' if kind is SuggestionKind.TITLE else 'w'}{form}:{lookup}"
+            for text, count in self._completions(access, key, limit):
+                if text and text not in seen:
+                    seen.add(text)
+                    out.append(Suggestion(text, kind, count))
+        return out[:limit]
+
+    def _completions(self, access: AccessFilter, key: str, limit: int) -> list[tuple[str, int]]:
+        """Up to `limit` completion keys starting with `key` that readable documents
+        hold, with how many readable documents hold each, most first (then by key)."""
+        return [
+            (found.partition(_KEY_SEPARATOR)[2], count)
+            for found, count in self._raw_completions(access, key, limit)
+            if count > 0
+        ]
 
     def corrections(self, access: AccessFilter, word: str, limit: int) -> list[Suggestion]:
-        """Not implemented in this first cut (see NOTES-es-adapter.md)."""
-        raise NotImplementedError("corrections on Elasticsearch are not implemented yet")
+        """Readable terms within a few letters of `word` (see the port; as Tantivy)."""
+        typed = unicodedata.normalize("NFC", word).strip().lower()
+        spelled = letters(typed)
+        if len(spelled) < 2 or limit < 1 or access.lets_nothing_through:
+            return []
+        budget = max(1, min(3, len(spelled) // 4))
+        scored: list[tuple[int, int, str]] = []
+        for key, count in self._raw_completions(access, f"wj:{spelled[0]}", _CORRECTION_CANDIDATES):
+            candidate_letters, _, text = key[3:].partition(_KEY_SEPARATOR)
+            if count <= 0 or not text or text == typed:
+                continue
+            distance = edit_distance(spelled, candidate_letters, budget)
+            if distance <= budget:
+                scored.append((distance, -count, text))
+        scored.sort()
+        return [
+            Suggestion(text, SuggestionKind.TERM, -negative) for _, negative, text in scored[:limit]
+        ]
+
+    def _raw_completions(self, access: AccessFilter, key: str, limit: int) -> list[tuple[str, int]]:
+        """The completion keys themselves (see `completion_body`) with their counts."""
+        result = self._call(
+            "POST",
+            f"/{self._index}/_search",
+            body=completion_body(access, key, limit),
+            what="read completions from the search index",
+        )
+        buckets = result.get("aggregations", {}).get("keys", {}).get("buckets", [])
+        return [(str(b["key"]), int(b["doc_count"])) for b in buckets]
 
     def close(self) -> None:
         """Release the client's connections."""
         self._client.close()
 
     def drop(self) -> None:
-        """Delete the whole index (tests, and a reindex's old index)."""
-        try:
-            self._client.request("DELETE", f"/{self._index}")
-        except _EngineError as err:
-            if err.status != 404:
-                raise SearchUnavailableError(f"cannot delete the search index: {err}") from err
+        """Delete the concrete indices behind the alias, and so the alias (tests)."""
+        for concrete in self._aliased() or [self._concrete]:
+            try:
+                self._client.request("DELETE", f"/{concrete}")
+            except _EngineError as err:
+                if err.status != 404:
+                    raise SearchUnavailableError(f"cannot delete the search index: {err}") from err
 
 
 # -- request bodies (pure: tested without an engine) ------------------------------------
@@ -654,7 +834,47 @@ def search_body(
     return body
 
 
-def _source(doc: IndexDocument) -> dict[str, Any]:
+def completion_body(access: AccessFilter, key: str, limit: int) -> dict[str, Any]:
+    """The `_search` body of the `limit` completion keys beginning with `key` that
+    the documents `access` lets through hold, most documents first, then by key.
+
+    ACCESS is the query's only clause besides the key's `prefix`, and the
+    aggregation counts only the documents it matched: a key held only by
+    documents the caller may not read is never returned, nor counted. The
+    aggregation's `include` keeps only the keys with the prefix (each document
+    holds many other keys); every character is escaped, so the key is a literal.
+    """
+    return {
+        "size": 0,
+        "track_total_hits": False,
+        "query": {
+            "bool": {"filter": [{"prefix": {"complete": {"value": key}}}, access_filter(access)]}
+        },
+        "aggs": {
+            "keys": {
+                "terms": {
+                    "field": "complete",
+                    "include": _literal_regexp(key) + ".*",
+                    # Per document's values, not global ordinals: OpenSearch 2.19.1
+                    # fails (index_out_of_bounds_exception) on an ordinals `include`
+                    # that matches no term at all, i.e. on every unknown prefix.
+                    # The query keeps only documents holding the prefix anyway.
+                    "execution_hint": "map",
+                    "size": limit,
+                    "shard_size": max(limit * 2, limit + 10),
+                    "order": [{"_count": "desc"}, {"_key": "asc"}],
+                }
+            }
+        },
+    }
+
+
+def _literal_regexp(text: str) -> str:
+    """`text` as a Lucene regular expression matching only itself."""
+    return "".join(ch if ch.isalnum() else "\\" + ch for ch in text)
+
+
+def _source(doc: IndexDocument, keys: list[str]) -> dict[str, Any]:
     return {
         "id": doc.id,
         "revision": doc.revision,
@@ -668,6 +888,7 @@ def _source(doc: IndexDocument) -> dict[str, Any]:
         "title": doc.title,
         "filename": doc.filename,
         "body": doc.body,
+        "complete": keys,
     }
 
 
@@ -687,6 +908,10 @@ def _hit(raw: dict[str, Any]) -> SearchHit:
         created_at=_parse_iso(str(source.get("created_at"))),
         highlights=fragments,
     )
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
 
 
 def _iso(moment: datetime) -> str:

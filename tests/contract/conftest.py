@@ -163,7 +163,7 @@ def search_index(
     es_index = ElasticsearchIndex(
         os.environ["CROSSDOC_TEST_ELASTICSEARCH_URL"],
         f"crossdoc-test-{uuid.uuid4().hex}",
-        analyzer=korean_analyzer,
+        korean_analyzer,
     )
     try:
         yield es_index

@@ -9,15 +9,19 @@ from typing import Any
 
 import pytest
 
+from indexer.analysis.korean import KoreanAnalyzer
 from indexer.index.base import AccessFilter, SearchRequest, SortOrder
 from indexer.index.elasticsearch import (
     ElasticsearchIndex,
     access_filter,
+    completion_body,
     search_body,
     text_query,
 )
 from indexer.query import parse_user_query
 from storage.catalog.policy_match import PolicyMatch
+
+_ANALYZER = KoreanAnalyzer()
 
 
 def test_access_filter_has_the_documented_shape() -> None:
@@ -119,7 +123,7 @@ class _Recorder:
 
 def test_a_caller_without_tokens_gets_nothing_without_asking_the_engine() -> None:
     client = _Recorder()
-    index = ElasticsearchIndex("http://unused", "idx", client=client)
+    index = ElasticsearchIndex("http://unused", "idx", _ANALYZER, client=client)
     client.calls.clear()
     results = index.search(SearchRequest(query=parse_user_query("예산")), AccessFilter(frozenset()))
     assert results.total == 0 and results.hits == []
@@ -130,9 +134,34 @@ def test_offset_beyond_the_window_is_refused_before_the_engine() -> None:
     from indexer.errors import InvalidQueryError
 
     client = _Recorder()
-    index = ElasticsearchIndex("http://unused", "idx", client=client, max_result_window=100)
+    index = ElasticsearchIndex(
+        "http://unused", "idx", _ANALYZER, client=client, max_result_window=100
+    )
     with pytest.raises(InvalidQueryError):
         index.search(
             SearchRequest(query=parse_user_query(""), offset=95, limit=10),
             AccessFilter(frozenset({"gov"})),
         )
+
+
+def test_completions_are_counted_only_over_readable_documents() -> None:
+    access = AccessFilter(frozenset({"gov"}), stale_ids=frozenset({"s"}))
+    body = completion_body(access, "wj:ㅈㅏㅁ", 10)
+    # ACCESS filters the documents the aggregation counts: a key only unreadable
+    # documents hold is neither returned nor counted.
+    assert body["query"] == {
+        "bool": {
+            "filter": [{"prefix": {"complete": {"value": "wj:ㅈㅏㅁ"}}}, access_filter(access)]
+        }
+    }
+    assert body["size"] == 0
+    terms = body["aggs"]["keys"]["terms"]
+    assert terms["field"] == "complete" and terms["size"] == 10
+    assert terms["order"] == [{"_count": "desc"}, {"_key": "asc"}]
+    assert terms["execution_hint"] == "map"  # see completion_body
+
+
+def test_a_completion_prefix_is_a_literal_in_the_aggregation_regexp() -> None:
+    # Regexp operators typed by the user (`.*`, `|`, `(`) must not widen the keys kept.
+    terms = completion_body(AccessFilter(frozenset({"gov"})), "tj:a.*|(b", 5)["aggs"]["keys"]
+    assert terms["terms"]["include"] == "tj\\:a\\.\\*\\|\\(b.*"
