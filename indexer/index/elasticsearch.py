@@ -41,9 +41,10 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Protocol
 
+from indexer.analysis.grams import PARTICLES
 from indexer.analysis.highlight import highlight
 from indexer.analysis.jamo import edit_distance, is_initials, letters
-from indexer.analysis.korean import KoreanAnalyzer
+from indexer.analysis.korean import AnalysisMode, KoreanAnalyzer
 from indexer.analysis.process import analyze_texts
 from indexer.analysis.query_terms import analyze_query
 from indexer.errors import InvalidQueryError, SearchUnavailableError
@@ -83,6 +84,8 @@ _HIGHLIGHT_FRAGMENT_CHARS = 150
 _HIGHLIGHT_FRAGMENTS = 3
 #: The score of a word found only inside a compound (below any precise match).
 _FALLBACK_SCORE = 0.0001
+#: Words this close together score as standing together (a phrase with slop).
+_ADJACENT_SLOP = 2
 
 
 class _EngineClient(Protocol):
@@ -523,7 +526,13 @@ class ElasticsearchIndex:
                 hits=[],
                 facets={name: [] for name in FACET_FIELDS} if request.with_facets else {},
             )
-        body = search_body(request, access, engine_highlights=False, runs_of=self._fallback_runs)
+        body = search_body(
+            request,
+            access,
+            engine_highlights=False,
+            runs_of=self._fallback_runs,
+            plain_of=self._without_particle,
+        )
         if request.with_highlights:
             body["_source"].append("body")
         result = self._call(
@@ -542,6 +551,16 @@ class ElasticsearchIndex:
                 ]
                 facets[name] = sorted(counts, key=lambda c: (-c.count, c.value))
         return SearchResults(total=int(result["hits"]["total"]["value"]), hits=hits, facets=facets)
+
+    def _without_particle(self, word: str) -> str:
+        """`word` without a particle our analysis leaves after its last term
+        (`국민디자인단의` → 국민디자인단), which nori may read as a noun of its own
+        (의 after a user word) and then require."""
+        tokens = self._analyzer.analyze(word, AnalysisMode.QUERY)
+        if not tokens:
+            return word
+        end = max(t.end for t in tokens)
+        return word[:end] if word[end:] in PARTICLES else word
 
     def _fallback_runs(self, word: str, excluded: bool) -> tuple[str, ...]:
         """The Hangul runs our analysis seeks inside compounds for `word` (alone:
@@ -658,25 +677,44 @@ def text_query(
     *,
     compound_fallback: bool = False,
     runs_of: Callable[[str, bool], tuple[str, ...]] | None = None,
+    plain_of: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """The user's text as the scoring clause: every word and phrase must match,
     no excluded one may. The text is only ever an analysed `match` value, never
     query syntax.
 
-    A word also matches in the title, which scores it higher. With
-    `compound_fallback`, a Hangul word also matches as written inside a compound
-    (its bigrams, adjacent, in `grams`) at a near-zero constant score, so such
-    matches rank below every precise one; an excluded word is excluded there too.
-    `runs_of(word, excluded)` gives the Hangul runs to seek for a word (our
-    analysis drops its particles: `키오스크를` → `키오스크`); without it, the
-    word as typed.
+    The words go to the engine together, as one `match` (every term required),
+    so its synonym graph sees words that stand together (`정부 3.0` → 정부3.0,
+    `personal data` → 개인정보); each word as `plain_of(word)` gives it (our
+    analysis drops a particle nori would read as a noun: `국민디자인단의`). They
+    also match in the title, which scores higher, and, as a phrase (a little
+    slop), score higher where they stand together. With `compound_fallback`, a
+    document matching each word either precisely or, Hangul as written, inside
+    a compound (its bigrams, adjacent, in `grams`) matches at a near-zero
+    constant score, below every precise match; an excluded word is excluded
+    there too. `runs_of(word, excluded)` gives the Hangul runs to seek for a
+    word (`키오스크를` → 키오스크); without it, the word as typed.
     """
     runs = runs_of or _typed_runs
+    plain = plain_of or (lambda word: word)
     if not query.has_positive and not query.excluded:
         return {"match_all": {}}
-    must: list[dict[str, Any]] = [
-        _word_query(word, runs(word, False) if compound_fallback else ()) for word in query.words
-    ]
+    must: list[dict[str, Any]] = []
+    if query.words:
+        words = [plain(word) for word in query.words]
+        precise = _words_query(" ".join(words))
+        inside = [_inside(runs(word, False)) for word in query.words] if compound_fallback else []
+        if any(q is not None for q in inside):
+            each = [
+                _either(_match(word), found) if found is not None else _match(word)
+                for word, found in zip(words, inside, strict=True)
+            ]
+            fallback = {
+                "constant_score": {"filter": {"bool": {"filter": each}}, "boost": _FALLBACK_SCORE}
+            }
+            must.append(_either(precise, fallback))
+        else:
+            must.append(precise)
     must += [{"match_phrase": {"text": {"query": phrase}}} for phrase in query.phrases]
     if not must:
         must = [{"match_all": {}}]
@@ -691,18 +729,26 @@ def text_query(
     return {"bool": clause}
 
 
-def _word_query(word: str, runs: tuple[str, ...]) -> dict[str, Any]:
-    precise = {
+def _match(text: str) -> dict[str, Any]:
+    return {"match": {"text": {"query": text, "operator": "and"}}}
+
+
+def _either(*queries: dict[str, Any]) -> dict[str, Any]:
+    return {"bool": {"should": list(queries), "minimum_should_match": 1}}
+
+
+def _words_query(text: str) -> dict[str, Any]:
+    """Every term of `text` in the document's text; more score in the title and
+    where the words stand together."""
+    return {
         "bool": {
-            "must": [{"match": {"text": {"query": word, "operator": "and"}}}],
-            "should": [{"match": {"title": {"query": word, "operator": "and", "boost": 2.0}}}],
+            "must": [_match(text)],
+            "should": [
+                {"match": {"title": {"query": text, "operator": "and", "boost": 2.0}}},
+                {"match_phrase": {"text": {"query": text, "slop": _ADJACENT_SLOP}}},
+            ],
         }
     }
-    found_inside = _inside(runs)
-    if found_inside is None:
-        return precise
-    inside = {"constant_score": {"filter": found_inside, "boost": _FALLBACK_SCORE}}
-    return {"bool": {"should": [precise, inside], "minimum_should_match": 1}}
 
 
 def _inside(runs: tuple[str, ...]) -> dict[str, Any] | None:
@@ -759,6 +805,7 @@ def search_body(
     *,
     engine_highlights: bool = True,
     runs_of: Callable[[str, bool], tuple[str, ...]] | None = None,
+    plain_of: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """The whole `_search` body of `request` for the caller `access` describes
     (with the engine's highlighter if `engine_highlights`)."""
@@ -780,7 +827,10 @@ def search_body(
             "bool": {
                 "must": [
                     text_query(
-                        request.query, compound_fallback=request.compound_fallback, runs_of=runs_of
+                        request.query,
+                        compound_fallback=request.compound_fallback,
+                        runs_of=runs_of,
+                        plain_of=plain_of,
                     )
                 ],
                 "filter": filters,
