@@ -29,6 +29,7 @@ engine as `match`/`match_phrase` on the nori-analysed fields.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -78,6 +79,12 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_RESULT_WINDOW = 10_000
 FACET_SIZE = 50
 _BULK_CHUNK = 500
+#: Every write is searchable when it returns: the pipeline records a document
+#: indexed right after writing it, and from then on searches trust the index's
+#: readers for it (a stale entry is no longer decided by the catalog), so an
+#: entry not yet refreshed would show its old readers (a revoked reader would
+#: still find it). One refresh per bulk request (a batch), not per document.
+_VISIBLE = {"refresh": "true"}
 #: Documents whose stored text is read back at once by an access update.
 _STORED_BATCH = 100
 _HIGHLIGHT_FRAGMENT_CHARS = 150
@@ -189,16 +196,40 @@ class _ElasticsearchClient:
 
 
 def detect_engine(url: str, timeout: float = 10.0) -> str:
-    """`"opensearch"` or `"elasticsearch"`, from the engine's answer to `GET /`."""
+    """`"opensearch"` or `"elasticsearch"`, from the engine's answer to `GET /`.
+
+    Credentials in the URL (`https://user:password@host:9200`) are sent as basic
+    authentication and never appear in an error message."""
+    parts = urllib.parse.urlsplit(url)
+    bare = parts._replace(netloc=parts.hostname or "")
+    if parts.port is not None:
+        bare = bare._replace(netloc=f"{parts.hostname}:{parts.port}")
+    shown = urllib.parse.urlunsplit(bare)
+    request = urllib.request.Request(shown.rstrip("/") + "/")  # noqa: S310 - our own setting
+    if parts.username is not None:
+        pair = (
+            f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        )
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/", timeout=timeout) as response:  # noqa: S310 - our own setting
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             info = json.loads(response.read())
     except (OSError, ValueError) as err:
         raise SearchUnavailableError(
-            f"the search engine at {url} cannot be reached: {err}"
+            f"the search engine at {shown} cannot be reached: {err}"
         ) from err
     distribution = str(info.get("version", {}).get("distribution", ""))
     return "opensearch" if distribution == "opensearch" else "elasticsearch"
+
+
+def redacted(url: str) -> str:
+    """`url` without its credentials (for messages and logs)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _connect(url: str, timeout: float) -> _EngineClient:
@@ -369,7 +400,11 @@ class ElasticsearchIndex:
                 lines.append(json.dumps(action))
                 lines.append(json.dumps(_source(doc, doc_keys), ensure_ascii=False))
             result = self._call(
-                "POST", "/_bulk", body="\n".join(lines) + "\n", what="write to the search index"
+                "POST",
+                "/_bulk",
+                body="\n".join(lines) + "\n",
+                params=_VISIBLE,
+                what="write to the search index",
             )
             self._check_bulk(result)
 
@@ -465,6 +500,7 @@ class ElasticsearchIndex:
                 "POST",
                 "/_bulk",
                 body="\n".join(lines) + "\n",
+                params=_VISIBLE,
                 what="remove documents from the search index",
             )
             self._check_bulk(result)
