@@ -21,6 +21,7 @@ import asyncio
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Generator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -133,15 +134,23 @@ class Stack:
 class InProcessStack(Stack):
     manual_indexing = True
 
-    def __init__(self, extractor: TextExtractor) -> None:
+    def __init__(self, extractor: TextExtractor, search_url: str | None = None) -> None:
+        """The app on the embedded index, or on Elasticsearch/OpenSearch at
+        `search_url` (a fresh, uniquely named index, dropped on close)."""
         super().__init__()
         self.data_dir = scratch_dir()
+        remote = (
+            {"search_url": search_url, "search_index": f"crossdoc-test-{uuid.uuid4().hex}"}
+            if search_url
+            else {}
+        )
         # Thousands of searches from one address in seconds: throttling is tested elsewhere.
         settings = Settings(
             data_dir=self.data_dir,
             admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
             demo=False,
             rate_limits=False,
+            **remote,  # type: ignore[arg-type]
         )
         services = build_services(settings, passwords=fast_passwords())
         services.extractor.close()
@@ -219,6 +228,9 @@ class InProcessStack(Stack):
             pass
 
     def close(self) -> None:
+        drop = getattr(self.services.index, "drop", None)
+        if drop is not None:  # a test index on Elasticsearch/OpenSearch
+            drop()
         try:
             self.loop.run_until_complete(self.client.aclose())
             self.loop.run_until_complete(self.lifespan.__aexit__(None, None, None))

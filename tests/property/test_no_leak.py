@@ -169,7 +169,7 @@ class Tally:
         return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
 
 
-TALLIES = {"in-process": Tally(), "http": Tally()}
+TALLIES = {"in-process": Tally(), "http": Tally(), "in-process-elasticsearch": Tally()}
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -1066,6 +1066,16 @@ class InProcessMachine(NoLeakMachine):
             self.tally.policies_recreated_over_indexed_tokens += indexed
 
 
+class ElasticsearchMachine(InProcessMachine):
+    """The fast leg on Elasticsearch/OpenSearch (`CROSSDOC_TEST_ELASTICSEARCH_URL`)."""
+
+    leg = "in-process-elasticsearch"
+    search_url: ClassVar[str]
+
+    def make_stack(self) -> Stack:
+        return InProcessStack(self.extractor, search_url=self.search_url)
+
+
 class ServerMachine(NoLeakMachine):
     leg = "http"
 
@@ -1127,6 +1137,32 @@ def test_no_leak_in_process(extractor: TextExtractor) -> None:
     assert tally.hidden_suggest_checks >= 100, tally.line()
     # Policies were deleted and created again over the index's leftover tokens.
     assert tally.policies_recreated_over_indexed_tokens >= 5, tally.line()
+
+
+#: Examples of the Elasticsearch/OpenSearch leg: each search is a request to the
+#: node, so it runs fewer examples than the embedded leg (its counts are asserted).
+ELASTICSEARCH_EXAMPLES = 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL"),
+    reason="set CROSSDOC_TEST_ELASTICSEARCH_URL to run against Elasticsearch/OpenSearch",
+)
+def test_no_leak_in_process_on_elasticsearch(extractor: TextExtractor) -> None:
+    tally = TALLIES["in-process-elasticsearch"]
+    tally.reset()
+    ElasticsearchMachine.extractor = extractor
+    ElasticsearchMachine.search_url = os.environ["CROSSDOC_TEST_ELASTICSEARCH_URL"]
+    chosen = _settings(ELASTICSEARCH_EXAMPLES, 30)
+    run_state_machine_as_test(ElasticsearchMachine, settings=chosen)  # type: ignore[no-untyped-call]
+    print(f"\nproof of no leak, in-process on Elasticsearch/OpenSearch: {tally.line()}")
+    share = ELASTICSEARCH_EXAMPLES / 16  # of the embedded leg's examples and its floors
+    assert tally.search_checks >= REQUIRED_SEARCH_CHECKS * share, tally.line()
+    assert tally.stale_search_checks >= REQUIRED_SEARCH_CHECKS * share // 10, tally.line()
+    assert tally.hidden_search_checks >= REQUIRED_SEARCH_CHECKS * share // 10, tally.line()
+    assert tally.policy_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS * share, tally.line()
+    assert tally.hidden_suggest_checks >= 100 * share, tally.line()
 
 
 @pytest.mark.slow
