@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from storage.catalog.records import AuditFilter
-from tests.conftest import Server
+from tests.conftest import Server, drop_search_index, start_server
+
+
+@pytest.fixture(scope="module", params=["embedded", "elasticsearch"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The API on each search engine: embedded, and Elasticsearch/OpenSearch (a fresh
+    index) when `CROSSDOC_TEST_ELASTICSEARCH_URL` is set."""
+    overrides: dict[str, Any] = {}
+    url = os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL", "")
+    if request.param == "elasticsearch":
+        if not url:
+            pytest.skip(
+                "set CROSSDOC_TEST_ELASTICSEARCH_URL to run against Elasticsearch/OpenSearch"
+            )
+        overrides = {"search_url": url, "search_index": f"crossdoc-test-{uuid.uuid4().hex}"}
+    running = start_server(
+        tmp_path_factory.mktemp("crossdoc"), max_upload_bytes=8 * 1024 * 1024, **overrides
+    )
+    try:
+        yield next(running)
+    finally:
+        running.close()
+        if overrides:
+            drop_search_index(url, overrides["search_index"])
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from indexer.index.elasticsearch import (
     schema_version,
 )
 from indexer.query import parse_user_query
-from tests.conftest import free_port
+from tests.conftest import drop_search_index, free_port
 from tests.factories import index_doc as doc
 
 URL = os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL", "")
@@ -37,11 +37,7 @@ GOV = AccessFilter(frozenset({"gov"}))
 def alias() -> Iterator[str]:
     name = f"crossdoc-test-{uuid.uuid4().hex}"
     yield name
-    raw = _OpenSearchClient(URL, 10)
-    try:
-        raw.request("DELETE", f"/{name}-*")
-    finally:
-        raw.close()
+    drop_search_index(URL, name)
 
 
 def _rest(method: str, path: str, body: Any = None) -> Any:
