@@ -375,3 +375,33 @@ def test_did_you_mean_proposes_a_readable_term(server: Server, org: dict[str, st
     assert secret["id"]
     # Enough hits: no proposal.
     assert server.search(org["choi"], q="주민등록등본")["did_you_mean"] is None
+
+
+def test_a_search_engine_gone_answers_503_and_readyz_says_so(
+    server: Server, org: dict[str, str]
+) -> None:
+    index = server.services.index
+    if not hasattr(index, "_client"):
+        pytest.skip(
+            "Elasticsearch/OpenSearch only: tests/api/test_faults.py covers the embedded index"
+        )
+    from tests.conftest import free_port
+
+    live = index._client
+    dead = f"http://127.0.0.1:{free_port()}"
+    # Built as the adapter builds it, for an address where nothing listens.
+    index._client = type(live)(dead, 2)  # type: ignore[call-arg]
+    try:
+        with server.client(org["kim"]) as c:
+            r = c.get("/search", params={"q": "예산"})
+            assert r.status_code == 503
+            assert r.json()["error"]["code"] == "search_unavailable"
+            assert c.get("/suggest", params={"q": "예산"}).status_code == 503
+        with server.client() as anonymous:
+            ready = anonymous.get("/readyz")
+            assert ready.status_code == 503
+            assert "search_index" in ready.json()["error"]["message"]
+    finally:
+        index._client = live
+    with server.client() as anonymous:
+        assert anonymous.get("/readyz").status_code == 200
