@@ -133,19 +133,28 @@ def build_index(settings: Settings) -> SearchIndex:
 
 def _build_elasticsearch_index(settings: Settings) -> SearchIndex:
     from indexer.errors import SearchUnavailableError
-    from indexer.index.elasticsearch import ElasticsearchIndex
+    from indexer.index.elasticsearch import (
+        DEFAULT_MAX_RESULT_WINDOW,
+        ElasticsearchIndex,
+        redacted,
+    )
 
+    # Our analyser makes the completion keys and highlights; nori on the node
+    # (its own copy of the user dictionary and synonyms) analyses the text.
+    analyzer = build_analyzer(settings)
     try:
         return ElasticsearchIndex(
             settings.search_url,
             settings.search_index,
-            build_analyzer(settings),
-            max_result_window=settings.max_result_window,
+            analyzer,
+            # The index's own max_result_window (index-settings.json) bounds it too.
+            max_result_window=min(settings.max_result_window, DEFAULT_MAX_RESULT_WINDOW),
         )
     except SearchUnavailableError as err:
+        where = redacted(settings.search_url)
         raise ConfigurationError(
-            f"CROSSDOC_SEARCH_URL: the search engine at {settings.search_url} is unavailable "
-            f"({err}); start it or set CROSSDOC_SEARCH_URL=embedded"
+            f"CROSSDOC_SEARCH_URL: the search engine at {where} is unavailable ({err}); "
+            "start it, or set CROSSDOC_SEARCH_URL=embedded"
         ) from err
 
 
