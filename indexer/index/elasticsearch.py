@@ -84,7 +84,10 @@ _BULK_CHUNK = 500
 #: readers for it (a stale entry is no longer decided by the catalog), so an
 #: entry not yet refreshed would show its old readers (a revoked reader would
 #: still find it). One refresh per bulk request (a batch), not per document.
-_VISIBLE = {"refresh": "true"}
+#: And a write goes to the alias or nowhere: were the alias deleted under a
+#: running process, the engine would otherwise create a plain index of that
+#: name with a guessed (dynamic) mapping, without nori or the readers' keywords.
+_VISIBLE = {"refresh": "true", "require_alias": "true"}
 #: Documents whose stored text is read back at once by an access update.
 _STORED_BATCH = 100
 _HIGHLIGHT_FRAGMENT_CHARS = 150

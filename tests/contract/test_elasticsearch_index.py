@@ -104,3 +104,16 @@ def test_an_engine_not_there_at_start_is_search_unavailable(
 ) -> None:
     with pytest.raises(SearchUnavailableError, match="cannot be reached"):
         ElasticsearchIndex(f"http://127.0.0.1:{free_port()}", "crossdoc-x", korean_analyzer)
+
+
+def test_writes_never_create_an_index_in_place_of_the_alias(
+    alias: str, korean_analyzer: KoreanAnalyzer
+) -> None:
+    index = ElasticsearchIndex(URL, alias, korean_analyzer)
+    drop_search_index(URL, alias)  # the alias and its index deleted under a running process
+    with pytest.raises(SearchUnavailableError, match="refused"):
+        index.upsert([doc("a", "예산 보고")])
+    with pytest.raises(_EngineError) as missing:
+        _rest("GET", f"/{alias}")
+    assert missing.value.status == 404  # no index with a guessed mapping took its name
+    index.close()
