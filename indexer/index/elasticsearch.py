@@ -158,13 +158,22 @@ class _OpenSearchClient:
 
 
 class _ElasticsearchClient:
-    """`_EngineClient` over the official elasticsearch client (8.x)."""
+    """`_EngineClient` over the official elasticsearch client's transport.
+
+    Through `transport.perform_request`, not the client's own `perform_request`:
+    the client rewrites `application/json` into its major version's compatibility
+    media type (`compatible-with=9` for a 9.x client, which an Elasticsearch 8
+    server refuses) and insists on the `X-Elastic-Product` header. The transport
+    sends our plain JSON (which Elasticsearch 8 and 9 both accept) and leaves the
+    status to us, so any client version speaks to any server of the shared API.
+    """
 
     def __init__(self, url: str, timeout: float) -> None:
         import elasticsearch
 
-        self._module = elasticsearch
+        self._errors = elasticsearch
         self._client = elasticsearch.Elasticsearch(url, request_timeout=timeout)
+        self._timeout = timeout
 
     def request(
         self,
@@ -174,7 +183,6 @@ class _ElasticsearchClient:
         body: Any = None,
         params: dict[str, str] | None = None,
     ) -> Any:
-        es = self._module
         headers = {"accept": "application/json"}
         if isinstance(body, str):
             headers["content-type"] = "application/x-ndjson"
@@ -187,12 +195,16 @@ class _ElasticsearchClient:
         if params:
             path = f"{path}?{urllib.parse.urlencode(params)}"
         try:
-            response = self._client.perform_request(method, path, headers=headers, body=raw)
-        except es.ConnectionError as err:
+            meta, answer = self._client.transport.perform_request(
+                method, path, headers=headers, body=raw, request_timeout=self._timeout
+            )
+        except self._errors.ConnectionError as err:
             raise SearchUnavailableError(f"the search engine cannot be reached: {err}") from err
-        except es.ApiError as err:
-            raise _EngineError(int(err.meta.status), err.body) from err
-        return response.body
+        except self._errors.TransportError as err:  # timeouts, TLS, serialisation
+            raise SearchUnavailableError(f"the search engine did not answer: {err}") from err
+        if not 200 <= meta.status < 300:
+            raise _EngineError(meta.status, answer)
+        return answer
 
     def close(self) -> None:
         self._client.close()

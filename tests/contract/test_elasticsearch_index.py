@@ -16,6 +16,7 @@ from indexer.errors import SearchUnavailableError
 from indexer.index.base import AccessFilter, SearchRequest
 from indexer.index.elasticsearch import (
     ElasticsearchIndex,
+    _ElasticsearchClient,
     _EngineError,
     _OpenSearchClient,
     detect_engine,
@@ -117,3 +118,30 @@ def test_writes_never_create_an_index_in_place_of_the_alias(
         _rest("GET", f"/{alias}")
     assert missing.value.status == 404  # no index with a guessed mapping took its name
     index.close()
+
+
+def test_the_elasticsearch_client_speaks_the_shared_api(
+    alias: str, korean_analyzer: KoreanAnalyzer
+) -> None:
+    # No Elasticsearch here: the official client's path runs against this node, which
+    # speaks the same REST API. Plain JSON media types (a 9.x client's own requests ask
+    # for `compatible-with=9`, which Elasticsearch 8 refuses) and no product check.
+    client = _ElasticsearchClient(URL, 10)
+    index = ElasticsearchIndex(URL, alias, korean_analyzer, client=client)
+    index.upsert(
+        [doc("a", "잠수함 예산 보고", title="잠수함 보고"), doc("b", "예산", readers=["x"])]
+    )
+    results = index.search(SearchRequest(query=parse_user_query("잠수함")), GOV)
+    assert [h.id for h in results.hits] == ["a"]
+    assert "<mark>" in results.hits[0].highlights[0]
+    assert [s.text for s in index.suggest(GOV, "잠수", 5)][:1] == ["잠수함 보고"]
+    assert index.update_access([doc("a", readers=["x"], revision=2)]) == []
+    assert index.search(SearchRequest(query=parse_user_query("잠수함")), GOV).total == 0
+    assert index.revisions(["a", "b", "c"]) == {"a": 2, "b": 1}
+    with pytest.raises(_EngineError) as missing:
+        client.request("GET", f"/{alias}-no-such-index")
+    assert missing.value.status == 404
+    index.close()
+    gone = _ElasticsearchClient(f"http://127.0.0.1:{free_port()}", 2)
+    with pytest.raises(SearchUnavailableError, match="cannot be reached"):
+        gone.request("GET", "/")
