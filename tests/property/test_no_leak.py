@@ -169,7 +169,12 @@ class Tally:
         return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
 
 
-TALLIES = {"in-process": Tally(), "http": Tally(), "in-process-elasticsearch": Tally()}
+TALLIES = {
+    "in-process": Tally(),
+    "http": Tally(),
+    "in-process-elasticsearch": Tally(),
+    "http-elasticsearch": Tally(),
+}
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -1083,6 +1088,16 @@ class ServerMachine(NoLeakMachine):
         return ServerStack()
 
 
+class ElasticsearchServerMachine(ServerMachine):
+    """The HTTP leg on Elasticsearch/OpenSearch: the server's worker races the searches."""
+
+    leg = "http-elasticsearch"
+    search_url: ClassVar[str]
+
+    def make_stack(self) -> Stack:
+        return ServerStack(search_url=self.search_url)
+
+
 def _settings(examples: int, steps: int) -> settings:
     return settings(
         max_examples=examples,
@@ -1173,3 +1188,22 @@ def test_no_leak_over_http() -> None:
     print(f"\nproof of no leak, over HTTP: {tally.line()}")
     assert tally.search_checks >= 500, tally.line()
     assert tally.unreadable_document_checks >= 30, tally.line()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL"),
+    reason="set CROSSDOC_TEST_ELASTICSEARCH_URL to run against Elasticsearch/OpenSearch",
+)
+def test_no_leak_over_http_on_elasticsearch() -> None:
+    tally = TALLIES["http-elasticsearch"]
+    tally.reset()
+    ElasticsearchServerMachine.search_url = os.environ["CROSSDOC_TEST_ELASTICSEARCH_URL"]
+    run_state_machine_as_test(ElasticsearchServerMachine, settings=_settings(2, 20))  # type: ignore[no-untyped-call]
+    print(f"\nproof of no leak, over HTTP on Elasticsearch/OpenSearch: {tally.line()}")
+    assert tally.search_checks >= 500, tally.line()
+    # Searches raced the worker: some ran while index entries were stale.
+    assert tally.stale_search_checks >= 50, tally.line()
+    assert tally.hidden_search_checks >= 100, tally.line()
+    # The document endpoints never read the index: the embedded legs check them at length.
+    assert tally.unreadable_document_checks >= 20, tally.line()
