@@ -132,6 +132,7 @@ def build_index(settings: Settings) -> SearchIndex:
 
 
 def _build_elasticsearch_index(settings: Settings) -> SearchIndex:
+    from indexer.analysis.process import AnalysisProcess
     from indexer.errors import SearchUnavailableError
     from indexer.index.elasticsearch import (
         DEFAULT_MAX_RESULT_WINDOW,
@@ -149,6 +150,12 @@ def _build_elasticsearch_index(settings: Settings) -> SearchIndex:
             analyzer,
             # The index's own max_result_window (index-settings.json) bounds it too.
             max_result_window=min(settings.max_result_window, DEFAULT_MAX_RESULT_WINDOW),
+            # The completion keys need our analysis of each document: on another core.
+            analysis=(
+                AnalysisProcess(analyzer)
+                if settings.analysis_process and (os.cpu_count() or 1) > 1
+                else None
+            ),
         )
     except SearchUnavailableError as err:
         where = redacted(settings.search_url)

@@ -36,7 +36,7 @@ import logging
 import unicodedata
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
@@ -46,7 +46,7 @@ from indexer.analysis.grams import PARTICLES
 from indexer.analysis.highlight import highlight
 from indexer.analysis.jamo import edit_distance, is_initials, letters
 from indexer.analysis.korean import AnalysisMode, KoreanAnalyzer
-from indexer.analysis.process import analyze_texts
+from indexer.analysis.process import AnalysisProcess, analyze_texts
 from indexer.analysis.query_terms import analyze_query
 from indexer.errors import InvalidQueryError, SearchUnavailableError
 from indexer.index.base import (
@@ -68,6 +68,7 @@ from indexer.index.tantivy_index import (
     _CORRECTION_CANDIDATES,
     _FILENAME_PUNCT,
     _KEY_SEPARATOR,
+    DEFAULT_ANALYSIS_CHUNK_CHARS,
     DEFAULT_MAX_BODY_CHARS,
     _completion_keys,
 )
@@ -79,6 +80,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_RESULT_WINDOW = 10_000
 FACET_SIZE = 50
 _BULK_CHUNK = 500
+#: ...and at most about this many characters of JSON per bulk request (up to
+#: ~48 MB of UTF-8 Korean: the engines refuse a request over
+#: `http.max_content_length`, 100 MB by default).
+_BULK_CHARS = 16 * 1024 * 1024
 #: Every write is searchable when it returns: the pipeline records a document
 #: indexed right after writing it, and from then on searches trust the index's
 #: readers for it (a stale entry is no longer decided by the catalog), so an
@@ -291,6 +296,7 @@ class ElasticsearchIndex:
         timeout: float = 30.0,
         max_result_window: int = DEFAULT_MAX_RESULT_WINDOW,
         max_body_chars: int = DEFAULT_MAX_BODY_CHARS,
+        analysis: AnalysisProcess | None = None,
         client: _EngineClient | None = None,
     ) -> None:
         """Connect to the engine at `url` and open (or create) the index behind `alias`.
@@ -298,7 +304,9 @@ class ElasticsearchIndex:
         `analyzer` makes the completion keys of each document at write time and
         the highlights of each hit (our mecab analysis, as the Tantivy adapter:
         both engines suggest, correct and mark the same words). `max_body_chars`
-        bounds the part of each body analysed for completions.
+        bounds the part of each body analysed for completions. With `analysis`,
+        documents are analysed in that child process, on another core (closed
+        with this index).
 
         `client` replaces the REST client (tests). Raises `SearchUnavailableError`
         when the engine cannot be reached or refuses the index settings.
@@ -309,6 +317,7 @@ class ElasticsearchIndex:
         self._max_window = max_result_window
         self._max_body_chars = max_body_chars
         self._analyzer = analyzer
+        self._analysis = analysis
         #: This opening created the concrete index (first start, or a new schema):
         #: the caller must queue every document again from the record.
         self.schema_rebuilt = False
@@ -395,15 +404,20 @@ class ElasticsearchIndex:
         self, docs: list[IndexDocument], stored_keys: dict[str, list[str]] | None = None
     ) -> None:
         """Write `docs` with their completion keys: those of `stored_keys` (an
-        access update keeps the text, hence the keys) or made here."""
-        for i in range(0, len(docs), _BULK_CHUNK):
-            chunk = docs[i : i + _BULK_CHUNK]
+        access update keeps the text, hence the keys) or made here.
+
+        Analysed a group of about `DEFAULT_ANALYSIS_CHUNK_CHARS` at a time (as Tantivy:
+        the tokens of a text take tens of times its size; only the keys are
+        kept), sent `_BULK_CHUNK` documents or `_BULK_CHARS` at a time.
+        """
+        lines: list[str] = []
+        size = 0
+        for group in self._analysis_groups(docs, analysed=stored_keys is None):
             if stored_keys is not None:
-                keys = [stored_keys.get(d.id, []) for d in chunk]
+                keys = [stored_keys.get(d.id, []) for d in group]
             else:
-                keys = self._completion_keys(chunk)
-            lines: list[str] = []
-            for doc, doc_keys in zip(chunk, keys, strict=True):
+                keys = self._completion_keys(group)
+            for doc, doc_keys in zip(group, keys, strict=True):
                 action = {
                     "index": {
                         "_index": self._index,
@@ -414,14 +428,42 @@ class ElasticsearchIndex:
                 }
                 lines.append(json.dumps(action))
                 lines.append(json.dumps(_source(doc, doc_keys), ensure_ascii=False))
-            result = self._call(
-                "POST",
-                "/_bulk",
-                body="\n".join(lines) + "\n",
-                params=_VISIBLE,
-                what="write to the search index",
-            )
-            self._check_bulk(result)
+                size += len(lines[-1]) + len(lines[-2])
+                if len(lines) >= 2 * _BULK_CHUNK or size >= _BULK_CHARS:
+                    self._send_bulk(lines)
+                    lines, size = [], 0
+        if lines:
+            self._send_bulk(lines)
+
+    def _analysis_groups(
+        self, docs: list[IndexDocument], *, analysed: bool
+    ) -> Iterator[list[IndexDocument]]:
+        """`docs` in groups of about `DEFAULT_ANALYSIS_CHUNK_CHARS` of text to analyse
+        (one group when nothing is analysed)."""
+        if not analysed:
+            yield docs
+            return
+        group: list[IndexDocument] = []
+        chars = 0
+        for doc in docs:
+            size = len(doc.title) + len(doc.filename) + min(len(doc.body), self._max_body_chars)
+            if group and chars + size > DEFAULT_ANALYSIS_CHUNK_CHARS:
+                yield group
+                group, chars = [], 0
+            group.append(doc)
+            chars += size
+        if group:
+            yield group
+
+    def _send_bulk(self, lines: list[str]) -> None:
+        result = self._call(
+            "POST",
+            "/_bulk",
+            body="\n".join(lines) + "\n",
+            params=_VISIBLE,
+            what="write to the search index",
+        )
+        self._check_bulk(result)
 
     def _completion_keys(self, docs: list[IndexDocument]) -> list[list[str]]:
         """The completion keys of each document, from our analysis of its texts,
@@ -438,7 +480,11 @@ class ElasticsearchIndex:
             body = _nfc(doc.body)[: self._max_body_chars]
             parts.append(("body", body, body))
             prepared.append(parts)
-        tokens = analyze_texts(self._analyzer, [text for parts in prepared for _, _, text in parts])
+        texts = [text for parts in prepared for _, _, text in parts]
+        if self._analysis is not None:
+            tokens = self._analysis.analyze_texts(texts)
+        else:
+            tokens = analyze_texts(self._analyzer, texts)
         out: list[list[str]] = []
         cursor = 0
         for parts in prepared:
@@ -707,7 +753,9 @@ class ElasticsearchIndex:
         return [(str(b["key"]), int(b["doc_count"])) for b in buckets]
 
     def close(self) -> None:
-        """Release the client's connections."""
+        """Release the client's connections (and stop the analysis child)."""
+        if self._analysis is not None:
+            self._analysis.close()
         self._client.close()
 
     def drop(self) -> None:

@@ -181,3 +181,27 @@ def test_words_go_together_so_synonyms_spanning_words_apply() -> None:
     assert stripped["bool"]["must"][0]["bool"]["must"][0]["match"]["text"]["query"] == (
         "국민디자인단 운영"
     )
+
+
+def test_writes_are_analysed_and_sent_in_bounded_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexer.index import elasticsearch
+    from tests.factories import index_doc
+
+    analysed: list[int] = []
+
+    def counting(analyzer: KoreanAnalyzer, texts: list[str]) -> list[list[Any]]:
+        analysed.append(len(texts))
+        return [[] for _ in texts]
+
+    monkeypatch.setattr(elasticsearch, "analyze_texts", counting)
+    monkeypatch.setattr(elasticsearch, "DEFAULT_ANALYSIS_CHUNK_CHARS", 1000)
+    monkeypatch.setattr(elasticsearch, "_BULK_CHARS", 2000)
+    client = _Recorder()
+    index = ElasticsearchIndex("http://unused", "idx", _ANALYZER, client=client)
+    client.calls.clear()
+    index.upsert([index_doc(f"d{i}", "가" * 600) for i in range(6)])
+    # About 600 characters each: one document per analysis group (the tokens of a
+    # group take tens of times its text), about three per bulk request.
+    assert len(analysed) == 6
+    bulks = [call for call in client.calls if call == ("POST", "/_bulk")]
+    assert 2 <= len(bulks) <= 3
