@@ -25,7 +25,7 @@ from bench import korean
 from bench.options import bench_parser
 from crossdoc.settings import Settings
 from crossdoc.wiring.api import build_services
-from search_api.bootstrap import bootstrap
+from services.bootstrap import bootstrap
 
 
 def main() -> None:
@@ -57,7 +57,9 @@ def _run(data: Path, tree: Path, texts: int, fallback: bool) -> tuple[float, int
         CROSSDOC_COMPOUND_FALLBACK="true" if fallback else "false",
     )
     services = build_services(Settings(data_dir=data, compound_fallback=fallback))
-    bootstrap(services, admin_password="bench-admin-password", demo=True)
+    bootstrap(
+        services.catalog, services.passwords.hash, admin_password="bench-admin-password", demo=True
+    )
     services.close()
     start = time.perf_counter()
     result = subprocess.run(

@@ -18,6 +18,11 @@ With `--texts-only` it measures only the 1 KB texts, for each number of clients 
 a fresh data dir, so that code before and after a change meet the same noise.
 `uploads_per_transaction` is how many uploads, on average, one catalog
 transaction recorded (the group commit's batch size; 1.00 without it).
+`index_lag` is the time from the last 202 until every upload is indexed;
+`cpu_ms_per_upload` the CPU the server process (API and in-process indexer
+threads) and its children (extraction, Korean analysis) used per upload, from
+the first upload until all are indexed: the work per upload, which a machine
+shared with other jobs inflates far less than the rates.
 `--direct` measures the durable-write path alone (spool → blob → catalog, in
 threads, no HTTP, no indexing), each upload its own transaction against the
 group commit.
@@ -226,16 +231,21 @@ def texts_only(args: argparse.Namespace, rng: random.Random) -> None:
                     ]
                     latencies: list[float] = []
                     before = len(bench.commit_times())
+                    cpu = bench.server.cpu_seconds(), bench.server.children_cpu_seconds()
                     uploaded, total = bench.upload_many(texts, n_clients, latencies)
+                    server_ms = (bench.server.cpu_seconds() - cpu[0]) * 1000 / len(texts)
+                    children_ms = (bench.server.children_cpu_seconds() - cpu[1]) * 1000 / len(texts)
                     transactions = len(bench.commit_times()) - before
                     rate = len(texts) / uploaded
                     rates.setdefault((label, n_clients), []).append(rate)
                     print(
                         f"round={round_no} code={label} clients={n_clients} n={len(texts)} "
                         f"upload={rate:.0f} docs/s end_to_end={len(texts) / total:.0f} docs/s "
+                        f"index_lag={total - uploaded:.1f}s "
                         f"p50={percentile(latencies, 0.5) * 1000:.1f}ms "
                         f"p99={percentile(latencies, 0.99) * 1000:.1f}ms "
-                        f"uploads_per_transaction={len(texts) / transactions:.2f}",
+                        f"uploads_per_transaction={len(texts) / transactions:.2f} "
+                        f"cpu_ms_per_upload: server={server_ms:.2f} children={children_ms:.2f}",
                         flush=True,
                     )
             finally:

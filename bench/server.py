@@ -72,6 +72,25 @@ class BenchServer:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def children_cpu_seconds(self) -> float:
+        """CPU time of the server's child processes (extraction, Korean analysis):
+        those running now, and those already gone (waited for by the server)."""
+        ticks = 0
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[13]) + int(fields[14])  # children it has waited for
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue  # the thread ended meanwhile
+            for child in children:
+                try:
+                    stat = Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()
+                except OSError:
+                    continue
+                ticks += sum(int(stat[i]) for i in (11, 12, 13, 14))
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def sign_in(self, username: str, password: str) -> str:
         """An access token for the user."""
         r = httpx.post(

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from auth.access import VISIBILITIES
+from crossdoc import __version__
 from crossdoc.settings import Settings
 from crossdoc.wiring import cli as roots
 from crossdoc.wiring.core import ConfigurationError, Core
@@ -30,6 +31,11 @@ app = typer.Typer(
     help="Crossdoc: cross-ministry document cloud (범정부 문서 클라우드).",
     no_args_is_help=True,
     add_completion=False,
+    # Click's plain help, not Rich panels: no `<bool>` type beside every flag, and
+    # long help and choices wrap instead of being cut at 80 columns. It applies to
+    # every sub-command group too (Typer hands the root's mode down).
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
 )
 console = Console(stderr=True)
 
@@ -54,10 +60,32 @@ def _built(build: Callable[[Settings], T], settings: Settings) -> T:
         raise typer.Exit(2) from err
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"crossdoc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Crossdoc: cross-ministry document cloud (범정부 문서 클라우드)."""
+
+
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    host: Annotated[str, typer.Option(metavar="HOST", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="port to listen on")] = 8000,
 ) -> None:
     """Run the API (and the in-process indexer on the embedded default)."""
     # The API process, with its own root (`crossdoc.wiring.api`): the one command
@@ -78,8 +106,14 @@ def worker() -> None:
             "in-process; set CROSSDOC_BROKER_URL (Redis) to run separate workers."
         )
         raise typer.Exit(2)
-    console.print("[red]Celery workers are not available in this build yet.[/red]")
-    raise typer.Exit(2)
+    from crossdoc.wiring.worker import CeleryWorker
+
+    _setup_logging()
+    celery_worker = _built(CeleryWorker, settings)
+    # In the foreground until SIGTERM/SIGINT (a warm shutdown: the batch being
+    # indexed ends, the claims are handed back); exit 0 after a clean stop.
+    code = celery_worker.run()
+    raise typer.Exit(code)
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -146,12 +180,21 @@ IMPORT_BATCH = 64
 
 @app.command("import")
 def import_(
-    directory: Annotated[Path, typer.Argument(exists=True, file_okay=False, readable=True)],
-    department: Annotated[str, typer.Option("--department", help="owning department code")],
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, file_okay=False, readable=True, metavar="DIR", help="the folder to import"
+        ),
+    ],
+    department: Annotated[
+        str, typer.Option("--department", metavar="CODE", help="owning department code")
+    ],
     visibility: Annotated[
-        str, typer.Option(help="private|department|ministry|government")
+        str, typer.Option(metavar="VISIBILITY", help="private, department, ministry or government")
     ] = "department",
-    tags: Annotated[str, typer.Option(help="comma-separated tags for every document")] = "",
+    tags: Annotated[
+        str, typer.Option(metavar="TAGS", help="comma-separated tags for every document")
+    ] = "",
     index: Annotated[bool, typer.Option(help="index now, unless a running server will")] = True,
 ) -> None:
     """Import a folder tree. Resumable: files already stored for the department are skipped."""
@@ -282,7 +325,7 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Re-hash the whole audit log; exit 1 naming the first record edited or removed."""
+    """Re-hash the whole audit log. Exit 1 naming the first record edited or removed."""
     catalog = _built(roots.for_audit, Settings())
     try:
         ok, checked, problem = AuditService(catalog).verify_chain()
@@ -298,14 +341,18 @@ def audit_verify() -> None:
 @audit_app.command("export")
 def audit_export(
     since: Annotated[
-        str | None, typer.Option(help="from this date or time (ISO 8601; KST if no zone)")
+        str | None,
+        typer.Option(metavar="WHEN", help="from this date or time (ISO 8601; KST if no zone)"),
     ] = None,
-    until: Annotated[str | None, typer.Option(help="before this date or time")] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="WHEN", help="before this date or time")
+    ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="file to write (default: stdout)"),
     ] = None,
 ) -> None:
-    """Write the audit log as JSON Lines: one event a line, with its chain hashes."""
+    """Export the audit log as JSON Lines. One event a line, with its chain hashes."""
     since_at, until_at = _parse_time(since, "--since"), _parse_time(until, "--until")
     catalog = _built(roots.for_audit, Settings())
     try:
@@ -340,7 +387,7 @@ def keys_rotate(
         ),
     ] = False,
 ) -> None:
-    """Sign new tokens with a new key; a running server picks it up without a restart.
+    """Sign new tokens with a new key. A running server picks it up without a restart.
 
     Tokens signed with older keys keep working until they expire, unless --drop-old.
     """

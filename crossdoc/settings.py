@@ -44,7 +44,10 @@ class Settings(BaseSettings):
     #: The alias Crossdoc reads and writes on Elasticsearch/OpenSearch (it points
     #: at a versioned index created from infra/elasticsearch/index-settings.json).
     search_index: str = Field(default="crossdoc-documents", pattern=r"^[a-z0-9][a-z0-9_.-]{0,200}$")
+    #: An Apache Tika server (http://host:9998) instead of the embedded extractor.
     tika_url: str | None = None
+    #: With a Tika server: let it OCR images itself, instead of our OCR settings below.
+    tika_server_ocr: bool = False
     broker_url: str | None = None
 
     jwt_secret: SecretStr | None = None  # default: generated once and kept in the data dir
@@ -84,6 +87,12 @@ class Settings(BaseSettings):
     #: indexed in several commits, so its memory follows its text (a compressed
     #: file can hold many times its size in text), not its file sizes.
     worker_batch_text_bytes: int = Field(default=16 * MiB, ge=1 * MiB)
+    #: `crossdoc worker` (Celery): tasks run at once in one worker (processes);
+    #: above 1 needs a shared search index (the embedded one takes one writer).
+    worker_concurrency: int = Field(default=1, ge=1, le=64)
+    #: `crossdoc worker`: how often it drains due outbox rows without a message
+    #: (a message lost with the broker costs at most this long).
+    worker_reconcile_seconds: float = Field(default=10.0, gt=0, le=3600)
     #: Korean analysis of documents in a child process, on another core (embedded
     #: index; ignored on a one-core machine).
     analysis_process: bool = True

@@ -1,7 +1,10 @@
 """The in-process worker: drains the catalog outbox on a background thread.
 
-Used by the embedded deployment (`crossdoc serve` with no broker). Celery workers
-run the same `drain_once` through their tasks.
+Used by the embedded deployment (`crossdoc serve` with no broker). A Celery worker
+process (`crossdoc worker`) runs one too, as its reconciler: it keeps the claims'
+heartbeat, takes back dead workers' claims, does the periodic chores and drains
+whatever is due every few seconds, so no work depends on a broker message; the
+process's tasks drain through the same object (`drain_due`), one pass at a time.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ SETTLE_RETRY_MAX_SECONDS = 5.0
 #: Without a stop event to wait on (the CLI), how long settling is retried before
 #: giving up (the claims are then freed when this process is gone).
 SETTLE_PATIENCE_SECONDS = 120.0
+#: While a stream of documents arrives, batches start at least this far apart, so
+#: that each carries what arrived meanwhile (see `InProcessWorker`).
+MIN_BATCH_SECONDS = 0.1
 #: Faults of the catalog's writes that pass once the cause goes away.
 _WRITE_FAULTS: tuple[type[Exception], ...] = (StorageUnavailableError, OSError)
 
@@ -173,6 +179,13 @@ class InProcessWorker:
     the heartbeat and takes back the claims of workers that are gone, first
     thing at start: after a crash, the batch the dead process held is indexed
     again at once.
+
+    A batch that was not full (the worker has caught up) is followed by the
+    next one no sooner than `min_batch_seconds` after it started: while uploads
+    stream in, each batch then carries what arrived meanwhile, instead of one
+    or two documents each paying the batch's fixed work (an index commit, the
+    catalog's transactions) on the cores the API needs. A document arriving on
+    an idle worker is taken at once; a backlog is drained without pause.
     """
 
     def __init__(
@@ -187,8 +200,10 @@ class InProcessWorker:
         maintenance_seconds: float = 5.0,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         keeper: ClaimKeeper | None = None,
+        min_batch_seconds: float = MIN_BATCH_SECONDS,
     ) -> None:
         self.catalog = catalog
+        self.min_batch_seconds = min_batch_seconds
         self.pipeline = pipeline
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
@@ -203,6 +218,8 @@ class InProcessWorker:
         self._heart: threading.Thread | None = None
         self._last_maintenance = 0.0
         self._reclaimed = False
+        #: One drain pass at a time in this process (the loop, and Celery tasks).
+        self._pass = threading.Lock()
 
     def start(self) -> None:
         """Start the threads (again, after `stop`)."""
@@ -214,6 +231,12 @@ class InProcessWorker:
             )
             self._thread.start()
             self._heart.start()
+
+    def request_stop(self) -> None:
+        """Ask the loop and a running `drain_due` to end after their batch (safe in a
+        signal handler: it only sets events); `stop` then waits and hands back claims."""
+        self._stop.set()
+        self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the threads and hand back this process's claims (due at once)."""
@@ -239,6 +262,33 @@ class InProcessWorker:
 
     def close(self) -> None:
         self.stop()
+
+    def drain_due(self, budget_seconds: float | None = None) -> int:
+        """Claim and process due rows, batch after batch, until none is due (or the
+        worker is stopping, or `budget_seconds` have passed); returns rows claimed.
+
+        The body of a Celery task: the claims name this process, as the loop's do.
+        """
+        deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+        total = 0
+        while not self._stop.is_set():
+            claimed = self._drain_batch()
+            total += claimed
+            if not claimed or (deadline is not None and time.monotonic() > deadline):
+                break
+        return total
+
+    def _drain_batch(self) -> int:
+        with self._pass:
+            return drain_once(
+                self.catalog,
+                self.pipeline,
+                self.batch_size,
+                self.access_batch_size,
+                self.batch_bytes,
+                owner=self._claim_ready(),
+                stop=self._stop,
+            )
 
     def maintenance(self) -> None:
         """Periodic chores: expire grants (their documents are re-indexed) and note
@@ -271,20 +321,19 @@ class InProcessWorker:
         self._reclaimed = False
         while not self._stop.is_set():
             try:
-                owner = self._claim_ready()
+                self._claim_ready()
                 now = time.monotonic()
                 if now - self._last_maintenance >= self.maintenance_seconds:
                     self._last_maintenance = now
                     self.maintenance()
-                if drain_once(
-                    self.catalog,
-                    self.pipeline,
-                    self.batch_size,
-                    self.access_batch_size,
-                    self.batch_bytes,
-                    owner=owner,
-                    stop=self._stop,
-                ):
+                started = time.monotonic()
+                claimed = self._drain_batch()
+                if claimed:
+                    if claimed < self.batch_size:
+                        # Caught up: let the next batch gather what arrives meanwhile.
+                        rest = self.min_batch_seconds - (time.monotonic() - started)
+                        if rest > 0:
+                            self._stop.wait(rest)
                     continue
                 # Idle: the index may just have caught up with a policy change.
                 self.catalog.policies.settle_fanouts()

@@ -12,7 +12,7 @@ from crossdoc import __version__
 from crossdoc.settings import Settings
 from crossdoc.wiring.api import Services, build_services
 from search_api.audit_writer import Auditor
-from search_api.bootstrap import BootstrapReport, bootstrap
+from search_api.docs import install_docs
 from search_api.errors import install_error_handlers
 from search_api.openapi import install_openapi
 from search_api.routers import (
@@ -26,6 +26,7 @@ from search_api.routers import (
     search,
 )
 from search_api.web import pages as web_pages
+from services.bootstrap import BootstrapReport, bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         report: BootstrapReport = bootstrap(
-            services,
+            services.catalog,
+            services.passwords.hash,
             admin_password=(
                 settings.admin_password.get_secret_value() if settings.admin_password else None
             ),
@@ -48,7 +50,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.state.bootstrap = report
         auditor = Auditor(services.catalog)
         app.state.auditor = auditor
-        # Embedded: the dispatcher is the in-process worker draining the outbox.
+        # Embedded: the in-process worker draining the outbox; with a broker, the
+        # thread that publishes Celery tasks (`crossdoc worker` processes index).
         services.dispatcher.start()
         try:
             yield
@@ -64,7 +67,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             "범정부 문서 클라우드 · Cross-ministry document cloud with permission-aware search"
         ),
         lifespan=lifespan,
-        docs_url="/docs",
+        # Served from packaged assets, not a CDN (docs.py); the schema is also at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.services = services
@@ -86,6 +91,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(health.router)
     install_openapi(app, [*((API_PREFIX, r) for r in routers), ("", health.router)])
+    install_docs(app)
     # The web UI at `/` (sign-in, search, documents, upload, admin), outside the schema.
     web_pages.install(app)
 

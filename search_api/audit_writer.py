@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Mapping
 
 from storage.catalog.ports import CatalogStore
 from storage.catalog.records import NewAuditEvent, audit_event
@@ -34,16 +33,8 @@ class Auditor:
         self._thread = threading.Thread(target=self._run, name="crossdoc-audit", daemon=True)
         self._thread.start()
 
-    @staticmethod
-    def event(
-        actor: str,
-        action: str,
-        target: str = "",
-        address: str = "",
-        outcome: str = "ok",
-        detail: Mapping[str, object] | None = None,
-    ) -> NewAuditEvent:
-        return audit_event(actor, action, target, address, outcome, detail)
+    #: `storage.catalog.records.audit_event`, reachable from the writer routes hold.
+    event = staticmethod(audit_event)
 
     def record(self, event: NewAuditEvent) -> None:
         """Write one event now (changes, denials, sign-ins)."""

@@ -25,8 +25,10 @@ from search_api.openapi import raises
 from search_api.web.session import cookie_token
 from services.audit import AuditService
 from services.documents import Caller, DocumentService
+from services.explain import ExplainService
 from services.organisation import OrganisationService
 from services.policies import PolicyService
+from services.sessions import SessionService
 from storage.catalog.records import DocumentRecord
 from storage.errors import NotFoundError
 
@@ -108,6 +110,22 @@ async def audit_service(services: ServicesDep) -> AuditService:
 
 
 AuditServiceDep = Annotated[AuditService, Depends(audit_service)]
+
+
+async def explain_service(services: ServicesDep) -> ExplainService:
+    """Why a user can read a document, and who can (each explanation audited)."""
+    return ExplainService(services.catalog)
+
+
+ExplainServiceDep = Annotated[ExplainService, Depends(explain_service)]
+
+
+async def session_service(services: ServicesDep) -> SessionService:
+    """Refresh-token spending and sign-out, each audited in its unit of work."""
+    return SessionService(services.catalog, services.tokens.max_lifetime)
+
+
+SessionServiceDep = Annotated[SessionService, Depends(session_service)]
 
 
 def _verified_access_token(services: Services, token: str | None) -> TokenClaims:

@@ -1,9 +1,16 @@
 """One mapping from our error types to HTTP answers of the shape
-`{"error": {"code": "...", "message": "..."}}` (shared API.md)."""
+`{"error": {"code": "...", "message": "..."}}` (shared API.md).
+
+Every message is Korean first, then English (`한국어 · English`): a message written
+in English only gets the Korean sentence of its code in front (`error_body`), so no
+error, whoever raises it, reaches a user in English alone.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,13 +56,65 @@ def forbidden(message: str = "you are not allowed to do this") -> ApiError:
     return ApiError(403, "forbidden", message)
 
 
+#: The Korean sentence for each error code, put before a message in English only.
+KOREAN_MESSAGES = {
+    "bad_request": "요청 형식이 올바르지 않습니다",
+    "unauthorized": "로그인이 필요합니다",
+    "invalid_token": "로그인이 필요하거나 인증 토큰이 만료되었습니다",
+    "invalid_credentials": "사용자 이름 또는 비밀번호가 틀렸습니다",
+    "forbidden": "권한이 없습니다",
+    "not_found": "찾을 수 없습니다",
+    "method_not_allowed": "이 주소에서 허용되지 않는 요청 방식입니다",
+    "conflict": "현재 상태와 맞지 않아 처리할 수 없습니다",
+    "idempotency_key_reused": "이미 다른 요청에 쓰인 Idempotency-Key입니다",
+    "payload_too_large": "파일이 너무 큽니다",
+    "unsupported_media_type": "지원하지 않는 요청 형식입니다",
+    "validation_error": "입력값이 올바르지 않습니다",
+    "weak_password": "비밀번호가 규칙에 맞지 않습니다",
+    "invalid_query": "검색 조건을 처리할 수 없습니다",
+    "too_many_requests": "요청이 너무 많습니다. 잠시 후 다시 시도하십시오",
+    "uri_too_long": "주소(URL)가 너무 깁니다",
+    "request_header_fields_too_large": "요청 헤더가 너무 큽니다",
+    "storage_unavailable": "저장소에 연결할 수 없습니다. 잠시 후 다시 시도하십시오",
+    "search_unavailable": "검색을 사용할 수 없습니다. 잠시 후 다시 시도하십시오",
+    "insufficient_storage": "저장 공간이 부족합니다",
+    "storage_error": "문서를 저장하지 못했습니다",
+    "internal_error": "서버 내부 오류입니다",
+    "not_ready": "서비스가 아직 준비되지 않았습니다",
+}
+_GENERIC_KOREAN = "요청을 처리하지 못했습니다"
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
+
+
+_SEPARATOR = re.compile(r" · | / ")
+_ENGLISH_WORD = re.compile(r"[A-Za-z]{3}")
+
+
+def _has_korean_of_its_own(message: str) -> bool:
+    """Korean, then English after ` · ` (or ` / `); or Korean alone. Not English that
+    merely quotes a Korean name (`no department 기록과`)."""
+    head, *rest = _SEPARATOR.split(message, maxsplit=1)
+    return bool(_HANGUL.search(head)) and (bool(rest) or not _ENGLISH_WORD.search(message))
+
+
+def bilingual(code: str, message: str) -> str:
+    """`message` in Korean and English: as it is if it has Korean of its own, else the
+    Korean sentence of `code` first."""
+    if _has_korean_of_its_own(message):
+        return message
+    korean = KOREAN_MESSAGES.get(code, _GENERIC_KOREAN)
+    return f"{korean} · {message}" if message else korean
+
+
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
+    """The one error shape, its message in Korean and English."""
+    return {"error": {"code": code, "message": bilingual(code, message)}}
 
 
 def _json(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    """An error answer, in the one shape, bilingual."""
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
@@ -99,6 +158,47 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
+def _korean_validation(error: dict[str, Any]) -> str:
+    """What a pydantic validation error says, in Korean (its kind and bound)."""
+    ctx = error.get("ctx") or {}
+    kind = str(error.get("type", ""))
+    if kind == "missing":
+        return "필수 항목입니다"
+    if kind == "string_too_long":
+        return f"{ctx.get('max_length')}자 이하여야 합니다"
+    if kind == "string_too_short":
+        return f"{ctx.get('min_length')}자 이상이어야 합니다"
+    if kind in ("int_parsing", "int_type", "float_parsing", "float_type", "int_from_float"):
+        return "숫자여야 합니다"
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = ctx.get("ge", ctx.get("gt"))
+        return f"{bound} {'이상' if kind == 'greater_than_equal' else '초과'}이어야 합니다"
+    if kind in ("less_than_equal", "less_than"):
+        bound = ctx.get("le", ctx.get("lt"))
+        return f"{bound} {'이하' if kind == 'less_than_equal' else '미만'}이어야 합니다"
+    if kind in ("literal_error", "enum"):
+        return f"다음 중 하나여야 합니다: {ctx.get('expected', '')}".rstrip(": ")
+    if kind in ("bool_parsing", "bool_type"):
+        return "true 또는 false여야 합니다"
+    if kind.startswith(("datetime", "date")):
+        return "ISO 8601 날짜나 시각이어야 합니다"
+    if kind == "string_pattern_mismatch":
+        return "형식이 올바르지 않습니다"
+    if kind.startswith("json") or kind == "model_attributes_type":
+        return "JSON 형식이 올바르지 않습니다"
+    return "값이 올바르지 않습니다"
+
+
+def validation_message(error: dict[str, Any]) -> str:
+    """One invalid parameter or field, named, in Korean and English."""
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    english = str(error.get("msg") or "invalid request")
+    korean = _korean_validation(error)
+    if not where:
+        return f"{KOREAN_MESSAGES['validation_error']}: {korean} · {english}"
+    return f"{where}: {korean} · {where}: {english}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, err: ApiError) -> JSONResponse:
@@ -138,7 +238,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidQueryError)
     async def _query(_: Request, err: InvalidQueryError) -> JSONResponse:
-        return _json(400, "invalid_query", str(err))
+        # A query the index cannot run (too many words, beyond the result window) is
+        # a parameter out of range: 422, as every invalid parameter.
+        return _json(422, "invalid_query", str(err))
 
     @app.exception_handler(PasswordPolicyError)
     async def _password(_: Request, err: PasswordPolicyError) -> JSONResponse:
@@ -184,9 +286,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, err: RequestValidationError) -> JSONResponse:
         first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
-        return _json(422, "validation_error", message)
+        return _json(422, "validation_error", validation_message(first))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:

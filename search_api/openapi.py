@@ -8,7 +8,9 @@ dependencies (sign-in 401, role 403, document 404, throttling 429). So:
 - a route adds what its own body can answer with `responses=errors(status, ...)`;
 - `install_openapi(app)` walks each route's dependencies and writes every such status
   (and the 422 of any operation with parameters or a body) into the schema, all with
-  the `Error` schema, and the `Retry-After` header on 429 and 503.
+  the `Error` schema, and the `Retry-After` header on 429 and 503;
+- and gives every parameter a description and an example (`PARAMETER_DOCS` for those
+  a route leaves without).
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ _RAISES: dict[Callable[..., Any], frozenset[int]] = {}
 
 #: What each error status means in this API (the description in the schema).
 DESCRIPTIONS = {
-    400: "bad request: malformed input, or a value out of range",
+    400: "bad request: a malformed request or body",
     401: "missing, invalid or expired token, or wrong credentials",
     403: "not allowed (role or permission)",
     404: "not found, or not readable by the caller (the same answer)",
     409: "conflict with the current state",
     413: "the upload is larger than the limit",
     415: "unsupported media type (send multipart/form-data)",
-    422: "a parameter or field is invalid",
+    422: "a parameter or field is invalid or out of range (its name in the message)",
     429: "too many requests (see Retry-After)",
     503: "a dependency is unavailable; try again shortly",
     507: "not enough storage to keep the upload",
@@ -106,6 +108,56 @@ def _document(operation: dict[str, Any], statuses: set[int]) -> None:
     operation["responses"] = dict(sorted(responses.items()))
 
 
+_DOCUMENT_ID_EXAMPLE = "3f2a9c0d1e4b5a6978c1d2e3f4a5b6c7"
+
+#: A description and an example for each parameter a route leaves without one (a
+#: route's own description or example wins). Shared names (`document_id`, `username`,
+#: `limit`) are described once here instead of in every route that has them.
+PARAMETER_DOCS: dict[str, tuple[str, Any]] = {
+    "document_id": ("문서 ID · the document's id (32 hexadecimal digits)", _DOCUMENT_ID_EXAMPLE),
+    "version": ("판 번호 · the version number, from 1", 1),
+    "username": ("사용자 이름 · a username", "kim.minsu"),
+    "user": ("사용자 이름 · a username", "kim.minsu"),
+    "policy_id": ("접근 정책 ID · the access policy's id", 1),
+    "permission": ("권한 · the permission asked about: read, write or manage", "read"),
+    "document": ("문서 ID · a document id", _DOCUMENT_ID_EXAMPLE),
+    "idempotency-key": (
+        "재시도 키 · any unique string per upload: the same upload sent again with it "
+        "answers the first document (kept 24 hours)",
+        "0b9c6f3e-5d1a-4c2b-9e8f-7a6b5c4d3e2f",
+    ),
+    "q": ("검색어 · the text to find or complete", "행정안"),
+    "limit": ("최대 개수 · at most this many items", 10),
+    "after_id": ("커서 · only events after this id (the last id of the previous page)", 0),
+    "before_id": ("커서 · for order=desc: only events before this id", 1000),
+    "order": ("순서 · asc: oldest first; desc: newest first", "desc"),
+    "actor": ("행위자 · who acted (a username)", "kim.minsu"),
+    "action": ("동작 · what was done", "download"),
+    "outcome": ("결과 · ok, denied or not_found", "denied"),
+    "since": ("시작 · from this time (inclusive; ISO 8601, KST if no zone)", "2026-11-01"),
+    "until": ("끝 · before this time (exclusive; ISO 8601, KST if no zone)", "2026-12-01"),
+}
+
+
+def _has_example(parameter: dict[str, Any]) -> bool:
+    schema = parameter.get("schema", {})
+    return any("example" in d or "examples" in d for d in (parameter, schema))
+
+
+def document_parameters(schema: dict[str, Any]) -> None:
+    """Give every parameter of every operation a description and an example."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                known = PARAMETER_DOCS.get(parameter["name"].lower())
+                if known is None:
+                    continue
+                description, example = known
+                parameter.setdefault("description", description)
+                if not _has_example(parameter):
+                    parameter["example"] = example
+
+
 def document_errors(schema: dict[str, Any], routers: Iterable[tuple[str, APIRouter]]) -> None:
     """Write every error of every operation of `routers` (prefix, router) into `schema`."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
@@ -147,7 +199,9 @@ def install_openapi(app: FastAPI, routers: Iterable[tuple[str, APIRouter]]) -> N
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             # FastAPI's schema, cached in app.openapi_schema, completed in place.
-            document_errors(fastapi_openapi(), included)
+            schema = fastapi_openapi()
+            document_errors(schema, included)
+            document_parameters(schema)
         assert app.openapi_schema is not None
         return app.openapi_schema
 

@@ -30,17 +30,20 @@ MAX_REQUEST_HEAD_BYTES = 160 * 1024
 _BAD_REQUEST = (
     400,
     "bad_request",
-    "malformed HTTP request line or header (characters outside ASCII in a URL must be "
-    "percent-encoded, e.g. curl -G --data-urlencode 'q=출생신고')",
+    "HTTP 요청 줄이나 헤더가 올바르지 않습니다. URL의 한글 등 ASCII 밖의 문자는 퍼센트 "
+    "인코딩해야 합니다 · malformed HTTP request line or header (characters outside ASCII "
+    "in a URL must be percent-encoded, e.g. curl -G --data-urlencode 'q=출생신고')",
 )
 _TARGET_TOO_LONG = (
     414,
     "uri_too_long",
+    f"주소(URL)가 {MAX_REQUEST_TARGET_BYTES}바이트보다 깁니다. 긴 검색어는 줄여 주십시오 · "
     f"the URL is longer than {MAX_REQUEST_TARGET_BYTES} bytes",
 )
 _HEAD_TOO_LARGE = (
     431,
     "request_header_fields_too_large",
+    f"요청 줄과 헤더가 {MAX_REQUEST_HEAD_BYTES}바이트보다 큽니다 · "
     f"the request line and headers are larger than {MAX_REQUEST_HEAD_BYTES} bytes",
 )
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from auth.access import GRANT_PRINCIPAL_PATTERN, validate_grant_principal
+from services.search_filters import WarningCode
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -167,6 +168,14 @@ class HitOut(BaseModel):
     highlights: list[str]
 
 
+class FilterWarningOut(BaseModel):
+    """A filter value that names nothing (the search still ran, matching nothing for it)."""
+
+    code: WarningCode
+    #: Korean, then English: which value, and what to use instead.
+    message: str
+
+
 class SearchOut(BaseModel):
     total: int
     page: int
@@ -176,6 +185,8 @@ class SearchOut(BaseModel):
     #: With no or few hits: the query with its words corrected to terms of
     #: documents the caller may read ("did you mean"), if one is near enough.
     did_you_mean: str | None = None
+    #: Filter values that name no department, ministry or file type.
+    warnings: list[FilterWarningOut] = []
 
 
 class SuggestionOut(BaseModel):

@@ -7,7 +7,7 @@ from rich.console import Console
 from crossdoc.settings import Settings
 from crossdoc.wiring.api import build_services
 from search_api.app import create_app
-from search_api.bootstrap import bootstrap
+from services.bootstrap import bootstrap
 
 
 def uvicorn_options(host: str, port: int) -> dict[str, object]:
@@ -42,7 +42,8 @@ def run_server(settings: Settings, host: str, port: int, console: Console) -> No
 
     services = build_services(settings)
     report = bootstrap(
-        services,
+        services.catalog,
+        services.passwords.hash,
         admin_password=settings.admin_password.get_secret_value()
         if settings.admin_password
         else None,

@@ -9,7 +9,14 @@ to find no commit running becomes the leader and commits every item queued at
 that moment (its own included) in one transaction, while items arriving
 meanwhile queue up for the next one. A lone upload on an idle server is
 committed at once: there is no timer, a batch is whatever queued while the
-previous commit ran.
+previous commit ran, and the items already on their way.
+
+An item is on its way from `announce` (an upload whose bytes are in, while its
+blob is being stored) until it is submitted or withdrawn. A leader that knows
+others are on their way waits for them a moment (at most `gather_seconds`, and
+never when none is): under load each transaction then carries several uploads
+instead of one and a half, and the catalog's per-transaction work (the
+write lock, the audit chain's head, the commit's fsync) is paid once for them.
 
 Every caller gets its own answer: a batch that fails as a whole (it is all or
 nothing: nothing of it is recorded) is split, and each of its items is
@@ -20,7 +27,9 @@ loses the others.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -33,6 +42,8 @@ R = TypeVar("R")
 #: Most items in one transaction: bounds the transaction (and the wait of the
 #: batch's first item) under a burst.
 MAX_BATCH = 64
+#: How long a leader waits for items on their way (see `GroupCommit.announce`).
+GATHER_SECONDS = 0.005
 
 
 class _Slot(Generic[T, R]):
@@ -55,6 +66,10 @@ class GroupCommit(Generic[T, R]):
     (or raises) only when its item's commit has returned (or raised), so a
     caller that answers after `submit` answers after its item is durable.
     Thread-safe; callers block while they wait (run it off the event loop).
+
+    `announce` says an item is on its way (it will be submitted, or withdrawn,
+    soon): a leader waits up to `gather_seconds` for the items on their way to
+    join its batch.
     """
 
     def __init__(
@@ -63,15 +78,21 @@ class GroupCommit(Generic[T, R]):
         commit_one: Callable[[T], R],
         *,
         max_batch: int = MAX_BATCH,
+        gather_seconds: float = GATHER_SECONDS,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if gather_seconds < 0:
+            raise ValueError("gather_seconds must not be negative")
         self._commit_many = commit_many
         self._commit_one = commit_one
         self._max_batch = max_batch
+        self._gather_seconds = gather_seconds
         self._cond = threading.Condition()
         self._queue: list[_Slot[T, R]] = []
         self._leading = False
+        #: Items announced and not yet submitted or withdrawn.
+        self._on_their_way = 0
 
     @property
     def queued(self) -> int:
@@ -79,11 +100,34 @@ class GroupCommit(Generic[T, R]):
         with self._cond:
             return len(self._queue)
 
-    def submit(self, item: T) -> R:
-        """Commit `item` with whatever else is queued; its result, or its own error."""
+    @property
+    def on_their_way(self) -> int:
+        """Items announced and not yet submitted or withdrawn."""
+        with self._cond:
+            return self._on_their_way
+
+    def announce(self) -> None:
+        """An item is on its way: `submit(item, announced=True)` or `withdraw()` follows."""
+        with self._cond:
+            self._on_their_way += 1
+
+    def withdraw(self) -> None:
+        """An announced item will not be submitted after all (its caller failed)."""
+        with self._cond:
+            self._on_their_way -= 1
+            self._cond.notify_all()  # a leader waiting for it stops waiting
+
+    def submit(self, item: T, *, announced: bool = False) -> R:
+        """Commit `item` with whatever else is queued; its result, or its own error.
+
+        `announced`: the item was announced (`announce`), and is no longer on its way.
+        """
         slot: _Slot[T, R] = _Slot(item)
         with self._cond:
             self._queue.append(slot)
+            if announced:
+                self._on_their_way -= 1
+                self._cond.notify_all()  # a leader may be waiting for it
             while True:
                 # A follower waits for a leader to commit its slot; when no commit
                 # runs and its slot is still queued, it leads the next batch itself.
@@ -92,6 +136,7 @@ class GroupCommit(Generic[T, R]):
                 if slot.done:
                     break
                 self._leading = True
+                self._gather()
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
                 try:
@@ -106,6 +151,18 @@ class GroupCommit(Generic[T, R]):
         if slot.error is not None:
             raise slot.error
         return slot.result  # type: ignore[return-value]  # set whenever error is None
+
+    def _gather(self) -> None:
+        """As the leader (holding the lock): wait, at most `gather_seconds`, while
+        items are on their way and the batch is not full."""
+        deadline: float | None = None
+        while self._on_their_way > 0 and len(self._queue) < self._max_batch:
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self._gather_seconds
+            if now >= deadline:
+                return
+            self._cond.wait(deadline - now)
 
     def _commit(self, batch: list[_Slot[T, R]]) -> None:
         """Commit the batch and fill in every slot's outcome (never raises)."""
@@ -148,14 +205,37 @@ class PendingUpload:
     audit: NewAuditEvent | None = None
 
 
+class Arrival:
+    """An upload on its way to `UploadCommits` (see `UploadCommits.arriving`)."""
+
+    __slots__ = ("_commits", "recorded")
+
+    def __init__(self, commits: UploadCommits) -> None:
+        self._commits = commits
+        self.recorded = False
+
+    def record(self, upload: PendingUpload) -> DocumentRecord:
+        """Record the upload (as `UploadCommits.record`); once only."""
+        if self.recorded:
+            raise RuntimeError("this arrival was already recorded")
+        self.recorded = True
+        return self._commits._group.submit(upload, announced=True)
+
+
 class UploadCommits:
     """The group commit of uploads into one catalog: `record` returns once the
     document, its version, its outbox row and its audit record are committed."""
 
-    def __init__(self, catalog: CatalogStore, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        catalog: CatalogStore,
+        *,
+        max_batch: int = MAX_BATCH,
+        gather_seconds: float = GATHER_SECONDS,
+    ) -> None:
         self._catalog = catalog
         self._group: GroupCommit[PendingUpload, DocumentRecord] = GroupCommit(
-            self._commit_many, self._commit_one, max_batch=max_batch
+            self._commit_many, self._commit_one, max_batch=max_batch, gather_seconds=gather_seconds
         )
 
     @property
@@ -163,9 +243,27 @@ class UploadCommits:
         """Uploads waiting for the next transaction."""
         return self._group.queued
 
+    @property
+    def on_their_way(self) -> int:
+        """Uploads announced by `arriving` and not yet recorded or given up."""
+        return self._group.on_their_way
+
     def record(self, upload: PendingUpload) -> DocumentRecord:
         """Record the upload's document (with others queued at the same moment)."""
         return self._group.submit(upload)
+
+    @contextmanager
+    def arriving(self) -> Iterator[Arrival]:
+        """An upload on its way (its blob being stored): a transaction starting
+        meanwhile waits a moment for it. Record it with the `Arrival`'s `record`;
+        leaving the block without recording it (an error) withdraws it."""
+        arrival = Arrival(self)
+        self._group.announce()
+        try:
+            yield arrival
+        finally:
+            if not arrival.recorded:
+                self._group.withdraw()
 
     def _commit_many(self, uploads: list[PendingUpload]) -> list[DocumentRecord]:
         return self._catalog.documents.create_many(

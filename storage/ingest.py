@@ -159,6 +159,28 @@ def store_blob(
     )
 
 
+def _new_document(
+    blob: NewBlob,
+    clean_title: str,
+    *,
+    department: str,
+    owner: str,
+    visibility: str,
+    tags: tuple[str, ...],
+    grants: tuple[GrantRecord, ...],
+) -> NewDocument:
+    return NewDocument(
+        blob=blob,
+        title=clean_title or blob.filename,
+        title_from_user=bool(clean_title),
+        department=department,
+        owner=owner,
+        visibility=visibility,
+        tags=tags,
+        grants=grants,
+    )
+
+
 def accept_document(
     catalog: CatalogStore,
     store: ObjectStore,
@@ -198,19 +220,30 @@ def accept_document(
         replay = catalog.documents.idempotent_replay(owner, idempotency_key, fingerprint)
         if replay is not None:
             return replay, False
+    if commits is not None and not idempotency_key:
+        # On its way while its blob is stored: a transaction starting meanwhile
+        # waits a moment for it (see storage.group_commit).
+        with commits.arriving() as arrival:
+            new = _new_document(
+                store_blob(store, staged, filename, declared_type),
+                clean_title,
+                department=department,
+                owner=owner,
+                visibility=visibility,
+                tags=tags,
+                grants=grants,
+            )
+            return arrival.record(PendingUpload(new, audit)), True
     blob = store_blob(store, staged, filename, declared_type)
-    new = NewDocument(
-        blob=blob,
-        title=clean_title or blob.filename,
-        title_from_user=bool(clean_title),
+    new = _new_document(
+        blob,
+        clean_title,
         department=department,
         owner=owner,
         visibility=visibility,
         tags=tags,
         grants=grants,
     )
-    if commits is not None and not idempotency_key:
-        return commits.record(PendingUpload(new, audit)), True
     try:
         return catalog.documents.create(new, idempotency_key=idempotency_key, audit=audit)
     except IdempotencyKeyReusedError:

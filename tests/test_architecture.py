@@ -260,6 +260,14 @@ try:
     services.worker.ping()  # its loop runs
 finally:
     services.close()
+# `crossdoc worker` with a broker: its root, Celery app and task (no connection yet).
+from crossdoc.wiring.worker import CeleryWorker
+
+celery_worker = CeleryWorker(
+    Settings(data_dir=Path(sys.argv[1]), demo=False, broker_url="redis://127.0.0.1:1/0")
+)
+assert "celery" in sys.modules
+celery_worker.queue.close()
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "search_api")))
 """
 

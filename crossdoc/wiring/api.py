@@ -25,7 +25,7 @@ from auth.ratelimit import (
 from auth.tokens import TokenService
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import ConfigurationError, Core, build_core, check_settings
-from crossdoc.wiring.worker import in_process_worker
+from crossdoc.wiring.worker import check_celery_settings, in_process_worker
 from indexer.dispatch import Dispatcher
 from storage.group_commit import UploadCommits
 
@@ -105,20 +105,32 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
     return InProcessRateLimiter() if settings.rate_limits else NoRateLimiter()
 
 
+def build_dispatcher(core: Core) -> Dispatcher:
+    """The in-process worker (embedded default), or Celery tasks on Redis with a broker."""
+    if core.settings.broker_url:
+        from indexer.celery_queue import CeleryDispatcher, CeleryQueue
+
+        return CeleryDispatcher(CeleryQueue(core.settings.broker_url))
+    return in_process_worker(core)
+
+
 def build_services(settings: Settings, *, passwords: Passwords | None = None) -> Services:
     """Build and start every adapter the API process needs (the catalog is migrated).
 
-    The dispatcher is the in-process worker (no broker on this build), not started:
-    the application's lifespan starts it. Raises `ConfigurationError`.
+    The dispatcher, not started (the application's lifespan starts it), is the
+    in-process worker, or with `CROSSDOC_BROKER_URL` the Celery one: then this
+    process indexes nothing, `crossdoc worker` processes do. Raises `ConfigurationError`.
     """
     check_settings(settings)  # before anything is built or written
+    if settings.broker_url:
+        check_celery_settings(settings)
     tokens = build_tokens(settings)
     core = build_core(settings)
     return Services(
         **core.parts(),
         tokens=tokens,
         passwords=passwords or Passwords(),
-        dispatcher=in_process_worker(core),
+        dispatcher=build_dispatcher(core),
         limiter=build_rate_limiter(settings),
         rate_rules=build_rate_rules(settings),
     )

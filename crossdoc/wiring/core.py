@@ -76,27 +76,39 @@ def build_object_store(settings: Settings) -> ObjectStore:
 
 
 def build_extractor(settings: Settings) -> TextExtractor:
-    if settings.tika_url:
-        raise ConfigurationError(
-            "CROSSDOC_TIKA_URL (Tika server) is not supported by this build yet; "
-            "unset it to use the embedded extractor"
-        )
-    from indexer.extraction.native import NativeTikaExtractor
     from indexer.extraction.ocr import OcrConfig
+
+    ocr = OcrConfig(
+        enabled=settings.ocr,
+        languages=settings.ocr_languages,
+        timeout_seconds=settings.ocr_timeout_seconds,
+        memory_limit_bytes=settings.ocr_memory_bytes,
+        max_pages=settings.ocr_max_pages,
+        max_pixels=settings.ocr_max_pixels,
+    )
+    if settings.tika_url:
+        from indexer.extraction.tika_server import TikaServerExtractor
+
+        try:
+            return TikaServerExtractor(
+                settings.tika_url,
+                timeout_seconds=settings.extraction_timeout_seconds,
+                memory_limit_bytes=settings.extraction_memory_bytes,
+                max_text_chars=settings.extraction_max_text_chars,
+                pool_size=settings.extraction_workers,
+                ocr=ocr,
+                server_ocr=settings.tika_server_ocr,
+            )
+        except ValueError as err:
+            raise ConfigurationError(f"CROSSDOC_TIKA_URL: {err}") from err
+    from indexer.extraction.native import NativeTikaExtractor
 
     return NativeTikaExtractor(
         timeout_seconds=settings.extraction_timeout_seconds,
         memory_limit_bytes=settings.extraction_memory_bytes,
         max_text_chars=settings.extraction_max_text_chars,
         pool_size=settings.extraction_workers,
-        ocr=OcrConfig(
-            enabled=settings.ocr,
-            languages=settings.ocr_languages,
-            timeout_seconds=settings.ocr_timeout_seconds,
-            memory_limit_bytes=settings.ocr_memory_bytes,
-            max_pages=settings.ocr_max_pages,
-            max_pixels=settings.ocr_max_pixels,
-        ),
+        ocr=ocr,
     )
 
 
@@ -196,11 +208,6 @@ def check_settings(settings: Settings) -> None:
     if problems:
         raise ConfigurationError("; ".join(problems))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.broker_url:
-        raise ConfigurationError(
-            "CROSSDOC_BROKER_URL (Celery) is not supported by this build yet; unset it to "
-            "index in-process"
-        )
 
 
 def build_core(settings: Settings) -> Core:

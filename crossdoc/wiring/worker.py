@@ -1,4 +1,5 @@
-"""The indexing worker's composition root: the shared adapters and the outbox drainer.
+"""The indexing worker's composition root: the shared adapters and the outbox drainer,
+and `crossdoc worker` (Celery on Redis) over them.
 
 It builds no web objects (no tokens, passwords or rate limits) and imports nothing
 of the web package: a worker process never loads `search_api`
@@ -7,11 +8,19 @@ of the web package: a worker process never loads `search_api`
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from crossdoc.settings import Settings
-from crossdoc.wiring.core import Core, build_core
+from crossdoc.wiring.core import ConfigurationError, Core, build_core
 from indexer.worker import InProcessWorker
+
+if TYPE_CHECKING:
+    from indexer.celery_queue import CeleryQueue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,3 +60,84 @@ def build_worker(settings: Settings, *, idle_seconds: float = IDLE_SECONDS) -> W
         **core.parts(),
         worker=in_process_worker(core, idle_seconds=idle_seconds),
     )
+
+
+class CeleryWorker:
+    """`crossdoc worker`: a Celery worker on Redis whose tasks drain the outbox.
+
+    Each process that runs tasks (this one with concurrency 1, else each pool
+    child, after the fork) builds its own `WorkerServices` and starts their
+    outbox drainer with the reconcile interval as its idle time: it heartbeats,
+    takes back dead workers' claims, does the periodic chores and drains what is
+    due even when no message comes. The index task drains through the same
+    drainer (`InProcessWorker.drain_due`), so the two never run a batch at once.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        # Celery is loaded by this process only (not by the embedded default's).
+        from indexer.celery_queue import CeleryQueue
+
+        check_celery_settings(settings)
+        assert settings.broker_url is not None
+        self.settings = settings
+        self.queue: CeleryQueue = CeleryQueue(settings.broker_url)
+        self.services: WorkerServices | None = None
+        self.queue.register_index_task(self._drain)
+
+    def run(self) -> int:
+        """Run in the foreground until SIGTERM/SIGINT; returns the exit code."""
+        from indexer.celery_queue import WorkerOptions
+
+        try:
+            return self.queue.run_worker(
+                WorkerOptions(concurrency=self.settings.worker_concurrency),
+                process_started=self._start_process,
+                process_stopping=self._stop_process,
+                shutting_down=self._shutting_down,
+            )
+        finally:
+            self.queue.close()
+
+    def _start_process(self) -> None:
+        self.services = build_worker(
+            self.settings, idle_seconds=self.settings.worker_reconcile_seconds
+        )
+        self.services.worker.start()
+        log.info(
+            "indexing worker ready (pid %d): tasks from the broker, and the outbox drained "
+            "every %.0f s",
+            os.getpid(),
+            self.settings.worker_reconcile_seconds,
+        )
+
+    def _stop_process(self) -> None:
+        services, self.services = self.services, None
+        if services is not None:
+            services.close()  # stops the drainer and hands back this process's claims
+
+    def _shutting_down(self) -> None:
+        if self.services is not None:
+            self.services.worker.request_stop()
+
+    def _drain(self, document_ids: list[str]) -> int:
+        del document_ids  # the due rows are claimed oldest first (see indexer.celery_queue)
+        if self.services is None:
+            raise RuntimeError("the indexing worker is not started in this process")
+        from indexer.celery_queue import TASK_BUDGET_SECONDS
+
+        return self.services.worker.drain_due(TASK_BUDGET_SECONDS)
+
+
+def check_celery_settings(settings: Settings) -> None:
+    """Refuse a Celery worker configuration that cannot run (`ConfigurationError`)."""
+    if not settings.broker_url:
+        raise ConfigurationError("CROSSDOC_BROKER_URL is not set")
+    if not settings.broker_url.startswith(("redis://", "rediss://")):
+        raise ConfigurationError("CROSSDOC_BROKER_URL must be redis:// or rediss:// (Redis)")
+    if settings.worker_concurrency > 1 and settings.search_url == "embedded":
+        # Tantivy admits one writer per index directory: a second process would
+        # hold its batches back until the first one stops.
+        raise ConfigurationError(
+            "CROSSDOC_WORKER_CONCURRENCY above 1 needs a shared search index "
+            "(CROSSDOC_SEARCH_URL): the embedded index takes one writing process"
+        )

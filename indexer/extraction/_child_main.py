@@ -64,6 +64,8 @@ class _Settings:
         self.test_hooks = argv[3] == "1"
         #: OCR settings as JSON (absent: no OCR).
         self.ocr = OcrConfig.from_json(argv[4]) if len(argv) > 4 and argv[4] else None
+        #: "local": no Tika here (a Tika server parses); only our Hangul reader and OCR.
+        self.local_only = len(argv) > 5 and argv[5] == "local"
 
 
 def _protocol_channel() -> IO[bytes]:
@@ -101,14 +103,16 @@ class _Worker:
     def __init__(
         self, settings: _Settings, extend_deadline: Callable[[float], None] = lambda _s: None
     ) -> None:
-        import iscc_tika  # imported after the memory limit is set
-
         self.settings = settings
         self.ocr: OcrRunner | None = None
         if settings.ocr is not None and settings.ocr.enabled:
             self.ocr = OcrRunner(
                 settings.ocr, max_text_chars=settings.max_text_chars, on_start=extend_deadline
             )
+        if settings.local_only:
+            return
+        import iscc_tika  # imported after the memory limit is set
+
         # The setters return a new Extractor (builder style). One character more
         # than we keep, so that the parent can tell a text was cut.
         self.extractor = iscc_tika.Extractor().set_extract_string_max_length(
@@ -167,6 +171,25 @@ class _Worker:
         if self.ocr is not None and wants_ocr(kind, reply["text"], metadata):
             self._add_ocr(path, kind, reply)
         return reply
+
+    def hangul(self, path: str) -> dict[str, Any]:
+        """Our own reading of an HWP 5 or HWPX file ("hangul": false for any other file)."""
+        head = _read_prefix(path, SNIFF_BYTES)
+        found = (
+            None
+            if is_hwp3(head)
+            else hangul_reply(path, head, max_chars=self.settings.max_text_chars)
+        )
+        if found is None:
+            return {"hangul": False}
+        return {"hangul": True, "size": os.stat(path).st_size, **found}
+
+    def ocr_only(self, path: str, kind: str) -> dict[str, Any]:
+        """OCR of an image or image-only PDF a Tika server has parsed ({}: OCR is off)."""
+        if self.ocr is None:
+            return {}
+        outcome = self.ocr.run(path, kind)
+        return {"ocr": outcome.to_reply(), "text": clean_text(outcome.text)}
 
     def _add_ocr(self, path: str, kind: str, reply: dict[str, Any]) -> None:
         """OCR an image or image-only PDF; its text replaces Tika's (near) nothing."""
@@ -312,7 +335,11 @@ def _serve(channel: IO[bytes], worker: _Worker, settings: _Settings) -> None:
             reply = None
             if settings.test_hooks and os.path.basename(path).startswith(_HOOK_PREFIX):
                 reply = _run_hook(os.path.basename(path))
-            if reply is None:
+            if reply is None and request.get("op") == "hangul":
+                reply = worker.hangul(path)
+            elif reply is None and request.get("op") == "ocr":
+                reply = worker.ocr_only(path, str(request.get("kind", "")))
+            elif reply is None:
                 reply = worker.extract(path)
         except OSError as err:
             reply = {"size": -1, "error": f"cannot read the file: {err.strerror or err}"}

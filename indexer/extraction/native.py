@@ -138,18 +138,13 @@ class NativeTikaExtractor:
             if queue_timeout_seconds is not None
             else 2 * (timeout_seconds + ocr_seconds) + startup_timeout_seconds
         )
-        command = [
-            sys.executable,
-            "-P",  # do not put the working directory on the child's sys.path
-            "-c",
-            _BOOTSTRAP,
-            str(_PACKAGE_ROOT),
-            str(memory_limit_bytes),
-            str(max_text_chars),
-            repr(timeout_seconds),
-            "1" if _test_hooks else "0",
-            ocr.to_json() if ocr is not None else "",
-        ]
+        command = child_command(
+            memory_limit_bytes=memory_limit_bytes,
+            max_text_chars=max_text_chars,
+            timeout_seconds=timeout_seconds,
+            ocr=ocr,
+            test_hooks=_test_hooks,
+        )
         self._test_hooks = _test_hooks
         # JSON escapes control characters as 6 bytes; leave room for metadata.
         max_reply = max_text_chars * 6 + 8 * _MIB
@@ -159,10 +154,7 @@ class NativeTikaExtractor:
                 memory_limit_bytes=memory_limit_bytes,
                 max_reply_bytes=max_reply,
                 max_extension_seconds=ocr_seconds,
-                # Native Tika probes for `tesseract` on the search path several
-                # times per file (~60 ms); without a search path it skips its own
-                # OCR, and ours calls the programs by absolute path.
-                env={**os.environ, "PATH": _NO_PROGRAMS},
+                env=child_environment(),
             )
             for _ in range(pool_size)
         ]
@@ -200,33 +192,11 @@ class NativeTikaExtractor:
         """Plain text files, decoded here without Tika (None: not one, use Tika).
 
         Native Tika costs ~25 ms a file whatever the file (it probes for the OCR
-        program on every call), which caps small-document ingest. A plain text
-        file needs no parser: only our decoding rules run on it (no third-party
-        code, nothing that can loop), on at most PLAIN_TEXT_MAX_BYTES.
+        program on every call), which caps small-document ingest.
         """
-        suffix = Path(filename or target.name).suffix.lower()
-        if self._test_hooks or suffix not in PLAIN_TEXT_SUFFIXES:
+        if self._test_hooks:
             return None
-        size = target.stat().st_size
-        if size == 0 or size > PLAIN_TEXT_MAX_BYTES:
-            return None
-        data = target.read_bytes()
-        if sniff_content_type(data[:SNIFF_BYTES]) != "text/plain":
-            return None
-        decoded = decode_text(data)
-        if decoded is None:
-            return None  # not sure of the encoding: let Tika guess
-        text = clean_text(decoded.text)
-        content_type = f"text/plain; charset={decoded.charset}"
-        if not text.strip():
-            return Extraction(ExtractionStatus.EMPTY, content_type=content_type)
-        truncated = len(text) > self._max_text_chars
-        return Extraction(
-            ExtractionStatus.OK,
-            text=text[: self._max_text_chars],
-            content_type=content_type,
-            truncated=truncated,
-        )
+        return plain_text_extraction(target, filename, max_text_chars=self._max_text_chars)
 
     def ping(self) -> None:
         """Raise `ExtractionUnavailableError` unless a child starts and answers.
@@ -384,6 +354,79 @@ class NativeTikaExtractor:
             parser_messages=reply.messages,
             content_type=content_type,
         )
+
+
+def child_command(
+    *,
+    memory_limit_bytes: int,
+    max_text_chars: int,
+    timeout_seconds: float,
+    ocr: OcrConfig | None,
+    test_hooks: bool = False,
+    local_only: bool = False,
+) -> list[str]:
+    """The command line of an extraction child (`indexer.extraction._child_main`).
+
+    `local_only`: a child without Tika, for our own readers (HWP 5, HWPX, OCR)
+    beside a Tika server.
+    """
+    return [
+        sys.executable,
+        "-P",  # do not put the working directory on the child's sys.path
+        "-c",
+        _BOOTSTRAP,
+        str(_PACKAGE_ROOT),
+        str(memory_limit_bytes),
+        str(max_text_chars),
+        repr(timeout_seconds),
+        "1" if test_hooks else "0",
+        ocr.to_json() if ocr is not None else "",
+        "local" if local_only else "tika",
+    ]
+
+
+def child_environment() -> dict[str, str]:
+    """The extraction child's environment: ours, without a search path.
+
+    Native Tika probes for `tesseract` on the search path several times per
+    file (~60 ms); without a search path it skips its own OCR, and ours calls
+    the programs by absolute path.
+    """
+    return {**os.environ, "PATH": _NO_PROGRAMS}
+
+
+def plain_text_extraction(target: Path, filename: str, *, max_text_chars: int) -> Extraction | None:
+    """A plain text file decoded by our rules, without any parser (None: not one).
+
+    Only files named like text (`PLAIN_TEXT_SUFFIXES`), of at most
+    `PLAIN_TEXT_MAX_BYTES`, whose bytes look like text and whose encoding our
+    rules are sure of (`decode_text`: UTF-8, UTF-16, Korean CP949…): no
+    third-party code runs on them, nothing that can loop. Shared by every
+    extractor, so a Korean text file reads the same whichever one runs.
+    """
+    suffix = Path(filename or target.name).suffix.lower()
+    if suffix not in PLAIN_TEXT_SUFFIXES:
+        return None
+    size = target.stat().st_size
+    if size == 0 or size > PLAIN_TEXT_MAX_BYTES:
+        return None
+    data = target.read_bytes()
+    if sniff_content_type(data[:SNIFF_BYTES]) != "text/plain":
+        return None
+    decoded = decode_text(data)
+    if decoded is None:
+        return None  # not sure of the encoding: let Tika guess
+    text = clean_text(decoded.text)
+    content_type = f"text/plain; charset={decoded.charset}"
+    if not text.strip():
+        return Extraction(ExtractionStatus.EMPTY, content_type=content_type)
+    truncated = len(text) > max_text_chars
+    return Extraction(
+        ExtractionStatus.OK,
+        text=text[:max_text_chars],
+        content_type=content_type,
+        truncated=truncated,
+    )
 
 
 def _sniff(target: Path) -> str:

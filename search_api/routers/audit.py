@@ -86,7 +86,11 @@ def audit_filters(
 ) -> AuditFilters:
     filters = AuditFilters(actor, action, document, outcome, _aware(since), _aware(until))
     if filters.since and filters.until and filters.until <= filters.since:
-        raise ApiError(400, "invalid_query", "until must be after since")
+        raise ApiError(
+            422,
+            "validation_error",
+            "until: since보다 뒤여야 합니다 · until: must be after since",
+        )
     return filters
 
 

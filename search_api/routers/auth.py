@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 
-from auth.errors import InvalidCredentialsError, InvalidTokenError
+from auth.errors import InvalidCredentialsError
 from search_api.audit_writer import Auditor
 from search_api.deps import (
     AccessClaimsDep,
@@ -17,13 +16,12 @@ from search_api.deps import (
     AuditorDep,
     PrincipalDep,
     ServicesDep,
+    SessionServiceDep,
     enforce_rate,
 )
 from search_api.errors import ApiError
 from search_api.openapi import errors
 from search_api.schemas import Me, RefreshRequest, TokenResponse
-from storage.catalog.records import Revocation
-from storage.errors import ConflictError
 
 router = APIRouter(tags=["auth"])
 
@@ -113,51 +111,15 @@ async def sign_in(
     responses=errors(401),
 )
 def refresh(
-    body: RefreshRequest, services: ServicesDep, auditor: AuditorDep, address: AddressDep
+    body: RefreshRequest, services: ServicesDep, sessions: SessionServiceDep, address: AddressDep
 ) -> TokenResponse:
     """A new access and refresh token for a refresh token, which is spent.
 
     A refresh token works once. Presenting a spent one again means it was copied:
     its whole family (every token of that sign-in) is revoked.
     """
-    tokens = services.tokens
-    claims = tokens.verify(body.refresh_token, "refresh")
-    catalog = services.catalog
-    if catalog.tokens.is_revoked(None, claims.family, claims.subject, claims.issued_at):
-        raise InvalidTokenError("token revoked")
-    try:
-        catalog.tokens.revoke(
-            [Revocation("jti", claims.token_id, claims.expires_at)], fail_if_revoked=True
-        )
-    except ConflictError:
-        catalog.tokens.revoke(
-            [Revocation("family", claims.family, datetime.now(UTC) + tokens.max_lifetime)]
-        )
-        auditor.record(
-            Auditor.event(
-                claims.subject,
-                "token_reuse",
-                claims.subject,
-                address,
-                "denied",
-                {"family": claims.family},
-            )
-        )
-        raise InvalidTokenError("refresh token reused") from None
-    user = catalog.organisation.get_user(claims.subject)
-    if user is None or user.disabled:
-        auditor.record(
-            Auditor.event(
-                claims.subject,
-                "token_refresh",
-                claims.subject,
-                address,
-                "denied",
-                {"reason": "disabled" if user else "unknown_user"},
-            )
-        )
-        raise InvalidCredentialsError("unknown or disabled user")
-    auditor.record_later(Auditor.event(user.username, "token_refresh", user.username, address))
+    claims = services.tokens.verify(body.refresh_token, "refresh")
+    user = sessions.spend_refresh_token(claims, address)
     return _tokens(services, user.username, claims.family)
 
 
@@ -167,16 +129,8 @@ def refresh(
     response_class=Response,
     summary="Sign out: revoke this access token and every token of its sign-in",
 )
-def logout(
-    claims: AccessClaimsDep, services: ServicesDep, auditor: AuditorDep, address: AddressDep
-) -> Response:
-    services.catalog.tokens.revoke(
-        [
-            Revocation("jti", claims.token_id, claims.expires_at),
-            Revocation("family", claims.family, datetime.now(UTC) + services.tokens.max_lifetime),
-        ]
-    )
-    auditor.record(Auditor.event(claims.subject, "sign_out", claims.subject, address))
+def logout(claims: AccessClaimsDep, sessions: SessionServiceDep, address: AddressDep) -> Response:
+    sessions.sign_out(claims, address)
     return Response(status_code=204)
 
 

@@ -1,23 +1,19 @@
 """/admin/explain: why a user can or cannot read a document; who can (roles `admin`, `auditor`).
 
-Built over `auth.access.explain`, the function `can` is derived from, with the
-same catalog facts (`indexer.access_facts.document_access`, `principal_of`) that every
-search and download uses, so an explanation cannot disagree with enforcement.
+The explaining, and its audit record, is `services.explain.ExplainService`; this
+module parses and shapes the answer (with its Korean and English reasons).
 Explaining is not reading: the answer names the document's access facts, never
 its title or content.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from auth.access import AccessSource, Denial, Permission, SourceKind, access_sources, explain
-from indexer.access_facts import document_access, principal_of
-from search_api.audit_writer import Auditor
-from search_api.deps import AddressDep, AuditorDep, AuditorRoleDep, ServicesDep
+from auth.access import AccessSource, Denial, Permission, SourceKind
+from search_api.deps import AddressDep, AuditorRoleDep, ExplainServiceDep
 from search_api.errors import not_found
 from search_api.openapi import errors
 from search_api.schemas import (
@@ -31,7 +27,7 @@ from search_api.schemas import (
     ReaderOut,
     ReadersExplanationOut,
 )
-from storage.catalog.ports import CatalogStore
+from services.documents import Caller
 from storage.catalog.records import DocumentRecord
 from storage.errors import NotFoundError
 
@@ -91,13 +87,6 @@ def _permission_name(permission: Permission) -> PermissionName:
     return names[permission]
 
 
-def _document(catalog: CatalogStore, document_id: str) -> DocumentRecord:
-    try:
-        return catalog.documents.get(document_id)
-    except NotFoundError:
-        raise not_found() from None
-
-
 def _document_out(doc: DocumentRecord) -> ExplainedDocument:
     return ExplainedDocument(
         id=doc.id,
@@ -116,33 +105,20 @@ def _document_out(doc: DocumentRecord) -> ExplainedDocument:
     responses=errors(404),
 )
 def explain_access(
-    services: ServicesDep,
+    explainer: ExplainServiceDep,
     caller: AuditorRoleDep,
-    auditor: AuditorDep,
     address: AddressDep,
     user: Annotated[str, Query(min_length=1, max_length=64, description="username")],
     document: DocumentQuery,
     permission: PermissionName = "read",
 ) -> AccessExplanationOut:
-    record = services.catalog.organisation.get_user(user)
-    if record is None:
-        raise not_found("user")
-    doc = _document(services.catalog, document)
-    result = explain(
-        principal_of(record),
-        document_access(doc, services.catalog.policies.list_all()),
-        Permission.parse(permission),
-        datetime.now(UTC),
-    )
-    auditor.record(
-        Auditor.event(
-            caller.username,
-            "explain_access",
-            doc.id,
-            address,
-            detail={"user": record.username, "permission": permission, "allowed": result.allowed},
+    try:
+        found = explainer.user_access(
+            user, document, Permission.parse(permission), Caller(caller.username, address)
         )
-    )
+    except NotFoundError as err:
+        raise not_found(str(err)) from None
+    record, doc, result = found.user, found.document, found.result
     return AccessExplanationOut(
         user=ExplainedUser(
             username=record.username,
@@ -173,36 +149,28 @@ def explain_access(
     responses=errors(404),
 )
 def explain_readers(
-    services: ServicesDep,
+    explainer: ExplainServiceDep,
     caller: AuditorRoleDep,
-    auditor: AuditorDep,
     address: AddressDep,
     document: DocumentQuery,
 ) -> ReadersExplanationOut:
-    doc = _document(services.catalog, document)
-    access = document_access(doc, services.catalog.policies.list_all())
-    now = datetime.now(UTC)
-    readers = []
-    for user in services.catalog.organisation.list_users():
-        result = explain(principal_of(user), access, Permission.READ, now)
-        if result.allowed:
-            readers.append(
-                ReaderOut(
-                    username=user.username,
-                    display_name=user.display_name,
-                    department=user.department,
-                    ministry=user.ministry,
-                    because=[source_out(s) for s in result.because],
-                )
-            )
-    auditor.record(
-        Auditor.event(
-            caller.username, "explain_readers", doc.id, address, detail={"readers": len(readers)}
+    try:
+        found = explainer.readers(document, Caller(caller.username, address))
+    except NotFoundError as err:
+        raise not_found(str(err)) from None
+    readers = [
+        ReaderOut(
+            username=reader.user.username,
+            display_name=reader.user.display_name,
+            department=reader.user.department,
+            ministry=reader.user.ministry,
+            because=[source_out(s) for s in reader.because],
         )
-    )
+        for reader in found.readers
+    ]
     return ReadersExplanationOut(
-        document=_document_out(doc),
-        sources=[source_out(s) for s in access_sources(access, now)],
+        document=_document_out(found.document),
+        sources=[source_out(s) for s in found.sources],
         readers=readers,
         count=len(readers),
     )

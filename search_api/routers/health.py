@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from search_api.deps import ServicesDep
+from search_api.errors import error_body
 from search_api.openapi import errors
 
 router = APIRouter(tags=["health"])
@@ -32,7 +33,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
             check()
         except Exception as err:  # noqa: BLE001 - any failure means "not ready"
             return JSONResponse(
-                {"error": {"code": "not_ready", "message": f"{name} is not available: {err}"}},
+                error_body("not_ready", f"{name} is not available: {err}"),
                 status_code=503,
             )
     return JSONResponse({"status": "ready", "checks": sorted(checks)})

@@ -16,8 +16,16 @@ from search_api.audit_writer import Auditor
 from search_api.deps import AddressDep, AuditorDep, PrincipalDep, SearchRateDep, ServicesDep
 from search_api.errors import ApiError
 from search_api.openapi import errors
-from search_api.schemas import FacetOut, HitOut, SearchOut, SuggestionOut, SuggestOut
+from search_api.schemas import (
+    FacetOut,
+    FilterWarningOut,
+    HitOut,
+    SearchOut,
+    SuggestionOut,
+    SuggestOut,
+)
 from services.search import corrections_for, search_documents, suggest_for
+from services.search_filters import resolve_filters
 
 router = APIRouter(tags=["search"])
 
@@ -41,8 +49,19 @@ def _day_start(value: str | None, name: str) -> datetime | None:
         return datetime.combine(date.fromisoformat(value), time(), KST)
     except ValueError:
         raise ApiError(
-            400, "invalid_query", f"{name}: use YYYY-MM-DD or an ISO 8601 time"
+            422,
+            "validation_error",
+            f"{name}: YYYY-MM-DD 날짜나 ISO 8601 시각이어야 합니다 · "
+            f"{name}: use YYYY-MM-DD or an ISO 8601 time",
         ) from None
+
+
+def _out_of_range(name: str, highest: int) -> ApiError:
+    return ApiError(
+        422,
+        "validation_error",
+        f"{name}: 1부터 {highest}까지입니다 · {name}: from 1 to {highest}",
+    )
 
 
 @router.get(
@@ -59,41 +78,133 @@ def search(
     principal: PrincipalDep,
     auditor: AuditorDep,
     address: AddressDep,
-    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "",
-    department: Annotated[str | None, Query(max_length=64)] = None,
-    ministry: Annotated[str | None, Query(max_length=64)] = None,
-    content_type: Annotated[str | None, Query(max_length=200)] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    to: Annotated[str | None, Query(max_length=40)] = None,
-    sort: Literal["relevance", "newest", "oldest"] = "relevance",
+    q: Annotated[
+        str,
+        Query(
+            max_length=MAX_QUERY_CHARS,
+            description=(
+                '검색어 · the words to find: words, `"exact phrases"`, `-excluded` '
+                "words; Korean with or without particles and spacing. Empty: every "
+                "readable document (with the filters)."
+            ),
+            examples=["출생신고 -사망", '"주민등록 등본"'],
+        ),
+    ] = "",
+    department: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description=(
+                "only documents of this department: its code (any case) or its exact "
+                "name; an unknown one is reported in `warnings`"
+            ),
+            examples=["MOIS-DGOV"],
+        ),
+    ] = None,
+    ministry: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description=(
+                "only documents of this ministry: its code (any case) or its exact name; "
+                "an unknown one is reported in `warnings`"
+            ),
+            examples=["MOIS"],
+        ),
+    ] = None,
+    content_type: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description=(
+                "only this file type: a short name (`pdf`, `hwp`, `hwpx`, `doc`, `docx`, "
+                "`xls`, `xlsx`, `ppt`, `pptx`, `txt`, `csv`, `html`, `eml`, `zip`, `jpg`, "
+                "`png`, …) or a media type as in the `content_type` facet; an unknown "
+                "short name is reported in `warnings`"
+            ),
+            examples=["pdf", "application/x-hwp"],
+        ),
+    ] = None,
+    tag: Annotated[
+        str | None,
+        Query(max_length=64, description="only documents with this tag", examples=["예산"]),
+    ] = None,
+    from_: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            max_length=40,
+            description=(
+                "created on or after: a day (YYYY-MM-DD, in Korea) or an ISO 8601 time "
+                "(KST if no zone)"
+            ),
+            examples=["2026-01-01"],
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="created on or before this day (inclusive), or before this time",
+            examples=["2026-12-31"],
+        ),
+    ] = None,
+    sort: Annotated[
+        Literal["relevance", "newest", "oldest"],
+        Query(
+            description="relevance (the default), or by creation time",
+            examples=["newest"],
+        ),
+    ] = "relevance",
     # Bounds are documented in the schema and checked here, so that every out-of-range
-    # page or size answers the same 400 (shared THREATS.md), not 422 for some of them.
+    # page or size answers the same 422 with the bound in its message.
     page: Annotated[
-        int, Query(json_schema_extra={"minimum": 1, "maximum": MAX_PAGE}, description="from 1")
+        int,
+        Query(
+            json_schema_extra={"minimum": 1, "maximum": MAX_PAGE},
+            description="the page, from 1",
+            examples=[1],
+        ),
     ] = 1,
     size: Annotated[
         int,
         Query(
             json_schema_extra={"minimum": 1, "maximum": 1000},
             description="hits per page, at most the server's limit (100 by default)",
+            examples=[20],
         ),
     ] = 20,
 ) -> SearchOut:
     settings = services.settings
     if not 1 <= page <= MAX_PAGE:
-        raise ApiError(400, "invalid_query", f"page: from 1 to {MAX_PAGE}")
+        raise _out_of_range("page", MAX_PAGE)
     if not 1 <= size <= settings.max_page_size:
-        raise ApiError(400, "invalid_query", f"size: from 1 to {settings.max_page_size}")
+        raise _out_of_range("size", settings.max_page_size)
+    if page * size > settings.max_result_window:
+        # The service refuses it too (a bound of the index); here it is one more
+        # parameter out of range, answered as the others are.
+        window = settings.max_result_window
+        raise ApiError(
+            422,
+            "validation_error",
+            f"page: 처음 {window}건 안에서만 볼 수 있습니다 (page × size ≤ {window}) · "
+            f"page: results beyond the first {window} are not available",
+        )
     created_from = _day_start(from_, "from")
     created_to = _day_start(to, "to")
     if created_to is not None and to and "T" not in to:
         created_to += timedelta(days=1)  # `to` is an inclusive day
+    filters = resolve_filters(
+        services.catalog.organisation,
+        department=department,
+        ministry=ministry,
+        content_type=content_type,
+    )
     request = SearchRequest(
         query=parse_user_query(q),
-        department=department or None,
-        ministry=ministry or None,
-        content_type=content_type or None,
+        department=filters.department,
+        ministry=filters.ministry,
+        content_type=filters.content_type,
         tag=tag or None,
         created_from=created_from,
         created_to=created_to,
@@ -180,6 +291,7 @@ def search(
             for name, buckets in results.facets.items()
         },
         did_you_mean=did_you_mean,
+        warnings=[FilterWarningOut(code=w.code, message=w.message) for w in filters.warnings],
     )
 
 

@@ -45,7 +45,7 @@ from search_api.deps import (
     ServicesDep,
     access_claims,
 )
-from search_api.errors import ApiError, forbidden
+from search_api.errors import ApiError, error_body, forbidden
 from search_api.routers import admin as admin_routes
 from search_api.routers import audit as audit_routes
 from search_api.routers import auth as auth_routes
@@ -69,6 +69,8 @@ from search_api.web.session import (
     set_session_cookies,
     tokens_match,
 )
+from services.explain import ExplainService
+from services.sessions import SessionService
 from storage.errors import NotFoundError
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -382,6 +384,10 @@ async def sign_in(
     return response
 
 
+def _sessions(services: ServicesDep) -> SessionService:
+    return SessionService(services.catalog, services.tokens.max_lifetime)
+
+
 def _revoke_session(
     request: Request, services: ServicesDep, auditor: AuditorDep, address: str
 ) -> None:
@@ -398,7 +404,7 @@ def _revoke_session(
             claims = services.tokens.verify(refresh, "refresh")
         except InvalidTokenError:
             return
-    auth_routes.logout(claims, services, auditor, address)
+    auth_routes.logout(claims, _sessions(services), address)
 
 
 @router.post("/session/signout")
@@ -425,7 +431,7 @@ def _refresh(
         return False
     try:
         tokens = auth_routes.refresh(
-            RefreshRequest(refresh_token=refresh), services, auditor, address
+            RefreshRequest(refresh_token=refresh), services, _sessions(services), address
         )
     except (InvalidTokenError, InvalidCredentialsError):
         clear_session_cookies(response, secure=_secure(request))
@@ -466,7 +472,7 @@ def refresh_for_script(
     response: Response = Response(status_code=204)
     if not _refresh(request, services, auditor, address, response):
         response = JSONResponse(
-            {"error": {"code": "invalid_token", "message": "sign in again"}}, status_code=401
+            error_body("invalid_token", "다시 로그인하십시오 · sign in again"), status_code=401
         )
         clear_session_cookies(response, secure=_secure(request))
     return response
@@ -555,7 +561,7 @@ def search_page(
             size=PAGE_SIZE,
         )
     except (ApiError, InvalidQueryError) as err:
-        if isinstance(err, ApiError) and err.status != 400:
+        if isinstance(err, ApiError) and err.status not in (400, 422):
             raise
         error = Translator(language(request))("search.invalid", detail=str(err))
         results = SearchOut(total=0, page=page, size=PAGE_SIZE, hits=[], facets={})
@@ -716,7 +722,6 @@ def admin_explain_page(
     request: Request,
     services: ServicesDep,
     caller: AuditorRoleDep,
-    auditor: AuditorDep,
     address: AddressDep,
     user: Annotated[str, Query(max_length=64)] = "",
     document: Annotated[str, Query(max_length=64)] = "",
@@ -725,7 +730,11 @@ def admin_explain_page(
     explanation = None
     if user and document:
         explanation = explain_routes.explain_access(
-            services, caller, auditor, address, user=user.strip(), document=document.strip()
+            ExplainService(services.catalog),
+            caller,
+            address,
+            user=user.strip(),
+            document=document.strip(),
         )
     return render(
         request,

@@ -21,7 +21,7 @@ import httpx
 
 from crossdoc.settings import Settings
 from crossdoc.wiring.api import build_services
-from search_api.bootstrap import bootstrap
+from services.bootstrap import bootstrap
 from tests.conftest import ADMIN_PASSWORD, PASSWORD, fast_passwords, free_port
 
 UPLOADER = "crash.kim"
@@ -32,7 +32,9 @@ def prepare_data_dir(data: Path) -> None:
     """An empty Crossdoc with `admin` and one uploader (`UPLOADER`, password `PASSWORD`)."""
     services = build_services(Settings(data_dir=data), passwords=fast_passwords())
     try:
-        bootstrap(services, admin_password=ADMIN_PASSWORD, demo=False)
+        bootstrap(
+            services.catalog, services.passwords.hash, admin_password=ADMIN_PASSWORD, demo=False
+        )
         services.catalog.organisation.create_ministry("MOIS", "행정안전부")
         services.catalog.organisation.create_department(DEPARTMENT, "장애시험과", "MOIS")
         services.catalog.organisation.create_user(

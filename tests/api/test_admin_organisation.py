@@ -29,7 +29,10 @@ def test_creating_the_organisation_answers_and_audits_each_change(server: Server
         r = c.post("/admin/departments", json={**dept, "code": "ORGM-B", "ministry": "NOPE"})
         assert r.status_code == 422
         assert r.json() == {
-            "error": {"code": "validation_error", "message": "ministry: no ministry NOPE"}
+            "error": {
+                "code": "validation_error",
+                "message": "입력값이 올바르지 않습니다 · ministry: no ministry NOPE",
+            }
         }
         user = {
             "username": "org.kim",
@@ -52,7 +55,7 @@ def test_creating_the_organisation_answers_and_audits_each_change(server: Server
         assert r.status_code == 422
         assert r.json()["error"] == {
             "code": "validation_error",
-            "message": "department: no department ORGM-Z",
+            "message": "입력값이 올바르지 않습니다 · department: no department ORGM-Z",
         }
     [ministry] = _events(server, "ministry:ORGM")
     assert ministry["detail"] == {"op": "create", "code": "ORGM", "name": "조직부"}
@@ -93,13 +96,18 @@ def test_updating_a_user_answers_and_audits_the_change_with_what_was_before(
         assert (r.status_code, r.json()["error"]["code"]) == (422, "validation_error")
         r = c.patch("/admin/users/org.nobody", json={"disabled": False})
         assert r.status_code == 404
-        assert r.json() == {"error": {"code": "not_found", "message": "user not found"}}
+        assert r.json() == {
+            "error": {"code": "not_found", "message": "찾을 수 없습니다 · user not found"}
+        }
         r = c.patch("/admin/users/admin", json={"disabled": True})
         assert r.status_code == 409
-        assert r.json()["error"] == {"code": "conflict", "message": "you cannot disable yourself"}
+        assert r.json()["error"] == {
+            "code": "conflict",
+            "message": "현재 상태와 맞지 않아 처리할 수 없습니다 · you cannot disable yourself",
+        }
         r = c.patch("/admin/users/admin", json={"roles": ["auditor"]})
         assert r.status_code == 409
-        assert r.json()["error"]["message"] == "you cannot remove your own admin role"
+        assert r.json()["error"]["message"].endswith(" · you cannot remove your own admin role")
     [update] = [e for e in _events(server, "user:org.park") if e["detail"]["op"] == "update"]
     assert update["detail"] == {
         "op": "update",

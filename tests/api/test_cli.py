@@ -15,7 +15,7 @@ from crossdoc.settings import Settings
 from crossdoc.wiring.api import build_services
 from indexer.index.base import SearchRequest
 from indexer.query import parse_user_query
-from search_api.bootstrap import bootstrap
+from services.bootstrap import bootstrap
 from services.search import search_documents
 from tests.conftest import fast_passwords
 
@@ -41,7 +41,12 @@ def crossdoc(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def data_dir(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     services = build_services(Settings(data_dir=data), passwords=fast_passwords())
-    bootstrap(services, admin_password="admin-password-for-tests", demo=True)
+    bootstrap(
+        services.catalog,
+        services.passwords.hash,
+        admin_password="admin-password-for-tests",
+        demo=True,
+    )
     services.close()
     return data
 

@@ -244,7 +244,12 @@ def test_unreadable_and_missing_answer_the_same_404(server: Server, users: dict[
                     kwargs["json"] = {"title": "x"}
                 r = c.request(method, f"/documents/{doc_id}{path}", **kwargs)  # type: ignore[arg-type]
                 assert r.status_code == 404, (method, path, doc_id, r.text)
-                assert r.json() == {"error": {"code": "not_found", "message": "document not found"}}
+                assert r.json() == {
+                    "error": {
+                        "code": "not_found",
+                        "message": "찾을 수 없습니다 · document not found",
+                    }
+                }
 
 
 def test_zero_byte_file_is_stored_and_marked(server: Server, users: dict[str, str]) -> None:

@@ -160,7 +160,11 @@ def test_explain_answers_404_for_unknown_things_and_403_for_members(
         )
     with server.client("admin") as c:
         events = c.get("/admin/audit", params={"action": "explain_readers"}).json()
+        asked = c.get("/admin/audit", params={"action": "explain_access"}).json()
     assert events and events[-1]["actor"] in ("admin", "audit")
+    assert "readers" in events[-1]["detail"]
+    assert asked and {"user", "permission", "allowed"} <= set(asked[-1]["detail"])
+    assert asked[-1]["detail"]["permission"] in ("read", "write", "manage")
 
 
 def test_openapi_documents_the_explanations(server: Server) -> None:

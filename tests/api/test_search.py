@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -247,7 +248,7 @@ def test_filters_facets_sort_and_paging(server: Server, org: dict[str, str]) -> 
     assert server.search("lee", q=word, to=str(today - timedelta(days=2)))["total"] == 0
 
 
-def test_out_of_range_paging_is_400(server: Server, org: dict[str, str]) -> None:
+def test_out_of_range_paging_is_422(server: Server, org: dict[str, str]) -> None:
     with server.client("kim") as c:
         for paging in (
             {"size": 5000},
@@ -259,12 +260,14 @@ def test_out_of_range_paging_is_400(server: Server, org: dict[str, str]) -> None
             {"page": 9999, "size": 100},
         ):
             r = c.get("/search", params={"q": "x", **paging})
-            assert r.status_code == 400, (paging, r.text)
-            assert r.json()["error"]["code"] == "invalid_query"
-        # Not a number at all: a malformed parameter, not one out of range.
+            # Every invalid parameter is 422, out of range or not a number at all.
+            assert r.status_code == 422, (paging, r.text)
+            assert r.json()["error"]["code"] == "validation_error"
+            korean, _, english = r.json()["error"]["message"].partition(" · ")
+            assert re.search("[가-힣]", korean) and english.startswith(("page", "size"))
         assert c.get("/search", params={"q": "x", "page": "one"}).status_code == 422
         assert c.get("/search", params={"q": "x" * 2000}).status_code in (400, 422)
-        assert c.get("/search", params={"q": "x", "from": "yesterday"}).status_code == 400
+        assert c.get("/search", params={"q": "x", "from": "yesterday"}).status_code == 422
 
 
 def test_blank_query_lists_readable_documents(server: Server, org: dict[str, str]) -> None:

@@ -22,6 +22,7 @@ from indexer.index import tantivy_index
 from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
 from indexer.index.tantivy_index import TantivyIndex
 from indexer.query import parse_user_query
+from tests.factories import index_doc
 
 GOV = frozenset({"gov"})
 ACCESS = AccessFilter(GOV)
@@ -29,20 +30,8 @@ MOMENT = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def doc(doc_id: str, body: str, *, created_at: datetime = MOMENT) -> IndexDocument:
-    return IndexDocument(
-        id=doc_id,
-        revision=1,
-        title="문서",
-        filename=f"{doc_id}.txt",
-        body=body,
-        department="d",
-        ministry="m",
-        content_type="text/plain",
-        tags=(),
-        owner="user:o",
-        readers=GOV,
-        created_at=created_at,
-        updated_at=created_at,
+    return index_doc(
+        doc_id, body, filename=f"{doc_id}.txt", content_type="text/plain", created_at=created_at
     )
 
 

@@ -16,27 +16,14 @@ import pytest
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.index.base import AccessFilter, IndexDocument, SuggestionKind
 from indexer.index.tantivy_index import TantivyIndex
+from tests.factories import index_doc
 
 GOV = frozenset({"gov"})
 MOMENT = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def doc(doc_id: str, title: str, body: str) -> IndexDocument:
-    return IndexDocument(
-        id=doc_id,
-        revision=1,
-        title=title,
-        filename=f"{doc_id}.txt",
-        body=body,
-        department="d",
-        ministry="m",
-        content_type="text/plain",
-        tags=(),
-        owner="user:o",
-        readers=GOV,
-        created_at=MOMENT,
-        updated_at=MOMENT,
-    )
+    return index_doc(doc_id, body, title=title, filename=f"{doc_id}.txt", content_type="text/plain")
 
 
 def test_words_are_not_walked_when_titles_fill_the_list(

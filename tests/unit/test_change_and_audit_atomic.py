@@ -5,8 +5,8 @@ work) and is SIGKILLed at a point between the change and the commit: after the
 change is flushed to the database but before its audit record is written, or
 with both written just before the commit. The catalog must then hold the change
 if and only if it holds the audit record (here: neither). Without the kill, both.
-The same for organisation changes (`services.organisation`) and policy changes
-(`services.policies`).
+The same for organisation changes (`services.organisation`), policy changes
+(`services.policies`) and sessions (`services.sessions`: sign-out, refresh).
 """
 
 from __future__ import annotations
@@ -26,30 +26,56 @@ from storage.catalog.records import (
     NewBlob,
     NewDocument,
     NewPolicy,
+    Revocation,
 )
 from storage.catalog.sql import SqlCatalog
 
-# The child: make one change, dying at `point` (with SIGKILL: no clean-up, no rollback).
-CHILD = r"""
+# Every child's start: its arguments, and the points where it SIGKILLs itself (no
+# clean-up, no rollback): "before_audit" (the change is flushed, its audit record not
+# written), "before_commit" (both flushed, not committed), "none" (no kill).
+KILL_POINTS = r"""
 import os, signal, sys
-from services.documents import Caller, DocumentService
-from storage.catalog.records import GrantRecord, NewBlob
-from storage.catalog.sql import SqlCatalog
+from storage.catalog.sql import policies as sql_policies
 from storage.catalog.sql.audit import SqlAuditLog
 from storage.catalog.sql.unit_of_work import SqlUnitOfWork
 
-url, doc_id, op, point = sys.argv[1:]
+url, target, op, point = sys.argv[1:]
 
 def die(*_args, **_kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
-if point == "before_audit":  # the change is flushed; its audit record is not written
+if point == "before_audit":
     SqlAuditLog.append = die
-elif point == "before_commit":  # change and audit record flushed, not committed
+    sql_policies.append_events = die
+elif point == "before_commit":
     def commit(self):
         self._session.flush()
         die()
     SqlUnitOfWork.commit = commit
+"""
+
+
+def _run_child(body: str, url: str, target: str, op: str, point: str) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", KILL_POINTS + body, url, target, op, point],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if point == "none":
+        assert child.returncode == 0, child.stderr
+    else:
+        assert child.returncode == -signal.SIGKILL, child.stderr
+
+
+# The child: make one change, dying at `point`.
+CHILD = r"""
+from services.documents import Caller, DocumentService
+from storage.catalog.records import GrantRecord, NewBlob
+from storage.catalog.sql import SqlCatalog
+
+doc_id = target
 
 notified = []
 service = DocumentService(SqlCatalog(url), notified.extend)
@@ -106,17 +132,7 @@ def test_a_change_and_its_audit_record_survive_together_or_not_at_all(
     setup: tuple[str, str], op: str, point: str
 ) -> None:
     url, doc_id = setup
-    child = subprocess.run(
-        [sys.executable, "-c", CHILD, url, doc_id, op, point],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if point == "none":
-        assert child.returncode == 0, child.stderr
-    else:
-        assert child.returncode == -signal.SIGKILL, child.stderr
+    _run_child(CHILD, url, doc_id, op, point)
     catalog = SqlCatalog(url)
     try:
         doc = catalog.documents.get(doc_id, include_deleted=True)
@@ -131,30 +147,14 @@ def test_a_change_and_its_audit_record_survive_together_or_not_at_all(
 
 # Organisation and policy changes: the same rule, through their services.
 ORG_CHILD = r"""
-import os, signal, sys
 from services.documents import Caller
 from services.organisation import OrganisationService
 from services.policies import PolicyService, PolicyUpdate
 from storage.catalog.policy_match import PolicyMatch
 from storage.catalog.records import NewPolicy
 from storage.catalog.sql import SqlCatalog
-from storage.catalog.sql import policies as sql_policies
-from storage.catalog.sql.audit import SqlAuditLog
-from storage.catalog.sql.unit_of_work import SqlUnitOfWork
 
-url, policy_id, op, point = sys.argv[1:]
-
-def die(*_args, **_kwargs):
-    os.kill(os.getpid(), signal.SIGKILL)
-
-if point == "before_audit":  # the change is flushed; its audit record is not written
-    SqlAuditLog.append = die
-    sql_policies.append_events = die
-elif point == "before_commit":  # change and audit record flushed, not committed
-    def commit(self):
-        self._session.flush()
-        die()
-    SqlUnitOfWork.commit = commit
+policy_id = target
 
 catalog = SqlCatalog(url)
 caller = Caller("kim", "127.0.0.1")
@@ -225,22 +225,80 @@ def test_an_organisation_or_policy_change_and_its_audit_record_survive_together(
     org_setup: tuple[str, int], op: str, point: str
 ) -> None:
     url, policy_id = org_setup
-    child = subprocess.run(
-        [sys.executable, "-c", ORG_CHILD, url, str(policy_id), op, point],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if point == "none":
-        assert child.returncode == 0, child.stderr
-    else:
-        assert child.returncode == -signal.SIGKILL, child.stderr
+    _run_child(ORG_CHILD, url, str(policy_id), op, point)
     catalog = SqlCatalog(url)
     try:
         changed = _org_changed(op, catalog)
         action, target = ORG_ACTIONS[op]
         audited = bool(catalog.audit.page(AuditFilter(action=action, target=target)))
+        assert changed == audited, f"change kept: {changed}, audit record kept: {audited}"
+        assert changed == (point == "none")
+        assert catalog.audit.verify_chain().ok
+    finally:
+        catalog.close()
+
+
+# Sessions: a sign-out, a refresh token spent, and a spent one presented again (its
+# whole sign-in revoked) keep their revocations if and only if they keep their records.
+SESSION_CHILD = r"""
+from datetime import UTC, datetime, timedelta
+from auth.errors import InvalidTokenError
+from auth.tokens import TokenClaims
+from services.sessions import SessionService
+from storage.catalog.sql import SqlCatalog
+
+now = datetime.now(UTC)
+kind = "access" if op == "sign_out" else "refresh"
+issued, expires = now - timedelta(minutes=1), now + timedelta(hours=1)
+claims = TokenClaims("kim", target, kind, issued, expires, "fam-1")
+sessions = SessionService(SqlCatalog(url), timedelta(hours=12))
+if op == "sign_out":
+    sessions.sign_out(claims, "127.0.0.1")
+elif op == "refresh":
+    assert sessions.spend_refresh_token(claims, "127.0.0.1").username == "kim"
+else:  # "reuse": this refresh token was spent before
+    try:
+        sessions.spend_refresh_token(claims, "127.0.0.1")
+    except InvalidTokenError:
+        pass
+    else:
+        raise AssertionError("a spent refresh token was accepted")
+"""
+
+SESSION_ACTIONS = {"sign_out": "sign_out", "refresh": "token_refresh", "reuse": "token_reuse"}
+
+
+@pytest.fixture
+def session_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    catalog = SqlCatalog(url)
+    catalog.migrate()
+    catalog.organisation.create_ministry("M1", "부")
+    catalog.organisation.create_department("D1", "과", "M1")
+    catalog.organisation.create_user("kim", "hash", "김", "D1", ["member"])
+    spent = Revocation("jti", "spent-token", datetime.now(UTC) + timedelta(hours=1))
+    catalog.tokens.revoke([spent])
+    catalog.close()
+    return url
+
+
+@pytest.mark.parametrize("op", sorted(SESSION_ACTIONS))
+@pytest.mark.parametrize("point", ["before_audit", "before_commit", "none"])
+def test_a_session_change_and_its_audit_record_survive_together(
+    session_url: str, op: str, point: str
+) -> None:
+    token_id = "spent-token" if op == "reuse" else "fresh-token"
+    _run_child(SESSION_CHILD, session_url, token_id, op, point)
+    catalog = SqlCatalog(session_url)
+    try:
+        issued = datetime.now(UTC) - timedelta(minutes=1)
+        if op == "reuse":
+            changed = catalog.tokens.is_revoked(None, "fam-1", "kim", issued)
+        elif op == "sign_out":
+            changed = catalog.tokens.is_revoked("fresh-token", "fam-1", "kim", issued)
+        else:
+            changed = catalog.tokens.is_revoked("fresh-token", "other-family", "kim", issued)
+        audited = bool(catalog.audit.page(AuditFilter(action=SESSION_ACTIONS[op])))
         assert changed == audited, f"change kept: {changed}, audit record kept: {audited}"
         assert changed == (point == "none")
         assert catalog.audit.verify_chain().ok

@@ -4,6 +4,7 @@ own answer; uploads recorded together each keep their own audit record."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -14,8 +15,9 @@ import pytest
 from storage.catalog.ports import CatalogStore
 from storage.catalog.records import AuditFilter, NewAuditEvent, NewBlob, NewDocument
 from storage.catalog.sql import SqlCatalog
-from storage.errors import NotFoundError
+from storage.errors import NotFoundError, StorageFullError
 from storage.group_commit import GroupCommit, PendingUpload, UploadCommits
+from storage.ingest import StagedFile, accept_document
 
 
 class Recorder:
@@ -139,6 +141,57 @@ def test_many_threads_each_get_their_own_result() -> None:
     assert sorted(committed) == list(range(200))  # each exactly once
 
 
+def test_a_leader_waits_for_items_on_their_way_and_commits_them_together() -> None:
+    recorder = Recorder()
+    recorder.entered.set()
+    group = GroupCommit(recorder.many, recorder.one, gather_seconds=30)
+    group.announce()  # item 2 is on its way (its blob being stored, say)
+    results: dict[int, object] = {}
+    threads = _submit_all(group, [1], results)
+    time.sleep(0.05)
+    assert results == {}  # the leader waits for item 2
+    assert group.submit(2, announced=True) == "r2"
+    for t in threads:
+        t.join(30)
+    assert results == {1: "r1"}
+    assert recorder.batches == [[1, 2]] and recorder.singles == []
+    assert group.on_their_way == 0
+
+
+def test_with_nothing_on_its_way_a_leader_does_not_wait() -> None:
+    recorder = Recorder()
+    recorder.entered.set()
+    group = GroupCommit(recorder.many, recorder.one, gather_seconds=30)
+    started = time.monotonic()
+    assert group.submit(1) == "r1"
+    assert time.monotonic() - started < 10  # not the 30 s gathering bound
+
+
+def test_a_withdrawn_item_stops_the_leader_waiting_for_it() -> None:
+    recorder = Recorder()
+    recorder.entered.set()
+    group = GroupCommit(recorder.many, recorder.one, gather_seconds=30)
+    group.announce()
+    results: dict[int, object] = {}
+    started = time.monotonic()
+    threads = _submit_all(group, [1], results)
+    time.sleep(0.05)
+    group.withdraw()  # its caller failed: it will never be submitted
+    for t in threads:
+        t.join(30)
+    assert results == {1: "r1"} and recorder.singles == [1]
+    assert time.monotonic() - started < 10
+
+
+def test_the_wait_for_items_on_their_way_is_bounded() -> None:
+    recorder = Recorder()
+    recorder.entered.set()
+    group = GroupCommit(recorder.many, recorder.one, gather_seconds=0.05)
+    group.announce()  # never submitted nor withdrawn
+    assert group.submit(1) == "r1"
+    assert recorder.singles == [1]
+
+
 # -- uploads into a real catalog -----------------------------------------------------
 
 
@@ -226,3 +279,45 @@ def test_a_batch_of_uploads_is_one_transaction(catalog: CatalogStore) -> None:
     with pytest.raises(ValueError, match="one per new document"):
         catalog.documents.create_many([_upload(9).document], audits=[None, None])
     assert catalog.documents.count() == 3
+
+
+class _FullStore:
+    """An object store whose disk is full."""
+
+    def put_file(self, path: Path, *, sha256: str, size: int) -> object:
+        raise StorageFullError("no space left on the object store")
+
+
+def test_an_upload_that_fails_on_its_way_is_withdrawn(
+    catalog: CatalogStore, tmp_path: Path
+) -> None:
+    commits = UploadCommits(catalog, gather_seconds=30)
+    spooled = tmp_path / "upload"
+    spooled.write_bytes(b"abc")
+    staged = StagedFile(spooled, hashlib.sha256(b"abc").hexdigest(), 3, b"abc")
+
+    def accept() -> None:
+        accept_document(
+            catalog,
+            _FullStore(),  # type: ignore[arg-type]
+            staged,
+            filename="a.txt",
+            declared_type="text/plain",
+            title=None,
+            department="D1",
+            owner="kim",
+            visibility="department",
+            commits=commits,
+        )
+
+    with pytest.raises(StorageFullError):
+        accept()
+    assert commits.on_their_way == 0
+    started = time.monotonic()
+    doc = commits.record(_upload(1))  # nothing on its way: committed at once
+    assert time.monotonic() - started < 10
+    with commits.arriving() as arrival:
+        assert commits.on_their_way == 1
+        second = arrival.record(_upload(2))
+    assert commits.on_their_way == 0
+    assert {d.id for d in catalog.documents.get_many([doc.id, second.id])} == {doc.id, second.id}

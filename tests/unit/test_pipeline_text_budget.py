@@ -20,7 +20,7 @@ from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
 from indexer.pipeline import IndexingPipeline
 from indexer.query import parse_user_query
 from indexer.worker import drain_once
-from search_api.bootstrap import bootstrap
+from services.bootstrap import bootstrap
 from storage.ingest import BulkItem, StagedFile, accept_documents
 from tests.conftest import fast_passwords
 
@@ -31,7 +31,9 @@ BUDGET = 30_000  # UTF-8 bytes of extracted text
 def services(tmp_path: Path) -> Iterator[Services]:
     settings = Settings(data_dir=tmp_path / "data", demo=True, worker_batch_text_bytes=2 << 20)
     built = build_services(settings, passwords=fast_passwords())
-    bootstrap(built, admin_password="admin-password-for-tests", demo=True)
+    bootstrap(
+        built.catalog, built.passwords.hash, admin_password="admin-password-for-tests", demo=True
+    )
     yield built
     built.close()
 

@@ -285,6 +285,18 @@ def test_a_bad_search_shows_its_error_on_the_search_page(
         assert 'value="출생"' in page.text  # the query is kept, to be corrected
 
 
+def test_a_filter_naming_nothing_is_said_on_the_search_page(
+    server: Server, users: dict[str, str]
+) -> None:
+    with browser_client(server) as client:
+        sign_in(client, users["member"])
+        page = client.get("/", params={"q": "출생", "department": "NO-SUCH", "content_type": "pfd"})
+        assert page.status_code == 200
+        notes = re.findall(r'<p class="alert info" role="status">(.*?)</p>', page.text)
+        assert any("그런 부서 코드나 이름이 없습니다" in note for note in notes), notes
+        assert any("알 수 없는 파일 형식입니다" in note for note in notes), notes
+
+
 PAGES = ("/", "/upload", "/department", "/admin", "/admin/users", "/admin/policies",
          "/admin/explain", "/admin/audit", "/signin", "/documents/" + "0" * 32)  # fmt: skip
 

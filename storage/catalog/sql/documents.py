@@ -61,6 +61,15 @@ _ACCESS_ROWS = (
     .order_by(_GRANTS.c.id)
 )
 _STALE_ACCESS_IDS = select(_DOCS.c.id).where(_DOCS.c.indexed_revision < _DOCS.c.acl_revision)
+_DEPARTMENTS = _table(m.Department)
+_DEPARTMENT_MINISTRIES = select(_DEPARTMENTS.c.code, _DEPARTMENTS.c.ministry_code).where(
+    _DEPARTMENTS.c.code.in_(bindparam("codes", expanding=True))
+)
+# The inserts of every upload (Core executemany, built once).
+_INSERT_DOCUMENTS = insert(_DOCS)
+_INSERT_VERSIONS = insert(_table(m.DocumentVersion))
+_INSERT_GRANTS = insert(_GRANTS)
+_INSERT_OUTBOX = insert(_table(m.OutboxItem))
 _EXPIRED_GRANT_DOCUMENTS = select(_GRANTS.c.document_id).where(
     _GRANTS.c.expires_at <= bindparam("now")
 )
@@ -78,6 +87,27 @@ def _live_document(s: Session, document_id: str) -> m.Document:
     if d is None or d.deleted_at is not None:
         raise NotFoundError(f"no document {document_id}")
     return d
+
+
+def _new_revision(
+    s: Session,
+    d: m.Document,
+    now: datetime,
+    *,
+    access_changed: bool = False,
+    access_only: bool = False,
+) -> None:
+    """A change to `d`: its next revision, queued for the index in this transaction.
+
+    `access_changed`: who may read it may have changed, so its index entry grants
+    what the catalog may no longer grant until it is re-indexed (`acl_revision`).
+    `access_only`: the text is unchanged (the worker re-indexes without extracting).
+    """
+    d.revision += 1
+    if access_changed:
+        d.acl_revision = d.revision
+    d.updated_at = now
+    enqueue(s, d.id, d.revision, now, access_only=access_only)
 
 
 class SqlDocuments(SqlRepository):
@@ -174,12 +204,14 @@ class SqlDocuments(SqlRepository):
         upload hot path, where the ORM's unit of work costs more than the
         inserts themselves.
         """
-        ministries: dict[str, str] = {}
-        for code in {new.department for new in news}:
-            dept = s.get(m.Department, code)
-            if dept is None:
-                raise NotFoundError(f"no department {code}")
-            ministries[code] = dept.ministry_code
+        conn = s.connection()
+        codes = {new.department for new in news}
+        ministries: dict[str, str] = {
+            code: ministry
+            for code, ministry in conn.execute(_DEPARTMENT_MINISTRIES, {"codes": list(codes)})
+        }
+        for code in codes - ministries.keys():
+            raise NotFoundError(f"no department {code}")
         documents: list[dict[str, Any]] = []
         versions: list[dict[str, Any]] = []
         grants: list[dict[str, Any]] = []
@@ -227,14 +259,11 @@ class SqlDocuments(SqlRepository):
                 }
             )
             grants.extend(self._grant_rows(doc_id, new.grants, new.owner, now))
-        s.execute(insert(_table(m.Document)), documents)
-        s.execute(insert(_table(m.DocumentVersion)), versions)
+        conn.execute(_INSERT_DOCUMENTS, documents)
+        conn.execute(_INSERT_VERSIONS, versions)
         if grants:
-            s.execute(insert(_table(m.DocumentGrant)), grants)
-        s.execute(
-            insert(_table(m.OutboxItem)),
-            [outbox_row(row["id"], 1, now) for row in documents],
-        )
+            conn.execute(_INSERT_GRANTS, grants)
+        conn.execute(_INSERT_OUTBOX, [outbox_row(row["id"], 1, now) for row in documents])
         return [
             DocumentRecord(**{**row, "tags": tuple(row["tags"])}, grants=tuple(new.grants))
             for row, new in zip(documents, news, strict=True)
@@ -441,7 +470,6 @@ class SqlDocuments(SqlRepository):
             d = _live_document(s, document_id)
             now = _now()
             d.version += 1
-            d.revision += 1
             d.filename = blob.filename
             d.declared_type = blob.declared_type
             d.content_type = blob.content_type
@@ -450,7 +478,7 @@ class SqlDocuments(SqlRepository):
             d.blob_key = blob.blob_key
             d.status = "pending"
             d.status_detail = ""
-            d.updated_at = now
+            _new_revision(s, d, now)
             s.add(
                 m.DocumentVersion(
                     document_id=document_id,
@@ -464,7 +492,6 @@ class SqlDocuments(SqlRepository):
                     created_at=now,
                 )
             )
-            enqueue(s, document_id, d.revision, now)
             s.flush()
             return self._document_record(d, self._grants(s, [document_id])[document_id])
 
@@ -502,13 +529,11 @@ class SqlDocuments(SqlRepository):
             if title is not None:
                 d.title = title
                 d.title_from_user = True
-            d.revision += 1
-            if tags is not None and list(tags) != list(d.tags):
+            # Policies match on tags: who may read it may have changed with them.
+            retagged = tags is not None and list(tags) != list(d.tags)
+            if tags is not None:
                 d.tags = list(tags)
-                # Policies match on tags: who may read it may have changed.
-                d.acl_revision = d.revision
-            d.updated_at = _now()
-            enqueue(s, document_id, d.revision, d.updated_at)
+            _new_revision(s, d, _now(), access_changed=retagged)
             s.flush()
             return self._document_record(d, self._grants(s, [document_id])[document_id])
 
@@ -520,11 +545,8 @@ class SqlDocuments(SqlRepository):
             d = _live_document(s, document_id)
             now = _now()
             d.visibility = visibility
-            d.revision += 1
-            d.acl_revision = d.revision
-            d.updated_at = now
             self._replace_grants(s, document_id, grants, actor, now)
-            enqueue(s, document_id, d.revision, now, access_only=True)
+            _new_revision(s, d, now, access_changed=True, access_only=True)
             s.flush()
             return self._document_record(d, tuple(grants))
 
@@ -534,10 +556,7 @@ class SqlDocuments(SqlRepository):
             d = _live_document(s, document_id)
             now = _now()
             d.deleted_at = now
-            d.revision += 1
-            d.acl_revision = d.revision
-            d.updated_at = now
-            enqueue(s, document_id, d.revision, now)
+            _new_revision(s, d, now, access_changed=True)
 
     def stale_access_ids(self) -> set[str]:
         """Documents whose index entry may grant access the catalog no longer does.
