@@ -4,6 +4,8 @@ python -m bench.relevance            # shipped user dictionary and synonyms
 python -m bench.relevance --plain    # also mecab alone, no synonyms, for comparison
 python -m bench.relevance --independent   # the set judged without the analyser,
                                           # morphology alone and with the compound fallback
+python -m bench.relevance --elasticsearch http://127.0.0.1:9250   # both sets on
+                                          # Elasticsearch/OpenSearch beside Tantivy
 """
 
 from __future__ import annotations
@@ -21,7 +23,21 @@ def main() -> None:
     parser.add_argument(
         "--independent", action="store_true", help="the independently judged set (both ways)"
     )
+    parser.add_argument(
+        "--elasticsearch",
+        metavar="URL",
+        help="run both sets on Tantivy and on the Elasticsearch/OpenSearch node at URL",
+    )
     args = parser.parse_args()
+    if args.elasticsearch:
+        for name, url in (("tantivy", None), ("elasticsearch", args.elasticsearch)):
+            started = time.perf_counter()
+            judged = evaluate(elasticsearch_url=url).report().splitlines()[1]
+            independent = evaluate_independent(elasticsearch_url=url)
+            print(f"{name:<14} judged: {judged}   independent: ", end="")
+            print(f"{independent.report(misses=False).splitlines()[1]}", end="")
+            print(f"   ({time.perf_counter() - started:.1f} s)")
+        return
     if args.independent:
         for fallback in (False, True):
             started = time.perf_counter()

@@ -38,7 +38,12 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr | None = None
     s3_secure: bool = True
     s3_region: str | None = None
+    #: `embedded` (Tantivy in the data dir) or `http(s)://host:port` of
+    #: Elasticsearch 8 / OpenSearch 2 with nori (the engine is told by `GET /`).
     search_url: str = "embedded"
+    #: The alias Crossdoc reads and writes on Elasticsearch/OpenSearch (it points
+    #: at a versioned index created from infra/elasticsearch/index-settings.json).
+    search_index: str = Field(default="crossdoc-documents", pattern=r"^[a-z0-9][a-z0-9_.-]{0,200}$")
     #: An Apache Tika server (http://host:9998) instead of the embedded extractor.
     tika_url: str | None = None
     #: With a Tika server: let it OCR images itself, instead of our OCR settings below.
@@ -111,6 +116,13 @@ class Settings(BaseSettings):
     def _storage_scheme(cls, value: str | None) -> str | None:
         if value and not value.startswith(("file://", "s3://")):
             raise ValueError("CROSSDOC_STORAGE_URL must start with file:// or s3://")
+        return value
+
+    @field_validator("search_url")
+    @classmethod
+    def _search_scheme(cls, value: str) -> str:
+        if value != "embedded" and not value.startswith(("http://", "https://")):
+            raise ValueError("CROSSDOC_SEARCH_URL must be 'embedded' or an http(s):// URL")
         return value
 
     # -- derived locations ---------------------------------------------------------

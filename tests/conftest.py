@@ -177,6 +177,23 @@ def start_server(tmp_path: Path, **overrides: Any) -> Iterator[Server]:
         thread.join(30)
 
 
+def drop_search_index(url: str, alias: str) -> None:
+    """Delete a test index on Elasticsearch/OpenSearch: the concrete indices behind
+    `alias` (by name: Elasticsearch 8 refuses wildcard deletes)."""
+    from indexer.index.elasticsearch import _connect, _EngineError
+
+    client = _connect(url, 10)
+    try:
+        try:
+            names = list(client.request("GET", f"/_alias/{alias}"))
+        except _EngineError:
+            return  # no alias: nothing was created
+        for name in names:
+            client.request("DELETE", f"/{name}")
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server per test module (fresh data dir), small upload limit for the 413 tests."""

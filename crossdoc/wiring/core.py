@@ -113,11 +113,12 @@ def build_extractor(settings: Settings) -> TextExtractor:
 
 
 def build_index(settings: Settings) -> SearchIndex:
+    """The search index the settings name: Tantivy in the data dir (`embedded`),
+    or Elasticsearch/OpenSearch at `CROSSDOC_SEARCH_URL` through the alias
+    `CROSSDOC_SEARCH_INDEX`. Raises `ConfigurationError` when the engine cannot
+    be reached or refuses the index."""
     if settings.search_url != "embedded":
-        raise ConfigurationError(
-            "CROSSDOC_SEARCH_URL other than 'embedded' (Elasticsearch) is not supported by "
-            "this build yet"
-        )
+        return _build_elasticsearch_index(settings)
     from indexer.analysis.process import AnalysisProcess
     from indexer.analysis.synonyms import SynonymsFile
     from indexer.index.tantivy_index import TantivyIndex
@@ -140,6 +141,40 @@ def build_index(settings: Settings) -> SearchIndex:
         analysis=analysis,
         compound_fallback=settings.compound_fallback,
     )
+
+
+def _build_elasticsearch_index(settings: Settings) -> SearchIndex:
+    from indexer.analysis.process import AnalysisProcess
+    from indexer.errors import SearchUnavailableError
+    from indexer.index.elasticsearch import (
+        DEFAULT_MAX_RESULT_WINDOW,
+        ElasticsearchIndex,
+        redacted,
+    )
+
+    # Our analyser makes the completion keys and highlights; nori on the node
+    # (its own copy of the user dictionary and synonyms) analyses the text.
+    analyzer = build_analyzer(settings)
+    try:
+        return ElasticsearchIndex(
+            settings.search_url,
+            settings.search_index,
+            analyzer,
+            # The index's own max_result_window (index-settings.json) bounds it too.
+            max_result_window=min(settings.max_result_window, DEFAULT_MAX_RESULT_WINDOW),
+            # The completion keys need our analysis of each document: on another core.
+            analysis=(
+                AnalysisProcess(analyzer)
+                if settings.analysis_process and (os.cpu_count() or 1) > 1
+                else None
+            ),
+        )
+    except SearchUnavailableError as err:
+        where = redacted(settings.search_url)
+        raise ConfigurationError(
+            f"CROSSDOC_SEARCH_URL: the search engine at {where} is unavailable ({err}); "
+            "start it, or set CROSSDOC_SEARCH_URL=embedded"
+        ) from err
 
 
 def build_analyzer(settings: Settings) -> KoreanAnalyzer:

@@ -223,7 +223,9 @@ class SearchIndex(Protocol):
 
         A document whose stored revision is higher than the given one is left as
         it is (an old task never restores old text or an old ACL). Visible to
-        searches after `refresh()` at the latest. Raises `SearchUnavailableError`.
+        searches when the call returns: the pipeline records the document indexed
+        right after, and searches then trust the index's readers for it (so every
+        write of this port is visible on return). Raises `SearchUnavailableError`.
         """
         ...
 

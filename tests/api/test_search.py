@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from storage.catalog.records import AuditFilter
-from tests.conftest import Server
+from tests.conftest import Server, drop_search_index, start_server
+
+
+@pytest.fixture(scope="module", params=["embedded", "elasticsearch"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The API on each search engine: embedded, and Elasticsearch/OpenSearch (a fresh
+    index) when `CROSSDOC_TEST_ELASTICSEARCH_URL` is set."""
+    overrides: dict[str, Any] = {}
+    url = os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL", "")
+    if request.param == "elasticsearch":
+        if not url:
+            pytest.skip(
+                "set CROSSDOC_TEST_ELASTICSEARCH_URL to run against Elasticsearch/OpenSearch"
+            )
+        overrides = {"search_url": url, "search_index": f"crossdoc-test-{uuid.uuid4().hex}"}
+    running = start_server(
+        tmp_path_factory.mktemp("crossdoc"), max_upload_bytes=8 * 1024 * 1024, **overrides
+    )
+    try:
+        yield next(running)
+    finally:
+        running.close()
+        if overrides:
+            drop_search_index(url, overrides["search_index"])
 
 
 @pytest.fixture(scope="module")
@@ -350,3 +378,33 @@ def test_did_you_mean_proposes_a_readable_term(server: Server, org: dict[str, st
     assert secret["id"]
     # Enough hits: no proposal.
     assert server.search(org["choi"], q="주민등록등본")["did_you_mean"] is None
+
+
+def test_a_search_engine_gone_answers_503_and_readyz_says_so(
+    server: Server, org: dict[str, str]
+) -> None:
+    index = server.services.index
+    if not hasattr(index, "_client"):
+        pytest.skip(
+            "Elasticsearch/OpenSearch only: tests/api/test_faults.py covers the embedded index"
+        )
+    from tests.conftest import free_port
+
+    live = index._client
+    dead = f"http://127.0.0.1:{free_port()}"
+    # Built as the adapter builds it, for an address where nothing listens.
+    index._client = type(live)(dead, 2)  # type: ignore[call-arg]
+    try:
+        with server.client(org["kim"]) as c:
+            r = c.get("/search", params={"q": "예산"})
+            assert r.status_code == 503
+            assert r.json()["error"]["code"] == "search_unavailable"
+            assert c.get("/suggest", params={"q": "예산"}).status_code == 503
+        with server.client() as anonymous:
+            ready = anonymous.get("/readyz")
+            assert ready.status_code == 503
+            assert "search_index" in ready.json()["error"]["message"]
+    finally:
+        index._client = live
+    with server.client() as anonymous:
+        assert anonymous.get("/readyz").status_code == 200

@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.analysis.process import AnalysisProcess
 from indexer.index.base import SearchIndex
+from indexer.index.elasticsearch import ElasticsearchIndex
 from indexer.index.tantivy_index import TantivyIndex
 from storage.objectstore.base import ObjectStore
 from storage.objectstore.local import LocalObjectStore
@@ -159,6 +160,13 @@ def search_index(
         return
     if not os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL"):
         pytest.skip("set CROSSDOC_TEST_ELASTICSEARCH_URL to run against real Elasticsearch")
-    # When the adapter lands: build it on a fresh, uniquely named index here,
-    # yield it, then drop that index.
-    pytest.skip("no ElasticsearchIndex adapter yet")
+    es_index = ElasticsearchIndex(
+        os.environ["CROSSDOC_TEST_ELASTICSEARCH_URL"],
+        f"crossdoc-test-{uuid.uuid4().hex}",
+        korean_analyzer,
+    )
+    try:
+        yield es_index
+    finally:
+        es_index.drop()
+        es_index.close()

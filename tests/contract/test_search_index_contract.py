@@ -408,6 +408,19 @@ def test_compound_matches_respect_readers(search_index: SearchIndex) -> None:
     assert ids(search(search_index, "키오스크", readers=frozenset({"dept:intel"}))) == ["secret"]
 
 
+def test_a_returned_write_is_searchable_without_refresh(search_index: SearchIndex) -> None:
+    # The pipeline marks a document indexed as soon as the write returns; from then
+    # on searches trust the index's readers for it, so a revoked reader must not
+    # still find it in an entry the engine has not made visible yet.
+    search_index.upsert([doc("a", "잠수함 예산", readers=["dept:intel", "gov"])])
+    assert ids(search(search_index, "잠수함")) == ["a"]
+    search_index.update_access([doc("a", readers=["dept:intel"], revision=2)])
+    assert ids(search(search_index, "잠수함")) == []
+    assert search_index.suggest(AccessFilter(GOV), "잠수", 10) == []
+    search_index.delete(["a"])
+    assert ids(search(search_index, "잠수함", readers=frozenset({"dept:intel"}))) == []
+
+
 # -- suggestions and corrections ---------------------------------------------------------
 
 

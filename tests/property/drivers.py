@@ -21,6 +21,7 @@ import asyncio
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Generator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -37,7 +38,14 @@ from search_api.app import create_app
 from search_api.deps import current_principal
 from search_api.routers.search import search as search_route
 from search_api.routers.search import suggest as suggest_route
-from tests.conftest import ADMIN_PASSWORD, PASSWORD, Server, fast_passwords, start_server
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    PASSWORD,
+    Server,
+    drop_search_index,
+    fast_passwords,
+    start_server,
+)
 
 API = "/api/v1"
 
@@ -133,15 +141,23 @@ class Stack:
 class InProcessStack(Stack):
     manual_indexing = True
 
-    def __init__(self, extractor: TextExtractor) -> None:
+    def __init__(self, extractor: TextExtractor, search_url: str | None = None) -> None:
+        """The app on the embedded index, or on Elasticsearch/OpenSearch at
+        `search_url` (a fresh, uniquely named index, dropped on close)."""
         super().__init__()
         self.data_dir = scratch_dir()
+        remote = (
+            {"search_url": search_url, "search_index": f"crossdoc-test-{uuid.uuid4().hex}"}
+            if search_url
+            else {}
+        )
         # Thousands of searches from one address in seconds: throttling is tested elsewhere.
         settings = Settings(
             data_dir=self.data_dir,
             admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
             demo=False,
             rate_limits=False,
+            **remote,  # type: ignore[arg-type]
         )
         services = build_services(settings, passwords=fast_passwords())
         services.extractor.close()
@@ -219,6 +235,9 @@ class InProcessStack(Stack):
             pass
 
     def close(self) -> None:
+        drop = getattr(self.services.index, "drop", None)
+        if drop is not None:  # a test index on Elasticsearch/OpenSearch
+            drop()
         try:
             self.loop.run_until_complete(self.client.aclose())
             self.loop.run_until_complete(self.lifespan.__aexit__(None, None, None))
@@ -230,10 +249,16 @@ class InProcessStack(Stack):
 class ServerStack(Stack):
     manual_indexing = False
 
-    def __init__(self) -> None:
+    def __init__(self, search_url: str | None = None) -> None:
+        """A real server on the embedded index, or on Elasticsearch/OpenSearch at
+        `search_url` (a fresh, uniquely named index, dropped on close)."""
         super().__init__()
         self.data_dir = scratch_dir()
-        running = start_server(self.data_dir, rate_limits=False)
+        self.remote = (search_url, f"crossdoc-test-{uuid.uuid4().hex}") if search_url else None
+        extra = (
+            {"search_url": self.remote[0], "search_index": self.remote[1]} if self.remote else {}
+        )
+        running = start_server(self.data_dir, rate_limits=False, **extra)
         self._running: Generator[Server, None, None] = running  # type: ignore[assignment]
         self.server = next(self._running)
         self.services = self.server.services
@@ -258,5 +283,7 @@ class ServerStack(Stack):
         try:
             self.client.close()
             self._running.close()
+            if self.remote is not None:
+                drop_search_index(*self.remote)
         finally:
             shutil.rmtree(self.data_dir, ignore_errors=True)

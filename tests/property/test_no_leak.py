@@ -173,7 +173,12 @@ class Tally:
         return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
 
 
-TALLIES = {"in-process": Tally(), "http": Tally()}
+TALLIES = {
+    "in-process": Tally(),
+    "http": Tally(),
+    "in-process-elasticsearch": Tally(),
+    "http-elasticsearch": Tally(),
+}
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -1128,11 +1133,31 @@ class InProcessMachine(NoLeakMachine):
             self.tally.policies_recreated_over_indexed_tokens += indexed
 
 
+class ElasticsearchMachine(InProcessMachine):
+    """The fast leg on Elasticsearch/OpenSearch (`CROSSDOC_TEST_ELASTICSEARCH_URL`)."""
+
+    leg = "in-process-elasticsearch"
+    search_url: ClassVar[str]
+
+    def make_stack(self) -> Stack:
+        return InProcessStack(self.extractor, search_url=self.search_url)
+
+
 class ServerMachine(NoLeakMachine):
     leg = "http"
 
     def make_stack(self) -> Stack:
         return ServerStack()
+
+
+class ElasticsearchServerMachine(ServerMachine):
+    """The HTTP leg on Elasticsearch/OpenSearch: the server's worker races the searches."""
+
+    leg = "http-elasticsearch"
+    search_url: ClassVar[str]
+
+    def make_stack(self) -> Stack:
+        return ServerStack(search_url=self.search_url)
 
 
 def _settings(examples: int, steps: int) -> settings:
@@ -1193,6 +1218,32 @@ def test_no_leak_in_process(extractor: TextExtractor) -> None:
     assert tally.policies_recreated_over_indexed_tokens >= 5, tally.line()
 
 
+#: Examples of the Elasticsearch/OpenSearch leg: each search is a request to the
+#: node, so it runs fewer examples than the embedded leg (its counts are asserted).
+ELASTICSEARCH_EXAMPLES = 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL"),
+    reason="set CROSSDOC_TEST_ELASTICSEARCH_URL to run against Elasticsearch/OpenSearch",
+)
+def test_no_leak_in_process_on_elasticsearch(extractor: TextExtractor) -> None:
+    tally = TALLIES["in-process-elasticsearch"]
+    tally.reset()
+    ElasticsearchMachine.extractor = extractor
+    ElasticsearchMachine.search_url = os.environ["CROSSDOC_TEST_ELASTICSEARCH_URL"]
+    chosen = _settings(ELASTICSEARCH_EXAMPLES, 30)
+    run_state_machine_as_test(ElasticsearchMachine, settings=chosen)  # type: ignore[no-untyped-call]
+    print(f"\nproof of no leak, in-process on Elasticsearch/OpenSearch: {tally.line()}")
+    share = ELASTICSEARCH_EXAMPLES / 16  # of the embedded leg's examples and its floors
+    assert tally.search_checks >= REQUIRED_SEARCH_CHECKS * share, tally.line()
+    assert tally.stale_search_checks >= REQUIRED_SEARCH_CHECKS * share // 10, tally.line()
+    assert tally.hidden_search_checks >= REQUIRED_SEARCH_CHECKS * share // 10, tally.line()
+    assert tally.policy_search_checks >= REQUIRED_POLICY_SEARCH_CHECKS * share, tally.line()
+    assert tally.hidden_suggest_checks >= 100 * share, tally.line()
+
+
 @pytest.mark.slow
 def test_no_leak_over_http() -> None:
     tally = TALLIES["http"]
@@ -1201,3 +1252,22 @@ def test_no_leak_over_http() -> None:
     print(f"\nproof of no leak, over HTTP: {tally.line()}")
     assert tally.search_checks >= 500, tally.line()
     assert tally.unreadable_document_checks >= 30, tally.line()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL"),
+    reason="set CROSSDOC_TEST_ELASTICSEARCH_URL to run against Elasticsearch/OpenSearch",
+)
+def test_no_leak_over_http_on_elasticsearch() -> None:
+    tally = TALLIES["http-elasticsearch"]
+    tally.reset()
+    ElasticsearchServerMachine.search_url = os.environ["CROSSDOC_TEST_ELASTICSEARCH_URL"]
+    run_state_machine_as_test(ElasticsearchServerMachine, settings=_settings(2, 20))  # type: ignore[no-untyped-call]
+    print(f"\nproof of no leak, over HTTP on Elasticsearch/OpenSearch: {tally.line()}")
+    assert tally.search_checks >= 500, tally.line()
+    # Searches raced the worker: some ran while index entries were stale.
+    assert tally.stale_search_checks >= 50, tally.line()
+    assert tally.hidden_search_checks >= 100, tally.line()
+    # The document endpoints never read the index: the embedded legs check them at length.
+    assert tally.unreadable_document_checks >= 20, tally.line()

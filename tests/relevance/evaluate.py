@@ -1,4 +1,7 @@
-"""Run the judged queries through the real analyser and Tantivy index; recall@10 and nDCG@10.
+"""Run the judged queries through the real analyser and an index; recall@10 and nDCG@10.
+
+The index is Tantivy, or Elasticsearch/OpenSearch when `elasticsearch_url` is
+given (a fresh, uniquely named index, dropped afterwards).
 
 recall@10 of a query = relevant documents in its top 10 / min(relevant, 10);
 nDCG@10 uses binary gains (1 for a relevant document). Both are averaged over
@@ -9,6 +12,9 @@ from __future__ import annotations
 
 import math
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +22,7 @@ from crossdoc.settings import shipped_analysis_file
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.analysis.synonyms import SynonymsFile
 from indexer.analysis.user_dictionary import load_user_dictionary
-from indexer.index.base import AccessFilter, IndexDocument, SearchRequest
+from indexer.index.base import AccessFilter, IndexDocument, SearchIndex, SearchRequest
 from indexer.index.tantivy_index import TantivyIndex
 from indexer.query import parse_user_query
 from tests.relevance.corpus import GeneratedDocument, JudgedQuery, generate, load_queries
@@ -120,14 +126,50 @@ def shipped_analyzer() -> KoreanAnalyzer:
     return KoreanAnalyzer(user_words=load_user_dictionary(shipped_analysis_file("userdict_ko.txt")))
 
 
+@contextmanager
+def open_index(
+    analyzer: KoreanAnalyzer,
+    synonyms: SynonymsFile | None,
+    *,
+    compound_fallback: bool = True,
+    directory: Path | None = None,
+    elasticsearch_url: str | None = None,
+) -> Iterator[SearchIndex]:
+    """An empty index: Tantivy in a temporary directory, or, with `elasticsearch_url`,
+    Elasticsearch/OpenSearch on a fresh uniquely named index (whose synonyms are
+    the node's file, the shipped one: `synonyms` does not apply there), dropped after."""
+    if elasticsearch_url is not None:
+        from indexer.index.elasticsearch import ElasticsearchIndex
+
+        remote = ElasticsearchIndex(
+            elasticsearch_url, f"crossdoc-test-{uuid.uuid4().hex}", analyzer
+        )
+        try:
+            yield remote
+        finally:
+            remote.drop()
+            remote.close()
+        return
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        index = TantivyIndex(
+            Path(tmp) / "index", analyzer, synonyms=synonyms, compound_fallback=compound_fallback
+        )
+        try:
+            yield index
+        finally:
+            index.close()
+
+
 def evaluate(
     analyzer: KoreanAnalyzer | None = None,
     *,
     synonyms_path: Path | None = None,
     use_synonyms: bool = True,
     directory: Path | None = None,
+    elasticsearch_url: str | None = None,
 ) -> Evaluation:
-    """Index the generated corpus and run every judged query (default: the shipped files)."""
+    """Index the generated corpus and run every judged query (default: the shipped
+    files, on Tantivy; on Elasticsearch/OpenSearch with `elasticsearch_url`)."""
     analyzer = analyzer or shipped_analyzer()
     synonyms = (
         SynonymsFile(synonyms_path or shipped_analysis_file("synonyms_ko.txt"), analyzer)
@@ -136,19 +178,16 @@ def evaluate(
     )
     docs = generate()
     queries = load_queries()
-    with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        index = TantivyIndex(Path(tmp) / "index", analyzer, synonyms=synonyms)
-        try:
-            index.upsert([index_document(d) for d in docs])
-            results = []
-            for q in queries:
-                results.append(QueryResult(q, top_ids(index, q.query)))
-        finally:
-            index.close()
+    with open_index(
+        analyzer, synonyms, directory=directory, elasticsearch_url=elasticsearch_url
+    ) as index:
+        index.upsert([index_document(d) for d in docs])
+        index.refresh()
+        results = [QueryResult(q, top_ids(index, q.query)) for q in queries]
     return Evaluation(results, len(docs))
 
 
-def top_ids(index: TantivyIndex, query: str) -> tuple[str, ...]:
+def top_ids(index: SearchIndex, query: str) -> tuple[str, ...]:
     """The ids of the first K hits of `query`, ranked (no facets, no highlights)."""
     request = SearchRequest(
         query=parse_user_query(query),
@@ -228,6 +267,7 @@ def evaluate_independent(
     compound_fallback: bool = True,
     with_corpus: bool = True,
     directory: Path | None = None,
+    elasticsearch_url: str | None = None,
 ) -> IndependentEvaluation:
     """Index the generated notices (and the real Hangul corpus, when present and asked
     for) and run every query of the independent set; relevance by its text rules."""
@@ -238,18 +278,19 @@ def evaluate_independent(
     real = corpus_documents() if with_corpus else []
     docs = generate_independent() + real
     queries = load_independent_queries(with_corpus=bool(real))
-    with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        index = TantivyIndex(
-            Path(tmp) / "index", analyzer, synonyms=synonyms, compound_fallback=compound_fallback
-        )
-        try:
-            index.upsert([_independent_document(d) for d in docs])
-            results = []
-            for q in queries:
-                relevant = frozenset(d.id for d in docs if is_relevant_text(d.text, q))
-                results.append(IndependentResult(q, relevant, top_ids(index, q.query)))
-        finally:
-            index.close()
+    with open_index(
+        analyzer,
+        synonyms,
+        compound_fallback=compound_fallback,
+        directory=directory,
+        elasticsearch_url=elasticsearch_url,
+    ) as index:
+        index.upsert([_independent_document(d) for d in docs])
+        index.refresh()
+        results = []
+        for q in queries:
+            relevant = frozenset(d.id for d in docs if is_relevant_text(d.text, q))
+            results.append(IndependentResult(q, relevant, top_ids(index, q.query)))
     return IndependentEvaluation(results, len(docs), len(real))
 
 

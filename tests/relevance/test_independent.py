@@ -4,7 +4,8 @@ Generated notices about coined programme names run anywhere; the real Hangul
 documents of `../shared/corpus/hangul` join when the corpus is present. Gates:
 recall@10 at least 0.95, and nDCG@10 no lower than search scored before the
 compound fallback (measured on commit 3fdf233, morphology alone). Takes about
-10 s (two index builds of ~300 documents).
+10 s (two index builds of ~300 documents); the Elasticsearch/OpenSearch leg (when
+`CROSSDOC_TEST_ELASTICSEARCH_URL` is set) about 7 s more.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ NDCG_BEFORE_WITH_CORPUS = 0.891
 
 
 @pytest.fixture(scope="module")
-def evaluation() -> IndependentEvaluation:
-    result = evaluate_independent()
+def evaluation(elasticsearch_url: str | None) -> IndependentEvaluation:
+    result = evaluate_independent(elasticsearch_url=elasticsearch_url)
     print("\n" + result.report())
     return result
 

@@ -1,5 +1,6 @@
 """Relevance of Korean search: judged queries over generated notices, through the real
-analyser (mecab-ko with the shipped user dictionary), synonyms and Tantivy index.
+analyser (mecab-ko with the shipped user dictionary), synonyms and Tantivy index, and
+again on Elasticsearch/OpenSearch when `CROSSDOC_TEST_ELASTICSEARCH_URL` is set.
 
 Fails below recall@10 = 0.95. `python -m bench.relevance` prints the same figures.
 """
@@ -16,8 +17,8 @@ MIN_RECALL_AT_10 = 0.95
 
 
 @pytest.fixture(scope="module")
-def evaluation() -> Evaluation:
-    result = evaluate()
+def evaluation(elasticsearch_url: str | None) -> Evaluation:
+    result = evaluate(elasticsearch_url=elasticsearch_url)
     print("\n" + result.report())
     return result
 

@@ -228,11 +228,14 @@ def test_elasticsearch_mapping_mirrors_the_tantivy_schema(es_settings: dict[str,
     assert text["position_increment_gap"] == tantivy_index._PART_GAP
     assert fields["revision"]["type"] == "long"
     assert fields["created_at"]["type"] == "date_nanos"  # microseconds, as tantivy's integers
+    # The completion keys, as Tantivy's `complete` field: untokenised.
+    assert fields[tantivy_index.COMPLETE_FIELD]["type"] == "keyword"
     assert set(fields) == keywords | analysed | {
         "body",
         "revision",
         "created_at",
         tantivy_index.GRAMS_FIELD,
+        tantivy_index.COMPLETE_FIELD,
     }
 
 
