@@ -425,7 +425,7 @@ def users_reset_password(
         ),
     ] = False,
 ) -> None:
-    """Reset a user's password (the way back in when the admin password is lost).
+    """Reset a user's password (admin recovery too).
 
     Prints a new one-time password on standard output, to be changed at next
     sign-in; or sets the one read from standard input. Every token of the user is

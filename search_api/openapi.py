@@ -136,6 +136,14 @@ PARAMETER_DOCS: dict[str, tuple[str, Any]] = {
     "outcome": ("결과 · ok, denied or not_found", "denied"),
     "since": ("시작 · from this time (inclusive; ISO 8601, KST if no zone)", "2026-11-01"),
     "until": ("끝 · before this time (exclusive; ISO 8601, KST if no zone)", "2026-12-01"),
+    "code": ("코드 · a ministry or department code", "MOIS"),
+    "include_deleted": ("삭제 포함 · list deleted users too", False),
+    "kind": (
+        "종류 · only entries of this kind (repeatable): user, dept, ministry",
+        "dept",
+    ),
+    "page": ("쪽 · the page number, from 1", 1),
+    "size": ("쪽 크기 · entries per page", 20),
 }
 
 
