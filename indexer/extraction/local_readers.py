@@ -11,12 +11,11 @@ under the same time and memory limits, killed and replaced when it misbehaves.
 
 from __future__ import annotations
 
-import queue
-import threading
 from pathlib import Path
 
 from indexer.errors import ExtractionUnavailableError
-from indexer.extraction._child_handle import ChildProcess, Reply
+from indexer.extraction._child_handle import Reply
+from indexer.extraction.child_pool import ChildPool
 from indexer.extraction.native import child_command, child_environment
 from indexer.extraction.ocr import REPLY_GRACE_SECONDS, OcrConfig
 
@@ -44,9 +43,7 @@ class LocalReaders:
         _test_hooks: bool = False,
     ) -> None:
         self._timeout = timeout_seconds
-        self._startup_timeout = startup_timeout_seconds
         ocr_seconds = ocr.timeout_seconds + REPLY_GRACE_SECONDS if ocr is not None else 0.0
-        self._queue_timeout = 2 * (timeout_seconds + ocr_seconds) + startup_timeout_seconds
         command = child_command(
             memory_limit_bytes=memory_limit_bytes,
             max_text_chars=max_text_chars,
@@ -55,21 +52,16 @@ class LocalReaders:
             test_hooks=_test_hooks,
             local_only=True,
         )
-        self._children = [
-            ChildProcess(
-                command,
-                memory_limit_bytes=memory_limit_bytes,
-                max_reply_bytes=max_text_chars * 6 + 8 * _MIB,
-                max_extension_seconds=ocr_seconds,
-                env=child_environment(),
-            )
-            for _ in range(pool_size)
-        ]
-        self._idle: queue.Queue[ChildProcess] = queue.Queue()
-        for child in self._children:
-            self._idle.put(child)
-        self._lock = threading.Lock()
-        self._closed = False
+        self._pool = ChildPool(
+            command,
+            size=pool_size,
+            memory_limit_bytes=memory_limit_bytes,
+            max_reply_bytes=max_text_chars * 6 + 8 * _MIB,
+            max_extension_seconds=ocr_seconds,
+            env=child_environment(),
+            startup_timeout_seconds=startup_timeout_seconds,
+            queue_timeout_seconds=2 * (timeout_seconds + ocr_seconds) + startup_timeout_seconds,
+        )
 
     def hangul(self, path: Path) -> Reply:
         """Read `path` if it is an HWP 5 or HWPX document (payload "hangul": false otherwise)."""
@@ -81,54 +73,22 @@ class LocalReaders:
 
     def ping(self) -> None:
         """Raise `ExtractionUnavailableError` unless a child starts and answers."""
-        reply = self._request({"op": "ping"}, timeout=self._startup_timeout)
+        reply = self._request({"op": "ping"}, timeout=self._pool.startup_timeout)
         if reply.kind != "ok" or not reply.payload.get("pong"):
             raise ExtractionUnavailableError(f"the extraction child did not answer ({reply.kind})")
 
     def close(self) -> None:
         """Stop the children; a child busy with a file stops when that file is done."""
-        with self._lock:
-            self._closed = True
-        while True:
-            try:
-                child = self._idle.get_nowait()
-            except queue.Empty:
-                return
-            child.stop()
+        self._pool.close()
 
     def child_pids(self) -> list[int]:
         """Process ids of the running children (for tests and diagnostics)."""
-        return [child.pid for child in self._children if child.alive and child.pid is not None]
+        return self._pool.child_pids()
 
     def _request(self, message: dict[str, str], timeout: float | None = None) -> Reply:
-        if self._closed:
-            raise ExtractionUnavailableError("the extractor is closed")
-        try:
-            child = self._idle.get(timeout=self._queue_timeout)
-        except queue.Empty:
-            raise ExtractionUnavailableError(
-                f"no extraction child free within {self._queue_timeout:g} s"
-            ) from None
-        try:
-            reply: Reply | None = None
-            # A child that died while idle never saw the request: start a fresh
-            # one and send it again, once.
-            for _attempt in range(2):
-                if not child.alive:
-                    child.start(self._startup_timeout)
-                reply = child.request(message, timeout or self._timeout)
-                if reply.kind != "unsent":
-                    break
-            assert reply is not None
-            if reply.kind == "unsent":
-                raise ExtractionUnavailableError("the extraction child dies before taking work")
+        with self._pool.borrowed() as child:
+            assert child is not None
+            reply = self._pool.send(child, message, timeout or self._timeout)
             if reply.kind != "ok":
                 child.kill()
             return reply
-        finally:
-            with self._lock:
-                closed = self._closed
-                if not closed:
-                    self._idle.put(child)
-            if closed:
-                child.stop()

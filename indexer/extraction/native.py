@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import sys
-import threading
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +22,7 @@ from typing import Any
 from indexer.errors import ExtractionUnavailableError
 from indexer.extraction._child_handle import ChildProcess, Reply
 from indexer.extraction.base import Extraction, ExtractionStatus
+from indexer.extraction.child_pool import ChildPool
 from indexer.extraction.classify import (
     ParserReport,
     classify,
@@ -131,9 +130,8 @@ class NativeTikaExtractor:
         self._memory_limit = memory_limit_bytes
         self._max_text_chars = max_text_chars
         self._recycle_after = recycle_after
-        self._startup_timeout = startup_timeout_seconds
         ocr_seconds = ocr.timeout_seconds + REPLY_GRACE_SECONDS if ocr is not None else 0.0
-        self._queue_timeout = (
+        queue_timeout = (
             queue_timeout_seconds
             if queue_timeout_seconds is not None
             else 2 * (timeout_seconds + ocr_seconds) + startup_timeout_seconds
@@ -147,24 +145,16 @@ class NativeTikaExtractor:
         )
         self._test_hooks = _test_hooks
         # JSON escapes control characters as 6 bytes; leave room for metadata.
-        max_reply = max_text_chars * 6 + 8 * _MIB
-        self._children: list[ChildProcess] = [
-            ChildProcess(
-                command,
-                memory_limit_bytes=memory_limit_bytes,
-                max_reply_bytes=max_reply,
-                max_extension_seconds=ocr_seconds,
-                env=child_environment(),
-            )
-            for _ in range(pool_size)
-        ]
-        self._idle: queue.Queue[ChildProcess] = queue.Queue()
-        for child in self._children:
-            self._idle.put(child)
-        self._lock = threading.Lock()
-        self._closed = False
-        self._starts = 0
-        self._startup_seconds: list[float] = []
+        self._pool = ChildPool(
+            command,
+            size=pool_size,
+            memory_limit_bytes=memory_limit_bytes,
+            max_reply_bytes=max_text_chars * 6 + 8 * _MIB,
+            max_extension_seconds=ocr_seconds,
+            env=child_environment(),
+            startup_timeout_seconds=startup_timeout_seconds,
+            queue_timeout_seconds=queue_timeout,
+        )
 
     # -- TextExtractor -----------------------------------------------------
 
@@ -182,11 +172,9 @@ class NativeTikaExtractor:
         plain = self._plain_text(target, filename)
         if plain is not None:
             return plain
-        child = self._acquire()
-        try:
+        with self._pool.borrowed() as child:
+            assert child is not None
             return self._extract_with(child, target, label)
-        finally:
-            self._release(child)
 
     def _plain_text(self, target: Path, filename: str) -> Extraction | None:
         """Plain text files, decoded here without Tika (None: not one, use Tika).
@@ -204,33 +192,19 @@ class NativeTikaExtractor:
         When every child is busy parsing, the extractor is evidently working
         and `ping` returns at once.
         """
-        if self._closed:
-            raise ExtractionUnavailableError("the extractor is closed")
-        try:
-            child = self._idle.get(timeout=1.0)
-        except queue.Empty:
-            return
-        try:
-            self._ensure_started(child)
-            reply = child.request({"op": "ping"}, self._startup_timeout)
+        with self._pool.borrowed(wait_seconds=1.0) as child:
+            if child is None:
+                return
+            reply = self._pool.send(child, {"op": "ping"}, self._pool.startup_timeout)
             if reply.kind != "ok" or not reply.payload.get("pong"):
                 child.kill()
                 raise ExtractionUnavailableError(
                     f"the extraction child did not answer ({reply.kind})"
                 )
-        finally:
-            self._release(child)
 
     def close(self) -> None:
         """Stop the children; a child busy with a file stops when that file is done."""
-        with self._lock:
-            self._closed = True
-        while True:
-            try:
-                child = self._idle.get_nowait()
-            except queue.Empty:
-                return
-            child.stop()
+        self._pool.close()
 
     def __enter__(self) -> NativeTikaExtractor:
         return self
@@ -248,62 +222,25 @@ class NativeTikaExtractor:
     @property
     def children_started(self) -> int:
         """How many child processes were started so far (first starts, restarts, recycles)."""
-        return self._starts
+        return self._pool.starts
 
     @property
     def startup_seconds(self) -> list[float]:
         """Start-up time of each child started so far, in order."""
-        return list(self._startup_seconds)
+        return list(self._pool.startup_seconds)
 
     def child_pids(self) -> list[int]:
         """Process ids of the running children (for tests and diagnostics)."""
-        return [child.pid for child in self._children if child.alive and child.pid is not None]
+        return self._pool.child_pids()
 
     # -- internals ---------------------------------------------------------
 
-    def _acquire(self) -> ChildProcess:
-        if self._closed:
-            raise ExtractionUnavailableError("the extractor is closed")
-        try:
-            return self._idle.get(timeout=self._queue_timeout)
-        except queue.Empty:
-            raise ExtractionUnavailableError(
-                f"no extraction child free within {self._queue_timeout:g} s"
-            ) from None
-
-    def _release(self, child: ChildProcess) -> None:
-        # Under the lock, so that `close` either drains this child or we see
-        # that it ran: no child is left running after `close`.
-        with self._lock:
-            closed = self._closed
-            if not closed:
-                self._idle.put(child)
-        if closed:
-            child.stop()
-
-    def _ensure_started(self, child: ChildProcess) -> None:
-        if child.alive:
-            return
-        child.start(self._startup_timeout)
-        with self._lock:
-            self._starts += 1
-            self._startup_seconds.append(child.startup_seconds)
-
     def _extract_with(self, child: ChildProcess, target: Path, label: str) -> Extraction:
-        reply: Reply | None = None
-        # A child that died while idle never saw the file: start a fresh one
-        # and send it again, once.
-        for _attempt in range(2):
-            self._ensure_started(child)
-            reply = child.request({"path": str(target)}, self._timeout)
-            if reply.kind != "unsent":
-                break
-        assert reply is not None
-        if reply.kind == "unsent":
-            raise ExtractionUnavailableError("the extraction child dies before taking work")
+        reply = self._pool.send(child, {"path": str(target)}, self._timeout)
         if reply.kind != "ok":
             child.kill()
-            extraction = self._failure(reply, target)
+            memory = f"the parser used more than {self._memory_limit // _MIB} MiB"
+            extraction = child_failure(reply, _sniff(target), self._timeout, memory)
             logger.warning(
                 "extraction child %s on %r: %s; stderr tail %r",
                 reply.kind,
@@ -334,26 +271,30 @@ class NativeTikaExtractor:
             child.stop()
         return extraction
 
-    def _failure(self, reply: Reply, target: Path) -> Extraction:
-        content_type = _sniff(target)
-        if reply.kind == "timeout":
-            reason = f"timeout: no result within {self._timeout:g} s"
-        elif reply.kind == "memory":
-            reason = f"memory: the parser used more than {self._memory_limit // _MIB} MiB"
-        elif reply.kind == "garbled":
-            return Extraction(
-                status=ExtractionStatus.PARSE_ERROR,
-                content_type=content_type,
-                detail="the extraction child sent an unreadable reply",
-            )
-        else:
-            reason = ""
-        return classify_child_failure(
-            reason=reason,
-            returncode=reply.returncode,
-            parser_messages=reply.messages,
+
+def child_failure(reply: Reply, content_type: str, timeout: float, memory: str) -> Extraction:
+    """The `Extraction` of a file during which its child was killed or died.
+
+    `memory`: what went over its limit, said for a child killed for memory.
+    """
+    if reply.kind == "timeout":
+        reason = f"timeout: no result within {timeout:g} s"
+    elif reply.kind == "memory":
+        reason = f"memory: {memory}"
+    elif reply.kind == "garbled":
+        return Extraction(
+            status=ExtractionStatus.PARSE_ERROR,
             content_type=content_type,
+            detail="the extraction child sent an unreadable reply",
         )
+    else:
+        reason = ""
+    return classify_child_failure(
+        reason=reason,
+        returncode=reply.returncode,
+        parser_messages=reply.messages,
+        content_type=content_type,
+    )
 
 
 def child_command(

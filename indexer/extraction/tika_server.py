@@ -73,13 +73,12 @@ from indexer.extraction.classify import (
     base_type,
     bound_metadata,
     classify,
-    classify_child_failure,
     clean_text,
     summarize_trace,
 )
 from indexer.extraction.hangul import HANGUL_REVISION
 from indexer.extraction.local_readers import LocalReaders
-from indexer.extraction.native import plain_text_extraction
+from indexer.extraction.native import child_failure, plain_text_extraction
 from indexer.extraction.ocr import OcrConfig, probe_engine, wants_ocr
 from indexer.extraction.sniff import (
     SNIFF_BYTES,
@@ -516,21 +515,4 @@ def _with_ocr(report: ParserReport, payload: dict[str, Any]) -> ParserReport:
 
 def _child_failure(reply: Reply, content_type: str, timeout: float) -> Extraction:
     """The `Extraction` of a file during which the local child was killed or died."""
-    if reply.kind == "timeout":
-        reason = f"timeout: no result within {timeout:g} s"
-    elif reply.kind == "memory":
-        reason = "memory: the reader used more than its memory limit"
-    elif reply.kind == "garbled":
-        return Extraction(
-            status=ExtractionStatus.PARSE_ERROR,
-            content_type=content_type,
-            detail="the extraction child sent an unreadable reply",
-        )
-    else:
-        reason = ""
-    return classify_child_failure(
-        reason=reason,
-        returncode=reply.returncode,
-        parser_messages=reply.messages,
-        content_type=content_type,
-    )
+    return child_failure(reply, content_type, timeout, "the reader used more than its memory limit")
