@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from indexer.errors import ExtractionUnavailableError
 from indexer.extraction._child_handle import ChildProcess, Reply
 
+_MIB = 1024 * 1024
+
 
 class ChildPool:
     """Thread-safe: each caller borrows one child for its request."""
@@ -26,7 +28,7 @@ class ChildPool:
         *,
         size: int,
         memory_limit_bytes: int,
-        max_reply_bytes: int,
+        max_text_chars: int,
         max_extension_seconds: float,
         env: dict[str, str],
         startup_timeout_seconds: float,
@@ -38,7 +40,8 @@ class ChildPool:
             ChildProcess(
                 command,
                 memory_limit_bytes=memory_limit_bytes,
-                max_reply_bytes=max_reply_bytes,
+                # JSON escapes control characters as 6 bytes; leave room for metadata.
+                max_reply_bytes=max_text_chars * 6 + 8 * _MIB,
                 max_extension_seconds=max_extension_seconds,
                 env=env,
             )

@@ -19,8 +19,6 @@ from indexer.extraction.child_pool import ChildPool
 from indexer.extraction.native import child_command, child_environment
 from indexer.extraction.ocr import REPLY_GRACE_SECONDS, OcrConfig
 
-_MIB = 1024 * 1024
-
 
 class LocalReaders:
     """A small pool of Tika-less extraction children: `hangul` and `ocr` requests.
@@ -56,7 +54,7 @@ class LocalReaders:
             command,
             size=pool_size,
             memory_limit_bytes=memory_limit_bytes,
-            max_reply_bytes=max_text_chars * 6 + 8 * _MIB,
+            max_text_chars=max_text_chars,
             max_extension_seconds=ocr_seconds,
             env=child_environment(),
             startup_timeout_seconds=startup_timeout_seconds,

@@ -144,12 +144,11 @@ class NativeTikaExtractor:
             test_hooks=_test_hooks,
         )
         self._test_hooks = _test_hooks
-        # JSON escapes control characters as 6 bytes; leave room for metadata.
         self._pool = ChildPool(
             command,
             size=pool_size,
             memory_limit_bytes=memory_limit_bytes,
-            max_reply_bytes=max_text_chars * 6 + 8 * _MIB,
+            max_text_chars=max_text_chars,
             max_extension_seconds=ocr_seconds,
             env=child_environment(),
             startup_timeout_seconds=startup_timeout_seconds,
