@@ -467,6 +467,42 @@ def users_reset_password(
         console.print(f"'{result.user.username}' 비밀번호를 바꿨습니다 · password set")
 
 
+trash_app = typer.Typer(help="The trash (휴지통): purge what is past its retention.")
+app.add_typer(trash_app, name="trash")
+
+
+@trash_app.command("purge")
+def trash_purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list what would be purged; change nothing")
+    ] = False,
+) -> None:
+    """Purge deleted documents past CROSSDOC_TRASH_RETENTION_DAYS (30).
+
+    They leave the index and the trash for good (no restore); their original
+    bytes stay in the object store. Each purge is audited, as made by `system`
+    (via the command line). Safe to run again, also beside a running server
+    (whose worker purges them on its own too).
+    """
+    from services.trash import TrashService
+
+    catalog, retention = _built(roots.for_trash, Settings())
+    trash = TrashService(catalog, retention)
+    try:
+        if dry_run:
+            due = trash.due()
+            for doc in due:
+                typer.echo(
+                    f"{doc.id}\t{doc.deleted_at:%Y-%m-%d}\t{doc.deleted_by or '-'}\t{doc.title}"
+                )
+            console.print(f"비울 문서 {len(due)}건 (바꾼 것 없음) · {len(due)} to purge (dry run)")
+            return
+        purged = trash.purge_due(CLI_ACTOR)
+    finally:
+        catalog.close()
+    console.print(f"비운 문서 {len(purged)}건 · purged {len(purged)} documents")
+
+
 def main() -> None:
     try:
         app()

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=100, ge=1, le=1000)
     max_result_window: int = Field(default=10_000, ge=100)
 
+    #: Days a deleted document stays in the trash, restorable, before it is purged
+    #: from the index and the trash (its original bytes are kept).
+    trash_retention_days: int = Field(default=30, ge=1, le=3650)
+
     @field_validator("storage_url")
     @classmethod
     def _storage_scheme(cls, value: str | None) -> str | None:

@@ -201,8 +201,11 @@ class InProcessWorker:
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         keeper: ClaimKeeper | None = None,
         min_batch_seconds: float = MIN_BATCH_SECONDS,
+        chores: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.catalog = catalog
+        #: More periodic chores, run with `maintenance` (e.g. the trash's purge).
+        self.chores = tuple(chores)
         self.min_batch_seconds = min_batch_seconds
         self.pipeline = pipeline
         self.batch_size = batch_size
@@ -297,6 +300,11 @@ class InProcessWorker:
         if expired:
             log.info("expired grants on %d documents", len(expired))
         self.catalog.policies.settle_fanouts()
+        for chore in self.chores:
+            try:
+                chore()
+            except Exception:
+                log.exception("periodic chore %r failed; retrying at the next pass", chore)
 
     def _keep_claims(self) -> None:
         """Heartbeat and take back dead workers' claims, until stopped."""

@@ -23,8 +23,10 @@ from search_api.routers import (
     documents,
     explain,
     health,
+    me,
     policies,
     search,
+    trash,
 )
 from search_api.web import pages as web_pages
 from services.bootstrap import BootstrapReport, bootstrap
@@ -87,6 +89,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         directory.router,
         documents.router,
         search.router,
+        me.router,
+        trash.router,
         health.router,
     )
     for router in routers:

@@ -423,3 +423,79 @@ class ReadersExplanationOut(BaseModel):
     sources: list[AccessSourceOut]
     readers: list[ReaderOut]
     count: int
+
+
+# -- personal views and the trash (/me/documents, /me/shared, /me/recent, /trash) ------
+
+
+class MyDocumentsOut(BaseModel):
+    """A page of the documents the caller uploaded (and may still read), newest first."""
+
+    total: int
+    page: int
+    size: int
+    items: list[DocumentOut]
+    #: Filter values that name no department or file type.
+    warnings: list[FilterWarningOut] = []
+
+
+class SharedItemOut(BaseModel):
+    document: DocumentOut
+    #: Who made the grant (null: not recorded, for grants older than this field).
+    shared_by: str | None
+    shared_at: datetime | None
+    #: The grant's principal (`user:…`, `dept:…`, `ministry:…`), permission and end.
+    principal: str
+    permission: PermissionName
+    expires_at: datetime | None = None
+
+
+class SharedOut(BaseModel):
+    """A page of others' documents shared with the caller by a grant, newest grant first."""
+
+    total: int
+    page: int
+    size: int
+    items: list[SharedItemOut]
+    warnings: list[FilterWarningOut] = []
+
+
+class RecentItemOut(BaseModel):
+    document: DocumentOut
+    #: When the caller last opened or changed it.
+    at: datetime
+    #: `opened` (metadata, versions, access read or downloaded) or `changed`.
+    kind: Literal["opened", "changed"]
+    #: The audit action (`read`, `download`, `upload`, `new_version`, …).
+    action: str
+
+
+class RecentOut(BaseModel):
+    """A page of the documents the caller last opened or changed, newest first."""
+
+    total: int
+    page: int
+    size: int
+    items: list[RecentItemOut]
+    warnings: list[FilterWarningOut] = []
+
+
+class TrashItemOut(BaseModel):
+    document: DocumentOut
+    deleted_at: datetime
+    #: Who deleted it (null: deleted before this was recorded).
+    deleted_by: str | None
+    #: When it leaves the trash for good (no restore after).
+    purge_at: datetime
+
+
+class TrashOut(BaseModel):
+    """A page of the deleted documents the caller may restore, most recently deleted first."""
+
+    total: int
+    page: int
+    size: int
+    #: Days a deleted document stays restorable.
+    retention_days: int
+    items: list[TrashItemOut]
+    warnings: list[FilterWarningOut] = []

@@ -149,6 +149,6 @@ class DocumentService:
     def delete(self, document_id: str, caller: Caller) -> None:
         """Hide the document everywhere (versions and blobs are kept). Raises NotFoundError."""
         with self._catalog.unit_of_work() as uow:
-            uow.documents.soft_delete(document_id)
+            uow.documents.soft_delete(document_id, actor=caller.username)
             event = audit_event(caller.username, "delete", document_id, caller.address)
             self._commit(uow, document_id, event)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from auth.passwords import Passwords
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import Core, build_catalog, build_core
-from crossdoc.wiring.worker import WorkerServices, build_worker
+from crossdoc.wiring.worker import WorkerServices, build_worker, trash_retention
 from storage.catalog.ports import CatalogStore
 
 #: `crossdoc import` indexes while it imports: its worker looks for new rows often.
@@ -42,3 +42,8 @@ def for_users(settings: Settings) -> tuple[CatalogStore, Passwords, timedelta]:
         timedelta(hours=settings.refresh_token_hours),
     )
     return build_catalog(settings), Passwords(), lifetime
+
+
+def for_trash(settings: Settings) -> tuple[CatalogStore, timedelta]:
+    """`crossdoc trash purge`: the catalog (migrated) and the trash's retention period."""
+    return build_catalog(settings), trash_retention(settings)

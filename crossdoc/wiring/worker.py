@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import ConfigurationError, Core, build_core
 from indexer.worker import InProcessWorker
+from services.trash import TrashService
 
 if TYPE_CHECKING:
     from indexer.celery_queue import CeleryQueue
@@ -41,13 +43,23 @@ IDLE_SECONDS = 2.0
 def in_process_worker(core: Core, *, idle_seconds: float = IDLE_SECONDS) -> InProcessWorker:
     """The outbox drainer over `core`'s catalog and pipeline, sized by settings (not started)."""
     settings = core.settings
-    return InProcessWorker(
+    worker = InProcessWorker(
         core.catalog,
         core.pipeline,
         batch_size=settings.worker_batch_size,
         batch_bytes=settings.worker_batch_bytes,
         idle_seconds=idle_seconds,
     )
+    # The trash's purge, with the worker's other periodic chores; it wakes the
+    # worker itself so the purged documents leave the index at once.
+    trash = TrashService(core.catalog, trash_retention(settings), worker.notify)
+    worker.chores = (trash.purge_due,)
+    return worker
+
+
+def trash_retention(settings: Settings) -> timedelta:
+    """How long a deleted document stays restorable in the trash."""
+    return timedelta(days=settings.trash_retention_days)
 
 
 def build_worker(settings: Settings, *, idle_seconds: float = IDLE_SECONDS) -> WorkerServices:

@@ -132,6 +132,11 @@ class Document(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime] = mapped_column()
     deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: Who moved it to the trash (None: deleted before this was kept).
+    deleted_by: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
+    #: The trash's retention ended: out of the index and the trash for good (the
+    #: versions and their bytes are kept; retention of originals is not decided here).
+    purged_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
 
     __table_args__ = (
         # The "stale access" set is read on every search: keep it an index scan.
@@ -147,7 +152,30 @@ class Document(Base):
             sqlite_where=text("indexed_revision < policy_revision"),
             postgresql_where=text("indexed_revision < policy_revision"),
         ),
+        # The trash (listed, and looked through by the periodic purge): small.
+        Index(
+            "ix_documents_trash",
+            "deleted_at",
+            sqlite_where=text("deleted_at IS NOT NULL AND purged_at IS NULL"),
+            postgresql_where=text("deleted_at IS NOT NULL AND purged_at IS NULL"),
+        ),
     )
+
+
+class RecentDocument(Base):
+    """A document a user last opened or changed (one row a pair, the newest time).
+
+    Written with the audit record of the read or change, in its transaction
+    (`storage.catalog.sql.audit.append_events`): `/me/recent` reads it newest first
+    instead of scanning the audit log.
+    """
+
+    __tablename__ = "recent_documents"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime] = mapped_column()
+    action: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (Index("ix_recent_documents_user_at", "username", "at"),)
 
 
 class DocumentVersion(Base):

@@ -42,6 +42,7 @@ from storage.catalog.records import (
     ChainCheck,
     DepartmentRecord,
     DirectoryEntry,
+    DocumentFilter,
     DocumentRecord,
     ExtractionRecord,
     GrantRecord,
@@ -56,7 +57,9 @@ from storage.catalog.records import (
     OutboxOwnerRecord,
     PolicyChange,
     PolicyRecord,
+    RecentDocument,
     Revocation,
+    SharedDocument,
     UserRecord,
     VersionRecord,
 )
@@ -141,7 +144,45 @@ class Organisation(Protocol):
         the page from `offset`), ministries, then departments, then users, by code."""
 
 
-class Documents(Protocol):
+class DocumentViews(Protocol):
+    """The personal views and the trash: lists narrowed in the catalog, and the
+    trash's two writes. Whether the caller may read or manage each document is
+    decided by the caller (the access rules), never by these methods."""
+
+    def owned(
+        self, owner: str, where: DocumentFilter, offset: int, limit: int
+    ) -> tuple[int, list[DocumentRecord]]:
+        """(how many live documents `owner` uploaded match `where`, the page from
+        `offset` of at most `limit`), newest first."""
+
+    def shared_with(
+        self, tokens: Sequence[str], not_owner: str, where: DocumentFilter, now: datetime
+    ) -> list[SharedDocument]:
+        """Live documents not owned by `not_owner` with a grant in force at `now` naming
+        one of `tokens` (`user:…`, `dept:…`, `ministry:…`): one entry a document, with
+        its newest such grant (who made it and when), newest grant first."""
+
+    def recent(self, username: str, where: DocumentFilter, limit: int) -> list[RecentDocument]:
+        """Live documents `username` last opened or changed (recorded with the audit
+        record of the read or change), newest first, at most `limit`."""
+
+    def trashed(self, where: DocumentFilter) -> list[DocumentRecord]:
+        """Deleted documents not yet purged, most recently deleted first."""
+
+    def restore(self, document_id: str) -> DocumentRecord:
+        """Bring a deleted, not purged document back, queued for a full re-index.
+        Raises NotFoundError, ConflictError (not deleted, or purged)."""
+
+    def purgeable(self, deleted_before: datetime, limit: int) -> list[DocumentRecord]:
+        """Deleted, not purged documents deleted before `deleted_before`, oldest first."""
+
+    def purge(self, deleted_before: datetime, limit: int) -> list[str]:
+        """Mark up to `limit` of `purgeable` purged (out of the trash for good, queued so
+        the index drops them; versions, grants and bytes kept); returns their ids.
+        Idempotent: what is purged is never purged again."""
+
+
+class Documents(DocumentViews, Protocol):
     """Documents with their versions, grants and upload idempotency keys.
 
     Every change bumps the document's revision and queues an outbox row for
@@ -228,9 +269,9 @@ class Documents(Protocol):
         """Replace visibility and grants (queued as an access-only re-index). Raises
         NotFoundError, ConflictError (a principal twice)."""
 
-    def soft_delete(self, document_id: str) -> None:
-        """Hide a document everywhere; its versions and blobs are kept. Raises
-        NotFoundError."""
+    def soft_delete(self, document_id: str, *, actor: str | None = None) -> None:
+        """Hide a document everywhere (to the trash, deleted by `actor`); its versions
+        and blobs are kept. Raises NotFoundError."""
 
     def expire_grants(self) -> list[str]:
         """Delete grants past their expiry and queue their documents; returns their ids."""

@@ -148,6 +148,45 @@ class DocumentRecord:
     #: The uploader typed the title; otherwise it is automatic (file name or file metadata).
     title_from_user: bool = False
     policy_revision: int = 0
+    #: Who moved it to the trash (None: not deleted, or deleted before this was kept).
+    deleted_by: str | None = None
+    #: Its time in the trash ended: gone from the index and the trash for good.
+    purged_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFilter:
+    """What the personal views and the trash narrow a list by (None: any).
+
+    `created_from` inclusive, `created_to` exclusive, both on the document's
+    creation time (as /search's `from` and `to`)."""
+
+    content_type: str | None = None
+    department: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedDocument:
+    """A live document shared with someone by a grant naming one of their tokens: the
+    newest such grant (who granted it and when; `granted_by` None when unknown)."""
+
+    document: DocumentRecord
+    principal: str
+    permission: str
+    granted_by: str | None
+    granted_at: datetime | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentDocument:
+    """A live document a user last opened or changed, when and how (the audit action)."""
+
+    document: DocumentRecord
+    at: datetime
+    action: str
 
 
 @dataclass(frozen=True, slots=True)

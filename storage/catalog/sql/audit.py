@@ -16,6 +16,7 @@ from storage.catalog.records import AuditFilter, AuditRecord, ChainCheck, NewAud
 from storage.catalog.sql.base import SqlRepository
 from storage.catalog.sql.database import now as _now
 from storage.catalog.sql.database import table
+from storage.catalog.sql.recent import remember_recent
 
 GENESIS_HASH = "0" * 64
 #: The filter that matches every record.
@@ -107,6 +108,7 @@ def append_events(s: Session, events: Sequence[NewAuditEvent]) -> None:
         conn.execute(insert(_HEAD).values(id=1, last_id=last_id, last_hash=prev, count=len(rows)))
     else:
         conn.execute(_ADVANCE_HEAD, {"to_id": last_id, "to_hash": prev, "added": len(rows)})
+    remember_recent(conn, rows)
 
 
 def _filtered(where: AuditFilter) -> Any:

@@ -27,12 +27,12 @@ from storage.catalog.records import (
     upload_fingerprint,
 )
 from storage.catalog.sql.audit import append_events
-from storage.catalog.sql.base import SqlRepository
 from storage.catalog.sql.database import IN_CHUNK as _IN_CHUNK
 from storage.catalog.sql.database import now as _now
 from storage.catalog.sql.database import table as _table
 from storage.catalog.sql.outbox import enqueue, outbox_row
 from storage.catalog.sql.policies import ALL_POLICIES, PENDING_POLICY_IDS, policy_record
+from storage.catalog.sql.views import SqlDocumentViews
 from storage.errors import ConflictError, IdempotencyKeyReusedError, NotFoundError
 
 #: How long an upload's `Idempotency-Key` is remembered (as Stripe does): a retry
@@ -110,8 +110,8 @@ def _new_revision(
     enqueue(s, d.id, d.revision, now, access_only=access_only)
 
 
-class SqlDocuments(SqlRepository):
-    """`ports.Documents` over SQL."""
+class SqlDocuments(SqlDocumentViews):
+    """`ports.Documents` over SQL (with `ports.DocumentViews`, from `views.py`)."""
 
     @staticmethod
     def _grants(s: Session, document_ids: Sequence[str]) -> dict[str, list[GrantRecord]]:
@@ -157,6 +157,8 @@ class SqlDocuments(SqlRepository):
             grants=tuple(grants),
             title_from_user=bool(d.title_from_user),
             policy_revision=d.policy_revision,
+            deleted_by=d.deleted_by,
+            purged_at=d.purged_at,
         )
 
     @staticmethod
@@ -167,8 +169,25 @@ class SqlDocuments(SqlRepository):
         actor: str,
         now: datetime,
     ) -> None:
+        # A grant kept as it was keeps who made it and when (`/me/shared` shows them).
+        kept = {
+            (g.principal, g.permission, g.expires_at): (g.created_by, g.created_at)
+            for g in s.execute(
+                select(
+                    _GRANTS.c.principal,
+                    _GRANTS.c.permission,
+                    _GRANTS.c.expires_at,
+                    _GRANTS.c.created_by,
+                    _GRANTS.c.created_at,
+                ).where(_GRANTS.c.document_id == document_id)
+            )
+        }
         s.execute(delete(m.DocumentGrant).where(m.DocumentGrant.document_id == document_id))
         rows = SqlDocuments._grant_rows(document_id, grants, actor, now)
+        for row in rows:
+            made = kept.get((row["principal"], row["permission"], row["expires_at"]))
+            if made is not None:
+                row["created_by"], row["created_at"] = made
         if rows:
             s.execute(insert(_table(m.DocumentGrant)), rows)
 
@@ -550,12 +569,14 @@ class SqlDocuments(SqlRepository):
             s.flush()
             return self._document_record(d, tuple(grants))
 
-    def soft_delete(self, document_id: str) -> None:
-        """Hide a document everywhere. Its versions and blobs are kept (nothing is lost)."""
+    def soft_delete(self, document_id: str, *, actor: str | None = None) -> None:
+        """Hide a document everywhere (to the trash, deleted by `actor`). Its versions
+        and blobs are kept (nothing is lost)."""
         with self._session(write=True) as s:
             d = _live_document(s, document_id)
             now = _now()
             d.deleted_at = now
+            d.deleted_by = actor
             _new_revision(s, d, now, access_changed=True)
 
     def stale_access_ids(self) -> set[str]:
