@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from storage.catalog.ports import CatalogStore
 from storage.catalog.records import (
     AuditFilter,
+    DocumentFilter,
     ExtractionRecord,
     GrantRecord,
     IndexOutcome,
@@ -562,3 +563,125 @@ def test_a_unit_of_work_raises_our_errors_and_keeps_nothing(catalog: CatalogStor
     with pytest.raises(NotFoundError):
         nowhere()
     assert catalog.audit.page() == [] and catalog.documents.count() == 0
+
+
+# -- personal views and the trash (DocumentViews) -----------------------------------------
+
+
+def test_owned_documents_paged_and_filtered(catalog: CatalogStore) -> None:
+    docs = catalog.documents
+    catalog.organisation.create_user("lee", "hash", "이지영", "D2", ["member"])
+    a = docs.create(new_doc("a" * 64))[0]
+    b = docs.create(new_doc("b" * 64, department="D2"))[0]
+    docs.create(new_doc("c" * 64, owner="lee"))
+    gone = docs.create(new_doc("d" * 64))[0]
+    docs.soft_delete(gone.id, actor="kim")
+    everything = DocumentFilter()
+    total, page = docs.owned("kim", everything, 0, 10)
+    assert total == 2 and [d.id for d in page] == [b.id, a.id]  # newest first, live only
+    assert [d.id for d in docs.owned("kim", everything, 1, 1)[1]] == [a.id]
+    assert docs.owned("kim", DocumentFilter(department="D2"), 0, 10) == (1, [docs.get(b.id)])
+    assert docs.owned("kim", DocumentFilter(content_type="application/pdf"), 0, 10) == (0, [])
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert docs.owned("kim", DocumentFilter(created_from=later), 0, 10)[0] == 0
+    assert docs.owned("kim", DocumentFilter(created_to=later), 0, 10)[0] == 2
+
+
+def test_shared_with_keeps_who_granted_and_when(catalog: CatalogStore) -> None:
+    docs = catalog.documents
+    catalog.organisation.create_user("lee", "hash", "이지영", "D2", ["member"])
+    mine = docs.create(new_doc("a" * 64, owner="lee"))[0]
+    theirs = docs.create(new_doc("b" * 64))[0]
+    other = docs.create(new_doc("c" * 64))[0]
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    docs.set_acl(mine.id, "private", [GrantRecord("user:lee", "read")], "lee")
+    docs.set_acl(theirs.id, "private", [GrantRecord("dept:D2", "write")], "kim")
+    docs.set_acl(other.id, "private", [GrantRecord("user:lee", "read", past)], "kim")
+    shared = docs.shared_with(["user:lee", "dept:D2"], "lee", DocumentFilter(), datetime.now(UTC))
+    # Not the caller's own document; not an expired grant (not yet deleted).
+    assert [(s.document.id, s.principal, s.permission, s.granted_by) for s in shared] == [
+        (theirs.id, "dept:D2", "write", "kim")
+    ]
+    when = shared[0].granted_at
+    assert when is not None
+    # Kept as it was in a later ACL change: the same grantor and time.
+    docs.set_acl(
+        theirs.id,
+        "private",
+        [GrantRecord("dept:D2", "write"), GrantRecord("user:lee", "read")],
+        "boss",
+    )
+    again = docs.shared_with(["user:lee", "dept:D2"], "lee", DocumentFilter(), datetime.now(UTC))
+    newest = again[0]
+    assert (newest.principal, newest.granted_by) == ("user:lee", "boss")  # the newest grant
+    kept = {g.principal: g for g in catalog.documents.get(theirs.id).grants}
+    assert set(kept) == {"dept:D2", "user:lee"}
+    assert docs.shared_with([], "lee", DocumentFilter(), datetime.now(UTC)) == []
+    assert (
+        docs.shared_with(["user:lee"], "lee", DocumentFilter(department="D2"), datetime.now(UTC))
+        == []
+    )
+
+
+def test_recent_is_written_with_the_audit_record(catalog: CatalogStore) -> None:
+    docs = catalog.documents
+    a = docs.create(new_doc("a" * 64))[0]
+    b = docs.create(new_doc("b" * 64))[0]
+    catalog.audit.append(
+        [
+            NewAuditEvent("kim", "read", a.id),
+            NewAuditEvent("kim", "download", b.id),
+            NewAuditEvent("kim", "read", a.id),  # twice in one batch: one row
+            NewAuditEvent("kim", "denied", b.id, outcome="denied"),
+            NewAuditEvent("kim", "search", ""),
+        ]
+    )
+    recent = docs.recent("kim", DocumentFilter(), 10)
+    assert [(r.document.id, r.action) for r in recent] == [(a.id, "read"), (b.id, "download")]
+    with catalog.unit_of_work() as uow:
+        uow.audit.append([NewAuditEvent("kim", "update_metadata", b.id)])
+        # Rolled back with the audit record: nothing recorded.
+    assert docs.recent("kim", DocumentFilter(), 10)[0].document.id == a.id
+    with catalog.unit_of_work() as uow:
+        uow.audit.append([NewAuditEvent("kim", "update_metadata", b.id)])
+        uow.commit()
+    assert [r.document.id for r in docs.recent("kim", DocumentFilter(), 10)] == [b.id, a.id]
+    assert [r.document.id for r in docs.recent("kim", DocumentFilter(), 1)] == [b.id]
+    docs.soft_delete(b.id)
+    assert [r.document.id for r in docs.recent("kim", DocumentFilter(), 10)] == [a.id]
+    assert docs.recent("lee", DocumentFilter(), 10) == []
+
+
+def test_trash_restore_and_purge(catalog: CatalogStore) -> None:
+    docs = catalog.documents
+    a = docs.create(new_doc("a" * 64))[0]
+    b = docs.create(new_doc("b" * 64))[0]
+    live = docs.create(new_doc("c" * 64))[0]
+    docs.soft_delete(a.id, actor="kim")
+    docs.soft_delete(b.id)
+    trashed = docs.trashed(DocumentFilter())
+    assert [d.id for d in trashed] == [b.id, a.id]
+    assert (trashed[1].deleted_by, trashed[0].deleted_by) == ("kim", None)
+    with pytest.raises(ConflictError):
+        docs.restore(live.id)
+    with pytest.raises(NotFoundError):
+        docs.restore("0" * 32)
+    restored = docs.restore(b.id)
+    assert restored.deleted_at is None and restored.revision > b.revision
+    assert b.id in catalog.outbox.pending_full_reindex([b.id])  # queued for a full re-index
+    assert [d.id for d in docs.trashed(DocumentFilter())] == [a.id]
+    # Purge: only what was deleted before the cut-off, once.
+    assert docs.purgeable(datetime.now(UTC) - timedelta(days=1), 10) == []
+    assert docs.purge(datetime.now(UTC) - timedelta(days=1), 10) == []
+    cut = datetime.now(UTC) + timedelta(seconds=1)
+    assert [d.id for d in docs.purgeable(cut, 10)] == [a.id]
+    indexed(catalog, a.id, b.id, live.id)
+    assert docs.purge(cut, 10) == [a.id]
+    assert docs.purge(cut, 10) == []  # idempotent
+    gone = docs.get(a.id, include_deleted=True)
+    assert gone.purged_at is not None and gone.deleted_by == "kim"
+    assert docs.trashed(DocumentFilter()) == []
+    assert gone.id in {c.document_id for c in catalog.outbox.claim(10, timedelta(minutes=1))}
+    with pytest.raises(ConflictError):
+        docs.restore(a.id)
+    assert [v.version for v in docs.list_versions(a.id)] == [1]  # its versions are kept
