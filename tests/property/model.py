@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 NONE, READ, WRITE, MANAGE = 0, 1, 2, 3
@@ -106,10 +106,16 @@ class DocModel:
     indexed_revision: int = 0
     #: (catalog revision, tags from then on), oldest first: what each revision's index holds.
     tag_history: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    #: (revision of a delete, revision of the restore that undid it or None): an index
+    #: that caught up with a revision in such a span dropped the document's entry.
+    dead_spans: tuple[tuple[int, int | None], ...] = ()
 
     @property
     def in_index(self) -> bool:
-        return self.indexed_revision > 0
+        indexed = self.indexed_revision
+        return indexed > 0 and not any(
+            lo <= indexed and (hi is None or indexed < hi) for lo, hi in self.dead_spans
+        )
 
     @property
     def indexed_tags(self) -> tuple[str, ...]:
@@ -219,6 +225,24 @@ def permission(world: World, user: UserModel, doc: DocModel, now: datetime) -> i
 
 def readable(world: World, user: UserModel, doc: DocModel, now: datetime) -> bool:
     return permission(world, user, doc, now) >= READ
+
+
+def trash_permission(world: World, user: UserModel, doc: DocModel, now: datetime) -> int:
+    """The user's permission on a deleted document as if it were not deleted: who may
+    delete a document may see it in the trash and restore it (`manage`)."""
+    return permission(world, user, replace(doc, deleted=False), now)
+
+
+def shared_with(world: World, user: UserModel, doc: DocModel, now: datetime) -> bool:
+    """Whether `GET /me/shared` lists `doc` for `user`: another's live document with a
+    grant of its own (not a policy's) in force that names the user, their department
+    or their ministry (an administrator: by name only)."""
+    return (
+        not user.disabled
+        and not doc.deleted
+        and doc.owner != user.name
+        and any(g.active(now) and _holds(world, user, g) for g in doc.grants)
+    )
 
 
 # -- what a search must answer -------------------------------------------------------

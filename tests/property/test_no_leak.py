@@ -77,7 +77,10 @@ from tests.property.model import (
     hidden_sources,
     permission,
     policies_in_force,
+    readable,
+    shared_with,
     suggestion_sources,
+    trash_permission,
 )
 
 #: Nouns the analyser keeps whole, alone and next to each other (checked below),
@@ -164,6 +167,15 @@ class Tally:
     refused_grants: int = 0
     #: Directory lookups checked (names and codes of the organisation, nothing else).
     directory_checks: int = 0
+    #: (user, list) checks of /me/documents, /me/shared, /me/recent and /trash, and the
+    #: entries they showed; of those, lists where the model held documents the user may
+    #: not read (or manage) that a leak would have shown.
+    view_checks: int = 0
+    view_entries: int = 0
+    hidden_view_checks: int = 0
+    #: Documents restored from the trash (and refused restores).
+    restores: int = 0
+    refused_restores: int = 0
 
     def reset(self) -> None:
         for f in fields(self):
@@ -689,6 +701,7 @@ class NoLeakMachine(RuleBasedStateMachine):
         actor = self._actor(data, doc)
         rest = doc.grants[:gone] + doc.grants[gone + 1 :]
         self._put_acl(doc, actor, doc.visibility, rest)
+        self.check_views()
 
     @precondition(lambda self: bool(self.world.docs))
     @rule(data=st.data())
@@ -729,6 +742,10 @@ class NoLeakMachine(RuleBasedStateMachine):
         r, levels = self.on_document(actor, doc, "DELETE", f"/documents/{doc.id}")
         if self._expect_refusal(actor, r, levels):
             doc.deleted = True
+            catalog = self.stack.services.catalog
+            revision = catalog.documents.get(doc.id, include_deleted=True).revision
+            doc.dead_spans += ((revision, None),)
+        self.check_views()
 
     # -- the index catching up ----------------------------------------------------------
 
@@ -980,9 +997,75 @@ class NoLeakMachine(RuleBasedStateMachine):
             ("DELETE", base, {}),
         ]
 
+    #: The personal views and the trash, each as one page of everything (max page size).
+    VIEWS = ("/me/documents", "/me/shared", "/me/recent", "/trash")
+
+    def _view_expectation(
+        self, view: str, user: UserModel, now: datetime
+    ) -> tuple[set[str], set[str]]:
+        """(what the list must show, what it may show) for `user` at `now`."""
+        docs = list(self.world.docs.values())
+        if view == "/me/documents":
+            must = {d.id for d in docs if not d.deleted and d.owner == user.name}
+            return must, must
+        if view == "/me/shared":
+            must = {d.id for d in docs if shared_with(self.world, user, d, now)}
+            return must, must
+        if view == "/me/recent":
+            # Which of them the user opened is the product's record; all it may show
+            # is what the user may read now.
+            return set(), {d.id for d in docs if readable(self.world, user, d, now)}
+        must = {
+            d.id for d in docs if d.deleted and trash_permission(self.world, user, d, now) >= MANAGE
+        }
+        return must, must
+
+    def check_views(self) -> None:
+        """Every user's personal views and trash: never a document (or its title) the
+        user may not read (the trash: manage), and exactly what the model lists where
+        the model knows (the clock deciding nothing during the request)."""
+        for name in self.usernames:
+            user = self.world.users[name]
+            for view in self.VIEWS:
+                before = utcnow()
+                r = self.stack.request("GET", view, name, params={"size": 100})
+                after = utcnow()
+                if user.disabled:
+                    assert r.status_code == 401, r.text
+                    continue
+                assert r.status_code == 200, (view, r.text)
+                body = r.json()
+                items = body["items"]
+                got = [i.get("document", i) for i in items]
+                ids = [d["id"] for d in got]
+                assert len(ids) == len(set(ids)) == body["total"], (view, body)
+                must_before, may_before = self._view_expectation(view, user, before)
+                must_after, may_after = self._view_expectation(view, user, after)
+                allowed = may_before | may_after
+                leaked = [i for i in ids if i not in allowed]
+                assert not leaked, f"{name} {view} shows {leaked} it may not see: {body}"
+                assert must_before & must_after <= set(ids), (name, view, ids, must_before)
+                for doc in got:
+                    assert doc["title"] == self.world.docs[doc["id"]].title, (view, doc)
+                if view == "/trash":
+                    by_id = {i["document"]["id"]: i for i in items}
+                    for doc_id in ids:
+                        assert by_id[doc_id]["deleted_at"] is not None, by_id[doc_id]
+                self.tally.view_checks += 1
+                self.tally.view_entries += len(ids)
+                # Documents of its kind (live; in the trash) the user may not see.
+                hidden = [
+                    d
+                    for d in self.world.docs.values()
+                    if d.deleted == (view == "/trash") and d.id not in allowed
+                ]
+                self.tally.hidden_view_checks += bool(hidden)
+
     def check_documents(self, pick: Callable[[int], int]) -> None:
         """Every user against every document: metadata, and one more endpoint chosen by
-        `pick` (each call returns an index below its argument) for each pair."""
+        `pick` (each call returns an index below its argument) for each pair; then the
+        personal views and the trash."""
+        self.check_views()
         missing = [
             self.stack.request(method, path, "admin", **kwargs)
             for method, path, kwargs in self._endpoints(MISSING_ID)
@@ -1131,6 +1214,48 @@ class InProcessMachine(NoLeakMachine):
             self._create_policy(data)
             self.tally.policies_recreated += 1
             self.tally.policies_recreated_over_indexed_tokens += indexed
+
+    @precondition(lambda self: any(d.deleted for d in self.world.docs.values()))
+    @rule(data=st.data())
+    @step
+    def restore_document(self, data: st.DataObject) -> None:
+        """POST /documents/{id}/restore: those who may manage a deleted document bring it
+        back (re-indexed); to anyone else it is not there (404, as a missing one)."""
+        ids = [i for i, d in self.world.docs.items() if d.deleted]  # in upload order
+        doc = self.world.docs[data.draw(st.sampled_from(ids), label="deleted doc")]
+        users = [self.world.users[u] for u in self.usernames]
+        now = utcnow()
+
+        def settled(user: UserModel) -> int | None:
+            running = trash_permission(self.world, user, doc, now - timedelta(minutes=10))
+            ended = trash_permission(self.world, user, doc, now + timedelta(hours=2))
+            return running if running == ended else None
+
+        able = [u for u in users if (settled(u) or NONE) >= MANAGE]
+        choice = st.sampled_from(users)
+        if able:
+            choice = st.sampled_from(able) | choice
+        actor = data.draw(choice, label="restorer")
+        level = settled(actor)
+        if level is None:
+            return  # whether this is allowed depends on a grant ending about now
+        r = self.stack.request("POST", f"/documents/{doc.id}/restore", actor.name)
+        if actor.disabled:
+            assert r.status_code == 401, r.text
+        elif level >= MANAGE:
+            assert r.status_code == 200, r.text
+            assert r.json()["title"] == doc.title
+            doc.deleted = False
+            catalog = self.stack.services.catalog
+            revision = catalog.documents.get(doc.id).revision
+            *rest, (deleted_at_revision, _) = doc.dead_spans
+            doc.dead_spans = (*rest, (deleted_at_revision, revision))
+            self.tally.restores += 1
+        else:
+            missing = self.stack.request("POST", f"/documents/{MISSING_ID}/restore", actor.name)
+            assert (r.status_code, r.json()) == (404, missing.json()), r.text
+            self.tally.refused_restores += 1
+        self.check_views()
 
 
 class ElasticsearchMachine(InProcessMachine):
