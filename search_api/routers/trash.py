@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from auth.access import Permission
+from crossdoc.wiring.api import Services
 from search_api.audit_writer import Auditor
 from search_api.deps import (
     AddressDep,
@@ -45,12 +46,17 @@ def retention_over(days: int) -> str:
     )
 
 
-async def trash_service(services: ServicesDep) -> TrashService:
+def trash_for(services: Services) -> TrashService:
+    """The trash over the API's catalog, its retention from settings, waking the worker."""
     return TrashService(
         services.catalog,
         timedelta(days=services.settings.trash_retention_days),
         services.dispatcher.notify,
     )
+
+
+async def trash_service(services: ServicesDep) -> TrashService:
+    return trash_for(services)
 
 
 TrashServiceDep = Annotated[TrashService, Depends(trash_service)]

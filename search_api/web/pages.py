@@ -975,4 +975,7 @@ class SecureStaticFiles(StaticFiles):
 def install(app: FastAPI) -> None:
     """Add the pages and their static files to `app` (outside the OpenAPI schema)."""
     app.include_router(router)
+    from search_api.web import views_pages  # imports this module: loaded after it
+
+    app.include_router(views_pages.router)
     app.mount("/static", SecureStaticFiles(directory=STATIC_DIR), name="static")
