@@ -26,6 +26,7 @@ from search_api.routers import trash as trash_routes
 from search_api.web.pages import PageRoute, _check_form_csrf, _org_names, render
 from search_api.web.session import SESSION_COOKIE
 from services.documents import Caller
+from services.personal import PersonalViews
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -64,7 +65,7 @@ def _page(
     if route is trash_routes.list_trash:
         out = route(principal, query, trash_routes.trash_for(services), services, auditor, address)
     else:
-        out = route(principal, query, me_routes.PersonalViews(services.catalog), auditor, address)
+        out = route(principal, query, PersonalViews(services.catalog), auditor, address)
     path = request.url.path
 
     def url(**changes: str | int) -> str:
