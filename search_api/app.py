@@ -22,6 +22,7 @@ from search_api.routers import (
     directory,
     documents,
     explain,
+    folders,
     health,
     policies,
     search,
@@ -86,6 +87,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         explain.router,
         directory.router,
         documents.router,
+        folders.router,
         search.router,
         health.router,
     )

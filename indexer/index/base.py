@@ -53,6 +53,10 @@ class IndexDocument:
     readers: frozenset[str]
     created_at: datetime  # timezone-aware UTC
     updated_at: datetime  # timezone-aware UTC
+    #: The id of the folder it is filed in ("" at the top level). Only the id: a
+    #: folder renamed or moved changes nothing here (paths come from the catalog),
+    #: and the search service turns a folder filter into the ids of its subtree.
+    folder: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class AccessFilter:
            "filter": [
              {"term": {"department": …}}, {"term": {"ministry": …}},
              {"term": {"content_type": …}}, {"term": {"tag": …}},
+             {"terms": {"folder": [...folder ids]}},
              {"range": {"created_at": {"gte": …, "lt": …}}},   # the request's filters
              ACCESS                                            # this filter
            ]}},
@@ -153,6 +158,9 @@ class SearchRequest:
     ministry: str | None = None
     content_type: str | None = None
     tag: str | None = None
+    #: Only documents filed in one of these folders (a folder's subtree, resolved
+    #: from the catalog); None: no folder filter, () matches nothing.
+    folders: tuple[str, ...] | None = None
     created_from: datetime | None = None  # inclusive
     created_to: datetime | None = None  # exclusive
     sort: SortOrder = SortOrder.RELEVANCE

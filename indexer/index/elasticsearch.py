@@ -913,6 +913,9 @@ def search_body(
         value: str | None = getattr(request, name)
         if value:
             filters.append({"term": {name: value}})
+    if request.folders is not None:
+        # An empty subtree (an unknown folder) must match nothing, not everything.
+        filters.append({"terms": {"folder": sorted(request.folders) or [""]}})
     if request.created_from is not None or request.created_to is not None:
         bounds: dict[str, str] = {}
         if request.created_from is not None:
@@ -1033,6 +1036,7 @@ def _source(doc: IndexDocument, keys: list[str]) -> dict[str, Any]:
         "content_type": doc.content_type,
         "tag": list(doc.tags),
         "tags": list(doc.tags),
+        "folder": doc.folder,
         "readers": sorted(doc.readers),
         "title": doc.title,
         "filename": doc.filename,

@@ -157,6 +157,7 @@ class SqlDocuments(SqlRepository):
             grants=tuple(grants),
             title_from_user=bool(d.title_from_user),
             policy_revision=d.policy_revision,
+            folder_id=d.folder_id,
         )
 
     @staticmethod
@@ -212,6 +213,17 @@ class SqlDocuments(SqlRepository):
         }
         for code in codes - ministries.keys():
             raise NotFoundError(f"no department {code}")
+        filed = {new.folder_id for new in news if new.folder_id}
+        if filed:
+            folders = _table(m.Folder)
+            found = dict(
+                conn.execute(
+                    select(folders.c.id, folders.c.department).where(folders.c.id.in_(filed))
+                ).all()
+            )
+            for new in news:
+                if new.folder_id and found.get(new.folder_id) != new.department:
+                    raise NotFoundError(f"no folder {new.folder_id} in {new.department}")
         documents: list[dict[str, Any]] = []
         versions: list[dict[str, Any]] = []
         grants: list[dict[str, Any]] = []
@@ -243,6 +255,7 @@ class SqlDocuments(SqlRepository):
                     "updated_at": now,
                     "deleted_at": None,
                     "policy_revision": 0,
+                    "folder_id": new.folder_id,
                 }
             )
             versions.append(
