@@ -23,6 +23,7 @@ def index_doc(
     content_type: str = "application/pdf",
     tags: tuple[str, ...] = (),
     created_at: datetime = T0,
+    folder: str = "",
 ) -> IndexDocument:
     """An index document readable by `readers` (default: everyone in government)."""
     return IndexDocument(
@@ -39,4 +40,5 @@ def index_doc(
         readers=frozenset(readers),
         created_at=created_at,
         updated_at=created_at,
+        folder=folder,
     )

@@ -915,7 +915,8 @@ def search_body(
             filters.append({"term": {name: value}})
     if request.folders is not None:
         # An empty subtree (an unknown folder) must match nothing, not everything.
-        filters.append({"terms": {"folder": sorted(request.folders) or [""]}})
+        folders = sorted(request.folders)
+        filters.append({"terms": {"folder": folders}} if folders else {"match_none": {}})
     if request.created_from is not None or request.created_to is not None:
         bounds: dict[str, str] = {}
         if request.created_from is not None:
@@ -1036,7 +1037,7 @@ def _source(doc: IndexDocument, keys: list[str]) -> dict[str, Any]:
         "content_type": doc.content_type,
         "tag": list(doc.tags),
         "tags": list(doc.tags),
-        "folder": doc.folder,
+        "folder": doc.folder or None,  # no value at the top level
         "readers": sorted(doc.readers),
         "title": doc.title,
         "filename": doc.filename,

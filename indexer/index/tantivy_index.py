@@ -908,8 +908,15 @@ class TantivyIndex:
                 clauses.append((occur.Must, self._keyword(name, value)))
         if request.folders is not None:
             # An empty subtree (an unknown folder) must match nothing, not everything.
-            folders = sorted(request.folders) or [""]
-            clauses.append((occur.Must, tantivy.Query.term_set_query(schema, "folder", folders)))
+            folders = sorted(request.folders)
+            clauses.append(
+                (
+                    occur.Must,
+                    tantivy.Query.term_set_query(schema, "folder", folders)
+                    if folders
+                    else tantivy.Query.empty_query(),
+                )
+            )
         if request.created_from is not None or request.created_to is not None:
             clauses.append(
                 (

@@ -624,6 +624,27 @@ def test_update_access_rewrites_readers_and_keeps_the_text(search_index: SearchI
     assert search_index.revisions(["a", "ghost"]) == {"a": 2}
 
 
+def test_folder_filter_matches_any_of_the_folders_given(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("a", "예산 보고", folder="f1"),
+        doc("b", "예산 보고", folder="f2"),
+        doc("c", "예산 보고"),  # the top level
+        doc("d", "예산 보고", folder="f1", readers=["user:other"]),
+    )
+    assert ids(search(search_index, "예산", folders=("f1",))) == ["a"]
+    assert sorted(ids(search(search_index, "예산", folders=("f1", "f2")))) == ["a", "b"]
+    found = search(search_index, "", folders=("f1", "f2"))
+    assert found.total == 2 and sum(facet(found, "department").values()) == 2
+    # An empty subtree (an unknown folder) matches nothing, never everything.
+    assert search(search_index, "예산", folders=()).total == 0
+    assert search(search_index, "예산").total == 3
+    # Filing again is an access-only rewrite: the folder moves with it, text kept.
+    search_index.update_access([doc("a", "", folder="f2", revision=2)])
+    search_index.refresh()
+    assert sorted(ids(search(search_index, "예산", folders=("f2",)))) == ["a", "b"]
+
+
 def test_update_access_never_goes_back_a_revision(search_index: SearchIndex) -> None:
     put(search_index, doc("a", "예산 보고서", readers=["user:kim"], revision=5))
     assert search_index.update_access([doc("a", "", readers=["gov"], revision=4)]) == []
