@@ -296,12 +296,19 @@ class PolicyMatchIO(Strict):
     department: str | None = Field(default=None, pattern=CODE_PATTERN)
     tag: str | None = Field(default=None, min_length=1, max_length=64)
     visibility: VisibilityName | None = None
+    folder: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="a folder id: documents filed in it or in a folder under it",
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> PolicyMatchIO:
         if not self.as_dict():
             # An empty match would grant on every document: refuse (fail closed).
-            raise ValueError("match needs at least one of ministry, department, tag, visibility")
+            raise ValueError(
+                "match needs at least one of ministry, department, tag, visibility, folder"
+            )
         return self
 
     def as_dict(self) -> dict[str, str]:

@@ -14,8 +14,10 @@ on the document too (the caller loaded it so), and a folder of its department.
 Every change is one unit of work with its audit record (`folder_create`,
 `folder_rename`, `folder_move`, `folder_delete`, `folder_file`); filing a
 document also queues it for the index (its folder is a search filter) and wakes
-the worker after the commit. Renames and moves re-index nothing: the index
-holds the folder's id, and paths are resolved from the catalog when shown.
+the worker after the commit. Renames re-index nothing: the index holds folder
+ids, and paths are resolved from the catalog when shown. A move re-indexes the
+documents under the folder for access only, as their access may change with it
+(policies can match a folder's subtree); until then the catalog decides them.
 """
 
 from __future__ import annotations
@@ -288,6 +290,9 @@ class FolderService:
                 raise NotFoundError("parent: " + NOT_FOUND)
         with self._catalog.unit_of_work() as uow:
             folder = uow.folders.move(folder_id, parent_id)
+            notify = self._notify
+            if notify is not None:
+                uow.after_commit(lambda: notify(()))
             detail = {
                 "op": "move",
                 "parent": parent_id,

@@ -57,6 +57,9 @@ class IndexDocument:
     #: folder renamed or moved changes nothing here (paths come from the catalog),
     #: and the search service turns a folder filter into the ids of its subtree.
     folder: str = ""
+    #: The folder's ancestry, its own id last: what a pending policy's folder match
+    #: looks at (a move re-indexes the documents under the folder, access-only).
+    folder_path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,9 @@ class AccessFilter:
       nothing else may be given.
     * `pending`: the matches of the caller's policies that the index may not
       carry on every document yet (a fan-out under way): a document matching
-      one (every attribute it names: ministry, department, tag; visibility as
-      the reader token `visibility:<name>`) passes as if it held the policy's
-      token. An empty match lets nothing through.
+      one (every attribute it names: ministry, department, tag, folder (in
+      `folder_path`); visibility as the reader token `visibility:<name>`) passes
+      as if it held the policy's token. An empty match lets nothing through.
     * `stale_ids`: documents whose index entry is stale on access (its readers
       or attributes are out of date): the index must not decide them...
     * `readable_stale_ids`: ...so the service decided them against the catalog:
@@ -111,6 +114,7 @@ class AccessFilter:
                 {"bool": {"filter": [{"term": {"ministry": "…"}},
                                      {"term": {"department": "…"}},
                                      {"term": {"tag": "…"}},
+                                     {"term": {"folder_path": "…"}},
                                      {"term": {"readers": "visibility:…"}}]}},
                 …one per pending match, with a `term` per attribute it names
                  (none for an empty match)

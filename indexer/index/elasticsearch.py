@@ -877,6 +877,7 @@ def policy_match_filter(match: PolicyMatch) -> dict[str, Any] | None:
             ("ministry", match.ministry),
             ("department", match.department),
             ("tag", match.tag),
+            ("folder_path", match.folder),
         )
         if value is not None
     ]
@@ -1038,6 +1039,7 @@ def _source(doc: IndexDocument, keys: list[str]) -> dict[str, Any]:
         "tag": list(doc.tags),
         "tags": list(doc.tags),
         "folder": doc.folder or None,  # no value at the top level
+        "folder_path": list(doc.folder_path),
         "readers": sorted(doc.readers),
         "title": doc.title,
         "filename": doc.filename,

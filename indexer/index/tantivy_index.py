@@ -22,8 +22,9 @@ Layout of an index document:
   stored, because a stored pre-tokenized value stores every token too;
 * keyword fields (raw, untokenized) `id`, `department`, `ministry`,
   `content_type`, `tag` (one value per tag), `folder` (the id of the folder it
-  is filed in, if any) and `readers` (one value per principal token); all but
-  `readers` and `folder` are fast fields for aggregations;
+  is filed in, if any), `folder_path` (that folder's ancestry) and `readers`
+  (one value per principal token); `department`, `ministry`, `content_type`
+  and `tag` are fast fields for aggregations;
 * integer fast fields `revision` and `created_at` (microseconds since the epoch,
   UTC, so ranges and sorting are exact; tantivy's date fields are second-precise).
 
@@ -630,6 +631,8 @@ class TantivyIndex:
                 out.add_text("tag", tag)
         if doc.folder:
             out.add_text("folder", doc.folder)
+        for folder in doc.folder_path:
+            out.add_text("folder_path", folder)
         combined: list[tantivy.Token] = []
         grams: list[tantivy.Token] = []
         base = gram_base = 0
@@ -856,6 +859,7 @@ class TantivyIndex:
                 ("ministry", match.ministry),
                 ("department", match.department),
                 ("tag", match.tag),
+                ("folder_path", match.folder),
             )
             if value is not None
         ]
@@ -1108,6 +1112,7 @@ def _schema() -> tantivy.Schema:
         )
     builder.add_text_field("tag", fast=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("folder", tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("folder_path", tokenizer_name="raw", index_option="basic")
     builder.add_text_field("readers", tokenizer_name="raw", index_option="basic")
     builder.add_text_field(TEXT_FIELD, index_option="position")
     builder.add_text_field(GRAMS_FIELD, index_option="position")

@@ -150,6 +150,9 @@ class DocumentRecord:
     policy_revision: int = 0
     #: The folder it is filed in (None: the department's top level).
     folder_id: str | None = None
+    #: That folder's ancestry, its own id last (() at the top level): what a
+    #: policy's folder match looks at.
+    folder_path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,8 @@ class AccessRecord:
     visibility: str
     tags: tuple[str, ...]
     grants: tuple[GrantRecord, ...] = ()
+    #: The ancestry of its folder, its own folder last (() at the top level).
+    folder_path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -243,3 +243,65 @@ def test_every_change_is_audited(server: Server, org: None) -> None:
     assert ("folder_create", f"folder:{folder['id']}") in actions
     assert ("folder_rename", f"folder:{folder['id']}") in actions
     assert ("folder_delete", f"folder:{folder['id']}") in actions
+
+
+def test_a_policy_matches_a_folder_subtree_and_follows_moves(server: Server, org: None) -> None:
+    with server.client("fld.kim") as c:
+        shared = mkdir(c, "정책 공유")
+        inner = mkdir(c, "정책 하위")  # not under it yet
+        r = c.post(
+            "/documents",
+            files={"file": ("p.txt", "정책폴더 협조문".encode())},
+            data={"folder": inner["id"]},
+        )
+        assert r.status_code == 202, r.text
+        doc = r.json()
+    server.wait_indexed("fld.kim", doc["id"])
+    with server.client("admin") as c:
+        grant = {"principal": "dept:FLD-POL"}
+        r = c.post(
+            "/admin/policies",
+            json={"name": "폴더 열람", "match": {"folder": "9" * 32}, "grant": grant},
+        )
+        assert error(r) == (422, "validation_error") and "no folder" in r.text
+        r = c.post(
+            "/admin/policies",
+            json={"name": "폴더 열람", "match": {"folder": shared["id"]}, "grant": grant},
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["match"] == {"folder": shared["id"]} and r.json()["affected_documents"] == 0
+        policy = r.json()["id"]
+
+    def lee_reads() -> tuple[int, list[str], int]:
+        with server.client("fld.lee") as c:
+            status = c.get(f"/documents/{doc['id']}").status_code
+        found = server.search("fld.lee", q="정책폴더")
+        return status, [h["id"] for h in found["hits"]], found["total"]
+
+    assert lee_reads() == (404, [], 0)
+    # Moved under the policy's folder: read at once (the catalog decides until the
+    # index has caught up), and once re-indexed (the index then carries the grant).
+    with server.client("fld.kim") as c:
+        assert c.patch(f"/folders/{inner['id']}", json={"parent": shared["id"]}).status_code == 200
+    assert lee_reads() == (200, [doc["id"]], 1)
+    server.wait_indexed("fld.kim", doc["id"])
+    assert lee_reads() == (200, [doc["id"]], 1)
+    # Moved out again: the grant ends at once, and stays ended once re-indexed.
+    with server.client("fld.kim") as c:
+        assert c.patch(f"/folders/{inner['id']}", json={"parent": None}).status_code == 200
+    assert lee_reads() == (404, [], 0)
+    server.wait_indexed("fld.kim", doc["id"])
+    assert lee_reads() == (404, [], 0)
+    # Filed in the folder itself, then at the top level: the same.
+    with server.client("fld.kim") as c:
+        r = c.patch(f"/documents/{doc['id']}/folder", json={"folder": shared["id"]})
+        assert r.status_code == 200
+    assert lee_reads() == (200, [doc["id"]], 1)
+    server.wait_indexed("fld.kim", doc["id"])
+    assert lee_reads() == (200, [doc["id"]], 1)
+    with server.client("fld.kim") as c:
+        r = c.patch(f"/documents/{doc['id']}/folder", json={"folder": None})
+        assert r.status_code == 200
+    assert lee_reads() == (404, [], 0)
+    with server.client("admin") as c:
+        assert c.delete(f"/admin/policies/{policy}").status_code == 204

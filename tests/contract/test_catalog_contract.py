@@ -633,3 +633,34 @@ def test_documents_are_filed_in_folders_of_their_department(catalog: CatalogStor
     assert (contents.documents, contents.deleted_documents) == (1, 1)
     assert folders.file_document(plain.id, None).folder_id is None
     assert folders.document_ids([f.id]) == (0, [])
+
+
+def test_a_policy_on_a_folder_selects_its_subtree(catalog: CatalogStore) -> None:
+    from storage.catalog.policy_match import PolicyMatch
+
+    folders = catalog.folders
+    top = folders.create("D1", None, "위", "kim")
+    under = folders.create("D1", top.id, "아래", "kim")
+    aside = folders.create("D1", None, "옆", "kim")
+    a, _ = catalog.documents.create(new_doc("a" * 64, folder_id=under.id))
+    catalog.documents.create(new_doc("b" * 64, folder_id=aside.id))
+    catalog.documents.create(new_doc("c" * 64))
+    assert catalog.documents.get(a.id).folder_path == (top.id, under.id)
+    assert catalog.documents.access_records([a.id])[a.id].folder_path == (top.id, under.id)
+    match = PolicyMatch(folder=top.id)
+    change = catalog.policies.create(NewPolicy("폴더", match, "dept:D2", "read"), "admin")
+    assert change.affected_documents == 1
+    # A move re-queues the documents under the folder, their access changed.
+    indexed(catalog, a.id)
+    folders.move(under.id, aside.id)
+    assert a.id in catalog.documents.stale_access_ids()
+    assert catalog.documents.get(a.id).folder_path == (aside.id, under.id)
+    assert not match.matches(catalog.documents.get(a.id))
+    assert (
+        catalog.policies.update(
+            change.policy.id,
+            NewPolicy("폴더", PolicyMatch(folder=aside.id), "dept:D2", "read"),
+            "admin",
+        ).affected_documents
+        == 2
+    )

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy import and_, delete, func, insert, literal, select, true, update
 from sqlalchemy.orm import Session
 
 from storage.catalog import models as m
 from storage.catalog.records import DocumentRecord, FolderContents, FolderRecord
 from storage.catalog.sql.base import SqlRepository
 from storage.catalog.sql.database import now as _now
+from storage.catalog.sql.database import rowcount
 from storage.catalog.sql.database import table as _table
 from storage.catalog.sql.documents import SqlDocuments, _live_document, _new_revision
 from storage.errors import ConflictError, NotFoundError
@@ -180,13 +182,54 @@ class SqlFolders(SqlRepository):
                 .where(_FOLDERS.c.path.startswith(old_path))
                 .values(path=literal(new_path) + func.substr(_FOLDERS.c.path, len(old_path) + 1))
             )
+            now = _now()
             s.execute(
                 update(_FOLDERS)
                 .where(_FOLDERS.c.id == folder_id)
-                .values(parent_id=parent_id or "", updated_at=_now())
+                .values(parent_id=parent_id or "", updated_at=now)
             )
+            self._requeue_subtree(s, new_path, now)
             s.expire(row)
             return folder_record(self._folder(s, folder_id))
+
+    @staticmethod
+    def _requeue_subtree(s: Session, path: str, now: datetime) -> int:
+        """The documents filed under `path` changed ancestry: policies matching a folder
+        may now select them or not. Their access counts as changed (the catalog decides
+        them until re-indexed) and each is queued for an access-only re-index, in bulk
+        (two statements, as a policy's fan-out)."""
+        subtree = select(_FOLDERS.c.id).where(_FOLDERS.c.path.startswith(path))
+        where = and_(_DOCS.c.folder_id.in_(subtree), _DOCS.c.deleted_at.is_(None))
+        result = s.execute(
+            update(_DOCS)
+            .where(where)
+            .values(
+                revision=_DOCS.c.revision + 1,
+                acl_revision=_DOCS.c.revision + 1,
+                updated_at=now,
+            )
+        )
+        count = rowcount(result)
+        if count:
+            outbox = _table(m.OutboxItem)
+            at = literal(now, outbox.c.created_at.type)
+            s.execute(
+                insert(outbox).from_select(
+                    [
+                        "document_id",
+                        "revision",
+                        "created_at",
+                        "available_at",
+                        "attempts",
+                        "last_error",
+                        "access_only",
+                    ],
+                    select(
+                        _DOCS.c.id, _DOCS.c.revision, at, at, literal(0), literal(""), true()
+                    ).where(where),
+                )
+            )
+        return count
 
     def contents(self, folder_id: str) -> FolderContents:
         with self._session() as s:
@@ -248,7 +291,8 @@ class SqlFolders(SqlRepository):
                     raise NotFoundError(f"no folder {folder_id} in department {d.department}")
             if d.folder_id != folder_id:
                 d.folder_id = folder_id
-                # The text is unchanged: the index rewrites its metadata (folder) only.
-                _new_revision(s, d, _now(), access_only=True)
+                # Policies may match a folder: who may read it may change with it. The
+                # text is unchanged: the index rewrites its readers and metadata only.
+                _new_revision(s, d, _now(), access_changed=True, access_only=True)
             s.flush()
-            return SqlDocuments._document_record(d, SqlDocuments._grants(s, [d.id])[d.id])
+            return SqlDocuments._orm_record(s, d, SqlDocuments._grants(s, [d.id])[d.id])
