@@ -24,6 +24,7 @@ def index_doc(
     tags: tuple[str, ...] = (),
     created_at: datetime = T0,
     folder: str = "",
+    folder_path: tuple[str, ...] = (),
 ) -> IndexDocument:
     """An index document readable by `readers` (default: everyone in government)."""
     return IndexDocument(
@@ -41,4 +42,5 @@ def index_doc(
         created_at=created_at,
         updated_at=created_at,
         folder=folder,
+        folder_path=folder_path,
     )

@@ -581,7 +581,14 @@ def test_pending_policy_matches_widen_access_by_attributes(search_index: SearchI
         search_index,
         doc("a", "예산 보고서", readers=["user:kim", "visibility:private"], tags=("감사",)),
         doc("b", "예산 보고서", readers=["user:kim", "visibility:ministry"], department="d-2"),
-        doc("c", "예산 보고서", readers=["user:kim", "visibility:private"], ministry="m-2"),
+        doc(
+            "c",
+            "예산 보고서",
+            readers=["user:kim", "visibility:private"],
+            ministry="m-2",
+            folder="f2",
+            folder_path=("f1", "f2"),
+        ),
     )
     lee = frozenset({"user:lee"})
 
@@ -594,6 +601,9 @@ def test_pending_policy_matches_widen_access_by_attributes(search_index: SearchI
     assert found(PolicyMatch(ministry="ministry-a", visibility="private")) == ["a"]
     assert found(PolicyMatch(visibility="ministry", tag="감사")) == []
     assert found(PolicyMatch()) == []  # selects nothing, never everything
+    # A folder: the documents filed in it or under it.
+    assert found(PolicyMatch(folder="f1")) == found(PolicyMatch(folder="f2")) == ["c"]
+    assert found(PolicyMatch(folder="f3")) == found(PolicyMatch(folder="f1", tag="감사")) == []
     listing = search(search_index, "", readers=lee, pending=(PolicyMatch(tag="감사"),))
     assert listing.total == 1 and facet(listing, "department") == {"dept-a": 1}
     # The caller's own tokens still count.
