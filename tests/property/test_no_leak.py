@@ -1202,9 +1202,9 @@ class InProcessMachine(NoLeakMachine):
     @rule(data=st.data())
     @step
     def check_folders(self, data: st.DataObject) -> None:
-        """Every user, one folder: the folder, its listing and the search filter show
+        """Every user, every folder: the folder, its listing and the search filter show
         only documents the user may read, and no folder name they may not see; so do
-        the paths on the documents they may read."""
+        the paths on the documents they may read (those under one folder drawn)."""
         checked = data.draw(st.sampled_from(sorted(self.folders)), label="folder checked")
         self.stack.drain(None)  # the folder filter reads the index: let it catch up
         self.refresh_index_state()
@@ -1221,7 +1221,7 @@ class InProcessMachine(NoLeakMachine):
                 for f in self.folders
                 if not self.sees_tree(user, self.folders[f][0]) and f not in seen_paths
             }
-            for folder, (department, _, _) in [(checked, self.folders[checked])]:
+            for folder, (department, _, _) in self.folders.items():
                 subtree = {d for d, f in self.filed.items() if self.in_subtree(f, folder)}
                 want = sorted(subtree & readable)
                 answers = [
@@ -1405,7 +1405,7 @@ def test_no_leak_in_process(extractor: TextExtractor) -> None:
     # Policies were deleted and created again over the index's leftover tokens.
     assert tally.policies_recreated_over_indexed_tokens >= 5, tally.line()
     # Folders: each (user, folder) pair checked its metadata, listing and search filter.
-    assert tally.folder_checks >= 50, tally.line()
+    assert tally.folder_checks >= 30, tally.line()
 
 
 #: Examples of the Elasticsearch/OpenSearch leg: each search is a request to the
