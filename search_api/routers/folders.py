@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from search_api.audit_writer import Auditor
 from search_api.deps import (
@@ -40,6 +40,13 @@ from storage.errors import NotFoundError
 router = APIRouter(tags=["folders"])
 
 MAX_PAGE_SIZE = 100
+_FOLDER_EXAMPLE = "9b1d4e7a2c3f4a5b8c6d7e8f9a0b1c2d"
+FolderIdPath = Annotated[
+    str,
+    Path(
+        description="폴더 ID · the folder's id (32 hexadecimal digits)", examples=[_FOLDER_EXAMPLE]
+    ),
+]
 
 
 def _folder_id(raw: str) -> str:
@@ -90,11 +97,19 @@ def list_folders(
     folders: FolderServiceDep,
     department: Annotated[
         str | None,
-        Query(pattern=CODE_PATTERN, description="department code (default: your own)"),
+        Query(
+            pattern=CODE_PATTERN,
+            description="부서 코드 · department code (default: your own)",
+            examples=["MOIS-REC"],
+        ),
     ] = None,
     parent: Annotated[
         str | None,
-        Query(pattern=FOLDER_ID_PATTERN, description="only the folders right under this one"),
+        Query(
+            pattern=FOLDER_ID_PATTERN,
+            description="상위 폴더 · only the folders right under this one",
+            examples=[_FOLDER_EXAMPLE],
+        ),
     ] = None,
 ) -> FolderTreeOut:
     code = department or principal.department
@@ -130,7 +145,9 @@ def create_folder(
 
 
 @router.get("/folders/{folder_id}", response_model=FolderOut, responses=errors(404))
-def get_folder(folder_id: str, principal: PrincipalDep, folders: FolderServiceDep) -> FolderOut:
+def get_folder(
+    folder_id: FolderIdPath, principal: PrincipalDep, folders: FolderServiceDep
+) -> FolderOut:
     return _one(folders, folders.visible(principal, _folder_id(folder_id)))
 
 
@@ -141,7 +158,7 @@ def get_folder(folder_id: str, principal: PrincipalDep, folders: FolderServiceDe
     responses=errors(403, 404, 409, 422),
 )
 def update_folder(
-    folder_id: str,
+    folder_id: FolderIdPath,
     body: FolderPatch,
     principal: PrincipalDep,
     caller: CallerDep,
@@ -163,7 +180,7 @@ def update_folder(
     responses=errors(403, 404, 409),
 )
 def delete_folder(
-    folder_id: str, principal: PrincipalDep, caller: CallerDep, folders: FolderServiceDep
+    folder_id: FolderIdPath, principal: PrincipalDep, caller: CallerDep, folders: FolderServiceDep
 ) -> Response:
     folders.delete(principal, caller, _folder_id(folder_id))
     return Response(status_code=204)
@@ -176,14 +193,23 @@ def delete_folder(
     responses=errors(404),
 )
 def folder_documents(
-    folder_id: str,
+    folder_id: FolderIdPath,
     principal: PrincipalDep,
     folders: FolderServiceDep,
     auditor: AuditorDep,
     address: AddressDep,
-    subtree: Annotated[bool, Query(description="also the folders under it")] = False,
-    page: Annotated[int, Query(ge=1, le=10_000, description="page number, from 1")] = 1,
-    size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="documents per page")] = 50,
+    subtree: Annotated[
+        bool, Query(description="하위 폴더 포함 · also the folders under it", examples=[True])
+    ] = False,
+    page: Annotated[
+        int, Query(ge=1, le=10_000, description="쪽 · page number, from 1", examples=[1])
+    ] = 1,
+    size: Annotated[
+        int,
+        Query(
+            ge=1, le=MAX_PAGE_SIZE, description="쪽당 문서 수 · documents per page", examples=[50]
+        ),
+    ] = 50,
 ) -> FolderDocumentsOut:
     folder = folders.visible(principal, _folder_id(folder_id))
     total, docs = folders.readable_documents(
