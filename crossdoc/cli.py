@@ -197,7 +197,11 @@ def import_(
     ] = "",
     index: Annotated[bool, typer.Option(help="index now, unless a running server will")] = True,
 ) -> None:
-    """Import a folder tree. Resumable: files already stored for the department are skipped."""
+    """Import a folder tree. Resumable: files already stored for the department are skipped.
+
+    The source's folders become the department's folders (made where missing), and
+    each file is filed in its own; the folder path is also kept as a tag, as before."""
+    from services.folders import FolderService
     from storage.catalog.records import NewAuditEvent
     from storage.ingest import BulkItem, StagedFile, accept_documents
 
@@ -222,6 +226,8 @@ def import_(
         action="upload",
         detail={"via": "crossdoc import", "source": str(directory)},
     )
+    folders = FolderService(services.catalog)
+    folder_of: dict[Path, str | None] = {Path("."): None}
     imported = skipped = failed = 0
     start = time.monotonic()
     with Progress(
@@ -243,8 +249,17 @@ def import_(
                     continue
                 rel = path.relative_to(directory)
                 folder = (str(rel.parent),) if str(rel.parent) != "." else ()
+                if rel.parent not in folder_of:
+                    folder_of[rel.parent] = folders.ensure_path(
+                        department, rel.parent.parts, Caller(IMPORT_OWNER)
+                    )
                 batch.append(
-                    BulkItem(StagedFile(path, sha256, size, head), path.name, tag_list + folder)
+                    BulkItem(
+                        StagedFile(path, sha256, size, head),
+                        path.name,
+                        tag_list + folder,
+                        folder_of[rel.parent],
+                    )
                 )
             known = services.catalog.documents.existing_sha256(
                 [b.staged.sha256 for b in batch], department

@@ -178,6 +178,8 @@ class IndexingPipeline:
             readers=index_readers(document_access(doc, policies), now),
             created_at=doc.created_at,
             updated_at=doc.updated_at,
+            folder=doc.folder_id or "",
+            folder_path=doc.folder_path,
         )
 
     def process(self, document_ids: Sequence[str]) -> BatchReport:

@@ -28,6 +28,7 @@ from services.audit import AuditService
 from services.directory import DirectoryService
 from services.documents import Caller, DocumentService
 from services.explain import ExplainService
+from services.folders import FolderService
 from services.organisation import OrganisationService
 from services.policies import PolicyService
 from services.sessions import SessionService
@@ -104,6 +105,14 @@ async def policy_service(services: ServicesDep) -> PolicyService:
 
 
 PolicyServiceDep = Annotated[PolicyService, Depends(policy_service)]
+
+
+async def folder_service(services: ServicesDep) -> FolderService:
+    """Folder reads (what the caller may see) and changes, each audited in its unit of work."""
+    return FolderService(services.catalog, services.dispatcher.notify)
+
+
+FolderServiceDep = Annotated[FolderService, Depends(folder_service)]
 
 
 async def audit_service(services: ServicesDep) -> AuditService:

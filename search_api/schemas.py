@@ -177,6 +177,13 @@ class AclIO(Strict):
     grants: list[GrantIO] = Field(default_factory=list, max_length=500)
 
 
+class FolderRef(BaseModel):
+    """The folder a document is filed in, as its readers see it."""
+
+    id: str = Field(description="the folder's id")
+    path: str = Field(description="names from the department's top level", examples=["/민원/2026"])
+
+
 class DocumentOut(BaseModel):
     id: str
     title: str
@@ -194,6 +201,9 @@ class DocumentOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+    folder: FolderRef | None = Field(
+        default=None, description="the folder it is filed in (null: the department's top level)"
+    )
 
 
 class DocumentPatch(Strict):
@@ -225,6 +235,9 @@ class HitOut(BaseModel):
     created_at: datetime
     score: float
     highlights: list[str]
+    folder: FolderRef | None = Field(
+        default=None, description="the folder it is filed in (null: the top level)"
+    )
 
 
 class FilterWarningOut(BaseModel):
@@ -283,12 +296,19 @@ class PolicyMatchIO(Strict):
     department: str | None = Field(default=None, pattern=CODE_PATTERN)
     tag: str | None = Field(default=None, min_length=1, max_length=64)
     visibility: VisibilityName | None = None
+    folder: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="a folder id: documents filed in it or in a folder under it",
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> PolicyMatchIO:
         if not self.as_dict():
             # An empty match would grant on every document: refuse (fail closed).
-            raise ValueError("match needs at least one of ministry, department, tag, visibility")
+            raise ValueError(
+                "match needs at least one of ministry, department, tag, visibility, folder"
+            )
         return self
 
     def as_dict(self) -> dict[str, str]:

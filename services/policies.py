@@ -74,6 +74,10 @@ def check_references(uow: UnitOfWork, new: NewPolicy) -> None:
         raise InvalidChangeError(f"match.ministry: no ministry {new.match['ministry']}")
     if "department" in new.match and org.get_department(new.match["department"]) is None:
         raise InvalidChangeError(f"match.department: no department {new.match['department']}")
+    if "folder" in new.match and not uow.folders.get_many([new.match["folder"]]):
+        raise InvalidChangeError(
+            f"match.folder: 그런 폴더가 없습니다 · no folder {new.match['folder']}"
+        )
 
 
 class PolicyService:

@@ -53,7 +53,9 @@ CONTENT_TYPE_ALIASES: dict[str, str] = {
 }
 
 
-WarningCode = Literal["unknown_department", "unknown_ministry", "unknown_content_type"]
+WarningCode = Literal[
+    "unknown_department", "unknown_ministry", "unknown_content_type", "unknown_folder"
+]
 
 
 @dataclass(frozen=True)

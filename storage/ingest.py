@@ -168,6 +168,7 @@ def _new_document(
     visibility: str,
     tags: tuple[str, ...],
     grants: tuple[GrantRecord, ...],
+    folder_id: str | None = None,
 ) -> NewDocument:
     return NewDocument(
         blob=blob,
@@ -178,6 +179,7 @@ def _new_document(
         visibility=visibility,
         tags=tags,
         grants=grants,
+        folder_id=folder_id,
     )
 
 
@@ -197,6 +199,7 @@ def accept_document(
     idempotency_key: str | None = None,
     audit: NewAuditEvent | None = None,
     commits: UploadCommits | None = None,
+    folder_id: str | None = None,
 ) -> tuple[DocumentRecord, bool]:
     """Store and record a new document. Returns (document, created).
 
@@ -232,6 +235,7 @@ def accept_document(
                 visibility=visibility,
                 tags=tags,
                 grants=grants,
+                folder_id=folder_id,
             )
             return arrival.record(PendingUpload(new, audit)), True
     blob = store_blob(store, staged, filename, declared_type)
@@ -243,6 +247,7 @@ def accept_document(
         visibility=visibility,
         tags=tags,
         grants=grants,
+        folder_id=folder_id,
     )
     try:
         return catalog.documents.create(new, idempotency_key=idempotency_key, audit=audit)
@@ -263,6 +268,8 @@ class BulkItem:
     staged: StagedFile
     filename: str
     tags: tuple[str, ...] = ()
+    #: The folder to file it in (of the department; None: the top level).
+    folder_id: str | None = None
 
 
 def accept_documents(
@@ -294,6 +301,7 @@ def accept_documents(
             owner=owner,
             visibility=visibility,
             tags=item.tags,
+            folder_id=item.folder_id,
         )
         for item, blob in zip(items, blobs, strict=True)
     ]

@@ -23,6 +23,8 @@ def index_doc(
     content_type: str = "application/pdf",
     tags: tuple[str, ...] = (),
     created_at: datetime = T0,
+    folder: str = "",
+    folder_path: tuple[str, ...] = (),
 ) -> IndexDocument:
     """An index document readable by `readers` (default: everyone in government)."""
     return IndexDocument(
@@ -39,4 +41,6 @@ def index_doc(
         readers=frozenset(readers),
         created_at=created_at,
         updated_at=created_at,
+        folder=folder,
+        folder_path=folder_path,
     )

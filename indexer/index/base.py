@@ -53,6 +53,13 @@ class IndexDocument:
     readers: frozenset[str]
     created_at: datetime  # timezone-aware UTC
     updated_at: datetime  # timezone-aware UTC
+    #: The id of the folder it is filed in ("" at the top level). Only the id: a
+    #: folder renamed or moved changes nothing here (paths come from the catalog),
+    #: and the search service turns a folder filter into the ids of its subtree.
+    folder: str = ""
+    #: The folder's ancestry, its own id last: what a pending policy's folder match
+    #: looks at (a move re-indexes the documents under the folder, access-only).
+    folder_path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,9 +79,9 @@ class AccessFilter:
       nothing else may be given.
     * `pending`: the matches of the caller's policies that the index may not
       carry on every document yet (a fan-out under way): a document matching
-      one (every attribute it names: ministry, department, tag; visibility as
-      the reader token `visibility:<name>`) passes as if it held the policy's
-      token. An empty match lets nothing through.
+      one (every attribute it names: ministry, department, tag, folder (in
+      `folder_path`); visibility as the reader token `visibility:<name>`) passes
+      as if it held the policy's token. An empty match lets nothing through.
     * `stale_ids`: documents whose index entry is stale on access (its readers
       or attributes are out of date): the index must not decide them...
     * `readable_stale_ids`: ...so the service decided them against the catalog:
@@ -88,6 +95,7 @@ class AccessFilter:
            "filter": [
              {"term": {"department": …}}, {"term": {"ministry": …}},
              {"term": {"content_type": …}}, {"term": {"tag": …}},
+             {"terms": {"folder": [...folder ids]}},
              {"range": {"created_at": {"gte": …, "lt": …}}},   # the request's filters
              ACCESS                                            # this filter
            ]}},
@@ -106,6 +114,7 @@ class AccessFilter:
                 {"bool": {"filter": [{"term": {"ministry": "…"}},
                                      {"term": {"department": "…"}},
                                      {"term": {"tag": "…"}},
+                                     {"term": {"folder_path": "…"}},
                                      {"term": {"readers": "visibility:…"}}]}},
                 …one per pending match, with a `term` per attribute it names
                  (none for an empty match)
@@ -153,6 +162,9 @@ class SearchRequest:
     ministry: str | None = None
     content_type: str | None = None
     tag: str | None = None
+    #: Only documents filed in one of these folders (a folder's subtree, resolved
+    #: from the catalog); None: no folder filter, () matches nothing.
+    folders: tuple[str, ...] | None = None
     created_from: datetime | None = None  # inclusive
     created_to: datetime | None = None  # exclusive
     sort: SortOrder = SortOrder.RELEVANCE

@@ -877,6 +877,7 @@ def policy_match_filter(match: PolicyMatch) -> dict[str, Any] | None:
             ("ministry", match.ministry),
             ("department", match.department),
             ("tag", match.tag),
+            ("folder_path", match.folder),
         )
         if value is not None
     ]
@@ -913,6 +914,10 @@ def search_body(
         value: str | None = getattr(request, name)
         if value:
             filters.append({"term": {name: value}})
+    if request.folders is not None:
+        # An empty subtree (an unknown folder) must match nothing, not everything.
+        folders = sorted(request.folders)
+        filters.append({"terms": {"folder": folders}} if folders else {"match_none": {}})
     if request.created_from is not None or request.created_to is not None:
         bounds: dict[str, str] = {}
         if request.created_from is not None:
@@ -1033,6 +1038,8 @@ def _source(doc: IndexDocument, keys: list[str]) -> dict[str, Any]:
         "content_type": doc.content_type,
         "tag": list(doc.tags),
         "tags": list(doc.tags),
+        "folder": doc.folder or None,  # no value at the top level
+        "folder_path": list(doc.folder_path),
         "readers": sorted(doc.readers),
         "title": doc.title,
         "filename": doc.filename,

@@ -21,8 +21,10 @@ Layout of an index document:
   and highlights (the body cut at `max_body_chars`). The analysed fields are not
   stored, because a stored pre-tokenized value stores every token too;
 * keyword fields (raw, untokenized) `id`, `department`, `ministry`,
-  `content_type`, `tag` (one value per tag) and `readers` (one value per
-  principal token); all but `readers` are fast fields for aggregations;
+  `content_type`, `tag` (one value per tag), `folder` (the id of the folder it
+  is filed in, if any), `folder_path` (that folder's ancestry) and `readers`
+  (one value per principal token); `department`, `ministry`, `content_type`
+  and `tag` are fast fields for aggregations;
 * integer fast fields `revision` and `created_at` (microseconds since the epoch,
   UTC, so ranges and sorting are exact; tantivy's date fields are second-precise).
 
@@ -627,6 +629,10 @@ class TantivyIndex:
         for tag in doc.tags:
             if tag:
                 out.add_text("tag", tag)
+        if doc.folder:
+            out.add_text("folder", doc.folder)
+        for folder in doc.folder_path:
+            out.add_text("folder_path", folder)
         combined: list[tantivy.Token] = []
         grams: list[tantivy.Token] = []
         base = gram_base = 0
@@ -853,6 +859,7 @@ class TantivyIndex:
                 ("ministry", match.ministry),
                 ("department", match.department),
                 ("tag", match.tag),
+                ("folder_path", match.folder),
             )
             if value is not None
         ]
@@ -903,6 +910,17 @@ class TantivyIndex:
             value: str | None = getattr(request, name)
             if value:
                 clauses.append((occur.Must, self._keyword(name, value)))
+        if request.folders is not None:
+            # An empty subtree (an unknown folder) must match nothing, not everything.
+            folders = sorted(request.folders)
+            clauses.append(
+                (
+                    occur.Must,
+                    tantivy.Query.term_set_query(schema, "folder", folders)
+                    if folders
+                    else tantivy.Query.empty_query(),
+                )
+            )
         if request.created_from is not None or request.created_to is not None:
             clauses.append(
                 (
@@ -1093,6 +1111,8 @@ def _schema() -> tantivy.Schema:
             name, stored=True, fast=True, tokenizer_name="raw", index_option="basic"
         )
     builder.add_text_field("tag", fast=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("folder", tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("folder_path", tokenizer_name="raw", index_option="basic")
     builder.add_text_field("readers", tokenizer_name="raw", index_option="basic")
     builder.add_text_field(TEXT_FIELD, index_option="position")
     builder.add_text_field(GRAMS_FIELD, index_option="position")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -31,11 +32,14 @@ from search_api.schemas import (
     AclIO,
     DocumentOut,
     DocumentPatch,
+    FolderRef,
     GrantIO,
     VersionOut,
 )
 from search_api.uploads import ParsedUpload, receive_upload
+from services.folders import FolderService
 from storage.catalog.records import DocumentRecord, GrantRecord
+from storage.errors import NotFoundError
 from storage.filenames import sanitize_filename
 from storage.ingest import SpoolWriter, accept_document, store_blob
 
@@ -57,6 +61,11 @@ _MULTIPART_BODY: dict[str, Any] = {
                         "title": {"type": "string", "maxLength": 500},
                         "visibility": {"type": "string", "enum": list(VISIBILITIES)},
                         "tags": {"type": "string", "description": "comma-separated"},
+                        "folder": {
+                            "type": "string",
+                            "pattern": "^[0-9a-f]{32}$",
+                            "description": "a folder of your department to file it in",
+                        },
                     },
                 }
             }
@@ -192,6 +201,9 @@ async def upload_document(
             raise ApiError(422, "validation_error", "title: at most 500 characters")
         visibility = _visibility(parsed.fields.get("visibility"))
         tags = parse_tags(parsed.fields.get("tags"))
+        folder_id = await run_in_threadpool(
+            _upload_folder, services, principal, department, parsed.fields.get("folder")
+        )
         doc, created = await run_in_threadpool(
             accept_document,
             services.catalog,
@@ -204,6 +216,7 @@ async def upload_document(
             owner=principal.username,
             visibility=visibility,
             tags=tags,
+            folder_id=folder_id,
             idempotency_key=idempotency_key,
             commits=services.upload_commits,
             audit=Auditor.event(
@@ -228,12 +241,45 @@ async def upload_document(
     return document_out(doc)
 
 
+def _upload_folder(
+    services: ServicesDep, principal: Principal, department: str, raw: str | None
+) -> str | None:
+    """The `folder` form field: a folder of the uploader's department they see, or None."""
+    if raw is None or not raw.strip():
+        return None
+    folder_id = raw.strip()
+    if not re.fullmatch(r"[0-9a-f]{32}", folder_id):
+        raise ApiError(422, "validation_error", "folder: 폴더 id가 아닙니다 · not a folder id")
+    try:
+        FolderService(services.catalog).check_upload_folder(principal, department, folder_id)
+    except NotFoundError:
+        raise ApiError(
+            422,
+            "validation_error",
+            "folder: 그런 폴더가 없습니다 · no such folder in your department",
+        ) from None
+    return folder_id
+
+
+def with_folder(services: ServicesDep, doc: DocumentRecord) -> DocumentOut:
+    """`document_out` with the folder path (the caller may read `doc`: they see its path)."""
+    out = document_out(doc)
+    path = FolderService(services.catalog).paths_for([doc]).get(doc.id)
+    if path is not None:
+        out.folder = FolderRef(id=path.id, path=path.text)
+    return out
+
+
 @router.get("/{document_id}", response_model=DocumentOut)
 def get_document(
-    doc: ReadableDoc, principal: PrincipalDep, auditor: AuditorDep, address: AddressDep
+    doc: ReadableDoc,
+    principal: PrincipalDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    services: ServicesDep,
 ) -> DocumentOut:
     auditor.record_later(Auditor.event(principal.username, "read", doc.id, address))
-    return document_out(doc)
+    return with_folder(services, doc)
 
 
 @router.patch("/{document_id}", response_model=DocumentOut)

@@ -19,13 +19,15 @@ from search_api.openapi import errors
 from search_api.schemas import (
     FacetOut,
     FilterWarningOut,
+    FolderRef,
     HitOut,
     SearchOut,
     SuggestionOut,
     SuggestOut,
 )
+from services.folders import FolderService
 from services.search import corrections_for, search_documents, suggest_for
-from services.search_filters import resolve_filters
+from services.search_filters import FilterWarning, resolve_filters
 
 router = APIRouter(tags=["search"])
 
@@ -129,6 +131,17 @@ def search(
         str | None,
         Query(max_length=64, description="only documents with this tag", examples=["예산"]),
     ] = None,
+    folder: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description=(
+                "only documents filed in this folder or a folder under it (its id); an "
+                "unknown one is reported in `warnings`"
+            ),
+            examples=["4f0c2d8e9a7b4c1d8e2f3a4b5c6d7e8f"],
+        ),
+    ] = None,
     from_: Annotated[
         str | None,
         Query(
@@ -200,12 +213,23 @@ def search(
         ministry=ministry,
         content_type=content_type,
     )
+    folder_service = FolderService(services.catalog)
+    folder_ids = folder_service.search_subtree(folder) if folder else None
+    warnings = list(filters.warnings)
+    if folder_ids == ():
+        warnings.append(
+            FilterWarning(
+                "unknown_folder",
+                f"folder '{folder}': 그런 폴더가 없습니다 · no folder has this id",
+            )
+        )
     request = SearchRequest(
         query=parse_user_query(q),
         department=filters.department,
         ministry=filters.ministry,
         content_type=filters.content_type,
         tag=tag or None,
+        folders=folder_ids,
         created_from=created_from,
         created_to=created_to,
         sort=SortOrder(sort),
@@ -257,6 +281,7 @@ def search(
                         "ministry": ministry,
                         "content_type": content_type,
                         "tag": tag,
+                        "folder": folder,
                         "from": from_,
                         "to": to,
                     }.items()
@@ -268,6 +293,8 @@ def search(
             },
         )
     )
+    # Paths of the page's hits only (the caller may read them: see services.folders).
+    paths = folder_service.paths_of([h.id for h in results.hits])
     return SearchOut(
         total=results.total,
         page=page,
@@ -283,6 +310,9 @@ def search(
                 created_at=h.created_at,
                 score=h.score,
                 highlights=list(h.highlights),
+                folder=(
+                    FolderRef(id=paths[h.id].id, path=paths[h.id].text) if h.id in paths else None
+                ),
             )
             for h in results.hits
         ],
@@ -291,7 +321,7 @@ def search(
             for name, buckets in results.facets.items()
         },
         did_you_mean=did_you_mean,
-        warnings=[FilterWarningOut(code=w.code, message=w.message) for w in filters.warnings],
+        warnings=[FilterWarningOut(code=w.code, message=w.message) for w in warnings],
     )
 
 

@@ -741,7 +741,7 @@ def document_page(
 ) -> HTMLResponse:
     # Readable is decided by the API's own dependency (404 otherwise, audited); the
     # metadata, and the access list for managers, come from the API's route functions.
-    out = document_routes.get_document(doc, principal, auditor, address)
+    out = document_routes.get_document(doc, principal, auditor, address, services)
     access = document_access(doc, services.catalog.policies.list_all())
     now = datetime.now(UTC)
     can_write = can(principal, access, Permission.WRITE, now)

@@ -137,6 +137,9 @@ class Document(Base):
     #: The trash's retention ended: out of the index and the trash for good (the
     #: versions and their bytes are kept; retention of originals is not decided here).
     purged_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    # The folder the document is filed in (None: the department's top level). For
+    # finding only: a folder never grants access (see `Folder`).
+    folder_id: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
 
     __table_args__ = (
         # The "stale access" set is read on every search: keep it an index scan.
@@ -176,6 +179,25 @@ class RecentDocument(Base):
     at: Mapped[datetime] = mapped_column()
     action: Mapped[str] = mapped_column(String(64))
     __table_args__ = (Index("ix_recent_documents_user_at", "username", "at"),)
+class Folder(Base):
+    """A folder of a department's tree: for finding documents, never for access.
+
+    `parent_id` is "" at the department's top level (not NULL, so that the unique
+    name among siblings holds there too). `path` is the ids from the top down,
+    `/a/b/c/` (this folder last): a subtree is one prefix match, and a document's
+    ancestry (what the index stores and policies match) is one read.
+    """
+
+    __tablename__ = "folders"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    department: Mapped[str] = mapped_column(ForeignKey("departments.code"), index=True)
+    parent_id: Mapped[str] = mapped_column(String(32), default="")
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(String(2000), index=True)
+    created_at: Mapped[datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column()
+    __table_args__ = (UniqueConstraint("department", "parent_id", "name"),)
 
 
 class DocumentVersion(Base):

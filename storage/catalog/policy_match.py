@@ -1,7 +1,8 @@
 """Which documents an access policy applies to: the rule, in one place.
 
-`PolicyMatch` names document attributes (ministry, department, tag, visibility);
-a document matches when it has every attribute the match names. A match that
+`PolicyMatch` names document attributes (ministry, department, tag, visibility,
+folder: the document is filed in that folder or one under it); a document
+matches when it has every attribute the match names. A match that
 names nothing matches nothing (it would grant on every document: fail closed).
 
 The rule has three translations, which must agree with `PolicyMatch.matches`
@@ -29,7 +30,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB
 
 #: The document attributes a policy can match on, in the order they are stored.
-POLICY_MATCH_KEYS: tuple[str, ...] = ("ministry", "department", "tag", "visibility")
+POLICY_MATCH_KEYS: tuple[str, ...] = ("ministry", "department", "tag", "visibility", "folder")
 
 
 class MatchableDocument(Protocol):
@@ -43,6 +44,8 @@ class MatchableDocument(Protocol):
     def visibility(self) -> str: ...
     @property
     def tags(self) -> Collection[str]: ...
+    @property
+    def folder_path(self) -> Collection[str]: ...
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class PolicyMatch(Mapping[str, str]):
     department: str | None = None
     tag: str | None = None
     visibility: str | None = None
+    #: A folder id: documents filed in it or in a folder under it.
+    folder: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -97,6 +102,7 @@ class PolicyMatch(Mapping[str, str]):
             and (self.department is None or doc.department == self.department)
             and (self.tag is None or self.tag in doc.tags)
             and (self.visibility is None or doc.visibility == self.visibility)
+            and (self.folder is None or self.folder in doc.folder_path)
         )
 
     # -- the read-only mapping of the attributes named --------------------------------
@@ -116,7 +122,8 @@ class PolicyMatch(Mapping[str, str]):
 
 def match_clause(match: PolicyMatch, documents: Table, *, sqlite: bool) -> ColumnElement[bool]:
     """`match.matches` in SQL over the documents table (`ministry`, `department`,
-    `visibility` columns; `tags` a JSON array), for SQLite or PostgreSQL."""
+    `visibility` columns; `tags` a JSON array; `folder_id`, with the folders table's
+    id paths), for SQLite or PostgreSQL."""
     if match.is_empty:
         return false()  # an empty match would select everything: fail closed
     clauses: list[ColumnElement[bool]] = []
@@ -130,4 +137,12 @@ def match_clause(match: PolicyMatch, documents: Table, *, sqlite: bool) -> Colum
             clauses.append(exists(select(1).select_from(each).where(each.c.value == match.tag)))
         else:
             clauses.append(sql_cast(documents.c.tags, JSONB).contains([match.tag]))
+    if match.folder is not None:
+        # The folder's subtree: every folder whose id path passes through it (ids
+        # are hex, so they hold no LIKE wildcard; anything else matches nothing).
+        folders = documents.metadata.tables["folders"]
+        if not match.folder.isalnum():
+            return false()
+        subtree = select(folders.c.id).where(folders.c.path.contains(f"/{match.folder}/"))
+        clauses.append(documents.c.folder_id.in_(subtree))
     return and_(*clauses)

@@ -45,6 +45,8 @@ from storage.catalog.records import (
     DocumentFilter,
     DocumentRecord,
     ExtractionRecord,
+    FolderContents,
+    FolderRecord,
     GrantRecord,
     IndexOutcome,
     MinistryRecord,
@@ -433,6 +435,64 @@ class Policies(Protocol):
         """Mark fan-outs done once the index has caught up; returns how many."""
 
 
+class Folders(Protocol):
+    """Each department's folder tree, and which folder a document is filed in.
+
+    Folders are for finding: nothing here grants or narrows access. Names are
+    unique among siblings; a folder moves only within its department, never
+    under itself. Filing a document is a change of the document (its revision is
+    bumped and it is queued for an access-only re-index, which rewrites its
+    metadata, folder included).
+    """
+
+    def create(self, department: str, parent_id: str | None, name: str, actor: str) -> FolderRecord:
+        """A new folder under `parent_id` (None: the top level). Raises NotFoundError
+        (no such parent in the department, or no such department), ConflictError
+        (a sibling has the name)."""
+
+    def get(self, folder_id: str) -> FolderRecord:
+        """Raises NotFoundError."""
+
+    def get_many(self, folder_ids: Sequence[str]) -> dict[str, FolderRecord]:
+        """The folders with these ids that exist, by id."""
+
+    def children(self, department: str, parent_id: str | None) -> list[FolderRecord]:
+        """The folders right under `parent_id` (None: the top level), by name."""
+
+    def tree(self, department: str) -> list[FolderRecord]:
+        """Every folder of the department, parents before children, siblings by name."""
+
+    def subtree_ids(self, folder_id: str) -> list[str]:
+        """The folder and every folder under it ([] if it does not exist)."""
+
+    def rename(self, folder_id: str, name: str) -> FolderRecord:
+        """Raises NotFoundError, ConflictError (a sibling has the name)."""
+
+    def move(self, folder_id: str, parent_id: str | None) -> FolderRecord:
+        """Move under `parent_id` (None: the top level) of the same department.
+        Raises NotFoundError (no such folder or parent in its department),
+        ConflictError (a sibling there has the name, or the parent is the folder
+        itself or under it)."""
+
+    def contents(self, folder_id: str) -> FolderContents:
+        """What the folder holds right inside it."""
+
+    def delete(self, folder_id: str) -> None:
+        """Remove a folder (the caller checked `contents`). Raises NotFoundError."""
+
+    def document_ids(
+        self, folder_ids: Sequence[str], *, offset: int = 0, limit: int = 100
+    ) -> tuple[int, list[str]]:
+        """Live documents filed in these folders: (how many, the page), newest first."""
+
+    def filed_in(self, document_ids: Sequence[str]) -> dict[str, str]:
+        """The folder id of each of these documents that is filed in one (one lean read)."""
+
+    def file_document(self, document_id: str, folder_id: str | None) -> DocumentRecord:
+        """File a live document in `folder_id` (None: the top level), which must be a
+        folder of its department. Raises NotFoundError."""
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository: a change, its audit record and its
     outbox row commit together or not at all.
@@ -457,6 +517,8 @@ class UnitOfWork(Protocol):
     def tokens(self) -> TokenRevocations: ...
     @property
     def policies(self) -> Policies: ...
+    @property
+    def folders(self) -> Folders: ...
 
     def __enter__(self) -> UnitOfWork:
         """Begin the write transaction (SQLite: `BEGIN IMMEDIATE`)."""
@@ -494,6 +556,8 @@ class CatalogStore(Protocol):
     def tokens(self) -> TokenRevocations: ...
     @property
     def policies(self) -> Policies: ...
+    @property
+    def folders(self) -> Folders: ...
 
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work (enter it with `with`)."""

@@ -187,6 +187,42 @@ class RecentDocument:
     document: DocumentRecord
     at: datetime
     action: str
+    #: The folder it is filed in (None: the department's top level).
+    folder_id: str | None = None
+    #: That folder's ancestry, its own id last (() at the top level): what a
+    #: policy's folder match looks at.
+    folder_path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FolderRecord:
+    """A folder of a department's tree (for finding; it grants no access)."""
+
+    id: str
+    department: str
+    #: "" at the department's top level.
+    parent_id: str
+    name: str
+    #: Ids from the top down, this folder last.
+    ancestry: tuple[str, ...]
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FolderContents:
+    """What a folder holds (a folder is deleted only when it holds nothing)."""
+
+    folders: int = 0
+    #: Live documents filed in it.
+    documents: int = 0
+    #: Deleted documents filed in it (they may be restored into it).
+    deleted_documents: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.folders or self.documents or self.deleted_documents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +237,8 @@ class AccessRecord:
     visibility: str
     tags: tuple[str, ...]
     grants: tuple[GrantRecord, ...] = ()
+    #: The ancestry of its folder, its own folder last (() at the top level).
+    folder_path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -249,6 +287,8 @@ class NewDocument:
     tags: tuple[str, ...] = ()
     grants: tuple[GrantRecord, ...] = ()
     title_from_user: bool = False  # False: `title` is the file name, replaced by a metadata title
+    #: The folder to file it in (of `department`; None: the top level).
+    folder_id: str | None = None
 
     @property
     def fingerprint(self) -> str:

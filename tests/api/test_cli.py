@@ -17,6 +17,7 @@ from indexer.index.base import SearchRequest
 from indexer.query import parse_user_query
 from services.bootstrap import bootstrap
 from services.search import search_documents
+from storage.catalog.records import AuditFilter
 from tests.conftest import fast_passwords
 
 
@@ -91,6 +92,37 @@ def test_import_then_search_then_resume(data_dir: Path, tmp_path: Path) -> None:
     r = crossdoc(data_dir, "import", str(tree), "--department", "MOIS-REC")
     assert r.returncode == 0, r.stderr
     assert "imported 1, skipped 4" in r.stderr
+
+
+def test_import_keeps_the_source_folders(data_dir: Path, tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "old-drive")
+    r = crossdoc(data_dir, "import", str(tree), "--department", "MOIS-REC", "--no-index")
+    assert r.returncode == 0, r.stderr
+    (tree / "2024" / "예산" / "추경.txt").write_text("추가경정 예산", encoding="utf-8")
+    r = crossdoc(data_dir, "import", str(tree), "--department", "MOIS-REC", "--no-index")
+    assert r.returncode == 0, r.stderr  # resumed: the folders are found again, not doubled
+    services = build_services(Settings(data_dir=data_dir))
+    try:
+        folders = services.catalog.folders
+        tree_ = folders.tree("MOIS-REC")
+        names = {f.id: f.name for f in tree_}
+        paths = sorted("/".join(names[a] for a in f.ancestry) for f in tree_)
+        assert paths == ["2024", "2024/예산"]
+        filed = {
+            d.filename: "/".join(names[a] for a in d.folder_path)
+            for ids in services.catalog.documents.all_ids()
+            for d in services.catalog.documents.get_many(ids)
+        }
+        assert filed == {
+            "편성안.txt": "2024/예산",
+            "추경.txt": "2024/예산",
+            "copy-of-회의록.txt": "",  # 2024/회의록.txt has the same bytes: skipped
+            "scan.bin": "",
+        }
+        created = services.catalog.audit.page(AuditFilter(action="folder_create"))
+        assert {e.actor for e in created} == {"@import"} and len(created) == 2
+    finally:
+        services.close()
 
 
 def test_import_refuses_unknown_department(data_dir: Path, tmp_path: Path) -> None:

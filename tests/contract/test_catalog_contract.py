@@ -685,3 +685,103 @@ def test_trash_restore_and_purge(catalog: CatalogStore) -> None:
     with pytest.raises(ConflictError):
         docs.restore(a.id)
     assert [v.version for v in docs.list_versions(a.id)] == [1]  # its versions are kept
+# -- folders ------------------------------------------------------------------------------
+
+
+def test_folders_tree_rename_move_delete(catalog: CatalogStore) -> None:
+    folders = catalog.folders
+    a = folders.create("D1", None, "가", "kim")
+    b = folders.create("D1", a.id, "나", "kim")
+    c = folders.create("D1", b.id, "다", "kim")
+    other = folders.create("D2", None, "가", "kim")  # the same name in another department
+    assert a.parent_id == "" and a.ancestry == (a.id,)
+    assert c.ancestry == (a.id, b.id, c.id)
+    with pytest.raises(ConflictError):
+        folders.create("D1", a.id, "나", "kim")
+    with pytest.raises(ConflictError):
+        folders.create("D1", None, "가", "kim")  # unique at the top level too
+    with pytest.raises(NotFoundError):
+        folders.create("D1", other.id, "x", "kim")  # a parent of another department
+    with pytest.raises(NotFoundError):
+        folders.create("D9", None, "x", "kim")
+    assert [f.id for f in folders.tree("D1")] == [a.id, b.id, c.id]
+    assert [f.id for f in folders.children("D1", None)] == [a.id]
+    assert sorted(folders.subtree_ids(b.id)) == sorted([b.id, c.id])
+    assert folders.subtree_ids("0" * 32) == []
+    assert folders.rename(c.id, "라").name == "라"
+    with pytest.raises(ConflictError):
+        folders.move(a.id, c.id)  # under itself
+    with pytest.raises(ConflictError):
+        folders.move(a.id, a.id)
+    with pytest.raises(NotFoundError):
+        folders.move(a.id, other.id)  # another department
+    moved = folders.move(b.id, None)
+    assert moved.parent_id == "" and moved.ancestry == (b.id,)
+    assert folders.get(c.id).ancestry == (b.id, c.id)  # the subtree follows
+    assert folders.subtree_ids(a.id) == [a.id]
+    assert folders.contents(b.id).folders == 1 and not folders.contents(b.id).empty
+    folders.delete(c.id)
+    assert folders.contents(b.id).empty
+    with pytest.raises(NotFoundError):
+        folders.get(c.id)
+    assert set(folders.get_many([a.id, c.id, other.id])) == {a.id, other.id}
+
+
+def test_documents_are_filed_in_folders_of_their_department(catalog: CatalogStore) -> None:
+    folders = catalog.folders
+    f = folders.create("D1", None, "보관", "kim")
+    g = folders.create("D2", None, "다른 부서", "kim")
+    doc, _ = catalog.documents.create(new_doc(folder_id=f.id))
+    assert doc.folder_id == f.id and catalog.documents.get(doc.id).folder_id == f.id
+    with pytest.raises(NotFoundError):
+        catalog.documents.create(new_doc("b" * 64, folder_id=g.id))
+    with pytest.raises(NotFoundError):
+        catalog.documents.create_many([new_doc("c" * 64, folder_id="0" * 32)])
+    plain, _ = catalog.documents.create(new_doc("d" * 64))
+    indexed(catalog, plain.id)
+    filed = folders.file_document(plain.id, f.id)
+    # Filing is a change: a new revision, queued (the text unchanged: access-only).
+    assert filed.folder_id == f.id and filed.revision == plain.revision + 1
+    assert plain.id in {c.document_id for c in catalog.outbox.claim(10, timedelta(minutes=1))}
+    with pytest.raises(NotFoundError):
+        folders.file_document(plain.id, g.id)
+    assert folders.filed_in([doc.id, plain.id]) == {doc.id: f.id, plain.id: f.id}
+    assert folders.document_ids([f.id]) == (2, [plain.id, doc.id])  # newest first
+    assert folders.document_ids([f.id], offset=1, limit=5) == (2, [doc.id])
+    assert folders.contents(f.id).documents == 2
+    catalog.documents.soft_delete(doc.id)
+    contents = folders.contents(f.id)
+    assert (contents.documents, contents.deleted_documents) == (1, 1)
+    assert folders.file_document(plain.id, None).folder_id is None
+    assert folders.document_ids([f.id]) == (0, [])
+
+
+def test_a_policy_on_a_folder_selects_its_subtree(catalog: CatalogStore) -> None:
+    from storage.catalog.policy_match import PolicyMatch
+
+    folders = catalog.folders
+    top = folders.create("D1", None, "위", "kim")
+    under = folders.create("D1", top.id, "아래", "kim")
+    aside = folders.create("D1", None, "옆", "kim")
+    a, _ = catalog.documents.create(new_doc("a" * 64, folder_id=under.id))
+    catalog.documents.create(new_doc("b" * 64, folder_id=aside.id))
+    catalog.documents.create(new_doc("c" * 64))
+    assert catalog.documents.get(a.id).folder_path == (top.id, under.id)
+    assert catalog.documents.access_records([a.id])[a.id].folder_path == (top.id, under.id)
+    match = PolicyMatch(folder=top.id)
+    change = catalog.policies.create(NewPolicy("폴더", match, "dept:D2", "read"), "admin")
+    assert change.affected_documents == 1
+    # A move re-queues the documents under the folder, their access changed.
+    indexed(catalog, a.id)
+    folders.move(under.id, aside.id)
+    assert a.id in catalog.documents.stale_access_ids()
+    assert catalog.documents.get(a.id).folder_path == (aside.id, under.id)
+    assert not match.matches(catalog.documents.get(a.id))
+    assert (
+        catalog.policies.update(
+            change.policy.id,
+            NewPolicy("폴더", PolicyMatch(folder=aside.id), "dept:D2", "read"),
+            "admin",
+        ).affected_documents
+        == 2
+    )

@@ -581,7 +581,14 @@ def test_pending_policy_matches_widen_access_by_attributes(search_index: SearchI
         search_index,
         doc("a", "예산 보고서", readers=["user:kim", "visibility:private"], tags=("감사",)),
         doc("b", "예산 보고서", readers=["user:kim", "visibility:ministry"], department="d-2"),
-        doc("c", "예산 보고서", readers=["user:kim", "visibility:private"], ministry="m-2"),
+        doc(
+            "c",
+            "예산 보고서",
+            readers=["user:kim", "visibility:private"],
+            ministry="m-2",
+            folder="f2",
+            folder_path=("f1", "f2"),
+        ),
     )
     lee = frozenset({"user:lee"})
 
@@ -594,6 +601,9 @@ def test_pending_policy_matches_widen_access_by_attributes(search_index: SearchI
     assert found(PolicyMatch(ministry="ministry-a", visibility="private")) == ["a"]
     assert found(PolicyMatch(visibility="ministry", tag="감사")) == []
     assert found(PolicyMatch()) == []  # selects nothing, never everything
+    # A folder: the documents filed in it or under it.
+    assert found(PolicyMatch(folder="f1")) == found(PolicyMatch(folder="f2")) == ["c"]
+    assert found(PolicyMatch(folder="f3")) == found(PolicyMatch(folder="f1", tag="감사")) == []
     listing = search(search_index, "", readers=lee, pending=(PolicyMatch(tag="감사"),))
     assert listing.total == 1 and facet(listing, "department") == {"dept-a": 1}
     # The caller's own tokens still count.
@@ -622,6 +632,27 @@ def test_update_access_rewrites_readers_and_keeps_the_text(search_index: SearchI
     assert any("<mark>출생신고</mark>" in h for h in moved.hits[0].highlights)
     assert ids(search(search_index, "", readers=frozenset({"dept:pop"}), tag="민원")) == ["a"]
     assert search_index.revisions(["a", "ghost"]) == {"a": 2}
+
+
+def test_folder_filter_matches_any_of_the_folders_given(search_index: SearchIndex) -> None:
+    put(
+        search_index,
+        doc("a", "예산 보고", folder="f1"),
+        doc("b", "예산 보고", folder="f2"),
+        doc("c", "예산 보고"),  # the top level
+        doc("d", "예산 보고", folder="f1", readers=["user:other"]),
+    )
+    assert ids(search(search_index, "예산", folders=("f1",))) == ["a"]
+    assert sorted(ids(search(search_index, "예산", folders=("f1", "f2")))) == ["a", "b"]
+    found = search(search_index, "", folders=("f1", "f2"))
+    assert found.total == 2 and sum(facet(found, "department").values()) == 2
+    # An empty subtree (an unknown folder) matches nothing, never everything.
+    assert search(search_index, "예산", folders=()).total == 0
+    assert search(search_index, "예산").total == 3
+    # Filing again is an access-only rewrite: the folder moves with it, text kept.
+    search_index.update_access([doc("a", "", folder="f2", revision=2)])
+    search_index.refresh()
+    assert sorted(ids(search(search_index, "예산", folders=("f2",)))) == ["a", "b"]
 
 
 def test_update_access_never_goes_back_a_revision(search_index: SearchIndex) -> None:

@@ -116,6 +116,8 @@ ROLE_SETS = (
 )
 KST = timezone(timedelta(hours=9))
 MISSING_ID = "0" * 32
+#: Folders made at most per example (each check reads every user's view of one).
+MAX_FOLDERS = 6
 
 #: Whether a policy id given out twice fails the proof at once (set to False to
 #: see the searches themselves catch what a reused id does).
@@ -179,6 +181,8 @@ class Tally:
     refused_restores: int = 0
     #: Milliseconds spent in those view checks (their share of the leg's time).
     view_ms: int = 0
+    #: (user, folder) checks: the folder, its listing, the search filter on it.
+    folder_checks: int = 0
 
     def reset(self) -> None:
         for f in fields(self):
@@ -1223,7 +1227,191 @@ class InProcessMachine(NoLeakMachine):
     def make_stack(self) -> Stack:
         return InProcessStack(self.extractor)
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: Folders made through the API: id -> (department, parent id or None, name).
+        self.folders: dict[str, tuple[str, str | None, str]] = {}
+        #: Where each filed document is (absent: the department's top level).
+        self.filed: dict[str, str] = {}
+
     # Only in this leg: the HTTP leg's few steps keep the rules (and draws) they had.
+
+    # -- folders (for finding only: they never grant access, and their names are
+    # seen by the department and administrators, or as the path of a readable document)
+
+    def sees_tree(self, user: UserModel, department: str) -> bool:
+        if user.disabled:
+            return False
+        return "admin" in user.roles or user.department == department
+
+    def folder_ancestry(self, folder_id: str) -> list[str]:
+        chain = [folder_id]
+        while (parent := self.folders[chain[-1]][1]) is not None:
+            chain.append(parent)
+        return chain[::-1]
+
+    def folder_path(self, folder_id: str) -> str:
+        return "/" + "/".join(self.folders[f][2] for f in self.folder_ancestry(folder_id))
+
+    def in_subtree(self, folder_id: str, top: str) -> bool:
+        return top in self.folder_ancestry(folder_id)
+
+    @precondition(lambda self: len(self.folders) < MAX_FOLDERS)
+    @rule(data=st.data())
+    @step
+    def make_folder(self, data: st.DataObject) -> None:
+        user = self.world.users[data.draw(st.sampled_from(self.usernames), label="user")]
+        department = data.draw(st.sampled_from(self.departments), label="folder department")
+        mine = [f for f, (d, _, _) in self.folders.items() if d == department]
+        parent = data.draw(st.none() | st.sampled_from(mine) if mine else st.none())
+        name = f"[폴더{len(self.folders) + 1}]"
+        body = {"name": name, "department": department, "parent": parent}
+        r = self.stack.request("POST", "/folders", user.name, json=body)
+        if user.disabled:
+            assert r.status_code == 401, r.text
+        elif self.sees_tree(user, department):
+            assert r.status_code == 201, r.text
+            self.folders[r.json()["id"]] = (department, parent, name)
+            assert r.json()["path"] == self.folder_path(r.json()["id"])
+        else:
+            assert r.status_code == (404 if parent else 403), r.text
+            if parent is not None:
+                assert self.folders[parent][2] not in r.text
+
+    @precondition(lambda self: bool(self.folders))
+    @rule(data=st.data())
+    @step
+    def move_folder(self, data: st.DataObject) -> None:
+        user = self.world.users[data.draw(st.sampled_from(self.usernames), label="user")]
+        folder = data.draw(st.sampled_from(sorted(self.folders)), label="folder")
+        department, _, name = self.folders[folder]
+        same = sorted(f for f, (d, _, _) in self.folders.items() if d == department)
+        parent = data.draw(st.none() | st.sampled_from(same), label="new parent")
+        r = self.stack.request("PATCH", f"/folders/{folder}", user.name, json={"parent": parent})
+        if user.disabled:
+            assert r.status_code == 401, r.text
+        elif not self.sees_tree(user, department):
+            assert r.status_code == 404, r.text
+            assert name not in r.text
+        elif parent is not None and self.in_subtree(parent, folder):
+            assert r.status_code == 409, r.text  # into itself or under it
+        else:
+            assert r.status_code == 200, r.text
+            self.folders[folder] = (department, parent, name)
+
+    @precondition(lambda self: bool(self.folders) and bool(self.world.docs))
+    @rule(data=st.data())
+    @step
+    def file_document(self, data: st.DataObject) -> None:
+        doc = self.world.docs[data.draw(st.sampled_from(sorted(self.world.docs)), label="doc")]
+        user = self._actor(data, doc, need=WRITE)
+        theirs = sorted(f for f, (d, _, _) in self.folders.items() if d == doc.department)
+        others = sorted(f for f, (d, _, _) in self.folders.items() if d != doc.department)
+        folder = data.draw(
+            st.none() | st.sampled_from(theirs or others) | st.sampled_from(others or theirs),
+            label="file in",
+        )
+        path = f"/documents/{doc.id}/folder"
+        r, levels = self.on_document(user, doc, "PATCH", path, json={"folder": folder})
+        if user.disabled:
+            assert r.status_code == 401, r.text
+            return
+        sees = self.sees_tree(user, doc.department)
+        ok = folder is None or self.folders[folder][0] == doc.department
+        if r.status_code == 200:
+            assert max(levels) >= WRITE and sees and ok, (r.text, levels)
+            if folder is None:
+                self.filed.pop(doc.id, None)
+            else:
+                self.filed[doc.id] = folder
+                assert r.json()["folder"]["path"] == self.folder_path(folder)
+        elif r.status_code == 404:
+            assert min(levels) < READ or (max(levels) >= WRITE and sees and not ok), r.text
+        else:
+            assert r.status_code == 403, r.text
+            assert max(levels) >= READ and (min(levels) < WRITE or not sees), (r.text, levels)
+        if folder is not None and not self.sees_tree(user, self.folders[folder][0]):
+            assert self.folders[folder][2] not in r.text
+
+    def readable_now(self, user: UserModel) -> set[str] | None:
+        """The documents `user` may read, or None if a grant ends meanwhile."""
+        before, after = utcnow() - timedelta(seconds=5), utcnow() + timedelta(seconds=30)
+        sets = [
+            {d.id for d in self.world.docs.values() if permission(self.world, user, d, t) >= READ}
+            for t in (before, after)
+        ]
+        return sets[0] if sets[0] == sets[1] else None
+
+    @precondition(lambda self: bool(self.folders))
+    @rule(data=st.data())
+    @step
+    def check_folders(self, data: st.DataObject) -> None:
+        """Every user, every folder: the folder, its listing and the search filter show
+        only documents the user may read, and no folder name they may not see; so do
+        the paths on the documents they may read (those under one folder drawn)."""
+        checked = data.draw(st.sampled_from(sorted(self.folders)), label="folder checked")
+        self.stack.drain(None)  # the folder filter reads the index: let it catch up
+        self.refresh_index_state()
+        for name in self.usernames:
+            user = self.world.users[name]
+            readable = self.readable_now(user)
+            if readable is None:
+                continue  # a grant is ending: the next check decides
+            seen_paths = {
+                f for d in readable if d in self.filed for f in self.folder_ancestry(self.filed[d])
+            }
+            hidden = {
+                self.folders[f][2]
+                for f in self.folders
+                if not self.sees_tree(user, self.folders[f][0]) and f not in seen_paths
+            }
+            for folder, (department, _, _) in self.folders.items():
+                subtree = {d for d, f in self.filed.items() if self.in_subtree(f, folder)}
+                want = sorted(subtree & readable)
+                answers = [
+                    self.stack.request("GET", f"/folders/{folder}", name),
+                    self.stack.request(
+                        "GET",
+                        f"/folders/{folder}/documents",
+                        name,
+                        params={"subtree": True, "size": 100},
+                    ),
+                    self.stack.request(
+                        "GET", "/search", name, params={"folder": folder, "size": 100}
+                    ),
+                ]
+                if user.disabled:
+                    assert {r.status_code for r in answers} == {401}
+                    continue
+                for r in answers:
+                    for secret in hidden:
+                        assert secret not in r.text, f"{name} ({user}) saw {secret}: {r.text}"
+                meta, listing, search = answers
+                assert search.status_code == 200, search.text
+                hits = sorted(h["id"] for h in search.json()["hits"])
+                assert hits == want and search.json()["total"] == len(want), (
+                    name,
+                    folder,
+                    hits,
+                    want,
+                )
+                for hit in search.json()["hits"]:
+                    assert hit["folder"]["path"] == self.folder_path(self.filed[hit["id"]]), hit
+                if self.sees_tree(user, department):
+                    assert meta.status_code == listing.status_code == 200, listing.text
+                    assert meta.json()["path"] == self.folder_path(folder)
+                    got = sorted(d["id"] for d in listing.json()["documents"])
+                    assert got == want and listing.json()["total"] == len(want), (name, got, want)
+                else:
+                    assert meta.status_code == listing.status_code == 404, listing.text
+                self.tally.folder_checks += 1
+            for doc_id in sorted(
+                d for d in readable & set(self.filed) if self.in_subtree(self.filed[d], checked)
+            ):
+                r = self.stack.request("GET", f"/documents/{doc_id}", name)
+                assert r.status_code == 200, r.text
+                assert r.json()["folder"]["path"] == self.folder_path(self.filed[doc_id])
+
     @rule(data=st.data())
     @step
     def look_up_the_directory(self, data: st.DataObject) -> None:
@@ -1364,6 +1552,8 @@ def test_no_leak_in_process(extractor: TextExtractor) -> None:
     # the user may not see; deleted documents were restored, and refused to others.
     assert tally.view_checks >= 300 and tally.hidden_view_checks >= 100, tally.line()
     assert tally.restores >= 3 and tally.refused_restores >= 3, tally.line()
+    # Folders: each (user, folder) pair checked its metadata, listing and search filter.
+    assert tally.folder_checks >= 30, tally.line()
 
 
 #: Examples of the Elasticsearch/OpenSearch leg: each search is a request to the

@@ -214,7 +214,7 @@ def test_elasticsearch_uses_the_same_files_and_chain(es_settings: dict[str, obje
 
 def test_elasticsearch_mapping_mirrors_the_tantivy_schema(es_settings: dict[str, object]) -> None:
     fields = es_settings["mappings"]["properties"]  # type: ignore[index]
-    keywords = {*tantivy_index._KEYWORD_FIELDS, "tag", "readers"}
+    keywords = {*tantivy_index._KEYWORD_FIELDS, "tag", "readers", "folder", "folder_path"}
     for name in keywords:
         assert fields[name]["type"] == "keyword", name
     analysed = {tantivy_index.TEXT_FIELD, *tantivy_index.BOOST_FIELDS}

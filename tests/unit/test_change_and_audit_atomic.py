@@ -6,7 +6,8 @@ change is flushed to the database but before its audit record is written, or
 with both written just before the commit. The catalog must then hold the change
 if and only if it holds the audit record (here: neither). Without the kill, both.
 The same for organisation changes (`services.organisation`), policy changes
-(`services.policies`) and sessions (`services.sessions`: sign-out, refresh).
+(`services.policies`), folder changes (`services.folders`) and sessions
+(`services.sessions`: sign-out, refresh).
 """
 
 from __future__ import annotations
@@ -232,6 +233,65 @@ def test_an_organisation_or_policy_change_and_its_audit_record_survive_together(
         changed = _org_changed(op, catalog)
         action, target = ORG_ACTIONS[op]
         audited = bool(catalog.audit.page(AuditFilter(action=action, target=target)))
+        assert changed == audited, f"change kept: {changed}, audit record kept: {audited}"
+        assert changed == (point == "none")
+        assert catalog.audit.verify_chain().ok
+    finally:
+        catalog.close()
+
+
+# Folder changes (`services.folders`): a folder made, moved, a document filed.
+FOLDER_CHILD = r"""
+from auth.access import Principal
+from services.documents import Caller
+from services.folders import FolderService
+from storage.catalog.sql import SqlCatalog
+
+parent_id, folder_id, doc_id = target.split(",")
+notified = []
+folders = FolderService(SqlCatalog(url), notified.extend)
+kim = Principal("kim", "D1", "M1", frozenset({"member"}))
+caller = Caller("kim", "127.0.0.1")
+doc = folders._catalog.documents.get(doc_id)
+if op == "folder_create":
+    folders.create(kim, caller, "D1", "새 폴더", parent_id)
+elif op == "folder_move":
+    folders.move(kim, caller, folder_id, parent_id)
+elif op == "folder_file":
+    folders.file_document(kim, caller, doc, folder_id)
+    assert notified == [doc_id], notified  # woken once, after the commit
+"""
+
+
+@pytest.fixture
+def folder_setup(setup: tuple[str, str]) -> tuple[str, str, str, str]:
+    url, doc_id = setup
+    catalog = SqlCatalog(url)
+    parent = catalog.folders.create("D1", None, "위", "kim")
+    folder = catalog.folders.create("D1", None, "옮길 폴더", "kim")
+    catalog.close()
+    return url, parent.id, folder.id, doc_id
+
+
+@pytest.mark.parametrize("op", ["folder_create", "folder_move", "folder_file"])
+@pytest.mark.parametrize("point", ["before_audit", "before_commit", "none"])
+def test_a_folder_change_and_its_audit_record_survive_together(
+    folder_setup: tuple[str, str, str, str], op: str, point: str
+) -> None:
+    url, parent_id, folder_id, doc_id = folder_setup
+    _run_child(FOLDER_CHILD, url, f"{parent_id},{folder_id},{doc_id}", op, point)
+    catalog = SqlCatalog(url)
+    try:
+        if op == "folder_create":
+            changed = "새 폴더" in {f.name for f in catalog.folders.children("D1", parent_id)}
+            target = None
+        elif op == "folder_move":
+            changed = catalog.folders.get(folder_id).parent_id == parent_id
+            target = f"folder:{folder_id}"
+        else:
+            changed = catalog.documents.get(doc_id).folder_id == folder_id
+            target = doc_id
+        audited = bool(catalog.audit.page(AuditFilter(action=op, target=target)))
         assert changed == audited, f"change kept: {changed}, audit record kept: {audited}"
         assert changed == (point == "none")
         assert catalog.audit.verify_chain().ok

@@ -31,20 +31,27 @@ VISIBILITIES = ("private", "department", "ministry", "government")
 #: Tags that are parts of one another: a match is on whole tags only.
 TAGS = ("감사", "예산", "감", "예산감사")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+#: Folders (id -> department, parent): FA > FB in D1, FC in D2.
+FA, FB, FC = "a" * 32, "b" * 32, "c" * 32
+FOLDERS = {FA: ("D1", ""), FB: ("D1", FA), FC: ("D2", "")}
+#: A folder's ancestry, its own id last (what documents carry).
+ANCESTRY = {FA: (FA,), FB: (FA, FB), FC: (FC,)}
 
 documents = st.lists(
     st.builds(
-        lambda dept, vis, tags: AccessRecord(
+        lambda dept, vis, tags, folder: AccessRecord(
             id=uuid.uuid4().hex,
             owner="kim",
             department=dept,
             ministry=MINISTRY_OF[dept],
             visibility=vis,
             tags=tuple(tags),
+            folder_path=ANCESTRY[folder] if folder else (),
         ),
         st.sampled_from(sorted(MINISTRY_OF)),
         st.sampled_from(VISIBILITIES),
         st.lists(st.sampled_from(TAGS), max_size=3, unique=True),
+        st.none() | st.sampled_from(sorted(FOLDERS)),
     ),
     min_size=1,
     max_size=12,
@@ -55,6 +62,7 @@ matches = st.builds(
     department=st.none() | st.sampled_from([*MINISTRY_OF, "D9"]),
     tag=st.none() | st.sampled_from([*TAGS, "없음"]),
     visibility=st.none() | st.sampled_from(VISIBILITIES),
+    folder=st.none() | st.sampled_from([*FOLDERS, "d" * 32]),
 )
 
 
@@ -67,6 +75,24 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CatalogSt
         catalog.organisation.create_ministry(ministry, ministry)
     for dept, ministry in MINISTRY_OF.items():
         catalog.organisation.create_department(dept, dept, ministry)
+    folders: Table = m.Folder.__table__  # type: ignore[assignment]
+    with catalog.engine.begin() as conn:
+        conn.execute(
+            insert(folders),
+            [
+                {
+                    "id": folder,
+                    "department": dept,
+                    "parent_id": parent,
+                    "name": folder[:4],
+                    "path": "/" + "".join(f + "/" for f in ANCESTRY[folder]),
+                    "created_at": T0,
+                    "created_by": "kim",
+                    "updated_at": T0,
+                }
+                for folder, (dept, parent) in FOLDERS.items()
+            ],
+        )
     index = TantivyIndex(root / "index", KoreanAnalyzer())
     yield catalog, index
     index.close()
@@ -98,6 +124,7 @@ def _row(doc: AccessRecord, i: int) -> dict[str, object]:
         "created_at": T0 + timedelta(minutes=i),
         "updated_at": T0,
         "deleted_at": None,
+        "folder_id": doc.folder_path[-1] if doc.folder_path else None,
     }
 
 
@@ -117,6 +144,8 @@ def _entry(doc: AccessRecord) -> IndexDocument:
         readers=frozenset({f"user:{doc.owner}", visibility_token(doc.visibility)}),
         created_at=T0,
         updated_at=T0,
+        folder=doc.folder_path[-1] if doc.folder_path else "",
+        folder_path=doc.folder_path,
     )
 
 
@@ -166,7 +195,7 @@ def test_a_match_is_validated_and_reads_like_its_stored_json() -> None:
     assert PolicyMatch.stored({"owner": "kim"}).is_empty
     assert PolicyMatch.stored({"tag": 3}).is_empty
     assert PolicyMatch.stored(None).is_empty
-    assert tuple(POLICY_MATCH_KEYS) == ("ministry", "department", "tag", "visibility")
+    assert tuple(POLICY_MATCH_KEYS) == ("ministry", "department", "tag", "visibility", "folder")
 
 
 def test_the_stored_json_and_the_api_shape_are_unchanged(tmp_path: Path) -> None:

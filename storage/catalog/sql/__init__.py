@@ -9,6 +9,7 @@ from storage.catalog.sql.audit import SqlAuditLog
 from storage.catalog.sql.database import Database
 from storage.catalog.sql.documents import SqlDocuments
 from storage.catalog.sql.extractions import SqlExtractions
+from storage.catalog.sql.folders import SqlFolders
 from storage.catalog.sql.organisation import SqlOrganisation
 from storage.catalog.sql.outbox import SqlOutbox
 from storage.catalog.sql.policies import SqlPolicies
@@ -35,6 +36,7 @@ class SqlCatalog:
         self.audit = SqlAuditLog(self.database)
         self.tokens = SqlTokenRevocations(self.database)
         self.policies = SqlPolicies(self.database)
+        self.folders = SqlFolders(self.database)
 
     def unit_of_work(self) -> SqlUnitOfWork:
         """A new unit of work (enter it with `with`)."""

@@ -43,6 +43,7 @@ IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
 # columns, Core rows, expanding IN parameters.
 _DOCS = _table(m.Document)
 _GRANTS = _table(m.DocumentGrant)
+_FOLDERS = _table(m.Folder)
 # One row per grant (or one with no grant) of each live document asked for.
 _ACCESS_ROWS = (
     select(
@@ -55,8 +56,13 @@ _ACCESS_ROWS = (
         _GRANTS.c.principal,
         _GRANTS.c.permission,
         _GRANTS.c.expires_at,
+        _FOLDERS.c.path.label("folder_path"),
     )
-    .select_from(_DOCS.outerjoin(_GRANTS, _GRANTS.c.document_id == _DOCS.c.id))
+    .select_from(
+        _DOCS.outerjoin(_GRANTS, _GRANTS.c.document_id == _DOCS.c.id).outerjoin(
+            _FOLDERS, _FOLDERS.c.id == _DOCS.c.folder_id
+        )
+    )
     .where(_DOCS.c.id.in_(bindparam("ids", expanding=True)), _DOCS.c.deleted_at.is_(None))
     .order_by(_GRANTS.c.id)
 )
@@ -73,6 +79,11 @@ _INSERT_OUTBOX = insert(_table(m.OutboxItem))
 _EXPIRED_GRANT_DOCUMENTS = select(_GRANTS.c.document_id).where(
     _GRANTS.c.expires_at <= bindparam("now")
 )
+
+
+def _ancestry(path: str | None) -> tuple[str, ...]:
+    """A folder's id path (`/a/b/`) as ids from the top down."""
+    return tuple(part for part in (path or "").split("/") if part)
 
 
 def _stale_access_ids(conn: Connection) -> set[str]:
@@ -129,8 +140,17 @@ class SqlDocuments(SqlDocumentViews):
         return out
 
     @staticmethod
-    def _document_record(d: Any, grants: Sequence[GrantRecord]) -> DocumentRecord:
-        """From an ORM `Document` or a Core row of the documents table."""
+    def _orm_record(s: Session, d: m.Document, grants: Sequence[GrantRecord]) -> DocumentRecord:
+        """From an ORM `Document`, with its folder's ancestry."""
+        folder = s.get(m.Folder, d.folder_id) if d.folder_id else None
+        return SqlDocuments._document_record(d, grants, folder.path if folder else "")
+
+    @staticmethod
+    def _document_record(
+        d: Any, grants: Sequence[GrantRecord], folder_path: str = ""
+    ) -> DocumentRecord:
+        """From an ORM `Document` or a Core row of the documents table (`folder_path`:
+        its folder's id path, `/a/b/`, "" at the top level)."""
         return DocumentRecord(
             id=d.id,
             title=d.title,
@@ -159,6 +179,8 @@ class SqlDocuments(SqlDocumentViews):
             policy_revision=d.policy_revision,
             deleted_by=d.deleted_by,
             purged_at=d.purged_at,
+            folder_id=d.folder_id,
+            folder_path=_ancestry(folder_path),
         )
 
     @staticmethod
@@ -231,6 +253,23 @@ class SqlDocuments(SqlDocumentViews):
         }
         for code in codes - ministries.keys():
             raise NotFoundError(f"no department {code}")
+        filed = {new.folder_id for new in news if new.folder_id}
+        paths: dict[str, str] = {}
+        if filed:
+            found = {
+                r.id: r
+                for r in conn.execute(
+                    select(_FOLDERS.c.id, _FOLDERS.c.department, _FOLDERS.c.path).where(
+                        _FOLDERS.c.id.in_(filed)
+                    )
+                )
+            }
+            for new in news:
+                if new.folder_id and (
+                    new.folder_id not in found or found[new.folder_id].department != new.department
+                ):
+                    raise NotFoundError(f"no folder {new.folder_id} in {new.department}")
+            paths = {i: r.path for i, r in found.items()}
         documents: list[dict[str, Any]] = []
         versions: list[dict[str, Any]] = []
         grants: list[dict[str, Any]] = []
@@ -262,6 +301,7 @@ class SqlDocuments(SqlDocumentViews):
                     "updated_at": now,
                     "deleted_at": None,
                     "policy_revision": 0,
+                    "folder_id": new.folder_id,
                 }
             )
             versions.append(
@@ -284,7 +324,11 @@ class SqlDocuments(SqlDocumentViews):
             conn.execute(_INSERT_GRANTS, grants)
         conn.execute(_INSERT_OUTBOX, [outbox_row(row["id"], 1, now) for row in documents])
         return [
-            DocumentRecord(**{**row, "tags": tuple(row["tags"])}, grants=tuple(new.grants))
+            DocumentRecord(
+                **{**row, "tags": tuple(row["tags"])},
+                grants=tuple(new.grants),
+                folder_path=_ancestry(paths.get(new.folder_id or "")),
+            )
             for row, new in zip(documents, news, strict=True)
         ]
 
@@ -402,7 +446,7 @@ class SqlDocuments(SqlDocumentViews):
                 "this Idempotency-Key was already used for a different upload "
                 "(other bytes, file name, title, visibility or tags); use a new key"
             )
-        return self._document_record(d, self._grants(s, [d.id])[d.id])
+        return self._orm_record(s, d, self._grants(s, [d.id])[d.id])
 
     @staticmethod
     def _legacy_fingerprint(s: Session, d: m.Document) -> str:
@@ -452,13 +496,21 @@ class SqlDocuments(SqlDocumentViews):
         with self._session() as s:
             for first in range(0, len(ids), _IN_CHUNK):
                 chunk = ids[first : first + _IN_CHUNK]
-                query = select(table).where(table.c.id.in_(chunk))
+                query = (
+                    select(table, _FOLDERS.c.path.label("folder_path_ids"))
+                    .select_from(table.outerjoin(_FOLDERS, _FOLDERS.c.id == table.c.folder_id))
+                    .where(table.c.id.in_(chunk))
+                )
                 if not include_deleted:
                     query = query.where(table.c.deleted_at.is_(None))
                 found = {row.id: row for row in s.execute(query)}
                 rows.update(found)
                 grants.update(self._grants(s, list(found)))
-            return [self._document_record(rows[i], grants[i]) for i in ids if i in rows]
+            return [
+                self._document_record(rows[i], grants[i], rows[i].folder_path_ids)
+                for i in ids
+                if i in rows
+            ]
 
     def access_records(self, document_ids: Sequence[str]) -> dict[str, AccessRecord]:
         """The access facts of the live documents among these ids (deleted and
@@ -480,6 +532,7 @@ class SqlDocuments(SqlDocumentViews):
                 r.visibility,
                 tuple(r.tags or ()),
                 tuple(grants),
+                _ancestry(r.folder_path),
             )
             for doc_id, (r, grants) in facts.items()
         }
@@ -512,7 +565,7 @@ class SqlDocuments(SqlDocumentViews):
                 )
             )
             s.flush()
-            return self._document_record(d, self._grants(s, [document_id])[document_id])
+            return self._orm_record(s, d, self._grants(s, [document_id])[document_id])
 
     def list_versions(self, document_id: str) -> list[VersionRecord]:
         with self._session() as s:
@@ -554,7 +607,7 @@ class SqlDocuments(SqlDocumentViews):
                 d.tags = list(tags)
             _new_revision(s, d, _now(), access_changed=retagged)
             s.flush()
-            return self._document_record(d, self._grants(s, [document_id])[document_id])
+            return self._orm_record(s, d, self._grants(s, [document_id])[document_id])
 
     def set_acl(
         self, document_id: str, visibility: str, grants: Sequence[GrantRecord], actor: str
@@ -567,7 +620,7 @@ class SqlDocuments(SqlDocumentViews):
             self._replace_grants(s, document_id, grants, actor, now)
             _new_revision(s, d, now, access_changed=True, access_only=True)
             s.flush()
-            return self._document_record(d, tuple(grants))
+            return self._orm_record(s, d, tuple(grants))
 
     def soft_delete(self, document_id: str, *, actor: str | None = None) -> None:
         """Hide a document everywhere (to the trash, deleted by `actor`). Its versions

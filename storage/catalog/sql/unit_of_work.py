@@ -13,6 +13,7 @@ from storage.catalog.sql.audit import SqlAuditLog
 from storage.catalog.sql.database import WRITE, Database, our_error
 from storage.catalog.sql.documents import SqlDocuments
 from storage.catalog.sql.extractions import SqlExtractions
+from storage.catalog.sql.folders import SqlFolders
 from storage.catalog.sql.organisation import SqlOrganisation
 from storage.catalog.sql.outbox import SqlOutbox
 from storage.catalog.sql.policies import SqlPolicies
@@ -36,6 +37,7 @@ class SqlUnitOfWork:
     audit: SqlAuditLog
     tokens: SqlTokenRevocations
     policies: SqlPolicies
+    folders: SqlFolders
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -68,6 +70,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditLog(db, session)
         self.tokens = SqlTokenRevocations(db, session)
         self.policies = SqlPolicies(db, session)
+        self.folders = SqlFolders(db, session)
         return self
 
     def after_commit(self, callback: Callable[[], None]) -> None:
