@@ -152,6 +152,11 @@ class DocumentRecord:
     deleted_by: str | None = None
     #: Its time in the trash ended: gone from the index and the trash for good.
     purged_at: datetime | None = None
+    #: The folder it is filed in (None: the department's top level).
+    folder_id: str | None = None
+    #: That folder's ancestry, its own id last (() at the top level): what a
+    #: policy's folder match looks at.
+    folder_path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,11 +192,6 @@ class RecentDocument:
     document: DocumentRecord
     at: datetime
     action: str
-    #: The folder it is filed in (None: the department's top level).
-    folder_id: str | None = None
-    #: That folder's ancestry, its own id last (() at the top level): what a
-    #: policy's folder match looks at.
-    folder_path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
