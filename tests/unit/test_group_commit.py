@@ -318,6 +318,7 @@ def test_an_upload_that_fails_on_its_way_is_withdrawn(
     assert time.monotonic() - started < 10
     with commits.arriving() as arrival:
         assert commits.on_their_way == 1
-        second = arrival.record(_upload(2))
+        second, created = arrival.record(_upload(2))
+        assert created
     assert commits.on_their_way == 0
     assert {d.id for d in catalog.documents.get_many([doc.id, second.id])} == {doc.id, second.id}
