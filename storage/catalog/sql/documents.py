@@ -693,6 +693,16 @@ class SqlDocuments(SqlRepository):
                 )
             )
 
+    def status_counts(self) -> dict[tuple[str, str], int]:
+        doc = m.Document
+        with self._session() as s:
+            rows = s.execute(
+                select(doc.status, doc.status_detail, func.count())
+                .where(doc.deleted_at.is_(None))
+                .group_by(doc.status, doc.status_detail)
+            )
+            return {(status, detail or ""): int(n) for status, detail, n in rows}
+
     def live_with_digests(self, department: str, sha256s: Sequence[str]) -> list[DocumentRecord]:
         if not sha256s:
             return []
