@@ -393,7 +393,11 @@ def status(
         bool, typer.Option(help="wait until nothing is left to index, showing progress")
     ] = False,
 ) -> None:
-    """What the catalog holds and what is left to index (documents, queue, indexers)."""
+    """Documents by status and what waits to be indexed.
+
+    Also the live indexers (a running server, `crossdoc worker`s); `--wait` follows
+    the queue until it is empty.
+    """
     from indexer.pipeline import has_text
 
     catalog = _built(roots.for_status, Settings())
