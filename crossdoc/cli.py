@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -25,7 +26,8 @@ from crossdoc.wiring import cli as roots
 from crossdoc.wiring.core import ConfigurationError, Core
 from services.audit import AuditService
 from services.documents import Caller
-from storage.catalog.records import AuditFilter
+from storage.catalog.ports import CatalogStore
+from storage.catalog.records import AuditFilter, OutboxOwnerRecord
 
 app = typer.Typer(
     help="Crossdoc: cross-ministry document cloud (범정부 문서 클라우드).",
@@ -178,6 +180,26 @@ def _drain_if_possible(services: Core, quiet: bool = False) -> None:
 IMPORT_BATCH = 64
 
 
+def _live_indexers(catalog: CatalogStore) -> list[OutboxOwnerRecord]:
+    """Worker processes indexing from this catalog's outbox now (a running server's
+    in-process worker, `crossdoc worker`s): registered and not provably gone."""
+    from indexer.claims import ClaimOwner, owner_is_gone
+
+    me = ClaimOwner.this_process()
+    return [owner for owner in catalog.outbox.owners() if not owner_is_gone(owner, me)]
+
+
+def _indexer_names(owners: list[OutboxOwnerRecord]) -> str:
+    return ", ".join(f"pid {o.pid} on {o.host.split('/')[0]}" for o in owners)
+
+
+def _report_path(settings: Settings, given: Path | None) -> Path:
+    if given is not None:
+        return given
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return settings.data_dir / "import-reports" / f"import-{stamp}-{os.getpid()}.jsonl"
+
+
 @app.command("import")
 def import_(
     directory: Annotated[
@@ -196,11 +218,24 @@ def import_(
         str, typer.Option(metavar="TAGS", help="comma-separated tags for every document")
     ] = "",
     index: Annotated[bool, typer.Option(help="index now, unless a running server will")] = True,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="where to write the report of skipped files (JSON Lines; default: "
+            "import-reports/ in the data dir)",
+        ),
+    ] = None,
 ) -> None:
     """Import a folder tree. Resumable: files already stored for the department are skipped.
 
     The source's folders become the department's folders (made where missing), and
-    each file is filed in its own; the folder path is also kept as a tag, as before."""
+    each file is filed in its own; the folder path is also kept as a tag, as before.
+    Every file skipped is named, with why, in a report (JSON Lines: path, reason,
+    document_id) whose path is printed at the end. Beside a running server (or
+    `crossdoc worker`s) the documents are stored and queued, and that server's
+    worker indexes them: follow with `crossdoc status`.
+    """
     from services.folders import FolderService
     from storage.catalog.records import NewAuditEvent
     from storage.ingest import BulkItem, StagedFile, accept_documents
@@ -217,9 +252,12 @@ def import_(
         raise typer.Exit(2)
     tag_list = tuple(t.strip() for t in tags.split(",") if t.strip())
     files = list(_walk(directory))
-    # Index while importing (this process holds the index unless a server does).
+    # Index while importing, unless a running server (or worker) indexes from the
+    # same outbox: then it indexes what this import queues (the embedded index
+    # has one writer, which the server holds).
+    indexers = _live_indexers(services.catalog) if index else []
     worker = services.worker
-    if index:
+    if index and not indexers:
         worker.start()
     audit = NewAuditEvent(
         actor=IMPORT_OWNER,
@@ -229,6 +267,10 @@ def import_(
     folders = FolderService(services.catalog)
     folder_of: dict[Path, str | None] = {Path("."): None}
     imported = skipped = failed = 0
+    #: The report's rows: every file not imported, with why.
+    rows: list[dict[str, str]] = []
+    #: Digest -> source path, of the files this run imported.
+    imported_from: dict[str, Path] = {}
     start = time.monotonic()
     with Progress(
         TextColumn("{task.description}"),
@@ -240,12 +282,16 @@ def import_(
         task = progress.add_task("가져오기 · importing", total=len(files))
         for first in range(0, len(files), IMPORT_BATCH):
             batch: list[BulkItem] = []
+            sources: dict[int, Path] = {}
             for path in files[first : first + IMPORT_BATCH]:
                 try:
                     sha256, size, head = _hash_file(path)
                 except OSError as err:
                     failed += 1
                     console.print(f"[red]cannot read {path}: {err}[/red]")
+                    rows.append(
+                        {"path": str(path), "reason": "unreadable", "detail": str(err)[:300]}
+                    )
                     continue
                 rel = path.relative_to(directory)
                 folder = (str(rel.parent),) if str(rel.parent) != "." else ()
@@ -253,25 +299,40 @@ def import_(
                     folder_of[rel.parent] = folders.ensure_path(
                         department, rel.parent.parts, Caller(IMPORT_OWNER)
                     )
-                batch.append(
-                    BulkItem(
-                        StagedFile(path, sha256, size, head),
-                        path.name,
-                        tag_list + folder,
-                        folder_of[rel.parent],
-                    )
+                item = BulkItem(
+                    StagedFile(path, sha256, size, head),
+                    path.name,
+                    tag_list + folder,
+                    folder_of[rel.parent],
                 )
-            known = services.catalog.documents.existing_sha256(
-                [b.staged.sha256 for b in batch], department
-            )
+                sources[id(item)] = path
+                batch.append(item)
+            known: dict[str, str] = {}
+            for doc in services.catalog.documents.live_with_digests(
+                department, [b.staged.sha256 for b in batch]
+            ):
+                known.setdefault(doc.sha256, doc.id)  # the oldest answers
             fresh: dict[str, BulkItem] = {}
+            twins: list[tuple[Path, str]] = []
             for item in batch:
-                if item.staged.sha256 in known or item.staged.sha256 in fresh:
+                sha256 = item.staged.sha256
+                path = sources[id(item)]
+                if sha256 in known:
                     skipped += 1
+                    earlier = imported_from.get(sha256)
+                    row = {"path": str(path), "document_id": known[sha256]}
+                    if earlier is not None:
+                        row |= {"reason": "same_as_imported_file", "same_as": str(earlier)}
+                    else:
+                        row |= {"reason": "already_stored"}
+                    rows.append(row)
+                elif sha256 in fresh:
+                    skipped += 1
+                    twins.append((path, sha256))
                 else:
-                    fresh[item.staged.sha256] = item
+                    fresh[sha256] = item
             if fresh:
-                accept_documents(
+                made = accept_documents(
                     services.catalog,
                     services.store,
                     list(fresh.values()),
@@ -280,20 +341,128 @@ def import_(
                     visibility=visibility,
                     audit=audit,
                 )
+                for item, doc in zip(fresh.values(), made, strict=True):
+                    imported_from[item.staged.sha256] = sources[id(item)]
+                    known[item.staged.sha256] = doc.id
                 imported += len(fresh)
                 worker.notify()
+            for path, sha256 in twins:
+                rows.append(
+                    {
+                        "path": str(path),
+                        "reason": "same_as_imported_file",
+                        "document_id": known[sha256],
+                        "same_as": str(imported_from[sha256]),
+                    }
+                )
             progress.advance(task, len(files[first : first + IMPORT_BATCH]))
     elapsed = time.monotonic() - start
     console.print(
         f"imported {imported}, skipped {skipped} already stored, {failed} unreadable "
         f"in {elapsed:.1f}s"
     )
+    report_file = _report_path(settings, report)
+    _write_report(report_file, rows)
+    # One line, as written (a path is neither wrapped nor read as markup).
+    console.print(
+        f"건너뛴 파일 {len(rows)}개 보고서 · report of the {len(rows)} files not imported: "
+        f"{report_file}",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
+    if indexers:
+        backlog = services.catalog.outbox.backlog()
+        console.print(
+            f"색인은 실행 중인 서버가 합니다 · the running server indexes them "
+            f"({_indexer_names(indexers)}): {backlog} documents waiting. "
+            "진행 상황 · progress: crossdoc status",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
     worker.stop()
-    if index:
+    if index and not indexers:
         _drain_if_possible(services)
     services.close()
     if failed:
         raise typer.Exit(1)
+
+
+def _write_report(path: Path, rows: list[dict[str, str]]) -> None:
+    """The import's report: one JSON object a line (path, reason, document_id…)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as out:
+            for row in rows:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    except OSError as err:
+        console.print(f"[red]cannot write the report {path}: {err}[/red]")
+        raise typer.Exit(1) from err
+
+
+@app.command()
+def status(
+    wait: Annotated[
+        bool, typer.Option(help="wait until nothing is left to index, showing progress")
+    ] = False,
+) -> None:
+    """Documents by status and what waits to be indexed.
+
+    Also the live indexers (a running server, `crossdoc worker`s); `--wait` follows
+    the queue until it is empty.
+    """
+    from indexer.pipeline import has_text
+
+    catalog = _built(roots.for_status, Settings())
+    try:
+        counts: dict[str, int] = {"pending": 0, "indexed": 0, "no_text": 0, "failed": 0}
+        for (state, detail), n in catalog.documents.status_counts().items():
+            counts[state] = counts.get(state, 0) + n
+            if state == "indexed" and has_text(state, detail) is False:
+                counts["no_text"] += n
+        typer.echo(
+            f"문서 · documents: {sum(n for k, n in counts.items() if k != 'no_text')} "
+            f"(pending {counts['pending']}, indexed {counts['indexed']} of which "
+            f"{counts['no_text']} without text, failed {counts['failed']})"
+        )
+        backlog = catalog.outbox.backlog()
+        typer.echo(f"색인 대기 · waiting to be indexed: {backlog}")
+        indexers = _live_indexers(catalog)
+        typer.echo(
+            f"색인 작업자 · indexers: {_indexer_names(indexers)}"
+            if indexers
+            else "색인 작업자 · indexers: none running (`crossdoc serve` or `crossdoc worker` "
+            "indexes what waits)"
+        )
+        if wait and backlog:
+            if not indexers:
+                console.print(
+                    "[red]nothing indexes this catalog now:[/red] start `crossdoc serve` "
+                    "(or `crossdoc worker`)"
+                )
+                raise typer.Exit(1)
+            _wait_for_backlog(catalog, backlog)
+    finally:
+        catalog.close()
+
+
+def _wait_for_backlog(catalog: CatalogStore, backlog: int) -> None:
+    """Show the outbox draining until it is empty (new work may join it meanwhile)."""
+    with Progress(
+        TextColumn("색인 · indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("index", total=backlog)
+        seen = backlog
+        while backlog:
+            time.sleep(0.5)
+            backlog = catalog.outbox.backlog()
+            seen = max(seen, backlog)
+            progress.update(task, total=seen, completed=seen - backlog)
 
 
 @app.command()

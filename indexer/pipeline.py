@@ -21,10 +21,10 @@ from pathlib import Path
 from auth.access import index_readers
 from indexer.access_facts import document_access
 from indexer.errors import ExtractionUnavailableError, SearchUnavailableError
-from indexer.extraction.base import Extraction, ExtractionStatus, TextExtractor
+from indexer.extraction.base import OCR_NOTE, Extraction, ExtractionStatus, TextExtractor
 from indexer.extraction.classify import base_type
 from indexer.index.base import IndexDocument, SearchIndex
-from indexer.titles import automatic_title, effective_title
+from indexer.titles import automatic_title, effective_title, title_is_kept
 from storage.catalog.ports import CatalogStore
 from storage.catalog.records import (
     DocumentRecord,
@@ -49,8 +49,8 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 
 @dataclass
 class BatchReport:
-    indexed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)  # stored and searchable by name, no text
+    indexed: list[str] = field(default_factory=list)  # with or without text
+    failed: list[str] = field(default_factory=list)  # stored and searchable by name, unreadable
     deleted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # unknown ids, or already up to date
 
@@ -59,10 +59,36 @@ class BatchReport:
 DEFAULT_BATCH_TEXT_BYTES = 16 * 1024 * 1024
 
 
+#: Extraction outcomes of a file read as far as it can be that holds no text we
+#: may read (image-only or blank, password protected, a format without text):
+#: the document is stored, indexed by its title and file name, and downloadable,
+#: so its status is `indexed` (`status_detail` says why there is no text). Only a
+#: file that could not be read (corrupt, or the parser ran out of time or memory)
+#: is `failed`.
+NO_TEXT_STATUSES = frozenset(
+    {ExtractionStatus.EMPTY, ExtractionStatus.ENCRYPTED, ExtractionStatus.UNSUPPORTED_FORMAT}
+)
+
+
 def _document_status(extraction: Extraction) -> tuple[str, str]:
-    if extraction.status is ExtractionStatus.OK:
-        return "indexed", extraction.status_detail  # "" or, for OCR'd text, "ocr"
+    if extraction.status is ExtractionStatus.OK or extraction.status in NO_TEXT_STATUSES:
+        # status_detail: "" or "ocr…" with text; "empty", "encrypted",
+        # "unsupported_format" (or "empty: ocr unavailable: …") without.
+        return "indexed", extraction.status_detail
     return "failed", extraction.status_detail
+
+
+def has_text(status: str, status_detail: str) -> bool | None:
+    """Whether a document's text was found (None while it is `pending`).
+
+    Read from the catalog's status and detail: an `indexed` document has text
+    unless its detail names why not (see `_document_status`).
+    """
+    if status == "pending":
+        return None
+    if status != "indexed":
+        return False
+    return status_detail == "" or status_detail.startswith(OCR_NOTE)
 
 
 class IndexingPipeline:
@@ -291,7 +317,7 @@ class IndexingPipeline:
                     status,
                     detail,
                     base_type(extraction.content_type) or None,
-                    None if doc.title_from_user else automatic_title(doc, extraction),
+                    None if title_is_kept(doc) else automatic_title(doc, extraction),
                 )
             )
             (report.indexed if status == "indexed" else report.failed).append(doc.id)

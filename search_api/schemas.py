@@ -196,13 +196,33 @@ class DocumentOut(BaseModel):
     owner: str
     visibility: str
     tags: list[str]
-    status: Literal["pending", "indexed", "failed"]
-    status_detail: str
+    status: Literal["pending", "indexed", "failed"] = Field(
+        description="`pending` until indexed; `indexed`: stored, found by title and file "
+        "name, and by its text when it has some (see `has_text`); `failed`: stored and "
+        "downloadable, but the file could not be read (corrupt, or over a parser limit)",
+        examples=["indexed"],
+    )
+    status_detail: str = Field(
+        description="why a document has no text (`empty`, `encrypted`, `unsupported_format`, "
+        "`parse_error: …`, `limit_exceeded: …`) or `ocr` when its text was recognised in images",
+        examples=["empty"],
+    )
+    has_text: bool | None = Field(
+        default=None,
+        description="whether text was found in the file (null while `pending`)",
+        examples=[False],
+    )
     created_at: datetime
     updated_at: datetime
     version: int
     folder: FolderRef | None = Field(
         default=None, description="the folder it is filed in (null: the department's top level)"
+    )
+    duplicate_of: str | None = Field(
+        default=None,
+        description="set on the answer to an upload whose bytes the department already "
+        "held: the id of that document (this one), which answers it; nothing new was stored",
+        examples=[None],
     )
 
 

@@ -199,10 +199,24 @@ class GroupCommit(Generic[T, R]):
 
 @dataclass(frozen=True)
 class PendingUpload:
-    """A new document whose blob is durable, with the audit record of its upload."""
+    """A new document whose blob is durable, with the audit record of its upload.
+
+    `answers_duplicate`, if given, says whether a live document of the same
+    department holding the same bytes may answer this upload instead (the
+    uploader may read it): then nothing is recorded and that document is the
+    answer. Decided by the commit's leader, one commit at a time, against the
+    catalog and the uploads committed with it (two identical uploads in one
+    batch make one document).
+    """
 
     document: NewDocument
     audit: NewAuditEvent | None = None
+    answers_duplicate: Callable[[DocumentRecord], bool] | None = None
+
+
+#: A recorded upload: its document, and whether it was created (False: an
+#: existing document with the same bytes answers it).
+Recorded = tuple[DocumentRecord, bool]
 
 
 class Arrival:
@@ -214,8 +228,8 @@ class Arrival:
         self._commits = commits
         self.recorded = False
 
-    def record(self, upload: PendingUpload) -> DocumentRecord:
-        """Record the upload (as `UploadCommits.record`); once only."""
+    def record(self, upload: PendingUpload) -> Recorded:
+        """Record the upload (as `UploadCommits.record_upload`); once only."""
         if self.recorded:
             raise RuntimeError("this arrival was already recorded")
         self.recorded = True
@@ -234,7 +248,7 @@ class UploadCommits:
         gather_seconds: float = GATHER_SECONDS,
     ) -> None:
         self._catalog = catalog
-        self._group: GroupCommit[PendingUpload, DocumentRecord] = GroupCommit(
+        self._group: GroupCommit[PendingUpload, Recorded] = GroupCommit(
             self._commit_many, self._commit_one, max_batch=max_batch, gather_seconds=gather_seconds
         )
 
@@ -250,6 +264,11 @@ class UploadCommits:
 
     def record(self, upload: PendingUpload) -> DocumentRecord:
         """Record the upload's document (with others queued at the same moment)."""
+        return self._group.submit(upload)[0]
+
+    def record_upload(self, upload: PendingUpload) -> Recorded:
+        """Record the upload: (its document, True), or (the document with the same
+        bytes that answers it, False) when `upload.answers_duplicate` allows."""
         return self._group.submit(upload)
 
     @contextmanager
@@ -265,11 +284,74 @@ class UploadCommits:
             if not arrival.recorded:
                 self._group.withdraw()
 
-    def _commit_many(self, uploads: list[PendingUpload]) -> list[DocumentRecord]:
-        return self._catalog.documents.create_many(
-            [u.document for u in uploads], audits=[u.audit for u in uploads]
-        )
+    def _existing(self, uploads: Sequence[PendingUpload]) -> list[DocumentRecord | None]:
+        """For each upload, the live document with its bytes that answers it, if any
+        (one catalog read per department of the batch)."""
+        wanted: dict[str, set[str]] = {}
+        for upload in uploads:
+            if upload.answers_duplicate is not None:
+                new = upload.document
+                wanted.setdefault(new.department, set()).add(new.blob.sha256)
+        held: dict[tuple[str, str], list[DocumentRecord]] = {}
+        for department, digests in wanted.items():
+            for doc in self._catalog.documents.live_with_digests(department, sorted(digests)):
+                held.setdefault((department, doc.sha256), []).append(doc)
+        found: list[DocumentRecord | None] = []
+        for upload in uploads:
+            check = upload.answers_duplicate
+            candidates = held.get((upload.document.department, upload.document.blob.sha256), [])
+            found.append(next((d for d in candidates if check and check(d)), None))
+        return found
 
-    def _commit_one(self, upload: PendingUpload) -> DocumentRecord:
+    def _commit_many(self, uploads: list[PendingUpload]) -> list[Recorded]:
+        # The leader commits one batch at a time: nothing else of this group
+        # records a document between the look-up and the insert. All or nothing:
+        # the batch's documents are made by one `create_many`.
+        existing = self._existing(uploads)
+        #: Upload index -> the earlier upload of the batch whose document answers it:
+        #: the same bytes, department and uploader (who may always read their own).
+        twins: dict[int, int] = {}
+        to_create: list[int] = []
+        for i, upload in enumerate(uploads):
+            if existing[i] is not None:
+                continue
+            new = upload.document
+            if upload.answers_duplicate is not None:
+                twin = next(
+                    (
+                        j
+                        for j in to_create
+                        if uploads[j].document.department == new.department
+                        and uploads[j].document.owner == new.owner
+                        and uploads[j].document.blob.sha256 == new.blob.sha256
+                    ),
+                    None,
+                )
+                if twin is not None:
+                    twins[i] = twin
+                    continue
+            to_create.append(i)
+        made: dict[int, DocumentRecord] = {}
+        if to_create:
+            docs = self._catalog.documents.create_many(
+                [uploads[i].document for i in to_create],
+                audits=[uploads[i].audit for i in to_create],
+            )
+            made = dict(zip(to_create, docs, strict=True))
+        results: list[Recorded] = []
+        for i in range(len(uploads)):
+            found = existing[i]
+            if found is not None:
+                results.append((found, False))
+            elif i in twins:
+                results.append((made[twins[i]], False))
+            else:
+                results.append((made[i], True))
+        return results
+
+    def _commit_one(self, upload: PendingUpload) -> Recorded:
+        (existing,) = self._existing([upload])
+        if existing is not None:
+            return existing, False
         doc, _created = self._catalog.documents.create(upload.document, audit=upload.audit)
-        return doc
+        return doc, True

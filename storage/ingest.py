@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,7 @@ class StagedFile:
 
     @property
     def sniffed_type(self) -> str:
-        return guess_content_type(self.head)
+        return guess_content_type(self.head, self.path)
 
 
 class SpoolWriter:
@@ -183,6 +184,18 @@ def _new_document(
     )
 
 
+@dataclass(frozen=True)
+class UploadOutcome:
+    """What became of an upload: its document, and how."""
+
+    document: DocumentRecord
+    #: A new document was recorded.
+    created: bool
+    #: Nothing was recorded: a live document of the department with the same
+    #: bytes, which the uploader may read, answers the upload.
+    duplicate: bool = False
+
+
 def accept_document(
     catalog: CatalogStore,
     store: ObjectStore,
@@ -203,6 +216,69 @@ def accept_document(
 ) -> tuple[DocumentRecord, bool]:
     """Store and record a new document. Returns (document, created).
 
+    As `accept_upload`, without looking for a duplicate.
+    """
+    outcome = accept_upload(
+        catalog,
+        store,
+        staged,
+        filename=filename,
+        declared_type=declared_type,
+        title=title,
+        department=department,
+        owner=owner,
+        visibility=visibility,
+        tags=tags,
+        grants=grants,
+        idempotency_key=idempotency_key,
+        audit=audit,
+        commits=commits,
+        folder_id=folder_id,
+    )
+    return outcome.document, outcome.created
+
+
+def _duplicate(
+    catalog: CatalogStore,
+    department: str,
+    sha256: str,
+    answers_duplicate: Callable[[DocumentRecord], bool] | None,
+) -> DocumentRecord | None:
+    if answers_duplicate is None:
+        return None
+    for doc in catalog.documents.live_with_digests(department, [sha256]):
+        if answers_duplicate(doc):
+            return doc
+    return None
+
+
+def accept_upload(
+    catalog: CatalogStore,
+    store: ObjectStore,
+    staged: StagedFile,
+    *,
+    filename: str,
+    declared_type: str,
+    title: str | None,
+    department: str,
+    owner: str,
+    visibility: str,
+    tags: tuple[str, ...] = (),
+    grants: tuple[GrantRecord, ...] = (),
+    idempotency_key: str | None = None,
+    audit: NewAuditEvent | None = None,
+    commits: UploadCommits | None = None,
+    answers_duplicate: Callable[[DocumentRecord], bool] | None = None,
+    folder_id: str | None = None,
+) -> UploadOutcome:
+    """Store and record a new document, unless a duplicate answers it.
+
+    With `answers_duplicate` (whether a document may answer this upload: the
+    uploader may read it), a live document of the department whose bytes are
+    the same answers the upload and nothing is recorded (`duplicate=True`);
+    decided by the group commit's leader for its batch (see `PendingUpload`),
+    else before the bytes are stored.
+
     `audit`, if given, is recorded in the same transaction (its target becomes
     the new document's id), so an upload and its audit record exist together.
     With an `idempotency_key` (see `Catalog.create_document`), a retry of the
@@ -222,7 +298,7 @@ def accept_document(
         )
         replay = catalog.documents.idempotent_replay(owner, idempotency_key, fingerprint)
         if replay is not None:
-            return replay, False
+            return UploadOutcome(replay, created=False)
     if commits is not None and not idempotency_key:
         # On its way while its blob is stored: a transaction starting meanwhile
         # waits a moment for it (see storage.group_commit).
@@ -237,7 +313,13 @@ def accept_document(
                 grants=grants,
                 folder_id=folder_id,
             )
-            return arrival.record(PendingUpload(new, audit)), True
+            doc, created = arrival.record(PendingUpload(new, audit, answers_duplicate))
+            return UploadOutcome(doc, created=created, duplicate=not created)
+    # With a key, in a transaction of its own: the look-up for a duplicate is
+    # here (in a group commit, the commit's leader looks, for the whole batch).
+    found = _duplicate(catalog, department, staged.sha256, answers_duplicate)
+    if found is not None:
+        return UploadOutcome(found, created=False, duplicate=True)
     blob = store_blob(store, staged, filename, declared_type)
     new = _new_document(
         blob,
@@ -250,7 +332,8 @@ def accept_document(
         folder_id=folder_id,
     )
     try:
-        return catalog.documents.create(new, idempotency_key=idempotency_key, audit=audit)
+        doc, created = catalog.documents.create(new, idempotency_key=idempotency_key, audit=audit)
+        return UploadOutcome(doc, created=created)
     except IdempotencyKeyReusedError:
         # Only when another upload with the key committed after the check above:
         # the blob stays (content-addressed, possibly shared), said here.

@@ -110,14 +110,18 @@ class Server:
         tags: str | None = None,
         grants: list[dict[str, Any]] | None = None,
         wait: bool = True,
+        allow_duplicate: bool = True,
     ) -> dict[str, Any]:
+        """Upload as `username` (202 expected). `allow_duplicate`: a new document even
+        when the department holds the same bytes (tests reuse contents freely)."""
         data = {
             k: v
             for k, v in {"title": title, "visibility": visibility, "tags": tags}.items()
             if v is not None
         }
         with self.client(username) as c:
-            r = c.post("/documents", files={"file": (filename, content)}, data=data)
+            params = {"allow_duplicate": "true"} if allow_duplicate else {}
+            r = c.post("/documents", files={"file": (filename, content)}, data=data, params=params)
             assert r.status_code == 202, r.text
             doc: dict[str, Any] = r.json()
             if grants is not None:

@@ -34,6 +34,11 @@ def for_audit(settings: Settings) -> CatalogStore:
     return build_catalog(settings)
 
 
+def for_status(settings: Settings) -> CatalogStore:
+    """`crossdoc status`: the catalog alone, migrated (documents, outbox, indexers)."""
+    return build_catalog(settings)
+
+
 def for_users(settings: Settings) -> tuple[CatalogStore, Passwords, timedelta]:
     """`crossdoc users …`: the catalog (migrated), password hashing, and the longest a
     token lives (how long a user's token revocation is kept)."""

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from auth.access import VISIBILITIES, Permission, Principal, Visibility, can
 from indexer.access_facts import document_access
+from indexer.pipeline import has_text
 from search_api.audit_writer import Auditor
 from search_api.deps import (
     AddressDep,
@@ -41,7 +43,7 @@ from services.folders import FolderService
 from storage.catalog.records import DocumentRecord, GrantRecord
 from storage.errors import NotFoundError
 from storage.filenames import sanitize_filename
-from storage.ingest import SpoolWriter, accept_document, store_blob
+from storage.ingest import SpoolWriter, accept_upload, store_blob
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 
@@ -65,6 +67,12 @@ _MULTIPART_BODY: dict[str, Any] = {
                             "type": "string",
                             "pattern": "^[0-9a-f]{32}$",
                             "description": "a folder of your department to file it in",
+                        },
+                        "allow_duplicate": {
+                            "type": "string",
+                            "enum": ["true", "false"],
+                            "description": "store a new document even when the department "
+                            "already holds these bytes",
                         },
                     },
                 }
@@ -114,6 +122,12 @@ with `409 idempotency_key_reused` before the bytes are stored, as is a key
 whose document has since been deleted: use a new key for a new upload. After
 24 hours the key is free again.
 
+**Duplicates**: when the uploader's department already holds these bytes
+(same SHA-256) in a live document the uploader may read, nothing is stored:
+the answer is `200` with that document and `"duplicate_of": "<its id>"`.
+`allow_duplicate=true` (query parameter or form field) makes a new document
+anyway (`202`).
+
 A body cut short (no closing boundary) is `400 bad_request`; a full disk is
 `507 insufficient_storage`. Neither stores anything.
 """
@@ -123,7 +137,7 @@ _IDEMPOTENCY_KEY_DOC = (
 )
 
 
-def document_out(doc: DocumentRecord) -> DocumentOut:
+def document_out(doc: DocumentRecord, *, duplicate_of: str | None = None) -> DocumentOut:
     return DocumentOut(
         id=doc.id,
         title=doc.title,
@@ -138,9 +152,11 @@ def document_out(doc: DocumentRecord) -> DocumentOut:
         tags=list(doc.tags),
         status=doc.status,  # type: ignore[arg-type]
         status_detail=doc.status_detail,
+        has_text=has_text(doc.status, doc.status_detail),
         created_at=doc.created_at,
         updated_at=doc.updated_at,
         version=doc.version,
+        duplicate_of=duplicate_of,
     )
 
 
@@ -172,6 +188,15 @@ async def _receive(request: Request, spool: SpoolWriter) -> ParsedUpload:
     return parsed
 
 
+def _true(raw: str | None) -> bool:
+    value = (raw or "").strip().lower()
+    if value in ("", "false", "0", "no"):
+        return False
+    if value in ("true", "1", "yes"):
+        return True
+    raise ApiError(422, "validation_error", "allow_duplicate: true or false")
+
+
 @router.post(
     "",
     status_code=202,
@@ -179,10 +204,20 @@ async def _receive(request: Request, spool: SpoolWriter) -> ParsedUpload:
     openapi_extra=_MULTIPART_BODY,
     summary="Upload a document (multipart: file, title, visibility, tags)",
     description=_UPLOAD_DESCRIPTION,
-    responses={**errors(400, 403, 409, 413, 415, 503, 507), **_UPLOAD_RESPONSES},
+    responses={
+        **errors(400, 403, 409, 413, 415, 422, 503, 507),
+        **_UPLOAD_RESPONSES,
+        200: {
+            "description": "duplicate: the department already holds these bytes in a "
+            "document you may read; that document is the answer (`duplicate_of`), "
+            "nothing new is stored",
+            "model": DocumentOut,
+        },
+    },
 )
 async def upload_document(
     request: Request,
+    response: Response,
     services: ServicesDep,
     principal: PrincipalDep,
     auditor: AuditorDep,
@@ -190,6 +225,14 @@ async def upload_document(
     idempotency_key: Annotated[
         str | None, Header(max_length=200, description=_IDEMPOTENCY_KEY_DOC)
     ] = None,
+    allow_duplicate: Annotated[
+        bool,
+        Query(
+            description="store a new document even when the department already holds "
+            "these bytes (also a form field)",
+            examples=[True],
+        ),
+    ] = False,
 ) -> DocumentOut:
     department = _require_department(principal)
     settings = services.settings
@@ -204,8 +247,9 @@ async def upload_document(
         folder_id = await run_in_threadpool(
             _upload_folder, services, principal, department, parsed.fields.get("folder")
         )
-        doc, created = await run_in_threadpool(
-            accept_document,
+        duplicates_allowed = allow_duplicate or _true(parsed.fields.get("allow_duplicate"))
+        outcome = await run_in_threadpool(
+            accept_upload,
             services.catalog,
             services.store,
             parsed.staged,
@@ -219,6 +263,7 @@ async def upload_document(
             folder_id=folder_id,
             idempotency_key=idempotency_key,
             commits=services.upload_commits,
+            answers_duplicate=None if duplicates_allowed else _readable_by(services, principal),
             audit=Auditor.event(
                 principal.username,
                 "upload",
@@ -231,9 +276,23 @@ async def upload_document(
                 },
             ),
         )
-    if created:
+    doc = outcome.document
+    if outcome.created:
         services.dispatcher.notify([doc.id])
-    if not created:  # a retry with the same Idempotency-Key: audited on its own
+    elif outcome.duplicate:  # nothing stored: the existing document answers
+        response.status_code = 200
+        await run_in_threadpool(
+            auditor.record,
+            Auditor.event(
+                principal.username,
+                "upload",
+                doc.id,
+                address,
+                detail={"duplicate_of": doc.id, "filename": sanitize_filename(parsed.filename)},
+            ),
+        )
+        return document_out(doc, duplicate_of=doc.id)
+    else:  # a retry with the same Idempotency-Key: audited on its own
         await run_in_threadpool(
             auditor.record,
             Auditor.event(principal.username, "upload", doc.id, address, detail={"replayed": True}),
@@ -268,6 +327,17 @@ def with_folder(services: ServicesDep, doc: DocumentRecord) -> DocumentOut:
     if path is not None:
         out.folder = FolderRef(id=path.id, path=path.text)
     return out
+
+
+def _readable_by(services: ServicesDep, principal: Principal) -> Callable[[DocumentRecord], bool]:
+    """Whether an existing document may answer the principal's upload: they may read it
+    (a colleague's private document never does, nor reveals that it exists)."""
+
+    def readable(doc: DocumentRecord) -> bool:
+        access = document_access(doc, services.catalog.policies.list_all())
+        return can(principal, access, Permission.READ, datetime.now(UTC))
+
+    return readable
 
 
 @router.get("/{document_id}", response_model=DocumentOut)

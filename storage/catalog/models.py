@@ -179,6 +179,8 @@ class RecentDocument(Base):
     at: Mapped[datetime] = mapped_column()
     action: Mapped[str] = mapped_column(String(64))
     __table_args__ = (Index("ix_recent_documents_user_at", "username", "at"),)
+
+
 class Folder(Base):
     """A folder of a department's tree: for finding documents, never for access.
 

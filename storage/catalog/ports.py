@@ -290,6 +290,13 @@ class Documents(DocumentViews, Protocol):
     def existing_sha256(self, sha256s: Sequence[str], department: str) -> set[str]:
         """Which of these digests a live document of the department already has."""
 
+    def status_counts(self) -> dict[tuple[str, str], int]:
+        """Live documents by (status, status_detail) (`crossdoc status`)."""
+
+    def live_with_digests(self, department: str, sha256s: Sequence[str]) -> list[DocumentRecord]:
+        """The department's live documents whose current version has one of these
+        digests, oldest first (duplicate uploads; `ix_documents_sha256` finds them)."""
+
     def mark_all_for_reindex(self) -> int:
         """Reset every document's index state and queue it (after the index was
         cleared); returns how many."""

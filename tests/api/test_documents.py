@@ -101,7 +101,7 @@ def test_hostile_filenames_are_sanitised(
     )
     with server.client("owner") as c:
         r = c.post(
-            "/documents",
+            "/documents?allow_duplicate=true",  # the same content each time
             content=body,
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         )
@@ -255,7 +255,9 @@ def test_unreadable_and_missing_answer_the_same_404(server: Server, users: dict[
 def test_zero_byte_file_is_stored_and_marked(server: Server, users: dict[str, str]) -> None:
     doc = server.upload("owner", b"", "empty.txt", title="빈 파일")
     assert doc["size"] == 0
-    assert doc["status"] == "failed" and doc["status_detail"] == "empty"
+    # Stored, found by its title, without text: not a failure (issue 14).
+    assert doc["status"] == "indexed" and doc["status_detail"] == "empty"
+    assert doc["has_text"] is False
     with server.client("owner") as c:
         assert c.get(f"/documents/{doc['id']}/content").content == b""
     hits = server.search("owner", q="빈 파일")["hits"]

@@ -79,6 +79,7 @@ def test_ocr_off_by_setting_indexes_the_scan_without_its_text(
     for off in start_server(tmp_path_factory.mktemp("ocr-off"), ocr=False):
         user = off.user("clerk", "MOHW-OCR", ministry="MOHW")
         doc = off.upload(user, scans.scan_png(), "스캔본.png", title="꺼진 스캔")
-        assert doc["status"] == "failed" and doc["status_detail"] == "empty", doc
+        assert doc["status"] == "indexed" and doc["status_detail"] == "empty", doc
+        assert doc["has_text"] is False
         assert doc["id"] not in hit_ids(off, user, "출생통보제")
         assert doc["id"] in hit_ids(off, user, "꺼진 스캔")

@@ -96,9 +96,10 @@ def test_the_key_with_other_fields_is_refused(
 ) -> None:
     key = f"fields-{sorted(change)[0]}"
     base = {"filename": "f.txt", "title": "제목", "visibility": "department", "tags": "가"}
-    first = _post(server, users["kim"], key, b"same bytes, other fields", **base)
+    content = f"same bytes, other fields ({key})".encode()  # bytes of their own per case
+    first = _post(server, users["kim"], key, content, **base)
     assert first.status_code == 202, first.text
-    _refused(_post(server, users["kim"], key, b"same bytes, other fields", **(base | change)))
+    _refused(_post(server, users["kim"], key, content, **(base | change)))
 
 
 def test_a_key_whose_document_was_deleted_never_answers_the_dead_id(

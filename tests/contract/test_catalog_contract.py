@@ -248,6 +248,34 @@ def test_create_read_and_count(catalog: CatalogStore) -> None:
     assert docs.count() == 3
 
 
+def test_documents_by_digest_and_by_status(catalog: CatalogStore) -> None:
+    """Issue 14: the department's live documents holding some bytes (oldest first), and
+    the live documents counted by status and detail."""
+    docs = catalog.documents
+    first, _ = docs.create(new_doc("d" * 64))
+    second, _ = docs.create(new_doc("d" * 64, owner="lee"))
+    other, _ = docs.create(new_doc("e" * 64))
+    docs.create(new_doc("d" * 64, department="D2"))
+    gone, _ = docs.create(new_doc("d" * 64))
+    docs.soft_delete(gone.id)
+    found = docs.live_with_digests("D1", ["d" * 64, "e" * 64, "f" * 64])
+    assert {d.id for d in found} == {first.id, second.id, other.id}
+    held = [d.id for d in found if d.sha256 == "d" * 64]
+    assert held == [first.id, second.id]  # the oldest first
+    assert docs.live_with_digests("D1", []) == []
+    docs.mark_indexed_many(
+        [
+            IndexOutcome(first.id, first.revision, 1, "indexed", ""),
+            IndexOutcome(second.id, second.revision, 1, "indexed", "empty"),
+        ]
+    )
+    assert docs.status_counts() == {
+        ("indexed", ""): 1,
+        ("indexed", "empty"): 1,
+        ("pending", ""): 2,  # other, and D2's copy; the deleted one is not counted
+    }
+
+
 def test_idempotency_keys(catalog: CatalogStore) -> None:
     docs = catalog.documents
     first, created = docs.create(new_doc(), idempotency_key="k")

@@ -297,3 +297,64 @@ def test_an_index_leaking_through_a_reused_policy_id_stops_on_upgrade(tmp_path: 
     finally:
         index.close()
         catalog.close()
+
+
+def test_documents_stored_without_text_become_indexed_on_upgrade(tmp_path: Path) -> None:
+    """0011_honest_docs: a document whose file holds no text was `failed`; it is
+    `indexed` (its reason kept), and only files that could not be read stay `failed`."""
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+    engine = create_engine(url)
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0008_user_accounts")
+    details = {
+        "scan": ("failed", "empty"),
+        "blank-no-ocr": ("failed", "empty: ocr unavailable: tesseract is not installed"),
+        "locked": ("failed", "encrypted"),
+        "blob": ("failed", "unsupported_format"),
+        "broken": ("failed", "parse_error: Unexpected end of file"),
+        "bomb": ("failed", "limit_exceeded: timeout after 60 s"),
+        "text": ("indexed", ""),
+        "waiting": ("pending", ""),
+    }
+    with engine.begin() as conn:
+        for statement in ROWS_AT_0001[:3]:
+            conn.execute(text(statement), {"t": T0})
+        for doc_id, (status, detail) in details.items():
+            conn.execute(
+                text(
+                    "INSERT INTO documents (id, title, title_from_user, filename, declared_type,"
+                    " content_type, size, sha256, blob_key, department, ministry, owner,"
+                    " visibility, tags, status, status_detail, version, revision, acl_revision,"
+                    " indexed_revision, policy_revision, created_at, updated_at, deleted_at)"
+                    " VALUES (:id, :id, 0, 'a.bin', '', 'application/pdf', 6, :sha, :key,"
+                    " 'MOIS-REC', 'MOIS', 'kim', 'department', '[]', :status, :detail, 1, 1, 1,"
+                    " 1, 0, :t, :t, NULL)"
+                ),
+                {
+                    "id": doc_id,
+                    "sha": "ef" * 32,
+                    "key": "blobs/ef/ef/" + "ef" * 32,
+                    "status": status,
+                    "detail": detail,
+                    "t": T0,
+                },
+            )
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    with engine.connect() as conn:
+        after = dict(conn.execute(text("SELECT id, status FROM documents")).all())
+        kept = dict(conn.execute(text("SELECT id, status_detail FROM documents")).all())
+    assert after == {
+        "scan": "indexed",
+        "blank-no-ocr": "indexed",
+        "locked": "indexed",
+        "blob": "indexed",
+        "broken": "failed",
+        "bomb": "failed",
+        "text": "indexed",
+        "waiting": "pending",
+    }
+    assert kept == {doc_id: detail for doc_id, (_, detail) in details.items()}

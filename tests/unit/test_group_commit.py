@@ -8,12 +8,19 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from storage.catalog.ports import CatalogStore
-from storage.catalog.records import AuditFilter, NewAuditEvent, NewBlob, NewDocument
+from storage.catalog.records import (
+    AuditFilter,
+    DocumentRecord,
+    NewAuditEvent,
+    NewBlob,
+    NewDocument,
+)
 from storage.catalog.sql import SqlCatalog
 from storage.errors import NotFoundError, StorageFullError
 from storage.group_commit import GroupCommit, PendingUpload, UploadCommits
@@ -318,6 +325,66 @@ def test_an_upload_that_fails_on_its_way_is_withdrawn(
     assert time.monotonic() - started < 10
     with commits.arriving() as arrival:
         assert commits.on_their_way == 1
-        second = arrival.record(_upload(2))
+        second, created = arrival.record(_upload(2))
+        assert created
     assert commits.on_their_way == 0
     assert {d.id for d in catalog.documents.get_many([doc.id, second.id])} == {doc.id, second.id}
+
+
+def test_identical_uploads_in_one_batch_make_one_document(
+    catalog: CatalogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: the leader decides duplicates for its whole batch, against the catalog
+    and the batch itself: the same bytes by the same uploader make one document; by
+    another uploader (who may not read the first), a document of their own."""
+    catalog.organisation.create_user("lee", "hash", "이", "D1", ["member"])
+    commits = UploadCommits(catalog)
+    real_one = catalog.documents.create
+    real_many = catalog.documents.create_many
+    batches: list[int] = []
+    gate, first = threading.Event(), threading.Event()
+
+    def create_document(new: NewDocument, **kw: object) -> object:
+        if not first.is_set():
+            first.set()
+            assert gate.wait(30)  # hold the first commit while the others queue
+        return real_one(new, **kw)  # type: ignore[arg-type]
+
+    def create_documents(news: list[NewDocument], **kw: object) -> object:
+        batches.append(len(news))
+        return real_many(news, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(catalog.documents, "create", create_document)
+    monkeypatch.setattr(catalog.documents, "create_many", create_documents)
+
+    def same_bytes(owner: str, n: int) -> PendingUpload:
+        upload = _upload(7)
+        new = replace(upload.document, owner=owner, title=f"copy {n}")
+        return PendingUpload(new, upload.audit, answers_duplicate=lambda doc: doc.owner == owner)
+
+    uploads = [_upload(1), same_bytes("kim", 1), same_bytes("kim", 2), same_bytes("lee", 3)]
+    results: dict[int, tuple[DocumentRecord, bool]] = {}
+
+    def run(n: int) -> None:
+        results[n] = commits.record_upload(uploads[n])
+
+    threads = [threading.Thread(target=run, args=(0,))]
+    threads[0].start()
+    assert first.wait(30)
+    threads += [threading.Thread(target=run, args=(n,)) for n in (1, 2, 3)]
+    for t in threads[1:]:
+        t.start()
+    _wait_until(lambda: commits.queued == 3)
+    gate.set()
+    for t in threads:
+        t.join(30)
+
+    assert batches == [2]  # kim's first copy and lee's: kim's second is answered by the first
+    kim1, kim2, lee = results[1], results[2], results[3]
+    assert kim1[1] is True and kim2 == (kim1[0], False)
+    assert lee[1] is True and lee[0].id != kim1[0].id
+    assert catalog.documents.count() == 3
+    # Once committed, the catalog answers the next one (a batch of one).
+    again = commits.record_upload(same_bytes("kim", 4))
+    assert again == (kim1[0], False)
+    assert catalog.documents.count() == 3

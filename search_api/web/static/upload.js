@@ -67,7 +67,13 @@
         item.status.textContent = t("js.upload.sending", { percent: item.progress.value });
       });
       xhr.addEventListener("load", () => {
-        if (xhr.status === 202 && xhr.response) {
+        if (xhr.status === 200 && xhr.response && xhr.response.duplicate_of) {
+          // The department already holds these bytes: that document answers.
+          item.progress.value = 100;
+          item.row.classList.add("indexed");
+          item.status.textContent = t("js.upload.duplicate");
+          item.link.replaceChildren(el("a", { href: "/documents/" + xhr.response.id, text: t("js.upload.open") }));
+        } else if (xhr.status === 202 && xhr.response) {
           item.progress.value = 100;
           item.status.textContent = t("js.status.pending");
           item.link.replaceChildren(el("a", { href: "/documents/" + xhr.response.id, text: t("js.upload.open") }));
@@ -90,6 +96,12 @@
       const response = await api("/api/v1/documents/" + id);
       if (!response.ok) continue;
       const doc = await response.json();
+      if (doc.status === "indexed" && doc.has_text === false) {
+        // Stored and found by name: not a failure, but say why there is no text.
+        item.row.classList.add("indexed");
+        item.status.textContent = t("js.status.no_text", { reason: reasonText(doc.status_detail) });
+        return;
+      }
       if (doc.status === "indexed") {
         item.row.classList.add("indexed");
         item.status.textContent = t("js.status.indexed");

@@ -767,6 +767,33 @@ class SqlDocuments(SqlDocumentViews):
                 )
             )
 
+    def status_counts(self) -> dict[tuple[str, str], int]:
+        doc = m.Document
+        with self._session() as s:
+            rows = s.execute(
+                select(doc.status, doc.status_detail, func.count())
+                .where(doc.deleted_at.is_(None))
+                .group_by(doc.status, doc.status_detail)
+            )
+            return {(status, detail or ""): int(n) for status, detail, n in rows}
+
+    def live_with_digests(self, department: str, sha256s: Sequence[str]) -> list[DocumentRecord]:
+        if not sha256s:
+            return []
+        with self._session() as s:
+            ids = list(
+                s.scalars(
+                    select(m.Document.id)
+                    .where(
+                        m.Document.sha256.in_(list(set(sha256s))),
+                        m.Document.department == department,
+                        m.Document.deleted_at.is_(None),
+                    )
+                    .order_by(m.Document.created_at, m.Document.id)
+                )
+            )
+        return self.get_many(ids)
+
     def mark_all_for_reindex(self) -> int:
         """Reset every document's index state and queue it (after the index was cleared)."""
         now = _now()
