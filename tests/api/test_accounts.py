@@ -20,8 +20,9 @@ NEW_PASSWORD = "a-brand-new-password"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(stack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Rate limits on, with a small lockout (3 failures) to reach it quickly."""
+    del stack  # a dependency only: started again for each stack (tests/api/conftest.py)
     yield from start_server(
         tmp_path_factory.mktemp("accounts"),
         rate_limits=True,

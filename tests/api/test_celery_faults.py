@@ -43,7 +43,13 @@ from tests.conftest import Server, free_port, start_server
 
 __all__ = ["redis_url"]  # the fixture, used by name
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.embedded_only(
+        "it builds the Celery stack it needs itself (its own Redis, which it kills and restarts)"
+    ),
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+]
 
 DEPARTMENT = "MOIS-FAULT"
 USER = "fault.lee"

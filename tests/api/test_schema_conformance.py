@@ -50,7 +50,8 @@ SKIPPED = {("POST", "/api/v1/auth/logout")}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(stack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    del stack  # a dependency only: started again for each stack (tests/api/conftest.py)
     # Generous rate limits: the run is fast and single-user, and throttling is tested elsewhere.
     yield from start_server(tmp_path_factory.mktemp("crossdoc"), max_upload_bytes=1024 * 1024)
 
