@@ -653,6 +653,21 @@ class SqlDocuments(SqlRepository):
                 keys,
             )
 
+    def mark_unavailable(self, document_ids: Sequence[str], detail: str) -> list[str]:
+        """Mark pending documents `failed` with `detail`; their outbox rows stay (see the port)."""
+        if not document_ids:
+            return []
+        with self._session(write=True) as s:
+            marked: list[str] = []
+            for i in range(0, len(document_ids), _IN_CHUNK):
+                chunk = list(document_ids[i : i + _IN_CHUNK])
+                pending = m.Document.id.in_(chunk) & (m.Document.status == "pending")
+                marked += s.scalars(select(m.Document.id).where(pending))
+                s.execute(
+                    update(m.Document).where(pending).values(status="failed", status_detail=detail)
+                )
+            return marked
+
     def all_ids(self, *, include_deleted: bool = False, batch: int = 1000) -> Iterator[list[str]]:
         """Every document id, in batches (for reindex and reconciliation)."""
         last = ""
