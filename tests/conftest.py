@@ -43,8 +43,10 @@ class Server:
     base_url: str
     services: Services
     tokens: dict[str, str] = field(default_factory=dict)
-    #: On the full stack leg (tests/api/full_stack.py): its `crossdoc worker` process.
+    #: On the full stack leg (tests/api/full_stack.py): its `crossdoc worker` process,
+    #: and the engine settings (environment) a worker of the test's own needs.
     worker: Any = None
+    engine_env: dict[str, str] = field(default_factory=dict)
 
     def client(self, username: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {}
@@ -165,7 +167,8 @@ def start_server(tmp_path: Path, **overrides: Any) -> Iterator[Server]:
     if FULL_STACK:
         from tests.api.full_stack import ENGINE_SETTINGS, stack_servers
 
-        chosen = ENGINE_SETTINGS & overrides.keys()
+        # A broker of the test's own is fine (it runs its own workers: see stack_servers).
+        chosen = ENGINE_SETTINGS & overrides.keys() - {"broker_url"}
         if chosen:
             raise RuntimeError(
                 f"this test chooses its engines ({sorted(chosen)}): mark its module "

@@ -209,24 +209,43 @@ def require_full_stack() -> FullStack:
     return FullStack()
 
 
-def stack_servers(stack: FullStack, data_dir: Path, overrides: dict[str, Any]) -> Iterator[Any]:
-    """The API on `data_dir` over the full stack with its `crossdoc worker` (see module doc)."""
+def stack_servers(
+    stack: FullStack,
+    data_dir: Path,
+    overrides: dict[str, Any],
+    *,
+    engines: dict[str, Any] | None = None,
+) -> Iterator[Any]:
+    """The API on `data_dir` over the full stack with its `crossdoc worker` (see module doc).
+
+    `engines` replaces engine settings (a fault trial points a client at a relay it
+    can cut). A test that brings its own broker (`broker_url` in `overrides`) runs its
+    own workers: none is started, and `Server.engine_env` is the environment they need.
+    """
     from tests.api.worker_process import WorkerProcess
     from tests.conftest import start_embedded_server
 
-    engines = stack.settings_for(data_dir)
-    settings = {**overrides, **engines}
-    extra = worker_env({k: v for k, v in settings.items() if k != "data_dir"})
-    extra.pop("CROSSDOC_BROKER_URL")  # WorkerProcess sets it
+    settings = {**stack.settings_for(data_dir), **(engines or {}), **overrides}
+    env = worker_env({k: v for k, v in settings.items() if k != "data_dir"})
+    env.pop("CROSSDOC_BROKER_URL")  # WorkerProcess sets it
     data_dir.mkdir(parents=True, exist_ok=True)
     running = start_embedded_server(data_dir, **settings)
     server = next(running)
-    worker = WorkerProcess(data_dir, engines["broker_url"], reconcile_seconds=1.0, extra_env=extra)
-    server.worker = worker
+    server.engine_env = env
+    if "broker_url" in overrides:
+        try:
+            yield server
+        finally:
+            running.close()
+        return
     try:
+        server.worker = WorkerProcess(
+            data_dir, settings["broker_url"], reconcile_seconds=1.0, extra_env=env
+        )
         yield server
     finally:
         try:
-            worker.stop()
+            if server.worker is not None:
+                server.worker.stop()
         finally:
             running.close()
