@@ -56,8 +56,8 @@ def unavailable_detail(err: Exception) -> str:
     else:
         what = "저장소에서 원본을 읽을 수 없어", "the stored file cannot be read"
     return (
-        f"unavailable: {what[0]} 아직 색인하지 못했습니다. 다시 연결되면 자동으로 색인합니다 "
-        f"({what[1]}; the document is indexed automatically when it is back)"
+        f"unavailable: {what[0]} 아직 색인하지 못했습니다. 다시 연결되면 자동으로 색인합니다 · "
+        f"{what[1]}; the document is indexed automatically when it is back"
     )
 
 
