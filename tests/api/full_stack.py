@@ -183,6 +183,12 @@ class FullStack:
         client.remove_bucket(bucket)
 
 
+#: Settings `tests.api.worker_process.WorkerProcess` sets itself.
+_SET_BY_WORKER_PROCESS = frozenset(
+    {"data_dir", "demo", "admin_password", "broker_url", "worker_reconcile_seconds"}
+)
+
+
 def worker_env(settings: dict[str, Any]) -> dict[str, str]:
     """`settings` (Settings field names) as the environment of a `crossdoc worker`."""
     env: dict[str, str] = {}
@@ -226,8 +232,9 @@ def stack_servers(
     from tests.conftest import start_embedded_server
 
     settings = {**stack.settings_for(data_dir), **(engines or {}), **overrides}
-    env = worker_env({k: v for k, v in settings.items() if k != "data_dir"})
-    env.pop("CROSSDOC_BROKER_URL")  # WorkerProcess sets it
+    # What a process beside the API needs to work on the same engines (a worker, a
+    # command); not the settings WorkerProcess sets itself.
+    env = worker_env({k: v for k, v in settings.items() if k not in _SET_BY_WORKER_PROCESS})
     data_dir.mkdir(parents=True, exist_ok=True)
     running = start_embedded_server(data_dir, **settings)
     server = next(running)

@@ -340,8 +340,18 @@ class SqlDocuments(SqlRepository):
             if audit is not None:
                 append_events(s, [replace(audit, target=doc_id)])
             if idempotency_key:
-                # An expired row of this key (already loaded) is taken over.
-                key = s.get(m.IdempotencyKey, (new.owner, idempotency_key))
+                # An expired row of this key is taken over, locked first. A live one
+                # was committed by a concurrent create since the replay check above
+                # (PostgreSQL reads each statement's committed state): that create
+                # answers this upload too (see `create`), so nothing is recorded here.
+                key = s.get(
+                    m.IdempotencyKey,
+                    (new.owner, idempotency_key),
+                    with_for_update=True,
+                    populate_existing=True,
+                )
+                if key is not None and key.created_at > now - IDEMPOTENCY_KEY_TTL:
+                    raise ConflictError(f"idempotency key {idempotency_key!r} created meanwhile")
                 if key is None:
                     key = m.IdempotencyKey(username=new.owner, key=idempotency_key)
                     s.add(key)
