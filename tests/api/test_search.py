@@ -180,7 +180,11 @@ def test_department_and_ministry_grants(server: Server, org: dict[str, str]) -> 
 
 
 def test_expired_grant_stops_counting(server: Server, org: dict[str, str]) -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    # Long enough for the upload to be indexed first (on the full stack: S3, a task,
+    # another process), then waited out.
+    lifetime = 2.0 if server.worker is None else 10.0
+    expiry = datetime.now(UTC) + timedelta(seconds=lifetime)
+    soon = expiry.isoformat()
     doc = server.upload(
         "kim",
         "기한부공유문서".encode(),
@@ -192,7 +196,7 @@ def test_expired_grant_stops_counting(server: Server, org: dict[str, str]) -> No
     assert server.search("park", q="기한부공유문서")["total"] == 1
     import time
 
-    time.sleep(2.5)
+    time.sleep(max(0.0, (expiry - datetime.now(UTC)).total_seconds()) + 0.5)
     r = server.search("park", q="기한부공유문서")
     assert r["total"] == 0 and r["hits"] == []
 
