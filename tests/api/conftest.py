@@ -51,15 +51,24 @@ def stack(request: pytest.FixtureRequest) -> Iterator[str]:
     if name == "embedded":
         yield name
         return
-    from tests.api.full_stack import require_full_stack
+    from tests.api.full_stack import FullStack, require_full_stack
 
-    full = require_full_stack()
+    require_full_stack()  # or skip, naming what is missing
+    full = FullStack(template=request.getfixturevalue("catalog_template"))
     shared.FULL_STACK.append(full)
     try:
         yield name
     finally:
         shared.FULL_STACK.remove(full)
         full.close()
+
+
+@pytest.fixture(scope="session")
+def catalog_template() -> Iterator[str]:
+    """The full leg's migrated PostgreSQL template (tests/api/full_stack.py)."""
+    from tests.api.full_stack import migrated_template
+
+    yield from migrated_template()
 
 
 @pytest.fixture(scope="module")

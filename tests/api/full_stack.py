@@ -71,7 +71,10 @@ class _Resources:
 class FullStack:
     """Settings and clean-up of the full stack for the servers of one test module."""
 
-    def __init__(self) -> None:
+    def __init__(self, template: str | None = None) -> None:
+        """`template`: a migrated database each new catalog is copied from (see
+        `migrated_template`), which spares every module the migrations."""
+        self.template = template
         env = os.environ
         self.search_url = env[ENGINE_ENV["search"]]
         self.tika_url = env[ENGINE_ENV["tika"]]
@@ -149,10 +152,11 @@ class FullStack:
         return create_engine(self.postgres_url, isolation_level="AUTOCOMMIT")
 
     def _create_database(self, name: str) -> None:
+        template = f' TEMPLATE "{self.template}"' if self.template else ""
         admin = self._admin()
         try:
             with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
+                conn.execute(text(f'CREATE DATABASE "{name}"{template}'))
         finally:
             admin.dispose()
 
@@ -203,6 +207,29 @@ def worker_env(settings: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def migrated_template() -> Iterator[str]:
+    """A PostgreSQL database migrated to the head, as a template for the full leg's
+    catalogs (copying it takes a fraction of running the migrations); dropped after."""
+    from storage.catalog.sql import SqlCatalog
+
+    base = make_url(os.environ[ENGINE_ENV["postgres"]])
+    name = f"crossdoc_api_template_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        catalog = SqlCatalog(base.set(database=name).render_as_string(hide_password=False))
+        try:
+            catalog.migrate()
+        finally:
+            catalog.close()  # a template has no connections
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def require_full_stack() -> FullStack:
     """The full stack, or a skip naming the settings it lacks."""
     missing = missing_engines()
@@ -212,7 +239,7 @@ def require_full_stack() -> FullStack:
             + ", ".join(missing)
             + " (`infra/dev/engines up` starts every engine and prints them)"
         )
-    return FullStack()
+    return FullStack()  # no template: each catalog is migrated (fault trials, one-offs)
 
 
 def stack_servers(
@@ -236,23 +263,36 @@ def stack_servers(
     # command); not the settings WorkerProcess sets itself.
     env = worker_env({k: v for k, v in settings.items() if k not in _SET_BY_WORKER_PROCESS})
     data_dir.mkdir(parents=True, exist_ok=True)
-    running = start_embedded_server(data_dir, **settings)
-    server = next(running)
-    server.engine_env = env
-    if "broker_url" in overrides:
-        try:
-            yield server
-        finally:
-            running.close()
-        return
-    try:
-        server.worker = WorkerProcess(
-            data_dir, settings["broker_url"], reconcile_seconds=1.0, extra_env=env
+    own_workers = "broker_url" in overrides
+    worker = None
+    if not own_workers and stack.template:
+        # Started first: it comes up while the API does (the catalog is migrated
+        # already, so neither migrates it under the other).
+        worker = WorkerProcess(
+            data_dir, settings["broker_url"], reconcile_seconds=1.0, extra_env=env, ready_line=""
         )
+    try:
+        running = start_embedded_server(data_dir, **settings)
+        server = next(running)
+    except BaseException:
+        if worker is not None:
+            worker.kill()
+        raise
+    server.engine_env = env
+    try:
+        if not own_workers:
+            if worker is None:
+                worker = WorkerProcess(
+                    data_dir, settings["broker_url"], reconcile_seconds=1.0, extra_env=env
+                )
+            worker.wait_ready()
+            server.worker = worker
         yield server
     finally:
         try:
-            if server.worker is not None:
-                server.worker.stop()
+            if worker is not None:
+                # SIGKILL: its catalog, index and bucket are dropped next, and its
+                # children die with it (clean stops are tested in test_celery_worker.py).
+                worker.kill()
         finally:
             running.close()
