@@ -17,7 +17,8 @@ of it (tests/api/outage.py: resets, then "connection refused", as when its proce
 stops). The worker SIGKILLed mid-batch and Redis restarted empty run on this stack
 in test_celery_faults.py; Tika server killed for real in
 tests/engines/test_tika_server_faults.py. Each test prints its trials and losses.
-About 1 to 2 minutes on 2 cores; runs on the full stack leg only.
+About 1 to 3 minutes each on 2 cores (measured 58 to 167 s on a machine loaded
+about 8 times over); runs on the full stack leg only.
 """
 
 from __future__ import annotations
