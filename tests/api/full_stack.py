@@ -239,7 +239,7 @@ def require_full_stack() -> FullStack:
             + ", ".join(missing)
             + " (`infra/dev/engines up` starts every engine and prints them)"
         )
-    return FullStack()  # no template: each catalog is migrated (fault trials, one-offs)
+    return FullStack()
 
 
 def stack_servers(
