@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,7 +179,7 @@ def start_server(tmp_path: Path, **overrides: Any) -> Iterator[Server]:
     yield from start_embedded_server(tmp_path / "data", **overrides)
 
 
-def start_embedded_server(data_dir: Path, **overrides: Any) -> Iterator[Server]:
+def start_embedded_server(data_dir: Path, **overrides: Any) -> Generator[Server, None, None]:
     """A server on `data_dir` with exactly these settings (engines included)."""
     settings = Settings(
         data_dir=data_dir,
