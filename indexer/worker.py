@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from indexer.claims import HEARTBEAT_SECONDS, ClaimKeeper
+from indexer.errors import ExtractionUnavailableError, SearchUnavailableError
 from indexer.pipeline import TRANSIENT_ERRORS, BatchReport, IndexingPipeline
 from storage.catalog.ports import CatalogStore
 from storage.catalog.records import OutboxClaim
@@ -38,6 +39,26 @@ SETTLE_PATIENCE_SECONDS = 120.0
 MIN_BATCH_SECONDS = 0.1
 #: Faults of the catalog's writes that pass once the cause goes away.
 _WRITE_FAULTS: tuple[type[Exception], ...] = (StorageUnavailableError, OSError)
+#: Claims of a document that met a transient fault (an engine down) this many times
+#: in a row — about two minutes of backoff — end its wait: a `pending` document is
+#: marked `failed` with the reason (`unavailable_detail`), so its uploader is not left
+#: guessing. Its outbox row stays and is retried every few minutes (`backoff`, capped):
+#: once the engine is back the document ends `indexed`, with no one's action.
+TRANSIENT_ATTEMPTS = 6
+
+
+def unavailable_detail(err: Exception) -> str:
+    """The `status_detail` of a document whose indexing waits for an engine (Korean first)."""
+    if isinstance(err, SearchUnavailableError):
+        what = "검색 엔진에 연결할 수 없어", "the search engine is unavailable"
+    elif isinstance(err, ExtractionUnavailableError):
+        what = "텍스트 추출 서비스에 연결할 수 없어", "the text extraction service is unavailable"
+    else:
+        what = "저장소에서 원본을 읽을 수 없어", "the stored file cannot be read"
+    return (
+        f"unavailable: {what[0]} 아직 색인하지 못했습니다. 다시 연결되면 자동으로 색인합니다 · "
+        f"{what[1]}; the document is indexed automatically when it is back"
+    )
 
 
 def backoff(attempts: int) -> timedelta:
@@ -143,6 +164,7 @@ def drain_once(
         report = pipeline.process(ids)
     except TRANSIENT_ERRORS as err:
         log.warning("indexing deferred for %d documents: %s", len(ids), err)
+        _mark_long_waits(catalog, claims, err)
         settle_retrying([_release(catalog, c, str(err), backoff(c.attempts)) for c in claims], stop)
         return len(claims)
     except Exception:
@@ -161,6 +183,28 @@ def drain_once(
         return len(claims)
     settle_retrying(_settle(catalog, claims, report), stop)
     return len(claims)
+
+
+def _mark_long_waits(catalog: CatalogStore, claims: Sequence[OutboxClaim], err: Exception) -> None:
+    """Mark `failed` (with the reason) the pending documents whose claims have met
+    transient faults `TRANSIENT_ATTEMPTS` times; their rows stay (see the constant)."""
+    waited = [
+        c.document_id for c in claims if c.attempts >= TRANSIENT_ATTEMPTS and not c.access_only
+    ]
+    if not waited:
+        return
+    try:
+        marked = catalog.documents.mark_unavailable(waited, unavailable_detail(err))
+    except _WRITE_FAULTS as write_err:
+        log.warning("cannot mark %d waiting documents failed: %s", len(waited), write_err)
+        return
+    if marked:
+        log.warning(
+            "%d documents marked failed after %d transient faults (retried until indexed): %s",
+            len(marked),
+            TRANSIENT_ATTEMPTS,
+            err,
+        )
 
 
 def drain_document(catalog: CatalogStore, pipeline: IndexingPipeline, document_id: str) -> None:

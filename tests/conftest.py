@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,10 @@ class Server:
     base_url: str
     services: Services
     tokens: dict[str, str] = field(default_factory=dict)
+    #: On the full stack leg (tests/api/full_stack.py): its `crossdoc worker` process,
+    #: and the engine settings (environment) a worker of the test's own needs.
+    worker: Any = None
+    engine_env: dict[str, str] = field(default_factory=dict)
 
     def client(self, username: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {}
@@ -156,9 +160,33 @@ class Server:
             return result
 
 
+#: While an API test module runs on the full scale-out stack (`stack` = "full", see
+#: tests/api/conftest.py), the `FullStack` that starts its servers.
+FULL_STACK: list[Any] = []
+
+
 def start_server(tmp_path: Path, **overrides: Any) -> Iterator[Server]:
+    """A server on `tmp_path / "data"`: on the embedded engines, or on the full stack
+    while a module runs on it (then with its own `crossdoc worker` process)."""
+    if FULL_STACK:
+        from tests.api.full_stack import ENGINE_SETTINGS, stack_servers
+
+        # A broker of the test's own is fine (it runs its own workers: see stack_servers).
+        chosen = ENGINE_SETTINGS & overrides.keys() - {"broker_url"}
+        if chosen:
+            raise RuntimeError(
+                f"this test chooses its engines ({sorted(chosen)}): mark its module "
+                "`pytest.mark.embedded_only(reason)`"
+            )
+        yield from stack_servers(FULL_STACK[-1], tmp_path / "data", overrides)
+        return
+    yield from start_embedded_server(tmp_path / "data", **overrides)
+
+
+def start_embedded_server(data_dir: Path, **overrides: Any) -> Generator[Server, None, None]:
+    """A server on `data_dir` with exactly these settings (engines included)."""
     settings = Settings(
-        data_dir=tmp_path / "data",
+        data_dir=data_dir,
         **{"admin_password": ADMIN_PASSWORD, "demo": False, **overrides},
     )
     services = build_services(settings, passwords=fast_passwords())

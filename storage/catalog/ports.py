@@ -281,6 +281,11 @@ class Documents(DocumentViews, Protocol):
     def mark_indexed_many(self, outcomes: Sequence[IndexOutcome]) -> None:
         """Record index outcomes in one transaction and finish their outbox rows."""
 
+    def mark_unavailable(self, document_ids: Sequence[str], detail: str) -> list[str]:
+        """Mark these documents `failed` with `detail`, those still `pending` only,
+        keeping their outbox rows (they are retried, and end `indexed` once the
+        engine returns); returns the ids marked."""
+
     def all_ids(self, *, include_deleted: bool = False, batch: int = 1000) -> Iterator[list[str]]:
         """Every document id, in batches (for reindex and reconciliation)."""
 

@@ -20,8 +20,9 @@ NEW_PASSWORD = "a-brand-new-password"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(stack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Rate limits on, with a small lockout (3 failures) to reach it quickly."""
+    del stack  # a dependency only: started again for each stack (tests/api/conftest.py)
     yield from start_server(
         tmp_path_factory.mktemp("accounts"),
         rate_limits=True,
@@ -321,8 +322,11 @@ def test_the_admin_password_on_restart_is_not_applied_and_says_how_to_reset(
     assert warned and "crossdoc users reset-password admin" in warned[0]
 
 
-def crossdoc(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, CROSSDOC_DATA_DIR=str(data_dir))
+def crossdoc(
+    data_dir: Path, *args: str, stdin: str = "", engines: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A command on the server's data dir and `engines` (its `engine_env` on the full stack)."""
+    env = dict(os.environ, CROSSDOC_DATA_DIR=str(data_dir), **(engines or {}))
     return subprocess.run(
         [sys.executable, "-m", "crossdoc", *args],
         env=env,
@@ -341,7 +345,7 @@ def test_a_lost_admin_password_is_recovered_at_the_command_line(tmp_path: Path) 
         for _ in range(3):
             assert sign_in(running, "admin", "forgotten-password").status_code == 401
         assert sign_in(running, "admin", "forgotten-password").status_code == 429
-        r = crossdoc(data, "users", "reset-password", "admin")
+        r = crossdoc(data, "users", "reset-password", "admin", engines=running.engine_env)
         assert r.returncode == 0, r.stderr
         one_time = r.stdout.strip()
         assert len(one_time) >= 12 and "\n" not in one_time
@@ -351,15 +355,31 @@ def test_a_lost_admin_password_is_recovered_at_the_command_line(tmp_path: Path) 
         assert r.status_code == 200, r.text
         assert r.json()["password_change_required"] is True
         # An operator may choose the password instead (no change forced then).
-        r = crossdoc(data, "users", "reset-password", "admin", "--password-stdin", stdin="x\n")
+        r = crossdoc(
+            data,
+            "users",
+            "reset-password",
+            "admin",
+            "--password-stdin",
+            stdin="x\n",
+            engines=running.engine_env,
+        )
         assert r.returncode == 2 and "password" in r.stderr
         chosen = "chosen-at-the-console"
-        r = crossdoc(data, "users", "reset-password", "admin", "--password-stdin", stdin=chosen)
+        r = crossdoc(
+            data,
+            "users",
+            "reset-password",
+            "admin",
+            "--password-stdin",
+            stdin=chosen,
+            engines=running.engine_env,
+        )
         assert r.returncode == 0, r.stderr
         assert r.stdout == ""
         r = sign_in(running, "admin", chosen)
         assert r.status_code == 200 and r.json()["password_change_required"] is False
-        r = crossdoc(data, "users", "reset-password", "nobody.here")
+        r = crossdoc(data, "users", "reset-password", "nobody.here", engines=running.engine_env)
         assert r.returncode == 1 and "no such user" in r.stderr
         running.tokens["admin"] = sign_in(running, "admin", chosen).json()["access_token"]
         resets = events(running, "password_reset", "user:admin")

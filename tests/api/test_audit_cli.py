@@ -16,6 +16,11 @@ from crossdoc.settings import Settings
 from crossdoc.wiring.core import build_catalog
 from storage.catalog.records import NewAuditEvent
 
+pytestmark = pytest.mark.embedded_only(
+    "it tampers with the SQLite catalog file directly (sqlite3) to prove `crossdoc audit verify` "
+    "sees it"
+)
+
 
 def crossdoc(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, CROSSDOC_DATA_DIR=str(data_dir))

@@ -9,6 +9,9 @@ is served back byte for byte; and it is indexed once (the index holds as many
 entries as the catalog has indexed documents, each at the catalog's revision). No
 process of a killed worker is left.
 
+Both stacks (tests/api/conftest.py): the embedded engines, and the full stack
+(OpenSearch, Tika server, PostgreSQL, S3), with this module's own broker and workers.
+
 Needs `CROSSDOC_TEST_REDIS_URL` (`infra/dev/engines up redis`); the restart trials
 also need `redis-server` on the PATH (the engines' Debian package) for a Redis of
 their own they may kill. About 2 minutes on 2 cores.
@@ -43,7 +46,10 @@ from tests.conftest import Server, free_port, start_server
 
 __all__ = ["redis_url"]  # the fixture, used by name
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+]
 
 DEPARTMENT = "MOIS-FAULT"
 USER = "fault.lee"
@@ -87,6 +93,8 @@ class Uploads:
 
 @pytest.fixture
 def api(tmp_path: Path, redis_url: str) -> Iterator[Server]:
+    # On the full stack leg (tests/api/conftest.py) the engines are OpenSearch, Tika
+    # server, PostgreSQL and S3; the broker and the workers are this test's own.
     for server in start_server(tmp_path, broker_url=redis_url):
         server.user(USER, DEPARTMENT)
         yield server
@@ -126,7 +134,9 @@ def test_a_worker_killed_mid_batch_loses_nothing(api: Server, redis_url: str) ->
     leftovers: list[int] = []
     started = time.monotonic()
     for _trial in range(KILL_TRIALS):
-        worker = WorkerProcess(data, redis_url, reconcile_seconds=2, extra_env=WORKER_ENV)
+        worker = WorkerProcess(
+            data, redis_url, reconcile_seconds=2, extra_env={**api.engine_env, **WORKER_ENV}
+        )
         uploads.add(8)
         deadline = time.monotonic() + 30
         while not _claimed(api) and time.monotonic() < deadline:
@@ -139,7 +149,9 @@ def test_a_worker_killed_mid_batch_loses_nothing(api: Server, redis_url: str) ->
             time.sleep(0.1)
         leftovers += left
     assert leftovers == [], f"processes outlived a killed worker: {leftovers}"
-    final = WorkerProcess(data, redis_url, reconcile_seconds=2, extra_env=WORKER_ENV)
+    final = WorkerProcess(
+        data, redis_url, reconcile_seconds=2, extra_env={**api.engine_env, **WORKER_ENV}
+    )
     try:
         outcome = assert_nothing_lost(api, uploads)
     finally:
@@ -216,7 +228,9 @@ def test_redis_restarted_empty_with_tasks_queued_loses_nothing(tmp_path: Path) -
             api.user(USER, DEPARTMENT)
             data = api.services.settings.data_dir
             uploads = Uploads(api, rng)
-            worker = WorkerProcess(data, broker.url, reconcile_seconds=3, extra_env=WORKER_ENV)
+            worker = WorkerProcess(
+                data, broker.url, reconcile_seconds=3, extra_env={**api.engine_env, **WORKER_ENV}
+            )
             lost_messages = 0
             try:
                 for _trial in range(RESTART_TRIALS):

@@ -28,6 +28,11 @@ from indexer.celery_queue import QUEUE
 from tests.api.worker_process import WorkerProcess, documents, redis_url, wait_settled
 from tests.conftest import Server, free_port, start_server
 
+pytestmark = pytest.mark.embedded_only(
+    "it builds the Celery stack it needs itself (its own Redis database, PostgreSQL leg and "
+    "workers)"
+)
+
 __all__ = ["redis_url"]  # the fixture, used by name
 
 DEPARTMENT = "MOIS-CELERY"

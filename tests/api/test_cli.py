@@ -20,6 +20,11 @@ from services.search import search_documents
 from storage.catalog.records import AuditFilter
 from tests.conftest import fast_passwords
 
+pytestmark = pytest.mark.embedded_only(
+    "it runs `crossdoc import` and `crossdoc reindex` on an embedded data directory it fills and "
+    "copies itself; it starts no API server"
+)
+
 
 def crossdoc(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(

@@ -16,6 +16,10 @@ from typer.testing import CliRunner
 from crossdoc import __version__
 from crossdoc.cli import app
 
+pytestmark = pytest.mark.embedded_only(
+    "it starts no server: `--version` and the help texts do not depend on the engines"
+)
+
 
 def _commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     """Every command and group below `group` (Typer's own click: duck-typed)."""

@@ -36,7 +36,15 @@ from storage.catalog.sql import SqlCatalog
 from tests.api.serve_process import ServeProcess, prepare_data_dir, sha256
 from tests.conftest import ADMIN_PASSWORD
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.embedded_only(
+        "it SIGKILLs `crossdoc serve`, whose in-process worker indexes into the embedded engines "
+        "on its data directory; the full stack's kill trials (worker, Redis, search node, Tika, "
+        "object store) are in test_celery_faults.py and test_full_stack_faults.py"
+    ),
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+]
 
 TRIALS = 20
 CLIENTS = 3

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(stack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    del stack  # a dependency only: started again for each stack (tests/api/conftest.py)
     yield from start_server(tmp_path_factory.mktemp("ocr"))
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.api.serve_process import ServeProcess, descendants, prepare_data_dir
 
 HTML = (
@@ -16,6 +18,13 @@ HTML = (
     + "<p>행정안전부는 출생신고 제도를 개선했다. 국민디자인단이 참여했다.</p>" * 50
     + "</body></html>"
 ).encode()
+
+
+pytestmark = pytest.mark.embedded_only(
+    "it SIGKILLs `crossdoc serve` and looks for the embedded engines' children it leaves (the "
+    "analysis and extraction children); the full stack's worker kills are in test_celery_faults.py"
+    " and test_full_stack_faults.py"
+)
 
 
 def test_no_child_outlives_a_killed_server(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ index still says the old thing and the answer must come from the catalog.
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -70,7 +71,14 @@ def caught_up(server: Server, timeout: float = 60) -> None:
 
 @contextmanager
 def worker_held(server: Server) -> Iterator[None]:
-    """Stop the in-process indexing worker: the index keeps its old readers meanwhile."""
+    """Stop the indexing worker: the index keeps its old readers meanwhile."""
+    if server.worker is not None:  # the full stack's `crossdoc worker` process: frozen
+        server.worker.process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            server.worker.process.send_signal(signal.SIGCONT)
+        return
     worker = server.services.dispatcher
     assert isinstance(worker, InProcessWorker)
     worker.stop()

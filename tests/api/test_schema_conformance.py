@@ -38,6 +38,9 @@ from tests.conftest import Server, start_server
 pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = 6
+#: On the full stack leg each request crosses PostgreSQL and OpenSearch: half as many
+#: examples keep it within its time (each operation and mode is still tried).
+MAX_EXAMPLES_FULL_STACK = 3
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -50,7 +53,8 @@ SKIPPED = {("POST", "/api/v1/auth/logout")}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(stack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    del stack  # a dependency only: started again for each stack (tests/api/conftest.py)
     # Generous rate limits: the run is fast and single-user, and throttling is tested elsewhere.
     yield from start_server(tmp_path_factory.mktemp("crossdoc"), max_upload_bytes=1024 * 1024)
 
@@ -101,6 +105,7 @@ def _first_failure(
     base_url: str,
     headers: dict[str, str],
     path_parameters: dict[str, Any] | None,
+    max_examples: int = MAX_EXAMPLES,
 ) -> str | None:
     """The first failure of a few `mode` requests to `operation`, or None."""
     if mode is GenerationMode.NEGATIVE:
@@ -121,7 +126,7 @@ def _first_failure(
 
     @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
     @settings(
-        max_examples=MAX_EXAMPLES,
+        max_examples=max_examples,
         derandomize=True,
         database=None,
         deadline=None,
@@ -144,7 +149,9 @@ def _first_failure(
     return failures[0] if failures else None
 
 
-def _run(schema: Any, base_url: str, caller: Caller) -> dict[str, str]:
+def _run(
+    schema: Any, base_url: str, caller: Caller, max_examples: int = MAX_EXAMPLES
+) -> dict[str, str]:
     """Run every operation, positive then negative, then again on things that exist.
 
     Returns the first failure of each operation and pass.
@@ -168,7 +175,9 @@ def _run(schema: Any, base_url: str, caller: Caller) -> dict[str, str]:
             passes.append(("existing", GenerationMode.POSITIVE, existing))
             passes.append(("existing negative", GenerationMode.NEGATIVE, existing))
         for label, mode, path_parameters in passes:
-            failure = _first_failure(operation, mode, base_url, headers, path_parameters)
+            failure = _first_failure(
+                operation, mode, base_url, headers, path_parameters, max_examples
+            )
             if failure is not None:
                 failures[f"{label} {method} {operation.path}"] = failure
     return failures
@@ -179,5 +188,6 @@ def test_the_api_answers_as_its_schema_says(
     server: Server, callers: dict[str, Caller], role: str
 ) -> None:
     schema = schemathesis.openapi.from_url(f"{server.base_url}/api/v1/openapi.json")
-    failures = _run(schema, server.base_url, callers[role])
+    examples = MAX_EXAMPLES if server.worker is None else MAX_EXAMPLES_FULL_STACK
+    failures = _run(schema, server.base_url, callers[role], examples)
     assert not failures, "\n\n".join(f"{k}:\n{v}" for k, v in sorted(failures.items()))

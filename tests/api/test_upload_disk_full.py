@@ -29,6 +29,12 @@ from storage.ingest import SpoolWriter
 from storage.objectstore.base import blob_key_for
 from tests.conftest import Server, start_server
 
+pytestmark = pytest.mark.embedded_only(
+    "it fills the local disks under the spool, the object store directory and the SQLite catalog; "
+    "on the full stack the bytes and the catalog are on S3 and PostgreSQL (their outages: "
+    "test_full_stack_faults.py)"
+)
+
 #: Big enough that the disk refuses it while the client is still sending.
 BODY_BYTES = 2 * 1024 * 1024
 

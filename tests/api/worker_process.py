@@ -79,7 +79,12 @@ class WorkerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + start_timeout
+        self.start_timeout = start_timeout
+        self.wait_ready(ready_line)
+
+    def wait_ready(self, ready_line: str = " ready.") -> None:
+        """Wait until the log shows `ready_line` (an empty one: return at once)."""
+        deadline = time.monotonic() + self.start_timeout
         while ready_line not in self.output():
             if time.monotonic() > deadline or self.process.poll() is not None:
                 self.kill()

@@ -10,6 +10,7 @@ per session (`CREATE DATABASE … TEMPLATE`), so no test sees another's rows.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -289,6 +290,28 @@ def test_idempotency_keys(catalog: CatalogStore) -> None:
     with pytest.raises(IdempotencyKeyReusedError):
         docs.idempotent_replay("kim", "k", new_doc().fingerprint)
     assert docs.count() == 0
+
+
+def test_concurrent_creates_under_one_key_make_one_document(catalog: CatalogStore) -> None:
+    # Found by the full stack leg (PostgreSQL, READ COMMITTED): a create that found no
+    # key at first, then found the one a concurrent create had just committed, took it
+    # over as if it had expired; eight uploads under one key made up to eight documents.
+    docs = catalog.documents
+    start = threading.Barrier(8)
+    made: list[str] = []
+
+    def create() -> None:
+        start.wait()
+        made.append(docs.create(new_doc(), idempotency_key="one-key")[0].id)
+
+    for _ in range(3):  # the race is narrow: a few rounds
+        threads = [threading.Thread(target=create) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert len(set(made)) == 1 and len(made) == 8 * (_ + 1), made
+    assert docs.count() == 1
 
 
 def test_changes_versions_and_staleness(catalog: CatalogStore) -> None:

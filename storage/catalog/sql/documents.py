@@ -403,8 +403,18 @@ class SqlDocuments(SqlDocumentViews):
             if audit is not None:
                 append_events(s, [replace(audit, target=doc_id)])
             if idempotency_key:
-                # An expired row of this key (already loaded) is taken over.
-                key = s.get(m.IdempotencyKey, (new.owner, idempotency_key))
+                # An expired row of this key is taken over, locked first. A live one
+                # was committed by a concurrent create since the replay check above
+                # (PostgreSQL reads each statement's committed state): that create
+                # answers this upload too (see `create`), so nothing is recorded here.
+                key = s.get(
+                    m.IdempotencyKey,
+                    (new.owner, idempotency_key),
+                    with_for_update=True,
+                    populate_existing=True,
+                )
+                if key is not None and key.created_at > now - IDEMPOTENCY_KEY_TTL:
+                    raise ConflictError(f"idempotency key {idempotency_key!r} created meanwhile")
                 if key is None:
                     key = m.IdempotencyKey(username=new.owner, key=idempotency_key)
                     s.add(key)
@@ -726,6 +736,21 @@ class SqlDocuments(SqlDocumentViews):
                 ),
                 keys,
             )
+
+    def mark_unavailable(self, document_ids: Sequence[str], detail: str) -> list[str]:
+        """Mark pending documents `failed` with `detail`; their outbox rows stay (see the port)."""
+        if not document_ids:
+            return []
+        with self._session(write=True) as s:
+            marked: list[str] = []
+            for i in range(0, len(document_ids), _IN_CHUNK):
+                chunk = list(document_ids[i : i + _IN_CHUNK])
+                pending = m.Document.id.in_(chunk) & (m.Document.status == "pending")
+                marked += s.scalars(select(m.Document.id).where(pending))
+                s.execute(
+                    update(m.Document).where(pending).values(status="failed", status_detail=detail)
+                )
+            return marked
 
     def all_ids(self, *, include_deleted: bool = False, batch: int = 1000) -> Iterator[list[str]]:
         """Every document id, in batches (for reindex and reconciliation)."""
