@@ -19,12 +19,15 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from crossdoc.settings import Settings
+from storage.catalog.sql import SqlCatalog
 from tests.api.serve_process import (
     UPLOADER,
     descendants,
@@ -174,8 +177,9 @@ def server(tmp_path: Path) -> Iterator[WorkersServer]:
 
 
 def test_two_api_processes_one_indexer_shared_limits_restarts_and_stop(
-    server: WorkersServer,
+    server: WorkersServer, tmp_path: Path
 ) -> None:
+    data_dir = tmp_path / "data"
     children = server.children()
     assert set(children) == {"api-1", "api-2", "indexer-1"}
     assert set(children.values()) <= descendants(server.process.pid)
@@ -215,6 +219,12 @@ def test_two_api_processes_one_indexer_shared_limits_restarts_and_stop(
     second = server.upload("두번째 문서 아자차카타파하")
     wait_found(server, "아자차카타파하", second, timeout=60)
 
+    # Both processes audit at once (searches in parallel): one hash chain, unbroken.
+    with ThreadPoolExecutor(4) as pool:
+        assert all(
+            t == 1 for t in pool.map(lambda _: server.search("가나다라마바사")["total"], range(20))
+        )
+
     # SIGTERM stops every child, and the supervisor exits 0.
     assert new in descendants(server.process.pid)
     server.process.terminate()
@@ -223,3 +233,10 @@ def test_two_api_processes_one_indexer_shared_limits_restarts_and_stop(
     while (left := marked_processes(server.marker)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left
+    catalog = SqlCatalog(Settings(data_dir=data_dir).resolved_database_url)
+    try:
+        check = catalog.audit.verify_chain()
+        assert check.ok, check
+        assert check.checked > 20
+    finally:
+        catalog.close()
