@@ -23,7 +23,9 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -47,7 +49,7 @@ def load(
         rng = random.Random(seed + i)
         with httpx.Client(base_url=base, timeout=60) as c:
             while time.perf_counter() < stop_at:
-                params: dict[str, object] = {"q": korean.query(rng)}
+                params: dict[str, str] = {"q": korean.query(rng)}
                 if rng.random() < 0.2:
                     params["sort"] = "newest"
                 start = time.perf_counter()
@@ -77,28 +79,40 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. `git archive` of an older commit): its "
+        "`--workers 1` is measured too, in the same rounds (per-request CPU before/after)",
+    )
     args = parser.parse_args()
+    # A SIGTERM (e.g. `timeout`) stops the servers too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     data_dir, users = prepared_dataset(args)
 
-    servers: dict[int, BenchServer] = {}
+    servers: dict[str, BenchServer] = {}
     copies: list[Path] = []
+    runs = [(f"workers={w}", w, None) for w in args.workers]
+    if args.before is not None:
+        runs.append(("before,workers=1", 1, args.before))
     try:
-        for i, workers in enumerate(args.workers):
-            copy = data_dir.with_name(f"{data_dir.name}-workers{workers}")
+        for i, (label, workers, tree) in enumerate(runs):
+            copy = data_dir.with_name(f"{data_dir.name}-run{i}")
             if copy.exists():
                 shutil.rmtree(copy)
             shutil.copytree(data_dir, copy)
             copies.append(copy)
             # Rate limits off: this measures search, not the limits (one address).
-            servers[workers] = BenchServer(
-                copy, args.port + i, rate_limits=False, workers=workers
+            servers[label] = BenchServer(
+                copy, args.port + i, rate_limits=False, workers=workers, tree=tree
             )
         rng = random.Random(args.seed)
         sample = rng.sample(users, 50)
         tokens = {w: [s.sign_in(u, PASSWORD) for u in sample] for w, s in servers.items()}
         for w, s in servers.items():  # warm caches
             load(s.base, tokens[w], 3, args.clients, args.seed)
-        results: dict[int, dict[str, list[float]]] = {
+        results: dict[str, dict[str, list[float]]] = {
             w: {"lat": [], "searches": [], "elapsed": [], "cpu": []} for w in servers
         }
         for r in range(args.rounds):
@@ -111,7 +125,7 @@ def main() -> None:
                 res["searches"].append(len(lat))
                 res["elapsed"].append(elapsed)
                 print(
-                    f"  round {r + 1} workers={w}: {len(lat) / elapsed:.0f}/s "
+                    f"  round {r + 1} {w}: {len(lat) / elapsed:.0f}/s "
                     f"p50={percentile(lat, 50):.1f}ms  (load {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
@@ -126,15 +140,15 @@ def main() -> None:
             rate[w] = searches / sum(res["elapsed"])
             cpu_ms = sum(res["cpu"]) * 1000 / searches
             print(
-                f"workers={w} searches={searches} throughput={rate[w]:.0f}/s "
+                f"{w} searches={searches} throughput={rate[w]:.0f}/s "
                 f"p50={percentile(res['lat'], 50):.1f}ms p99={percentile(res['lat'], 99):.1f}ms "
                 f"mean={statistics.mean(res['lat']):.1f}ms server_cpu={cpu_ms:.2f}ms/search "
                 f"per_core={1000 / cpu_ms:.0f} searches/s per core"
             )
-        if 1 in rate:
+        if "workers=1" in rate:
             for w in rate:
-                if w != 1:
-                    print(f"ratio workers={w} / workers=1: {rate[w] / rate[1]:.2f}x")
+                if w != "workers=1":
+                    print(f"ratio {w} / workers=1: {rate[w] / rate['workers=1']:.2f}x")
     finally:
         for s in servers.values():
             s.close()
