@@ -98,7 +98,7 @@ def main() -> None:
         runs.append(("before,workers=1", 1, args.before))
     try:
         for i, (label, workers, tree) in enumerate(runs):
-            copy = data_dir.with_name(f"{data_dir.name}-run{i}")
+            copy = data_dir.with_name(f"{data_dir.name}-run{i}").resolve()
             if copy.exists():
                 shutil.rmtree(copy)
             shutil.copytree(data_dir, copy)
