@@ -28,6 +28,7 @@ class BenchServer:
         rate_limits: bool = True,
         start_timeout: float = 120.0,
         tree: Path | None = None,
+        workers: int = 1,
     ) -> None:
         self.base = f"http://127.0.0.1:{port}"
         env = dict(
@@ -42,8 +43,10 @@ class BenchServer:
             # Another checkout's code (e.g. the previous commit, for a side-by-side
             # measurement): `python -m` imports from the working directory first.
             env["PYTHONPATH"] = str(tree)
+        # `--workers N` above 1: N API processes and one indexer under a supervisor.
+        extra = ["--workers", str(workers)] if workers > 1 else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "crossdoc", "serve", "--port", str(port)],
+            [sys.executable, "-m", "crossdoc", "serve", "--port", str(port), *extra],
             cwd=tree,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -90,6 +93,25 @@ class BenchServer:
                     continue
                 ticks += sum(int(stat[i]) for i in (11, 12, 13, 14))
         return ticks / os.sysconf("SC_CLK_TCK")
+
+    def tree_cpu_seconds(self) -> float:
+        """CPU time of the server and every process running below it now (the API
+        processes and the indexer of `--workers N`), user + system."""
+        total = 0
+        todo = [self.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            total += int(stat[11]) + int(stat[12])
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                try:
+                    todo.extend(int(c) for c in (task / "children").read_text().split())
+                except OSError:
+                    continue
+        return total / os.sysconf("SC_CLK_TCK")
 
     def sign_in(self, username: str, password: str) -> str:
         """An access token for the user."""

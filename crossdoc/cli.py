@@ -88,6 +88,16 @@ def _root(
 def serve(
     host: Annotated[str, typer.Option(metavar="HOST", help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="port to listen on")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            metavar="N",
+            help="API processes sharing the port (default: CROSSDOC_API_WORKERS, 1); above 1, "
+            "one more process indexes (embedded task queue)",
+        ),
+    ] = None,
 ) -> None:
     """Run the API (and the in-process indexer on the embedded default)."""
     # The API process, with its own root (`crossdoc.wiring.api`): the one command
@@ -95,7 +105,10 @@ def serve(
     from search_api.server import run_server
 
     _setup_logging()
-    _built(lambda settings: run_server(settings, host, port, console), Settings())
+    settings = Settings()
+    if workers is not None:
+        settings = settings.model_copy(update={"api_workers": workers})
+    _built(lambda settings: run_server(settings, host, port, console), settings)
 
 
 @app.command()

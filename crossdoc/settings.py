@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     #: With a Tika server: let it OCR images itself, instead of our OCR settings below.
     tika_server_ocr: bool = False
     broker_url: str | None = None
+    #: `crossdoc serve`: API processes sharing the port (`--workers`). Above 1,
+    #: one more process indexes (embedded task queue) and rate limits are shared.
+    api_workers: int = Field(default=1, ge=1, le=64)
 
     jwt_secret: SecretStr | None = None  # default: generated once and kept in the data dir
     #: Rotated signing keys (`crossdoc keys rotate`); default: `jwt-keys.json` in the data dir.

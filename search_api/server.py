@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from rich.console import Console
 
 from crossdoc.settings import Settings
@@ -36,7 +38,10 @@ def uvicorn_options(host: str, port: int) -> dict[str, object]:
 def run_server(settings: Settings, host: str, port: int, console: Console) -> None:
     """Build the API's services, create the first users, and serve until stopped.
 
-    Raises `crossdoc.wiring.core.ConfigurationError` before serving on bad settings.
+    With `settings.api_workers` above 1, this process only supervises: the API
+    processes and, on the embedded task queue, the indexing process
+    (`crossdoc.supervisor`). Raises `crossdoc.wiring.core.ConfigurationError`
+    before serving on bad settings.
     """
     import uvicorn
 
@@ -71,4 +76,51 @@ def run_server(settings: Settings, host: str, port: int, console: Console) -> No
         f"Crossdoc: http://{host}:{port}/  (웹 화면 · web UI; API docs: /docs; "
         f"data: {settings.data_dir.resolve()})"
     )
+    if settings.api_workers > 1:
+        # The first users exist and the catalog is migrated: the children only serve.
+        services.close()
+        _supervise(settings, host, port, console)
+        return
     uvicorn.run(create_app(settings, services), **uvicorn_options(host, port))  # type: ignore[arg-type]
+
+
+def _supervise(settings: Settings, host: str, port: int, console: Console) -> None:
+    """`--workers N`: N API processes on one listening socket, and one indexer."""
+    import uvicorn
+
+    from crossdoc.supervisor import ChildSpec, Supervisor
+    from crossdoc.wiring.indexer_process import run_indexer
+
+    config = uvicorn.Config(app="crossdoc:unused", **uvicorn_options(host, port))  # type: ignore[arg-type]
+    sock = config.bind_socket()  # bound here, shared by the children (one accept queue)
+    specs = [ChildSpec("api", serve_api_process, (settings, sock), count=settings.api_workers)]
+    if not settings.broker_url:
+        # The embedded task queue: exactly one process drains the outbox and
+        # writes the index (Tantivy takes one writer); with a broker,
+        # `crossdoc worker` processes do.
+        specs.append(ChildSpec("indexer", run_indexer, (settings,)))
+    console.print(
+        f"{settings.api_workers} API processes"
+        + ("" if settings.broker_url else " and 1 indexing process")
+        + " · API 프로세스 (SIGTERM/Ctrl+C to stop)"
+    )
+    try:
+        Supervisor(specs).run()
+    finally:
+        sock.close()
+
+
+def serve_api_process(settings: Settings, sock: socket.socket) -> None:
+    """One API process of `--workers N` (a spawned child): serve on the shared socket.
+
+    It indexes nothing: its dispatcher wakes the indexing process (or publishes
+    Celery tasks with a broker). uvicorn stops it gracefully on SIGTERM.
+    """
+    import uvicorn
+
+    services = build_services(settings, indexer=False)
+    app = create_app(settings, services)
+    options = uvicorn_options("127.0.0.1", 0)
+    del options["host"], options["port"]
+    server = uvicorn.Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
+    server.run(sockets=[sock])

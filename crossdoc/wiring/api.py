@@ -101,25 +101,53 @@ def build_rate_rules(settings: Settings) -> RateRules:
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter:
-    """In-process buckets: right for one API process (a shared store for several is planned)."""
-    return InProcessRateLimiter() if settings.rate_limits else NoRateLimiter()
+    """The buckets the API processes share.
+
+    One API process (the embedded default): in its memory. Several
+    (`CROSSDOC_API_WORKERS` above 1, or a broker, where API processes may run on
+    several machines): in Redis when the broker is Redis, else in a file of the
+    data dir that the processes of this machine share, so N processes do not
+    allow N times the limits.
+    """
+    if not settings.rate_limits:
+        return NoRateLimiter()
+    broker = settings.broker_url or ""
+    if broker.startswith(("redis://", "rediss://")):
+        from auth.ratelimit_shared import RedisRateLimiter
+
+        return RedisRateLimiter(broker)
+    if settings.api_workers > 1:
+        from auth.ratelimit_shared import FileRateLimiter
+
+        return FileRateLimiter(settings.data_dir / "ratelimits.sqlite3")
+    return InProcessRateLimiter()
 
 
-def build_dispatcher(core: Core) -> Dispatcher:
-    """The in-process worker (embedded default), or Celery tasks on Redis with a broker."""
+def build_dispatcher(core: Core, *, indexer: bool = True) -> Dispatcher:
+    """The in-process worker (embedded default), or Celery tasks on Redis with a
+    broker; without `indexer`, a wake-up for the indexing process of
+    `crossdoc serve --workers N` (`crossdoc.wiring.indexer_process`)."""
     if core.settings.broker_url:
         from indexer.celery_queue import CeleryDispatcher, CeleryQueue
 
         return CeleryDispatcher(CeleryQueue(core.settings.broker_url))
+    if not indexer:
+        from indexer.wake import WakeDispatcher
+
+        return WakeDispatcher(core.settings.data_dir)
     return in_process_worker(core)
 
 
-def build_services(settings: Settings, *, passwords: Passwords | None = None) -> Services:
+def build_services(
+    settings: Settings, *, passwords: Passwords | None = None, indexer: bool = True
+) -> Services:
     """Build and start every adapter the API process needs (the catalog is migrated).
 
     The dispatcher, not started (the application's lifespan starts it), is the
     in-process worker, or with `CROSSDOC_BROKER_URL` the Celery one: then this
-    process indexes nothing, `crossdoc worker` processes do. Raises `ConfigurationError`.
+    process indexes nothing, `crossdoc worker` processes do. Without `indexer`
+    (an API process of `crossdoc serve --workers N`) it indexes nothing either:
+    it wakes the one indexing process. Raises `ConfigurationError`.
     """
     check_settings(settings)  # before anything is built or written
     if settings.broker_url:
@@ -130,7 +158,7 @@ def build_services(settings: Settings, *, passwords: Passwords | None = None) ->
         **core.parts(),
         tokens=tokens,
         passwords=passwords or Passwords(),
-        dispatcher=build_dispatcher(core),
+        dispatcher=build_dispatcher(core, indexer=indexer),
         limiter=build_rate_limiter(settings),
         rate_rules=build_rate_rules(settings),
     )

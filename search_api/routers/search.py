@@ -3,12 +3,13 @@ mean"; /suggest: completions as you type. Both through the same access filter.""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from indexer.index.base import SearchRequest, SortOrder
 from indexer.query import MAX_QUERY_CHARS, parse_user_query
@@ -66,14 +67,6 @@ def _out_of_range(name: str, highest: int) -> ApiError:
     )
 
 
-@router.get(
-    "/search",
-    response_model=SearchOut,
-    responses={
-        **errors(400, 503),
-        429: {"description": "too many searches (see Retry-After)"},
-    },
-)
 def search(
     _rate: SearchRateDep,
     services: ServicesDep,
@@ -295,12 +288,15 @@ def search(
     )
     # Paths of the page's hits only (the caller may read them: see services.folders).
     paths = folder_service.paths_of([h.id for h in results.hits])
-    return SearchOut(
+    # Built without validation: every value is typed already (the index's
+    # `SearchResults`); validating ~20 hits and ~130 facet values again is a
+    # tenth of a search's CPU.
+    return SearchOut.model_construct(
         total=results.total,
         page=page,
         size=size,
         hits=[
-            HitOut(
+            HitOut.model_construct(
                 id=h.id,
                 title=h.title,
                 filename=h.filename,
@@ -317,12 +313,34 @@ def search(
             for h in results.hits
         ],
         facets={
-            name: [FacetOut(value=f.value, count=f.count) for f in buckets]
+            name: [FacetOut.model_construct(value=f.value, count=f.count) for f in buckets]
             for name, buckets in results.facets.items()
         },
         did_you_mean=did_you_mean,
         warnings=[FilterWarningOut(code=w.code, message=w.message) for w in warnings],
     )
+
+
+@router.get(
+    "/search",
+    response_model=SearchOut,
+    responses={
+        **errors(400, 503),
+        429: {"description": "too many searches (see Retry-After)"},
+    },
+)
+@functools.wraps(search)
+def search_endpoint(*args: Any, **kwargs: Any) -> Response:
+    """`search` over HTTP (its parameters, dependencies and name; the web page calls
+    `search` itself): the answer serialised once, straight from the model.
+
+    FastAPI would dump the returned model, validate the dump against
+    `response_model` and serialise it again: about a quarter of a search's CPU
+    with a full page and the facets. The JSON is the same (`response_model`
+    still documents it, and the schema conformance test checks it).
+    """
+    out: SearchOut = search(*args, **kwargs)
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 @router.get(
