@@ -25,7 +25,7 @@ from auth.ratelimit import (
 from auth.tokens import TokenService
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import ConfigurationError, Core, build_core, check_settings
-from crossdoc.wiring.worker import check_celery_settings, in_process_worker
+from crossdoc.wiring.worker import check_celery_settings, in_process_worker, rebuild_requests
 from indexer.dispatch import Dispatcher
 from storage.group_commit import UploadCommits
 
@@ -111,7 +111,8 @@ def build_dispatcher(core: Core) -> Dispatcher:
         from indexer.celery_queue import CeleryDispatcher, CeleryQueue
 
         return CeleryDispatcher(CeleryQueue(core.settings.broker_url))
-    return in_process_worker(core)
+    # The server holds the embedded index's writer: it takes `crossdoc reindex`'s requests.
+    return in_process_worker(core, companions=rebuild_requests(core))
 
 
 def build_services(settings: Settings, *, passwords: Passwords | None = None) -> Services:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import ConfigurationError, Core, build_core
-from indexer.worker import InProcessWorker
+from indexer.rebuild import RebuildableIndex, RebuildReport, RebuildRequests, rebuild_index
+from indexer.worker import Companion, InProcessWorker
 
 if TYPE_CHECKING:
     from indexer.celery_queue import CeleryQueue
@@ -38,7 +40,9 @@ class WorkerServices(Core):
 IDLE_SECONDS = 2.0
 
 
-def in_process_worker(core: Core, *, idle_seconds: float = IDLE_SECONDS) -> InProcessWorker:
+def in_process_worker(
+    core: Core, *, idle_seconds: float = IDLE_SECONDS, companions: Sequence[Companion] = ()
+) -> InProcessWorker:
     """The outbox drainer over `core`'s catalog and pipeline, sized by settings (not started)."""
     settings = core.settings
     return InProcessWorker(
@@ -47,7 +51,21 @@ def in_process_worker(core: Core, *, idle_seconds: float = IDLE_SECONDS) -> InPr
         batch_size=settings.worker_batch_size,
         batch_bytes=settings.worker_batch_bytes,
         idle_seconds=idle_seconds,
+        companions=companions,
     )
+
+
+def rebuild_requests(core: Core) -> list[Companion]:
+    """On the embedded index, the process holding its writer (the server) takes
+    `crossdoc reindex`'s rebuild requests: a thread started with its worker."""
+    index = core.index
+    if core.settings.search_url != "embedded" or not isinstance(index, RebuildableIndex):
+        return []
+
+    def run(progress: Callable[[int, int], None]) -> RebuildReport:
+        return rebuild_index(core.catalog, core.pipeline, index, progress=progress)
+
+    return [RebuildRequests(core.settings.index_dir, run)]
 
 
 def build_worker(settings: Settings, *, idle_seconds: float = IDLE_SECONDS) -> WorkerServices:
