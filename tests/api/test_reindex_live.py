@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from indexer.index.tantivy_index import CURRENT_FILE
-from indexer.rebuild import RebuildableIndex, rebuild_index
+from indexer.rebuild import RebuildableIndex, catch_up, rebuild_index
 from tests.conftest import Server, drop_search_index, start_server
 
 URL = os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL", "")
@@ -140,9 +140,32 @@ def test_a_rebuild_under_load_swaps_in_with_every_change_made_meanwhile(server: 
             changed["deleted"] = docs[-1]
             server.wait_indexed(kim, changed["new"])
 
-        report = rebuild_index(
-            server.services.catalog, server.services.pipeline, index, progress=meanwhile, batch=4
-        )
+        swap = index.finish_rebuild
+
+        def at_the_swap() -> None:
+            # After the catch-up pass, before the swap: only the double writes
+            # can bring these to the new index.
+            changed["last"] = server.upload(kim, f"{WORD} 교체 직전 문서".encode(), "last.txt")[
+                "id"
+            ]
+            loop.forget(docs[1])
+            with server.client(kim) as c:
+                r = c.put(f"/documents/{docs[1]}/acl", json={"visibility": "private", "grants": []})
+                assert r.status_code == 200, r.text
+            server.wait_indexed(kim, docs[1])
+            swap()
+
+        index.finish_rebuild = at_the_swap  # type: ignore[method-assign]
+        try:
+            report = rebuild_index(
+                server.services.catalog,
+                server.services.pipeline,
+                index,
+                progress=meanwhile,
+                batch=4,
+            )
+        finally:
+            del index.finish_rebuild
         after = server.search(lee, q=WORD, limit=100)
         assert loop.searches > 0
 
@@ -153,8 +176,12 @@ def test_a_rebuild_under_load_swaps_in_with_every_change_made_meanwhile(server: 
     assert changed["new"] in found  # uploaded during the rebuild
     assert changed["hidden_early"] not in found and changed["hidden_late"] not in found
     assert changed["deleted"] not in found
-    assert found == (set(docs) - {docs[0], docs[-2], docs[-1]}) | {changed["new"]}
-    assert index.count() == BEFORE  # the deleted one is gone, the new one is in
+    assert changed["last"] in found and docs[1] not in found  # made just before the swap
+    assert found == (set(docs) - {docs[0], docs[1], docs[-2], docs[-1]}) | {
+        changed["new"],
+        changed["last"],
+    }
+    assert index.count() == BEFORE + 1  # the deleted one is gone, the new ones are in
     # The owner still finds the documents made private.
     mine = {h["id"] for h in server.search(kim, q=WORD, limit=100)["hits"]}
     assert {changed["hidden_early"], changed["hidden_late"], changed["new"]} <= mine
@@ -191,3 +218,34 @@ def test_crossdoc_reindex_while_the_server_runs(server: Server, tmp_path: Path) 
         # The server swapped a new generation in.
         assert (settings.index_dir / CURRENT_FILE).exists()
         assert "asking it to rebuild" in err
+
+
+def test_the_catch_up_pass_rewrites_every_entry_that_differs_from_the_catalog(
+    server: Server,
+) -> None:
+    """What the full pass can leave behind (a change whose double write came before
+    the pass wrote that document): a missing entry, an entry of a deleted document."""
+    kim, _, docs = _fill(server)
+    index = server.services.index
+    pipeline = server.services.pipeline
+    catalog = server.services.catalog
+    assert isinstance(index, RebuildableIndex)
+    target = index.begin_rebuild()
+    try:
+        # docs[0] not written (the pass has not reached it, say).
+        assert pipeline.index_into(target, docs[1:]) == BEFORE - 1
+        with server.client(kim) as c:
+            assert c.delete(f"/documents/{docs[1]}").status_code == 204
+        server.wait_indexed(kim, docs[0])
+        stale = catalog.documents.get_many([docs[1]], include_deleted=True)[0]
+        # The deleted document's entry written back (as an overtaken pass would).
+        target.upsert([pipeline.index_document(stale, None, [], stale.updated_at)])
+        target.refresh()
+        assert docs[1] in target.revisions([docs[1]])
+        assert catch_up(catalog, pipeline, target, batch=5) == 2
+        held = target.revisions(docs)
+        assert docs[1] not in held
+        live = catalog.documents.get_many(docs)
+        assert held == {d.id: d.revision for d in live}
+    finally:
+        index.abort_rebuild()
