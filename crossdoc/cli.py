@@ -310,7 +310,11 @@ def reindex(
     settings = Settings()
     services = _built(roots.for_reindex, settings)
     index = services.index
-    refusals: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, RebuildInProgressError)
+    refusals: tuple[type[Exception], ...] = (
+        *TRANSIENT_ERRORS,
+        RebuildInProgressError,
+        ConfigurationError,  # e.g. an edited user dictionary that does not parse
+    )
     if not isinstance(index, RebuildableIndex):  # pragma: no cover (every adapter is)
         services.close()
         raise typer.Exit(2)
