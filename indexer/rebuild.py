@@ -56,6 +56,10 @@ STATUS_FILE = "REBUILD-STATUS.json"
 POLL_SECONDS = 1.0
 #: A request no process took within this long: nobody who holds the index serves it.
 TAKE_TIMEOUT_SECONDS = 30.0
+#: The rebuilding process rewrites its status at least this often...
+HEARTBEAT_SECONDS = 5.0
+#: ...so a status older than this means it stopped (killed, restarted) mid-way.
+SILENCE_SECONDS = 60.0
 
 
 @runtime_checkable
@@ -171,6 +175,7 @@ def request_rebuild(
     progress: Callable[[int, int], None] | None = None,
     take_timeout: float = TAKE_TIMEOUT_SECONDS,
     poll: float = POLL_SECONDS,
+    silence: float = SILENCE_SECONDS,
 ) -> dict[str, Any]:
     """Ask the process holding the index in `home` to rebuild it, and wait for the end.
 
@@ -196,6 +201,12 @@ def request_rebuild(
                 )
             continue
         state = status.get("state")
+        silent = time.time() - (home / STATUS_FILE).stat().st_mtime
+        if state == "running" and silent > silence:
+            raise RebuildRequestError(
+                f"the process rebuilding the search index has said nothing for {silent:.0f} s "
+                "(stopped?): the live index is unchanged; run `crossdoc reindex` again"
+            )
         if state == "failed":
             raise RebuildRequestError(str(status.get("error", "the rebuild failed")))
         if state == "done":
@@ -248,26 +259,41 @@ class RebuildRequests:
         request_id = str(asked.get("id", ""))
         status = self.home / STATUS_FILE
 
+        running = {"id": request_id, "state": "running", "indexed": 0, "total": 0}
+        lock = threading.Lock()
+        done_event = threading.Event()
+
         def progress(done: int, total: int) -> None:
-            _write_json(
-                status, {"id": request_id, "state": "running", "indexed": done, "total": total}
-            )
+            with lock:
+                running.update(indexed=done, total=total)
+                _write_json(status, running)
+
+        def heartbeat() -> None:
+            # Batches and the catch-up pass can take long: say we are alive.
+            while not done_event.wait(HEARTBEAT_SECONDS):
+                with lock:
+                    _write_json(status, running)
 
         progress(0, 0)
+        beat = threading.Thread(target=heartbeat, name="crossdoc-rebuild-heartbeat", daemon=True)
+        beat.start()
+        outcome: dict[str, Any]
         try:
             report = self._run_rebuild(progress)
         except Exception as err:
             log.exception("rebuilding the search index failed")
-            _write_json(status, {"id": request_id, "state": "failed", "error": str(err)})
-            return True
-        _write_json(
-            status,
-            {
+            outcome = {"id": request_id, "state": "failed", "error": str(err)}
+        else:
+            outcome = {
                 "id": request_id,
                 "state": "done",
                 "indexed": report.indexed,
                 "caught_up": report.caught_up,
                 "count": report.count,
-            },
-        )
+            }
+        finally:
+            # Stopped before the outcome is written, so it never overwrites it.
+            done_event.set()
+            beat.join()
+        _write_json(status, outcome)
         return True

@@ -515,7 +515,14 @@ class ElasticsearchIndex:
             return False
         now = time.monotonic()
         if now - self._marker_checked >= REBUILD_MARKER_SECONDS:
-            self._marker_exists = bool(self._aliased(self._marker))
+            # `_cat/aliases` answers an empty list, not a 404 (which the clients log).
+            found = self._call(
+                "GET",
+                f"/_cat/aliases/{self._marker}",
+                params={"format": "json"},
+                what="read the search index's aliases",
+            )
+            self._marker_exists = bool(found)
             self._marker_checked = now
         return self._marker_exists
 
