@@ -629,7 +629,8 @@ class TantivyIndex:
         try:
             name = pointer.read_text(encoding="utf-8").strip()
             self._pointer_seen = pointer.stat().st_mtime_ns
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            # No generation yet (or no home: opening it says why).
             return self._home
         if (
             not name.startswith(_GENERATION_PREFIX)
