@@ -102,7 +102,7 @@ class Bench:
         self.data_dir = Path(tempfile.mkdtemp(prefix="crossdoc-bench-"))
         # This measures ingest, not the rate limits.
         self.server = BenchServer(
-            self.data_dir, port, rate_limits=False, start_timeout=60, tree=tree
+            self.data_dir, port, rate_limits=False, start_timeout=180, tree=tree
         )
         self.base = self.server.base
         admin = self.server.sign_in("admin", ADMIN_PASSWORD)

@@ -2,6 +2,15 @@
 
     python -m bench.search_latency --docs 100000
     python -m bench.search_latency --docs 1000000 --queries 2000
+    source .cache/engines/env.sh          # infra/dev/engines up opensearch
+    python -m bench.search_latency --docs 100000 --engines embedded,opensearch --rounds 2
+
+With `--engines embedded,opensearch` the same documents (one catalog, one
+generation) are written to the Tantivy index and to an OpenSearch index (alias
+`--search-index`, at `CROSSDOC_TEST_ELASTICSEARCH_URL` or `--search-url`), and
+the servers on each engine take the same queries from the same users, round
+after round alternated; each line names its engine and the machine's load, and
+a summary gives the OpenSearch/Tantivy ratio of the medians of p50 and p99.
 
 Builds (or reuses, with --reuse) a data dir with a generated organisation and N
 catalog rows + index entries (generated directly, without blobs: this measures
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -30,10 +40,11 @@ from auth.access import index_readers
 from auth.passwords import Passwords
 from bench import korean
 from bench.options import bench_parser
-from bench.server import BenchServer
+from bench.server import BenchServer, machine_load
 from indexer.access_facts import document_access
 from indexer.analysis.korean import KoreanAnalyzer
-from indexer.index.base import IndexDocument
+from indexer.index.base import IndexDocument, SearchIndex
+from indexer.index.elasticsearch import ElasticsearchIndex
 from indexer.index.tantivy_index import TantivyIndex
 from storage.catalog import models as m
 from storage.catalog.records import DocumentRecord, GrantRecord
@@ -43,8 +54,17 @@ PASSWORD = "bench-password-1"
 VISIBILITIES = ("private", "department", "department", "ministry", "government")
 
 
-def build(data_dir: Path, n_docs: int, seed: int, tags: tuple[str, ...] = ()) -> list[str]:
-    """Generate the organisation and `n_docs` documents (each with `tags`); return the users."""
+def build(
+    data_dir: Path,
+    n_docs: int,
+    seed: int,
+    tags: tuple[str, ...] = (),
+    search: tuple[str, str] | None = None,
+) -> list[str]:
+    """Generate the organisation and `n_docs` documents (each with `tags`); return the users.
+
+    With `search` (an Elasticsearch/OpenSearch URL and alias) the same documents
+    are written to that index too, beside the Tantivy index."""
     rng = random.Random(seed)
     data_dir.mkdir(parents=True, exist_ok=True)
     catalog = SqlCatalog(f"sqlite:///{(data_dir / 'catalog.sqlite3').resolve()}")
@@ -82,7 +102,10 @@ def build(data_dir: Path, n_docs: int, seed: int, tags: tuple[str, ...] = ()) ->
             ],
         )
     ministry_of = dict(departments)
-    index = TantivyIndex(data_dir / "index", KoreanAnalyzer())
+    analyzer = KoreanAnalyzer()
+    indexes: list[SearchIndex] = [TantivyIndex(data_dir / "index", analyzer)]
+    if search is not None:
+        indexes.append(ElasticsearchIndex(search[0], search[1], analyzer, timeout=300))
     batch = 5000
     started = time.monotonic()
     for first in range(0, n_docs, batch):
@@ -179,15 +202,19 @@ def build(data_dir: Path, n_docs: int, seed: int, tags: tuple[str, ...] = ()) ->
             conn.execute(insert(m.Document), rows)
             if grants:
                 conn.execute(insert(m.DocumentGrant), grants)
-        index.upsert(index_docs)
+        for index in indexes:
+            index.upsert(index_docs)
         done = first + len(rows)
         rate = done / (time.monotonic() - started)
         print(f"  generated {done}/{n_docs} ({rate:.0f} docs/s)", file=sys.stderr, flush=True)
     with catalog.engine.begin() as conn:
         conn.execute(update(m.Document).values(indexed_revision=m.Document.revision))
-    index.close()
+    for index in indexes:
+        index.close()
     catalog.close()
     (data_dir / "bench-users.json").write_text(json.dumps([u for u, _ in users]))
+    if search is not None:
+        (data_dir / "bench-search-index.json").write_text(json.dumps(list(search)))
     return [u for u, _ in users]
 
 
@@ -239,72 +266,120 @@ def dataset_parser(
 
 
 def prepared_dataset(
-    args: argparse.Namespace, name: str = "search", tags: tuple[str, ...] = ()
+    args: argparse.Namespace,
+    name: str = "search",
+    tags: tuple[str, ...] = (),
+    search: tuple[str, str] | None = None,
 ) -> tuple[Path, list[str]]:
-    """The data dir named by `args` (built now, or reused with `--reuse`) and its users."""
+    """The data dir named by `args` (built now, or reused with `--reuse`) and its users;
+    with `search`, its documents are in that Elasticsearch/OpenSearch index too."""
     data_dir: Path = args.data_dir or Path(f"bench/results/{name}-{args.docs}")
     if args.reuse and (data_dir / "bench-users.json").exists():
         users: list[str] = json.loads((data_dir / "bench-users.json").read_text())
+        marker = data_dir / "bench-search-index.json"
+        if search is not None and (
+            not marker.exists() or json.loads(marker.read_text()) != list(search)
+        ):
+            raise SystemExit(f"{data_dir} was not built with the search index {search[1]}")
         return data_dir, users
     if data_dir.exists():
         raise SystemExit(f"{data_dir} exists: pass --reuse or remove it")
     t0 = time.monotonic()
-    users = build(data_dir, args.docs, args.seed, tags=tags)
+    users = build(data_dir, args.docs, args.seed, tags=tags, search=search)
     print(f"built {args.docs} documents in {time.monotonic() - t0:.0f}s", flush=True)
     return data_dir, users
 
 
-def main() -> None:
-    args = dataset_parser(__doc__, queries=1000, port=8765, seed=7).parse_args()
-    data_dir, users = prepared_dataset(args)
-
-    # This measures search, not the rate limits (2,000 queries from one address).
-    server = BenchServer(data_dir, args.port, rate_limits=False)
+def measure(
+    server: BenchServer, tokens: list[str], args: argparse.Namespace, engine: str, round_no: int
+) -> dict[int, tuple[float, float]]:
+    """One server's queries, with 1 then 2 clients; returns {clients: (p50, p99)}."""
     base = server.base
-    try:
-        rng = random.Random(args.seed)
-        tokens = []
-        for user in rng.sample(users, 50):
-            tokens.append(server.sign_in(user, PASSWORD))
-        warm: list[float] = []
-        run_queries(base, tokens, 100, args.seed + 1, warm, [])
-        for clients in (1, 2):
-            latencies: list[float] = []
-            totals: list[int] = []
-            threads = [
-                threading.Thread(
-                    target=run_queries,
-                    args=(
-                        base,
-                        tokens,
-                        args.queries // clients,
-                        args.seed + 10 + i,
-                        latencies,
-                        totals,
-                    ),
-                )
-                for i in range(clients)
-            ]
-            start = time.perf_counter()
-            cpu_start = server.cpu_seconds()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - start
-            cpu_ms = (server.cpu_seconds() - cpu_start) * 1000 / len(latencies)
-            rss, hwm = rss_kib(server.pid)
-            print(
-                f"docs={args.docs} clients={clients} queries={len(latencies)} "
-                f"p50={percentile(latencies, 50):.1f}ms p90={percentile(latencies, 90):.1f}ms "
-                f"p99={percentile(latencies, 99):.1f}ms max={max(latencies):.1f}ms "
-                f"mean={statistics.mean(latencies):.1f}ms server_cpu={cpu_ms:.1f}ms/query "
-                f"throughput={len(latencies) / elapsed:.0f}/s "
-                f"median_total={statistics.median(totals):.0f} "
-                f"server_rss={rss / 1024:.0f}MiB peak_rss={hwm / 1024:.0f}MiB"
+    warm: list[float] = []
+    run_queries(base, tokens, 100, args.seed + 1, warm, [])
+    figures: dict[int, tuple[float, float]] = {}
+    for clients in (1, 2):
+        latencies: list[float] = []
+        totals: list[int] = []
+        threads = [
+            threading.Thread(
+                target=run_queries,
+                args=(base, tokens, args.queries // clients, args.seed + 10 + i, latencies, totals),
             )
-    finally:
-        server.close()
+            for i in range(clients)
+        ]
+        start = time.perf_counter()
+        cpu_start = server.cpu_seconds()
+        load = machine_load()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        cpu_ms = (server.cpu_seconds() - cpu_start) * 1000 / len(latencies)
+        rss, hwm = rss_kib(server.pid)
+        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+        figures[clients] = (p50, p99)
+        print(
+            f"round={round_no} engine={engine} docs={args.docs} clients={clients} "
+            f"queries={len(latencies)} "
+            f"p50={p50:.1f}ms p90={percentile(latencies, 90):.1f}ms "
+            f"p99={p99:.1f}ms max={max(latencies):.1f}ms "
+            f"mean={statistics.mean(latencies):.1f}ms server_cpu={cpu_ms:.1f}ms/query "
+            f"throughput={len(latencies) / elapsed:.0f}/s "
+            f"median_total={statistics.median(totals):.0f} "
+            f"server_rss={rss / 1024:.0f}MiB peak_rss={hwm / 1024:.0f}MiB "
+            f"{load}..{machine_load().partition('=')[2]}",
+            flush=True,
+        )
+    return figures
+
+
+def main() -> None:
+    parser = dataset_parser(__doc__, queries=1000, port=8765, seed=7)
+    parser.add_argument(
+        "--engines", default="embedded", help="embedded, opensearch, or both: embedded,opensearch"
+    )
+    parser.add_argument("--search-url", default=os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL"))
+    parser.add_argument("--search-index", default="crossdoc-bench-search")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if set(engines) - {"embedded", "opensearch"}:
+        raise SystemExit("--engines: embedded and/or opensearch")
+    search = None
+    if "opensearch" in engines:
+        if not args.search_url:
+            raise SystemExit("set CROSSDOC_TEST_ELASTICSEARCH_URL or --search-url")
+        search = (args.search_url, args.search_index)
+    data_dir, users = prepared_dataset(args, search=search)
+    rng = random.Random(args.seed)
+    chosen = rng.sample(users, 50)
+    results: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for round_no in range(1, args.rounds + 1):
+        for engine in engines:
+            env = {}
+            if engine == "opensearch" and search is not None:
+                env = {"CROSSDOC_SEARCH_URL": search[0], "CROSSDOC_SEARCH_INDEX": search[1]}
+            # This measures search, not the rate limits (2,000 queries from one address).
+            server = BenchServer(data_dir, args.port, rate_limits=False, env=env)
+            try:
+                tokens = [server.sign_in(user, PASSWORD) for user in chosen]
+                for clients, figures in measure(server, tokens, args, engine, round_no).items():
+                    results.setdefault((engine, clients), []).append(figures)
+            finally:
+                server.close()
+    if len(engines) == 2:
+        for clients in (1, 2):
+            tantivy = [results[("embedded", clients)], results[("opensearch", clients)]]
+            p50 = [statistics.median(f[0] for f in runs) for runs in tantivy]
+            p99 = [statistics.median(f[1] for f in runs) for runs in tantivy]
+            print(
+                f"summary docs={args.docs} clients={clients}: tantivy p50={p50[0]:.1f}ms "
+                f"p99={p99[0]:.1f}ms, opensearch p50={p50[1]:.1f}ms p99={p99[1]:.1f}ms, "
+                f"opensearch/tantivy p50 x{p50[1] / p50[0]:.2f} p99 x{p99[1] / p99[0]:.2f} "
+                f"(medians of {args.rounds} rounds)"
+            )
 
 
 if __name__ == "__main__":

@@ -29,26 +29,28 @@ class BenchServer:
         start_timeout: float = 120.0,
         tree: Path | None = None,
         workers: int = 1,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.base = f"http://127.0.0.1:{port}"
-        env = dict(
+        environment = dict(
             os.environ,
             CROSSDOC_DATA_DIR=str(data_dir),
             CROSSDOC_DEMO="false",
             CROSSDOC_ADMIN_PASSWORD=ADMIN_PASSWORD,
+            **(env or {}),  # e.g. CROSSDOC_SEARCH_URL: another engine
         )
         if not rate_limits:
-            env["CROSSDOC_RATE_LIMITS"] = "false"
+            environment["CROSSDOC_RATE_LIMITS"] = "false"
         if tree is not None:
             # Another checkout's code (e.g. the previous commit, for a side-by-side
             # measurement): `python -m` imports from the working directory first.
-            env["PYTHONPATH"] = str(tree)
+            environment["PYTHONPATH"] = str(tree)
         # `--workers N` above 1: N API processes and one indexer under a supervisor.
         extra = ["--workers", str(workers)] if workers > 1 else []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "crossdoc", "serve", "--port", str(port), *extra],
             cwd=tree,
-            env=env,
+            env=environment,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -126,3 +128,10 @@ class BenchServer:
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(60)
+
+
+def machine_load() -> str:
+    """The 1-minute load average and the cores (`uptime`'s figure): printed beside each
+    figure, since the machine may be shared; only ratios from one run compare."""
+    one_minute = Path("/proc/loadavg").read_text().split()[0]
+    return f"load={one_minute}/{os.cpu_count()}cores"

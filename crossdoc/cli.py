@@ -479,24 +479,76 @@ def _wait_for_backlog(catalog: CatalogStore, backlog: int) -> None:
 
 
 @app.command()
-def reindex() -> None:
-    """Rebuild the search index from the object store and the catalog."""
+def reindex(
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart",
+            help="Drop a rebuild left behind by an interrupted reindex (Elasticsearch/"
+            "OpenSearch), then rebuild.",
+        ),
+    ] = False,
+) -> None:
+    """Rebuild the search index from the object store and the catalog, beside the live
+    one, and swap it in: searches keep working meanwhile, and changes made during the
+    rebuild reach it. With the embedded index held by a running `crossdoc serve`, the
+    server does the rebuild (asked through a file in the index directory)."""
+    from indexer.errors import IndexBusyError, RebuildInProgressError
+    from indexer.pipeline import TRANSIENT_ERRORS
+    from indexer.rebuild import (
+        RebuildableIndex,
+        RebuildRequestError,
+        rebuild_index,
+        request_rebuild,
+    )
+
     _setup_logging()
     logging.getLogger().setLevel(logging.WARNING)
-    services = _built(roots.for_reindex, Settings())
-    try:
-        services.index.clear()
-    except Exception as err:
-        console.print(
-            f"[red]cannot write the index ({err}).[/red] Stop `crossdoc serve` first: the embedded "
-            "index has one writer."
-        )
+    settings = Settings()
+    services = _built(roots.for_reindex, settings)
+    index = services.index
+    refusals: tuple[type[Exception], ...] = (
+        *TRANSIENT_ERRORS,
+        RebuildInProgressError,
+        ConfigurationError,  # e.g. an edited user dictionary that does not parse
+    )
+    if not isinstance(index, RebuildableIndex):  # pragma: no cover (every adapter is)
         services.close()
-        raise typer.Exit(1) from err
-    queued = services.catalog.documents.mark_all_for_reindex()
-    console.print(f"{queued} documents queued for re-indexing")
-    _drain_if_possible(services)
-    console.print(f"index holds {services.index.count()} documents")
+        raise typer.Exit(2)
+    with Progress(
+        TextColumn("재색인 · reindexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("reindex", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        try:
+            if restart:
+                index.abort_rebuild()
+            report = rebuild_index(services.catalog, services.pipeline, index, progress=progress)
+            count = report.count
+        except IndexBusyError:
+            # The embedded index has one writer, the running server: it rebuilds.
+            services.close()
+            console.print("the server holds the index: asking it to rebuild (it keeps serving)")
+            try:
+                status = request_rebuild(settings.index_dir, progress=progress)
+            except RebuildRequestError as err:
+                console.print(f"[red]reindex failed:[/red] {err}")
+                raise typer.Exit(1) from err
+            count = int(status.get("count", 0))
+            console.print(f"index holds {count} documents")
+            return
+        except refusals as err:
+            services.close()
+            console.print(f"[red]reindex failed (the live index is unchanged):[/red] {err}")
+            raise typer.Exit(1) from err
+    console.print(f"index holds {count} documents")
     services.close()
 
 

@@ -22,3 +22,12 @@ class InvalidQueryError(IndexerError):
 
 class AnalysisConfigError(IndexerError):
     """A user dictionary or synonyms file cannot be read or parsed (fix the file)."""
+
+
+class IndexBusyError(SearchUnavailableError):
+    """Another process holds the index's writer (the embedded index has one): the
+    work must be asked of that process (e.g. `crossdoc reindex` of the server)."""
+
+
+class RebuildInProgressError(IndexerError):
+    """A rebuild of the index is already under way (or was interrupted: see its message)."""

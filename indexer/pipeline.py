@@ -322,3 +322,49 @@ class IndexingPipeline:
             )
             (report.indexed if status == "indexed" else report.failed).append(doc.id)
         self.catalog.documents.mark_indexed_many(outcomes)
+
+    # -- rebuilding beside the live index (indexer.rebuild) ---------------------------
+
+    def index_into(self, target: SearchIndex, document_ids: Sequence[str]) -> int:
+        """Write these documents' current state into `target`, an index being
+        rebuilt beside the live one; returns how many live documents were written.
+
+        Unlike `process`, nothing is recorded in the catalog: the catalog's
+        `indexed_revision` describes the live index, which the workers keep
+        writing (and, while a rebuild runs, `target` too). The extraction cache
+        is read and filled as usual, so a rebuild extracts only what was never
+        extracted. Deleted documents are removed from `target`, and so is any
+        document deleted while its entry was being written (its deletion by the
+        workers may have reached `target` before this write did).
+
+        Raises one of TRANSIENT_ERRORS when the infrastructure fails.
+        """
+        docs = self.catalog.documents.get_many(document_ids, include_deleted=True)
+        live = [d for d in docs if d.deleted_at is None]
+        gone = [d.id for d in docs if d.deleted_at is not None]
+        policies = self.catalog.policies.list_all()
+        now = datetime.now(UTC)
+        part: list[IndexDocument] = []
+        fresh: list[ExtractionRecord] = []
+        held = 0
+        for window in self._cache_windows(live):
+            cache = self.catalog.extractions.get([d.sha256 for d in window], self.extractor.version)
+            for doc in window:
+                extraction = self.extract(doc, fresh, cache)
+                size = len(extraction.text.encode("utf-8"))
+                if part and held + size > self.batch_text_bytes:
+                    self.catalog.extractions.put(fresh)
+                    target.upsert(part)
+                    part, fresh, held = [], [], 0
+                part.append(self.index_document(doc, extraction, policies, now))
+                held += size
+        self.catalog.extractions.put(fresh)
+        if part:
+            target.upsert(part)
+        if live:
+            again = self.catalog.documents.get_many([d.id for d in live], include_deleted=True)
+            gone += [d.id for d in again if d.deleted_at is not None]
+        if gone:
+            target.delete(gone)
+        target.refresh()
+        return len(live)

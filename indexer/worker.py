@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Protocol
 
 from indexer.claims import HEARTBEAT_SECONDS, ClaimKeeper
 from indexer.errors import ExtractionUnavailableError, SearchUnavailableError
@@ -216,6 +217,14 @@ def drain_document(catalog: CatalogStore, pipeline: IndexingPipeline, document_i
         del err
 
 
+class Companion(Protocol):
+    """A thread of its own started and stopped with the worker's."""
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class InProcessWorker:
     """A daemon thread that drains the outbox, woken early by `notify`.
 
@@ -246,7 +255,11 @@ class InProcessWorker:
         keeper: ClaimKeeper | None = None,
         min_batch_seconds: float = MIN_BATCH_SECONDS,
         chores: Sequence[Callable[[], object]] = (),
+        companions: Sequence[Companion] = (),
     ) -> None:
+        """`companions` are started and stopped with the worker's threads (e.g. the
+        taker of rebuild requests, `indexer.rebuild.RebuildRequests`)."""
+        self.companions = tuple(companions)
         self.catalog = catalog
         #: More periodic chores, run with `maintenance` (e.g. the trash's purge).
         self.chores = tuple(chores)
@@ -278,6 +291,8 @@ class InProcessWorker:
             )
             self._thread.start()
             self._heart.start()
+            for companion in self.companions:
+                companion.start()
 
     def request_stop(self) -> None:
         """Ask the loop and a running `drain_due` to end after their batch (safe in a
@@ -289,6 +304,8 @@ class InProcessWorker:
         """Stop the threads and hand back this process's claims (due at once)."""
         self._stop.set()
         self._wake.set()
+        for companion in self.companions:
+            companion.close()
         for thread in (self._thread, self._heart):
             if thread is not None:
                 thread.join(timeout)

@@ -25,7 +25,7 @@ from auth.ratelimit import (
 from auth.tokens import TokenService
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import ConfigurationError, Core, build_core, check_settings
-from crossdoc.wiring.worker import check_celery_settings, in_process_worker
+from crossdoc.wiring.worker import check_celery_settings, in_process_worker, rebuild_requests
 from indexer.dispatch import Dispatcher
 from storage.group_commit import UploadCommits
 
@@ -135,7 +135,8 @@ def build_dispatcher(core: Core, *, indexer: bool = True) -> Dispatcher:
         from indexer.wake import WakeDispatcher
 
         return WakeDispatcher(core.settings.data_dir)
-    return in_process_worker(core)
+    # The process holding the embedded index's writer takes `crossdoc reindex`'s requests.
+    return in_process_worker(core, companions=rebuild_requests(core))
 
 
 def build_services(

@@ -24,6 +24,7 @@ from storage.objectstore.base import ObjectStore
 
 if TYPE_CHECKING:
     from indexer.analysis.korean import KoreanAnalyzer
+    from indexer.index.tantivy_index import AnalysisSetup
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +120,24 @@ def build_index(settings: Settings) -> SearchIndex:
     be reached or refuses the index."""
     if settings.search_url != "embedded":
         return _build_elasticsearch_index(settings)
+    from indexer.index.tantivy_index import TantivyIndex
+
+    analyzer, analysis, synonyms = _tantivy_analysis(settings)
+    return TantivyIndex(
+        settings.index_dir,
+        analyzer,
+        synonyms=synonyms,
+        analysis=analysis,
+        compound_fallback=settings.compound_fallback,
+        # A rebuild (`crossdoc reindex`) reads the user dictionary again.
+        fresh_analysis=lambda: _tantivy_analysis(settings),
+    )
+
+
+def _tantivy_analysis(settings: Settings) -> AnalysisSetup:
+    """The analyser, its child process (or None) and the synonyms, from the files now."""
     from indexer.analysis.process import AnalysisProcess
     from indexer.analysis.synonyms import SynonymsFile
-    from indexer.index.tantivy_index import TantivyIndex
 
     analyzer = build_analyzer(settings)
     try:
@@ -134,13 +150,7 @@ def build_index(settings: Settings) -> SearchIndex:
         if settings.analysis_process and (os.cpu_count() or 1) > 1
         else None
     )
-    return TantivyIndex(
-        settings.index_dir,
-        analyzer,
-        synonyms=synonyms,
-        analysis=analysis,
-        compound_fallback=settings.compound_fallback,
-    )
+    return analyzer, analysis, synonyms
 
 
 def _build_elasticsearch_index(settings: Settings) -> SearchIndex:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import ConfigurationError, Core, build_core
-from indexer.worker import InProcessWorker
+from indexer.rebuild import RebuildableIndex, RebuildReport, RebuildRequests, rebuild_index
+from indexer.worker import Companion, InProcessWorker
 from services.trash import TrashService
 
 if TYPE_CHECKING:
@@ -40,7 +42,9 @@ class WorkerServices(Core):
 IDLE_SECONDS = 2.0
 
 
-def in_process_worker(core: Core, *, idle_seconds: float = IDLE_SECONDS) -> InProcessWorker:
+def in_process_worker(
+    core: Core, *, idle_seconds: float = IDLE_SECONDS, companions: Sequence[Companion] = ()
+) -> InProcessWorker:
     """The outbox drainer over `core`'s catalog and pipeline, sized by settings (not started)."""
     settings = core.settings
     worker = InProcessWorker(
@@ -49,6 +53,7 @@ def in_process_worker(core: Core, *, idle_seconds: float = IDLE_SECONDS) -> InPr
         batch_size=settings.worker_batch_size,
         batch_bytes=settings.worker_batch_bytes,
         idle_seconds=idle_seconds,
+        companions=companions,
     )
     # The trash's purge, with the worker's other periodic chores; it wakes the
     # worker itself so the purged documents leave the index at once.
@@ -62,6 +67,19 @@ def trash_retention(settings: Settings) -> timedelta:
     return timedelta(days=settings.trash_retention_days)
 
 
+def rebuild_requests(core: Core) -> list[Companion]:
+    """On the embedded index, the process holding its writer (the server) takes
+    `crossdoc reindex`'s rebuild requests: a thread started with its worker."""
+    index = core.index
+    if core.settings.search_url != "embedded" or not isinstance(index, RebuildableIndex):
+        return []
+
+    def run(progress: Callable[[int, int], None]) -> RebuildReport:
+        return rebuild_index(core.catalog, core.pipeline, index, progress=progress)
+
+    return [RebuildRequests(core.settings.index_dir, run)]
+
+
 def build_worker(settings: Settings, *, idle_seconds: float = IDLE_SECONDS) -> WorkerServices:
     """Build the worker's adapters and its (not yet started) outbox drainer.
 
@@ -70,7 +88,11 @@ def build_worker(settings: Settings, *, idle_seconds: float = IDLE_SECONDS) -> W
     core = build_core(settings)
     return WorkerServices(
         **core.parts(),
-        worker=in_process_worker(core, idle_seconds=idle_seconds),
+        # The process holding the embedded index's writer (the indexing process
+        # of `serve --workers N`) takes `crossdoc reindex`'s rebuild requests.
+        worker=in_process_worker(
+            core, idle_seconds=idle_seconds, companions=rebuild_requests(core)
+        ),
     )
 
 

@@ -30,9 +30,11 @@ engine as `match`/`match_phrase` on the nori-analysed fields.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import logging
+import time
 import unicodedata
 import urllib.parse
 import urllib.request
@@ -48,7 +50,7 @@ from indexer.analysis.jamo import edit_distance, is_initials, letters
 from indexer.analysis.korean import AnalysisMode, KoreanAnalyzer
 from indexer.analysis.process import AnalysisProcess, analyze_texts
 from indexer.analysis.query_terms import analyze_query
-from indexer.errors import InvalidQueryError, SearchUnavailableError
+from indexer.errors import InvalidQueryError, RebuildInProgressError, SearchUnavailableError
 from indexer.index.base import (
     FACET_FIELDS,
     AccessFilter,
@@ -96,6 +98,11 @@ _VISIBLE = {"refresh": "true", "require_alias": "true"}
 #: Documents whose stored text is read back at once by an access update.
 _STORED_BATCH = 100
 _HIGHLIGHT_FRAGMENT_CHARS = 150
+#: Every process looks for the rebuild marker alias at most this often (a
+#: rebuild waits twice as long before its full pass: see `begin_rebuild`).
+REBUILD_MARKER_SECONDS = 1.0
+#: The old concrete index outlives the swap this long (searches begun on it end).
+OLD_INDEX_GRACE_SECONDS = 5.0
 _HIGHLIGHT_FRAGMENTS = 3
 #: The score of a word found only inside a compound (below any precise match).
 _FALLBACK_SCORE = 0.0001
@@ -285,6 +292,12 @@ class ElasticsearchIndex:
     again) and sets `schema_rebuilt`. Opening sets it too whenever it has to
     create the alias (a first start, or a deployment moving from the embedded
     index: its documents are indexed again).
+
+    A rebuild (`indexer.rebuild`, `crossdoc reindex`) creates the concrete index
+    `<alias>-<schema_version()>-g<n>` beside the live one and the marker alias
+    `<alias>-rebuild` on it; while the marker exists every process's writes go
+    to it too (looked at once every `REBUILD_MARKER_SECONDS`), and its end moves
+    the alias and drops the marker in one `_aliases` request.
     """
 
     def __init__(
@@ -314,6 +327,11 @@ class ElasticsearchIndex:
         self._client = client if client is not None else _connect(url, timeout)
         self._index = alias
         self._concrete = f"{alias}-{schema_version()}"
+        #: While it exists, the index being rebuilt: every write goes there too.
+        self._marker: str | None = f"{alias}-rebuild"
+        self._marker_checked = -REBUILD_MARKER_SECONDS
+        self._marker_exists = False
+        self._grace_seconds = OLD_INDEX_GRACE_SECONDS
         self._max_window = max_result_window
         self._max_body_chars = max_body_chars
         self._analyzer = analyzer
@@ -339,11 +357,11 @@ class ElasticsearchIndex:
         except _EngineError as err:
             raise SearchUnavailableError(f"cannot {what}: {err}") from err
 
-    def _aliased(self) -> list[str]:
-        """The concrete indices the alias points at (none when it does not exist)."""
+    def _aliased(self, alias: str | None = None) -> list[str]:
+        """The concrete indices the alias (or `alias`) points at (none when it does not exist)."""
         try:
             # GET, not HEAD: the clients answer a HEAD 404 with False, not an error.
-            found = self._client.request("GET", f"/_alias/{self._index}")
+            found = self._client.request("GET", f"/_alias/{alias or self._index}")
         except _EngineError as err:
             if err.status == 404:
                 return []
@@ -352,7 +370,7 @@ class ElasticsearchIndex:
 
     def _ensure_index(self) -> None:
         current = self._aliased()
-        if current == [self._concrete]:
+        if len(current) == 1 and self._current_schema(current[0]):
             return
         try:
             self._client.request("PUT", f"/{self._concrete}", body=index_settings())
@@ -455,15 +473,58 @@ class ElasticsearchIndex:
         if group:
             yield group
 
-    def _send_bulk(self, lines: list[str]) -> None:
+    def _send_bulk(self, lines: list[str], what: str = "write to the search index") -> None:
+        # The index being rebuilt first: were the alias swapped between the two
+        # requests, the second one (through the alias) reaches the new index too.
+        self._write_rebuilt(lines, what)
         result = self._call(
             "POST",
             "/_bulk",
             body="\n".join(lines) + "\n",
             params=_VISIBLE,
-            what="write to the search index",
+            what=what,
         )
         self._check_bulk(result)
+
+    def _write_rebuilt(self, lines: list[str], what: str) -> None:
+        """While a rebuild runs, send the same bulk to the index being rebuilt."""
+        if not self._rebuilding():
+            return
+        assert self._marker is not None
+        retargeted: list[str] = []
+        source_next = False
+        for line in lines:
+            if source_next:  # the source of an `index` action, as it is
+                retargeted.append(line)
+                source_next = False
+                continue
+            action = json.loads(line)
+            ((kind, meta),) = action.items()
+            meta["_index"] = self._marker
+            retargeted.append(json.dumps(action))
+            source_next = kind != "delete"
+        result = self._call(
+            "POST", "/_bulk", body="\n".join(retargeted) + "\n", params=_VISIBLE, what=what
+        )
+        # The marker gone meanwhile (the rebuild ended): the alias reaches that index now.
+        self._check_bulk(result, missing_index_ok=True)
+
+    def _rebuilding(self) -> bool:
+        """Whether the marker alias of a rebuild exists (looked at once a second at most)."""
+        if self._marker is None:
+            return False
+        now = time.monotonic()
+        if now - self._marker_checked >= REBUILD_MARKER_SECONDS:
+            # `_cat/aliases` answers an empty list, not a 404 (which the clients log).
+            found = self._call(
+                "GET",
+                f"/_cat/aliases/{self._marker}",
+                params={"format": "json"},
+                what="read the search index's aliases",
+            )
+            self._marker_exists = bool(found)
+            self._marker_checked = now
+        return self._marker_exists
 
     def _completion_keys(self, docs: list[IndexDocument]) -> list[list[str]]:
         """The completion keys of each document, from our analysis of its texts,
@@ -492,8 +553,9 @@ class ElasticsearchIndex:
             cursor += len(parts)
         return out
 
-    def _check_bulk(self, result: Any) -> None:
-        """Raise on any failed item but a version conflict (an older revision, ignored)."""
+    def _check_bulk(self, result: Any, *, missing_index_ok: bool = False) -> None:
+        """Raise on any failed item but a version conflict (an older revision, ignored),
+        and (with `missing_index_ok`) but a missing index or alias."""
         if not result.get("errors"):
             return
         failures = []
@@ -503,6 +565,8 @@ class ElasticsearchIndex:
             if status < 300 or status == 409:
                 continue
             if status == 404 and "delete" in item:
+                continue
+            if missing_index_ok and status == 404:
                 continue
             failures.append(f"{outcome.get('_id')}: {outcome.get('error')}")
         if failures:
@@ -557,14 +621,7 @@ class ElasticsearchIndex:
                 json.dumps({"delete": {"_index": self._index, "_id": doc_id}})
                 for doc_id in unique[i : i + _BULK_CHUNK]
             ]
-            result = self._call(
-                "POST",
-                "/_bulk",
-                body="\n".join(lines) + "\n",
-                params=_VISIBLE,
-                what="remove documents from the search index",
-            )
-            self._check_bulk(result)
+            self._send_bulk(lines, "remove documents from the search index")
 
     def clear(self) -> None:
         """Remove every document."""
@@ -758,8 +815,93 @@ class ElasticsearchIndex:
             self._analysis.close()
         self._client.close()
 
+    # -- rebuilding beside the live index (indexer.rebuild) ---------------------------
+
+    @property
+    def rebuild_settle_seconds(self) -> float:
+        """Every process has seen the marker alias this long after it was made."""
+        return 2 * REBUILD_MARKER_SECONDS
+
+    def _current_schema(self, concrete: str) -> bool:
+        """Whether `concrete` is an index of the shipped settings (a rebuild's included)."""
+        return concrete == self._concrete or concrete.startswith(f"{self._concrete}-g")
+
+    def begin_rebuild(self) -> ElasticsearchIndex:
+        """Create the concrete index `<alias>-<schema>-g<n>` and the marker alias on
+        it; return an index writing it through the marker (see the class).
+
+        Raises `RebuildInProgressError` when a marker exists already (another
+        rebuild, or one interrupted: `abort_rebuild` drops it).
+        """
+        marker = self._marker
+        if marker is None:
+            raise RebuildInProgressError("this index is itself a rebuild target")
+        held = self._aliased(marker)
+        if held:
+            raise RebuildInProgressError(
+                f"a rebuild of the search index is under way or was interrupted ({held[0]}): "
+                "if none runs, `crossdoc reindex --restart` drops it and starts again"
+            )
+        concrete = f"{self._concrete}-g{time.time_ns() // 1_000_000}"
+        self._call("PUT", f"/{concrete}", body=index_settings(), what="create the new index")
+        try:
+            self._call(
+                "POST",
+                "/_aliases",
+                body={"actions": [{"add": {"index": concrete, "alias": marker}}]},
+                what="mark the index being rebuilt",
+            )
+        except SearchUnavailableError:
+            self._delete_index(concrete)
+            raise
+        self._marker_checked = -REBUILD_MARKER_SECONDS  # look again at the next write
+        log.info("rebuilding the search index %s in %s", self._index, concrete)
+        target = copy.copy(self)
+        target._index = marker
+        target._marker = None
+        return target
+
+    def finish_rebuild(self) -> None:
+        """Point the alias at the rebuilt index and drop the marker, in one request;
+        delete the old index after `OLD_INDEX_GRACE_SECONDS`."""
+        marker = self._marker
+        built = self._aliased(marker) if marker else []
+        if marker is None or len(built) != 1:
+            raise RebuildInProgressError("no rebuild of the search index is under way")
+        old = [c for c in self._aliased() if c != built[0]]
+        actions: list[dict[str, Any]] = [
+            {"remove": {"index": c, "alias": self._index}} for c in old
+        ]
+        actions.append({"add": {"index": built[0], "alias": self._index}})
+        actions.append({"remove": {"index": built[0], "alias": marker}})
+        self._call("POST", "/_aliases", body={"actions": actions}, what="swap the search index")
+        self._marker_checked = -REBUILD_MARKER_SECONDS
+        log.info("the search index %s now reads %s (was %s)", self._index, built[0], old)
+        if old:
+            time.sleep(self._grace_seconds)
+        for concrete in old:
+            self._delete_index(concrete)
+
+    def abort_rebuild(self) -> None:
+        """Delete the index being rebuilt, and with it the marker alias."""
+        if self._marker is None:
+            return
+        for concrete in self._aliased(self._marker):
+            if concrete not in self._aliased():
+                self._delete_index(concrete)
+        self._marker_checked = -REBUILD_MARKER_SECONDS
+
+    def _delete_index(self, concrete: str) -> None:
+        try:
+            self._client.request("DELETE", f"/{concrete}")
+        except _EngineError as err:
+            if err.status != 404:
+                log.warning("could not delete the search index %s: %s", concrete, err)
+
     def drop(self) -> None:
         """Delete the concrete indices behind the alias, and so the alias (tests)."""
+        if self._marker is not None:
+            self.abort_rebuild()
         for concrete in self._aliased() or [self._concrete]:
             try:
                 self._client.request("DELETE", f"/{concrete}")

@@ -50,17 +50,29 @@ a reader reload, so a batch commits once and a returned call is durable and
 visible. An upsert whose revision is lower than the stored one is ignored; an
 equal revision replaces the stored document (so a rebuild can re-apply the same
 revision, e.g. after an analyser change).
+
+Generations (a rebuild beside the live index, `indexer.rebuild`): the directory
+given is the index's home. The live index is the home itself, or the
+generation directory `gen-<n>` inside it that the pointer file `CURRENT` names.
+A rebuild writes a new generation while the live one keeps serving, with every
+write of this process applied to both; its end writes `CURRENT` (atomically)
+and swaps the new generation in under the write lock, so searches see one
+index or the other, never an empty or half-built one. A process that only reads
+(no writer) follows `CURRENT` on its next read. An old generation is deleted a
+while after the swap (`OLD_GENERATION_GRACE_SECONDS`), or by the next rebuild.
 """
 
 from __future__ import annotations
 
 import logging
 import operator
+import os
 import re
 import shutil
 import threading
+import time
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -86,7 +98,12 @@ from indexer.analysis.query_terms import (
     phrase_variants,
 )
 from indexer.analysis.synonyms import SynonymSource
-from indexer.errors import InvalidQueryError, SearchUnavailableError
+from indexer.errors import (
+    IndexBusyError,
+    InvalidQueryError,
+    RebuildInProgressError,
+    SearchUnavailableError,
+)
 from indexer.index.base import (
     FACET_FIELDS,
     AccessFilter,
@@ -174,6 +191,22 @@ _CORRECTION_CANDIDATES = 2000
 _REVISION_BATCH = 1000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: The pointer file in the index's home naming the live generation directory.
+CURRENT_FILE = "CURRENT"
+_GENERATION_PREFIX = "gen-"
+#: Files of the home that are not the legacy (generation-less) index's own.
+_HOME_FILES = (CURRENT_FILE, "REBUILD-REQUEST.json", "REBUILD-STATUS.json")
+#: An old generation outlives the swap this long: searches that began on it,
+#: and processes that follow `CURRENT` only on their next read, finish first.
+OLD_GENERATION_GRACE_SECONDS = 60.0
+#: A reading process looks at `CURRENT` at most this often.
+_FOLLOW_SECONDS = 1.0
+
+#: What a rebuild analyses with: the analyser, its child process (or None) and
+#: the synonyms, read afresh (an edited user dictionary takes effect with the
+#: rebuilt generation).
+AnalysisSetup = tuple[KoreanAnalyzer, AnalysisProcess | None, SynonymSource | None]
 #: Filename separators that mecab would otherwise glue to neighbouring words.
 _FILENAME_PUNCT = re.compile(r"[_.\-+~()\[\]{}]")
 
@@ -194,8 +227,13 @@ class TantivyIndex:
         synonyms: SynonymSource | None = None,
         analysis: AnalysisProcess | None = None,
         compound_fallback: bool = True,
+        fresh_analysis: Callable[[], AnalysisSetup] | None = None,
     ) -> None:
-        """Open (or create) the index in directory `path`.
+        """Open (or create) the index whose home is directory `path` (its live
+        generation, see the module docstring).
+
+        `fresh_analysis` makes the analysis a rebuild uses (the user dictionary
+        read again); without it a rebuild analyses as this index does.
 
         With `compound_fallback` (the default), Hangul bigrams are indexed beside
         the morphemes and a word also finds documents holding it, as written,
@@ -223,6 +261,16 @@ class TantivyIndex:
             raise ValueError("tantivy needs at least 15 MB of writer heap per thread")
         if max_body_chars < 1:
             raise ValueError("max_body_chars must be positive")
+        self._home = path
+        self._fresh_analysis = fresh_analysis
+        self._building: TantivyIndex | None = None
+        self._building_setup: AnalysisSetup | None = None
+        #: Every write and the swap of a rebuild: a write reaches both
+        #: generations, or the swapped-in one alone, never only the old one.
+        self._swap_lock = threading.RLock()
+        self._pointer_seen: int | None = None
+        self._pointer_checked = 0.0
+        path = self._live_dir()
         self._path = path
         self._analyzer = analyzer
         self._analysis = analysis
@@ -268,8 +316,11 @@ class TantivyIndex:
         latest = _latest(docs)
         if not latest:
             return
-        with self._writing("write to the search index") as writer:
-            self._add(writer, list(latest.values()))
+        with self._swap_lock:
+            with self._writing("write to the search index") as writer:
+                self._add(writer, list(latest.values()))
+            if self._building is not None:
+                self._building.upsert(docs)
 
     def update_access(self, docs: Sequence[IndexDocument]) -> list[str]:
         """Re-add documents with new readers and the body stored for them (one commit).
@@ -283,6 +334,15 @@ class TantivyIndex:
         if not docs:
             return []
         self._check_open()
+        with self._swap_lock:
+            missing = self._update_access(docs)
+            if self._building is not None:
+                # A document the new generation does not hold yet is written
+                # there whole by the rebuild, which checks revisions at its end.
+                self._building.update_access(docs)
+            return missing
+
+    def _update_access(self, docs: Sequence[IndexDocument]) -> list[str]:
         latest = list(_latest(docs).values())
         found: set[str] = set()
         with self._writing("write to the search index") as writer:
@@ -298,9 +358,12 @@ class TantivyIndex:
         """Remove documents by id (one commit; missing ids are ignored)."""
         if not ids:
             return
-        with self._writing("remove documents from the search index") as writer:
-            for doc_id in set(ids):
-                writer.delete_documents_by_term("id", doc_id)
+        with self._swap_lock:
+            with self._writing("remove documents from the search index") as writer:
+                for doc_id in set(ids):
+                    writer.delete_documents_by_term("id", doc_id)
+            if self._building is not None:
+                self._building.delete(ids)
 
     def clear(self) -> None:
         """Remove every document (one commit)."""
@@ -311,6 +374,7 @@ class TantivyIndex:
         """Reload the reader (writes of this process are already committed and visible;
         this picks up commits made by another process sooner than the file watcher)."""
         self._check_open()
+        self._follow()
         try:
             self._index.reload()
         except ValueError as err:
@@ -321,11 +385,13 @@ class TantivyIndex:
     def revisions(self, ids: Sequence[str]) -> dict[str, int]:
         """The stored revision of each of `ids` that is in the index."""
         self._check_open()
+        self._follow()
         return self._stored_revisions(list(dict.fromkeys(ids)))
 
     def count(self) -> int:
         """How many (live) documents the index holds."""
         self._check_open()
+        self._follow()
         try:
             return self._index.searcher().num_docs
         except ValueError as err:
@@ -338,6 +404,7 @@ class TantivyIndex:
     def search(self, request: SearchRequest, access: AccessFilter) -> SearchResults:
         """Run `request`: its text AND `access` AND its filters; see the module docstring."""
         self._check_open()
+        self._follow()
         if request.offset < 0 or request.limit < 0:
             raise InvalidQueryError("offset and limit must not be negative")
         if request.offset + request.limit > self._max_window:
@@ -376,6 +443,7 @@ class TantivyIndex:
         """Titles, then terms, beginning with `prefix`, counted over the documents
         `access` lets through (see the port)."""
         self._check_open()
+        self._follow()
         typed = unicodedata.normalize("NFC", prefix).strip()
         if not typed or limit < 1 or access.lets_nothing_through:
             return []
@@ -418,6 +486,7 @@ class TantivyIndex:
     def corrections(self, access: AccessFilter, word: str, limit: int) -> list[Suggestion]:
         """Readable terms within a few letters of `word` (see the port)."""
         self._check_open()
+        self._follow()
         typed = unicodedata.normalize("NFC", word).strip().lower()
         spelled = letters(typed)
         if len(spelled) < 2 or limit < 1 or access.lets_nothing_through:
@@ -451,6 +520,8 @@ class TantivyIndex:
 
     def close(self) -> None:
         """Let merges finish and release the writer's lock; further calls raise."""
+        if self._building is not None:
+            self.abort_rebuild()
         with self._write_lock:
             if self._closed:
                 return
@@ -464,6 +535,155 @@ class TantivyIndex:
                     writer.wait_merging_threads()
                 except ValueError as err:
                     raise SearchUnavailableError(f"cannot close the search index: {err}") from err
+
+    # -- rebuilding beside the live generation (indexer.rebuild) ---------------------
+
+    #: The workers writing this index are all in this process: they write the
+    #: new generation from the moment `begin_rebuild` returns.
+    rebuild_settle_seconds = 0.0
+
+    def begin_rebuild(self) -> TantivyIndex:
+        """Create a new, empty generation beside the live one and return it; from
+        now on every write of this index reaches it too.
+
+        Raises `IndexBusyError` when another process holds the live generation's
+        writer (ask that process), `RebuildInProgressError` when a rebuild runs.
+        """
+        with self._swap_lock:
+            self._check_open()
+            if self._building is not None:
+                raise RebuildInProgressError("a rebuild of the search index is under way")
+            with self._write_lock:
+                try:
+                    self._open_writer()
+                except SearchUnavailableError as err:
+                    raise IndexBusyError(str(err)) from err
+            self._remove_old_generations()
+            path = self._home / f"{_GENERATION_PREFIX}{time.time_ns()}"
+            setup: AnalysisSetup = (
+                self._fresh_analysis()
+                if self._fresh_analysis is not None
+                else (self._analyzer, self._analysis, self._synonyms)
+            )
+            analyzer, analysis, synonyms = setup
+            self._building = TantivyIndex(
+                path,
+                analyzer,
+                writer_heap_bytes=self._heap,
+                writer_threads=self._threads,
+                max_body_chars=self._max_body_chars,
+                max_result_window=self._max_window,
+                analysis_chunk_chars=self._analysis_chunk_chars,
+                synonyms=synonyms,
+                analysis=analysis,
+                compound_fallback=self._fallback,
+            )
+            self._building_setup = setup
+            log.info("rebuilding the search index in %s", path)
+            return self._building
+
+    def finish_rebuild(self) -> None:
+        """Swap the new generation in: `CURRENT` names it, this index reads and
+        writes it from now on; the old one is deleted after a grace period."""
+        with self._swap_lock:
+            target, setup = self._building, self._building_setup
+            if target is None or setup is None:
+                raise RebuildInProgressError("no rebuild of the search index is under way")
+            with self._write_lock, target._write_lock:
+                _write_pointer(self._home, target._path.name)
+                old_path, old_writer, old_analysis = self._path, self._writer, self._analysis
+                self._index, self._writer, self._path = target._index, target._writer, target._path
+                self._analyzer, self._analysis, self._synonyms = setup
+                target._writer = None
+                target._closed = True
+                self._building = self._building_setup = None
+            target._facet_pool.shutdown(wait=False)
+            if old_writer is not None:
+                try:
+                    old_writer.wait_merging_threads()
+                except ValueError as err:
+                    log.warning("the old search index's writer did not close cleanly: %s", err)
+            if old_analysis is not None and old_analysis is not self._analysis:
+                old_analysis.close()
+            log.info("the search index now reads %s (was %s)", self._path, old_path)
+            timer = threading.Timer(OLD_GENERATION_GRACE_SECONDS, self._remove_old_generations)
+            timer.daemon = True
+            timer.start()
+
+    def abort_rebuild(self) -> None:
+        """Drop the generation being built (the live one is untouched)."""
+        with self._swap_lock:
+            target, setup = self._building, self._building_setup
+            self._building = self._building_setup = None
+            if target is None or setup is None:
+                return
+            if setup[1] is not None and setup[1] is not self._analysis:
+                setup[1].close()
+            target._analysis = None  # closed above, or ours
+            try:
+                target.close()
+            finally:
+                shutil.rmtree(target._path, ignore_errors=True)
+
+    def _live_dir(self) -> Path:
+        """The live generation: the one `CURRENT` names, else the home itself."""
+        pointer = self._home / CURRENT_FILE
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+            self._pointer_seen = pointer.stat().st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            # No generation yet (or no home: opening it says why).
+            return self._home
+        if (
+            not name.startswith(_GENERATION_PREFIX)
+            or "/" in name
+            or not (self._home / name).is_dir()
+        ):
+            raise SearchUnavailableError(f"{pointer} names no generation of the index: {name!r}")
+        return self._home / name
+
+    def _follow(self) -> None:
+        """In a process that only reads, open the generation `CURRENT` names when a
+        rebuild in another process swapped it in (looked at once a second at most)."""
+        if self._writer is not None or self._building is not None:
+            return  # this process swaps generations itself
+        now = time.monotonic()
+        if now - self._pointer_checked < _FOLLOW_SECONDS:
+            return
+        self._pointer_checked = now
+        try:
+            seen = (self._home / CURRENT_FILE).stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if seen == self._pointer_seen:
+            return
+        with self._write_lock:
+            path = self._live_dir()
+            if path == self._path or self._writer is not None:
+                return
+            try:
+                self._index = tantivy.Index(self._schema, str(path), reuse=True)
+            except ValueError as err:
+                raise SearchUnavailableError(
+                    f"cannot open the search index at {path}: {err}"
+                ) from err
+            log.info("the search index now reads %s (was %s)", path, self._path)
+            self._path = path
+
+    def _remove_old_generations(self) -> None:
+        """Delete every generation but the live one and the one being built (and,
+        once a generation is live, the home's own legacy index files)."""
+        with self._swap_lock:
+            keep = {self._path}
+            if self._building is not None:
+                keep.add(self._building._path)
+            for entry in self._home.iterdir():
+                if entry in keep or entry.name in _HOME_FILES:
+                    continue
+                if entry.name.startswith(_GENERATION_PREFIX) and entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                elif self._path != self._home and entry.is_file():
+                    entry.unlink(missing_ok=True)
 
     # -- internals: writing ---------------------------------------------------------
 
@@ -1102,6 +1322,21 @@ class TantivyIndex:
             counts = [FacetCount(str(b["key"]), int(b["doc_count"])) for b in buckets]
             facets[name] = sorted(counts, key=lambda c: (-c.count, c.value))
         return facets, total
+
+
+def _write_pointer(home: Path, name: str) -> None:
+    """Name the live generation in `home/CURRENT`, atomically and durably."""
+    tmp = home / f"{CURRENT_FILE}.tmp"
+    with open(tmp, "w", encoding="utf-8") as out:
+        out.write(name + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, home / CURRENT_FILE)
+    directory = os.open(home, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def _schema() -> tantivy.Schema:
