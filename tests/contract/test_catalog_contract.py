@@ -736,6 +736,8 @@ def test_trash_restore_and_purge(catalog: CatalogStore) -> None:
     with pytest.raises(ConflictError):
         docs.restore(a.id)
     assert [v.version for v in docs.list_versions(a.id)] == [1]  # its versions are kept
+
+
 # -- folders ------------------------------------------------------------------------------
 
 
