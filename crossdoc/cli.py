@@ -467,6 +467,13 @@ def users_reset_password(
         console.print(f"'{result.user.username}' 비밀번호를 바꿨습니다 · password set")
 
 
+# The second site: `crossdoc replication …` and `crossdoc scrub` (crossdoc/cli_replication.py).
+from crossdoc.cli_replication import replication_app, scrub  # noqa: E402
+
+app.add_typer(replication_app, name="replication")
+app.command("scrub")(scrub)
+
+
 def main() -> None:
     try:
         app()

@@ -24,6 +24,7 @@ from search_api.routers import (
     explain,
     health,
     policies,
+    replication,
     search,
 )
 from search_api.web import pages as web_pages
@@ -55,6 +56,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         # Embedded: the in-process worker draining the outbox; with a broker, the
         # thread that publishes Celery tasks (`crossdoc worker` processes index).
         services.dispatcher.start()
+        services.jobs.start()  # the replicator and background scrub, if configured
         try:
             yield
         finally:
@@ -88,12 +90,21 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         documents.router,
         search.router,
         health.router,
+        replication.router,
     )
     for router in routers:
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
-    install_openapi(app, [*((API_PREFIX, r) for r in routers), ("", health.router)])
+    app.include_router(replication.metrics_router)
+    install_openapi(
+        app,
+        [
+            *((API_PREFIX, r) for r in routers),
+            ("", health.router),
+            ("", replication.metrics_router),
+        ],
+    )
     install_docs(app)
     # The web UI at `/` (sign-in, search, documents, upload, admin), outside the schema.
     web_pages.install(app)

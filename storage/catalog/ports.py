@@ -60,6 +60,7 @@ from storage.catalog.records import (
     UserRecord,
     VersionRecord,
 )
+from storage.catalog.replication import Replication
 
 
 class Organisation(Protocol):
@@ -416,6 +417,8 @@ class UnitOfWork(Protocol):
     def tokens(self) -> TokenRevocations: ...
     @property
     def policies(self) -> Policies: ...
+    @property
+    def replication(self) -> Replication: ...
 
     def __enter__(self) -> UnitOfWork:
         """Begin the write transaction (SQLite: `BEGIN IMMEDIATE`)."""
@@ -453,6 +456,8 @@ class CatalogStore(Protocol):
     def tokens(self) -> TokenRevocations: ...
     @property
     def policies(self) -> Policies: ...
+    @property
+    def replication(self) -> Replication: ...
 
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work (enter it with `with`)."""

@@ -16,6 +16,7 @@ from storage.catalog.sql.extractions import SqlExtractions
 from storage.catalog.sql.organisation import SqlOrganisation
 from storage.catalog.sql.outbox import SqlOutbox
 from storage.catalog.sql.policies import SqlPolicies
+from storage.catalog.sql.replication import SqlReplication
 from storage.catalog.sql.tokens import SqlTokenRevocations
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class SqlUnitOfWork:
     audit: SqlAuditLog
     tokens: SqlTokenRevocations
     policies: SqlPolicies
+    replication: SqlReplication
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -68,6 +70,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditLog(db, session)
         self.tokens = SqlTokenRevocations(db, session)
         self.policies = SqlPolicies(db, session)
+        self.replication = SqlReplication(db, session)
         return self
 
     def after_commit(self, callback: Callable[[], None]) -> None:
