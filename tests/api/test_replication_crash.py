@@ -20,7 +20,7 @@ from tests.api.serve_process import ServeProcess, prepare_data_dir
 pytestmark = pytest.mark.slow
 
 TRIALS = 3
-UPLOADS = 24
+UPLOADS = 16
 SIZE = 512 * 1024
 
 

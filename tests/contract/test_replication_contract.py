@@ -4,15 +4,24 @@ records a version, claimed under a lease, retried, and removed once replicated."
 
 from __future__ import annotations
 
+import hashlib
+import io
 import time
+import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from storage.catalog.ports import CatalogStore
-from storage.catalog.records import NewBlob
+from storage.catalog.records import NewBlob, NewDocument
 from storage.catalog.sql import SqlCatalog
-from storage.errors import NotFoundError
+from storage.errors import NotFoundError, StorageUnavailableError
+from storage.objectstore.base import ObjectStore
+from storage.objectstore.local import LocalObjectStore
+from storage.objectstore.s3 import S3ObjectStore
+from storage.replica import Replicator, SyncMirror
+from storage.scrub import Scrubber
 from tests.contract.test_catalog_contract import (  # noqa: F401 - fixtures
     catalog,
     new_doc,
@@ -109,3 +118,80 @@ def test_enqueue_all_and_stored_blobs(catalog: CatalogStore) -> None:  # noqa: F
     assert [b.sha256 for b in first] == [_sha(1), _sha(2)]
     rest = catalog.replication.stored_blobs(first[-1].blob_key, 10)
     assert [b.sha256 for b in rest] == [_sha(3)] and rest[0].size == 3
+
+
+# -- an S3 replica (moto): copy, repair, sync refusal ---------------------------------
+
+
+def _s3_replica(endpoint: str, bucket: str) -> ObjectStore:
+    from crossdoc.settings import Settings
+    from crossdoc.wiring.core import build_replica_store
+
+    settings = Settings(
+        replica_s3_access_key="crossdoc-test",
+        replica_s3_secret_key="crossdoc-test-secret",
+    )
+    store = build_replica_store(
+        settings, f"s3://{bucket}?endpoint={endpoint}&secure=false&region=us-east-1"
+    )
+    assert store is not None
+    return store
+
+
+def test_s3_replica_is_filled_verified_and_repaired(moto_s3_endpoint: str, tmp_path: Path) -> None:
+    queue_db = SqlCatalog(f"sqlite:///{tmp_path / 'c.db'}", replicate=True)
+    queue_db.migrate()
+    queue_db.organisation.create_ministry("M1", "행정안전부")
+    queue_db.organisation.create_department("D1", "기록관리과", "M1")
+    primary = LocalObjectStore(tmp_path / "primary")
+    replica = _s3_replica(moto_s3_endpoint, f"crossdoc-rep-{uuid.uuid4().hex[:12]}")
+    keys = []
+    for n in range(3):
+        content = f"S3 복제 {n} ".encode() * 100
+        sha = hashlib.sha256(content).hexdigest()
+        src = tmp_path / f"s{n}"
+        src.write_bytes(content)
+        blob = primary.put_file(src, sha256=sha, size=len(content))
+        queue_db.documents.create(
+            NewDocument(
+                blob=NewBlob(blob.key, sha, len(content), "a.txt", "", ""),
+                title="t",
+                department="D1",
+                owner="kim",
+                visibility="department",
+            )
+        )
+        keys.append(blob.key)
+    Replicator(queue_db, primary, replica, tmp_path / "spool").drain()
+    assert queue_db.replication.backlog().items == 0
+    for key in keys:
+        assert b"".join(replica.iter_chunks(key)) == (primary.root / key).read_bytes()
+    # A bit flip on the replica (same size, other bytes), found and repaired.
+    assert isinstance(replica, S3ObjectStore)
+    good = (primary.root / keys[1]).read_bytes()
+    bad = bytearray(good)
+    bad[10] ^= 1
+    replica._client.put_object(replica.bucket, keys[1], io.BytesIO(bytes(bad)), len(bad))
+    scrubber = Scrubber(queue_db, primary, replica, tmp_path / "spool")
+    report = scrubber.run(repair=True)
+    assert report.problems == [("replica", keys[1], "corrupt")]
+    assert report.repaired == [("replica", keys[1])]
+    assert b"".join(replica.iter_chunks(keys[1])) == good
+    queue_db.close()
+
+
+def test_sync_mirror_refuses_when_the_s3_replica_is_down(tmp_path: Path) -> None:
+    from crossdoc.settings import Settings
+    from crossdoc.wiring.core import build_replica_store
+    from tests.conftest import free_port
+
+    replica = build_replica_store(
+        Settings(replica_s3_access_key="k", replica_s3_secret_key="s"),
+        f"s3://nowhere?endpoint=127.0.0.1:{free_port()}&secure=false",
+    )
+    assert replica is not None
+    mirror = SyncMirror(LocalObjectStore(tmp_path / "primary"), replica)
+    src = tmp_path / "f"
+    src.write_bytes(b"only one site")
+    with pytest.raises(StorageUnavailableError):
+        mirror.put_file(src, sha256=hashlib.sha256(b"only one site").hexdigest(), size=13)
