@@ -82,7 +82,8 @@ def _root(
     """Crossdoc: cross-ministry document cloud (범정부 문서 클라우드)."""
 
 
-@app.command()
+# A short summary: the command list's column is as wide as its longest name (`replication`).
+@app.command(short_help="Run the API (and the in-process indexer by default).")
 def serve(
     host: Annotated[str, typer.Option(metavar="HOST", help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="port to listen on")] = 8000,

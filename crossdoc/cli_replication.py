@@ -20,7 +20,7 @@ from storage.scrub import Scrubber, ScrubReport
 console = Console(stderr=True)
 
 replication_app = typer.Typer(
-    help="The second site (복제): the recovery point, and copying the backlog now."
+    help="The second site (복제): its recovery point; copy the backlog now."
 )
 
 
@@ -36,7 +36,7 @@ def _second_site() -> roots.SecondSite:
 def replication_status(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Backlog, oldest unreplicated version and seconds of data at risk.
+    """The recovery point: backlog, oldest version, seconds at risk.
 
     Exit status 1 when a replica is configured but does not answer.
     """
@@ -83,7 +83,10 @@ def replication_drain() -> None:
 
 @replication_app.command("enqueue-all")
 def replication_enqueue_all() -> None:
-    """Queue every stored version not queued yet (a replica added to a deployment)."""
+    """Queue every version stored before the replica was added.
+
+    Versions already queued are left alone.
+    """
     site = _second_site()
     try:
         added = site.catalog.replication.enqueue_all()
@@ -104,9 +107,9 @@ def scrub(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
-    """Re-read every stored blob on both sites against the catalog's SHA-256.
+    """Re-hash every blob on both sites; --repair from the good copy.
 
-    Reports blobs corrupt or missing, repairs them from the good copy with
+    Re-reads every blob against the catalog's SHA-256, reports blobs corrupt or missing, repairs them from the good copy with
     --repair (audited), and removes temporary files left by crashes. Exit
     status 1 while a problem remains.
     """

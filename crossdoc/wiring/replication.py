@@ -7,7 +7,7 @@ several replicators from copying the same blob at once).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from crossdoc.settings import Settings
@@ -25,14 +25,12 @@ class ReplicationJobs:
 
     replicator: Replicator | None = None
     scrub: BackgroundScrub | None = None
-    _started: bool = field(default=False, init=False)
 
     def start(self) -> None:
         if self.replicator is not None:
             self.replicator.start()
         if self.scrub is not None:
             self.scrub.start()
-        self._started = True
 
     def stop(self) -> None:
         if self.scrub is not None:
