@@ -20,7 +20,7 @@ from storage.scrub import Scrubber, ScrubReport
 console = Console(stderr=True)
 
 replication_app = typer.Typer(
-    help="The second site (복제): its recovery point; copy the backlog now."
+    help="The second site (복제): recovery point, copying the backlog."
 )
 
 
@@ -107,11 +107,12 @@ def scrub(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
-    """Re-hash every blob on both sites; --repair from the good copy.
+    """Re-hash every blob on both sites; --repair bad ones.
 
-    Re-reads every blob against the catalog's SHA-256, reports blobs corrupt or missing, repairs them from the good copy with
-    --repair (audited), and removes temporary files left by crashes. Exit
-    status 1 while a problem remains.
+    Re-reads every blob against the catalog's SHA-256 and reports those
+    corrupt or missing; --repair repairs them from the good copy (audited).
+    Removes temporary files left by crashes. Prints the throughput in MB/s.
+    Exit status 1 while a problem remains.
     """
     site = _second_site()
     try:
