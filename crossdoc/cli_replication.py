@@ -19,9 +19,7 @@ from storage.scrub import Scrubber, ScrubReport
 
 console = Console(stderr=True)
 
-replication_app = typer.Typer(
-    help="The second site (복제): recovery point, copying the backlog."
-)
+replication_app = typer.Typer(help="The second site (복제): recovery point, copying the backlog.")
 
 
 def _second_site() -> roots.SecondSite:
