@@ -163,10 +163,19 @@ def _fire(server: Server, mode: str, replica: Path) -> None:
     for t in threads:
         t.start()
     try:
-        time.sleep(2.0)
-        status = _status(server)
-        oldest = status["oldest_pending_at"]
-        cutoff = datetime.fromisoformat(oldest).timestamp() if oldest else time.time()
+        # Mid-load: once some acknowledged uploads are behind the recovery point
+        # (the time this takes follows the machine's load; bounded).
+        deadline = time.monotonic() + 60
+        while True:
+            time.sleep(0.3)
+            started = time.time()
+            status = _status(server)
+            oldest = status["oldest_pending_at"]
+            cutoff = datetime.fromisoformat(oldest).timestamp() if oldest else started
+            with lock:
+                behind = sum(1 for at, _ in acked if at < cutoff)
+            if (behind >= 5 and len(acked) > behind) or time.monotonic() > deadline:
+                break
         # The fire: the primary data directory (blobs, catalog, index) is gone at once.
         data = server.services.settings.data_dir
         burnt = data.with_name("burnt")
