@@ -84,7 +84,8 @@ def _root(
     """Crossdoc: cross-ministry document cloud (범정부 문서 클라우드)."""
 
 
-@app.command()
+# A short summary: the command list's column is as wide as its longest name (`replication`).
+@app.command(short_help="Run the API (and the in-process indexer by default).")
 def serve(
     host: Annotated[str, typer.Option(metavar="HOST", help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="port to listen on")] = 8000,
@@ -750,6 +751,13 @@ def trash_purge(
     finally:
         catalog.close()
     console.print(f"비운 문서 {len(purged)}건 · purged {len(purged)} documents")
+
+
+# The second site: `crossdoc replication …` and `crossdoc scrub` (crossdoc/cli_replication.py).
+from crossdoc.cli_replication import replication_app, scrub  # noqa: E402
+
+app.add_typer(replication_app, name="replication")
+app.command("scrub")(scrub)
 
 
 def main() -> None:

@@ -53,6 +53,29 @@ class Settings(BaseSettings):
     #: one more process indexes (embedded task queue) and rate limits are shared.
     api_workers: int = Field(default=1, ge=1, le=64)
 
+    #: The second site for the originals (`storage.replication`): a directory on
+    #: another disk or mount (`file:///mnt/site-b/crossdoc` or a plain path; it
+    #: must exist), or `s3://BUCKET` at another endpoint, with the
+    #: `CROSSDOC_REPLICA_S3_*` settings below (as the primary's `CROSSDOC_S3_*`;
+    #: `?endpoint=host:port&secure=false&region=R` in the URL also works). Every
+    #: original is stored there under the same key as on the primary.
+    replica_url: str | None = None
+    replica_s3_endpoint: str | None = None
+    replica_s3_access_key: SecretStr | None = None
+    replica_s3_secret_key: SecretStr | None = None
+    replica_s3_secure: bool = True
+    replica_s3_region: str | None = None
+    #: `async`: uploads are copied to the replica in the background (the lag is
+    #: reported); `sync`: an upload is answered 202 only once both sites hold it.
+    replication: Literal["async", "sync"] = "async"
+    #: How long a replication claim holds before another replicator may take it
+    #: (a replicator killed mid-copy costs at most this long).
+    replication_lease_seconds: float = Field(default=120.0, ge=1, le=3600)
+    #: The background scrub (re-reading every blob on both sites): its read rate,
+    #: and the time between passes (0: no background scrub; `crossdoc scrub`).
+    scrub_rate_mb_s: float = Field(default=10.0, gt=0)
+    scrub_interval_hours: float = Field(default=24.0, ge=0)
+
     jwt_secret: SecretStr | None = None  # default: generated once and kept in the data dir
     #: Rotated signing keys (`crossdoc keys rotate`); default: `jwt-keys.json` in the data dir.
     jwt_keys_file: Path | None = None
@@ -124,6 +147,13 @@ class Settings(BaseSettings):
         if value and not value.startswith(("file://", "s3://")):
             raise ValueError("CROSSDOC_STORAGE_URL must start with file:// or s3://")
         return value
+
+    @field_validator("replica_url")
+    @classmethod
+    def _replica_scheme(cls, value: str | None) -> str | None:
+        if value and "://" in value and not value.startswith(("file://", "s3://")):
+            raise ValueError("CROSSDOC_REPLICA_URL must be file://, s3:// or a directory path")
+        return value or None
 
     @field_validator("search_url")
     @classmethod

@@ -26,6 +26,7 @@ from search_api.routers import (
     health,
     me,
     policies,
+    replication,
     search,
     trash,
 )
@@ -58,6 +59,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         # Embedded: the in-process worker draining the outbox; with a broker, the
         # thread that publishes Celery tasks (`crossdoc worker` processes index).
         services.dispatcher.start()
+        services.jobs.start()  # the replicator and background scrub, if configured
         try:
             yield
         finally:
@@ -94,12 +96,21 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         me.router,
         trash.router,
         health.router,
+        replication.router,
     )
     for router in routers:
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
-    install_openapi(app, [*((API_PREFIX, r) for r in routers), ("", health.router)])
+    app.include_router(replication.metrics_router)
+    install_openapi(
+        app,
+        [
+            *((API_PREFIX, r) for r in routers),
+            ("", health.router),
+            ("", replication.metrics_router),
+        ],
+    )
     install_docs(app)
     # The web UI at `/` (sign-in, search, documents, upload, admin), outside the schema.
     web_pages.install(app)

@@ -25,6 +25,7 @@ from auth.ratelimit import (
 from auth.tokens import TokenService
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import ConfigurationError, Core, build_core, check_settings
+from crossdoc.wiring.replication import ReplicationJobs, build_jobs
 from crossdoc.wiring.worker import check_celery_settings, in_process_worker, rebuild_requests
 from indexer.dispatch import Dispatcher
 from storage.group_commit import UploadCommits
@@ -42,11 +43,15 @@ class Services(Core):
     rate_rules: RateRules = field(default_factory=RateRules)
     #: Uploads that arrive together commit together (see storage.group_commit).
     upload_commits: UploadCommits = field(init=False)
+    #: The replicator and background scrub, started with the application (this
+    #: process runs them when it indexes: no broker).
+    jobs: ReplicationJobs = field(default_factory=ReplicationJobs)
 
     def __post_init__(self) -> None:
         self.upload_commits = UploadCommits(self.catalog)
 
     def close(self) -> None:
+        self.jobs.stop()
         self.dispatcher.close()
         super().close()
 
@@ -162,4 +167,9 @@ def build_services(
         dispatcher=build_dispatcher(core, indexer=indexer),
         limiter=build_rate_limiter(settings),
         rate_rules=build_rate_rules(settings),
+        jobs=(
+            ReplicationJobs()
+            if settings.broker_url  # `crossdoc worker` processes run them
+            else build_jobs(settings, core.catalog, core.store, core.replica_store)
+        ),
     )

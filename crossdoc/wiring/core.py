@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crossdoc.settings import Settings
@@ -43,6 +44,9 @@ class Core:
     extractor: TextExtractor
     index: SearchIndex
     pipeline: IndexingPipeline
+    #: The second site for the originals (`CROSSDOC_REPLICA_URL`), or None. With
+    #: `CROSSDOC_REPLICATION=sync`, `store` is a `SyncMirror` writing to both.
+    replica_store: ObjectStore | None
 
     def parts(self) -> dict[str, Any]:
         """The fields, by name: a process's root builds its own services from them."""
@@ -52,6 +56,57 @@ class Core:
         self.extractor.close()
         self.index.close()
         self.catalog.close()
+
+
+def build_replica_store(settings: Settings, url: str | None = None) -> ObjectStore | None:
+    """The object store at `url` (default `CROSSDOC_REPLICA_URL`), None if unset.
+
+    `file:///path` or a plain path: a directory that must exist (an unmounted
+    second disk must fail, not fill the first one). `s3://BUCKET` with
+    `CROSSDOC_REPLICA_S3_ENDPOINT`, `_ACCESS_KEY`, `_SECRET_KEY`, `_SECURE`,
+    `_REGION` (as the primary's `CROSSDOC_S3_*`); the URL's query may give
+    `endpoint`, `secure` and `region` instead. Raises `ConfigurationError`.
+    """
+    url = url if url is not None else settings.replica_url
+    if not url:
+        return None
+    if url.startswith("s3://"):
+        return _s3_store_at(settings, url)
+    if "://" in url and not url.startswith("file://"):
+        raise ConfigurationError(f"replica URL {url!r}: use file://, s3:// or a directory path")
+    from storage.objectstore.local import LocalObjectStore
+
+    path = Path(url.removeprefix("file://")).expanduser()
+    return LocalObjectStore(path, create_root=False)
+
+
+def _s3_store_at(settings: Settings, url: str) -> ObjectStore:
+    from urllib.parse import parse_qs, urlsplit
+
+    from storage.objectstore.s3 import S3ObjectStore
+
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    bucket = (parts.netloc + parts.path).strip("/")
+    endpoint = query.get("endpoint") or settings.replica_s3_endpoint
+    access = settings.replica_s3_access_key or settings.s3_access_key
+    secret = settings.replica_s3_secret_key or settings.s3_secret_key
+    if not (bucket and endpoint and access and secret):
+        raise ConfigurationError(
+            "an s3:// replica needs a bucket, CROSSDOC_REPLICA_S3_ENDPOINT (or ?endpoint=), "
+            "CROSSDOC_REPLICA_S3_ACCESS_KEY and CROSSDOC_REPLICA_S3_SECRET_KEY"
+        )
+    secure = settings.replica_s3_secure
+    if "secure" in query:
+        secure = query["secure"].strip().lower() in {"1", "true", "yes", "on"}
+    return S3ObjectStore(
+        endpoint,
+        access.get_secret_value(),
+        secret.get_secret_value(),
+        bucket,
+        secure=secure,
+        region=query.get("region") or settings.replica_s3_region,
+    )
 
 
 def build_object_store(settings: Settings) -> ObjectStore:
@@ -204,7 +259,9 @@ def build_analyzer(settings: Settings) -> KoreanAnalyzer:
 def build_catalog(settings: Settings) -> CatalogStore:
     """The catalog alone, migrated (for commands that need nothing else)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = SqlCatalog(settings.resolved_database_url)
+    # Async replication queues each new version in the transaction recording it.
+    replicate = bool(settings.replica_url) and settings.replication == "async"
+    catalog = SqlCatalog(settings.resolved_database_url, replicate=replicate)
     catalog.migrate()
     return catalog
 
@@ -228,6 +285,11 @@ def build_core(settings: Settings) -> Core:
     check_settings(settings)
     catalog = build_catalog(settings)
     store = build_object_store(settings)
+    replica_store = build_replica_store(settings)
+    if replica_store is not None and settings.replication == "sync":
+        from storage.replica import SyncMirror
+
+        store = SyncMirror(store, replica_store)
     extractor = build_extractor(settings)
     index = build_index(settings)
     if index.schema_rebuilt:
@@ -249,4 +311,5 @@ def build_core(settings: Settings) -> Core:
         extractor=extractor,
         index=index,
         pipeline=pipeline,
+        replica_store=replica_store,
     )

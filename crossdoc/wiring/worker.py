@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import ConfigurationError, Core, build_core
+from crossdoc.wiring.replication import ReplicationJobs, build_jobs
 from indexer.rebuild import RebuildableIndex, RebuildReport, RebuildRequests, rebuild_index
 from indexer.worker import Companion, InProcessWorker
 from services.trash import TrashService
@@ -116,6 +117,7 @@ class CeleryWorker:
         self.settings = settings
         self.queue: CeleryQueue = CeleryQueue(settings.broker_url)
         self.services: WorkerServices | None = None
+        self.jobs: ReplicationJobs | None = None
         self.queue.register_index_task(self._drain)
 
     def run(self) -> int:
@@ -137,6 +139,12 @@ class CeleryWorker:
             self.settings, idle_seconds=self.settings.worker_reconcile_seconds
         )
         self.services.worker.start()
+        # Replication and scrubbing run beside the indexing, on threads of their own.
+        services = self.services
+        self.jobs = build_jobs(
+            self.settings, services.catalog, services.store, services.replica_store
+        )
+        self.jobs.start()
         log.info(
             "indexing worker ready (pid %d): tasks from the broker, and the outbox drained "
             "every %.0f s",
@@ -145,6 +153,9 @@ class CeleryWorker:
         )
 
     def _stop_process(self) -> None:
+        jobs, self.jobs = self.jobs, None
+        if jobs is not None:
+            jobs.stop()
         services, self.services = self.services, None
         if services is not None:
             services.close()  # stops the drainer and hands back this process's claims

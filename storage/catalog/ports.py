@@ -65,6 +65,7 @@ from storage.catalog.records import (
     UserRecord,
     VersionRecord,
 )
+from storage.catalog.replication import Replication
 
 
 class Organisation(Protocol):
@@ -531,6 +532,7 @@ class UnitOfWork(Protocol):
     def policies(self) -> Policies: ...
     @property
     def folders(self) -> Folders: ...
+    def replication(self) -> Replication: ...
 
     def __enter__(self) -> UnitOfWork:
         """Begin the write transaction (SQLite: `BEGIN IMMEDIATE`)."""
@@ -570,6 +572,7 @@ class CatalogStore(Protocol):
     def policies(self) -> Policies: ...
     @property
     def folders(self) -> Folders: ...
+    def replication(self) -> Replication: ...
 
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work (enter it with `with`)."""

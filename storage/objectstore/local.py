@@ -17,6 +17,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -52,6 +53,8 @@ _CHUNK_SIZE = CHUNK_SIZE
 _BLOB_MODE = 0o440
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+#: The temporary file `put_file` writes before publishing (`tempfile.mkstemp`'s name).
+_TEMP_NAME = re.compile(r"\.[0-9a-f]{64}\.[A-Za-z0-9_]+\.tmp")
 
 # Errors the operator can fix without touching code (full disk, flaky mount):
 # reported as "unavailable, retry later" (a full disk or quota as `StorageFullError`,
@@ -291,6 +294,58 @@ class LocalObjectStore:
             raise IntegrityError(
                 f"{key} already exists with {existing} bytes, expected {size}; not overwritten"
             )
+
+    # -- repair (the scrubber's) -----------------------------------------------------
+
+    def replace_corrupt(self, path: Path, *, sha256: str, size: int) -> bool:
+        """Replace a blob whose stored bytes no longer match its key with the bytes
+        of `path` (verified first); the one write that replaces an existing blob.
+
+        Only a blob found corrupt right now is replaced (re-hashed here; a sound or
+        missing one is left alone: use `put_file` for a missing one). The good copy
+        goes to a verified, fsync'd temporary file beside it and takes its name with
+        `os.replace`, so a crash leaves the corrupt blob or the good one, never a
+        mixture. Returns whether it replaced the blob.
+        """
+        key = blob_key_for(sha256)
+        target = self._root / key
+        if self._existing_size(target) is None or self._sound(key):
+            return False
+        tmp = self._write_temp(path, target, sha256, size)
+        try:
+            os.replace(tmp, target)
+        except OSError as err:
+            with suppress(OSError):
+                tmp.unlink()
+            raise _store_error(err, f"cannot replace {key}") from err
+        self._sync_dirs(target.parent)
+        _log.warning("blob %s was corrupt and has been replaced by a verified copy", key)
+        return True
+
+    def _sound(self, key: str) -> bool:
+        try:
+            for _ in self.iter_chunks(key, _CHUNK_SIZE):
+                pass
+        except IntegrityError:
+            return False
+        return True
+
+    def clean_temporary(self, older_than: float) -> int:
+        """Remove the hidden temporary files a crash left in the blob tree (those
+        of `put_file` older than `older_than` seconds: a younger one may be a write
+        in progress). Returns how many were removed."""
+        removed = 0
+        cutoff = time.time() - older_than
+        for dirpath, _dirs, files in os.walk(self._root / "blobs"):
+            for name in files:
+                if not _TEMP_NAME.fullmatch(name):
+                    continue
+                path = Path(dirpath) / name
+                with suppress(FileNotFoundError):
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+        return removed
 
     # -- reading -------------------------------------------------------------------
 

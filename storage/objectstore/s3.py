@@ -337,6 +337,15 @@ class S3ObjectStore:
             check_source(path, sha256, size)
             return StoredBlob(key=key, sha256=sha256, size=size)
 
+        self._upload(path, key, sha256, size)
+        stored = self._stat(key)
+        if stored is None:
+            raise StorageUnavailableError(f"{key} not visible after upload")
+        self._check_stored(key, stored, sha256, size)
+        return StoredBlob(key=key, sha256=sha256, size=size)
+
+    def _upload(self, path: Path, key: str, sha256: str, size: int) -> None:
+        """PUT the verified bytes of `path` as `key` (replaces an object there)."""
         if size == 0:
             # minio sends an empty body without calling read(): check before, not during.
             check_source(path, sha256, size)
@@ -359,11 +368,25 @@ class S3ObjectStore:
         if not reader.verified and size > 0:
             raise IntegrityError(f"{key}: upload finished before the source was verified")
 
-        stored = self._stat(key)
-        if stored is None:
-            raise StorageUnavailableError(f"{key} not visible after upload")
-        self._check_stored(key, stored, sha256, size)
-        return StoredBlob(key=key, sha256=sha256, size=size)
+    def replace_corrupt(self, path: Path, *, sha256: str, size: int) -> bool:
+        """Replace an object whose bytes no longer match its key with the verified
+        bytes of `path` (the scrubber's repair; a sound or missing object is left
+        alone). An S3 PUT replaces atomically; with bucket versioning the corrupt
+        version is kept too. Returns whether it replaced the object."""
+        key = blob_key_for(sha256)
+        self._ensure_bucket()
+        with self._uploads.lock(key):
+            if self._stat(key) is None:
+                return False
+            try:
+                for _ in self.iter_chunks(key, CHUNK_SIZE):
+                    pass
+                return False
+            except IntegrityError:
+                pass
+            self._upload(path, key, sha256, size)
+        _log.warning("object %s was corrupt and has been replaced by a verified copy", key)
+        return True
 
     @staticmethod
     def _check_stored(key: str, obj: Object, sha256: str, size: int) -> None:

@@ -13,6 +13,7 @@ from storage.catalog.sql.folders import SqlFolders
 from storage.catalog.sql.organisation import SqlOrganisation
 from storage.catalog.sql.outbox import SqlOutbox
 from storage.catalog.sql.policies import SqlPolicies
+from storage.catalog.sql.replication import SqlReplication
 from storage.catalog.sql.tokens import SqlTokenRevocations
 from storage.catalog.sql.unit_of_work import SqlUnitOfWork
 
@@ -24,8 +25,9 @@ class SqlCatalog:
     gives the same repositories over one transaction that commits as a whole.
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
-        self.database = Database(url, echo=echo)
+    def __init__(self, url: str, *, echo: bool = False, replicate: bool = False) -> None:
+        # `replicate`: new versions are queued for the replica (async replication).
+        self.database = Database(url, echo=echo, replicate=replicate)
         self.url = url
         self.is_sqlite = self.database.is_sqlite
         self.engine = self.database.engine
@@ -37,6 +39,7 @@ class SqlCatalog:
         self.tokens = SqlTokenRevocations(self.database)
         self.policies = SqlPolicies(self.database)
         self.folders = SqlFolders(self.database)
+        self.replication = SqlReplication(self.database)
 
     def unit_of_work(self) -> SqlUnitOfWork:
         """A new unit of work (enter it with `with`)."""

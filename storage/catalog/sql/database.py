@@ -104,8 +104,11 @@ def our_error(err: BaseException) -> BaseException | None:
 class Database:
     """The engine of the catalog database (SQLite file or PostgreSQL URL)."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, replicate: bool = False) -> None:
         self.url = url
+        #: Queue every new version for the replica in the transaction that records
+        #: it (a replica in `async` mode; `storage.catalog.replication`).
+        self.replicate = replicate
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:

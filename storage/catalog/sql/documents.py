@@ -32,6 +32,7 @@ from storage.catalog.sql.database import now as _now
 from storage.catalog.sql.database import table as _table
 from storage.catalog.sql.outbox import enqueue, outbox_row
 from storage.catalog.sql.policies import ALL_POLICIES, PENDING_POLICY_IDS, policy_record
+from storage.catalog.sql.replication import queue_versions, replication_row
 from storage.catalog.sql.views import SqlDocumentViews
 from storage.errors import ConflictError, IdempotencyKeyReusedError, NotFoundError
 
@@ -323,6 +324,15 @@ class SqlDocuments(SqlDocumentViews):
         if grants:
             conn.execute(_INSERT_GRANTS, grants)
         conn.execute(_INSERT_OUTBOX, [outbox_row(row["id"], 1, now) for row in documents])
+        if self._db.replicate:
+            # In this transaction: a version is recorded with its replication or not at all.
+            queue_versions(
+                s,
+                [
+                    replication_row(v["document_id"], 1, v["blob_key"], v["sha256"], v["size"], now)
+                    for v in versions
+                ],
+            )
         return [
             DocumentRecord(
                 **{**row, "tags": tuple(row["tags"])},
@@ -575,6 +585,15 @@ class SqlDocuments(SqlDocumentViews):
                 )
             )
             s.flush()
+            if self._db.replicate:
+                queue_versions(
+                    s,
+                    [
+                        replication_row(
+                            document_id, d.version, blob.blob_key, blob.sha256, blob.size, now
+                        )
+                    ],
+                )
             return self._orm_record(s, d, self._grants(s, [document_id])[document_id])
 
     def list_versions(self, document_id: str) -> list[VersionRecord]:

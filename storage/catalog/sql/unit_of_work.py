@@ -17,6 +17,7 @@ from storage.catalog.sql.folders import SqlFolders
 from storage.catalog.sql.organisation import SqlOrganisation
 from storage.catalog.sql.outbox import SqlOutbox
 from storage.catalog.sql.policies import SqlPolicies
+from storage.catalog.sql.replication import SqlReplication
 from storage.catalog.sql.tokens import SqlTokenRevocations
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class SqlUnitOfWork:
     tokens: SqlTokenRevocations
     policies: SqlPolicies
     folders: SqlFolders
+    replication: SqlReplication
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -71,6 +73,7 @@ class SqlUnitOfWork:
         self.tokens = SqlTokenRevocations(db, session)
         self.policies = SqlPolicies(db, session)
         self.folders = SqlFolders(db, session)
+        self.replication = SqlReplication(db, session)
         return self
 
     def after_commit(self, callback: Callable[[], None]) -> None:
