@@ -490,10 +490,12 @@ def reindex(
         ),
     ] = False,
 ) -> None:
-    """Rebuild the search index from the object store and the catalog, beside the live
-    one, and swap it in: searches keep working meanwhile, and changes made during the
-    rebuild reach it. With the embedded index held by a running `crossdoc serve`, the
-    server does the rebuild (asked through a file in the index directory)."""
+    """Rebuild the search index from the object store and the catalog.
+
+    The new index is built beside the live one and swapped in: searches keep working
+    meanwhile, and changes made during the rebuild reach it. With the embedded index
+    held by a running `crossdoc serve`, the server does the rebuild (asked through a
+    file in the index directory)."""
     from indexer.errors import IndexBusyError, RebuildInProgressError
     from indexer.pipeline import TRANSIENT_ERRORS
     from indexer.rebuild import (
