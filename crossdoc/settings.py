@@ -108,6 +108,21 @@ class Settings(BaseSettings):
     user_dictionary: Path | None = None
     synonyms: Path | None = None
 
+    #: The second site (issue 13): a directory on another disk or mount
+    #: (`file:///mnt/replica` or an absolute path) or `s3://BUCKET` at
+    #: `CROSSDOC_REPLICA_S3_ENDPOINT`. The originals are copied there under their
+    #: own keys, and catalog snapshots under `catalog/`.
+    replica_url: str | None = None
+    #: The replica's S3 endpoint and keys (default: the primary's `CROSSDOC_S3_*`).
+    replica_s3_endpoint: str | None = None
+    replica_s3_access_key: SecretStr | None = None
+    replica_s3_secret_key: SecretStr | None = None
+    #: Seconds between catalog snapshots onto the replica (`crossdoc serve` and
+    #: `crossdoc backup catalog --every`); 0 turns the built-in schedule off.
+    catalog_backup_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    #: Catalog snapshots kept on the replica (older ones are removed).
+    catalog_backup_keep: int = Field(default=48, ge=1, le=10_000)
+
     max_page_size: int = Field(default=100, ge=1, le=1000)
     max_result_window: int = Field(default=10_000, ge=100)
 
@@ -116,6 +131,15 @@ class Settings(BaseSettings):
     def _storage_scheme(cls, value: str | None) -> str | None:
         if value and not value.startswith(("file://", "s3://")):
             raise ValueError("CROSSDOC_STORAGE_URL must start with file:// or s3://")
+        return value
+
+    @field_validator("replica_url")
+    @classmethod
+    def _replica_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("file://", "s3://", "/")):
+            raise ValueError(
+                "CROSSDOC_REPLICA_URL must be file:///PATH, an absolute path or s3://BUCKET"
+            )
         return value
 
     @field_validator("search_url")
@@ -136,6 +160,20 @@ class Settings(BaseSettings):
         if self.storage_url and self.storage_url.startswith("file://"):
             return Path(self.storage_url.removeprefix("file://"))
         return self.data_dir / "objects"
+
+    @property
+    def replica_dir(self) -> Path | None:
+        """The replica's directory, when the second site is a directory."""
+        if self.replica_url and not self.replica_url.startswith("s3://"):
+            return Path(self.replica_url.removeprefix("file://"))
+        return None
+
+    @property
+    def replica_bucket(self) -> str | None:
+        """The replica's bucket, when the second site is S3."""
+        if self.replica_url and self.replica_url.startswith("s3://"):
+            return self.replica_url.removeprefix("s3://").strip("/")
+        return None
 
     @property
     def user_dictionary_path(self) -> Path:

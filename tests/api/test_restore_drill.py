@@ -1,0 +1,238 @@
+"""Restore from the second site alone, and the drill (issue 13), on the embedded default.
+
+A deployment with documents (every visibility, a grant, a second version, a
+deleted one), users in two ministries and their audit records; its replica
+filled as the replicator does (every blob under its own key) and its catalog
+snapshot taken by `crossdoc backup catalog`. Then:
+
+- the fire: the primary data directory is deleted; `crossdoc restore` rebuilds
+  it from the replica; served again, every user reads exactly the documents they
+  read before, byte for byte, finds them by search, and reads no other;
+- `crossdoc drill` while the service runs: a report, exit 0; a flipped bit or a
+  missing blob on the replica: listed, exit 1;
+- a corrupt snapshot: refused with a clear error, nothing restored.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, Server, start_server
+
+pytestmark = pytest.mark.slow
+
+USERS = {
+    # username: (ministry, department)
+    "kim.a": ("MOIS", "MOIS-A"),
+    "lee.a": ("MOIS", "MOIS-A"),
+    "park.b": ("MOIS", "MOIS-B"),
+    "choi.c": ("MOF", "MOF-C"),
+}
+
+
+def crossdoc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "crossdoc", *args],
+        env=dict(os.environ, CROSSDOC_ADMIN_PASSWORD=ADMIN_PASSWORD, CROSSDOC_DEMO="false", **env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def fill_replica(data_dir: Path, replica: Path) -> None:
+    """What the replicator does: every blob under the same key, byte-identical."""
+    for path in (data_dir / "objects" / "blobs").rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            dest = replica / path.relative_to(data_dir / "objects")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+
+
+def make_deployment(server: Server) -> dict[str, bytes]:
+    """Documents of every kind; returns their current bytes by id."""
+    for username, (ministry, department) in USERS.items():
+        server.user(username, department, ministry=ministry)
+    docs: dict[str, bytes] = {}
+
+    def up(user: str, word: str, visibility: str, **kw: Any) -> str:
+        content = f"복원 훈련 문서 {word} 내용입니다".encode()
+        doc = server.upload(user, content, f"{word}.txt", visibility=visibility, **kw)
+        docs[doc["id"]] = content
+        return str(doc["id"])
+
+    up("kim.a", "비공개", "private")
+    up("kim.a", "부서", "department")
+    up("park.b", "부처", "ministry")
+    up("choi.c", "정부", "government")
+    up("choi.c", "공유", "private", grants=[{"principal": "user:lee.a", "permission": "read"}])
+    versioned = up("lee.a", "개정", "department")
+    with server.client("lee.a") as c:
+        second = "복원 훈련 문서 개정 둘째 판".encode()
+        r = c.put(f"/documents/{versioned}/content", files={"file": ("개정.txt", second)})
+        assert r.status_code in (200, 202), r.text
+        docs[versioned] = second
+    server.wait_indexed("lee.a", versioned)
+    deleted = up("park.b", "삭제", "government")
+    with server.client("park.b") as c:
+        assert c.delete(f"/documents/{deleted}").status_code == 204
+    del docs[deleted]
+    return docs
+
+
+def readable(server: Server, ids: list[str]) -> dict[str, dict[str, bytes]]:
+    """What each user can download (id → bytes); every other id answers 404."""
+    seen: dict[str, dict[str, bytes]] = {}
+    for username in [*USERS, "admin"]:
+        seen[username] = {}
+        with server.client(username) as c:
+            for doc_id in ids:
+                r = c.get(f"/documents/{doc_id}/content")
+                assert r.status_code in (200, 404), r.text
+                if r.status_code == 200:
+                    seen[username][doc_id] = r.content
+    return seen
+
+
+def found(server: Server) -> dict[str, set[str]]:
+    out = {}
+    for username in [*USERS, "admin"]:
+        result = server.search(username, q="복원 훈련", limit=100)
+        out[username] = {hit["id"] for hit in result["hits"]}
+    return out
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[tuple[Server, Path, Path, dict[str, bytes]]]:
+    replica = tmp_path / "replica"
+    replica.mkdir()
+    gen = start_server(tmp_path / "primary")
+    server = next(gen)
+    try:
+        docs = make_deployment(server)
+        yield server, tmp_path / "primary" / "data", replica, docs
+    finally:
+        gen.close()
+
+
+def test_the_fire_restore_from_the_replica_loses_nothing(
+    deployment: tuple[Server, Path, Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    server, data_dir, replica, docs = deployment
+    ids = sorted(docs)
+    deleted_too = _all_ids(data_dir)
+    assert len(deleted_too) == len(ids) + 1
+    before = readable(server, deleted_too)
+    before_found = found(server)
+    assert before["kim.a"] and before["choi.c"] and before["admin"] == {}
+    fill_replica(data_dir, replica)
+    r = crossdoc(
+        {"CROSSDOC_DATA_DIR": str(data_dir), "CROSSDOC_REPLICA_URL": str(replica)},
+        "backup",
+        "catalog",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "catalog snapshot catalog/snapshots/" in r.stdout
+
+    shutil.rmtree(data_dir)  # the fire
+
+    restored = tmp_path / "restored" / "data"
+    r = crossdoc({}, "restore", "--from", f"file://{replica}", "--to", str(restored))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "mismatched: 0" in r.stdout and "missing: 0" in r.stdout
+    assert f"indexed: {len(ids)}/{len(ids)}" in r.stdout
+    assert "audit chain: intact" in r.stdout
+
+    gen = start_server(tmp_path / "restored")
+    again = next(gen)
+    try:
+        assert readable(again, deleted_too) == before
+        assert found(again) == before_found
+        for username, mine in before.items():
+            for doc_id, content in mine.items():
+                assert content == docs[doc_id], (username, doc_id)
+        # The audit log came along, and the restored deployment goes on appending to it.
+        with again.client("admin") as c:
+            assert c.get("/admin/audit", params={"limit": 1}).status_code in (200, 403)
+    finally:
+        gen.close()
+    r = crossdoc({"CROSSDOC_DATA_DIR": str(restored)}, "audit", "verify")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _all_ids(data_dir: Path) -> list[str]:
+    """Every document id, deleted ones too (from the live catalog)."""
+    conn = sqlite3.connect(data_dir / "catalog.sqlite3")
+    try:
+        return sorted(str(row[0]) for row in conn.execute("SELECT id FROM documents"))
+    finally:
+        conn.close()
+
+
+def _text(stream: str) -> str:
+    """Rich wraps long lines on stderr: compare words, not line breaks."""
+    return " ".join(stream.split())
+
+
+def test_the_drill_runs_beside_the_service_and_finds_any_loss(
+    deployment: tuple[Server, Path, Path, dict[str, bytes]],
+) -> None:
+    server, data_dir, replica, docs = deployment
+    fill_replica(data_dir, replica)
+    env = {"CROSSDOC_DATA_DIR": str(data_dir), "CROSSDOC_REPLICA_URL": str(replica)}
+    assert crossdoc(env, "backup", "catalog").returncode == 0
+
+    r = crossdoc(env, "drill")  # the service is still running
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "drill passed" in r.stdout
+    assert f"documents restored: {len(docs) + 1} " in r.stdout  # the deleted one too
+    assert "RTO:" in r.stdout and "s old" in r.stdout
+
+    # A bit flipped in one original on the replica, another one gone.
+    blobs = sorted(p for p in replica.joinpath("blobs").rglob("*") if p.is_file())
+    flipped, gone = blobs[0], blobs[1]
+    flipped.chmod(0o640)
+    data = bytearray(flipped.read_bytes())
+    data[0] ^= 0x01
+    flipped.write_bytes(bytes(data))
+    gone.unlink()
+    r = crossdoc(env, "drill")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "mismatched: 1" in r.stdout and f"mismatched {flipped.relative_to(replica)}" in r.stdout
+    assert "missing: 1" in r.stdout and f"missing {gone.relative_to(replica)}" in r.stdout
+    assert "DRILL FAILED" in _text(r.stderr)
+    # The service never noticed.
+    assert server.search("kim.a", q="복원 훈련")["total"] >= 1
+
+
+def test_restore_refuses_a_corrupt_snapshot(
+    deployment: tuple[Server, Path, Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    _server, data_dir, replica, _docs = deployment
+    fill_replica(data_dir, replica)
+    env = {"CROSSDOC_DATA_DIR": str(data_dir), "CROSSDOC_REPLICA_URL": str(replica)}
+    assert crossdoc(env, "backup", "catalog").returncode == 0
+    (snapshot,) = replica.joinpath("catalog", "snapshots").iterdir()
+    data = bytearray(snapshot.read_bytes())
+    data[4096 + 100] ^= 0xFF
+    snapshot.write_bytes(bytes(data))
+
+    target = tmp_path / "restored"
+    r = crossdoc({}, "restore", "--from", str(replica), "--to", str(target))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "restore failed" in _text(r.stderr) and "is corrupt" in _text(r.stderr)
+    assert not (target / "catalog.sqlite3").exists()
+
+    # A target in use is never written over.
+    r = crossdoc({}, "restore", "--from", str(replica), "--to", str(data_dir))
+    assert r.returncode == 1 and "not an empty directory" in _text(r.stderr)
