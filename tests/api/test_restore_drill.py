@@ -26,7 +26,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, Server, start_server
+from crossdoc.settings import Settings
+from crossdoc.wiring.core import build_catalog
+from services.bootstrap import bootstrap
+from tests.conftest import ADMIN_PASSWORD, Server, fast_passwords, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -144,6 +147,9 @@ def test_the_fire_restore_from_the_replica_loses_nothing(
     assert r.returncode == 0, r.stderr
     assert "catalog snapshot catalog/snapshots/" in r.stdout
 
+    blobs = _blobs(data_dir / "objects")
+    assert len(blobs) == len(ids) + 2  # the older version's and the deleted document's too
+
     shutil.rmtree(data_dir)  # the fire
 
     restored = tmp_path / "restored" / "data"
@@ -152,6 +158,8 @@ def test_the_fire_restore_from_the_replica_loses_nothing(
     assert "mismatched: 0" in r.stdout and "missing: 0" in r.stdout
     assert f"indexed: {len(ids)}/{len(ids)}" in r.stdout
     assert "audit chain: intact" in r.stdout
+
+    assert _blobs(restored / "objects") == blobs
 
     gen = start_server(tmp_path / "restored")
     again = next(gen)
@@ -177,6 +185,14 @@ def _all_ids(data_dir: Path) -> list[str]:
         return sorted(str(row[0]) for row in conn.execute("SELECT id FROM documents"))
     finally:
         conn.close()
+
+
+def _blobs(objects: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(objects)): p.read_bytes()
+        for p in objects.joinpath("blobs").rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def _text(stream: str) -> str:
@@ -213,14 +229,19 @@ def test_the_drill_runs_beside_the_service_and_finds_any_loss(
     assert "DRILL FAILED" in _text(r.stderr)
     # The service never noticed.
     assert server.search("kim.a", q="복원 훈련")["total"] >= 1
+    print(r.stdout)
 
 
-def test_restore_refuses_a_corrupt_snapshot(
-    deployment: tuple[Server, Path, Path, dict[str, bytes]], tmp_path: Path
-) -> None:
-    _server, data_dir, replica, _docs = deployment
-    fill_replica(data_dir, replica)
+def test_restore_refuses_a_corrupt_snapshot(tmp_path: Path) -> None:
+    data_dir, replica = tmp_path / "data", tmp_path / "replica"
+    replica.mkdir()
     env = {"CROSSDOC_DATA_DIR": str(data_dir), "CROSSDOC_REPLICA_URL": str(replica)}
+    # A deployment with its first users and their audit records is enough here.
+    catalog = build_catalog(Settings(data_dir=data_dir))
+    try:
+        bootstrap(catalog, fast_passwords().hash, admin_password=ADMIN_PASSWORD, demo=True)
+    finally:
+        catalog.close()
     assert crossdoc(env, "backup", "catalog").returncode == 0
     (snapshot,) = replica.joinpath("catalog", "snapshots").iterdir()
     data = bytearray(snapshot.read_bytes())
@@ -236,3 +257,13 @@ def test_restore_refuses_a_corrupt_snapshot(
     # A target in use is never written over.
     r = crossdoc({}, "restore", "--from", str(replica), "--to", str(data_dir))
     assert r.returncode == 1 and "not an empty directory" in _text(r.stderr)
+
+    # A snapshot of an audit log edited behind the chain's back: restored, and refused.
+    conn = sqlite3.connect(data_dir / "catalog.sqlite3")
+    with conn:
+        conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE id = 2")
+    conn.close()
+    assert crossdoc(env, "backup", "catalog").returncode == 0
+    r = crossdoc({}, "restore", "--from", str(replica), "--to", str(tmp_path / "again"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "audit chain: BROKEN" in r.stdout and "incomplete" in _text(r.stderr)
