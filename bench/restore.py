@@ -17,6 +17,7 @@ line) and the wall time, with the machine's load (`uptime`) before and after.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import shutil
@@ -31,6 +32,8 @@ from bench.options import bench_parser
 from crossdoc.settings import Settings
 from crossdoc.wiring.api import build_services
 from services.bootstrap import bootstrap
+
+print = functools.partial(print, flush=True)  # figures as they come
 
 
 def _uptime() -> str:
@@ -82,7 +85,7 @@ def _run(work: Path, documents: int, *, cold: bool) -> None:
     services.close()
     env = {"CROSSDOC_DATA_DIR": str(data), "CROSSDOC_REPLICA_URL": str(replica)}
     index_flag = "--no-index" if cold else "--index"
-    took, _ = _crossdoc(env, "import", str(tree), "--department", "MOIS-DGI", index_flag)
+    took, _ = _crossdoc(env, "import", str(tree), "--department", "MOIS-REC", index_flag)
     how = "imported" if cold else "imported and indexed"
     print(f"deployment: {documents} documents {how} in {took:.1f} s")
 

@@ -531,13 +531,21 @@ def restore_cmd(
         Path,
         typer.Option("--to", metavar="DIR", help="an empty directory: the new data directory"),
     ],
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="PostgreSQL catalog: an empty database to load the snapshot into",
+        ),
+    ] = None,
 ) -> None:
     """Rebuild a working embedded deployment in DIR from the second site alone.
 
     The newest catalog snapshot (checked against its SHA-256), every original
     re-hashed against the catalog, the audit chain verified, the index rebuilt.
-    Then `CROSSDOC_DATA_DIR=DIR crossdoc serve`. Exit 1 if anything is missing or
-    altered (listed), or if the snapshot is corrupt.
+    Then `CROSSDOC_DATA_DIR=DIR crossdoc serve` (with CROSSDOC_DATABASE_URL=URL for
+    a PostgreSQL catalog). Exit 1 if anything is missing or altered (listed), or
+    if the snapshot is corrupt.
     """
     from crossdoc.wiring.backup import restore_into
     from storage.errors import StorageError
@@ -551,7 +559,10 @@ def restore_cmd(
         raise typer.Exit(2) from err
     try:
         report = _built(
-            lambda s: restore_into(s, target, lambda step: console.print(f"… {step}")), settings
+            lambda s: restore_into(
+                s, target, lambda step: console.print(f"… {step}"), database_url=database_url
+            ),
+            settings,
         )
     except StorageError as err:
         console.print(f"[red]복원 실패 · restore failed:[/red] {err}")
@@ -570,6 +581,13 @@ def drill(
         typer.Option(metavar="DIR", help="where to restore (default: a new directory, removed)"),
     ] = None,
     keep: Annotated[bool, typer.Option(help="keep the restored directory")] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="PostgreSQL catalog: an empty scratch database (emptied again afterwards)",
+        ),
+    ] = None,
 ) -> None:
     """Restore the second site into a scratch directory while the service runs, and report.
 
@@ -598,7 +616,10 @@ def drill(
     ok = False
     try:
         report = _built(
-            lambda s: restore_into(s, target, lambda step: console.print(f"… {step}")), settings
+            lambda s: restore_into(
+                s, target, lambda step: console.print(f"… {step}"), database_url=database_url
+            ),
+            settings,
         )
         typer.echo("복원 훈련 · restore drill")
         _print_report(report.lines())
@@ -606,8 +627,13 @@ def drill(
     except StorageError as err:
         console.print(f"[red]복원 훈련 실패 · drill failed:[/red] {err}")
     finally:
-        if not keep and scratch is None:
-            shutil.rmtree(base, ignore_errors=True)
+        if not keep:
+            if scratch is None:
+                shutil.rmtree(base, ignore_errors=True)
+            if database_url:
+                from storage.backup import drop_catalog
+
+                drop_catalog(database_url)
     if not ok:
         console.print("[red]훈련 실패 · DRILL FAILED: data would be lost[/red]")
         raise typer.Exit(1)

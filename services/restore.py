@@ -41,6 +41,7 @@ from storage.backup import (
     catalog_counts,
     fetch_snapshot,
     latest_manifest,
+    load_postgres_dump,
 )
 from storage.catalog.ports import CatalogStore
 from storage.catalog.sql import SqlCatalog
@@ -175,15 +176,19 @@ def restore(
     target: Path,
     rebuild_index: Callable[[Path], tuple[int, int]],
     *,
+    database_url: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> RestoreReport:
     """Rebuild an embedded deployment in the empty directory `target` from the second site.
 
+    A SQLite snapshot becomes `target/catalog.sqlite3`; a PostgreSQL dump is
+    loaded into `database_url`, an empty database (required then), and the rest
+    of the deployment (originals, index) goes to `target`.
     `rebuild_index(target)` rebuilds the search index of the restored deployment
-    and answers (documents indexed, documents expected). Raises `NoSnapshotError`,
-    `CorruptSnapshotError` (the snapshot does not match its manifest: nothing is
-    restored) and `RestoreError`; missing or mismatched originals are listed in
-    the report, not raised.
+    and answers (documents indexed, documents expected). Raises
+    `NoSnapshotError`, `CorruptSnapshotError` (the snapshot does not match its
+    manifest: nothing is restored) and `RestoreError`; missing or mismatched
+    originals are listed in the report, not raised.
     """
     started = time.monotonic()
     manifest = latest_manifest(site)
@@ -191,21 +196,33 @@ def restore(
         raise NoSnapshotError(
             "복제본에 카탈로그 스냅샷이 없습니다 · the replica holds no catalog snapshot"
         )
-    if manifest.engine != "sqlite":
+    if manifest.engine == "postgresql" and not database_url:
         raise RestoreError(
-            f"{manifest.key} is a PostgreSQL dump: restore it with "
-            "`pg_restore --no-owner -d DATABASE_URL`, then run `crossdoc restore` steps 2-4 "
-            "with CROSSDOC_DATABASE_URL set (see README, If the building burns)"
+            f"{manifest.key} is a PostgreSQL dump: name an empty database to load it into "
+            "(--database-url postgresql+psycopg://…)"
+        )
+    if manifest.engine == "sqlite" and database_url:
+        raise RestoreError(
+            f"{manifest.key} is a SQLite snapshot: restore it without a database URL"
         )
     _check_target(target)
     age = max(0.0, (datetime.now(UTC) - manifest.created).total_seconds())
     report = RestoreReport(snapshot=manifest, snapshot_age_seconds=age)
 
     progress("카탈로그 · catalog snapshot")
-    partial = target / f".{CATALOG_FILE}.partial"
-    fetch_snapshot(site, manifest, partial)
-    os.replace(partial, target / CATALOG_FILE)
-    url = f"sqlite:///{(target / CATALOG_FILE).resolve()}"
+    if database_url:
+        dump = target / ".catalog.pgdump"
+        fetch_snapshot(site, manifest, dump)
+        try:
+            load_postgres_dump(dump, database_url)
+        finally:
+            dump.unlink()
+        url = database_url
+    else:
+        partial = target / f".{CATALOG_FILE}.partial"
+        fetch_snapshot(site, manifest, partial)
+        os.replace(partial, target / CATALOG_FILE)
+        url = f"sqlite:///{(target / CATALOG_FILE).resolve()}"
 
     progress("원본 · originals")
     blobs = catalog_blobs(url)

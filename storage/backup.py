@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import create_engine, func, select, union
+from sqlalchemy import create_engine, func, inspect, select, text, union
 from sqlalchemy.engine import make_url
 
 from storage.catalog import models as m
@@ -51,8 +51,10 @@ __all__ = [
     "SnapshotManifest",
     "catalog_blobs",
     "catalog_counts",
+    "drop_catalog",
     "fetch_snapshot",
     "latest_manifest",
+    "load_postgres_dump",
     "snapshot_age_seconds",
     "take_snapshot",
 ]
@@ -362,24 +364,59 @@ def _snapshot_sqlite(source: Path, dest: Path) -> None:
 
 def _snapshot_postgres(database_url: str, dest: Path) -> None:
     """`pg_dump --format=custom`: one consistent dump (restored with pg_restore)."""
+    _pg_command("pg_dump", database_url, "--format=custom", "--no-owner", "--file", str(dest))
+
+
+def _pg_command(program: str, database_url: str, *args: str) -> None:
+    """Run a PostgreSQL client program (`pg_dump`, `pg_restore`) on `database_url`."""
     url = make_url(database_url)
     env = dict(os.environ)
     if url.password:
-        env["PGPASSWORD"] = str(url.password)
+        env["PGPASSWORD"] = str(url.password)  # not on the command line
     libpq = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
-    program = shutil.which("pg_dump")
-    if program is None:
-        raise StorageUnavailableError("pg_dump is not installed (Debian: postgresql-client)")
-    done = subprocess.run(  # noqa: S603 - pg_dump with fixed arguments; the URL is ours
-        [program, "--format=custom", "--no-owner", "--file", str(dest), libpq],
+    path = shutil.which(program)
+    if path is None:
+        raise StorageUnavailableError(f"{program} is not installed (Debian: postgresql-client)")
+    done = subprocess.run(  # noqa: S603 - a PostgreSQL client, fixed arguments; the URL is ours
+        [path, *args, f"--dbname={libpq}"],
         env=env,
         capture_output=True,
         text=True,
-        timeout=3600,
+        timeout=6 * 3600,
         check=False,
     )
     if done.returncode != 0:
-        raise StorageUnavailableError(f"pg_dump failed: {done.stderr.strip()[-500:]}")
+        raise StorageUnavailableError(f"{program} failed: {done.stderr.strip()[-500:]}")
+
+
+def load_postgres_dump(dump: Path, database_url: str) -> None:
+    """Load a `pg_dump --format=custom` snapshot into `database_url`, an empty database.
+
+    Raises `StorageError` if the database already holds a catalog.
+    """
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            tables = inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
+    if tables:
+        raise StorageError(
+            f"the database {make_url(database_url).render_as_string()} is not empty "
+            f"({len(tables)} tables): restore never writes over an existing catalog"
+        )
+    _pg_command("pg_restore", database_url, "--no-owner", "--exit-on-error", str(dump))
+
+
+def drop_catalog(database_url: str) -> None:
+    """Drop a restored catalog's tables (the drill's scratch PostgreSQL database)."""
+    engine = create_engine(database_url)
+    try:
+        m.Base.metadata.drop_all(engine)
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    finally:
+        engine.dispose()
 
 
 def catalog_counts(database_url: str) -> dict[str, int]:

@@ -148,12 +148,12 @@ def catalog_backups(settings: Settings) -> CatalogBackupLoop | None:
     return loop
 
 
-def target_settings(settings: Settings, target: Path) -> Settings:
-    """The settings of the embedded deployment restored into `target` (data dir only)."""
+def target_settings(settings: Settings, target: Path, database_url: str | None = None) -> Settings:
+    """The settings of the deployment restored into `target` (and `database_url`)."""
     return settings.model_copy(
         update={
             "data_dir": target,
-            "database_url": None,
+            "database_url": database_url,
             "storage_url": None,
             "search_url": "embedded",
             "broker_url": None,
@@ -164,14 +164,19 @@ def target_settings(settings: Settings, target: Path) -> Settings:
 
 
 def restore_into(
-    settings: Settings, target: Path, progress: Callable[[str], None] | None = None
+    settings: Settings,
+    target: Path,
+    progress: Callable[[str], None] | None = None,
+    *,
+    database_url: str | None = None,
 ) -> RestoreReport:
-    """`crossdoc restore`: the second site named by `settings.replica_url` into `target`."""
+    """`crossdoc restore`: the second site named by `settings.replica_url` into `target`
+    (and, for a PostgreSQL catalog, the empty database `database_url`)."""
     site = build_backup_site(settings)
     replica = build_replica_store(settings)
 
     def rebuild(directory: Path) -> tuple[int, int]:
-        core = build_core(target_settings(settings, directory))
+        core = build_core(target_settings(settings, directory, database_url))
         try:
             return reindex_all(
                 core.catalog,
@@ -188,5 +193,6 @@ def restore_into(
         replica,
         target,
         rebuild,
+        database_url=database_url,
         progress=progress or (lambda step: log.info("restore: %s", step)),
     )
