@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import create_engine, func, inspect, select, text, union
+from sqlalchemy import Connection, create_engine, func, inspect, select, text, union
 from sqlalchemy.engine import make_url
 
 from storage.catalog import models as m
@@ -362,9 +362,30 @@ def _snapshot_sqlite(source: Path, dest: Path) -> None:
         src.close()
 
 
-def _snapshot_postgres(database_url: str, dest: Path) -> None:
-    """`pg_dump --format=custom`: one consistent dump (restored with pg_restore)."""
-    _pg_command("pg_dump", database_url, "--format=custom", "--no-owner", "--file", str(dest))
+def _snapshot_postgres(database_url: str, dest: Path) -> dict[str, int]:
+    """`pg_dump --format=custom` (restored with pg_restore), and the rows it holds.
+
+    The rows are counted in a transaction whose snapshot the dump shares
+    (`pg_export_snapshot`, `pg_dump --snapshot`): the counts are the dump's own,
+    however busy the catalog is meanwhile.
+    """
+    engine = create_engine(database_url, isolation_level="REPEATABLE READ")
+    try:
+        with engine.connect() as conn, conn.begin():
+            snapshot = str(conn.execute(text("SELECT pg_export_snapshot()")).scalar_one())
+            counts = _count_rows(conn)
+            _pg_command(
+                "pg_dump",
+                database_url,
+                "--format=custom",
+                "--no-owner",
+                f"--snapshot={snapshot}",
+                "--file",
+                str(dest),
+            )
+    finally:
+        engine.dispose()
+    return counts
 
 
 def _pg_command(program: str, database_url: str, *args: str) -> None:
@@ -419,20 +440,24 @@ def drop_catalog(database_url: str) -> None:
         engine.dispose()
 
 
+def _count_rows(conn: Connection) -> dict[str, int]:
+    return {
+        name: int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+        for name, model in (
+            ("documents", m.Document),
+            ("versions", m.DocumentVersion),
+            ("audit_events", m.AuditEvent),
+            ("users", m.User),
+        )
+    }
+
+
 def catalog_counts(database_url: str) -> dict[str, int]:
     """Rows of the tables a drill compares (read from the snapshot itself)."""
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            return {
-                name: int(conn.execute(select(func.count()).select_from(model)).scalar_one())
-                for name, model in (
-                    ("documents", m.Document),
-                    ("versions", m.DocumentVersion),
-                    ("audit_events", m.AuditEvent),
-                    ("users", m.User),
-                )
-            }
+            return _count_rows(conn)
     finally:
         engine.dispose()
 
@@ -460,8 +485,7 @@ def take_snapshot(
             _snapshot_sqlite(sqlite_path, tmp)
             counts = catalog_counts(f"sqlite:///{tmp}")
         else:
-            counts = catalog_counts(database_url)  # just before the dump: at most a few rows behind
-            _snapshot_postgres(database_url, tmp)
+            counts = _snapshot_postgres(database_url, tmp)
         sha256, size = _sha256_file(tmp)
         key = f"{SNAPSHOT_PREFIX}{created.strftime('%Y%m%dT%H%M%SZ')}-{sha256}.{ext}"
         manifest = SnapshotManifest(

@@ -20,11 +20,14 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import build_catalog
@@ -267,3 +270,94 @@ def test_restore_refuses_a_corrupt_snapshot(tmp_path: Path) -> None:
     r = crossdoc({}, "restore", "--from", str(replica), "--to", str(tmp_path / "again"))
     assert r.returncode == 1, r.stdout + r.stderr
     assert "audit chain: BROKEN" in r.stdout and "incomplete" in _text(r.stderr)
+
+
+PG_ENV = "CROSSDOC_TEST_DATABASE_URL"
+
+
+@pytest.fixture
+def postgres_databases() -> Iterator[Callable[[], str]]:
+    """Fresh PostgreSQL databases of this test's own (dropped afterwards)."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(
+            f"PostgreSQL leg: set {PG_ENV} (`infra/dev/engines up postgres` starts one "
+            "and prints it)"
+        )
+    base = make_url(url)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def new() -> str:
+        name = f"crossdoc_restore_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return base.set(database=name).render_as_string(hide_password=False)
+
+    try:
+        yield new
+        with admin.connect() as conn:
+            for name in made:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def test_the_fire_on_postgresql_restore_and_drill(
+    postgres_databases: Callable[[], str], tmp_path: Path
+) -> None:
+    """The scale-out catalog: pg_dump snapshots; the drill into a scratch database
+    while the service runs; after the fire, pg_restore into a new database."""
+    primary_url, scratch_url, restored_url = (postgres_databases() for _ in range(3))
+    replica = tmp_path / "replica"
+    replica.mkdir()
+    gen = start_server(tmp_path / "primary", database_url=primary_url)
+    server = next(gen)
+    try:
+        docs = make_deployment(server)
+        data_dir = tmp_path / "primary" / "data"
+        ids = sorted(docs)
+        before = readable(server, ids)
+        fill_replica(data_dir, replica)
+        env = {
+            "CROSSDOC_DATA_DIR": str(data_dir),
+            "CROSSDOC_DATABASE_URL": primary_url,
+            "CROSSDOC_REPLICA_URL": str(replica),
+        }
+        r = crossdoc(env, "backup", "catalog")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert ".pgdump" in r.stdout
+        r = crossdoc(env, "drill", "--database-url", scratch_url)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "drill passed" in r.stdout
+        scratch = create_engine(scratch_url)
+        try:
+            with scratch.connect() as conn:
+                assert inspect(conn).get_table_names() == []  # emptied for the next drill
+        finally:
+            scratch.dispose()
+    finally:
+        gen.close()
+
+    shutil.rmtree(data_dir)  # the fire: the primary's disk and its database
+    admin = create_engine(
+        make_url(primary_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{make_url(primary_url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+    restored = tmp_path / "restored" / "data"
+    args = ("restore", "--from", str(replica), "--to", str(restored))
+    r = crossdoc({}, *args)
+    assert r.returncode == 1 and "name an empty database" in _text(r.stderr)
+    r = crossdoc({}, *args, "--database-url", restored_url)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"indexed: {len(ids)}/{len(ids)}" in r.stdout
+    gen = start_server(tmp_path / "restored", database_url=restored_url)
+    again = next(gen)
+    try:
+        assert readable(again, ids) == before
+    finally:
+        gen.close()
