@@ -481,9 +481,9 @@ def backup_catalog(
         ),
     ] = None,
 ) -> None:
-    """Snapshot the catalog onto the replica (CROSSDOC_REPLICA_URL), under catalog/.
+    """Snapshot the catalog onto the replica, under catalog/.
 
-    SQLite: the online-backup API, while the service runs; PostgreSQL: pg_dump.
+    The replica is CROSSDOC_REPLICA_URL. SQLite: the online-backup API, while the service runs; PostgreSQL: pg_dump.
     The snapshot is checksummed and catalog/latest points at it once it is durable.
     """
     from crossdoc.wiring.backup import CatalogBackupLoop, backup_catalog
@@ -539,7 +539,7 @@ def restore_cmd(
         ),
     ] = None,
 ) -> None:
-    """Rebuild a working embedded deployment in DIR from the second site alone.
+    """Rebuild a working deployment in DIR from the second site alone.
 
     The newest catalog snapshot (checked against its SHA-256), every original
     re-hashed against the catalog, the audit chain verified, the index rebuilt.
@@ -589,9 +589,9 @@ def drill(
         ),
     ] = None,
 ) -> None:
-    """Restore the second site into a scratch directory while the service runs, and report.
+    """Rehearse a restore beside the running service, and report it.
 
-    Documents restored, bytes verified, mismatches, RTO, the catalog snapshot's
+    The second site is restored into a scratch directory. Documents restored, bytes verified, mismatches, RTO, the catalog snapshot's
     age. Exit 1 on any loss or mismatch.
     """
     import shutil
