@@ -20,6 +20,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from sqlalchemy.engine import make_url
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import build_catalog
 from services.bootstrap import bootstrap
+from storage.backup import LocalBackupSite, fetch_snapshot, latest_manifest, snapshot_age_seconds
 from tests.conftest import ADMIN_PASSWORD, Server, fast_passwords, start_server
 
 pytestmark = pytest.mark.slow
@@ -359,5 +361,38 @@ def test_the_fire_on_postgresql_restore_and_drill(
     again = next(gen)
     try:
         assert readable(again, ids) == before
+    finally:
+        gen.close()
+
+
+def test_serve_snapshots_the_catalog_on_its_schedule(tmp_path: Path) -> None:
+    """With a replica set, the API process snapshots the catalog at start and then
+    every CROSSDOC_CATALOG_BACKUP_SECONDS: an upload reaches the replica's catalog
+    within that interval, and the snapshot's age says how old the copy is."""
+    replica = tmp_path / "replica"
+    replica.mkdir()
+    site = LocalBackupSite(replica)
+    gen = start_server(tmp_path, replica_url=f"file://{replica}", catalog_backup_seconds=0.5)
+    server = next(gen)
+    try:
+        server.user("kim.a", "MOIS-A", ministry="MOIS")
+        doc = server.upload("kim.a", "일정에 따른 카탈로그 사본".encode(), "사본.txt", wait=False)
+        deadline = time.monotonic() + 60
+        while True:
+            manifest = latest_manifest(site)
+            if manifest is not None and manifest.counts["documents"] == 1:
+                break
+            assert time.monotonic() < deadline, "no snapshot holds the upload"
+            time.sleep(0.2)
+        age = snapshot_age_seconds(site)
+        assert age is not None and age < 30
+        copy = tmp_path / "copy.sqlite3"
+        fetch_snapshot(site, manifest, copy)
+        conn = sqlite3.connect(copy)
+        try:
+            assert conn.execute("SELECT id FROM documents").fetchall() == [(doc["id"],)]
+        finally:
+            conn.close()
+        assert len(site.list_keys("catalog/snapshots/")) <= 48
     finally:
         gen.close()
