@@ -80,6 +80,8 @@ class RestoreReport:
     indexed: int = 0
     index_expected: int = 0
     rto_seconds: float = 0.0
+    #: Seconds each step took, in order (catalog, originals, audit, index).
+    steps: dict[str, float] = field(default_factory=dict)
 
     @property
     def counts_match(self) -> bool:
@@ -116,7 +118,9 @@ class RestoreReport:
             "감사 기록 · audit chain: "
             + ("intact" if self.audit_ok else f"BROKEN ({self.audit_problem})"),
             f"색인 · indexed: {self.indexed}/{self.index_expected}",
-            f"RTO: {self.rto_seconds:.1f} s",
+            f"RTO: {self.rto_seconds:.1f} s ("
+            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.steps.items())
+            + ")",
         ]
         if not self.counts_match:
             out.append(
@@ -209,6 +213,14 @@ def restore(
     age = max(0.0, (datetime.now(UTC) - manifest.created).total_seconds())
     report = RestoreReport(snapshot=manifest, snapshot_age_seconds=age)
 
+    mark = started
+
+    def step_done(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        report.steps[name] = now - mark
+        mark = now
+
     progress("카탈로그 · catalog snapshot")
     if database_url:
         dump = target / ".catalog.pgdump"
@@ -224,6 +236,7 @@ def restore(
         os.replace(partial, target / CATALOG_FILE)
         url = f"sqlite:///{(target / CATALOG_FILE).resolve()}"
 
+    step_done("catalog")
     progress("원본 · originals")
     blobs = catalog_blobs(url)
     report.blobs = len(blobs)
@@ -241,6 +254,7 @@ def restore(
                 report.blobs_verified += 1
                 report.bytes_verified += blob.size
 
+    step_done("originals")
     progress("감사 기록 · audit chain")
     catalog = SqlCatalog(url)
     try:
@@ -254,8 +268,10 @@ def restore(
     finally:
         catalog.close()
 
+    step_done("audit")
     progress("색인 · index")
     report.indexed, report.index_expected = rebuild_index(target)
+    step_done("index")
     report.rto_seconds = time.monotonic() - started
     return report
 
