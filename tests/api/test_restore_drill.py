@@ -15,6 +15,7 @@ snapshot taken by `crossdoc backup catalog`. Then:
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sqlite3
@@ -396,3 +397,65 @@ def test_serve_snapshots_the_catalog_on_its_schedule(tmp_path: Path) -> None:
         assert len(site.list_keys("catalog/snapshots/")) <= 48
     finally:
         gen.close()
+
+
+@pytest.fixture
+def moto_endpoint() -> Iterator[str]:
+    """`host:port` of an in-process S3 protocol server (moto) on 127.0.0.1."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"{host}:{port}"
+    server.stop()
+
+
+def test_restore_from_an_s3_replica(moto_endpoint: str, tmp_path: Path) -> None:
+    """The second site as an S3 bucket at another endpoint: the snapshot and the
+    originals come back from it; a blob altered there is listed, exit 1."""
+    from minio import Minio
+
+    from storage.objectstore.s3 import S3ObjectStore
+
+    bucket = "crossdoc-replica"
+    keys = {"CROSSDOC_REPLICA_S3_ACCESS_KEY": "replica", "CROSSDOC_REPLICA_S3_SECRET_KEY": "secret"}
+    env = {
+        "CROSSDOC_REPLICA_URL": f"s3://{bucket}",
+        "CROSSDOC_REPLICA_S3_ENDPOINT": moto_endpoint,
+        "CROSSDOC_S3_SECURE": "false",
+        **keys,
+    }
+    replica = S3ObjectStore(moto_endpoint, "replica", "secret", bucket, secure=False)
+    gen = start_server(tmp_path / "primary")
+    server = next(gen)
+    try:
+        server.user("kim.a", "MOIS-A", ministry="MOIS")
+        docs = {
+            server.upload("kim.a", f"S3 복제본 문서 {i}".encode(), f"s3-{i}.txt")["id"]: i
+            for i in range(3)
+        }
+    finally:
+        gen.close()
+    data_dir = tmp_path / "primary" / "data"
+    blobs = _blobs(data_dir / "objects")
+    for key, content in blobs.items():
+        source = tmp_path / "blob"
+        source.write_bytes(content)
+        replica.put_file(source, sha256=key.rsplit("/", 1)[1], size=len(content))
+    r = crossdoc({"CROSSDOC_DATA_DIR": str(data_dir), **env}, "backup", "catalog")
+    assert r.returncode == 0, r.stdout + r.stderr
+    shutil.rmtree(data_dir)
+
+    r = crossdoc(env, "restore", "--from", f"s3://{bucket}", "--to", str(tmp_path / "restored"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"documents restored: {len(docs)} " in r.stdout
+    assert _blobs(tmp_path / "restored" / "objects") == blobs
+
+    # A blob altered on the replica (behind the store's back) is found.
+    altered = sorted(blobs)[0]
+    client = Minio(moto_endpoint, access_key="replica", secret_key="secret", secure=False)
+    client.put_object(bucket, altered, io.BytesIO(b"bit rot"), 7)
+    r = crossdoc(env, "restore", "--from", f"s3://{bucket}", "--to", str(tmp_path / "again"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"mismatched {altered}" in r.stdout
