@@ -46,7 +46,7 @@ from storage.backup import (
 from storage.catalog.ports import CatalogStore
 from storage.catalog.sql import SqlCatalog
 from storage.errors import BlobNotFoundError, IntegrityError, StorageError
-from storage.objectstore.base import ObjectStore
+from storage.objectstore.base import ObjectStore, sha256_of_key
 from storage.objectstore.local import LocalObjectStore
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,11 @@ def _copy_blob(
 ) -> str | None:
     """Copy one blob from the replica, re-hashed; None, or "missing"/"mismatched"."""
     local_root = replica.root if isinstance(replica, LocalObjectStore) else None
+    try:
+        if sha256_of_key(blob.key) != blob.sha256:
+            return "mismatched"  # the catalog names one blob by another's key
+    except ValueError:
+        return "mismatched"  # not a blob key at all: never read as a path
     try:
         if local_root is not None:
             # A directory replica: the store reads and re-hashes the file in place.

@@ -347,7 +347,8 @@ def _sqlite_path(database_url: str) -> Path | None:
 
 def _snapshot_sqlite(source: Path, dest: Path) -> None:
     """A consistent copy of the live database, by SQLite's online-backup API."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    # A URI (percent-encoded: any file name) opened read-only: a backup never writes it.
+    src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
         dst = sqlite3.connect(dest)
         try:
@@ -557,7 +558,7 @@ def fetch_snapshot(site: BackupSite, manifest: SnapshotManifest, dest: Path) -> 
 
 def _check_sqlite(path: Path, key: str) -> None:
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
             result = conn.execute("PRAGMA integrity_check").fetchall()
         finally:
