@@ -483,7 +483,8 @@ def backup_catalog(
 ) -> None:
     """Snapshot the catalog onto the replica, under catalog/.
 
-    The replica is CROSSDOC_REPLICA_URL. SQLite: the online-backup API, while the service runs; PostgreSQL: pg_dump.
+    The replica is CROSSDOC_REPLICA_URL. SQLite: the online-backup API, while
+    the service runs; PostgreSQL: pg_dump.
     The snapshot is checksummed and catalog/latest points at it once it is durable.
     """
     from crossdoc.wiring.backup import CatalogBackupLoop, backup_catalog
@@ -591,7 +592,8 @@ def drill(
 ) -> None:
     """Rehearse a restore beside the running service, and report it.
 
-    The second site is restored into a scratch directory. Documents restored, bytes verified, mismatches, RTO, the catalog snapshot's
+    The second site is restored into a scratch directory. Documents restored,
+    bytes verified, mismatches, RTO, the catalog snapshot's
     age. Exit 1 on any loss or mismatch.
     """
     import shutil
