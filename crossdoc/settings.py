@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     user_dictionary: Path | None = None
     synonyms: Path | None = None
 
+    #: Seconds between catalog snapshots onto the replica (`crossdoc serve` and
+    #: `crossdoc backup catalog --every`); 0 turns the built-in schedule off.
+    catalog_backup_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    #: Catalog snapshots kept on the replica (older ones are removed).
+    catalog_backup_keep: int = Field(default=48, ge=1, le=10_000)
+
     max_page_size: int = Field(default=100, ge=1, le=1000)
     max_result_window: int = Field(default=10_000, ge=100)
 
@@ -173,6 +179,22 @@ class Settings(BaseSettings):
         if self.storage_url and self.storage_url.startswith("file://"):
             return Path(self.storage_url.removeprefix("file://"))
         return self.data_dir / "objects"
+
+    @property
+    def replica_dir(self) -> Path | None:
+        """The replica's directory, when the second site is a directory."""
+        if self.replica_url and not self.replica_url.startswith("s3://"):
+            return Path(self.replica_url.removeprefix("file://"))
+        return None
+
+    @property
+    def replica_bucket(self) -> str | None:
+        """The replica's bucket, when the second site is S3."""
+        if self.replica_url and self.replica_url.startswith("s3://"):
+            # `s3://BUCKET?endpoint=…`: the bucket only (the query is read by
+            # `crossdoc.wiring.core.build_replica_store`).
+            return self.replica_url.removeprefix("s3://").partition("?")[0].strip("/")
+        return None
 
     @property
     def user_dictionary_path(self) -> Path:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from crossdoc import __version__
 from crossdoc.settings import Settings
 from crossdoc.wiring.api import Services, build_services
+from crossdoc.wiring.backup import catalog_backups
 from search_api.audit_writer import Auditor
 from search_api.docs import install_docs
 from search_api.errors import install_error_handlers
@@ -60,9 +61,13 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         # thread that publishes Celery tasks (`crossdoc worker` processes index).
         services.dispatcher.start()
         services.jobs.start()  # the replicator and background scrub, if configured
+        # The catalog's second site: a snapshot onto the replica every so often.
+        backups = catalog_backups(settings)
         try:
             yield
         finally:
+            if backups is not None:
+                backups.stop()
             services.dispatcher.close()
             auditor.close()
             services.close()
