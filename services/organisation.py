@@ -69,6 +69,7 @@ def in_use_message(kind: str, code: str, usage: OrgUsage) -> str:
         (usage.departments, "부서 {}개", "{} department(s)"),
         (usage.grants, "문서 공유 {}건", "{} document grant(s)"),
         (usage.policies, "접근 정책 {}건", "{} access polic(ies)"),
+        (usage.folders, "폴더 {}개", "{} folder(s)"),
     ]
     korean = ", ".join(ko.format(n) for n, ko, _ in counts if n)
     english = ", ".join(en.format(n) for n, _, en in counts if n)

@@ -64,11 +64,18 @@ class OrgUsage:
     departments: int = 0
     grants: int = 0
     policies: int = 0
+    #: Folders of the department (of the ministry's departments).
+    folders: int = 0
 
     @property
     def empty(self) -> bool:
         return not (
-            self.documents or self.users or self.departments or self.grants or self.policies
+            self.documents
+            or self.users
+            or self.departments
+            or self.grants
+            or self.policies
+            or self.folders
         )
 
 

@@ -94,6 +94,23 @@ def test_a_department_retires_only_once_nothing_refers_to_it(server: Server) -> 
     assert retired["detail"] == {"op": "retire", "name": "RET-GRANTEE", "ministry": "RET"}
 
 
+def test_a_department_with_folders_retires_once_they_are_deleted(server: Server) -> None:
+    server.ensure_org("RETF", "RETF-A")
+    server.user("retf.lee", "RETF-A")
+    with server.client("retf.lee") as c:
+        r = c.post("/folders", json={"name": "2026 예산"})
+        assert r.status_code == 201, r.text
+        folder = r.json()["id"]
+    with server.client("admin") as c:
+        for path in ("/admin/departments/RETF-A", "/admin/ministries/RETF"):
+            r = c.delete(path)
+            assert (r.status_code, r.json()["error"]["code"]) == (409, "in_use"), r.text
+            assert "1 folder(s)" in r.json()["error"]["message"]
+            assert "폴더 1개" in r.json()["error"]["message"]
+    with server.client("retf.lee") as c:
+        assert c.delete(f"/folders/{folder}").status_code == 204
+
+
 def test_an_empty_ministry_retires_and_its_code_is_free_again(server: Server) -> None:
     server.ensure_org("typo", "typo-x")
     with server.client("admin") as c:

@@ -228,6 +228,12 @@ class SqlOrganisation(SqlRepository):
                     .join(m.Department, m.Department.code == m.User.department_code)
                     .where(m.Department.ministry_code == code)
                 )
+                folders = count(
+                    select(func.count())
+                    .select_from(m.Folder)
+                    .join(m.Department, m.Department.code == m.Folder.department)
+                    .where(m.Department.ministry_code == code)
+                )
             else:
                 documents = count(
                     select(func.count())
@@ -238,7 +244,11 @@ class SqlOrganisation(SqlRepository):
                 users = count(
                     select(func.count()).select_from(m.User).where(m.User.department_code == code)
                 )
-            return OrgUsage(documents, users, departments, grants, policies)
+                # A folder refers to its department (a foreign key): it must go first.
+                folders = count(
+                    select(func.count()).select_from(m.Folder).where(m.Folder.department == code)
+                )
+            return OrgUsage(documents, users, departments, grants, policies, folders)
 
     def delete_ministry(self, code: str) -> None:
         with self._session(write=True) as s:
