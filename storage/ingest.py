@@ -294,7 +294,7 @@ def accept_upload(
     clean_title = " ".join((title or "").split())[:500]
     if idempotency_key:
         fingerprint = upload_fingerprint(
-            staged.sha256, sanitize_filename(filename), clean_title, visibility, tags
+            staged.sha256, sanitize_filename(filename), clean_title, visibility, tags, folder_id
         )
         replay = catalog.documents.idempotent_replay(owner, idempotency_key, fingerprint)
         if replay is not None:

@@ -306,27 +306,38 @@ class NewDocument:
             self.title if self.title_from_user else "",
             self.visibility,
             self.tags,
+            self.folder_id,
         )
 
 
 def upload_fingerprint(
-    sha256: str, filename: str, title: str, visibility: str, tags: tuple[str, ...]
+    sha256: str,
+    filename: str,
+    title: str,
+    visibility: str,
+    tags: tuple[str, ...],
+    folder_id: str | None = None,
 ) -> str:
     """What makes a retry with the same `Idempotency-Key` the same upload.
 
     The bytes (their SHA-256), the (sanitised) file name, the typed title ("" for
     none), the visibility and the set of tags: the same values replay the first
     answer, any other value is a different request and is refused. The declared
-    content type is left out (clients guess it differently on a retry).
+    content type is left out (clients guess it differently on a retry). The
+    folder counts only when one is given, so fingerprints recorded before folders
+    existed stay the same.
     """
+    fields: dict[str, object] = {
+        "sha256": sha256,
+        "filename": filename,
+        "title": title,
+        "visibility": visibility,
+        "tags": sorted(set(tags)),
+    }
+    if folder_id is not None:
+        fields["folder"] = folder_id
     canonical = json.dumps(
-        {
-            "sha256": sha256,
-            "filename": filename,
-            "title": title,
-            "visibility": visibility,
-            "tags": sorted(set(tags)),
-        },
+        fields,
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),

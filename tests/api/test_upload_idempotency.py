@@ -102,6 +102,17 @@ def test_the_key_with_other_fields_is_refused(
     _refused(_post(server, users["kim"], key, content, **(base | change)))
 
 
+def test_the_key_with_another_folder_is_refused(server: Server, users: dict[str, str]) -> None:
+    kim = users["kim"]
+    with server.client(kim) as c:
+        one, two = (c.post("/folders", json={"name": f"멱등 {n}"}).json()["id"] for n in (1, 2))
+    content = b"same bytes, another folder"
+    first = _post(server, kim, "folder-key", content, folder=one)
+    assert first.status_code == 202, first.text
+    assert _post(server, kim, "folder-key", content, folder=one).json()["id"] == first.json()["id"]
+    _refused(_post(server, kim, "folder-key", content, folder=two))
+
+
 def test_a_key_whose_document_was_deleted_never_answers_the_dead_id(
     server: Server, users: dict[str, str]
 ) -> None:
