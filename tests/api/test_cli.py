@@ -26,12 +26,16 @@ pytestmark = pytest.mark.embedded_only(
 )
 
 
-def crossdoc(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def crossdoc(
+    data_dir: Path, *args: str, engines: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A command on `data_dir`, and on `engines` (a full-stack server's `engine_env`)."""
     env = dict(
         os.environ,
         CROSSDOC_DATA_DIR=str(data_dir),
         CROSSDOC_DEMO="true",
         CROSSDOC_ADMIN_PASSWORD="admin-password-for-tests",
+        **(engines or {}),
     )
     return subprocess.run(
         [sys.executable, "-m", "crossdoc", *args],

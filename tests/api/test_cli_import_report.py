@@ -94,7 +94,10 @@ def test_import_beside_a_running_server_hands_it_the_indexing(
     data = running.services.settings.data_dir
     user = running.user("importer.kim", "MOIS-IMP", ministry="MOIS")
     tree = make_tree(tmp_path / "tree")
-    r = crossdoc(data, "import", str(tree), "--department", "MOIS-IMP")
+    # On the full stack the command is given the server's engines (its catalog is
+    # PostgreSQL, its originals in S3): it must find the same catalog.
+    engines = running.engine_env
+    r = crossdoc(data, "import", str(tree), "--department", "MOIS-IMP", engines=engines)
     assert r.returncode == 0, r.stderr
     assert "imported 3, skipped 1" in r.stderr
     assert "the running server indexes them" in r.stderr, r.stderr
@@ -108,7 +111,7 @@ def test_import_beside_a_running_server_hands_it_the_indexing(
     hits = running.search(user, q="편성안")["hits"]
     assert [h["filename"] for h in hits] == ["편성안.txt"]
 
-    status = crossdoc(data, "status")
+    status = crossdoc(data, "status", engines=engines)
     assert status.returncode == 0, status.stderr
     assert "waiting to be indexed: 0" in status.stdout, status.stdout
     assert "indexed 3 of which 1 without text" in status.stdout, status.stdout
