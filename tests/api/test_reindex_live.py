@@ -25,6 +25,11 @@ from indexer.index.tantivy_index import CURRENT_FILE
 from indexer.rebuild import RebuildableIndex, catch_up, rebuild_index
 from tests.conftest import Server, drop_search_index, start_server
 
+pytestmark = pytest.mark.embedded_only(
+    "it runs its own legs, embedded and OpenSearch (the `server` fixture's params), each choosing"
+    " its engines: the reindex on the scale-out search engine is its OpenSearch leg"
+)
+
 URL = os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL", "")
 WORD = "재색인무중단"
 #: Documents indexed before the rebuild (the rebuild writes them in batches of 4).

@@ -302,12 +302,16 @@ def test_purge_leaves_the_index_and_trash_for_good_keeps_the_bytes_and_is_idempo
     assert doc["id"] not in [h["id"] for h in server.search("vw.lee", q="영구")["hits"]]
 
 
-def crossdoc(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def crossdoc(
+    data_dir: Path, *args: str, engines: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A command on `data_dir`, and on `engines` (a full-stack server's `engine_env`)."""
     env = dict(
         os.environ,
         CROSSDOC_DATA_DIR=str(data_dir),
         CROSSDOC_DEMO="false",
         CROSSDOC_ADMIN_PASSWORD="admin-password-for-tests",
+        **(engines or {}),
     )
     return subprocess.run(
         [sys.executable, "-m", "crossdoc", *args],
@@ -328,6 +332,7 @@ def test_cli_trash_purge_dry_run_then_purge(tmp_path: Path) -> None:
         with server.client("cli.kim") as c:
             assert c.delete(f"/documents/{doc['id']}").status_code == 204
         url = server.services.settings.resolved_database_url
+        engines = server.engine_env
     finally:
         next(servers, None)  # stopped: its worker's chore cannot purge it first
     catalog = SqlCatalog(url)
@@ -335,13 +340,13 @@ def test_cli_trash_purge_dry_run_then_purge(tmp_path: Path) -> None:
         backdate_deletion(catalog, doc["id"], 45)
     finally:
         catalog.close()
-    dry = crossdoc(tmp_path / "data", "trash", "purge", "--dry-run")
+    dry = crossdoc(tmp_path / "data", "trash", "purge", "--dry-run", engines=engines)
     assert dry.returncode == 0, dry.stderr
     assert doc["id"] in dry.stdout and "cli.kim" in dry.stdout
-    done = crossdoc(tmp_path / "data", "trash", "purge")
+    done = crossdoc(tmp_path / "data", "trash", "purge", engines=engines)
     assert done.returncode == 0, done.stderr
     assert "purged 1 " in done.stderr
-    again = crossdoc(tmp_path / "data", "trash", "purge")
+    again = crossdoc(tmp_path / "data", "trash", "purge", engines=engines)
     assert again.returncode == 0 and "purged 0 " in again.stderr
     catalog = SqlCatalog(url)
     try:
