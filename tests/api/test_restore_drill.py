@@ -37,7 +37,13 @@ from services.bootstrap import bootstrap
 from storage.backup import LocalBackupSite, fetch_snapshot, latest_manifest, snapshot_age_seconds
 from tests.conftest import ADMIN_PASSWORD, Server, fast_passwords, start_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.embedded_only(
+        "restore and drill rebuild an embedded deployment from a replica; its PostgreSQL catalog "
+        "and S3 replica legs are tests of its own"
+    ),
+]
 
 USERS = {
     # username: (ministry, department)
