@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     replica_s3_endpoint: str | None = None
     replica_s3_access_key: SecretStr | None = None
     replica_s3_secret_key: SecretStr | None = None
-    replica_s3_secure: bool = True
+    #: None: as the primary's (`CROSSDOC_S3_SECURE`, `CROSSDOC_S3_REGION`).
+    replica_s3_secure: bool | None = None
     replica_s3_region: str | None = None
     #: `async`: uploads are copied to the replica in the background (the lag is
     #: reported); `sync`: an upload is answered 202 only once both sites hold it.

@@ -96,7 +96,10 @@ def _s3_store_at(settings: Settings, url: str) -> ObjectStore:
             "an s3:// replica needs a bucket, CROSSDOC_REPLICA_S3_ENDPOINT (or ?endpoint=), "
             "CROSSDOC_REPLICA_S3_ACCESS_KEY and CROSSDOC_REPLICA_S3_SECRET_KEY"
         )
+    # What the replica's own settings leave out is the primary's.
     secure = settings.replica_s3_secure
+    if secure is None:
+        secure = settings.s3_secure
     if "secure" in query:
         secure = query["secure"].strip().lower() in {"1", "true", "yes", "on"}
     return S3ObjectStore(
@@ -105,7 +108,7 @@ def _s3_store_at(settings: Settings, url: str) -> ObjectStore:
         secret.get_secret_value(),
         bucket,
         secure=secure,
-        region=query.get("region") or settings.replica_s3_region,
+        region=query.get("region") or settings.replica_s3_region or settings.s3_region,
     )
 
 

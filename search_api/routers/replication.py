@@ -56,7 +56,8 @@ def replication_status(replication: ReplicationServiceDep, admin: AdminDep) -> R
     return ReplicationOut.model_validate(replication.status().as_dict())
 
 
-@metrics_router.get("/metrics", response_class=PlainTextResponse)
+# For Prometheus, not API clients: kept out of the OpenAPI schema, as the web pages are.
+@metrics_router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
 def metrics(replication: ReplicationServiceDep) -> PlainTextResponse:
     """Prometheus text: the replication backlog and recovery point."""
     return PlainTextResponse(

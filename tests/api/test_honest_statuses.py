@@ -18,7 +18,8 @@ from tests.conftest import Server, start_server
 
 
 @pytest.fixture(scope="module")
-def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def plain(stack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    # `stack`: started again for each stack (see tests/api/conftest.py).
     # OCR off: an image-only page then has no text without spending seconds on it.
     yield from start_server(tmp_path_factory.mktemp("honest"), ocr=False)
 

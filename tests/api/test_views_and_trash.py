@@ -25,7 +25,8 @@ from tests.conftest import Server, start_server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(stack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    # `stack`: started again for each stack (see tests/api/conftest.py).
     """A server of its own, whose in-process worker runs its periodic chores often."""
     yield from start_server(tmp_path_factory.mktemp("views"))
 
