@@ -240,18 +240,24 @@ class FolderService:
         with self._catalog.unit_of_work() as uow:
             if uow.organisation.get_department(department) is None:
                 raise InvalidChangeError(f"department: no department {department}")
-            folder = uow.folders.create(department, parent_id, clean, caller.username)
-            detail = {"op": "create", "department": department, "parent": parent_id, "name": clean}
-            self._commit_audited(
-                uow,
-                audit_event(
-                    caller.username,
-                    "folder_create",
-                    f"folder:{folder.id}",
-                    caller.address,
-                    detail=detail,
-                ),
-            )
+            return self._create_audited(uow, caller, department, parent_id, clean)
+
+    def _create_audited(
+        self, uow: UnitOfWork, caller: Caller, department: str, parent: str | None, name: str
+    ) -> FolderRecord:
+        """Create the folder and commit it with its `folder_create` audit record."""
+        folder = uow.folders.create(department, parent, name, caller.username)
+        detail = {"op": "create", "department": department, "parent": parent, "name": name}
+        self._commit_audited(
+            uow,
+            audit_event(
+                caller.username,
+                "folder_create",
+                f"folder:{folder.id}",
+                caller.address,
+                detail=detail,
+            ),
+        )
         return folder
 
     def rename(
@@ -372,19 +378,7 @@ class FolderService:
                 parent = found[0].id
                 continue
             with self._catalog.unit_of_work() as uow:
-                folder = uow.folders.create(department, parent, name, caller.username)
-                detail = {"op": "create", "department": department, "parent": parent, "name": name}
-                self._commit_audited(
-                    uow,
-                    audit_event(
-                        caller.username,
-                        "folder_create",
-                        f"folder:{folder.id}",
-                        caller.address,
-                        detail=detail,
-                    ),
-                )
-            parent = folder.id
+                parent = self._create_audited(uow, caller, department, parent, name).id
         return parent
 
     def check_upload_folder(self, principal: Principal, department: str, folder_id: str) -> None:
