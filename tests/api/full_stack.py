@@ -33,6 +33,8 @@ from minio import Minio
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.pg_databases import drop_database
+
 #: The settings of each engine (printed by `infra/dev/engines up`).
 ENGINE_ENV = {
     "search": "CROSSDOC_TEST_ELASTICSEARCH_URL",
@@ -163,8 +165,7 @@ class FullStack:
     def _drop_database(self, name: str) -> None:
         admin = self._admin()
         try:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            drop_database(admin, name)
         finally:
             admin.dispose()
 
@@ -225,8 +226,7 @@ def migrated_template() -> Iterator[str]:
             catalog.close()  # a template has no connections
         yield name
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
         admin.dispose()
 
 

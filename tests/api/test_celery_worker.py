@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from indexer.celery_queue import QUEUE
 from tests.api.worker_process import WorkerProcess, documents, redis_url, wait_settled
 from tests.conftest import Server, free_port, start_server
+from tests.pg_databases import drop_database
 
 pytestmark = pytest.mark.embedded_only(
     "it builds the Celery stack it needs itself (its own Redis database, PostgreSQL leg and "
@@ -157,8 +158,7 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         yield base.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
     finally:
         admin.dispose()
 

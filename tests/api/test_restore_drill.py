@@ -36,6 +36,7 @@ from crossdoc.wiring.core import build_catalog
 from services.bootstrap import bootstrap
 from storage.backup import LocalBackupSite, fetch_snapshot, latest_manifest, snapshot_age_seconds
 from tests.conftest import ADMIN_PASSWORD, Server, fast_passwords, start_server
+from tests.pg_databases import drop_database
 
 pytestmark = [
     pytest.mark.slow,
@@ -306,9 +307,8 @@ def postgres_databases() -> Iterator[Callable[[], str]]:
 
     try:
         yield new
-        with admin.connect() as conn:
-            for name in made:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for name in made:
+            drop_database(admin, name)
     finally:
         admin.dispose()
 
@@ -353,9 +353,10 @@ def test_the_fire_on_postgresql_restore_and_drill(
     admin = create_engine(
         make_url(primary_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
     )
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{make_url(primary_url).database}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        drop_database(admin, str(make_url(primary_url).database))
+    finally:
+        admin.dispose()
 
     restored = tmp_path / "restored" / "data"
     args = ("restore", "--from", str(replica), "--to", str(restored))

@@ -35,6 +35,7 @@ from storage.catalog.records import (
 )
 from storage.catalog.sql import SqlCatalog
 from storage.errors import ConflictError, IdempotencyKeyReusedError, NotFoundError
+from tests.pg_databases import drop_database
 
 _PG_ENV = "CROSSDOC_TEST_DATABASE_URL"
 
@@ -59,8 +60,7 @@ def postgres_template() -> Iterator[str]:
         catalog.migrate()
         catalog.close()  # a template may have no connections when it is copied
         yield name
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
     finally:
         admin.dispose()
 
@@ -90,8 +90,7 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CatalogS
         store.close()
         if cleanup is not None:
             admin, name = cleanup
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            drop_database(admin, name)
             admin.dispose()
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.pg_databases import drop_database
+
 ROOT = Path(__file__).resolve().parents[2]
 INDEX_SETTINGS = ROOT / "infra" / "elasticsearch" / "index-settings.json"
 
@@ -276,8 +278,7 @@ def fresh_postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         yield url.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
     finally:
         admin.dispose()
 

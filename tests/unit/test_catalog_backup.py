@@ -32,6 +32,7 @@ from storage.backup import (
 from storage.catalog.records import NewAuditEvent
 from storage.catalog.sql import SqlCatalog
 from storage.errors import StorageUnavailableError
+from tests.pg_databases import drop_database
 
 
 @pytest.fixture
@@ -119,9 +120,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callabl
 
     try:
         yield new_pg
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for name in names:
+            drop_database(admin, name)
     finally:
         admin.dispose()
 
