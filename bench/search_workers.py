@@ -29,18 +29,22 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
-from bench import korean
+from bench import korean, loadgen
 from bench.search_latency import PASSWORD, dataset_parser, percentile, prepared_dataset
 from bench.server import BenchServer
 
 
 def load(
-    base: str, tokens: list[str], seconds: float, clients: int, seed: int
+    base: str, tokens: list[str], seconds: float, clients: int, seed: int, client_kind: str
 ) -> tuple[list[float], float]:
-    """`clients` closed-loop clients for `seconds`: their latencies (ms) and the time taken."""
+    """`clients` closed-loop clients for `seconds`: their latencies (ms) and the time taken.
+
+    `client_kind` "go" sends them from bench/loadgen (cheap per request), "python" from
+    threads of this process (about a millisecond of CPU a request)."""
     latencies: list[float] = []
     errors: list[str] = []
     stop_at = time.perf_counter() + seconds
@@ -62,6 +66,16 @@ def load(
                 if r.status_code != 200:
                     errors.append(f"{r.status_code} {r.text[:200]}")
 
+    if client_kind == "go":
+        rng = random.Random(seed)
+        paths = []
+        for _ in range(2000):
+            params = {"q": korean.query(rng)}
+            if rng.random() < 0.2:
+                params["sort"] = "newest"
+            paths.append("/api/v1/search?" + urlencode(params))
+        return loadgen.load(base, paths, tokens, seconds, clients, seed)
+
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     began = time.perf_counter()
     for t in threads:
@@ -78,6 +92,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument(
+        "--client",
+        choices=("go", "python"),
+        default="go" if loadgen.available() else "python",
+        help="load generator: go (bench/loadgen, default when Go is installed) or python",
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument(
         "--before",
@@ -111,14 +131,16 @@ def main() -> None:
         sample = rng.sample(users, 50)
         tokens = {w: [s.sign_in(u, PASSWORD) for u in sample] for w, s in servers.items()}
         for w, s in servers.items():  # warm caches
-            load(s.base, tokens[w], 3, args.clients, args.seed)
+            load(s.base, tokens[w], 3, args.clients, args.seed, args.client)
         results: dict[str, dict[str, list[float]]] = {
             w: {"lat": [], "searches": [], "elapsed": [], "cpu": []} for w in servers
         }
         for r in range(args.rounds):
             for w, s in servers.items():
                 cpu0 = s.tree_cpu_seconds()
-                lat, elapsed = load(s.base, tokens[w], args.seconds, args.clients, args.seed + r)
+                lat, elapsed = load(
+                    s.base, tokens[w], args.seconds, args.clients, args.seed + r, args.client
+                )
                 res = results[w]
                 res["cpu"].append(s.tree_cpu_seconds() - cpu0)
                 res["lat"].extend(lat)
@@ -130,7 +152,8 @@ def main() -> None:
                     flush=True,
                 )
         print(
-            f"docs={args.docs} clients={args.clients} seconds={args.seconds}x{args.rounds} "
+            f"docs={args.docs} clients={args.clients} ({args.client}) "
+            f"seconds={args.seconds}x{args.rounds} "
             f"cores={os.cpu_count()} load(1,5,15 min)="
             + ",".join(f"{x:.1f}" for x in os.getloadavg())
         )
