@@ -319,6 +319,14 @@ def accept_upload(
     # here (in a group commit, the commit's leader looks, for the whole batch).
     found = _duplicate(catalog, department, staged.sha256, answers_duplicate)
     if found is not None:
+        if idempotency_key:
+            # A retry under the key may have committed between the look-up of the
+            # key above and this one (concurrent retries on PostgreSQL): its
+            # document is then this upload's own, replayed, not a duplicate. Both
+            # were committed together, so the key is visible now if it is the same.
+            replay = catalog.documents.idempotent_replay(owner, idempotency_key, fingerprint)
+            if replay is not None:
+                return UploadOutcome(replay, created=False)
         return UploadOutcome(found, created=False, duplicate=True)
     blob = store_blob(store, staged, filename, declared_type)
     new = _new_document(
