@@ -57,7 +57,7 @@ def test_a_retry_whose_key_committed_after_its_look_up_is_replayed_not_a_duplica
         calls.append(1)
         return None if len(calls) == 1 else real(*args)
 
-    catalog.documents.idempotent_replay = late_commit  # type: ignore[method-assign]
+    catalog.documents.idempotent_replay = late_commit  # type: ignore[method-assign,assignment]
     retry = _upload(catalog, store, tmp_path)
     assert not retry.duplicate, "a retry under its own key answered as a duplicate"
     assert not retry.created and retry.document.id == first.document.id
