@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import tantivy
 from sqlalchemy import insert, update
 
 from auth.access import index_readers
@@ -265,6 +266,22 @@ def dataset_parser(
     return parser
 
 
+def index_schema_current(index_dir: Path) -> bool:
+    """Whether the Tantivy index in `index_dir` (or its live generation) has this
+    release's schema. Opening it with another schema fails and changes nothing."""
+    from indexer.index.tantivy_index import CURRENT_FILE, _schema
+
+    pointer = index_dir / CURRENT_FILE
+    live = index_dir / pointer.read_text().strip() if pointer.exists() else index_dir
+    try:
+        tantivy.Index(_schema(), str(live), reuse=True)
+    except ValueError as err:
+        if "schema does not match" in str(err):
+            return False
+        raise
+    return True
+
+
 def prepared_dataset(
     args: argparse.Namespace,
     name: str = "search",
@@ -281,6 +298,13 @@ def prepared_dataset(
             not marker.exists() or json.loads(marker.read_text()) != list(search)
         ):
             raise SystemExit(f"{data_dir} was not built with the search index {search[1]}")
+        if not index_schema_current(data_dir / "index"):
+            # The server would empty the index and try to re-index documents that
+            # have no blobs (generated without them): it would measure nothing.
+            raise SystemExit(
+                f"{data_dir} was built by an older release (its index schema differs): "
+                "remove it and build it again"
+            )
         return data_dir, users
     if data_dir.exists():
         raise SystemExit(f"{data_dir} exists: pass --reuse or remove it")
