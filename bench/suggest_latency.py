@@ -53,7 +53,8 @@ def run(
 ) -> tuple[dict[str, list[float]], float, list[int]]:
     """One server's turn: (latencies in ms by kind, server CPU ms per request,
     suggestions per request)."""
-    server = BenchServer(data_dir, port, rate_limits=False, tree=tree)
+    # Absolute: a server of another checkout runs in that directory.
+    server = BenchServer(data_dir.resolve(), port, rate_limits=False, tree=tree)
     try:
         rng = random.Random(seed)
         tokens = [server.sign_in(user, PASSWORD) for user in rng.sample(users, 50)]
