@@ -9,12 +9,22 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from indexer.index.base import SearchRequest, SortOrder
 from indexer.query import MAX_QUERY_CHARS, parse_user_query
 from search_api.audit_writer import Auditor
-from search_api.deps import AddressDep, AuditorDep, PrincipalDep, SearchRateDep, ServicesDep
+from search_api.deps import (
+    AddressDep,
+    AuditorDep,
+    PrincipalDep,
+    SearchRateDep,
+    ServicesDep,
+    TokenDep,
+    current_principal,
+    enforce_rate,
+)
 from search_api.errors import ApiError
 from search_api.openapi import errors
 from search_api.schemas import (
@@ -378,15 +388,48 @@ def suggest(
     response_model=SuggestOut,
     responses={
         401: {"description": "not signed in"},
+        **errors(403),  # a password change first (`current_principal`)
         422: {"description": "invalid parameters"},
         429: {"description": "too many searches (see Retry-After); shares the search limit"},
     },
+    name="suggest",  # the operation's id and summary, as when `suggest` was the endpoint
 )
-@functools.wraps(suggest)
-def suggest_endpoint(*args: Any, **kwargs: Any) -> Response:
-    """`suggest` over HTTP, its answer serialised once, straight from the model (as
-    `search_endpoint`): FastAPI would validate a returned model against
-    `response_model` on one more worker thread hop (the endpoint is not async),
-    then serialise it, on every keystroke of every user typing."""
-    out: SuggestOut = suggest(*args, **kwargs)
-    return Response(out.model_dump_json(), media_type="application/json")
+async def suggest_endpoint(
+    services: ServicesDep,
+    token: TokenDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    request: Request,
+    q: Annotated[str, Query(max_length=MAX_SUGGEST_CHARS)] = "",
+    limit: Annotated[int, Query(ge=1, le=20)] = 10,
+) -> Response:
+    """Titles and terms beginning with `q`, only from documents the caller may read.
+
+    Korean is completed letter by letter (`행정아` → 행정안전부) and by initial
+    consonants (`ㅎㅈㅇㅈㅂ` → 행정안전부).
+    """
+
+    # `suggest` over HTTP, on every keystroke of everyone typing, in ONE worker
+    # thread hop: the caller from the live catalog (`current_principal`, as
+    # `PrincipalDep` does), the search rate limits (as `SearchRateDep` does), the
+    # suggestions, and the JSON, serialised once straight from the model (FastAPI
+    # would validate the returned model against `response_model` on a hop of its
+    # own, then serialise it). As dependencies, these were three hops.
+    def answer() -> str:
+        principal = current_principal(services, token)
+        rules = services.rate_rules
+        enforce_rate(
+            services,
+            auditor,
+            [
+                (rules.search_per_user, f"user:{principal.username}"),
+                (rules.search_per_address, f"address:{address}"),
+            ],
+            actor=principal.username,
+            address=address,
+            detail={"path": request.url.path},
+        )
+        out = suggest(None, services, principal, auditor, address, q, limit)
+        return out.model_dump_json()
+
+    return Response(await run_in_threadpool(answer), media_type="application/json")
