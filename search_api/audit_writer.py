@@ -13,8 +13,8 @@ batch, so that a search does not wait for an fsync; `close()` flushes what is le
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 
 from storage.catalog.ports import CatalogStore
 from storage.catalog.records import NewAuditEvent, audit_event
@@ -28,7 +28,10 @@ class Auditor:
     def __init__(self, catalog: CatalogStore, *, flush_seconds: float = 0.25) -> None:
         self.catalog = catalog
         self.flush_seconds = flush_seconds
-        self._queue: queue.Queue[NewAuditEvent] = queue.Queue()
+        # A deque, not a `queue.Queue`: appending and popping are atomic, and this is
+        # on every search and suggestion (a Queue takes a lock and notifies a
+        # condition on each put, for a reader that never waits on it).
+        self._queue: deque[NewAuditEvent] = deque()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="crossdoc-audit", daemon=True)
         self._thread.start()
@@ -42,14 +45,14 @@ class Auditor:
 
     def record_later(self, event: NewAuditEvent) -> None:
         """Queue a read event; written within `flush_seconds`."""
-        self._queue.put(event)
+        self._queue.append(event)
 
     def flush(self) -> None:
         batch: list[NewAuditEvent] = []
         while True:
             try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
+                batch.append(self._queue.popleft())
+            except IndexError:
                 break
         if not batch:
             return
@@ -57,8 +60,9 @@ class Auditor:
             self.catalog.audit.append(batch)
         except Exception:
             # Keep the events for the next flush rather than lose them.
-            for event in batch[: MAX_PENDING - self._queue.qsize()]:
-                self._queue.put(event)
+            # Back in front of those queued meanwhile, in their order.
+            room = max(0, MAX_PENDING - len(self._queue))
+            self._queue.extendleft(reversed(batch[:room]))
             raise
 
     def _run(self) -> None:

@@ -9,12 +9,22 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from indexer.index.base import SearchRequest, SortOrder
 from indexer.query import MAX_QUERY_CHARS, parse_user_query
 from search_api.audit_writer import Auditor
-from search_api.deps import AddressDep, AuditorDep, PrincipalDep, SearchRateDep, ServicesDep
+from search_api.deps import (
+    AddressDep,
+    AuditorDep,
+    PrincipalDep,
+    SearchRateDep,
+    ServicesDep,
+    TokenDep,
+    current_principal,
+    enforce_rate,
+)
 from search_api.errors import ApiError
 from search_api.openapi import errors
 from search_api.schemas import (
@@ -343,15 +353,6 @@ def search_endpoint(*args: Any, **kwargs: Any) -> Response:
     return Response(out.model_dump_json(), media_type="application/json")
 
 
-@router.get(
-    "/suggest",
-    response_model=SuggestOut,
-    responses={
-        401: {"description": "not signed in"},
-        422: {"description": "invalid parameters"},
-        429: {"description": "too many searches (see Retry-After); shares the search limit"},
-    },
-)
 def suggest(
     _rate: SearchRateDep,
     services: ServicesDep,
@@ -372,7 +373,63 @@ def suggest(
             principal.username, "suggest", "", address, detail={"q": q, "count": len(found)}
         )
     )
-    return SuggestOut(
+    # Built without validation: every value is typed already (the index's `Suggestion`).
+    return SuggestOut.model_construct(
         q=q,
-        suggestions=[SuggestionOut(text=s.text, kind=s.kind.value, count=s.count) for s in found],
+        suggestions=[
+            SuggestionOut.model_construct(text=s.text, kind=s.kind.value, count=s.count)
+            for s in found
+        ],
     )
+
+
+@router.get(
+    "/suggest",
+    response_model=SuggestOut,
+    responses={
+        401: {"description": "not signed in"},
+        **errors(403),  # a password change first (`current_principal`)
+        422: {"description": "invalid parameters"},
+        429: {"description": "too many searches (see Retry-After); shares the search limit"},
+    },
+    name="suggest",  # the operation's id and summary, as when `suggest` was the endpoint
+)
+async def suggest_endpoint(
+    services: ServicesDep,
+    token: TokenDep,
+    auditor: AuditorDep,
+    address: AddressDep,
+    request: Request,
+    q: Annotated[str, Query(max_length=MAX_SUGGEST_CHARS)] = "",
+    limit: Annotated[int, Query(ge=1, le=20)] = 10,
+) -> Response:
+    """Titles and terms beginning with `q`, only from documents the caller may read.
+
+    Korean is completed letter by letter (`행정아` → 행정안전부) and by initial
+    consonants (`ㅎㅈㅇㅈㅂ` → 행정안전부).
+    """
+
+    # `suggest` over HTTP, on every keystroke of everyone typing, in ONE worker
+    # thread hop: the caller from the live catalog (`current_principal`, as
+    # `PrincipalDep` does), the search rate limits (as `SearchRateDep` does), the
+    # suggestions, and the JSON, serialised once straight from the model (FastAPI
+    # would validate the returned model against `response_model` on a hop of its
+    # own, then serialise it). As dependencies, these were three hops.
+    def answer() -> str:
+        principal = current_principal(services, token)
+        rules = services.rate_rules
+        enforce_rate(
+            services,
+            auditor,
+            [
+                (rules.search_per_user, f"user:{principal.username}"),
+                (rules.search_per_address, f"address:{address}"),
+            ],
+            actor=principal.username,
+            address=address,
+            detail={"path": request.url.path},
+        )
+        out = suggest(None, services, principal, auditor, address, q, limit)
+        return out.model_dump_json()
+
+    return Response(await run_in_threadpool(answer), media_type="application/json")

@@ -116,7 +116,7 @@ def test_an_admin_reset_forces_a_change_before_anything_else(server: Server) -> 
     with server.client() as c:
         me = c.get("/me", headers=bearer(limited["access_token"]))
         assert me.status_code == 200 and me.json()["password_change_required"] is True
-        for path in ("/search?q=x", "/admin/users", "/directory"):
+        for path in ("/search?q=x", "/suggest?q=x", "/admin/users", "/directory"):
             r = c.get(path, headers=bearer(limited["access_token"]))
             assert r.status_code == 403, (path, r.text)
             assert r.json()["error"]["code"] == "password_change_required"

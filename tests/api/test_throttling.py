@@ -78,13 +78,27 @@ def assert_throttled(r: httpx.Response) -> int:
 
 @pytest.fixture(scope="module")
 def people(server: Server) -> dict[str, str]:
-    for name in ("xavier", "yuri", "zoe", "victim", "other"):
+    for name in ("xavier", "yuri", "zoe", "victim", "other", "sue"):
         server.user(name, "MOIS-A")
     return {
         "xavier": token(server, "127.0.0.2", "xavier"),
         "yuri": token(server, "127.0.0.2", "yuri"),
         "zoe": token(server, "127.0.0.3", "zoe"),
+        "sue": token(server, "127.0.0.3", "sue"),
     }
+
+
+def test_suggestions_share_the_search_limit(server: Server, people: dict[str, str]) -> None:
+    with client(server, "127.0.0.30", people["sue"]) as c:
+        assert c.get("/suggest", params={"q": "예"}).status_code == 200
+        assert c.get("/search", params={"q": "예산"}).status_code == 200
+        assert c.get("/suggest", params={"q": "예사"}).status_code == 200
+        assert_throttled(c.get("/suggest", params={"q": "예산"}))
+        assert_throttled(c.get("/search", params={"q": "예산"}))
+    [event] = audit(server, action="throttled", actor="sue")[:1]
+    assert event.detail["limit"] == "search" and event.detail["key"] == "user"
+    assert event.detail["path"] == "/api/v1/suggest"
+    assert event.address == "127.0.0.30"
 
 
 def test_searches_per_user_then_per_address(server: Server, people: dict[str, str]) -> None:

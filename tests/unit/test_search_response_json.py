@@ -1,6 +1,7 @@
-"""`/search` serialises its answer itself (`search_api.routers.search.search_endpoint`):
-the bytes must be those FastAPI's own path makes from the same model (dump,
-validate against `response_model`, JSON)."""
+"""`/search` and `/suggest` serialise their answers themselves
+(`search_api.routers.search.search_endpoint`, `suggest_endpoint`): the bytes must
+be those FastAPI's own path makes from the same model (dump, validate against
+`response_model`, JSON)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from datetime import UTC, datetime
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from search_api.schemas import FacetOut, FilterWarningOut, HitOut, SearchOut
+from search_api.schemas import (
+    FacetOut,
+    FilterWarningOut,
+    HitOut,
+    SearchOut,
+    SuggestionOut,
+    SuggestOut,
+)
 
 
 def test_the_search_answer_is_the_json_fastapi_would_send() -> None:
@@ -51,3 +59,19 @@ def test_the_search_answer_is_the_json_fastapi_would_send() -> None:
     validated = SearchOut.model_validate(out.model_dump())
     fastapi_body = JSONResponse(jsonable_encoder(validated)).body
     assert out.model_dump_json().encode() == fastapi_body
+
+
+def test_the_suggest_answer_is_the_json_fastapi_would_send() -> None:
+    out = SuggestOut.model_construct(
+        q="행정아",
+        suggestions=[
+            SuggestionOut.model_construct(text='행정안전부 "지침" <b>', kind="title", count=1),
+            SuggestionOut.model_construct(text="행정안전부", kind="term", count=12345),
+            SuggestionOut.model_construct(text="tab\tnew\nline", kind="term", count=0),
+        ],
+    )
+    validated = SuggestOut.model_validate(out.model_dump())
+    fastapi_body = JSONResponse(jsonable_encoder(validated)).body
+    assert out.model_dump_json().encode() == fastapi_body
+    empty = SuggestOut.model_construct(q="", suggestions=[])
+    assert empty.model_dump_json().encode() == JSONResponse(jsonable_encoder(empty)).body
