@@ -100,6 +100,41 @@ def test_an_engine_gone_during_search_is_search_unavailable(
         index.ping()
 
 
+def test_an_index_whose_shard_is_not_assigned_is_search_unavailable(
+    alias: str, korean_analyzer: KoreanAnalyzer
+) -> None:
+    # As when a node restarts: it answers before its shards are assigned (a red
+    # index), and the engine answers a search 200 with `_shards.failed` and no hits,
+    # a `_mget` with an error per document: neither may pass for "nothing there".
+    index = ElasticsearchIndex(URL, alias, korean_analyzer)
+    index.upsert([doc("a", "예산 보고")])
+    (concrete,) = _rest("GET", f"/_alias/{alias}")
+    client = _OpenSearchClient(URL, 30)
+    try:
+        client.request("POST", f"/{concrete}/_close")
+        client.request(
+            "PUT",
+            f"/{concrete}/_settings",
+            body={"index.routing.allocation.require._name": "no-such-node"},
+        )
+        client.request("POST", f"/{concrete}/_open", params={"wait_for_active_shards": "0"})
+        health = client.request("GET", f"/_cluster/health/{concrete}")
+        assert health["status"] == "red", health
+    finally:
+        client.close()
+    with pytest.raises(SearchUnavailableError, match="shard"):
+        index.search(SearchRequest(query=parse_user_query("예산")), GOV)
+    with pytest.raises(SearchUnavailableError, match="shard"):
+        index.suggest(GOV, "예산", 5)
+    with pytest.raises(SearchUnavailableError, match="shard"):
+        index.ping()
+    with pytest.raises(SearchUnavailableError, match="unreadable"):
+        index.revisions(["a"])
+    with pytest.raises(SearchUnavailableError, match="unreadable"):
+        index.update_access([doc("a", readers=["x"], revision=2)])
+    index.close()
+
+
 def test_an_engine_not_there_at_start_is_search_unavailable(
     korean_analyzer: KoreanAnalyzer,
 ) -> None:
