@@ -65,6 +65,8 @@ SEED = int(os.environ.get("CROSSDOC_CRASH_SEED", "20261130"))
 TRIALS = 3
 #: The word every search of the trials asks for: in every upload of `Uploads`.
 WORD = "일련번호"
+#: A word only the large document of each Tika trial holds.
+MARKERS = ("파랑새표지", "노랑나비표지", "초록거북표지")
 
 
 def _engines_dir() -> Path:
@@ -86,6 +88,9 @@ class Engine:
         self.name = name
         self.url = url.rstrip("/")
         self.run = run
+        #: Killed and not started again yet: a failed trial still restarts it, since
+        #: the rest of the suite runs on this engine.
+        self.killed = False
 
     def pid(self) -> int:
         return int((self.run / f"{self.name}.pid").read_text())
@@ -104,11 +109,19 @@ class Engine:
 
     def kill(self) -> None:
         """SIGKILL the engine (its whole process group), as a crash would."""
+        self.killed = True
         self._script("kill", 60)
 
     def restart(self) -> float:
         """Start it again on its port and data; seconds until it answered."""
-        return self._script("restart", 400)
+        took = self._script("restart", 400)
+        self.killed = False
+        return took
+
+    def left_up(self) -> None:
+        """After a trial, passed or failed: the engine runs."""
+        if self.killed:
+            self.restart()
 
 
 def _node(url: str, method: str, path: str, body: Any = None) -> Any:
@@ -324,6 +337,7 @@ def test_the_search_node_killed_during_indexing_and_search_loses_nothing(trial: 
     finally:
         searches.stop()
         watch.stop()
+        node.left_up()
     health = _node(url, "GET", "/_cluster/health")
     assert health["status"] in ("green", "yellow"), health
     assert _other_indexes(url, ours) == others  # every other index, as it was
@@ -392,25 +406,11 @@ def test_tika_server_killed_mid_extraction_loses_nothing(trial: Trial) -> None:
     big: dict[str, str] = {}  # document id -> the marker only its text holds
     mid_parse = 0
     restarts: list[float] = []
-    for n in range(TRIALS):
-        # A large Word document (seconds of parsing on the server), then a small one.
-        marker = f"대용량표지{n}"
-        paragraph = f"</w:t></w:r></w:p><w:p><w:r><w:t>{WORD} 출생신고 안내문 {marker} 본문입니다."
-        content = docx_bytes(paragraph * rng.randint(50_000, 70_000))
-        doc = api.upload(USER, content, f"big-{n}.docx", visibility="ministry", wait=False)
-        uploads.accepted[doc["id"]] = hashlib.sha256(content).hexdigest()
-        big[doc["id"]] = marker
-        small = docx_bytes(f"{WORD} 공지 {n}번 작은표지{n}")
-        doc = api.upload(USER, small, f"small-{n}.docx", visibility="ministry", wait=False)
-        uploads.accepted[doc["id"]] = hashlib.sha256(small).hexdigest()
-        if _wait_parsing(tika, 60):
-            mid_parse += 1
-            time.sleep(rng.uniform(0, 0.3))
-        tika.kill()
-        uploads.add(2)  # accepted while it is down (half of them HTML: for the server too)
-        time.sleep(rng.uniform(0.5, 2.0))
-        restarts.append(tika.restart())
-        wait_indexed(api, set(uploads.accepted), timeout=240)
+    try:
+        for n in range(TRIALS):
+            mid_parse += _tika_trial(api, tika, uploads, rng, n, big, restarts)
+    finally:
+        tika.left_up()
     assert mid_parse >= 1, "no kill landed during a parse"
     outcome = assert_nothing_lost(api, uploads)
     assert outcome["failed"] == 0
@@ -423,3 +423,34 @@ def test_tika_server_killed_mid_extraction_loses_nothing(trial: Trial) -> None:
         f"{len(uploads.accepted)} uploads, {outcome}, 0 lost; "
         f"{time.monotonic() - started:.0f} s (seed {SEED + 11})"
     )
+
+
+def _tika_trial(
+    api: Server,
+    tika: Engine,
+    uploads: Uploads,
+    rng: random.Random,
+    n: int,
+    big: dict[str, str],
+    restarts: list[float],
+) -> int:
+    """One kill of the Tika server; 1 if it landed during a parse."""
+    # A large Word document (seconds of parsing on the server), then a small one.
+    marker = MARKERS[n % len(MARKERS)]
+    paragraph = f"</w:t></w:r></w:p><w:p><w:r><w:t>{WORD} 출생신고 안내문 {marker} 본문입니다."
+    content = docx_bytes(paragraph * rng.randint(50_000, 70_000))
+    doc = api.upload(USER, content, f"big-{n}.docx", visibility="ministry", wait=False)
+    uploads.accepted[doc["id"]] = hashlib.sha256(content).hexdigest()
+    big[doc["id"]] = marker
+    small = docx_bytes(f"{WORD} 공지 {n}번 작은표지{n}")
+    doc = api.upload(USER, small, f"small-{n}.docx", visibility="ministry", wait=False)
+    uploads.accepted[doc["id"]] = hashlib.sha256(small).hexdigest()
+    mid_parse = _wait_parsing(tika, 60)
+    if mid_parse:
+        time.sleep(rng.uniform(0, 0.3))  # somewhere in the parse
+    tika.kill()
+    uploads.add(2)  # accepted while it is down (half of them HTML: for the server too)
+    time.sleep(rng.uniform(0.5, 2.0))
+    restarts.append(tika.restart())
+    wait_indexed(api, set(uploads.accepted), timeout=240)
+    return int(mid_parse)
