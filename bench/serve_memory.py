@@ -92,8 +92,16 @@ def main() -> None:
         base = f"http://127.0.0.1:{args.port}"
         with log_path.open("wb") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "crossdoc", "serve", "--workers", str(args.workers)]
-                + ["--port", str(args.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "crossdoc",
+                    "serve",
+                    "--workers",
+                    str(args.workers),
+                    "--port",
+                    str(args.port),
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
