@@ -1210,11 +1210,13 @@ def _source(doc: IndexDocument, keys: list[str]) -> dict[str, Any]:
 def _check_shards(result: Any, what: str) -> None:
     """Raise `SearchUnavailableError` unless every shard answered the search or count.
 
-    A shard with no started copy (a node restarting and still recovering its
-    shards, a red index) is not an error to the engine: the answer is a 200
-    with the shard counted in `_shards.failed` (without a failure entry) and
-    without its documents — for a one-shard index, no hits at all. Taken as it
-    is, that answer says "nothing found" while the documents are there.
+    A shard with no started copy (its node down, or restarting and still
+    recovering it: a red index) is no error to the engine as long as another
+    shard answers: OpenSearch 2.19 answers 200 with the shard missing from
+    `_shards.successful` (neither failed nor listed) and without its documents.
+    Taken as it is, that answer is a partial result given as a whole one, or
+    "nothing found" while the documents are there. (When no shard answers,
+    the engine itself answers 503 "all shards failed".)
     """
     shards = result.get("_shards") if isinstance(result, dict) else None
     if not isinstance(shards, dict):
@@ -1223,15 +1225,14 @@ def _check_shards(result: Any, what: str) -> None:
     successful = int(shards.get("successful", 0))
     failed = int(shards.get("failed", 0))
     if failed or successful < total:
-        reasons = [
-            str((f.get("reason") or {}).get("type") or f.get("reason"))
-            for f in shards.get("failures", [])[:3]
-            if isinstance(f, dict)
-        ]
+        reasons = []
+        for failure in shards.get("failures", [])[:3]:
+            reason = failure.get("reason") if isinstance(failure, dict) else failure
+            reasons.append(str(reason.get("type") if isinstance(reason, dict) else reason))
         raise SearchUnavailableError(
             f"cannot {what}: {total - successful} of {total} shard(s) did not answer "
-            f"(not assigned yet: a node starting, or a red index){': ' if reasons else ''}"
-            f"{', '.join(reasons)}"
+            "(not assigned: a node down or starting, a red index)"
+            + (f": {', '.join(reasons)}" if reasons else "")
         )
 
 

@@ -437,8 +437,9 @@ def _tika_trial(
     """One kill of the Tika server; 1 if it landed during a parse."""
     # A large Word document (seconds of parsing on the server), then a small one.
     marker = MARKERS[n % len(MARKERS)]
-    paragraph = f"</w:t></w:r></w:p><w:p><w:r><w:t>{WORD} 출생신고 안내문 {marker} 본문입니다."
-    content = docx_bytes(paragraph * rng.randint(50_000, 70_000))
+    # Many short paragraphs: the parse takes time, the text stays small to index.
+    paragraph = f"</w:t></w:r></w:p><w:p><w:r><w:t>{marker} 본문"
+    content = docx_bytes(paragraph * rng.randint(40_000, 60_000))
     doc = api.upload(USER, content, f"big-{n}.docx", visibility="ministry", wait=False)
     uploads.accepted[doc["id"]] = hashlib.sha256(content).hexdigest()
     big[doc["id"]] = marker

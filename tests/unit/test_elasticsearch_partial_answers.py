@@ -1,6 +1,6 @@
-"""The engine's answers while an index's shard is not assigned (a node restarting, a
-red index), as OpenSearch 2.19 gives them, taken by the adapter as unavailable,
-never as "nothing there" (no engine needed: the live checks are
+"""The engine's answers while an index's shard is not assigned (a node down or
+restarting, a red index), as OpenSearch 2.19 gives them (recorded from the node),
+taken by the adapter as unavailable, never as a whole answer or "nothing there" (no engine needed: the live checks are
 tests/contract/test_elasticsearch_index.py and tests/api/test_engine_stops.py)."""
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from tests.factories import index_doc
 _ANALYZER = KoreanAnalyzer()
 GOV = AccessFilter(frozenset({"gov"}))
 
-#: A one-shard index with no started copy: 200, the shard failed (no failure entry).
-RED_SHARDS = {"total": 1, "successful": 0, "skipped": 0, "failed": 1}
-RED_SEARCH = {
-    "took": 1,
+#: A two-shard index, one shard with no started copy: 200, that shard neither
+#: successful nor failed, and only the other shard's documents.
+PARTIAL_SHARDS = {"total": 2, "successful": 1, "skipped": 0, "failed": 0}
+PARTIAL_SEARCH = {
+    "took": 214,
     "timed_out": False,
-    "_shards": RED_SHARDS,
-    "hits": {"total": {"value": 0, "relation": "eq"}, "max_score": None, "hits": []},
+    "_shards": PARTIAL_SHARDS,
+    "hits": {"total": {"value": 2, "relation": "eq"}, "max_score": None, "hits": []},
 }
 RED_MGET = {
     "docs": [
@@ -72,9 +73,9 @@ def _index(answers: dict[str, Any]) -> ElasticsearchIndex:
     return ElasticsearchIndex("http://unused", "idx", _ANALYZER, client=_Engine(answers))
 
 
-def test_a_search_of_a_red_index_is_unavailable_not_empty() -> None:
-    index = _index({"/_search": RED_SEARCH, "/_count": {"count": 0, "_shards": RED_SHARDS}})
-    with pytest.raises(SearchUnavailableError, match="1 of 1 shard"):
+def test_a_search_missing_a_shard_is_unavailable_not_partial() -> None:
+    index = _index({"/_search": PARTIAL_SEARCH, "/_count": {"count": 2, "_shards": PARTIAL_SHARDS}})
+    with pytest.raises(SearchUnavailableError, match="1 of 2 shard"):
         index.search(SearchRequest(query=parse_user_query("예산")), GOV)
     with pytest.raises(SearchUnavailableError):
         index.suggest(GOV, "예산", 5)
@@ -95,7 +96,7 @@ def test_documents_unreadable_for_a_shard_are_unavailable_not_missing() -> None:
 
 def test_whole_answers_pass_and_a_missing_replica_is_no_failure() -> None:
     whole = {"total": 1, "successful": 1, "skipped": 0, "failed": 0}
-    found = dict(RED_SEARCH, _shards=whole)
+    found = dict(PARTIAL_SEARCH, _shards=whole)
     index = _index(
         {
             "/_search": found,
@@ -105,7 +106,7 @@ def test_whole_answers_pass_and_a_missing_replica_is_no_failure() -> None:
             "/_refresh": {"_shards": {"total": 2, "successful": 1, "failed": 0}},
         }
     )
-    assert index.search(SearchRequest(query=parse_user_query("예산")), GOV).total == 0
+    assert index.search(SearchRequest(query=parse_user_query("예산")), GOV).total == 2
     assert index.count() == 3
     assert index.revisions(["a"]) == {}
     index.refresh()
