@@ -42,6 +42,7 @@ import random
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,7 +317,13 @@ def test_the_search_node_killed_during_indexing_and_search_loses_nothing(trial: 
     url = os.environ[ENGINE_ENV["search"]].rstrip("/")
     node = Engine("opensearch", url)
     ours = api.services.settings.search_index
+    # An index of someone else's on the same node (as the rest of the suite's): it
+    # must come back with the node, document for document.
+    sentinel = f"crossdoc-stop-sentinel-{uuid.uuid4().hex[:8]}"
+    for n in range(5):
+        _node(url, "PUT", f"/{sentinel}/_doc/{n}?refresh=true", {"n": n})
     others = _other_indexes(url, ours)
+    assert others[sentinel] == 5
     rng = random.Random(SEED + 10)
     uploads = Uploads(api, rng)
     started = time.monotonic()
@@ -342,7 +349,10 @@ def test_the_search_node_killed_during_indexing_and_search_loses_nothing(trial: 
         node.left_up()
     health = _node(url, "GET", "/_cluster/health")
     assert health["status"] in ("green", "yellow"), health
-    assert _other_indexes(url, ours) == others  # every other index, as it was
+    try:
+        assert _other_indexes(url, ours) == others  # every other index, as it was
+    finally:
+        _node(url, "DELETE", f"/{sentinel}")
     assert searches.bad == [], searches.bad[:5]
     statuses = [status for _, status, _ in searches.answers]
     assert 503 in statuses and statuses[-1] == 200
