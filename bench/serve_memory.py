@@ -128,7 +128,7 @@ def main() -> None:
             )
             print(f"  supervisor   pid {server.pid:<8} {rss_mib(server.pid):7.1f} MiB")
             for pid in sorted(tree.get(server.pid, []), key=lambda p: labels.get(p, "~")):
-                label = labels.get(pid, command_name(pid))
+                label = labels.get(pid) or command_name(pid)[:40]
                 own = rss_mib(pid)
                 total += own
                 print(f"  {label:<12} pid {pid:<8} {own:7.1f} MiB")

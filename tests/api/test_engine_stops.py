@@ -451,7 +451,9 @@ def _tika_trial(
     marker = MARKERS[n % len(MARKERS)]
     # Many short paragraphs: the parse takes time, the text stays small to index.
     paragraph = f"</w:t></w:r></w:p><w:p><w:r><w:t>{marker} 본문"
-    content = docx_bytes(paragraph * rng.randint(40_000, 60_000))
+    # About 2 s of parsing on an idle machine: the kill (at most 0.6 s after the
+    # parser is seen busy) lands inside it.
+    content = docx_bytes(paragraph * rng.randint(120_000, 150_000))
     doc = api.upload(USER, content, f"big-{n}.docx", visibility="ministry", wait=False)
     uploads.accepted[doc["id"]] = hashlib.sha256(content).hexdigest()
     big[doc["id"]] = marker
@@ -460,7 +462,7 @@ def _tika_trial(
     uploads.accepted[doc["id"]] = hashlib.sha256(small).hexdigest()
     mid_parse = _wait_parsing(tika, 60)
     if mid_parse:
-        time.sleep(rng.uniform(0, 0.3))  # somewhere in the parse
+        time.sleep(rng.uniform(0, 0.3))  # somewhere early in the parse
     tika.kill()
     uploads.add(2)  # accepted while it is down (half of them HTML: for the server too)
     time.sleep(rng.uniform(0.5, 2.0))
