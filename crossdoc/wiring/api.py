@@ -46,6 +46,11 @@ class Services(Core):
     #: The replicator and background scrub, started with the application (this
     #: process runs them when it indexes: no broker).
     jobs: ReplicationJobs = field(default_factory=ReplicationJobs)
+    #: This process extracts text (it runs the indexer): /readyz checks its extractor.
+    #: An API process whose indexing runs in another process (`--workers N`, or
+    #: `crossdoc worker` with a broker) never extracts: nothing starts its
+    #: extractor's child (~100 MB each), and its readiness does not depend on it.
+    extracts: bool = True
 
     def __post_init__(self) -> None:
         self.upload_commits = UploadCommits(self.catalog)
@@ -172,4 +177,5 @@ def build_services(
             if settings.broker_url  # `crossdoc worker` processes run them
             else build_jobs(settings, core.catalog, core.store, core.replica_store)
         ),
+        extracts=indexer and not settings.broker_url,
     )

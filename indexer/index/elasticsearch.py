@@ -357,6 +357,12 @@ class ElasticsearchIndex:
         except _EngineError as err:
             raise SearchUnavailableError(f"cannot {what}: {err}") from err
 
+    def _read(self, method: str, path: str, *, body: Any = None, what: str) -> Any:
+        """A search or a count: its answer, only if every shard of the index answered."""
+        result = self._call(method, path, body=body, what=what)
+        _check_shards(result, what)
+        return result
+
     def _aliased(self, alias: str | None = None) -> list[str]:
         """The concrete indices the alias (or `alias`) points at (none when it does not exist)."""
         try:
@@ -604,6 +610,7 @@ class ElasticsearchIndex:
             params={"_source_includes": "body,complete"},
             what="read the search index",
         )
+        _check_docs(result, "read the search index")
         return {
             d["_id"]: (
                 str(d.get("_source", {}).get("body", "")),
@@ -625,17 +632,26 @@ class ElasticsearchIndex:
 
     def clear(self) -> None:
         """Remove every document."""
-        self._call(
+        result = self._call(
             "POST",
             f"/{self._index}/_delete_by_query",
             body={"query": {"match_all": {}}},
             params={"refresh": "true", "conflicts": "proceed"},
             what="clear the search index",
         )
+        if result.get("failures"):
+            raise SearchUnavailableError(f"cannot clear the search index: {result['failures'][:3]}")
 
     def refresh(self) -> None:
         """Make every write so far visible to the next search."""
-        self._call("POST", f"/{self._index}/_refresh", what="refresh the search index")
+        result = self._call("POST", f"/{self._index}/_refresh", what="refresh the search index")
+        # Counted over every copy: an unassigned replica (one node) is not a failure.
+        failed = int(result.get("_shards", {}).get("failed", 0))
+        if failed:
+            raise SearchUnavailableError(
+                f"cannot refresh the search index: {failed} shard(s) failed "
+                f"{result['_shards'].get('failures', [])[:3]}"
+            )
 
     # -- reads ---------------------------------------------------------------------
 
@@ -651,6 +667,7 @@ class ElasticsearchIndex:
             params={"_source_includes": "revision"},
             what="read the search index",
         )
+        _check_docs(result, "read the search index")
         return {
             d["_id"]: int(d["_source"]["revision"])
             for d in result.get("docs", [])
@@ -659,7 +676,7 @@ class ElasticsearchIndex:
 
     def count(self) -> int:
         """How many documents the index holds."""
-        result = self._call("GET", f"/{self._index}/_count", what="read the search index")
+        result = self._read("GET", f"/{self._index}/_count", what="read the search index")
         return int(result["count"])
 
     def ping(self) -> None:
@@ -689,7 +706,7 @@ class ElasticsearchIndex:
         )
         if request.with_highlights:
             body["_source"].append("body")
-        result = self._call(
+        result = self._read(
             "POST", f"/{self._index}/_search", body=body, what="search the search index"
         )
         hits = [_hit(h) for h in result["hits"]["hits"]]
@@ -800,7 +817,7 @@ class ElasticsearchIndex:
 
     def _raw_completions(self, access: AccessFilter, key: str, limit: int) -> list[tuple[str, int]]:
         """The completion keys themselves (see `completion_body`) with their counts."""
-        result = self._call(
+        result = self._read(
             "POST",
             f"/{self._index}/_search",
             body=completion_body(access, key, limit),
@@ -1188,6 +1205,48 @@ def _source(doc: IndexDocument, keys: list[str]) -> dict[str, Any]:
         "body": doc.body,
         "complete": keys,
     }
+
+
+def _check_shards(result: Any, what: str) -> None:
+    """Raise `SearchUnavailableError` unless every shard answered the search or count.
+
+    A shard with no started copy (its node down, or restarting and still
+    recovering it: a red index) is no error to the engine as long as another
+    shard answers: OpenSearch 2.19 answers 200 with the shard missing from
+    `_shards.successful` (neither failed nor listed) and without its documents.
+    Taken as it is, that answer is a partial result given as a whole one, or
+    "nothing found" while the documents are there. (When no shard answers,
+    the engine itself answers 503 "all shards failed".)
+    """
+    shards = result.get("_shards") if isinstance(result, dict) else None
+    if not isinstance(shards, dict):
+        return
+    total = int(shards.get("total", 0))
+    successful = int(shards.get("successful", 0))
+    failed = int(shards.get("failed", 0))
+    if failed or successful < total:
+        reasons = []
+        for failure in shards.get("failures", [])[:3]:
+            reason = failure.get("reason") if isinstance(failure, dict) else failure
+            reasons.append(str(reason.get("type") if isinstance(reason, dict) else reason))
+        raise SearchUnavailableError(
+            f"cannot {what}: {total - successful} of {total} shard(s) did not answer "
+            "(not assigned: a node down or starting, a red index)"
+            + (f": {', '.join(reasons)}" if reasons else "")
+        )
+
+
+def _check_docs(result: Any, what: str) -> None:
+    """Raise `SearchUnavailableError` when a `_mget` could not read some document:
+    its shard unavailable (an error entry, not `found: false`: the document may
+    well be there)."""
+    errors = [d for d in result.get("docs", []) if isinstance(d, dict) and "error" in d]
+    if errors:
+        first = errors[0]["error"]
+        kind = first.get("type", first) if isinstance(first, dict) else first
+        raise SearchUnavailableError(
+            f"cannot {what}: {len(errors)} document(s) unreadable ({kind})"
+        )
 
 
 def _hit(raw: dict[str, Any]) -> SearchHit:

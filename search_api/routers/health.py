@@ -28,6 +28,10 @@ def readyz(services: ServicesDep) -> JSONResponse:
         "extractor": services.extractor.ping,
         "worker": services.dispatcher.ping,
     }
+    if not services.extracts:
+        # Its indexing runs in another process: pinging would start an extraction
+        # child here (~100 MB) that this process never uses.
+        del checks["extractor"]
     for name, check in checks.items():
         try:
             check()

@@ -183,6 +183,12 @@ def test_two_api_processes_one_indexer_shared_limits_restarts_and_stop(
     children = server.children()
     assert set(children) == {"api-1", "api-2", "indexer-1"}
     assert set(children.values()) <= descendants(server.process.pid)
+    # Only the indexing process extracts: an API process, asked whether it is ready,
+    # starts no extraction child of its own (it did, ~100 MB each).
+    for label in ("api-1", "api-2"):
+        with only(server, label):
+            assert httpx.get(f"{server.base}/readyz", timeout=30).status_code == 200
+        assert descendants(children[label]) == set(), label
 
     # A document uploaded through one process is searchable through both.
     with only(server, "api-1"):

@@ -100,6 +100,75 @@ def test_an_engine_gone_during_search_is_search_unavailable(
         index.ping()
 
 
+def test_a_search_missing_a_shard_is_search_unavailable(
+    alias: str, korean_analyzer: KoreanAnalyzer
+) -> None:
+    # As when a node holding one of the shards is down or restarting: the engine
+    # answers a search 200 from the shards it has, `_shards.successful` short of
+    # `total` (the missing one not even counted as failed): a partial answer that
+    # must not pass for a whole one. Here the alias also covers an index whose
+    # one shard is bound to a node that does not exist (never assigned).
+    index = ElasticsearchIndex(URL, alias, korean_analyzer)
+    index.upsert([doc(f"d{n}", "예산 보고") for n in range(3)])
+    request = SearchRequest(query=parse_user_query("예산"))
+    assert index.search(request, GOV).total == 3
+    missing = f"{alias}-unassigned"
+    client = _OpenSearchClient(URL, 60)
+    try:
+        client.request(
+            "PUT",
+            f"/{missing}",
+            body={"settings": {"index.routing.allocation.require._name": "no-such-node"}},
+            params={"wait_for_active_shards": "0"},
+        )
+        client.request(
+            "POST", "/_aliases", body={"actions": [{"add": {"index": missing, "alias": alias}}]}
+        )
+        with pytest.raises(SearchUnavailableError, match="1 of 2 shard"):
+            index.search(request, GOV)
+        with pytest.raises(SearchUnavailableError, match="shard"):
+            index.suggest(GOV, "예산", 5)
+        with pytest.raises(SearchUnavailableError, match="shard"):
+            index.ping()
+    finally:
+        client.request("DELETE", f"/{missing}")
+        client.close()
+    assert index.search(request, GOV).total == 3  # whole again
+    index.close()
+
+
+def test_documents_of_a_red_index_are_unreadable_not_missing(
+    alias: str, korean_analyzer: KoreanAnalyzer
+) -> None:
+    # A node restarted before it has assigned the index's one shard: a search is
+    # refused by the engine itself (503), but a `_mget` answers 200 with an error
+    # per document, which must not read as "not in the index" (an access update
+    # would then extract and index the document again, a rebuild copy it again).
+    index = ElasticsearchIndex(URL, alias, korean_analyzer)
+    index.upsert([doc("a", "예산 보고")])
+    (concrete,) = _rest("GET", f"/_alias/{alias}")
+    client = _OpenSearchClient(URL, 60)
+    try:
+        client.request("POST", f"/{concrete}/_close")
+        client.request(
+            "PUT",
+            f"/{concrete}/_settings",
+            body={"index.routing.allocation.require._name": "no-such-node"},
+        )
+        client.request("POST", f"/{concrete}/_open", params={"wait_for_active_shards": "0"})
+        health = client.request("GET", f"/_cluster/health/{concrete}")
+        assert health["status"] == "red", health
+    finally:
+        client.close()
+    with pytest.raises(SearchUnavailableError):
+        index.search(SearchRequest(query=parse_user_query("예산")), GOV)
+    with pytest.raises(SearchUnavailableError, match="unreadable"):
+        index.revisions(["a"])
+    with pytest.raises(SearchUnavailableError, match="unreadable"):
+        index.update_access([doc("a", readers=["x"], revision=2)])
+    index.close()
+
+
 def test_an_engine_not_there_at_start_is_search_unavailable(
     korean_analyzer: KoreanAnalyzer,
 ) -> None:

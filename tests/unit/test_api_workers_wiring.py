@@ -29,3 +29,48 @@ def test_several_processes_share_a_file_or_redis(tmp_path: Path) -> None:
         build_rate_limiter(Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0")),
         RedisRateLimiter,
     )
+
+
+def test_an_api_process_that_does_not_index_starts_no_extraction_child(tmp_path: Path) -> None:
+    # `--workers N`: only the indexing process extracts. An API process's /readyz
+    # used to ping its own extractor, which starts an extraction child (~100 MB,
+    # one per API process) that nothing ever uses.
+    import json
+
+    from crossdoc.wiring.api import build_services
+    from indexer.extraction.native import NativeTikaExtractor
+    from indexer.wake import WakeListener
+    from search_api.routers.health import readyz
+    from tests.conftest import fast_passwords
+
+    settings = Settings(data_dir=tmp_path, demo=False, analysis_process=False)
+    services = build_services(settings, passwords=fast_passwords(), indexer=False)
+    listener = WakeListener(tmp_path, lambda: None)  # the indexing process's end
+    try:
+        assert not services.extracts
+        extractor = services.extractor
+        assert isinstance(extractor, NativeTikaExtractor)
+        answer = readyz(services)
+        assert extractor.children_started == 0
+        assert extractor.child_pids() == []
+        assert answer.status_code == 200, answer.body
+        assert json.loads(answer.body)["checks"] == [
+            "catalog",
+            "object_store",
+            "search_index",
+            "worker",
+        ]
+    finally:
+        listener.close()
+        services.close()
+
+
+def test_the_process_that_indexes_still_checks_its_extractor(tmp_path: Path) -> None:
+    from crossdoc.wiring.api import build_services
+    from tests.conftest import fast_passwords
+
+    services = build_services(Settings(data_dir=tmp_path, demo=False), passwords=fast_passwords())
+    try:
+        assert services.extracts  # the embedded default: /readyz pings its extractor
+    finally:
+        services.close()
