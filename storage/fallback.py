@@ -173,9 +173,15 @@ class ReplicaFallbackStore:
         try:
             if self.primary.exists(key):
                 return True
-        except StorageUnavailableError:
-            pass
-        return self.replica.exists(key)
+        except StorageUnavailableError as first:
+            try:
+                return self.replica.exists(key)
+            except StorageError:
+                raise first from None
+        try:
+            return self.replica.exists(key)
+        except StorageError:
+            return False  # the primary's answer stands
 
     def size(self, key: str) -> int:
         """The primary's size, or the replica's when the primary lacks the blob or does
