@@ -35,9 +35,11 @@ import hashlib
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -173,10 +175,22 @@ def main() -> None:
         "--cold", action="store_true", help="with --via-import: not indexed (no cache)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        default=None,
+        help="stop the restore after this many seconds and print the figures so far",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="crossdoc-restore-bench-"))
     try:
-        _run(work, args.documents, via_import=args.via_import, cold=args.cold)
+        _run(
+            work,
+            args.documents,
+            via_import=args.via_import,
+            cold=args.cold,
+            stop_after=args.stop_after,
+        )
     finally:
         if args.keep:
             print(f"kept {work}")
@@ -212,7 +226,9 @@ def _import(data: Path, replica: Path, tree: Path, documents: int, *, cold: bool
     print(f"replica filled (blob copy, as the replicator does) in {time.monotonic() - start:.1f} s")
 
 
-def _run(work: Path, documents: int, *, via_import: bool, cold: bool) -> None:
+def _run(
+    work: Path, documents: int, *, via_import: bool, cold: bool, stop_after: float | None
+) -> None:
     data, replica, restored = (work / n for n in ("data", "replica", "restored"))
     replica.mkdir()
     print(f"machine: {machine_load()} at the start")
@@ -231,10 +247,84 @@ def _run(work: Path, documents: int, *, via_import: bool, cold: bool) -> None:
     print(f"catalog snapshot ({size / 1e6:.1f} MB catalog) in {took:.1f} s: {out.strip()}")
 
     print(f"load before: {machine_load()} ({_uptime()})")
-    took, out = _crossdoc({}, "restore", "--from", str(replica), "--to", str(restored))
-    print(out.rstrip())
-    print(f"restore wall time (process start to exit): {took:.1f} s for {documents} documents")
+    _restore(replica, restored, documents, stop_after)
     print(f"load after: {machine_load()} ({_uptime()})")
+
+
+def _indexed(catalog: Path) -> int | None:
+    """Documents the restore's index rebuild has indexed so far (None: not readable yet)."""
+    try:
+        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=5)
+        try:
+            row = db.execute("SELECT count(*) FROM documents WHERE indexed_revision > 0").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return int(row[0])
+
+
+def _restore(replica: Path, restored: Path, documents: int, stop_after: float | None) -> None:
+    """Time `crossdoc restore` as a process, its lines as they come (with the seconds
+    since its start), the index rebuild's progress every 30 s and the load; stopped
+    after `stop_after` seconds if given (the figures so far are printed)."""
+    start = time.monotonic()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "crossdoc",
+            "restore",
+            "--from",
+            str(replica),
+            "--to",
+            str(restored),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),  # its lines as they are printed
+    )
+    assert process.stdout is not None
+    stream = process.stdout
+
+    indexing = threading.Event()  # the restore's last step has begun
+
+    def echo() -> None:
+        for line in stream:
+            print(f"  [{time.monotonic() - start:7.1f} s] {line.rstrip()}")
+            if "색인 · index" in line:
+                indexing.set()
+
+    reader = threading.Thread(target=echo, daemon=True)
+    reader.start()
+    while process.poll() is None:
+        try:
+            process.wait(30)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        took = time.monotonic() - start
+        indexed = _indexed(restored / "catalog.sqlite3") if indexing.is_set() else None
+        if indexed is not None:
+            print(
+                f"  [{took:7.1f} s] index rebuild: {indexed}/{documents} documents "
+                f"({machine_load()})"
+            )
+        if stop_after is not None and took > stop_after:
+            process.terminate()
+            process.wait(60)
+            reader.join(10)
+            print(
+                f"STOPPED after {took:.0f} s (--stop-after): {indexed or 0}/{documents} "
+                "documents indexed; the steps above are the figures measured"
+            )
+            return
+    reader.join(30)
+    took = time.monotonic() - start
+    if process.returncode != 0:
+        raise SystemExit(f"crossdoc restore failed (exit {process.returncode})")
+    print(f"restore wall time (process start to exit): {took:.1f} s for {documents} documents")
 
 
 if __name__ == "__main__":
