@@ -2,38 +2,68 @@
 
     python -m bench.restore --documents 10000
     python -m bench.restore --documents 100000 --keep
+    python -m bench.restore --documents 2000 --via-import     # the slow, end-to-end build
 
-Builds a deployment of N generated 1 KB Korean texts with `crossdoc import`
-(imported and indexed, so the catalog holds their extractions as a running
-deployment's does), fills a directory replica as the replicator does (every blob
-under its own key), takes a catalog snapshot with `crossdoc backup catalog`,
-then times `crossdoc restore --from REPLICA --to DIR` as a process: the
-snapshot fetched and checked, every original copied and re-hashed, the audit
-chain verified, the index rebuilt. Prints the restore's own report (its RTO
-line) and the wall time, with the machine's load (`uptime`) before and after.
-`--cold` imports without indexing: the restore then extracts every document
-(no cached extractions), the worst case.
+Builds an embedded deployment of N documents (generated ~1 KB Korean texts) with
+its directory replica, takes a catalog snapshot with `crossdoc backup catalog`,
+then times `crossdoc restore --from REPLICA --to DIR` as a process: the snapshot
+fetched and checked, every original copied and re-hashed, the audit chain
+verified, the index rebuilt. Prints the restore's own report (its RTO line with
+its steps) and the wall time, with the machine's load before and after.
+
+The deployment is written directly by default (`generate`, like
+`bench.search_latency`'s `build`; about a thousand documents a second): for each
+document its original on the primary (`data/objects`) and on the replica under
+its key, its catalog rows (document, version, upload audit record, through
+`Documents.create_many` as imports and uploads write them), its extraction in
+the catalog's cache (by the extractor version a deployment with these settings
+runs: the first document is extracted for real, the rest take its form), and
+its indexing recorded (status `indexed`, outbox done). That is what the restore
+reads: `reindex_all` (`services/restore.py`) empties the index, marks every
+document for re-indexing and drains the outbox, so it re-does the Korean
+analysis and the index writes, reusing the cached extractions as a restored
+deployment does. No source index is written (the restore never reads one).
+`--via-import` builds it with `crossdoc import --index` instead (the real path,
+~20 documents a second on the shared machine); `--cold` (with `--via-import`)
+imports without indexing, so the restore extracts every document (no cache).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from bench import korean
 from bench.options import bench_parser
+from bench.server import machine_load
 from crossdoc.settings import Settings
-from crossdoc.wiring.api import build_services
-from services.bootstrap import bootstrap
+from crossdoc.wiring.core import build_extractor
+from storage.catalog.records import (
+    ExtractionRecord,
+    IndexOutcome,
+    NewAuditEvent,
+    NewBlob,
+    NewDocument,
+)
+from storage.catalog.sql import SqlCatalog
+from storage.objectstore.base import blob_key_for
 
 print = functools.partial(print, flush=True)  # figures as they come
+
+DEPARTMENT = "MOIS-REC"
+BATCH = 1000
+#: The mode of a blob file (as `LocalObjectStore` writes them).
+_BLOB_MODE = 0o440
 
 
 def _uptime() -> str:
@@ -55,15 +85,112 @@ def _crossdoc(env: dict[str, str], *args: str) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
+def _write_blob(root: Path, key: str, data: bytes) -> None:
+    path = root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.chmod(_BLOB_MODE)
+
+
+def generate(data: Path, replica: Path, documents: int, *, seed: int = 13) -> None:
+    """Write an embedded deployment of `documents` documents and its replica directly
+    (see the module doc): originals on both sites, catalog rows with their audit
+    records, cached extractions, indexing recorded."""
+    from auth.passwords import Passwords
+    from services.bootstrap import bootstrap
+
+    rng = random.Random(seed)
+    settings = Settings(data_dir=data, demo=True)
+    data.mkdir(parents=True, exist_ok=True)
+    catalog = SqlCatalog(f"sqlite:///{(data / 'catalog.sqlite3').resolve()}")
+    catalog.migrate()
+    bootstrap(catalog, Passwords().hash, admin_password="bench-admin-pw", demo=True)
+    objects = data / "objects"
+
+    # The form of an extraction of these files by this deployment's extractor:
+    # the first document extracted for real (in the sandboxed child, as a worker does).
+    extractor = build_extractor(settings)
+    try:
+        sample = data / "sample.txt"
+        sample.write_text(korean.document_text(random.Random(seed), 1024), encoding="utf-8")
+        form = extractor.extract(sample, filename="sample.txt", declared_type="text/plain")
+        version = extractor.version
+    finally:
+        extractor.close()
+        sample.unlink(missing_ok=True)
+    print(f"extractor {version}: {form.status.value}, {form.content_type}")
+
+    upload = NewAuditEvent(actor="@import", action="upload", detail={"via": "bench.restore"})
+    started = time.monotonic()
+    for first in range(0, documents, BATCH):
+        news: list[NewDocument] = []
+        extractions: list[ExtractionRecord] = []
+        for i in range(first, min(first + BATCH, documents)):
+            content = f"{korean.document_text(rng, 1024)}\n[{i}]".encode()  # one blob each
+            sha = hashlib.sha256(content).hexdigest()
+            key = blob_key_for(sha)
+            for root in (objects, replica):
+                _write_blob(root, key, content)
+            name = f"문서{i:06d}.txt"
+            news.append(
+                NewDocument(
+                    blob=NewBlob(key, sha, len(content), name, "text/plain", "text/plain"),
+                    title=name,
+                    department=DEPARTMENT,
+                    owner="@import",
+                    visibility="department",
+                )
+            )
+            extractions.append(
+                ExtractionRecord(
+                    sha256=sha,
+                    extractor_version=version,
+                    status=form.status.value,
+                    detail=form.detail,
+                    content_type=form.content_type,
+                    metadata=dict(form.metadata),
+                    text=content.decode(),
+                    truncated=False,
+                )
+            )
+        docs = catalog.documents.create_many(news, audit=upload)
+        catalog.extractions.put(extractions)
+        catalog.documents.mark_indexed_many(
+            [IndexOutcome(d.id, d.revision, d.version, "indexed", "", "text/plain") for d in docs]
+        )
+        done = first + len(news)
+        if done % 10_000 == 0 or done == documents:
+            took = time.monotonic() - started
+            print(f"  {done} documents written ({done / took:.0f}/s)")
+    catalog.close()
+
+
 def main() -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--documents", type=int, default=10_000)
-    parser.add_argument("--cold", action="store_true", help="source not indexed (no cache)")
+    parser.add_argument(
+        "--via-import", action="store_true", help="build with `crossdoc import` (slow)"
+    )
+    parser.add_argument(
+        "--cold", action="store_true", help="with --via-import: not indexed (no cache)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        default=None,
+        help="stop the restore after this many seconds and print the figures so far",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="crossdoc-restore-bench-"))
     try:
-        _run(work, args.documents, cold=args.cold)
+        _run(
+            work,
+            args.documents,
+            via_import=args.via_import,
+            cold=args.cold,
+            stop_after=args.stop_after,
+        )
     finally:
         if args.keep:
             print(f"kept {work}")
@@ -71,10 +198,12 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(work: Path, documents: int, *, cold: bool) -> None:
-    data, replica, restored, tree = (work / n for n in ("data", "replica", "restored", "tree"))
+def _import(data: Path, replica: Path, tree: Path, documents: int, *, cold: bool) -> None:
+    """The deployment through `crossdoc import`, and the replica filled as the replicator does."""
+    from crossdoc.wiring.api import build_services
+    from services.bootstrap import bootstrap
+
     tree.mkdir()
-    replica.mkdir()
     rng = random.Random(13)
     for i in range(documents):
         folder = tree / f"{i // 1000:03d}"
@@ -85,10 +214,9 @@ def _run(work: Path, documents: int, *, cold: bool) -> None:
     services.close()
     env = {"CROSSDOC_DATA_DIR": str(data), "CROSSDOC_REPLICA_URL": str(replica)}
     index_flag = "--no-index" if cold else "--index"
-    took, _ = _crossdoc(env, "import", str(tree), "--department", "MOIS-REC", index_flag)
+    took, _ = _crossdoc(env, "import", str(tree), "--department", DEPARTMENT, index_flag)
     how = "imported" if cold else "imported and indexed"
     print(f"deployment: {documents} documents {how} in {took:.1f} s")
-
     start = time.monotonic()
     for path in (data / "objects" / "blobs").rglob("*"):
         if path.is_file() and not path.name.startswith("."):
@@ -96,15 +224,107 @@ def _run(work: Path, documents: int, *, cold: bool) -> None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
     print(f"replica filled (blob copy, as the replicator does) in {time.monotonic() - start:.1f} s")
+
+
+def _run(
+    work: Path, documents: int, *, via_import: bool, cold: bool, stop_after: float | None
+) -> None:
+    data, replica, restored = (work / n for n in ("data", "replica", "restored"))
+    replica.mkdir()
+    print(f"machine: {machine_load()} at the start")
+    if via_import:
+        _import(data, replica, work / "tree", documents, cold=cold)
+    else:
+        start = time.monotonic()
+        generate(data, replica, documents)
+        print(
+            f"deployment: {documents} documents written directly (originals on both "
+            f"sites, catalog, cached extractions) in {time.monotonic() - start:.1f} s"
+        )
+    env = {"CROSSDOC_DATA_DIR": str(data), "CROSSDOC_REPLICA_URL": str(replica)}
     took, out = _crossdoc(env, "backup", "catalog")
     size = (data / "catalog.sqlite3").stat().st_size
     print(f"catalog snapshot ({size / 1e6:.1f} MB catalog) in {took:.1f} s: {out.strip()}")
 
-    print(f"load before: {_uptime()}")
-    took, out = _crossdoc({}, "restore", "--from", str(replica), "--to", str(restored))
-    print(out.rstrip())
+    print(f"load before: {machine_load()} ({_uptime()})")
+    _restore(replica, restored, documents, stop_after)
+    print(f"load after: {machine_load()} ({_uptime()})")
+
+
+def _indexed(catalog: Path) -> int | None:
+    """Documents the restore's index rebuild has indexed so far (None: not readable yet)."""
+    try:
+        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=5)
+        try:
+            row = db.execute("SELECT count(*) FROM documents WHERE indexed_revision > 0").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return int(row[0])
+
+
+def _restore(replica: Path, restored: Path, documents: int, stop_after: float | None) -> None:
+    """Time `crossdoc restore` as a process, its lines as they come (with the seconds
+    since its start), the index rebuild's progress every 30 s and the load; stopped
+    after `stop_after` seconds if given (the figures so far are printed)."""
+    start = time.monotonic()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "crossdoc",
+            "restore",
+            "--from",
+            str(replica),
+            "--to",
+            str(restored),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),  # its lines as they are printed
+    )
+    assert process.stdout is not None
+    stream = process.stdout
+
+    indexing = threading.Event()  # the restore's last step has begun
+
+    def echo() -> None:
+        for line in stream:
+            print(f"  [{time.monotonic() - start:7.1f} s] {line.rstrip()}")
+            if "색인 · index" in line:
+                indexing.set()
+
+    reader = threading.Thread(target=echo, daemon=True)
+    reader.start()
+    while process.poll() is None:
+        try:
+            process.wait(30)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        took = time.monotonic() - start
+        indexed = _indexed(restored / "catalog.sqlite3") if indexing.is_set() else None
+        if indexed is not None:
+            print(
+                f"  [{took:7.1f} s] index rebuild: {indexed}/{documents} documents "
+                f"({machine_load()})"
+            )
+        if stop_after is not None and took > stop_after:
+            process.terminate()
+            process.wait(60)
+            reader.join(10)
+            print(
+                f"STOPPED after {took:.0f} s (--stop-after): {indexed or 0}/{documents} "
+                "documents indexed; the steps above are the figures measured"
+            )
+            return
+    reader.join(30)
+    took = time.monotonic() - start
+    if process.returncode != 0:
+        raise SystemExit(f"crossdoc restore failed (exit {process.returncode})")
     print(f"restore wall time (process start to exit): {took:.1f} s for {documents} documents")
-    print(f"load after: {_uptime()}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from services.errors import InUseError, InvalidChangeError, NotAllowedError, Wro
 from storage.errors import (
     ConflictError,
     IdempotencyKeyReusedError,
+    NoIntactCopyError,
     NotFoundError,
     StorageError,
     StorageFullError,
@@ -123,6 +124,12 @@ _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
 STORAGE_FULL_MESSAGE = (
     "저장 공간이 부족합니다. 아무것도 저장되지 않았으니 나중에 다시 보내십시오 / "
     "Storage is full: nothing was stored; send it again later"
+)
+
+NO_INTACT_COPY_MESSAGE = (
+    "원본 파일의 온전한 사본이 주 저장소에도 복제본에도 없어 내려받을 수 없습니다. "
+    "관리자에게 알리십시오 · no intact copy of the original on either site (missing or "
+    "corrupt on both): nothing was sent; tell the administrator"
 )
 
 _STATUS_CODES = {
@@ -270,6 +277,17 @@ def install_error_handlers(app: FastAPI) -> None:
             "storage_unavailable",
             "storage is unavailable; try again shortly",
             {"Retry-After": "5"},
+        )
+
+    @app.exception_handler(NoIntactCopyError)
+    async def _no_intact_copy(_: Request, err: NoIntactCopyError) -> JSONResponse:
+        # Missing or corrupt on the primary and on the replica: nothing is served.
+        log.error("no intact copy: %s", err)
+        return _json(
+            503,
+            "storage_unavailable",
+            NO_INTACT_COPY_MESSAGE,
+            {"Retry-After": "60"},
         )
 
     @app.exception_handler(StorageFullError)

@@ -35,6 +35,12 @@ class StorageFullError(StorageUnavailableError):
     """
 
 
+class NoIntactCopyError(StorageUnavailableError):
+    """No site holds an intact copy of a blob the catalog names: missing or corrupt
+    on the primary and on the replica (`storage.fallback`). An operational emergency,
+    retried like an unavailable store (an operator may bring a copy back)."""
+
+
 class IdempotencyKeyReusedError(ConflictError):
     """An `Idempotency-Key` already answered a different request, or its document is gone."""
 

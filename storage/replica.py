@@ -34,7 +34,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from storage.catalog.ports import CatalogStore
 from storage.catalog.replication import ReplicationItem
@@ -45,6 +45,9 @@ from storage.errors import (
     StorageUnavailableError,
 )
 from storage.objectstore.base import CHUNK_SIZE, ObjectStore, StoredBlob, blob_key_for
+
+if TYPE_CHECKING:
+    from storage.fallback import FallbackCounts
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +173,12 @@ class SyncMirror:
 
 
 def primary_of(store: ObjectStore) -> ObjectStore:
-    """The primary site's store behind `store` (itself unless a `SyncMirror`)."""
+    """The primary site's store behind `store` (itself unless a `SyncMirror` or a
+    `storage.fallback.ReplicaFallbackStore`, or both)."""
+    from storage.fallback import ReplicaFallbackStore
+
+    if isinstance(store, ReplicaFallbackStore):
+        store = store.primary
     return store.primary if isinstance(store, SyncMirror) else store
 
 
@@ -190,6 +198,12 @@ class ReplicationStatus:
     failing_items: int
     last_error: str
     replica_reachable: bool | None
+    #: Reads this process served from the replica (the primary's copy missing,
+    #: corrupt or unreachable), primary copies those reads repaired, and reads that
+    #: found no intact copy anywhere (`storage.fallback`), since it started.
+    fallback_reads: int = 0
+    read_repairs: int = 0
+    unreadable_reads: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -205,13 +219,22 @@ class ReplicationStatus:
             "failing_items": self.failing_items,
             "last_error": self.last_error,
             "replica_reachable": self.replica_reachable,
+            "fallback_reads": self.fallback_reads,
+            "read_repairs": self.read_repairs,
+            "unreadable_reads": self.unreadable_reads,
         }
 
 
 def replication_status(
-    catalog: CatalogStore, replica: ObjectStore | None, mode: str, *, ping: bool = True
+    catalog: CatalogStore,
+    replica: ObjectStore | None,
+    mode: str,
+    *,
+    ping: bool = True,
+    reads: FallbackCounts | None = None,
 ) -> ReplicationStatus:
-    """The backlog and the recovery point now (and whether the replica answers)."""
+    """The backlog and the recovery point now (and whether the replica answers);
+    `reads`: this process's read fallback counts (`storage.fallback`), if any."""
     backlog = catalog.replication.backlog()
     age = 0.0
     if backlog.oldest_at is not None:
@@ -234,6 +257,9 @@ def replication_status(
         failing_items=backlog.failing,
         last_error=backlog.last_error,
         replica_reachable=reachable,
+        fallback_reads=reads.reads if reads is not None else 0,
+        read_repairs=reads.repairs if reads is not None else 0,
+        unreadable_reads=reads.failures if reads is not None else 0,
     )
 
 

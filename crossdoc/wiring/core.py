@@ -45,7 +45,8 @@ class Core:
     index: SearchIndex
     pipeline: IndexingPipeline
     #: The second site for the originals (`CROSSDOC_REPLICA_URL`), or None. With
-    #: `CROSSDOC_REPLICATION=sync`, `store` is a `SyncMirror` writing to both.
+    #: `CROSSDOC_REPLICATION=sync`, `store` is a `SyncMirror` writing to both; with
+    #: a replica, `store` reads through `storage.fallback.ReplicaFallbackStore`.
     replica_store: ObjectStore | None
 
     def parts(self) -> dict[str, Any]:
@@ -293,6 +294,11 @@ def build_core(settings: Settings) -> Core:
         from storage.replica import SyncMirror
 
         store = SyncMirror(store, replica_store)
+    if replica_store is not None:
+        from storage.fallback import ReplicaFallbackStore
+
+        # Reads (downloads, extraction) fall back to the replica's verified copy.
+        store = ReplicaFallbackStore(store, replica_store, catalog, settings.spool_dir)
     extractor = build_extractor(settings)
     index = build_index(settings)
     if index.schema_rebuilt:

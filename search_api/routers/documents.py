@@ -363,9 +363,12 @@ def update_document(
     return document_out(documents.update_metadata(doc.id, caller, title=title, tags=tags))
 
 
-def _stream(services: ServicesDep, key: str, filename: str, content_type: str) -> StreamingResponse:
+def _stream(
+    services: ServicesDep, key: str, filename: str, content_type: str, size: int
+) -> StreamingResponse:
     headers = {"Content-Disposition": content_disposition(filename), **DOWNLOAD_HEADERS}
-    size = services.store.size(key)
+    # The catalog's size: the stream is verified against the catalog's SHA-256, so it
+    # is exactly this long, or cut short (never completed) when its bytes are wrong.
     headers["Content-Length"] = str(size)
     return StreamingResponse(
         services.store.iter_chunks(key),
@@ -420,7 +423,7 @@ def download_content(
             detail={"version": doc.version, "size": doc.size},
         )
     )
-    return _stream(services, doc.blob_key, doc.filename, doc.content_type)
+    return _stream(services, doc.blob_key, doc.filename, doc.content_type, doc.size)
 
 
 @router.put(
@@ -497,7 +500,7 @@ def download_version(
     auditor.record_later(
         Auditor.event(principal.username, "download", doc.id, address, detail={"version": version})
     )
-    return _stream(services, match[0].blob_key, match[0].filename, doc.content_type)
+    return _stream(services, match[0].blob_key, match[0].filename, doc.content_type, match[0].size)
 
 
 @router.delete("/{document_id}", status_code=204, response_class=Response)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from search_api.deps import AdminDep, ServicesDep
 from services.replication import ReplicationService
+from storage.fallback import fallback_counts
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 metrics_router = APIRouter(tags=["health"])
@@ -39,11 +40,29 @@ class ReplicationOut(BaseModel):
     replica_reachable: bool | None = Field(
         description="whether the replica answers now (null without a replica)"
     )
+    fallback_reads: int = Field(
+        0,
+        description=(
+            "reads (downloads, extraction) this API process served from the replica since "
+            "it started: the primary's copy missing, corrupt or unreachable"
+        ),
+    )
+    read_repairs: int = Field(
+        0, description="primary copies those reads repaired from the replica (audited)"
+    )
+    unreadable_reads: int = Field(
+        0, description="reads that found no intact copy on either site (nothing served)"
+    )
 
 
 def replication_service(services: ServicesDep) -> ReplicationService:
     settings = services.settings
-    return ReplicationService(services.catalog, services.replica_store, settings.replication)
+    return ReplicationService(
+        services.catalog,
+        services.replica_store,
+        settings.replication,
+        fallback_counts(services.store),
+    )
 
 
 ReplicationServiceDep = Annotated[ReplicationService, Depends(replication_service)]

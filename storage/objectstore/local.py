@@ -364,8 +364,9 @@ class LocalObjectStore:
 
         The blob is opened by this call, so `BlobNotFoundError` is raised here and
         not at the first `next()` (a download can still answer 404). The bytes are
-        hashed on the way and `IntegrityError` is raised after the last chunk if
-        they do not match the key: a corrupt blob is never served as a complete one.
+        hashed on the way and the last chunk is held back until they are found to
+        match the key: otherwise `IntegrityError` is raised in its place, so a
+        corrupt blob is never served as a complete one (a download is cut short).
         """
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -375,6 +376,7 @@ class LocalObjectStore:
     @staticmethod
     def _chunks(key: str, file: BinaryIO, sha256: str, chunk_size: int) -> Iterator[bytes]:
         digest = hashlib.sha256()
+        held = b""  # the chunk read last: yielded only once the next one is read
         with file:
             while True:
                 try:
@@ -384,10 +386,14 @@ class LocalObjectStore:
                 if not chunk:
                     break
                 digest.update(chunk)
-                yield chunk
+                if held:
+                    yield held
+                held = chunk
         if digest.hexdigest() != sha256:
             _log.error("blob %s does not match its checksum", key)
             raise IntegrityError(f"{key}: stored bytes do not match their SHA-256")
+        if held:
+            yield held
 
     def exists(self, key: str) -> bool:
         """Whether the blob exists; see `ObjectStore.exists`. `ValueError` for a bad key."""

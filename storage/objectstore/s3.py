@@ -421,8 +421,9 @@ class S3ObjectStore:
 
         The request is made by this call, so `BlobNotFoundError` is raised here and
         not at the first `next()`. The connection is released when the iterator is
-        exhausted or closed. The bytes are hashed on the way and `IntegrityError` is
-        raised after the last chunk if they do not match the key.
+        exhausted or closed. The bytes are hashed on the way and the last chunk is
+        held back until they are found to match the key: otherwise `IntegrityError`
+        is raised in its place (a corrupt object is never served as a complete one).
         """
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -434,16 +435,21 @@ class S3ObjectStore:
         key: str, response: urllib3.BaseHTTPResponse, sha256: str, chunk_size: int
     ) -> Iterator[bytes]:
         digest = hashlib.sha256()
+        held = b""  # the chunk read last: yielded only once the next one is read
         try:
             with _translated(f"cannot read {key}"):
                 for chunk in response.stream(chunk_size, decode_content=False):
                     digest.update(chunk)
-                    yield chunk
+                    if held:
+                        yield held
+                    held = chunk
         finally:
             _release(response)
         if digest.hexdigest() != sha256:
             _log.error("object %s does not match its checksum", key)
             raise IntegrityError(f"{key}: stored bytes do not match their SHA-256")
+        if held:
+            yield held
 
     def exists(self, key: str) -> bool:
         """Whether the blob exists; see `ObjectStore.exists`. `ValueError` for a bad key."""

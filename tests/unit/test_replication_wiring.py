@@ -14,6 +14,7 @@ from crossdoc.wiring.api import build_services
 from crossdoc.wiring.core import ConfigurationError, build_replica_store
 from crossdoc.wiring.worker import CeleryWorker
 from storage.catalog.records import NewBlob, NewDocument
+from storage.fallback import ReplicaFallbackStore
 from storage.objectstore.local import LocalObjectStore
 from storage.objectstore.s3 import S3ObjectStore
 from storage.replica import SyncMirror
@@ -82,7 +83,9 @@ def test_embedded_api_runs_the_replicator_and_sync_mirrors(tmp_path: Path) -> No
         services = build_services(settings, passwords=fast_passwords())
         try:
             assert services.jobs.replicator is not None
-            assert isinstance(services.store, SyncMirror) == (mode == "sync")
+            # Reads fall back to the replica; writes go through the sync mirror in sync mode.
+            assert isinstance(services.store, ReplicaFallbackStore)
+            assert isinstance(services.store.primary, SyncMirror) == (mode == "sync")
             assert isinstance(services.replica_store, LocalObjectStore)
         finally:
             services.close()
