@@ -10,6 +10,7 @@ alias on Elasticsearch/OpenSearch (`RestoreTargets`).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -200,6 +201,10 @@ def target_settings(settings: Settings, targets: RestoreTargets) -> Settings:
     )
 
 
+#: A name the engines accept for an alias (as `Settings.search_index`).
+_INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,200}")
+
+
 def _target_bucket(settings: Settings, bucket: str) -> S3Bucket:
     if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
         raise ConfigurationError(
@@ -222,6 +227,10 @@ def _check_targets(settings: Settings, targets: RestoreTargets) -> None:
     if targets.search_index and settings.search_url == "embedded":
         raise ConfigurationError(
             "--search-index names an index on Elasticsearch/OpenSearch: set CROSSDOC_SEARCH_URL"
+        )
+    if targets.search_index and not _INDEX_NAME.fullmatch(targets.search_index):
+        raise ConfigurationError(
+            f"--search-index {targets.search_index!r}: lower-case letters, digits, '_', '.', '-'"
         )
     if targets.database_url:
         tables = catalog_tables(targets.database_url)
