@@ -13,10 +13,17 @@ chain verified, the index rebuilt. Prints the restore's own report (its RTO
 line) and the wall time, with the machine's load (`uptime`) before and after.
 `--cold` imports without indexing: the restore then extracts every document
 (no cached extractions), the worst case.
+
+`--scale-out` restores onto the scale-out engines of `infra/dev/engines up`
+(their `CROSSDOC_TEST_*` settings): the deployment's catalog is on PostgreSQL
+(snapshot: pg_dump), and the restore loads it into a new database, copies the
+originals into a new S3 bucket (moto) and rebuilds the index on OpenSearch under
+a new alias; all of them are dropped afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
@@ -25,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import korean
@@ -60,10 +69,24 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=10_000)
     parser.add_argument("--cold", action="store_true", help="source not indexed (no cache)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--scale-out", action="store_true", help="PostgreSQL, S3 and OpenSearch targets"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="crossdoc-restore-bench-"))
     try:
-        _run(work, args.documents, cold=args.cold)
+        if args.scale_out:
+            with _scale_out() as (source_env, restore_args, target_env):
+                _run(
+                    work,
+                    args.documents,
+                    cold=args.cold,
+                    source_env=source_env,
+                    restore_args=restore_args,
+                    target_env=target_env,
+                )
+        else:
+            _run(work, args.documents, cold=args.cold)
     finally:
         if args.keep:
             print(f"kept {work}")
@@ -71,7 +94,79 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(work: Path, documents: int, *, cold: bool) -> None:
+@contextlib.contextmanager
+def _scale_out() -> Iterator[tuple[dict[str, str], list[str], dict[str, str]]]:
+    """A PostgreSQL catalog for the deployment; an empty database, bucket name and
+    alias for the restore, on the engines of `infra/dev/engines up`; all dropped after."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from indexer.index.elasticsearch import drop_index
+    from storage.objectstore.s3_bucket import S3Bucket
+
+    env = os.environ
+    need = [
+        "CROSSDOC_TEST_DATABASE_URL",
+        "CROSSDOC_TEST_ELASTICSEARCH_URL",
+        "CROSSDOC_TEST_MOTO_S3_ENDPOINT",
+        "CROSSDOC_TEST_MOTO_S3_ACCESS_KEY",
+        "CROSSDOC_TEST_MOTO_S3_SECRET_KEY",
+    ]
+    missing = [n for n in need if not env.get(n)]
+    if missing:
+        raise SystemExit(f"--scale-out: set {', '.join(missing)} (`infra/dev/engines up`)")
+    base = make_url(env["CROSSDOC_TEST_DATABASE_URL"])
+    tag = uuid.uuid4().hex[:10]
+    names = {"source": f"crossdoc_bench_src_{tag}", "restored": f"crossdoc_bench_dst_{tag}"}
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    for name in names.values():
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = {k: base.set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
+    bucket = alias = f"crossdoc-bench-{tag}"
+    engines = {
+        "CROSSDOC_S3_ENDPOINT": env["CROSSDOC_TEST_MOTO_S3_ENDPOINT"],
+        "CROSSDOC_S3_ACCESS_KEY": env["CROSSDOC_TEST_MOTO_S3_ACCESS_KEY"],
+        "CROSSDOC_S3_SECRET_KEY": env["CROSSDOC_TEST_MOTO_S3_SECRET_KEY"],
+        "CROSSDOC_S3_SECURE": "false",
+        "CROSSDOC_S3_REGION": env.get("CROSSDOC_TEST_MOTO_S3_REGION") or "us-east-1",
+        "CROSSDOC_SEARCH_URL": env["CROSSDOC_TEST_ELASTICSEARCH_URL"],
+    }
+    try:
+        yield (
+            {"CROSSDOC_DATABASE_URL": url["source"]},
+            [
+                *("--database-url", url["restored"]),
+                *("--storage-url", f"s3://{bucket}"),
+                *("--search-index", alias),
+            ],
+            engines,
+        )
+    finally:
+        drop_index(engines["CROSSDOC_SEARCH_URL"], alias)
+        S3Bucket(
+            engines["CROSSDOC_S3_ENDPOINT"],
+            engines["CROSSDOC_S3_ACCESS_KEY"],
+            engines["CROSSDOC_S3_SECRET_KEY"],
+            bucket,
+            secure=False,
+            region=engines["CROSSDOC_S3_REGION"],
+        ).remove_all(remove_bucket=True)
+        for name in names.values():
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _run(
+    work: Path,
+    documents: int,
+    *,
+    cold: bool,
+    source_env: dict[str, str] | None = None,
+    restore_args: list[str] | None = None,
+    target_env: dict[str, str] | None = None,
+) -> None:
     data, replica, restored, tree = (work / n for n in ("data", "replica", "restored", "tree"))
     tree.mkdir()
     replica.mkdir()
@@ -80,10 +175,13 @@ def _run(work: Path, documents: int, *, cold: bool) -> None:
         folder = tree / f"{i // 1000:03d}"
         folder.mkdir(exist_ok=True)
         (folder / f"문서{i:06d}.txt").write_text(korean.document_text(rng, 1024), encoding="utf-8")
-    services = build_services(Settings(data_dir=data))
+    source_env = source_env or {}
+    services = build_services(
+        Settings(data_dir=data, database_url=source_env.get("CROSSDOC_DATABASE_URL"))
+    )
     bootstrap(services.catalog, services.passwords.hash, admin_password="bench-admin-pw", demo=True)
     services.close()
-    env = {"CROSSDOC_DATA_DIR": str(data), "CROSSDOC_REPLICA_URL": str(replica)}
+    env = {"CROSSDOC_DATA_DIR": str(data), "CROSSDOC_REPLICA_URL": str(replica), **source_env}
     index_flag = "--no-index" if cold else "--index"
     took, _ = _crossdoc(env, "import", str(tree), "--department", "MOIS-REC", index_flag)
     how = "imported" if cold else "imported and indexed"
@@ -97,11 +195,18 @@ def _run(work: Path, documents: int, *, cold: bool) -> None:
             shutil.copyfile(path, dest)
     print(f"replica filled (blob copy, as the replicator does) in {time.monotonic() - start:.1f} s")
     took, out = _crossdoc(env, "backup", "catalog")
-    size = (data / "catalog.sqlite3").stat().st_size
-    print(f"catalog snapshot ({size / 1e6:.1f} MB catalog) in {took:.1f} s: {out.strip()}")
+    print(f"catalog snapshot in {took:.1f} s: {out.strip()}")
 
     print(f"load before: {_uptime()}")
-    took, out = _crossdoc({}, "restore", "--from", str(replica), "--to", str(restored))
+    took, out = _crossdoc(
+        target_env or {},
+        "restore",
+        "--from",
+        str(replica),
+        "--to",
+        str(restored),
+        *(restore_args or []),
+    )
     print(out.rstrip())
     print(f"restore wall time (process start to exit): {took:.1f} s for {documents} documents")
     print(f"load after: {_uptime()}")
