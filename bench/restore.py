@@ -26,10 +26,17 @@ deployment does. No source index is written (the restore never reads one).
 `--via-import` builds it with `crossdoc import --index` instead (the real path,
 ~20 documents a second on the shared machine); `--cold` (with `--via-import`)
 imports without indexing, so the restore extracts every document (no cache).
+
+`--scale-out` restores onto the scale-out engines of `infra/dev/engines up`
+(their `CROSSDOC_TEST_*` settings): the deployment (built with `crossdoc import`)
+has its catalog on PostgreSQL (snapshot: pg_dump), and the restore loads it into
+a new database, copies the originals into a new S3 bucket (moto) and rebuilds the
+index on OpenSearch under a new alias; all of them are dropped afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -41,6 +48,8 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import korean
@@ -181,16 +190,32 @@ def main() -> None:
         default=None,
         help="stop the restore after this many seconds and print the figures so far",
     )
+    parser.add_argument(
+        "--scale-out", action="store_true", help="PostgreSQL, S3 and OpenSearch (built by import)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="crossdoc-restore-bench-"))
     try:
-        _run(
-            work,
-            args.documents,
-            via_import=args.via_import,
-            cold=args.cold,
-            stop_after=args.stop_after,
-        )
+        if args.scale_out:
+            with _scale_out() as (source_env, restore_args, target_env):
+                _run(
+                    work,
+                    args.documents,
+                    via_import=True,  # the direct generator writes a SQLite catalog
+                    cold=args.cold,
+                    stop_after=args.stop_after,
+                    source_env=source_env,
+                    restore_args=restore_args,
+                    target_env=target_env,
+                )
+        else:
+            _run(
+                work,
+                args.documents,
+                via_import=args.via_import,
+                cold=args.cold,
+                stop_after=args.stop_after,
+            )
     finally:
         if args.keep:
             print(f"kept {work}")
@@ -198,7 +223,79 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _import(data: Path, replica: Path, tree: Path, documents: int, *, cold: bool) -> None:
+@contextlib.contextmanager
+def _scale_out() -> Iterator[tuple[dict[str, str], list[str], dict[str, str]]]:
+    """A PostgreSQL catalog for the deployment; an empty database, bucket name and
+    alias for the restore, on the engines of `infra/dev/engines up`; all dropped after."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from indexer.index.elasticsearch import drop_index
+    from storage.objectstore.s3_bucket import S3Bucket
+
+    env = os.environ
+    need = [
+        "CROSSDOC_TEST_DATABASE_URL",
+        "CROSSDOC_TEST_ELASTICSEARCH_URL",
+        "CROSSDOC_TEST_MOTO_S3_ENDPOINT",
+        "CROSSDOC_TEST_MOTO_S3_ACCESS_KEY",
+        "CROSSDOC_TEST_MOTO_S3_SECRET_KEY",
+    ]
+    missing = [n for n in need if not env.get(n)]
+    if missing:
+        raise SystemExit(f"--scale-out: set {', '.join(missing)} (`infra/dev/engines up`)")
+    base = make_url(env["CROSSDOC_TEST_DATABASE_URL"])
+    tag = uuid.uuid4().hex[:10]
+    names = {"source": f"crossdoc_bench_src_{tag}", "restored": f"crossdoc_bench_dst_{tag}"}
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    for name in names.values():
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = {k: base.set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
+    bucket = alias = f"crossdoc-bench-{tag}"
+    engines = {
+        "CROSSDOC_S3_ENDPOINT": env["CROSSDOC_TEST_MOTO_S3_ENDPOINT"],
+        "CROSSDOC_S3_ACCESS_KEY": env["CROSSDOC_TEST_MOTO_S3_ACCESS_KEY"],
+        "CROSSDOC_S3_SECRET_KEY": env["CROSSDOC_TEST_MOTO_S3_SECRET_KEY"],
+        "CROSSDOC_S3_SECURE": "false",
+        "CROSSDOC_S3_REGION": env.get("CROSSDOC_TEST_MOTO_S3_REGION") or "us-east-1",
+        "CROSSDOC_SEARCH_URL": env["CROSSDOC_TEST_ELASTICSEARCH_URL"],
+    }
+    try:
+        yield (
+            {"CROSSDOC_DATABASE_URL": url["source"]},
+            [
+                *("--database-url", url["restored"]),
+                *("--storage-url", f"s3://{bucket}"),
+                *("--search-index", alias),
+            ],
+            engines,
+        )
+    finally:
+        drop_index(engines["CROSSDOC_SEARCH_URL"], alias)
+        S3Bucket(
+            engines["CROSSDOC_S3_ENDPOINT"],
+            engines["CROSSDOC_S3_ACCESS_KEY"],
+            engines["CROSSDOC_S3_SECRET_KEY"],
+            bucket,
+            secure=False,
+            region=engines["CROSSDOC_S3_REGION"],
+        ).remove_all(remove_bucket=True)
+        for name in names.values():
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _import(
+    data: Path,
+    replica: Path,
+    tree: Path,
+    documents: int,
+    *,
+    cold: bool,
+    source_env: dict[str, str],
+) -> None:
     """The deployment through `crossdoc import`, and the replica filled as the replicator does."""
     from crossdoc.wiring.api import build_services
     from services.bootstrap import bootstrap
@@ -209,10 +306,12 @@ def _import(data: Path, replica: Path, tree: Path, documents: int, *, cold: bool
         folder = tree / f"{i // 1000:03d}"
         folder.mkdir(exist_ok=True)
         (folder / f"문서{i:06d}.txt").write_text(korean.document_text(rng, 1024), encoding="utf-8")
-    services = build_services(Settings(data_dir=data))
+    services = build_services(
+        Settings(data_dir=data, database_url=source_env.get("CROSSDOC_DATABASE_URL"))
+    )
     bootstrap(services.catalog, services.passwords.hash, admin_password="bench-admin-pw", demo=True)
     services.close()
-    env = {"CROSSDOC_DATA_DIR": str(data), "CROSSDOC_REPLICA_URL": str(replica)}
+    env = {"CROSSDOC_DATA_DIR": str(data), "CROSSDOC_REPLICA_URL": str(replica), **source_env}
     index_flag = "--no-index" if cold else "--index"
     took, _ = _crossdoc(env, "import", str(tree), "--department", DEPARTMENT, index_flag)
     how = "imported" if cold else "imported and indexed"
@@ -227,13 +326,22 @@ def _import(data: Path, replica: Path, tree: Path, documents: int, *, cold: bool
 
 
 def _run(
-    work: Path, documents: int, *, via_import: bool, cold: bool, stop_after: float | None
+    work: Path,
+    documents: int,
+    *,
+    via_import: bool,
+    cold: bool,
+    stop_after: float | None,
+    source_env: dict[str, str] | None = None,
+    restore_args: list[str] | None = None,
+    target_env: dict[str, str] | None = None,
 ) -> None:
+    source_env = source_env or {}
     data, replica, restored = (work / n for n in ("data", "replica", "restored"))
     replica.mkdir()
     print(f"machine: {machine_load()} at the start")
     if via_import:
-        _import(data, replica, work / "tree", documents, cold=cold)
+        _import(data, replica, work / "tree", documents, cold=cold, source_env=source_env)
     else:
         start = time.monotonic()
         generate(data, replica, documents)
@@ -241,13 +349,12 @@ def _run(
             f"deployment: {documents} documents written directly (originals on both "
             f"sites, catalog, cached extractions) in {time.monotonic() - start:.1f} s"
         )
-    env = {"CROSSDOC_DATA_DIR": str(data), "CROSSDOC_REPLICA_URL": str(replica)}
+    env = {"CROSSDOC_DATA_DIR": str(data), "CROSSDOC_REPLICA_URL": str(replica), **source_env}
     took, out = _crossdoc(env, "backup", "catalog")
-    size = (data / "catalog.sqlite3").stat().st_size
-    print(f"catalog snapshot ({size / 1e6:.1f} MB catalog) in {took:.1f} s: {out.strip()}")
+    print(f"catalog snapshot in {took:.1f} s: {out.strip()}")
 
     print(f"load before: {machine_load()} ({_uptime()})")
-    _restore(replica, restored, documents, stop_after)
+    _restore(replica, restored, documents, stop_after, restore_args or [], target_env or {})
     print(f"load after: {machine_load()} ({_uptime()})")
 
 
@@ -264,7 +371,14 @@ def _indexed(catalog: Path) -> int | None:
     return int(row[0])
 
 
-def _restore(replica: Path, restored: Path, documents: int, stop_after: float | None) -> None:
+def _restore(
+    replica: Path,
+    restored: Path,
+    documents: int,
+    stop_after: float | None,
+    restore_args: list[str],
+    target_env: dict[str, str],
+) -> None:
     """Time `crossdoc restore` as a process, its lines as they come (with the seconds
     since its start), the index rebuild's progress every 30 s and the load; stopped
     after `stop_after` seconds if given (the figures so far are printed)."""
@@ -279,11 +393,12 @@ def _restore(replica: Path, restored: Path, documents: int, stop_after: float | 
             str(replica),
             "--to",
             str(restored),
+            *restore_args,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),  # its lines as they are printed
+        env={**os.environ, **target_env, "PYTHONUNBUFFERED": "1"},  # lines as printed
     )
     assert process.stdout is not None
     stream = process.stdout
@@ -305,7 +420,8 @@ def _restore(replica: Path, restored: Path, documents: int, stop_after: float | 
         except subprocess.TimeoutExpired:
             pass
         took = time.monotonic() - start
-        indexed = _indexed(restored / "catalog.sqlite3") if indexing.is_set() else None
+        catalog = restored / "catalog.sqlite3"  # (scale-out: on PostgreSQL, not followed)
+        indexed = _indexed(catalog) if indexing.is_set() and catalog.exists() else None
         if indexed is not None:
             print(
                 f"  [{took:7.1f} s] index rebuild: {indexed}/{documents} documents "

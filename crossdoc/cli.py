@@ -811,6 +811,25 @@ def _print_report(lines: list[str]) -> None:
         typer.echo(line)
 
 
+def _target_bucket(storage_url: str | None) -> str | None:
+    """The bucket of `--storage-url s3://BUCKET` (None without the option); exit 2 otherwise."""
+    if storage_url is None:
+        return None
+    bucket = storage_url.removeprefix("s3://").strip("/")
+    if not storage_url.startswith("s3://") or not bucket or "/" in bucket:
+        console.print(
+            "[red]--storage-url:[/red] s3://BUCKET (originals in a directory: leave it out)"
+        )
+        raise typer.Exit(2)
+    return bucket
+
+
+_STORAGE_URL_HELP = (
+    "originals into this S3 bucket (empty or absent), at CROSSDOC_S3_ENDPOINT "
+    "with CROSSDOC_S3_ACCESS_KEY/_SECRET_KEY (default: DIR/objects)"
+)
+
+
 @app.command("restore")
 def restore_cmd(
     source: Annotated[
@@ -832,16 +851,28 @@ def restore_cmd(
             help="PostgreSQL catalog: an empty database to load the snapshot into",
         ),
     ] = None,
+    storage_url: Annotated[
+        str | None, typer.Option(metavar="s3://BUCKET", help=_STORAGE_URL_HELP)
+    ] = None,
+    search_index: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ALIAS",
+            help="with CROSSDOC_SEARCH_URL: the index is rebuilt there under this new alias "
+            "(default CROSSDOC_SEARCH_INDEX; refused if it exists)",
+        ),
+    ] = None,
 ) -> None:
     """Rebuild a working deployment in DIR from the second site alone.
 
     The newest catalog snapshot (checked against its SHA-256), every original
     re-hashed against the catalog, the audit chain verified, the index rebuilt.
-    Then `CROSSDOC_DATA_DIR=DIR crossdoc serve` (with CROSSDOC_DATABASE_URL=URL for
-    a PostgreSQL catalog). Exit 1 if anything is missing or altered (listed), or
-    if the snapshot is corrupt.
+    Scale-out targets: --database-url (PostgreSQL), --storage-url (S3) and,
+    with CROSSDOC_SEARCH_URL set, --search-index; each must be empty. Then
+    `crossdoc serve` with the settings printed at the end. Exit 1 if anything
+    is missing or altered (listed), or if the snapshot is corrupt.
     """
-    from crossdoc.wiring.backup import restore_into
+    from crossdoc.wiring.backup import RestoreTargets, restore_into
     from storage.errors import StorageError
 
     _setup_logging()
@@ -851,11 +882,12 @@ def restore_cmd(
     except ValueError as err:
         console.print(f"[red]--from:[/red] {err}")
         raise typer.Exit(2) from err
+    if search_index is None and settings.search_url != "embedded":
+        search_index = settings.search_index
+    targets = RestoreTargets(target, database_url, _target_bucket(storage_url), search_index)
     try:
         report = _built(
-            lambda s: restore_into(
-                s, target, lambda step: console.print(f"… {step}"), database_url=database_url
-            ),
+            lambda s: restore_into(s, targets, lambda step: console.print(f"… {step}")),
             settings,
         )
     except StorageError as err:
@@ -865,7 +897,8 @@ def restore_cmd(
     if not report.ok:
         console.print("[red]복원에 손실이 있습니다 · the restore is incomplete (see above)[/red]")
         raise typer.Exit(1)
-    typer.echo(f"restored into {target}: CROSSDOC_DATA_DIR={target} crossdoc serve")
+    serve = " ".join(f"{k}={v}" for k, v in targets.serve_settings().items())
+    typer.echo(f"restored into {target}: {serve} crossdoc serve")
 
 
 @app.command()
@@ -874,7 +907,7 @@ def drill(
         Path | None,
         typer.Option(metavar="DIR", help="where to restore (default: a new directory, removed)"),
     ] = None,
-    keep: Annotated[bool, typer.Option(help="keep the restored directory")] = False,
+    keep: Annotated[bool, typer.Option(help="keep what the drill restored")] = False,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -882,17 +915,37 @@ def drill(
             help="PostgreSQL catalog: an empty scratch database (emptied again afterwards)",
         ),
     ] = None,
+    storage_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="s3://BUCKET",
+            help="originals on S3: an empty scratch bucket at CROSSDOC_S3_ENDPOINT "
+            "(emptied afterwards, removed if the drill made it)",
+        ),
+    ] = None,
+    search_index: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ALIAS",
+            help="index on CROSSDOC_SEARCH_URL: a new scratch alias, deleted afterwards "
+            "(default: <CROSSDOC_SEARCH_INDEX>-drill-<time>)",
+        ),
+    ] = None,
 ) -> None:
     """Rehearse a restore beside the running service, and report it.
 
-    The second site is restored into a scratch directory. Documents restored,
-    bytes verified, mismatches, RTO, the catalog snapshot's
-    age. Exit 1 on any loss or mismatch.
+    The second site is restored into scratch targets of the deployment's own
+    kinds (a directory; a PostgreSQL database, an S3 bucket and a search index
+    for a scale-out one), never its own, which it only reads. Documents
+    restored, bytes verified, mismatches, seconds per step, RTO, the catalog
+    snapshot's age; then the scratch copies are removed. Exit 1 on any loss or
+    mismatch.
     """
     import shutil
     import tempfile
 
-    from crossdoc.wiring.backup import restore_into
+    from crossdoc.wiring.backup import DrillResult, drill_targets
+    from crossdoc.wiring.backup import drill as run_drill
     from storage.errors import StorageError
 
     _setup_logging()
@@ -903,34 +956,43 @@ def drill(
             "[red]set CROSSDOC_REPLICA_URL: the drill restores from the second site[/red]"
         )
         raise typer.Exit(2)
+    bucket = _target_bucket(storage_url)
     if scratch is None:
         base = Path(tempfile.mkdtemp(prefix="crossdoc-drill-"))
         target = base / "data"
     else:
         base, target = scratch, scratch
-    ok = False
+    result = DrillResult()
     try:
-        report = _built(
-            lambda s: restore_into(
-                s, target, lambda step: console.print(f"… {step}"), database_url=database_url
+        targets = _built(
+            lambda s: drill_targets(
+                s, target, database_url=database_url, bucket=bucket, search_index=search_index
             ),
             settings,
         )
-        typer.echo("복원 훈련 · restore drill")
-        _print_report(report.lines())
-        ok = report.ok
+        result = _built(
+            lambda s: run_drill(s, targets, lambda step: console.print(f"… {step}"), keep=keep),
+            settings,
+        )
     except StorageError as err:
         console.print(f"[red]복원 훈련 실패 · drill failed:[/red] {err}")
     finally:
-        if not keep:
-            if scratch is None:
-                shutil.rmtree(base, ignore_errors=True)
-            if database_url:
-                from storage.backup import drop_catalog
-
-                drop_catalog(database_url)
-    if not ok:
+        if not keep and scratch is None:
+            shutil.rmtree(base, ignore_errors=True)
+    if result.error:
+        console.print(f"[red]복원 훈련 실패 · drill failed:[/red] {result.error}")
+    report = result.report
+    if report is not None:
+        typer.echo("복원 훈련 · restore drill")
+        _print_report(report.lines())
+    for line in result.cleaned:
+        typer.echo(f"정리 · removed: {line}")
+    for line in result.cleanup_errors:
+        console.print(f"[red]정리 실패 · clean-up failed:[/red] {line}")
+    if report is None or not report.ok:
         console.print("[red]훈련 실패 · DRILL FAILED: data would be lost[/red]")
+        raise typer.Exit(1)
+    if result.cleanup_errors:
         raise typer.Exit(1)
     typer.echo("훈련 통과 · drill passed")
 

@@ -1,13 +1,15 @@
-"""Restore a working embedded deployment from the second site alone, and the drill.
+"""Restore a working deployment from the second site alone, and the drill.
 
-`restore` (for `crossdoc restore --from REPLICA --to DIR` and `crossdoc drill`):
+`restore` (for `crossdoc restore --from REPLICA --to DIR` and `crossdoc drill`),
+onto the embedded engines or the scale-out ones alike:
 
 1. the newest catalog snapshot (`catalog/latest`), checked against its manifest
-   (size, SHA-256, SQLite's integrity check), becomes `DIR/catalog.sqlite3`;
-2. every original the catalog refers to is copied from the replica into
-   `DIR/objects`, re-hashed against the catalog's SHA-256 on the way (the
-   object store refuses bytes that do not match); missing and mismatched blobs
-   are listed, never papered over;
+   (size, SHA-256, SQLite's integrity check), becomes `DIR/catalog.sqlite3`, or
+   is loaded into an empty PostgreSQL database;
+2. every original the catalog refers to is copied from the replica into the
+   target object store (`DIR/objects`, or an empty S3 bucket), re-hashed against
+   the catalog's SHA-256 on the way (the object store refuses bytes that do not
+   match); missing and mismatched blobs are listed, never papered over;
 3. the audit chain is verified;
 4. the search index is rebuilt from the record (what `crossdoc reindex` does).
 
@@ -132,7 +134,7 @@ class RestoreReport:
 
 
 def _copy_blob(
-    blob: CatalogBlob, replica: ObjectStore, target: LocalObjectStore, spool: Path
+    blob: CatalogBlob, replica: ObjectStore, target: ObjectStore, spool: Path
 ) -> str | None:
     """Copy one blob from the replica, re-hashed; None, or "missing"/"mismatched"."""
     local_root = replica.root if isinstance(replica, LocalObjectStore) else None
@@ -186,15 +188,17 @@ def restore(
     rebuild_index: Callable[[Path], tuple[int, int]],
     *,
     database_url: str | None = None,
+    store: ObjectStore | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> RestoreReport:
-    """Rebuild an embedded deployment in the empty directory `target` from the second site.
+    """Rebuild a deployment in the empty directory `target` from the second site.
 
     A SQLite snapshot becomes `target/catalog.sqlite3`; a PostgreSQL dump is
-    loaded into `database_url`, an empty database (required then), and the rest
-    of the deployment (originals, index) goes to `target`.
+    loaded into `database_url`, an empty database (required then). The
+    originals go to `store` (an empty object store the caller has checked:
+    an S3 bucket of a scale-out deployment), by default `target/objects`.
     `rebuild_index(target)` rebuilds the search index of the restored deployment
-    and answers (documents indexed, documents expected). Raises
+    (wherever its settings put it) and answers (documents indexed, documents expected). Raises
     `NoSnapshotError`, `CorruptSnapshotError` (the snapshot does not match its
     manifest: nothing is restored) and `RestoreError`; missing or mismatched
     originals are listed in the report, not raised.
@@ -245,7 +249,8 @@ def restore(
     progress("원본 · originals")
     blobs = catalog_blobs(url)
     report.blobs = len(blobs)
-    store = LocalObjectStore(target / "objects")
+    if store is None:
+        store = LocalObjectStore(target / "objects")
     spool = target / "spool"
     spool.mkdir(exist_ok=True)
     with ThreadPoolExecutor(COPY_THREADS) as pool:

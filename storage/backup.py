@@ -36,6 +36,7 @@ from typing import Protocol, runtime_checkable
 
 from sqlalchemy import Connection, create_engine, func, inspect, select, text, union
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from storage.catalog import models as m
 from storage.errors import StorageError, StorageUnavailableError
@@ -51,6 +52,7 @@ __all__ = [
     "SnapshotManifest",
     "catalog_blobs",
     "catalog_counts",
+    "catalog_tables",
     "drop_catalog",
     "fetch_snapshot",
     "latest_manifest",
@@ -416,18 +418,29 @@ def load_postgres_dump(dump: Path, database_url: str) -> None:
 
     Raises `StorageError` if the database already holds a catalog.
     """
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            tables = inspect(conn).get_table_names()
-    finally:
-        engine.dispose()
+    tables = catalog_tables(database_url)
     if tables:
         raise StorageError(
             f"the database {make_url(database_url).render_as_string()} is not empty "
             f"({len(tables)} tables): restore never writes over an existing catalog"
         )
     _pg_command("pg_restore", database_url, "--no-owner", "--exit-on-error", str(dump))
+
+
+def catalog_tables(database_url: str) -> list[str]:
+    """The tables of a database (empty: a restore may load a catalog into it).
+
+    Raises `StorageUnavailableError` when the database cannot be reached.
+    """
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return list(inspect(conn).get_table_names())
+    except SQLAlchemyError as err:
+        where = make_url(database_url).render_as_string()
+        raise StorageUnavailableError(f"cannot read the database {where}: {err}") from err
+    finally:
+        engine.dispose()
 
 
 def drop_catalog(database_url: str) -> None:

@@ -1,27 +1,42 @@
 """The second site's composition root: the replica's object store and backup site, the
 catalog snapshot schedule, restore and the drill (`crossdoc backup|restore|drill`).
+
+Restore and the drill share one path (`_restore`): the targets are checked empty,
+then `services.restore.restore` fills them. Their kinds follow the deployment:
+a directory, or for a scale-out one an S3 bucket, a PostgreSQL database and an
+alias on Elasticsearch/OpenSearch (`RestoreTargets`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
 from crossdoc.settings import Settings
-from crossdoc.wiring.core import ConfigurationError, build_core
+from crossdoc.wiring.core import ConfigurationError, build_core, build_object_store
 from crossdoc.wiring.core import build_replica_store as build_core_replica_store
-from services.restore import RestoreReport, reindex_all, restore
+from indexer.errors import SearchUnavailableError
+from services.restore import RestoreError, RestoreReport, reindex_all, restore
 from storage.backup import (
     BackupSite,
     LocalBackupSite,
     S3BackupSite,
     SnapshotManifest,
+    catalog_tables,
+    drop_catalog,
     take_snapshot,
 )
-from storage.errors import StorageError
+from storage.errors import StorageError, StorageUnavailableError
 from storage.objectstore.base import ObjectStore
+from storage.objectstore.s3_bucket import S3Bucket
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +155,45 @@ def catalog_backups(settings: Settings) -> CatalogBackupLoop | None:
     return loop
 
 
-def target_settings(settings: Settings, target: Path, database_url: str | None = None) -> Settings:
-    """The settings of the deployment restored into `target` (and `database_url`)."""
+@dataclass(frozen=True)
+class RestoreTargets:
+    """Where a restore writes, each empty (or absent) before it starts.
+
+    `directory`: the restored deployment's data directory (its SQLite catalog,
+    its originals and its Tantivy index when no other target is named; spool and
+    keys always). `database_url`: an empty PostgreSQL database for the catalog.
+    `bucket`: an empty S3 bucket for the originals, at the `CROSSDOC_S3_*`
+    endpoint with its keys. `search_index`: a new alias on the engine at
+    `CROSSDOC_SEARCH_URL` for the index. The engines' addresses and keys are the
+    settings'; these name what on them is the restore's own.
+    """
+
+    directory: Path
+    database_url: str | None = None
+    bucket: str | None = None
+    search_index: str | None = None
+
+    def serve_settings(self) -> dict[str, str]:
+        """The settings that serve the restored deployment (passwords hidden)."""
+        out = {"CROSSDOC_DATA_DIR": str(self.directory)}
+        if self.database_url:
+            out["CROSSDOC_DATABASE_URL"] = make_url(self.database_url).render_as_string()
+        if self.bucket:
+            out["CROSSDOC_STORAGE_URL"] = f"s3://{self.bucket}"
+        if self.search_index:
+            out["CROSSDOC_SEARCH_INDEX"] = self.search_index
+        return out
+
+
+def target_settings(settings: Settings, targets: RestoreTargets) -> Settings:
+    """The settings of the deployment restored into `targets` (on the settings' engines)."""
     return settings.model_copy(
         update={
-            "data_dir": target,
-            "database_url": database_url,
-            "storage_url": None,
-            "search_url": "embedded",
+            "data_dir": targets.directory,
+            "database_url": targets.database_url,
+            "storage_url": f"s3://{targets.bucket}" if targets.bucket else None,
+            "search_url": settings.search_url if targets.search_index else "embedded",
+            "search_index": targets.search_index or settings.search_index,
             "broker_url": None,
             "replica_url": None,
             "jwt_keys_file": None,
@@ -155,20 +201,77 @@ def target_settings(settings: Settings, target: Path, database_url: str | None =
     )
 
 
-def restore_into(
-    settings: Settings,
-    target: Path,
-    progress: Callable[[str], None] | None = None,
-    *,
-    database_url: str | None = None,
+#: A name the engines accept for an alias (as `Settings.search_index`).
+_INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,200}")
+
+
+def _target_bucket(settings: Settings, bucket: str) -> S3Bucket:
+    if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
+        raise ConfigurationError(
+            f"s3://{bucket}: an S3 target needs CROSSDOC_S3_ENDPOINT, CROSSDOC_S3_ACCESS_KEY "
+            "and CROSSDOC_S3_SECRET_KEY"
+        )
+    return S3Bucket(
+        settings.s3_endpoint,
+        settings.s3_access_key.get_secret_value(),
+        settings.s3_secret_key.get_secret_value(),
+        bucket,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+    )
+
+
+def _check_targets(settings: Settings, targets: RestoreTargets) -> None:
+    """Refuse any target that holds something already (`RestoreError`): a restore
+    never writes over a deployment. (The directory is checked by the restore.)"""
+    if targets.search_index and settings.search_url == "embedded":
+        raise ConfigurationError(
+            "--search-index names an index on Elasticsearch/OpenSearch: set CROSSDOC_SEARCH_URL"
+        )
+    if targets.search_index and not _INDEX_NAME.fullmatch(targets.search_index):
+        raise ConfigurationError(
+            f"--search-index {targets.search_index!r}: lower-case letters, digits, '_', '.', '-'"
+        )
+    if targets.database_url:
+        tables = catalog_tables(targets.database_url)
+        if tables:
+            where = make_url(targets.database_url).render_as_string()
+            raise RestoreError(
+                f"복원 대상 데이터베이스가 비어 있지 않습니다 · the database {where} is not empty "
+                f"({len(tables)} tables): restore never writes over an existing catalog"
+            )
+    if targets.bucket and not _target_bucket(settings, targets.bucket).is_empty():
+        raise RestoreError(
+            f"복원 대상 버킷이 비어 있지 않습니다 · the bucket s3://{targets.bucket} is not "
+            "empty: restore never writes over an existing deployment's originals"
+        )
+    if targets.search_index:
+        from indexer.index.elasticsearch import index_in_use
+
+        try:
+            used = index_in_use(settings.search_url, targets.search_index)
+        except SearchUnavailableError as err:
+            raise StorageUnavailableError(str(err)) from err
+        if used:
+            raise RestoreError(
+                f"복원 대상 색인이 이미 있습니다 · the search index {targets.search_index} "
+                f"exists already ({', '.join(used)}): name a new one (--search-index)"
+            )
+
+
+def _restore(
+    settings: Settings, targets: RestoreTargets, progress: Callable[[str], None]
 ) -> RestoreReport:
-    """`crossdoc restore`: the second site named by `settings.replica_url` into `target`
-    (and, for a PostgreSQL catalog, the empty database `database_url`)."""
+    """The restore itself, onto targets already checked (shared by restore and the drill)."""
     site = build_backup_site(settings)
     replica = build_replica_store(settings)
+    restored = target_settings(settings, targets)
+    # The restored deployment's own object store: its directory, or its bucket
+    # (made if absent: an empty one was checked for).
+    store = build_object_store(restored) if targets.bucket else None
 
     def rebuild(directory: Path) -> tuple[int, int]:
-        core = build_core(target_settings(settings, directory, database_url))
+        core = build_core(restored)
         try:
             return reindex_all(
                 core.catalog,
@@ -183,8 +286,151 @@ def restore_into(
     return restore(
         site,
         replica,
-        target,
+        targets.directory,
         rebuild,
-        database_url=database_url,
-        progress=progress or (lambda step: log.info("restore: %s", step)),
+        database_url=targets.database_url,
+        store=store,
+        progress=progress,
     )
+
+
+def _progress(progress: Callable[[str], None] | None) -> Callable[[str], None]:
+    return progress or (lambda step: log.info("restore: %s", step))
+
+
+def restore_into(
+    settings: Settings,
+    targets: RestoreTargets,
+    progress: Callable[[str], None] | None = None,
+) -> RestoreReport:
+    """`crossdoc restore`: the second site named by `settings.replica_url` into
+    `targets`, each refused unless empty. `ConfigurationError`, `StorageError`."""
+    _check_targets(settings, targets)
+    return _restore(settings, targets, _progress(progress))
+
+
+@dataclass
+class DrillResult:
+    """A drill's report, and what was removed after it (or could not be)."""
+
+    report: RestoreReport | None = None
+    #: Why the restore stopped (a corrupt snapshot, an unreachable site…), if it did.
+    error: str | None = None
+    cleaned: list[str] = field(default_factory=list)
+    cleanup_errors: list[str] = field(default_factory=list)
+
+
+def _same_database(a: str, b: str) -> bool:
+    x, y = make_url(a), make_url(b)
+    return (x.host, x.port, x.database) == (y.host, y.port, y.database)
+
+
+def drill_targets(
+    settings: Settings,
+    directory: Path,
+    *,
+    database_url: str | None = None,
+    bucket: str | None = None,
+    search_index: str | None = None,
+) -> RestoreTargets:
+    """The scratch targets of a drill beside the deployment `settings` describe,
+    of the same kinds as its own; never one of its own (`ConfigurationError`).
+
+    A deployment on S3 needs a scratch `bucket` named; on Elasticsearch/OpenSearch
+    the scratch index is `<alias>-drill-<UTC time>` unless `search_index` names one.
+    """
+    if settings.uses_s3 and not bucket:
+        raise ConfigurationError(
+            "이 배포는 원본을 S3에 둡니다 · this deployment keeps its originals on S3: name a "
+            "scratch bucket for the drill (--storage-url s3://SCRATCH-BUCKET)"
+        )
+    if bucket and bucket in {
+        settings.s3_bucket if settings.uses_s3 else None,
+        settings.replica_bucket,
+    }:
+        raise ConfigurationError(
+            f"s3://{bucket} is this deployment's own bucket: the drill never writes it"
+        )
+    if database_url and _same_database(database_url, settings.resolved_database_url):
+        raise ConfigurationError(
+            "--database-url is this deployment's own catalog: the drill never writes it"
+        )
+    if settings.search_url != "embedded":
+        live = settings.search_index
+        search_index = search_index or f"{live}-drill-{datetime.now(UTC):%Y%m%dt%H%M%S}"
+        if search_index in {live, f"{live}-rebuild"}:
+            raise ConfigurationError(
+                f"{search_index} is this deployment's own search index: the drill never writes it"
+            )
+    return RestoreTargets(directory, database_url, bucket, search_index)
+
+
+def drill(
+    settings: Settings,
+    targets: RestoreTargets,
+    progress: Callable[[str], None] | None = None,
+    *,
+    keep: bool = False,
+) -> DrillResult:
+    """`crossdoc drill`: restore the second site into scratch `targets` (see
+    `drill_targets`) beside the running deployment, which is only read (its
+    replica), then remove what the restore made: the scratch index and objects,
+    the scratch database's tables (unless `keep`). Targets found in use are
+    refused and left alone (`ConfigurationError`, `StorageError`); a restore
+    that stops midway is `DrillResult.error`, cleaned up after all the same.
+    """
+    _check_targets(settings, targets)
+    # From here on the targets are the drill's own: they were empty.
+    bucket = _target_bucket(settings, targets.bucket) if targets.bucket else None
+    bucket_existed = bucket.exists() if bucket else False
+    result = DrillResult()
+    try:
+        result.report = _restore(settings, targets, _progress(progress))
+    except StorageError as err:
+        # Reported as the drill's failure, after the clean-up below.
+        result.error = str(err)
+    finally:
+        if not keep:
+            _clean_up(settings, targets, bucket, bucket_existed, result)
+    return result
+
+
+def _clean_up(
+    settings: Settings,
+    targets: RestoreTargets,
+    bucket: S3Bucket | None,
+    bucket_existed: bool,
+    result: DrillResult,
+) -> None:
+    steps: list[tuple[str, Callable[[], str]]] = []
+    if targets.search_index:
+        index = targets.search_index
+
+        def drop_scratch_index() -> str:
+            from indexer.index.elasticsearch import drop_index
+
+            dropped = drop_index(settings.search_url, index)
+            return f"scratch index {index} ({', '.join(dropped) or 'none made'})"
+
+        steps.append(("index", drop_scratch_index))
+    if bucket is not None:
+        scratch = bucket
+
+        def empty_scratch_bucket() -> str:
+            removed = scratch.remove_all(remove_bucket=not bucket_existed)
+            return f"{removed} scratch objects in s3://{scratch.name}"
+
+        steps.append(("bucket", empty_scratch_bucket))
+    if targets.database_url:
+        url = targets.database_url
+
+        def empty_scratch_database() -> str:
+            drop_catalog(url)
+            return f"scratch database {make_url(url).render_as_string()} emptied"
+
+        steps.append(("database", empty_scratch_database))
+    for what, step in steps:
+        try:
+            result.cleaned.append(step())
+        except (StorageError, SearchUnavailableError, SQLAlchemyError, OSError) as err:
+            result.cleanup_errors.append(f"{what}: {err}")

@@ -927,6 +927,53 @@ class ElasticsearchIndex:
                     raise SearchUnavailableError(f"cannot delete the search index: {err}") from err
 
 
+def index_in_use(url: str, alias: str, timeout: float = 30.0) -> list[str]:
+    """What already answers to `alias` on the engine at `url`: the indices behind an
+    alias of that name, an index of that name, or the concrete index an opening
+    of `alias` would create (empty: a restore may build its index there).
+
+    Raises `SearchUnavailableError` when the engine cannot be reached.
+    """
+    client = _connect(url, timeout)
+    found: set[str] = set()
+    try:
+        for name in (alias, f"{alias}-{schema_version()}"):
+            try:
+                # GET, not HEAD: the clients answer a HEAD 404 with False. An alias
+                # resolves to the indices behind it.
+                found.update(client.request("GET", f"/{name}"))
+            except _EngineError as err:
+                if err.status != 404:
+                    raise SearchUnavailableError(
+                        f"cannot read the search index {name}: {err}"
+                    ) from err
+    finally:
+        client.close()
+    return sorted(found)
+
+
+def drop_index(url: str, alias: str, timeout: float = 30.0) -> list[str]:
+    """Delete the indices behind `alias` (and so the alias): a drill's scratch index,
+    never a deployment's. Returns the indices deleted. `SearchUnavailableError`."""
+    client = _connect(url, timeout)
+    try:
+        try:
+            names = sorted(client.request("GET", f"/_alias/{alias}"))
+        except _EngineError as err:
+            if err.status == 404:
+                return []
+            raise SearchUnavailableError(f"cannot read the search index {alias}: {err}") from err
+        for name in names:
+            try:
+                client.request("DELETE", f"/{name}")
+            except _EngineError as err:
+                if err.status != 404:
+                    raise SearchUnavailableError(f"cannot delete the index {name}: {err}") from err
+        return names
+    finally:
+        client.close()
+
+
 # -- request bodies (pure: tested without an engine) ------------------------------------
 
 

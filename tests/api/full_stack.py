@@ -121,6 +121,15 @@ class FullStack:
             "s3_region": self.s3_region,
         }
 
+    def adopt(self, data_dir: Path, *, database: str, index: str, bucket: str) -> None:
+        """Let the server on `data_dir` run on these (a restore's targets, say): its own
+        from then on, dropped by `close` with the others."""
+        if not self._free_redis:
+            raise RuntimeError("more servers at once than Redis databases for the full leg")
+        res = _Resources(database, index, bucket, self._free_redis.pop(0))
+        self._redis(res.redis_db).flushdb()
+        self._by_dir[data_dir.resolve()] = res
+
     def close(self) -> None:
         """Drop every database, index and bucket of this module's servers."""
         from tests.conftest import drop_search_index
