@@ -1,7 +1,8 @@
 """The engine's answers while an index's shard is not assigned (a node down or
 restarting, a red index), as OpenSearch 2.19 gives them (recorded from the node),
-taken by the adapter as unavailable, never as a whole answer or "nothing there" (no engine needed: the live checks are
-tests/contract/test_elasticsearch_index.py and tests/api/test_engine_stops.py)."""
+taken by the adapter as unavailable, never as a whole answer or "nothing there"
+(no engine needed: the live checks are tests/contract/test_elasticsearch_index.py
+and tests/api/test_engine_stops.py)."""
 
 from __future__ import annotations
 
