@@ -2,9 +2,6 @@
 node, the object store and Tika server going away under a real API and a real
 `crossdoc worker` (OpenSearch, Tika server, Celery on Redis, PostgreSQL, S3 on moto).
 
-- the search node stops during indexing and during searches: searches answer 503
-  with a bilingual error (never 500), uploads are still accepted, and indexing
-  catches up when it returns;
 - the object store is unreachable during uploads (some cut mid-transfer): each
   upload answers 202 or 503, and a 503 leaves nothing half recorded (no catalog row
   without its bytes, no outbox item without its document);
@@ -15,8 +12,9 @@ After the trials every upload answered 202 is indexed (or failed with a reason),
 served back byte for byte, and indexed once. Each engine is cut by a relay in front
 of it (tests/api/outage.py: resets, then "connection refused", as when its process
 stops). The worker SIGKILLed mid-batch and Redis restarted empty run on this stack
-in test_celery_faults.py; Tika server killed for real in
-tests/engines/test_tika_server_faults.py. Each test prints its trials and losses.
+in test_celery_faults.py; the search node and Tika server killed for real (SIGKILL,
+restart) in test_engine_stops.py, which replaced the relay trial of the search node,
+and Tika server killed in tests/engines/test_tika_server_faults.py. Each test prints its trials and losses.
 About 1 to 3 minutes each on 2 cores (measured 58 to 167 s on a machine loaded
 about 8 times over); runs on the full stack leg only.
 """
@@ -123,56 +121,6 @@ class Searches:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(90)
-
-
-def test_the_search_node_stopped_during_indexing_and_search_loses_nothing(
-    trial: Stack,
-) -> None:
-    rng = random.Random(SEED)
-    api = trial.api
-    uploads = Uploads(api, rng)
-    started = time.monotonic()
-    searches = Searches(api)
-    refused = 0
-    try:
-        for _ in range(TRIALS):
-            batch = uploads.add(4)
-            time.sleep(rng.uniform(0, 0.5))  # the worker is indexing them
-            trial.search.down()
-            with api.client(USER) as http:
-                r = http.get("/search", params={"q": "출생신고"})
-            assert_bilingual_503(r, "search_unavailable")
-            refused += 1
-            during = uploads.add(2)  # accepted while the node is down
-            time.sleep(rng.uniform(1.0, 3.0))
-            trial.search.up()
-            wait_settled(api.services.catalog, batch | during, timeout=90)
-        # Search comes back once the node does: a search started after it is back
-        # answers 200 (a search in flight when it came back may still end 503).
-        deadline = time.monotonic() + 60
-        while True:
-            with api.client(USER) as http:
-                if http.get("/search", params={"q": "출생신고"}).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "search did not come back with the node"
-            time.sleep(0.2)
-        back = len(searches.statuses)
-        while 200 not in searches.statuses[back:]:  # the loop's own searches too
-            assert time.monotonic() < deadline + 30, searches.statuses[back:][-10:]
-            time.sleep(0.1)
-    finally:
-        trial.search.up()
-        searches.stop()
-    assert searches.bad == [], searches.bad[:5]
-    assert 503 in searches.statuses
-    outcome = assert_nothing_lost(api, uploads)
-    assert outcome["failed"] == 0  # text files: nothing fails for a reason of its own
-    print(
-        f"search node trials: {TRIALS} stops during indexing and searches, "
-        f"{len(searches.statuses)} searches ({searches.statuses.count(503)} answered 503), "
-        f"{len(uploads.accepted)} uploads, {outcome}, 0 lost, "
-        f"{time.monotonic() - started:.0f} s (seed {SEED})"
-    )
 
 
 def test_the_object_store_unreachable_during_uploads_records_nothing_half(
