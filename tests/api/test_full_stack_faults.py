@@ -14,7 +14,8 @@ of it (tests/api/outage.py: resets, then "connection refused", as when its proce
 stops). The worker SIGKILLed mid-batch and Redis restarted empty run on this stack
 in test_celery_faults.py; the search node and Tika server killed for real (SIGKILL,
 restart) in test_engine_stops.py, which replaced the relay trial of the search node,
-and Tika server killed in tests/engines/test_tika_server_faults.py. Each test prints its trials and losses.
+and Tika server killed in tests/engines/test_tika_server_faults.py. Each test prints
+its trials and losses.
 About 1 to 3 minutes each on 2 cores (measured 58 to 167 s on a machine loaded
 about 8 times over); runs on the full stack leg only.
 """
