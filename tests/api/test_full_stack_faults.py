@@ -1,5 +1,5 @@
-"""Fault trials on the full scale-out stack (issue 10, item 8), repeated: the search
-node, the object store and Tika server going away under a real API and a real
+"""Fault trials on the full scale-out stack (issue 10, item 8), repeated: the
+object store and Tika server going away under a real API and a real
 `crossdoc worker` (OpenSearch, Tika server, Celery on Redis, PostgreSQL, S3 on moto).
 
 - the object store is unreachable during uploads (some cut mid-transfer): each
@@ -88,40 +88,6 @@ def assert_bilingual_503(r: httpx.Response, code: str) -> None:
     assert error["code"] == code
     assert _HANGUL.search(error["message"]) and re.search(r"[A-Za-z]{4}", error["message"])
     assert r.headers.get("Retry-After")
-
-
-class Searches:
-    """Searches in a thread, over and over, while engines come and go: their statuses."""
-
-    def __init__(self, api: Server) -> None:
-        self.api = api
-        self.statuses: list[int] = []
-        self.bad: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with self.api.client(USER) as http:
-            while not self._stop.is_set():
-                try:
-                    r = http.get("/search", params={"q": "행정안전부"})
-                except httpx.HTTPError as err:  # a dropped connection is a defect too
-                    self.bad.append(repr(err))
-                    continue
-                self.statuses.append(r.status_code)
-                if r.status_code == 503:
-                    try:
-                        assert_bilingual_503(r, "search_unavailable")
-                    except AssertionError as err:
-                        self.bad.append(str(err))
-                elif r.status_code != 200:
-                    self.bad.append(f"{r.status_code}: {r.text[:300]}")
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(90)
 
 
 def test_the_object_store_unreachable_during_uploads_records_nothing_half(
