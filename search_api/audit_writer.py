@@ -33,6 +33,10 @@ class Auditor:
         # condition on each put, for a reader that never waits on it).
         self._queue: deque[NewAuditEvent] = deque()
         self._stop = threading.Event()
+        # One flush at a time: a caller's flush (e.g. /me/recent, to show an open at
+        # once) must not return while the background flush it raced still holds the
+        # events it took, uncommitted.
+        self._flushing = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="crossdoc-audit", daemon=True)
         self._thread.start()
 
@@ -48,6 +52,10 @@ class Auditor:
         self._queue.append(event)
 
     def flush(self) -> None:
+        with self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
         batch: list[NewAuditEvent] = []
         while True:
             try:

@@ -52,3 +52,44 @@ def test_close_writes_what_is_left() -> None:
     auditor.record_later(audit_event("kim", "search", "last"))
     auditor.close()
     assert catalog.audit.written == ["last"]
+
+
+def test_a_flush_waits_for_the_flush_in_flight() -> None:
+    """A caller's flush returns only once the events a concurrent flush took are
+    committed (seen in CI: /me/recent read before the background flush committed)."""
+    import threading as _threading
+
+    entered, release = _threading.Event(), _threading.Event()
+    committed: list[int] = []
+
+    class SlowAudit:
+        def append(self, batch: list[object]) -> None:
+            entered.set()
+            release.wait(5)
+            committed.append(len(batch))
+
+    class Catalog:
+        audit = SlowAudit()
+
+    auditor = Auditor(Catalog(), flush_seconds=3600)  # type: ignore[arg-type]
+    try:
+        auditor.record_later(NewAuditEvent("kim", "view", "d1", "", "ok", {}))
+        background = _threading.Thread(target=auditor.flush)
+        background.start()
+        assert entered.wait(5)
+        done = _threading.Event()
+
+        def flush_and_note() -> None:
+            auditor.flush()
+            done.set()
+
+        caller = _threading.Thread(target=flush_and_note)
+        caller.start()
+        assert not done.wait(0.3), "flush returned while the events were not committed"
+        release.set()
+        assert done.wait(5) and committed == [1]
+        background.join(5)
+        caller.join(5)
+    finally:
+        release.set()
+        auditor.close()
