@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -45,6 +44,7 @@ from storage.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from storage.key_locks import KeyLocks
 from storage.objectstore.base import CHUNK_SIZE, ObjectStore, StoredBlob, sha256_of_key
 
 log = logging.getLogger(__name__)
@@ -95,30 +95,6 @@ def _verdict(store: ObjectStore, key: str) -> _Verdict:
         return _Verdict(_UNREADABLE, error=str(err))
 
 
-class _KeyLocks:
-    """One lock per key while some thread uses it: a blob is repaired by one read at a time."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
-
-
 class ReplicaFallbackStore:
     """The object store of a deployment with a replica: reads verified, served from the
     replica when the primary's copy is missing, corrupt or unreachable, and the
@@ -142,7 +118,7 @@ class ReplicaFallbackStore:
         self.spool_dir = spool_dir
         self.counts = FallbackCounts()
         self._counts_lock = threading.Lock()
-        self._repairing = _KeyLocks()
+        self._repairing = KeyLocks()
 
     # -- writes and health: the primary's -------------------------------------------
 

@@ -35,6 +35,7 @@ from storage.errors import (
     StorageFullError,
     StorageUnavailableError,
 )
+from storage.key_locks import KeyLocks
 from storage.objectstore.base import (
     CHUNK_SIZE,
     StoredBlob,
@@ -194,30 +195,6 @@ def _release(response: urllib3.BaseHTTPResponse) -> None:
     response.release_conn()
 
 
-class _SingleFlight:
-    """One lock per key, held only while some thread uses it (so the map stays small)."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
-
-
 class S3ObjectStore:
     """Content-addressed blobs in one bucket of MinIO or another S3-compatible server.
 
@@ -253,7 +230,7 @@ class S3ObjectStore:
         self._bucket = bucket
         self._bucket_ready = not create_bucket
         self._bucket_lock = threading.Lock()
-        self._uploads = _SingleFlight()
+        self._uploads = KeyLocks()
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             retries=urllib3.Retry(
