@@ -35,7 +35,7 @@ from pathlib import Path
 
 import httpx
 import tantivy
-from sqlalchemy import insert, update
+from sqlalchemy import func, insert, select, update
 
 from auth.access import index_readers
 from auth.passwords import Passwords
@@ -106,6 +106,9 @@ def build(
     analyzer = KoreanAnalyzer()
     indexes: list[SearchIndex] = [TantivyIndex(data_dir / "index", analyzer)]
     if search is not None:
+        # The data dir is new, so whatever the alias holds is an abandoned build's: it
+        # would be searched beside these documents (more hits, more work than Tantivy's).
+        drop_search_alias(*search)
         indexes.append(ElasticsearchIndex(search[0], search[1], analyzer, timeout=300))
     batch = 5000
     started = time.monotonic()
@@ -213,6 +216,8 @@ def build(
     for index in indexes:
         index.close()
     catalog.close()
+    if search is not None:
+        check_search_copy(search, n_docs)
     (data_dir / "bench-users.json").write_text(json.dumps([u for u, _ in users]))
     if search is not None:
         (data_dir / "bench-search-index.json").write_text(json.dumps(list(search)))
@@ -266,6 +271,47 @@ def dataset_parser(
     return parser
 
 
+def search_index_count(url: str, alias: str) -> int | None:
+    """How many documents the Elasticsearch/OpenSearch `alias` holds (None: no such alias)."""
+    r = httpx.get(f"{url}/{alias}/_count", timeout=60)
+    if r.status_code == 404:
+        return None
+    r.raise_for_status()
+    return int(r.json()["count"])
+
+
+def drop_search_alias(url: str, alias: str) -> None:
+    """Delete every index behind `alias` (and an index of that name)."""
+    r = httpx.get(f"{url}/_alias/{alias}", timeout=60)
+    names = list(r.json()) if r.status_code == 200 else []
+    if httpx.head(f"{url}/{alias}", timeout=60).status_code == 200 and not names:
+        names = [alias]
+    for name in names:
+        print(f"  dropping {name} (behind {alias}, from an earlier build)", file=sys.stderr)
+        httpx.delete(f"{url}/{name}", timeout=300).raise_for_status()
+
+
+def catalog_documents(data_dir: Path) -> int:
+    """How many documents the data dir's catalog holds."""
+    catalog = SqlCatalog(f"sqlite:///{(data_dir / 'catalog.sqlite3').resolve()}")
+    try:
+        with catalog.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(m.Document)).scalar_one())
+    finally:
+        catalog.close()
+
+
+def check_search_copy(search: tuple[str, str], n_docs: int) -> None:
+    """Refuse a data dir whose Elasticsearch/OpenSearch copy holds other than its
+    `n_docs` documents: the engines would not search the same data."""
+    count = search_index_count(*search)
+    if count != n_docs:
+        raise SystemExit(
+            f"the search index {search[1]} holds {count} documents, not this data dir's "
+            f"{n_docs}: remove the data dir and build it again"
+        )
+
+
 def index_schema_current(index_dir: Path) -> bool:
     """Whether the Tantivy index in `index_dir` (or its live generation) has this
     release's schema. Opening it with another schema fails and changes nothing."""
@@ -298,6 +344,8 @@ def prepared_dataset(
             not marker.exists() or json.loads(marker.read_text()) != list(search)
         ):
             raise SystemExit(f"{data_dir} was not built with the search index {search[1]}")
+        if search is not None:
+            check_search_copy(search, catalog_documents(data_dir))
         if not index_schema_current(data_dir / "index"):
             # The server would empty the index and try to re-index documents that
             # have no blobs (generated without them): it would measure nothing.
@@ -365,7 +413,9 @@ def main() -> None:
         "--engines", default="embedded", help="embedded, opensearch, or both: embedded,opensearch"
     )
     parser.add_argument("--search-url", default=os.environ.get("CROSSDOC_TEST_ELASTICSEARCH_URL"))
-    parser.add_argument("--search-index", default="crossdoc-bench-search")
+    parser.add_argument(
+        "--search-index", default=None, help="alias (default: crossdoc-bench-search-<docs>)"
+    )
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -375,7 +425,7 @@ def main() -> None:
     if "opensearch" in engines:
         if not args.search_url:
             raise SystemExit("set CROSSDOC_TEST_ELASTICSEARCH_URL or --search-url")
-        search = (args.search_url, args.search_index)
+        search = (args.search_url, args.search_index or f"crossdoc-bench-search-{args.docs}")
     data_dir, users = prepared_dataset(args, search=search)
     rng = random.Random(args.seed)
     chosen = rng.sample(users, 50)
