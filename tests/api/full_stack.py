@@ -30,10 +30,9 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from minio import Minio
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.pg_databases import drop_database
+from tests.pg_databases import ThrowawayDatabases
 
 #: The settings of each engine (printed by `infra/dev/engines up`).
 ENGINE_ENV = {
@@ -85,6 +84,7 @@ class FullStack:
         self.s3_endpoint = env[ENGINE_ENV["s3"]]
         self.s3_keys = (env[S3_KEYS[0]], env[S3_KEYS[1]])
         self.s3_region = env.get("CROSSDOC_TEST_MOTO_S3_REGION") or "us-east-1"
+        self._databases = ThrowawayDatabases(self.postgres_url, "crossdoc_api")
         self._by_dir: dict[Path, _Resources] = {}
         self._free_redis = list(REDIS_DATABASES)
 
@@ -97,12 +97,11 @@ class FullStack:
                 raise RuntimeError("more servers at once than Redis databases for the full leg")
             tag = uuid.uuid4().hex[:12]
             res = _Resources(
-                database=f"crossdoc_api_{tag}",
+                database=str(make_url(self._databases.new(template=self.template)).database),
                 index=f"crossdoc-api-{tag}",
                 bucket=f"crossdoc-api-{tag}",
                 redis_db=self._free_redis.pop(0),
             )
-            self._create_database(res.database)
             self._redis(res.redis_db).flushdb()
             self._by_dir[key] = res
         return {
@@ -159,24 +158,8 @@ class FullStack:
     def _redis(self, db: int) -> redis.Redis:
         return redis.Redis.from_url(self._redis_url(db), socket_timeout=10)
 
-    def _admin(self) -> Any:
-        return create_engine(self.postgres_url, isolation_level="AUTOCOMMIT")
-
-    def _create_database(self, name: str) -> None:
-        template = f' TEMPLATE "{self.template}"' if self.template else ""
-        admin = self._admin()
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"{template}'))
-        finally:
-            admin.dispose()
-
     def _drop_database(self, name: str) -> None:
-        admin = self._admin()
-        try:
-            drop_database(admin, name)
-        finally:
-            admin.dispose()
+        self._databases.drop(name)
 
     def minio(self) -> Minio:
         return Minio(
@@ -220,23 +203,8 @@ def worker_env(settings: dict[str, Any]) -> dict[str, str]:
 def migrated_template() -> Iterator[str]:
     """A PostgreSQL database migrated to the head, as a template for the full leg's
     catalogs (copying it takes a fraction of running the migrations); dropped after."""
-    from storage.catalog.sql import SqlCatalog
-
-    base = make_url(os.environ[ENGINE_ENV["postgres"]])
-    name = f"crossdoc_api_template_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        catalog = SqlCatalog(base.set(database=name).render_as_string(hide_password=False))
-        try:
-            catalog.migrate()
-        finally:
-            catalog.close()  # a template has no connections
-        yield name
-    finally:
-        drop_database(admin, name)
-        admin.dispose()
+    with ThrowawayDatabases(os.environ[ENGINE_ENV["postgres"]], "crossdoc_api_template") as dbs:
+        yield str(make_url(dbs.new(migrated=True)).database)
 
 
 def require_full_stack() -> FullStack:

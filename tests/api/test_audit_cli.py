@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,12 +16,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from crossdoc.settings import Settings
 from crossdoc.wiring.core import build_catalog
 from storage.catalog.records import NewAuditEvent
-from tests.pg_databases import drop_database
+from tests.pg_databases import ThrowawayDatabases
 
 PG_ENV = "CROSSDOC_TEST_DATABASE_URL"
 
@@ -70,16 +68,8 @@ def database_url(stack: str) -> Iterator[str | None]:
     if stack != "full":
         yield None
         return
-    base = make_url(os.environ[PG_ENV])
-    name = f"crossdoc_audit_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield base.set(database=name).render_as_string(hide_password=False)
-        drop_database(admin, name)
-    finally:
-        admin.dispose()
+    with ThrowawayDatabases(os.environ[PG_ENV], "crossdoc_audit") as dbs:
+        yield dbs.new()
 
 
 @pytest.fixture

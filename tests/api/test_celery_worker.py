@@ -14,20 +14,17 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from indexer.celery_queue import QUEUE
 from tests.api.worker_process import WorkerProcess, documents, redis_url, wait_settled
 from tests.conftest import Server, free_port, start_server
-from tests.pg_databases import drop_database
+from tests.pg_databases import ThrowawayDatabases
 
 pytestmark = pytest.mark.embedded_only(
     "it builds the Celery stack it needs itself (its own Redis database, PostgreSQL leg and "
@@ -151,16 +148,8 @@ def postgres_url() -> Iterator[str]:
             f"PostgreSQL leg: set {PG_ENV} (`infra/dev/engines up postgres` starts one "
             "and prints it)"
         )
-    base = make_url(url)
-    name = f"crossdoc_celery_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield base.set(database=name).render_as_string(hide_password=False)
-        drop_database(admin, name)
-    finally:
-        admin.dispose()
+    with ThrowawayDatabases(url, "crossdoc_celery") as dbs:
+        yield dbs.new()
 
 
 @pytest.mark.slow

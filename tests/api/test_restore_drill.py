@@ -56,7 +56,7 @@ from storage.backup import (
 )
 from tests import conftest as shared
 from tests.conftest import ADMIN_PASSWORD, Server, fast_passwords, start_server
-from tests.pg_databases import drop_database
+from tests.pg_databases import ThrowawayDatabases, drop_database
 
 pytestmark = [pytest.mark.slow]
 
@@ -230,23 +230,8 @@ def postgres_databases() -> Iterator[Callable[[], str]]:
             f"PostgreSQL leg: set {PG_ENV} (`infra/dev/engines up postgres` starts one "
             "and prints it)"
         )
-    base = make_url(url)
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    made: list[str] = []
-
-    def new() -> str:
-        name = f"crossdoc_restore_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        made.append(name)
-        return base.set(database=name).render_as_string(hide_password=False)
-
-    try:
-        yield new
-        for name in made:
-            drop_database(admin, name)
-    finally:
-        admin.dispose()
+    with ThrowawayDatabases(url, "crossdoc_restore") as dbs:
+        yield dbs.new
 
 
 PG_ENV = "CROSSDOC_TEST_DATABASE_URL"

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from storage.catalog.ports import CatalogStore
@@ -35,7 +33,7 @@ from storage.catalog.records import (
 )
 from storage.catalog.sql import SqlCatalog
 from storage.errors import ConflictError, IdempotencyKeyReusedError, NotFoundError
-from tests.pg_databases import drop_database
+from tests.pg_databases import ThrowawayDatabases
 
 _PG_ENV = "CROSSDOC_TEST_DATABASE_URL"
 
@@ -49,20 +47,8 @@ def postgres_template() -> Iterator[str]:
             f"PostgreSQL leg: set {_PG_ENV} (a role that may create databases; "
             "`infra/dev/engines up postgres` starts one and prints it)"
         )
-    base = make_url(url)
-    name = f"crossdoc_contract_tmpl_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        template = base.set(database=name).render_as_string(hide_password=False)
-        catalog = SqlCatalog(template)
-        catalog.migrate()
-        catalog.close()  # a template may have no connections when it is copied
-        yield name
-        drop_database(admin, name)
-    finally:
-        admin.dispose()
+    with ThrowawayDatabases(url, "crossdoc_contract_tmpl") as dbs:
+        yield str(make_url(dbs.new(migrated=True)).database)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -70,16 +56,11 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CatalogS
     if request.param == "sqlite":
         store = SqlCatalog(f"sqlite:///{tmp_path / 'c.db'}")
         store.migrate()
-        cleanup = None
+        databases = None
     else:
         template = request.getfixturevalue("postgres_template")
-        base = make_url(os.environ[_PG_ENV])
-        name = f"crossdoc_contract_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-        store = SqlCatalog(base.set(database=name).render_as_string(hide_password=False))
-        cleanup = (admin, name)
+        databases = ThrowawayDatabases(os.environ[_PG_ENV], "crossdoc_contract")
+        store = SqlCatalog(databases.new(template=template))
     store.organisation.create_ministry("M1", "행정안전부")
     store.organisation.create_department("D1", "기록관리과", "M1")
     store.organisation.create_department("D2", "정보공개과", "M1")
@@ -88,10 +69,8 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CatalogS
         yield store
     finally:
         store.close()
-        if cleanup is not None:
-            admin, name = cleanup
-            drop_database(admin, name)
-            admin.dispose()
+        if databases is not None:
+            databases.close()
 
 
 def new_doc(sha: str = "a" * 64, **kw: object) -> NewDocument:

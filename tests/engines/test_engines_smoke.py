@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.pg_databases import drop_database
+from tests.pg_databases import ThrowawayDatabases
 
 ROOT = Path(__file__).resolve().parents[2]
 INDEX_SETTINGS = ROOT / "infra" / "elasticsearch" / "index-settings.json"
@@ -268,19 +268,8 @@ def test_redis_answers_as_a_celery_broker_would_use_it() -> None:
 @pytest.fixture
 def fresh_postgres_url() -> Iterator[str]:
     """A new, empty database on the engines' cluster (the test role may create databases)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    url = make_url(_engine_env("CROSSDOC_TEST_DATABASE_URL"))
-    name = f"crossdoc_smoke_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield url.set(database=name).render_as_string(hide_password=False)
-        drop_database(admin, name)
-    finally:
-        admin.dispose()
+    with ThrowawayDatabases(_engine_env("CROSSDOC_TEST_DATABASE_URL"), "crossdoc_smoke") as dbs:
+        yield dbs.new()
 
 
 def test_postgres_runs_the_catalog_migrations(fresh_postgres_url: str) -> None:

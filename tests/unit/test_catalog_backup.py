@@ -7,14 +7,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from storage.backup import (
     LATEST_KEY,
@@ -32,7 +29,7 @@ from storage.backup import (
 from storage.catalog.records import NewAuditEvent
 from storage.catalog.sql import SqlCatalog
 from storage.errors import StorageUnavailableError
-from tests.pg_databases import drop_database
+from tests.pg_databases import ThrowawayDatabases
 
 
 @pytest.fixture
@@ -102,28 +99,12 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callabl
     url = os.environ.get(PG_ENV)
     if not url:
         pytest.skip(f"PostgreSQL leg: set {PG_ENV} (`infra/dev/engines up postgres`)")
-    base = make_url(url)
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    names: list[str] = []
+    with ThrowawayDatabases(url, "crossdoc_backup") as dbs:
 
-    def new_pg(migrated: bool = True) -> str:
-        name = f"crossdoc_backup_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        names.append(name)
-        db = base.set(database=name).render_as_string(hide_password=False)
-        if migrated:
-            catalog = SqlCatalog(db)
-            catalog.migrate()
-            catalog.close()
-        return db
+        def new_pg(migrated: bool = True) -> str:
+            return dbs.new(migrated=migrated)
 
-    try:
         yield new_pg
-        for name in names:
-            drop_database(admin, name)
-    finally:
-        admin.dispose()
 
 
 def test_snapshots_taken_while_the_catalog_is_written_are_consistent(
