@@ -56,6 +56,7 @@ from storage.backup import (
 )
 from tests import conftest as shared
 from tests.conftest import ADMIN_PASSWORD, Server, fast_passwords, start_server
+from tests.moto_server import moto_s3_server
 from tests.pg_databases import ThrowawayDatabases, drop_database
 
 pytestmark = [pytest.mark.slow]
@@ -715,13 +716,8 @@ def test_serve_snapshots_the_catalog_on_its_schedule(tmp_path: Path) -> None:
 @pytest.fixture
 def moto_endpoint() -> Iterator[str]:
     """`host:port` of an in-process S3 protocol server (moto) on 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"{host}:{port}"
-    server.stop()
+    with moto_s3_server() as endpoint:
+        yield endpoint
 
 
 @own_engines

@@ -5,7 +5,6 @@ Live legs (a real server named in the environment) skip with the variable to set
 
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from minio import Minio
-from moto.server import ThreadedMotoServer
 
 from indexer.analysis.korean import KoreanAnalyzer
 from indexer.analysis.process import AnalysisProcess
@@ -23,6 +21,7 @@ from indexer.index.tantivy_index import TantivyIndex
 from storage.objectstore.base import ObjectStore
 from storage.objectstore.local import LocalObjectStore
 from storage.objectstore.s3 import S3ObjectStore
+from tests.moto_server import moto_s3_server
 
 # -- object store ------------------------------------------------------------------
 
@@ -32,13 +31,8 @@ _MOTO_KEYS = ("crossdoc-test", "crossdoc-test-secret")
 @pytest.fixture(scope="session")
 def moto_s3_endpoint() -> Iterator[str]:
     """`host:port` of an in-process S3 protocol server (moto) on 127.0.0.1, one per session."""
-    # werkzeug logs every request at INFO; the test output does not need it.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"{host}:{port}"
-    server.stop()
+    with moto_s3_server() as endpoint:
+        yield endpoint
 
 
 def _live_minio() -> tuple[str, str, str, bool, str | None] | None:

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from crossdoc.settings import Settings
 from crossdoc.wiring.backup import RestoreTargets, drill_targets, target_settings
 from crossdoc.wiring.core import ConfigurationError
 from storage.objectstore.s3 import S3ObjectStore
 from storage.objectstore.s3_bucket import S3Bucket
+from tests.moto_server import moto_s3_server
 
 PG = "postgresql+psycopg://crossdoc:secret@db.example:5432/crossdoc"
 
@@ -88,11 +88,8 @@ def test_the_settings_to_serve_a_restored_deployment_hide_the_password(tmp_path:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"{host}:{port}"
-    server.stop()
+    with moto_s3_server() as endpoint:
+        yield endpoint
 
 
 def test_a_bucket_is_a_target_while_empty_and_a_scratch_bucket_is_emptied(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import logging
 import os
 import socket
 import threading
@@ -24,7 +23,6 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 import pytest
 from minio import Minio
-from moto.server import ThreadedMotoServer
 
 from storage.errors import (
     BlobNotFoundError,
@@ -35,6 +33,7 @@ from storage.errors import (
 )
 from storage.objectstore.base import blob_key_for, verify_blob
 from storage.objectstore.s3 import S3ObjectStore
+from tests.moto_server import moto_s3_server
 
 MIB = 1 << 20
 KEYS = ("crossdoc-test", "crossdoc-test-secret")
@@ -43,12 +42,8 @@ SOME_KEY = blob_key_for(hashlib.sha256(b"anything").hexdigest())
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"{host}:{port}"
-    server.stop()
+    with moto_s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
